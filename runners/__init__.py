@@ -1,0 +1,52 @@
+"""How to run one configuration and measure it. Never imports optuna or optimizer.
+
+The search hands a `Candidate`, a `Workload` and a `Placement` to a `Runner` and gets a
+`TrialOutcome` back. Runners never raise for engine faults: a configuration that fails is a
+`Crash` inside the outcome. `SimRunner` (runners.sim.runner) is the embedded default.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from runners.types import (
+    Candidate,
+    Crash,
+    CrashClass,
+    Distribution,
+    LaunchSpec,
+    Metrics,
+    NodeGroup,
+    Placement,
+    ServingConfig,
+    TrialOutcome,
+    Workload,
+)
+
+
+class Runner(Protocol):
+    """Runs one candidate to completion and reports what happened.
+
+    Blocking; owns and cleans up whatever it starts. Must not raise for engine faults
+    (startup failure, OOM, crash under load): those are reported as a `Crash`.
+    """
+
+    def run(
+        self, candidate: Candidate, workload: Workload, placement: Placement
+    ) -> TrialOutcome: ...
+
+
+__all__ = [
+    "Candidate",
+    "Crash",
+    "CrashClass",
+    "Distribution",
+    "LaunchSpec",
+    "Metrics",
+    "NodeGroup",
+    "Placement",
+    "Runner",
+    "ServingConfig",
+    "TrialOutcome",
+    "Workload",
+]

@@ -1,0 +1,80 @@
+"""Turn raw request records into `Metrics`, with the formulas of `vllm bench serve` (0.33).
+
+This is the one place metric math happens, for simulated and real runs alike:
+
+- TTFT: first content chunk minus request send time.
+- TPOT per request: ``(e2el - ttft) / (output_len - 1)``, only for requests with more than one
+  output token.
+- ITL: all inter-chunk gaps of successful requests, pooled.
+- E2EL: last content chunk minus request send time.
+- Throughputs: tokens (or requests) of successful requests divided by the run's duration.
+- Statistics: mean, median, population std, and linearly interpolated percentiles
+  (``np.percentile``) over successful requests; all latencies in milliseconds.
+
+A run with no successful request has no metrics: `NoMetricValue` is raised rather than
+reporting zeros, which would read as the best possible latency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runners.bench.records import FloatArray, RequestRecords
+from runners.errors import ServingOptimizerError
+from runners.types import Distribution, Metrics
+
+
+class NoMetricValue(ServingOptimizerError):
+    """A metric was asked of a run that produced no data for it."""
+
+
+def distribution_ms(values_s: FloatArray) -> Distribution:
+    """Summarize values given in seconds as a millisecond `Distribution`."""
+    if len(values_s) == 0:
+        return Distribution(mean=0.0, median=0.0, std=0.0, p90=0.0, p95=0.0, p99=0.0)
+    ms = values_s * 1000.0
+    p50, p90, p95, p99 = np.percentile(ms, [50, 90, 95, 99])
+    return Distribution(
+        mean=float(np.mean(ms)),
+        median=float(p50),
+        std=float(np.std(ms)),
+        p90=float(p90),
+        p95=float(p95),
+        p99=float(p99),
+    )
+
+
+def summarize(records: RequestRecords, num_gpus: int) -> Metrics:
+    """Compute `Metrics` from the records of one run served by `num_gpus` GPUs."""
+    ok = records.success
+    completed = int(np.count_nonzero(ok))
+    if completed == 0:
+        raise NoMetricValue(
+            f"none of the {records.num_requests} requests succeeded; there is nothing to measure"
+        )
+    if records.duration_s <= 0:
+        raise NoMetricValue(f"the run's duration is {records.duration_s} s; expected > 0")
+    prompt = records.prompt_len[ok]
+    output = records.output_len[ok]
+    ttft = records.ttft_s[ok]
+    e2el = records.e2el_s[ok]
+    multi = output > 1
+    tpot = (e2el[multi] - ttft[multi]) / (output[multi] - 1)
+    total_in = int(prompt.sum())
+    total_out = int(output.sum())
+    duration = records.duration_s
+    return Metrics(
+        completed=completed,
+        failed=records.num_requests - completed,
+        duration_s=duration,
+        total_input_tokens=total_in,
+        total_output_tokens=total_out,
+        request_throughput_req_s=completed / duration,
+        output_throughput_tok_s=total_out / duration,
+        total_token_throughput_tok_s=(total_in + total_out) / duration,
+        num_gpus=num_gpus,
+        ttft_ms=distribution_ms(ttft),
+        tpot_ms=distribution_ms(tpot.astype(np.float64)),
+        itl_ms=distribution_ms(records.itl_s),
+        e2el_ms=distribution_ms(e2el),
+    )

@@ -1,0 +1,262 @@
+"""Contract types shared by the search (optimizer) and the runners.
+
+Everything that crosses the boundary between "what to try" and "how to run it" is defined here as
+a frozen dataclass: the `Candidate` the search proposes, where it runs (`NodeGroup`,
+`Placement`), what load to send (`Workload`), what comes back (`TrialOutcome` with `Metrics` or a
+`Crash`), and the engine-neutral `ServingConfig` that an engine adapter resolves a candidate into
+(engine defaults applied) for the simulator. This module imports nothing from optuna or optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from runners.catalog import GpuSpec, ModelSpec
+
+EngineName = Literal["vllm", "sglang"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("vllm", "sglang")
+WeightDtype = Literal["bf16", "fp8"]
+SettingValue = int | float | str | bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration to try, as the engine's own settings.
+
+    `settings` holds engine-native setting names (the flag without its leading dashes, e.g.
+    ``max-num-seqs``) and the value the search chose; a setting that is absent takes the
+    engine's default. `checkpoint` is what the engine loads (a Hugging Face repo id).
+    """
+
+    engine: EngineName
+    engine_version: str
+    model: str
+    checkpoint: str
+    weight_dtype: WeightDtype
+    settings: tuple[tuple[str, SettingValue], ...] = ()
+
+    def settings_dict(self) -> dict[str, SettingValue]:
+        return dict(self.settings)
+
+    @staticmethod
+    def make(
+        engine: EngineName,
+        engine_version: str,
+        model: str,
+        checkpoint: str,
+        weight_dtype: WeightDtype,
+        settings: Mapping[str, SettingValue],
+    ) -> Candidate:
+        return Candidate(
+            engine, engine_version, model, checkpoint, weight_dtype, tuple(settings.items())
+        )
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """A set of identical GPU nodes that trials are placed on."""
+
+    name: str
+    gpu: str
+    gpus_per_node: int
+    nodes: int = 1
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one trial runs: its node group and the GPU ids it was given there."""
+
+    node_group: NodeGroup
+    gpu_ids: tuple[int, ...]
+    host: str = "127.0.0.1"
+
+
+DatasetName = Literal["sharegpt-like", "random"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What load to send, with `vllm bench serve` semantics.
+
+    `request_rate` is requests per second; ``math.inf`` sends every request at t=0.
+    `max_concurrency` is the client-side limit (None = unlimited).
+    """
+
+    name: str
+    dataset: DatasetName
+    num_prompts: int
+    input_len: int | None = None
+    output_len: int | None = None
+    request_rate: float = math.inf
+    max_concurrency: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Summary of one latency metric in milliseconds, as `vllm bench serve` reports it."""
+
+    mean: float
+    median: float
+    std: float
+    p90: float
+    p95: float
+    p99: float
+
+    def percentile(self, p: int) -> float:
+        values = {50: self.median, 90: self.p90, 95: self.p95, 99: self.p99}
+        return values[p]
+
+
+LatencyMetric = Literal["ttft", "tpot", "itl", "e2el"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Aggregates of one benchmark run (formulas in `runners.bench.metrics.summarize`).
+
+    Throughputs are for everything that served the workload (all replicas together), and
+    `num_gpus` says how many GPUs that was.
+    """
+
+    completed: int
+    failed: int
+    duration_s: float
+    total_input_tokens: int
+    total_output_tokens: int
+    request_throughput_req_s: float
+    output_throughput_tok_s: float
+    total_token_throughput_tok_s: float
+    num_gpus: int
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    itl_ms: Distribution
+    e2el_ms: Distribution
+
+    def latency(self, metric: LatencyMetric) -> Distribution:
+        by_name = {
+            "ttft": self.ttft_ms,
+            "tpot": self.tpot_ms,
+            "itl": self.itl_ms,
+            "e2el": self.e2el_ms,
+        }
+        return by_name[metric]
+
+    def flat(self) -> dict[str, float]:
+        """All values as ``name -> number`` (e.g. ``p99_tpot_ms``), the keys of vLLM bench JSON."""
+        out: dict[str, float] = {
+            "completed": float(self.completed),
+            "failed": float(self.failed),
+            "duration_s": self.duration_s,
+            "total_input_tokens": float(self.total_input_tokens),
+            "total_output_tokens": float(self.total_output_tokens),
+            "request_throughput_req_s": self.request_throughput_req_s,
+            "output_throughput_tok_s": self.output_throughput_tok_s,
+            "total_token_throughput_tok_s": self.total_token_throughput_tok_s,
+            "num_gpus": float(self.num_gpus),
+        }
+        names: tuple[LatencyMetric, ...] = ("ttft", "tpot", "itl", "e2el")
+        for name in names:
+            dist = self.latency(name)
+            for stat in ("mean", "median", "std", "p90", "p95", "p99"):
+                out[f"{stat}_{name}_ms"] = getattr(dist, stat)
+        return out
+
+
+class CrashClass(StrEnum):
+    """Why a configuration did not serve. The value is what the study records as `crash_class`."""
+
+    WEIGHTS_OOM = "oom:weights"
+    NO_KV_MEMORY = "oom:no_kv_memory"
+    KV_TOO_SMALL = "oom:kv_below_max_model_len"
+    RUNTIME_OOM = "oom:runtime"
+    TP_HEADS = "invalid:tp_heads"
+    FP8_BLOCK_SHARD = "invalid:fp8_block_shard"
+    TOO_MANY_GPUS = "invalid:gpus"
+    MODEL_LEN = "invalid:max_model_len"
+    INVALID_CONFIG = "invalid:config"
+    UNSUPPORTED_BACKEND = "invalid:backend"
+    START_TIMEOUT = "start:timeout"
+    ENGINE_EXITED = "start:exited"
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A configuration that failed, with the engine's own error text."""
+
+    crash_class: CrashClass
+    message: str
+    phase: Literal["startup", "load"] = "startup"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Exactly how to start one engine instance: argv list (no shell), extra env, port."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    port: int = 8000
+    health_path: str = "/health"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """A candidate resolved against its hardware: every engine default applied, engine-neutral.
+
+    This is what the simulator consumes. `mem_fraction` is vLLM's gpu-memory-utilization (a
+    fraction of total memory for everything) or SGLang's mem-fraction-static (weights + KV).
+    `max_num_batched_tokens` is the per-step token budget (SGLang: chunked-prefill-size, or
+    max-prefill-tokens when chunking is off).
+    """
+
+    engine: EngineName
+    engine_version: str
+    model: ModelSpec
+    gpu: GpuSpec
+    weight_dtype: WeightDtype
+    tensor_parallel: int
+    data_parallel: int
+    expert_parallel: bool
+    max_model_len: int
+    mem_fraction: float
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    chunked_prefill: bool
+    prefix_caching: bool
+    kv_cache_dtype: Literal["bf16", "fp8"]
+    attention_backend: str
+    moe_backend: str
+    cuda_graphs: bool
+    cuda_graph_max_batch: int
+    async_scheduling: bool
+    block_size: int
+    schedule_conservativeness: float = 1.0
+    replicas: int = 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tensor_parallel * self.data_parallel
+
+
+OutcomeStatus = Literal["ok", "crashed", "infra_error"]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a runner returns for one trial. Runners never raise for engine faults."""
+
+    status: OutcomeStatus
+    metrics: Metrics | None = None
+    crash: Crash | None = None
+    launch: LaunchSpec | None = None
+    wall_s: float = 0.0
+    diagnostics: tuple[tuple[str, float], ...] = field(default_factory=tuple)
