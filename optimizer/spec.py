@@ -1,0 +1,459 @@
+"""The space file: pydantic models of the YAML, `load_spec`, and errors that name file and field.
+
+A space file describes one deployment unit: the model and its checkpoint variants, the node
+group, the engines allowed with a conditional space of their own settings, the workload, the
+objectives, the baseline (engine defaults) and the search budget. `load_spec` is the edge of
+the system: after it, everything is typed and checked against the engine adapters (setting
+names, valid values, conditions, the baseline's defaults), so a bad file fails here, before
+any storage is touched. The space language itself is documented in docs/space-language.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runners.catalog import get_gpu, get_model
+from runners.engines import check_version, get_engine
+from runners.errors import CatalogError, EngineError, ServingOptimizerError
+from runners.types import ENGINE_NAMES, EngineName, NodeGroup, SettingValue, Workload
+
+SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+Scalar = bool | int | float | str
+
+
+class SpecError(ServingOptimizerError):
+    """A space file that cannot be used; the message names the file, the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ParamBase(_Strict):
+    when: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict,
+        description="only suggest this setting when every named setting has one of these values",
+    )
+
+    def applies(self, chosen: Mapping[str, SettingValue]) -> bool:
+        for name, wanted in self.when.items():
+            if name not in chosen:
+                return False
+            allowed = wanted if isinstance(wanted, list) else [wanted]
+            if not any(_same(chosen[name], value) for value in allowed):
+                return False
+        return True
+
+
+def _same(a: Scalar, b: Scalar) -> bool:
+    """Equality that does not confuse True with 1."""
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+class IntParam(_ParamBase):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def check_bounds(self) -> str | None:
+        if self.low > self.high:
+            return f"low ({self.low}) must not exceed high ({self.high})"
+        if self.log and self.step != 1:
+            return "log: true needs step 1 (Optuna cannot step a log scale)"
+        if self.log and self.low < 1:
+            return "log: true needs low >= 1"
+        return None
+
+    def contains(self, value: SettingValue) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        return self.low <= value <= self.high and (value - self.low) % self.step == 0
+
+    def describe(self) -> str:
+        scale = ", log scale" if self.log else f", step {self.step}"
+        return f"integers {self.low}..{self.high}{scale}"
+
+
+class FloatParam(_ParamBase):
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+    def check_bounds(self) -> str | None:
+        if self.low > self.high:
+            return f"low ({self.low}) must not exceed high ({self.high})"
+        if self.log and self.step is not None:
+            return "log: true cannot be combined with step"
+        if self.log and self.low <= 0:
+            return "log: true needs low > 0"
+        return None
+
+    def contains(self, value: SettingValue) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not self.low - 1e-12 <= value <= self.high + 1e-12:
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-6
+
+    def describe(self) -> str:
+        scale = ", log scale" if self.log else (f", step {self.step}" if self.step else "")
+        return f"numbers {self.low}..{self.high}{scale}"
+
+
+class CategoricalParam(_ParamBase):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+    def check_bounds(self) -> str | None:
+        if len({(type(c), c) for c in self.choices}) != len(self.choices):
+            return f"choices {self.choices} contain duplicates"
+        return None
+
+    def contains(self, value: SettingValue) -> bool:
+        return any(_same(value, choice) for choice in self.choices)
+
+    def describe(self) -> str:
+        return f"one of {self.choices}"
+
+
+class BoolParam(_ParamBase):
+    type: Literal["bool"]
+
+    def check_bounds(self) -> str | None:
+        return None
+
+    def contains(self, value: SettingValue) -> bool:
+        return isinstance(value, bool)
+
+    def describe(self) -> str:
+        return "true or false"
+
+
+ParamSpec = Annotated[
+    IntParam | FloatParam | CategoricalParam | BoolParam, Field(discriminator="type")
+]
+
+
+class ModelSection(_Strict):
+    name: str = Field(description="catalogue name of the model architecture")
+    variants: dict[Literal["bf16", "fp8"], str] = Field(
+        min_length=1, description="checkpoint per weight dtype; more than one makes it searched"
+    )
+
+
+class NodeGroupSection(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    gpu: str
+    gpus_per_node: int = Field(ge=1, le=64)
+    nodes: int = Field(default=1, ge=1)
+
+
+class HardwareSection(_Strict):
+    node_groups: list[NodeGroupSection] = Field(min_length=1, max_length=1)
+
+
+class WorkloadSection(_Strict):
+    name: str
+    dataset: Literal["sharegpt-like", "random"]
+    num_prompts: int = Field(ge=1, le=100_000)
+    input_len: int | None = Field(default=None, ge=1)
+    output_len: int | None = Field(default=None, ge=1)
+    request_rate: float = Field(default=math.inf, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+    @field_validator("request_rate", mode="before")
+    @classmethod
+    def _inf(cls, value: object) -> object:
+        return math.inf if value in ("inf", "Infinity", "infinity") else value
+
+
+class ThroughputObjective(_Strict):
+    metric: Literal["output_throughput", "total_token_throughput", "request_throughput"]
+    scope: Literal["node_group", "gpu"] = "node_group"
+
+    @property
+    def label(self) -> str:
+        unit = "req/s" if self.metric == "request_throughput" else "tok/s"
+        per = " per GPU" if self.scope == "gpu" else ""
+        return f"{self.metric.replace('_', ' ')} ({unit}{per})"
+
+
+class LatencyObjective(_Strict):
+    metric: Literal["ttft", "tpot", "itl", "e2el"]
+    percentile: Literal[50, 90, 95, 99]
+
+    @property
+    def label(self) -> str:
+        return f"p{self.percentile} {self.metric.upper()} (ms)"
+
+
+class ObjectivesSection(_Strict):
+    throughput: ThroughputObjective
+    latency: LatencyObjective
+
+
+class EngineSection(_Strict):
+    version: str
+    settings: dict[str, ParamSpec | list[ParamSpec]] = Field(default_factory=dict)
+
+    def alternatives(
+        self, setting: str
+    ) -> list[IntParam | FloatParam | CategoricalParam | BoolParam]:
+        declared = self.settings[setting]
+        return declared if isinstance(declared, list) else [declared]
+
+
+class BaselineSection(_Strict):
+    engine: EngineName
+    variant: Literal["bf16", "fp8"]
+    settings: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class SearchSection(_Strict):
+    n_trials: int = Field(default=50, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    model: ModelSection
+    hardware: HardwareSection
+    engines: dict[EngineName, EngineSection] = Field(min_length=1)
+    workload: WorkloadSection
+    objectives: ObjectivesSection
+    baseline: BaselineSection
+    search: SearchSection = SearchSection()
+
+    @property
+    def node_group(self) -> NodeGroup:
+        group = self.hardware.node_groups[0]
+        return NodeGroup(group.name, group.gpu, group.gpus_per_node, group.nodes)
+
+    @property
+    def workload_spec(self) -> Workload:
+        w = self.workload
+        return Workload(
+            name=w.name,
+            dataset=w.dataset,
+            num_prompts=w.num_prompts,
+            input_len=w.input_len,
+            output_len=w.output_len,
+            request_rate=w.request_rate,
+            max_concurrency=w.max_concurrency,
+            seed=w.seed,
+        )
+
+
+def resolve_space_path(name_or_path: str | Path) -> Path:
+    """A path as given if it exists; a bare name like ``qwen3-moe.yaml`` from search_spaces/."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if len(path.parts) == 1:
+        for candidate in (path.name, f"{path.name}.yaml"):
+            shipped = SEARCH_SPACES_DIR / candidate
+            if shipped.exists():
+                return shipped
+    shipped_names = sorted(p.name for p in SEARCH_SPACES_DIR.glob("*.yaml"))
+    raise SpecError(
+        f"{name_or_path}: no such space file (looked in the current directory and in "
+        f"{SEARCH_SPACES_DIR}); shipped spaces: {', '.join(shipped_names) or 'none'}"
+    )
+
+
+def load_spec(name_or_path: str | Path) -> StudySpec:
+    """Read, validate and cross-check a space file; raise `SpecError` on any problem."""
+    path = resolve_space_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}: the file must be a YAML mapping with the sections name, model, hardware, "
+            f"engines, workload, objectives and baseline; it holds {type(raw).__name__}"
+        )
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_validation(path, exc)) from None
+    problems = _cross_check(spec)
+    if problems:
+        raise SpecError(f"{path}: " + "; ".join(problems))
+    return spec
+
+
+def _format_validation(path: Path, exc: ValidationError) -> str:
+    errors = [e for e in exc.errors() if not _wrong_union_branch(e["type"], e["loc"])]
+    parts = []
+    for error in errors[:6]:
+        loc = [str(p) for p in error["loc"] if not _is_union_tag(p)]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (remove it or check its spelling)"
+        elif error["type"] == "literal_error" and "expected" in error.get("ctx", {}):
+            message = f"must be {error['ctx']['expected']}"
+        if loc and loc[-1] == "[key]":
+            loc.pop()
+            message = f"not a valid key: {message}"
+        parts.append(f"{'.'.join(loc) or '(top level)'}: {message}")
+    more = len(errors) - 6
+    suffix = f"; and {more} more" if more > 0 else ""
+    return f"{path}: " + "; ".join(parts) + suffix
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and (
+        part in ("int", "float", "categorical", "bool") or part.startswith(("list[", "tagged-"))
+    )
+
+
+def _wrong_union_branch(error_type: str, loc: tuple[int | str, ...]) -> bool:
+    """Errors from the branch of `setting: spec | [spec, ...]` that the input did not take."""
+    return error_type in ("list_type", "model_attributes_type") and any(
+        _is_union_tag(p) for p in loc
+    )
+
+
+def _cross_check(spec: StudySpec) -> list[str]:
+    """Checks that need the catalogue and the engine adapters; returns problems found."""
+    problems: list[str] = []
+    try:
+        model = get_model(spec.model.name)
+        gpu = get_gpu(spec.node_group.gpu)
+    except CatalogError as exc:
+        field = "model.name" if "model" in str(exc) else "hardware.node_groups.0.gpu"
+        return [f"{field}: {exc}"]
+    for engine_name, section in spec.engines.items():
+        where = f"engines.{engine_name}"
+        adapter = get_engine(engine_name)
+        try:
+            check_version(adapter, section.version)
+        except EngineError as exc:
+            problems.append(f"{where}.version: {exc}")
+        known = adapter.settings()
+        declared: list[str] = []
+        for setting in section.settings:
+            field = f"{where}.settings.{setting}"
+            if setting not in known:
+                close = difflib.get_close_matches(setting, list(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(
+                    f"{field}: {engine_name} {section.version} has no setting {setting!r}{hint}"
+                )
+                continue
+            alternatives = section.alternatives(setting)
+            if len(alternatives) > 1 and any(not alt.when for alt in alternatives):
+                problems.append(f"{field}: each of several alternatives needs its own 'when'")
+            for index, alt in enumerate(alternatives):
+                problems.extend(
+                    _check_param(
+                        f"{field}" + (f"[{index}]" if len(alternatives) > 1 else ""),
+                        alt,
+                        known[setting].check,
+                        section,
+                        declared,
+                    )
+                )
+            declared.append(setting)
+    baseline = spec.baseline
+    if baseline.engine not in spec.engines:
+        problems.append(
+            f"baseline.engine: {baseline.engine!r} is not among the engines of this space "
+            f"({', '.join(spec.engines)})"
+        )
+        return problems
+    if baseline.variant not in spec.model.variants:
+        problems.append(
+            f"baseline.variant: {baseline.variant!r} is not among model.variants "
+            f"({', '.join(spec.model.variants)})"
+        )
+    known = get_engine(baseline.engine).settings()
+    for setting, value in baseline.settings.items():
+        if setting not in known:
+            problems.append(f"baseline.settings.{setting}: {baseline.engine} has no such setting")
+        elif (why := known[setting].check(value)) is not None:
+            problems.append(f"baseline.settings.{setting}: {why}")
+    if problems:
+        return problems
+    from optimizer.space import baseline_params
+
+    try:
+        baseline_params(spec, model, gpu)
+    except SpecError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _check_param(
+    field: str,
+    param: IntParam | FloatParam | CategoricalParam | BoolParam,
+    check_value: object,
+    section: EngineSection,
+    declared: list[str],
+) -> list[str]:
+    problems: list[str] = []
+    if (why := param.check_bounds()) is not None:
+        problems.append(f"{field}: {why}")
+    assert callable(check_value)
+    if isinstance(param, IntParam | FloatParam):
+        for bound in (param.low, param.high):
+            if (why := check_value(bound)) is not None:
+                problems.append(f"{field}: bound {bound}: {why}")
+    elif isinstance(param, CategoricalParam):
+        for choice in param.choices:
+            if (why := check_value(choice)) is not None:
+                problems.append(f"{field}: choice {choice!r}: {why}")
+    for other, wanted in param.when.items():
+        if other not in declared:
+            problems.append(
+                f"{field}.when.{other}: conditions may only name settings declared above this "
+                f"one in the same engine (declared so far: {', '.join(declared) or 'none'})"
+            )
+            continue
+        values = wanted if isinstance(wanted, list) else [wanted]
+        reachable = [alt for alt in section.alternatives(other)]
+        for value in values:
+            if not any(alt.contains(value) for alt in reachable):
+                problems.append(
+                    f"{field}.when.{other}: {value!r} can never be chosen for {other} "
+                    f"({'; '.join(alt.describe() for alt in reachable)})"
+                )
+    return problems
+
+
+__all__ = [
+    "ENGINE_NAMES",
+    "BoolParam",
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "ParamSpec",
+    "SpecError",
+    "StudySpec",
+    "load_spec",
+    "resolve_space_path",
+]
