@@ -125,9 +125,7 @@ def test_log_scale_with_step_is_rejected(
     assert "log: true needs step 1" in _error_for(write_space, shipped_space)
 
 
-def test_unknown_model_lists_catalogue(
-    write_space: Writer, shipped_space: dict[str, Any]
-) -> None:
+def test_unknown_model_lists_catalogue(write_space: Writer, shipped_space: dict[str, Any]) -> None:
     shipped_space["model"]["name"] = "Qwen9-1T"
     message = _error_for(write_space, shipped_space)
     assert "model.name: unknown model 'Qwen9-1T'" in message

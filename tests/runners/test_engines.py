@@ -101,9 +101,13 @@ def test_serve_command_keeps_a_value_that_differs_from_the_mode_default() -> Non
 
 def test_vllm_booleans_use_enable_disable_pairs() -> None:
     candidate = vllm(
-        {"enable-chunked-prefill": False, "max-num-batched-tokens": 262144,
-         "enable-prefix-caching": False, "enable-expert-parallel": True,
-         "async-scheduling": False}
+        {
+            "enable-chunked-prefill": False,
+            "max-num-batched-tokens": 262144,
+            "enable-prefix-caching": False,
+            "enable-expert-parallel": True,
+            "async-scheduling": False,
+        }
     )
     command = serve_command(candidate, H100X8)
     assert "--disable-chunked-prefill" in command
@@ -116,8 +120,15 @@ def test_launch_spec_is_an_argv_with_port_and_devices() -> None:
     placement = Placement(H100X8, (4, 5, 6, 7))
     spec = launch_spec(vllm({"tensor-parallel-size": 4}, FP8), placement, port=8123)
     assert spec.argv == (
-        "vllm", "serve", FP8, "--host", "127.0.0.1", "--port", "8123",
-        "--tensor-parallel-size", "4",
+        "vllm",
+        "serve",
+        FP8,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8123",
+        "--tensor-parallel-size",
+        "4",
     )
     assert dict(spec.env)["CUDA_VISIBLE_DEVICES"] == "4,5,6,7"
 

@@ -1,0 +1,133 @@
+"""The ask/tell driver with a scripted runner: states, attributes, baseline, resume, interrupt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optimizer.spec import StudySpec, load_spec
+from optimizer.study import Options, run_study
+from runners.types import (
+    Candidate,
+    Crash,
+    CrashClass,
+    Distribution,
+    Metrics,
+    Placement,
+    TrialOutcome,
+    Workload,
+)
+
+
+def metrics(throughput: float, p99_tpot_ms: float) -> Metrics:
+    flat = Distribution(p99_tpot_ms, p99_tpot_ms, 0.0, p99_tpot_ms, p99_tpot_ms, p99_tpot_ms)
+    return Metrics(
+        completed=10,
+        failed=0,
+        duration_s=1.0,
+        total_input_tokens=100,
+        total_output_tokens=int(throughput),
+        request_throughput_req_s=10.0,
+        output_throughput_tok_s=throughput,
+        total_token_throughput_tok_s=throughput + 100,
+        num_gpus=8,
+        ttft_ms=flat,
+        tpot_ms=flat,
+        itl_ms=flat,
+        e2el_ms=flat,
+    )
+
+
+class ScriptedRunner:
+    """Crashes every TP2 candidate; otherwise more sequences = more throughput, more latency."""
+
+    def __init__(self, interrupt_on_call: int | None = None) -> None:
+        self.calls: list[Candidate] = []
+        self.interrupt_on_call = interrupt_on_call
+
+    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
+        self.calls.append(candidate)
+        if self.interrupt_on_call == len(self.calls):
+            raise KeyboardInterrupt
+        settings = candidate.settings_dict()
+        tp = settings.get("tensor-parallel-size", settings.get("tp-size"))
+        if tp == 2:
+            crash = Crash(CrashClass.WEIGHTS_OOM, "CUDA out of memory")
+            return TrialOutcome("crashed", crash=crash)
+        seqs = float(settings.get("max-num-seqs", settings.get("max-running-requests", 100)))
+        return TrialOutcome("ok", metrics=metrics(1000 + seqs, 10 + seqs / 10))
+
+
+@pytest.fixture(scope="module")
+def spec() -> StudySpec:
+    return load_spec("qwen3-moe.yaml")
+
+
+def options(tmp_path: Path, n_trials: int) -> Options:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    return Options("qwen3-moe.yaml", n_trials, url, "t", "random", 1, quiet=True)
+
+
+def load(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def test_states_and_attributes(tmp_path: Path, spec: StudySpec) -> None:
+    assert run_study(spec, options(tmp_path, 25), ScriptedRunner()) == 0
+    trials = load(tmp_path).trials
+    assert len(trials) == 25
+    baseline = trials[0]
+    assert baseline.user_attrs["baseline"] is True
+    assert baseline.state == TrialState.COMPLETE
+    assert baseline.user_attrs["serve_command"] == (
+        "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 --tensor-parallel-size 8"
+    )
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "the scripted runner crashes every TP2 candidate"
+    for trial in pruned:
+        assert trial.user_attrs["crash_class"] == "oom:weights"
+        assert trial.user_attrs["crash_message"] == "CUDA out of memory"
+        assert trial.values is None
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            assert trial.values is not None and len(trial.values) == 2
+            assert trial.user_attrs["output_throughput_tok_s"] == trial.values[0]
+            assert trial.user_attrs["p99_tpot_ms"] == trial.values[1]
+
+
+def test_resume_adds_exactly_the_missing_trials(tmp_path: Path, spec: StudySpec) -> None:
+    first = ScriptedRunner()
+    run_study(spec, options(tmp_path, 10), first)
+    second = ScriptedRunner()
+    run_study(spec, options(tmp_path, 16), second)
+    assert len(first.calls) == 10 and len(second.calls) == 6
+    trials = load(tmp_path).trials
+    assert len(trials) == 16
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+    third = ScriptedRunner()
+    run_study(spec, options(tmp_path, 16), third)
+    assert third.calls == [], "a finished study reruns nothing"
+
+
+def test_interrupt_fails_the_running_trial_and_resume_completes(
+    tmp_path: Path, spec: StudySpec
+) -> None:
+    assert run_study(spec, options(tmp_path, 8), ScriptedRunner(interrupt_on_call=3)) == 130
+    trials = load(tmp_path).trials
+    assert len(trials) == 3
+    assert trials[2].state == TrialState.FAIL, "the interrupted trial is failed, not left RUNNING"
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[:2])
+    run_study(spec, options(tmp_path, 8), ScriptedRunner())
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    assert sum(t.state in finished for t in load(tmp_path).trials) == 8
+
+
+def test_pareto_front_excludes_crashes(tmp_path: Path, spec: StudySpec) -> None:
+    run_study(spec, options(tmp_path, 20), ScriptedRunner())
+    study = load(tmp_path)
+    assert study.best_trials
+    assert all(t.state == TrialState.COMPLETE for t in study.best_trials)
+    assert study.metric_names == ["output throughput (tok/s)", "p99 TPOT (ms)"]
