@@ -86,8 +86,8 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
     base = report.baseline
     if base is not None:
         lines.append(
-            f"Baseline (engine defaults), trial {base.number}: {base.throughput:,.1f} "
-            f"{tput.split(' (')[0]}, {base.latency:,.1f} ms {lat.split(' (')[0]}"
+            f"Baseline (engine defaults), trial {base.number}: {tput} {base.throughput:,.1f}, "
+            f"{lat} {base.latency:,.1f}"
         )
         lines.append(f"    {base.serve_command}")
     else:

@@ -42,7 +42,7 @@ def metrics(throughput: float, p99_tpot_ms: float) -> Metrics:
 
 
 class ScriptedRunner:
-    """Crashes every TP2 candidate; otherwise more sequences = more throughput, more latency."""
+    """Crashes every FP8 candidate; otherwise more sequences = more throughput, more latency."""
 
     def __init__(self, interrupt_on_call: int | None = None) -> None:
         self.calls: list[Candidate] = []
@@ -53,8 +53,7 @@ class ScriptedRunner:
         if self.interrupt_on_call == len(self.calls):
             raise KeyboardInterrupt
         settings = candidate.settings_dict()
-        tp = settings.get("tensor-parallel-size", settings.get("tp-size"))
-        if tp == 2:
+        if candidate.weight_dtype == "fp8":
             crash = Crash(CrashClass.WEIGHTS_OOM, "CUDA out of memory")
             return TrialOutcome("crashed", crash=crash)
         seqs = float(settings.get("max-num-seqs", settings.get("max-running-requests", 100)))
@@ -86,7 +85,7 @@ def test_states_and_attributes(tmp_path: Path, spec: StudySpec) -> None:
         "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 --tensor-parallel-size 8"
     )
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    assert pruned, "the scripted runner crashes every TP2 candidate"
+    assert pruned, "the scripted runner crashes every FP8 candidate"
     for trial in pruned:
         assert trial.user_attrs["crash_class"] == "oom:weights"
         assert trial.user_attrs["crash_message"] == "CUDA out of memory"

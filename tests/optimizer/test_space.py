@@ -56,7 +56,7 @@ def test_data_parallel_only_where_it_fits(sampled: list[optuna.trial.FrozenTrial
         if trial.params["engine"] != "vllm":
             continue
         has_dp = "vllm.data-parallel-size" in trial.params
-        assert has_dp is (trial.params["vllm.tensor-parallel-size"] in (2, 4))
+        assert has_dp is (trial.params["vllm.tensor-parallel-size"] == 4)
 
 
 def test_sglang_ep_never_exceeds_tp(sampled: list[optuna.trial.FrozenTrial]) -> None:

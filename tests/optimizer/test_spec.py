@@ -103,7 +103,7 @@ def test_condition_value_that_can_never_be_chosen(
     write_space: Writer, shipped_space: dict[str, Any]
 ) -> None:
     settings = shipped_space["engines"]["vllm"]["settings"]
-    settings["data-parallel-size"]["when"] = {"tensor-parallel-size": [3]}
+    settings["data-parallel-size"]["when"] = {"tensor-parallel-size": [3, 4]}
     assert "3 can never be chosen for tensor-parallel-size" in _error_for(
         write_space, shipped_space
     )
