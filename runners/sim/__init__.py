@@ -1,0 +1,117 @@
+"""The embedded simulated serving engine: `simulate(config, workload, seed) -> SimResult`.
+
+Data flow: `rules.check_config` rejects configs the engine would refuse at startup;
+`memory.plan_memory` / `memory.check_memory` size the KV pool and apply the memory crash rules;
+`workload.make_requests` draws the requests; `perf.StepModel` tabulates step times; and
+`scheduler.run_replica` plays client, API server and engine scheduler for every replica, whose
+records are merged in request order. Pure and deterministic: the same (config, workload, seed)
+gives a bit-identical result. Request lengths and send times come from `workload.seed` (so all
+trials of a study see the same requests); `seed` drives the simulator's own randomness (the
+crash-boundary ramp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from runners.bench.records import RequestRecords
+from runners.sim.memory import MemoryPlan, check_memory, plan_memory
+from runners.sim.perf import StepModel
+from runners.sim.rules import check_config
+from runners.sim.scheduler import ReplicaResult, run_replica, sglang_max_running
+from runners.sim.workload import RequestSet, make_requests
+from runners.types import Crash, ServingConfig, Workload
+
+__all__ = ["MemoryPlan", "SimResult", "simulate"]
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Outcome of one simulated trial.
+
+    `records` is None when the config crashed at startup; a crash under load (phase "load")
+    also has no records. `kv_cache_tokens` is the KV capacity of one replica (0 when the config
+    was rejected before memory planning). `steps`, `preemptions` and `max_running` add up or
+    take the maximum over replicas.
+    """
+
+    records: RequestRecords | None
+    crash: Crash | None
+    kv_cache_tokens: int
+    memory: MemoryPlan | None
+    steps: int
+    preemptions: int
+    max_running: int
+
+
+def _sim_rng(seed: int) -> np.random.Generator:
+    (crash_seq,) = np.random.SeedSequence(seed).spawn(1)
+    return np.random.Generator(np.random.PCG64(crash_seq))
+
+
+@lru_cache(maxsize=64)
+def _step_model(config: ServingConfig, max_tokens: int) -> StepModel:
+    return StepModel(config, max_tokens)
+
+
+def _replica_count(config: ServingConfig) -> int:
+    """Independent instances: replicas, and SGLang's DP (whole model copies behind a router)."""
+    return config.replicas * (config.data_parallel if config.engine == "sglang" else 1)
+
+
+def _split(requests: RequestSet, replicas: int) -> list[RequestSet]:
+    parts: list[RequestSet] = []
+    for index in range(replicas):
+        ids = np.arange(index, requests.size, replicas, dtype=np.int64)
+        limit = requests.max_concurrency
+        share = None if limit is None else max(1, (limit - index + replicas - 1) // replicas)
+        parts.append(requests.take(ids, share))
+    return parts
+
+
+def _merge(parts: list[RequestSet], results: list[ReplicaResult]) -> RequestRecords:
+    merged = RequestRecords.concat([r.records for r in results])
+    order = np.argsort(np.concatenate([p.request_id for p in parts]), kind="stable")
+    return RequestRecords(
+        prompt_len=merged.prompt_len[order],
+        output_len=merged.output_len[order],
+        success=merged.success[order],
+        start_s=merged.start_s[order],
+        ttft_s=merged.ttft_s[order],
+        e2el_s=merged.e2el_s[order],
+        itl_s=merged.itl_s,
+        duration_s=merged.duration_s,
+    )
+
+
+def simulate(config: ServingConfig, workload: Workload, seed: int = 0) -> SimResult:
+    """Simulate `workload` served by `config`; never raises for engine faults."""
+    crash = check_config(config)
+    if crash is not None:
+        return SimResult(None, crash, 0, None, 0, 0, 0)
+    plan = plan_memory(config)
+    kv_replica = max(0, plan.kv_tokens_per_replica)
+    crash = check_memory(config, plan, _sim_rng(seed))
+    if crash is not None:
+        return SimResult(None, crash, kv_replica, plan, 0, 0, 0)
+    dp = config.data_parallel if config.engine == "vllm" else 1
+    if config.engine == "sglang":
+        seqs = config.max_num_seqs or sglang_max_running(plan.kv_tokens, config.max_model_len)
+    else:
+        seqs = config.max_num_seqs
+    max_tokens = max(config.max_num_batched_tokens, seqs) * dp
+    model = _step_model(config, max_tokens)
+    parts = _split(make_requests(workload), _replica_count(config))
+    results = [run_replica(config, part, plan.kv_tokens, model) for part in parts]
+    return SimResult(
+        records=_merge(parts, results),
+        crash=None,
+        kv_cache_tokens=kv_replica,
+        memory=plan,
+        steps=sum(r.steps for r in results),
+        preemptions=sum(r.preemptions for r in results),
+        max_running=max(r.max_running for r in results),
+    )

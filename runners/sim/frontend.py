@@ -1,0 +1,89 @@
+"""The API server between the benchmark client and the engine core (SIMULATOR.md §7).
+
+The scheduler feeds client sends into `Ingestion` (a processor-shared CPU queue: a burst of N
+requests finishes tokenization together after about N*c_in) and learns when each request enters
+the engine (ingestion done + fixed pipeline latency). Tokens produced by an engine step go out
+through `OutputStream`, which serializes c_out per token on the server; the delivery times it
+returns are what the client sees as TTFT, ITL and E2E.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from runners.bench.records import FloatArray
+from runners.sim import params
+
+
+class Ingestion:
+    """Egalitarian processor sharing with a virtual-time heap, O(log N) per event.
+
+    Attained service per job V(t) grows at 1/n(t); a job with work s arriving when V = v0
+    completes when V reaches v0 + s. Arrivals must be added in time order, and never before the
+    time the queue was last advanced to.
+    """
+
+    def __init__(self, speedup: float) -> None:
+        self._speedup = speedup
+        self._t = 0.0
+        self._v = 0.0
+        self._heap: list[tuple[float, int]] = []
+
+    def _advance(self, t: float, done: list[tuple[float, int]]) -> None:
+        while self._heap:
+            v_done, rid = self._heap[0]
+            t_done = self._t + (v_done - self._v) * len(self._heap)
+            if t_done > t:
+                break
+            heapq.heappop(self._heap)
+            self._t = t_done
+            self._v = v_done
+            done.append((t_done, rid))
+        if self._heap and t > self._t:
+            self._v += (t - self._t) / len(self._heap)
+        self._t = max(self._t, t)
+
+    def add(self, t: float, work_s: float, rid: int, done: list[tuple[float, int]]) -> None:
+        self._advance(t, done)
+        heapq.heappush(self._heap, (self._v + work_s / self._speedup, rid))
+
+    def advance(self, t: float, done: list[tuple[float, int]]) -> None:
+        self._advance(t, done)
+
+    def next_completion_s(self) -> float:
+        if not self._heap:
+            return float("inf")
+        return self._t + (self._heap[0][0] - self._v) * len(self._heap)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._heap)
+
+
+def ingestion_work_s(prompt_len: int) -> float:
+    return params.FRONTEND_C_IN_S + params.FRONTEND_C_IN_PER_TOK_S * prompt_len
+
+
+class OutputStream:
+    """Serialized token delivery: a step's n tokens leave at max(step_end, free) + n*c_out."""
+
+    def __init__(self, speedup: float) -> None:
+        self._c_out = params.FRONTEND_C_OUT_S / speedup
+        self.free_s = 0.0
+
+    def deliver(self, step_end_s: float, n_tokens: int) -> float:
+        self.free_s = max(step_end_s, self.free_s) + n_tokens * self._c_out
+        return self.free_s
+
+    def deliver_run(self, step_end_s: FloatArray, n_tokens: int) -> FloatArray:
+        """Delivery times of k consecutive steps with the same token count (vectorized)."""
+        cost = n_tokens * self._c_out
+        j = np.arange(len(step_end_s), dtype=np.float64)
+        # d_j = max(e_j, d_{j-1}) + cost, unrolled:
+        # d_j = (j+1)*cost + max(free, max_{i<=j}(e_i - i*cost))
+        lead = np.maximum.accumulate(step_end_s - j * cost)
+        out = (j + 1.0) * cost + np.maximum(lead, self.free_s)
+        self.free_s = float(out[-1])
+        return out

@@ -1,0 +1,240 @@
+"""Time of one engine step from the batch it runs (SIMULATOR.md §4).
+
+Built once per trial by `simulate` and queried by the scheduler for every step. Each operator is
+a roofline max(FLOPs / (peak * eta * s(M)), bytes / (BW * eta_m)) plus a fixed tail. Everything
+that depends only on the number of tokens in the step (dense and MoE GEMMs, TP/DP collectives,
+per-layer tails) is tabulated for every token count up to the step budget; attention is linear
+in the batch's context sums and costs two multiply-adds per step. Data parallel ranks are
+modelled mean-field as symmetric lockstep replicas: the scheduler runs one merged batch, each
+rank computes 1/DP of it, and the MoE layers (sharded over TP*DP) see all of its tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from runners.bench.records import FloatArray
+from runners.sim import params
+from runners.sim.rules import moe_shard_ranks
+from runners.types import ServingConfig
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Achieved rates of one GPU for this config (FLOP/s and B/s)."""
+
+    dense_flops: float
+    moe_flops: float
+    lm_flops: float
+    attn_flops: float
+    mem_bw: float
+    attn_bw: float
+    link_bw: float
+
+
+def _rates(config: ServingConfig) -> Rates:
+    gpu = config.gpu
+    eff = params.GPU_EFFICIENCY.get(gpu.name, params.DEFAULT_EFFICIENCY)
+    bf16 = gpu.bf16_tflops * 1e12
+    if config.weight_dtype == "fp8":
+        peak = (gpu.fp8_tflops or gpu.bf16_tflops) * 1e12
+        dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
+    else:
+        dense, moe = bf16 * eff.dense_bf16, bf16 * eff.moe_bf16
+    moe *= params.MOE_BACKEND_FACTOR.get(config.moe_backend.lower(), 1.0)
+    attn_factor = params.ATTENTION_BACKEND_FACTOR.get(config.attention_backend.lower(), 1.0)
+    bw = gpu.hbm_tb_s * 1e12 * eff.mem_bw
+    return Rates(
+        dense_flops=dense,
+        moe_flops=moe,
+        lm_flops=bf16 * eff.dense_bf16,
+        attn_flops=bf16 * eff.attention * attn_factor,
+        mem_bw=bw,
+        attn_bw=bw * attn_factor,
+        link_bw=gpu.link_gb_s * 1e9 * params.LINK_EFF,
+    )
+
+
+def _allreduce_alpha_s(config: ServingConfig, ranks: int) -> float:
+    alpha = params.AR_ALPHA_BASE_S + params.AR_ALPHA_PER_RANK_S * ranks
+    if "pcie" in config.gpu.link_kind.lower():
+        alpha *= params.PCIE_ALPHA_FACTOR
+    return alpha
+
+
+def graph_pad(tokens: int) -> int:
+    """Batch size a CUDA-graph replay runs at (capture sizes 1, 2, 4, then multiples of 8)."""
+    if tokens <= 2:
+        return tokens
+    if tokens <= 4:
+        return 4
+    m = params.GRAPH_PAD_MULTIPLE
+    return -(-tokens // m) * m
+
+
+class StepModel:
+    """Step-time oracle for one trial. `t_tokens_s[T]` is the token-dependent GPU time of a
+    step with T (merged) tokens; attention and per-step overheads are added per call."""
+
+    def __init__(self, config: ServingConfig, max_tokens: int) -> None:
+        self.config = config
+        m = config.model
+        self.dp = config.data_parallel if config.engine == "vllm" else 1
+        self.layers = m.layers
+        self.rates = _rates(config)
+        tp = config.tensor_parallel
+        kv_bytes = 1 if config.kv_cache_dtype == "fp8" else 2
+        kvh = m.kv_heads_per_gpu(tp)
+        r = self.rates
+        # Attention seconds per unit, per step, all layers, per rank (merged sums / DP).
+        flops_per_ctx = 4.0 * (m.heads / tp) * m.head_dim
+        bytes_per_ctx = 2.0 * kvh * m.head_dim * kv_bytes
+        self.decode_s_per_ctx = (
+            m.layers * max(flops_per_ctx / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
+        )
+        self.prefill_s_per_flop_unit = m.layers * flops_per_ctx / r.attn_flops / self.dp
+        self.prefill_s_per_kv_tok = m.layers * bytes_per_ctx / r.mem_bw / self.dp
+        self.table_size = max_tokens + 1
+        self.t_tokens_s = self._token_costs(np.arange(self.table_size, dtype=np.float64))
+        self.t_lm_s = self._lm_costs(np.arange(self.table_size, dtype=np.float64))
+        self.cuda_graphs = config.cuda_graphs
+        self.graph_max = config.cuda_graph_max_batch
+        self.piecewise_s = m.layers * params.PIECEWISE_PER_LAYER_S
+        self.eager_launch_s = m.layers * params.EAGER_KERNELS_PER_LAYER * params.EAGER_LAUNCH_S
+        self.async_sched = config.async_scheduling
+
+    # --- tabulated token-dependent parts ---------------------------------------------------
+    def _token_costs(self, tokens: FloatArray) -> FloatArray:
+        c, m, r = self.config, self.config.model, self.rates
+        tp, dp = c.tensor_parallel, self.dp
+        w = 1.0 if c.weight_dtype == "fp8" else 2.0
+        t_rank = tokens / dp
+        # Dense linears: q/o sharded, k/v replicated beyond TP = kv_heads, dense MLP or router.
+        d = m.head_dim
+        p_dense = 2 * m.hidden * m.heads * d / tp + 2 * m.hidden * m.kv_heads_per_gpu(tp) * d
+        if m.is_moe:
+            p_dense += m.hidden * m.num_experts
+        else:
+            p_dense += 3 * m.hidden * m.intermediate / tp
+        s_dense = t_rank / (t_rank + params.M_HALF_DENSE)
+        f_lin = 2.0 * t_rank * p_dense
+        b_lin = p_dense * w + params.ACT_RW_FACTOR * t_rank * m.hidden * 2.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_lin = np.maximum(
+                np.where(s_dense > 0, f_lin / (r.dense_flops * s_dense), 0.0), b_lin / r.mem_bw
+            )
+        t_lin += params.GEMMS_PER_LAYER * params.GEMM_TAIL_S
+        t_moe = np.zeros_like(tokens)
+        if m.is_moe:
+            ranks = moe_shard_ranks(c)
+            e, k = float(m.num_experts), float(m.experts_per_token)
+            touched = e * (1.0 - (1.0 - k / e) ** tokens)
+            expert_params = 3.0 * m.hidden * m.moe_intermediate
+            b_moe = touched * expert_params * w / ranks
+            f_moe = 2.0 * tokens * k * expert_params / ranks
+            if c.expert_parallel and ranks > 1:
+                f_moe *= params.EP_IMBALANCE
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m_per_expert = np.where(touched > 0, tokens * k / touched, 0.0)
+                s_moe = m_per_expert / (m_per_expert + params.M_HALF_MOE)
+                t_moe = np.maximum(
+                    np.where(s_moe > 0, f_moe / (r.moe_flops * s_moe), 0.0), b_moe / r.mem_bw
+                )
+            t_moe += 2 * params.GEMM_TAIL_S
+        t_comm = np.zeros_like(tokens)
+        act = m.hidden * 2.0
+        if tp > 1:
+            ar = _allreduce_alpha_s(c, tp) + 2.0 * (tp - 1) / tp * t_rank * act / r.link_bw
+            t_comm += ar * (2.0 if dp == 1 or not m.is_moe else 1.0)
+        if dp > 1 and m.is_moe:
+            n = tp * dp
+            gather = _allreduce_alpha_s(c, n) + (n - 1) / n * tokens * act / r.link_bw
+            t_comm += 2.0 * gather  # all-gather dispatch + reduce-scatter combine
+        per_layer = t_lin + t_moe + t_comm + params.LAYER_TAIL_S
+        out = m.layers * per_layer
+        out[0] = 0.0
+        return np.asarray(out, dtype=np.float64)
+
+    def _lm_costs(self, samples: FloatArray) -> FloatArray:
+        c, m, r = self.config, self.config.model, self.rates
+        tp = c.tensor_parallel
+        n = samples / self.dp
+        s = n / (n + params.M_HALF_DENSE)
+        f = 2.0 * n * m.hidden * m.vocab / tp
+        b = m.vocab * m.hidden * 2.0 / tp + n * m.vocab / tp * 4.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.maximum(np.where(s > 0, f / (r.lm_flops * s), 0.0), b / r.mem_bw)
+        t[0] = 0.0
+        return np.asarray(t, dtype=np.float64)
+
+    def _tokens_s(self, tokens: int) -> float:
+        if tokens < self.table_size:
+            return float(self.t_tokens_s[tokens])
+        return float(self._token_costs(np.array([float(tokens)]))[0])
+
+    def _lm_s(self, samples: int) -> float:
+        if samples < self.table_size:
+            return float(self.t_lm_s[samples])
+        return float(self._lm_costs(np.array([float(samples)]))[0])
+
+    # --- per step --------------------------------------------------------------------------
+    def _full_graph(self, decode_only: bool, n_seqs: int) -> bool:
+        return self.cuda_graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
+
+    def _combine(self, gpu_s: float, n_seqs: int) -> float:
+        cpu_s = params.CPU_STEP_S + params.CPU_PER_SEQ_S * n_seqs / self.dp
+        if self.async_sched:
+            return max(gpu_s, cpu_s) + params.ASYNC_OVERLAP_EPS_S
+        return gpu_s + cpu_s
+
+    def step_s(
+        self,
+        tokens: int,
+        n_seqs: int,
+        n_samples: int,
+        decode_ctx_sum: float,
+        prefill_flop_units: float,
+        prefill_kv_tokens: float,
+    ) -> float:
+        """Wall time of one step. `prefill_flop_units` = sum c*(p + (c+1)/2) over prefill
+        chunks, `prefill_kv_tokens` = sum (p + c); decode contexts summed in `decode_ctx_sum`."""
+        decode_only = prefill_flop_units == 0.0
+        full_graph = self._full_graph(decode_only, n_seqs)
+        t_tok = self._tokens_s(graph_pad(tokens) if full_graph else tokens)
+        gpu = t_tok + self._lm_s(n_samples) + decode_ctx_sum * self.decode_s_per_ctx
+        if not decode_only:
+            gpu += max(
+                prefill_flop_units * self.prefill_s_per_flop_unit,
+                prefill_kv_tokens * self.prefill_s_per_kv_tok,
+            )
+        gpu += self._launch_s(gpu, full_graph)
+        return self._combine(gpu, n_seqs)
+
+    def _launch_s(self, gpu_s: float, full_graph: bool) -> float:
+        if full_graph:
+            return params.GRAPH_REPLAY_S
+        if self.cuda_graphs:
+            return self.piecewise_s
+        slow = gpu_s * params.EAGER_GPU_FACTOR
+        return max(slow, self.eager_launch_s) - gpu_s
+
+    def decode_run_s(self, n_seqs: int, ctx_sum0: float, steps: int) -> FloatArray:
+        """Times of `steps` consecutive decode-only steps of the same n_seqs sequences, whose
+        context sum grows by n_seqs per step (macro-step, SIMULATOR.md §10.2)."""
+        full_graph = self._full_graph(True, n_seqs)
+        base = self._tokens_s(graph_pad(n_seqs) if full_graph else n_seqs) + self._lm_s(n_seqs)
+        j = np.arange(steps, dtype=np.float64)
+        gpu = base + (ctx_sum0 + n_seqs * j) * self.decode_s_per_ctx
+        if full_graph:
+            gpu += params.GRAPH_REPLAY_S
+        elif self.cuda_graphs:
+            gpu += self.piecewise_s
+        else:
+            gpu = np.maximum(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
+        cpu = params.CPU_STEP_S + params.CPU_PER_SEQ_S * n_seqs / self.dp
+        if self.async_sched:
+            return np.maximum(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S
+        return gpu + cpu

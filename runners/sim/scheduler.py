@@ -1,0 +1,578 @@
+"""Step-level discrete-event simulation of one engine instance (SIMULATOR.md §6, §7, §10).
+
+Third stage of `simulate`: given one replica's `RequestSet`, its KV capacity from
+`memory.plan_memory` and its `perf.StepModel`, `run_replica` plays the benchmark client, the API
+server (`frontend`) and the engine scheduler step by step and returns the per-request
+`RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget, running first,
+chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix blocks);
+`SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token reservation,
+retraction). Decode-only stretches with no possible admission are collapsed into macro-steps.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from runners.bench.records import BoolArray, FloatArray, IntArray, RequestRecords
+from runners.sim import params
+from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
+from runners.sim.perf import StepModel
+from runners.sim.workload import RequestSet
+from runners.types import ServingConfig
+
+MACRO_MAX_STEPS = 4096
+SGLANG_CLIP_MAX_NEW_TOK = 4096  # SGLang CLIP_MAX_NEW_TOKENS_ESTIMATION
+SGLANG_INIT_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO
+SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
+SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+
+
+@dataclass(frozen=True)
+class ReplicaResult:
+    """What one engine instance did with its share of the workload."""
+
+    records: RequestRecords
+    steps: int
+    preemptions: int
+    max_running: int
+
+
+def sglang_max_running(kv_tokens: int, context_len: int) -> int:
+    """SGLang's derived max-running-requests (0.5.9 formula, ENGINES.md §3.2)."""
+    derived = min(max(int(kv_tokens / context_len * 512), 2048), 4096)
+    return max(1, min(derived, kv_tokens // 2))
+
+
+def _ceil_div(a: IntArray, b: int) -> IntArray:
+    return -(-a // b)
+
+
+class _Engine:
+    """State and mechanics shared by both scheduler policies; subclasses implement `_iterate`."""
+
+    def __init__(
+        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+    ) -> None:
+        n = requests.size
+        self.config = config
+        self.model = model
+        self.n = n
+        self.prompt = requests.prompt_len.astype(np.int64)
+        self.out = requests.output_len.astype(np.int64)
+        self.send_s = np.zeros(n, dtype=np.float64)
+        self.first_s = np.full(n, np.nan)
+        self.last_s = np.zeros(n, dtype=np.float64)
+        self.done_s = np.zeros(n, dtype=np.float64)
+        self.success = np.zeros(n, dtype=np.bool_)
+        self.seq_len = self.prompt.copy()
+        self.kv_len = np.zeros(n, dtype=np.int64)
+        self.gen = np.zeros(n, dtype=np.int64)
+        self.blocks = np.zeros(n, dtype=np.int64)
+        self.cache_blocks = np.zeros(n, dtype=np.int64)
+        self.cache_base = np.zeros(n, dtype=np.int64)
+        self.cache_total = np.zeros(n, dtype=np.int64)
+        self.dp = model.dp
+        self.page = 1 if config.engine == "sglang" else config.block_size
+        self.total_blocks = (kv_tokens * self.dp) // self.page
+        self.capacity_tok = self.total_blocks * self.page
+        self.free = self.total_blocks
+        self.q_front = 0
+        self.q_tail = self.total_blocks
+        self.running = np.zeros(0, dtype=np.int64)
+        self.waiting: deque[int] = deque()
+        self.itl: list[FloatArray] = []
+        self.steps = 0
+        self.preemptions = 0
+        self.max_running = 0
+        self.now = 0.0
+        speedup = float(self.dp)
+        self.ingest = Ingestion(speedup)
+        self.stream = OutputStream(speedup)
+        self.entries: deque[tuple[float, int]] = deque()
+        self.sends: list[tuple[float, int]] = []
+        self.intended_s = requests.send_s.astype(np.float64)
+        self.slots = requests.max_concurrency if requests.max_concurrency else n
+        self.next_client = 0
+        for _ in range(min(self.slots, n)):
+            self._client_send(0.0)
+        self.prefix_caching = config.prefix_caching
+
+    # --- client and frontend ---------------------------------------------------------------
+    def _client_send(self, free_at_s: float) -> None:
+        if self.next_client >= self.n:
+            return
+        rid = self.next_client
+        self.next_client += 1
+        t = max(float(self.intended_s[rid]), free_at_s)
+        self.send_s[rid] = t
+        heapq.heappush(self.sends, (t, rid))
+
+    def _absorb_arrivals(self) -> None:
+        done: list[tuple[float, int]] = []
+        while self.sends and self.sends[0][0] <= self.now:
+            t, rid = heapq.heappop(self.sends)
+            self.ingest.add(t, ingestion_work_s(int(self.prompt[rid])), rid, done)
+        self.ingest.advance(self.now, done)
+        for t_done, rid in done:
+            self.entries.append((t_done + params.FRONTEND_LATENCY_S, rid))
+        limit = min(self.config.max_model_len, self.capacity_tok)
+        while self.entries and self.entries[0][0] <= self.now:
+            t_entry, rid = self.entries.popleft()
+            if self.prompt[rid] + self.out[rid] > limit:
+                self._fail(rid, t_entry)
+            else:
+                self.waiting.append(rid)
+
+    def _fail(self, rid: int, t: float) -> None:
+        self.done_s[rid] = t
+        self.success[rid] = False
+        self._client_send(t)
+
+    def _next_event_s(self) -> float:
+        t = self.ingest.next_completion_s()
+        if self.sends:
+            t = min(t, self.sends[0][0])
+        if self.entries:
+            t = min(t, self.entries[0][0])
+        return t
+
+    def _next_entry_bound_s(self) -> float:
+        """Earliest time a request not yet waiting could enter the engine."""
+        t = self.ingest.next_completion_s() + params.FRONTEND_LATENCY_S
+        if self.sends:
+            t = min(t, self.sends[0][0] + params.FRONTEND_LATENCY_S)
+        if self.entries:
+            t = min(t, self.entries[0][0])
+        return t
+
+    # --- KV pool ---------------------------------------------------------------------------
+    def _allocate(self, count: int) -> None:
+        self.free -= count
+        self.q_front = min(self.q_front + count, self.q_tail)
+
+    def _release(self, rid: int, cache: bool) -> None:
+        b = int(self.blocks[rid])
+        if cache and self.prefix_caching:
+            self.cache_base[rid] = self.q_tail
+            self.cache_total[rid] = b
+            self.cache_blocks[rid] = int(self.kv_len[rid]) // self.page
+        self.q_tail += b
+        self.free += b
+        self.blocks[rid] = 0
+
+    def _cached_hit_blocks(self, rid: int) -> int:
+        """Leading blocks of a preempted request still in the LRU free queue (full only)."""
+        full = int(self.cache_blocks[rid])
+        if full == 0:
+            return 0
+        alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
+        hit = max(0, min(alive, full))
+        return min(hit, (int(self.seq_len[rid]) - 1) // self.page)
+
+    def _preempt(self, rid: int) -> None:
+        self._release(rid, cache=True)
+        self.kv_len[rid] = 0
+        self.waiting.appendleft(rid)
+        self.preemptions += 1
+
+    # --- executing steps -------------------------------------------------------------------
+    def _execute(self, ids: IntArray, tok: IntArray) -> None:
+        """Run one forward over `ids` computing `tok` new tokens each (blocks already held)."""
+        kv0 = self.kv_len[ids]
+        seq = self.seq_len[ids]
+        kv1 = kv0 + tok
+        if int(tok.sum()) == len(ids) and bool((kv1 == seq).all()):
+            flop_units = kv_toks = 0.0
+            ctx_sum = float(kv1.sum())
+        else:
+            is_dec = (seq - kv0 == 1) & (tok == 1)
+            pre = ~is_dec
+            c = tok[pre].astype(np.float64)
+            p = kv0[pre].astype(np.float64)
+            flop_units = float(np.dot(c, p + (c + 1.0) * 0.5))
+            kv_toks = float(c.sum() + p.sum())
+            ctx_sum = float(kv1[is_dec].sum())
+        self.kv_len[ids] = kv1
+        sampled = ids[kv1 == seq]
+        dt = self.model.step_s(
+            int(tok.sum()), len(ids), len(sampled), ctx_sum, flop_units, kv_toks
+        )
+        self.now += dt
+        self.steps += 1
+        if sampled.size:
+            d = self.stream.deliver(self.now, len(sampled))
+            self._emit(sampled, d)
+
+    def _emit(self, sampled: IntArray, d: float) -> None:
+        had = self.gen[sampled] > 0
+        if had.any():
+            self.itl.append(d - self.last_s[sampled[had]])
+        firsts = sampled[~had]
+        self.first_s[firsts] = d
+        self.last_s[sampled] = d
+        gen = self.gen[sampled] + 1
+        self.gen[sampled] = gen
+        self.seq_len[sampled] += 1
+        self._finish_done(sampled[gen >= self.out[sampled]], d)
+
+    def _finish_done(self, finished: IntArray, d: float) -> None:
+        if finished.size == 0:
+            return
+        for rid in finished.tolist():
+            self._release(rid, cache=False)
+            self.done_s[rid] = d
+            self.success[rid] = True
+            self._client_send(d)
+        r = self.running
+        self.running = r[~self.success[r]]
+
+    def _macro_decode(self, k: int) -> None:
+        """k decode-only steps of the whole running set (blocks for step 1 already held)."""
+        ids = self.running
+        n = len(ids)
+        kv0 = self.kv_len[ids]
+        times = self.model.decode_run_s(n, float(kv0.sum() + n), k)
+        ends = self.now + np.cumsum(times)
+        d = self.stream.deliver_run(ends, n)
+        kv1 = kv0 + k
+        held = _ceil_div(kv1, self.page)
+        self._allocate(int(held.sum()) - int(self.blocks[ids].sum()))
+        self.blocks[ids] = held
+        self.kv_len[ids] = kv1
+        gen0 = self.gen[ids]
+        if int(gen0.min()) > 0:
+            self.itl.append(d[0] - self.last_s[ids])
+        else:
+            had = gen0 > 0
+            self.itl.append(d[0] - self.last_s[ids[had]])
+            self.first_s[ids[~had]] = d[0]
+        if k > 1:
+            gaps = d[1:] - d[:-1]
+            self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
+        self.last_s[ids] = d[-1]
+        gen = gen0 + k
+        self.gen[ids] = gen
+        self.seq_len[ids] += k
+        self.now = float(ends[-1])
+        self.steps += k
+        self._finish_done(ids[gen >= self.out[ids]], float(d[-1]))
+
+    def _decode_blocks_k(self, ids: IntArray, k_hi: int) -> int:
+        """Largest k <= k_hi whose decode steps 2..k fit in the free blocks (binary search)."""
+        if len(ids) * (k_hi // self.page + 1) <= self.free:
+            return k_hi
+        kv0 = self.kv_len[ids]
+        held = int(self.blocks[ids].sum())
+        lo, hi = 1, k_hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if int(_ceil_div(kv0 + mid, self.page).sum()) - held <= self.free:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _macro_len(self, k_limit: int, t_limit_s: float) -> int:
+        """Cap k so the stretch ends at the first step that reaches `t_limit_s`."""
+        if not math.isfinite(t_limit_s) or k_limit <= 1:
+            return k_limit
+        ids = self.running
+        n = len(ids)
+        times = self.model.decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
+        ends = self.now + np.cumsum(times)
+        return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
+
+    # --- main loop -------------------------------------------------------------------------
+    def run(self) -> ReplicaResult:
+        while True:
+            self._absorb_arrivals()
+            if self.running.size == 0 and not self.waiting and not self._has_partial():
+                t = self._next_event_s()
+                if not math.isfinite(t):
+                    break
+                self.now = max(self.now, t)
+                continue
+            progressed = self._iterate()
+            self.max_running = max(self.max_running, int(self.running.size))
+            if not progressed:
+                t = self._next_event_s()
+                if not math.isfinite(t):
+                    for rid in list(self.waiting):
+                        self._fail(rid, self.now)
+                    self.waiting.clear()
+                    break
+                self.now = max(self.now, t)
+        return ReplicaResult(self._records(), self.steps, self.preemptions, self.max_running)
+
+    def _has_partial(self) -> bool:
+        return False
+
+    def _iterate(self) -> bool:
+        raise NotImplementedError
+
+    def _records(self) -> RequestRecords:
+        ok = self.success
+        ttft = np.where(ok, self.first_s - self.send_s, 0.0)
+        e2el = np.where(ok, self.done_s - self.send_s, 0.0)
+        end = float(self.done_s.max()) if self.n else 0.0
+        start = float(self.send_s.min()) if self.n else 0.0
+        itl = np.concatenate(self.itl) if self.itl else np.zeros(0, dtype=np.float64)
+        return RequestRecords(
+            prompt_len=self.prompt.copy(),
+            output_len=np.where(ok, self.out, 0).astype(np.int64),
+            success=ok.copy(),
+            start_s=self.send_s.copy(),
+            ttft_s=ttft,
+            e2el_s=e2el,
+            itl_s=itl,
+            duration_s=max(0.0, end - start),
+        )
+
+
+class VllmEngine(_Engine):
+    """vLLM V1 `Scheduler.schedule` semantics (SIMULATOR.md §6)."""
+
+    def __init__(
+        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+    ) -> None:
+        super().__init__(config, requests, kv_tokens, model)
+        self.budget = config.max_num_batched_tokens * self.dp
+        self.max_seqs = max(1, config.max_num_seqs) * self.dp
+
+    def _iterate(self) -> bool:
+        r = self.running
+        bs = self.page
+        need = self.seq_len[r] - self.kv_len[r]
+        if int(need.sum()) <= self.budget:
+            tok = need
+        else:
+            before = np.cumsum(need) - need
+            tok = np.minimum(np.maximum(self.budget - before, 0), need)
+        new_blocks = np.where(tok > 0, _ceil_div(self.kv_len[r] + tok, bs) - self.blocks[r], 0)
+        new_blocks = np.maximum(new_blocks, 0)
+        total = int(new_blocks.sum())
+        preempted = False
+        if total > self.free:
+            keep = len(r)
+            avail = self.free
+            while total > avail and keep > 0:
+                keep -= 1
+                total -= int(new_blocks[keep])
+                avail += int(self.blocks[r[keep]])
+                self._preempt(int(r[keep]))
+            r, tok, new_blocks = r[:keep], tok[:keep], new_blocks[:keep]
+            self.running = r
+            preempted = True
+        self._allocate(int(new_blocks.sum()))
+        self.blocks[r] += new_blocks
+        admitted: list[int] = []
+        admitted_tok: list[int] = []
+        if not preempted:
+            self._admit(self.budget - int(tok.sum()), len(r), admitted, admitted_tok)
+        sched = tok > 0
+        ids = r[sched]
+        toks = tok[sched]
+        if admitted:
+            self.running = np.concatenate([r, np.array(admitted, dtype=np.int64)])
+            ids = np.concatenate([ids, np.array(admitted, dtype=np.int64)])
+            toks = np.concatenate([toks, np.array(admitted_tok, dtype=np.int64)])
+        if ids.size == 0:
+            return False
+        if not admitted and not preempted and bool(np.all(need == 1)) and ids.size == r.size:
+            k = self._decode_k()
+            if k > 1:
+                self._macro_decode(k)
+                return True
+        self._execute(ids, toks)
+        return True
+
+    def _decode_k(self) -> int:
+        r = self.running
+        k = min(int((self.out[r] - self.gen[r]).min()), MACRO_MAX_STEPS)
+        k = self._decode_blocks_k(r, k)
+        t_limit = self._next_entry_bound_s() if not self.waiting else math.inf
+        return self._macro_len(k, t_limit)
+
+    def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
+        bs = self.page
+        while self.waiting and budget > 0 and n_running + len(ids) < self.max_seqs:
+            rid = self.waiting[0]
+            hit_blocks = self._cached_hit_blocks(rid)
+            hit_tok = hit_blocks * bs
+            n = int(self.seq_len[rid]) - hit_tok
+            if not self.config.chunked_prefill and n > budget:
+                break
+            n = min(n, budget)
+            need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+            if need_blocks + hit_blocks > self.free:
+                break
+            self.free -= hit_blocks
+            self._allocate(need_blocks)
+            self.cache_blocks[rid] = 0
+            self.kv_len[rid] = hit_tok
+            self.blocks[rid] = hit_blocks + need_blocks
+            budget -= n
+            self.waiting.popleft()
+            ids.append(rid)
+            toks.append(n)
+
+
+class SglangEngine(_Engine):
+    """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
+
+    def __init__(
+        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+    ) -> None:
+        super().__init__(config, requests, kv_tokens, model)
+        self.budget = config.max_num_batched_tokens
+        if config.max_num_seqs > 0:
+            self.max_running_req = config.max_num_seqs
+        else:
+            self.max_running_req = sglang_max_running(kv_tokens, config.max_model_len)
+        self.init_ratio = min(SGLANG_INIT_RATIO * config.schedule_conservativeness, 1.0)
+        self.min_ratio = min(self.init_ratio * SGLANG_MIN_RATIO_FACTOR, 1.0)
+        self.decay = (self.init_ratio - self.min_ratio) / SGLANG_RATIO_DECAY_STEPS
+        self.ratio = self.init_ratio
+        self.partial = -1  # the request whose prefill is being chunked
+
+    def _has_partial(self) -> bool:
+        return self.partial >= 0
+
+    def _reserved(self) -> float:
+        r = self.running
+        if r.size == 0:
+            return 0.0
+        left = np.minimum(self.out[r] - self.gen[r], SGLANG_CLIP_MAX_NEW_TOK)
+        return float(left.sum()) * self.ratio
+
+    def _iterate(self) -> bool:
+        if self._prefill():
+            return True
+        r = self.running
+        if r.size == 0:
+            return False
+        n = len(r)
+        if self.free < n:
+            keep = n
+            while self.free < keep and keep > 1:
+                keep -= 1
+                self._preempt(int(r[keep]))
+            self.running = r = r[:keep]
+            self.ratio = self.init_ratio
+            n = keep
+        k = self._decode_k()
+        if k > 1:
+            self._macro_decode(k)
+        else:
+            self._allocate(n)
+            self.blocks[r] += 1
+            self._execute(r, np.ones(n, dtype=np.int64))
+        self.ratio = max(self.min_ratio, self.ratio - self.decay * k)
+        return True
+
+    def _head_admissible_after(self, ks: IntArray) -> BoolArray:
+        """Boolean per candidate step count j: could the waiting head be admitted after j
+        more decode steps (reservation check only)?"""
+        r = self.running
+        n = len(r)
+        rid = self.waiting[0]
+        left = float(np.minimum(self.out[r] - self.gen[r], SGLANG_CLIP_MAX_NEW_TOK).sum())
+        ratio = np.maximum(self.min_ratio, self.ratio - self.decay * ks)
+        free = self.free - n * ks
+        reserved = (left - n * ks) * ratio
+        head = (
+            float(self.seq_len[rid])
+            + np.minimum(float(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK) * ratio
+        )
+        ok: BoolArray = (free - reserved >= head) & (free >= float(self.seq_len[rid]))
+        return ok
+
+    def _decode_k(self) -> int:
+        r = self.running
+        n = len(r)
+        k = min(int((self.out[r] - self.gen[r]).min()), MACRO_MAX_STEPS, self.free // n)
+        if k <= 1:
+            return 1
+        if not self.waiting:
+            return self._macro_len(k, self._next_entry_bound_s())
+        if n >= self.max_running_req:
+            return k
+        ks = np.arange(1, k + 1, dtype=np.int64)
+        ok = self._head_admissible_after(ks)
+        if ok.any():
+            k = int(ks[int(np.argmax(ok))])
+        return max(1, k)
+
+    def _prefill(self) -> bool:
+        budget = self.budget
+        ids: list[int] = []
+        toks: list[int] = []
+        if self.partial >= 0:
+            rid = self.partial
+            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
+            if n > self.free:
+                return False
+            self._allocate(n)
+            self.blocks[rid] += n
+            ids.append(rid)
+            toks.append(n)
+            budget -= n
+            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
+        if self.partial < 0:
+            self._admit(budget, ids, toks)
+        if not ids:
+            return False
+        arr = np.array(ids, dtype=np.int64)
+        tok = np.array(toks, dtype=np.int64)
+        done = self.kv_len[arr] + tok >= self.seq_len[arr]
+        joined = arr[done]
+        if joined.size:
+            self.running = np.concatenate([self.running, joined])
+        self._execute(arr, tok)
+        return True
+
+    def _admit(self, budget: int, ids: list[int], toks: list[int]) -> None:
+        rem = self.free - self._reserved()
+        while self.waiting and budget > 0:
+            if len(self.running) + len(ids) >= self.max_running_req:
+                break
+            rid = self.waiting[0]
+            hit = self._cached_hit_blocks(rid)
+            extend = int(self.seq_len[rid]) - hit
+            if not self.config.chunked_prefill and extend > budget and ids:
+                break
+            n = min(extend, budget) if self.config.chunked_prefill else extend
+            left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
+            cost = extend + left * self.ratio
+            if cost > rem or n + hit > self.free:
+                break
+            self.free -= hit
+            self._allocate(n)
+            self.cache_blocks[rid] = 0
+            self.kv_len[rid] = hit
+            self.blocks[rid] = hit + n
+            rem -= cost
+            budget -= n
+            self.waiting.popleft()
+            ids.append(rid)
+            toks.append(n)
+            if n < extend:
+                self.partial = rid
+                break
+
+
+def run_replica(
+    config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+) -> ReplicaResult:
+    """Simulate one engine instance serving `requests` with `kv_tokens` per engine core."""
+    engine: _Engine
+    if config.engine == "sglang":
+        engine = SglangEngine(config, requests, kv_tokens, model)
+    else:
+        engine = VllmEngine(config, requests, kv_tokens, model)
+    return engine.run()
