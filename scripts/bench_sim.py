@@ -12,42 +12,15 @@ import dataclasses
 import statistics
 import time
 
-from runners.catalog import get_gpu, get_model
 from runners.sim import simulate
+from runners.sim.reference import reference_config
 from runners.types import ServingConfig, Workload
 
 WORKLOAD = Workload(name="sharegpt-1000", dataset="sharegpt-like", num_prompts=1000)
 
 
-def base_config() -> ServingConfig:
-    """vLLM 0.33 defaults for Qwen3-235B-A22B-Instruct-2507 BF16 at TP8 on 8xH100."""
-    return ServingConfig(
-        engine="vllm",
-        engine_version="0.33.0",
-        model=get_model("Qwen3-235B-A22B-Instruct-2507"),
-        gpu=get_gpu("H100"),
-        weight_dtype="bf16",
-        tensor_parallel=8,
-        data_parallel=1,
-        expert_parallel=False,
-        max_model_len=262144,
-        mem_fraction=0.92,
-        max_num_batched_tokens=8192,
-        max_num_seqs=1024,
-        chunked_prefill=True,
-        prefix_caching=True,
-        kv_cache_dtype="bf16",
-        attention_backend="auto",
-        moe_backend="auto",
-        cuda_graphs=True,
-        cuda_graph_max_batch=512,
-        async_scheduling=True,
-        block_size=16,
-    )
-
-
 def grid() -> list[tuple[str, ServingConfig]]:
-    base = base_config()
+    base = reference_config()
     out: list[tuple[str, ServingConfig]] = []
     for engine in ("vllm", "sglang"):
         for tp, dp, ep, dtype in (

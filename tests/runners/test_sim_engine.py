@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from runners.bench.records import RequestRecords
-from runners.catalog import get_gpu, get_model
 from runners.sim import SimResult, simulate
+from runners.sim.reference import reference_config
 from runners.sim.workload import make_requests
 from runners.types import ServingConfig, Workload
 
@@ -18,30 +18,8 @@ SHAREGPT = Workload(name="sharegpt", dataset="sharegpt-like", num_prompts=300, s
 
 
 def config(**overrides: object) -> ServingConfig:
-    base = ServingConfig(
-        engine="vllm",
-        engine_version="0.33.0",
-        model=get_model("Qwen3-235B-A22B-Instruct-2507"),
-        gpu=get_gpu("H100"),
-        weight_dtype="bf16",
-        tensor_parallel=8,
-        data_parallel=1,
-        expert_parallel=False,
-        max_model_len=262144,
-        mem_fraction=0.92,
-        max_num_batched_tokens=8192,
-        max_num_seqs=1024,
-        chunked_prefill=True,
-        prefix_caching=True,
-        kv_cache_dtype="bf16",
-        attention_backend="auto",
-        moe_backend="auto",
-        cuda_graphs=True,
-        cuda_graph_max_batch=512,
-        async_scheduling=True,
-        block_size=16,
-    )
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+    """vLLM 0.33 defaults for Qwen3-235B BF16 TP8 on 8xH100, with `overrides` applied."""
+    return dataclasses.replace(reference_config(), **overrides)  # type: ignore[arg-type]
 
 
 def records(result: SimResult) -> RequestRecords:

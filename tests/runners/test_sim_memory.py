@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from runners.catalog import get_gpu, get_model
 from runners.sim import simulate
 from runners.sim.memory import check_memory, plan_memory
+from runners.sim.reference import reference_config
 from runners.sim.rules import check_config
 from runners.types import CrashClass, ServingConfig, Workload
 
@@ -18,30 +19,8 @@ TINY = Workload(name="tiny", dataset="random", num_prompts=8, input_len=64, outp
 
 
 def config(**overrides: object) -> ServingConfig:
-    base = ServingConfig(
-        engine="vllm",
-        engine_version="0.33.0",
-        model=get_model("Qwen3-235B-A22B-Instruct-2507"),
-        gpu=get_gpu("H100"),
-        weight_dtype="bf16",
-        tensor_parallel=8,
-        data_parallel=1,
-        expert_parallel=False,
-        max_model_len=262144,
-        mem_fraction=0.92,
-        max_num_batched_tokens=8192,
-        max_num_seqs=1024,
-        chunked_prefill=True,
-        prefix_caching=True,
-        kv_cache_dtype="bf16",
-        attention_backend="auto",
-        moe_backend="auto",
-        cuda_graphs=True,
-        cuda_graph_max_batch=512,
-        async_scheduling=True,
-        block_size=16,
-    )
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+    """vLLM 0.33 defaults for Qwen3-235B BF16 TP8 on 8xH100, with `overrides` applied."""
+    return dataclasses.replace(reference_config(), **overrides)  # type: ignore[arg-type]
 
 
 def test_defaults_serve() -> None:
