@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -343,10 +343,12 @@ def _cross_check(spec: StudySpec) -> list[str]:
     problems: list[str] = []
     try:
         model = get_model(spec.model.name)
+    except CatalogError as exc:
+        return [f"model.name: {exc}"]
+    try:
         gpu = get_gpu(spec.node_group.gpu)
     except CatalogError as exc:
-        field = "model.name" if "model" in str(exc) else "hardware.node_groups.0.gpu"
-        return [f"{field}: {exc}"]
+        return [f"hardware.node_groups.0.gpu: {exc}"]
     for engine_name, section in spec.engines.items():
         where = f"engines.{engine_name}"
         adapter = get_engine(engine_name)
@@ -411,14 +413,14 @@ def _cross_check(spec: StudySpec) -> list[str]:
 def _check_param(
     field: str,
     param: IntParam | FloatParam | CategoricalParam | BoolParam,
-    check_value: object,
+    check_value: Callable[[SettingValue], str | None],
     section: EngineSection,
     declared: list[str],
 ) -> list[str]:
+    """Problems of one declared setting: bounds, engine-valid values, reachable conditions."""
     problems: list[str] = []
     if (why := param.check_bounds()) is not None:
         problems.append(f"{field}: {why}")
-    assert callable(check_value)
     if isinstance(param, IntParam | FloatParam):
         for bound in (param.low, param.high):
             if (why := check_value(bound)) is not None:
@@ -435,7 +437,7 @@ def _check_param(
             )
             continue
         values = wanted if isinstance(wanted, list) else [wanted]
-        reachable = [alt for alt in section.alternatives(other)]
+        reachable = section.alternatives(other)
         for value in values:
             if not any(alt.contains(value) for alt in reachable):
                 problems.append(

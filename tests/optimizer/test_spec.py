@@ -152,3 +152,12 @@ def test_non_mapping_file(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         load_spec(path)
+
+
+def test_unknown_gpu_names_the_hardware_field(
+    write_space: Writer, shipped_space: dict[str, Any]
+) -> None:
+    shipped_space["hardware"]["node_groups"][0]["gpu"] = "H900"
+    message = _error_for(write_space, shipped_space)
+    assert "hardware.node_groups.0.gpu: unknown GPU 'H900'" in message
+    assert "H100-SXM-80GB" in message
