@@ -351,7 +351,11 @@ def _cross_check(spec: StudySpec) -> list[str]:
         return [f"hardware.node_groups.0.gpu: {exc}"]
     for engine_name, section in spec.engines.items():
         where = f"engines.{engine_name}"
-        adapter = get_engine(engine_name)
+        try:
+            adapter = get_engine(engine_name)
+        except EngineError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
         try:
             check_version(adapter, section.version)
         except EngineError as exc:

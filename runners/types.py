@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from runners.catalog import GpuSpec, ModelSpec
 
-EngineName = Literal["vllm", "sglang"]
-ENGINE_NAMES: tuple[EngineName, ...] = ("vllm", "sglang")
+EngineName = Literal["vllm", "sglang", "trtllm", "mindie"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("vllm", "sglang", "trtllm", "mindie")
 WeightDtype = Literal["bf16", "fp8"]
 SettingValue = int | float | str | bool
 
@@ -88,7 +88,10 @@ class Workload:
     """What load to send, with `vllm bench serve` semantics.
 
     `request_rate` is requests per second; ``math.inf`` sends every request at t=0.
-    `max_concurrency` is the client-side limit (None = unlimited).
+    `max_concurrency` is the client-side limit (None = unlimited). `burstiness` is the gamma
+    shape of finite-rate arrivals (1 = Poisson). `prefix_groups` groups of requests share a
+    prefix of `prefix_len` tokens; `turns` > 1 makes multi-turn conversations.
+    `draft_acceptance_rate` is the per-token acceptance of speculative drafts on this data.
     """
 
     name: str
@@ -99,6 +102,11 @@ class Workload:
     request_rate: float = math.inf
     max_concurrency: int | None = None
     seed: int = 0
+    burstiness: float = 1.0
+    prefix_len: int = 0
+    prefix_groups: int = 0
+    turns: int = 1
+    draft_acceptance_rate: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -215,7 +223,12 @@ class ServingConfig:
     This is what the simulator consumes. `mem_fraction` is vLLM's gpu-memory-utilization (a
     fraction of total memory for everything) or SGLang's mem-fraction-static (weights + KV).
     `max_num_batched_tokens` is the per-step token budget (SGLang: chunked-prefill-size, or
-    max-prefill-tokens when chunking is off).
+    max-prefill-tokens when chunking is off; TRT-LLM: max_num_tokens). `mem_fraction` is
+    TRT-LLM's free_gpu_memory_fraction (of the memory free after weights) for ``trtllm``.
+    `capacity_policy` is TRT-LLM's capacity scheduler policy; `max_prefill_batch` and
+    `max_prefill_tokens` are MindIE's maxPrefillBatchSize / maxPrefillTokens (SGLang's
+    max-prefill-tokens too); 0 means no such limit. `spec_method` / `spec_tokens` describe
+    speculative decoding (None = off); the acceptance rate is a workload property.
     """
 
     engine: EngineName
@@ -241,6 +254,17 @@ class ServingConfig:
     block_size: int
     schedule_conservativeness: float = 1.0
     replicas: int = 1
+    pipeline_parallel: int = 1
+    capacity_policy: Literal["max_utilization", "guaranteed_no_evict", "static_batch"] = (
+        "max_utilization"
+    )
+    max_prefill_batch: int = 0
+    max_prefill_tokens: int = 0
+    performance_mode: str = "balanced"
+    spec_method: str | None = None
+    spec_tokens: int = 0
+    stream_interval: int = 1
+    api_server_count: int = 1
 
     @property
     def gpus_per_replica(self) -> int:
