@@ -44,6 +44,7 @@ class Options:
     sampler: str | None
     seed: int | None
     quiet: bool
+    runner: str = "sim"
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -93,9 +94,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         )
 
 
-def make_runner() -> Runner:
-    """The embedded simulated engine (real-engine and Ray runners arrive in later issues)."""
-    from runners.sim.runner import SimRunner  # heavy: import only when running
+def make_runner(name: str = "sim", study_name: str = "study") -> Runner:
+    """The runner named on the command line; imported only when used."""
+    from runners.sim.runner import SimRunner
 
     return SimRunner()
 
@@ -108,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return run_study(spec, options, make_runner())
+        runner = make_runner(options.runner, options.study_name or spec.name)
+        return run_study(spec, options, runner)
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -145,7 +147,7 @@ def run_study(spec: StudySpec, options: Options, runner: Runner) -> int:
         try:
             candidate = suggest(trial, spec)
             outcome = runner.run(candidate, workload, placement)
-            _tell(study, trial, spec, candidate, outcome)
+            _tell(study, trial, spec, candidate, outcome, options.runner)
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL)
             print("\ninterrupted; run the same command again to resume", file=sys.stderr)
@@ -207,12 +209,13 @@ def _tell(
     spec: StudySpec,
     candidate: Candidate,
     outcome: TrialOutcome,
+    runner_name: str = "sim",
 ) -> None:
     """Record the outcome. Attributes are few and grouped: each one is a storage round trip."""
     trial.set_user_attr("engine", candidate.engine)
     trial.set_user_attr("serve_command", serve_command(candidate, spec.node_group))
     diagnostics = {k: int(v) if float(v).is_integer() else v for k, v in outcome.diagnostics}
-    runner_info = {"name": "sim", "wall_s": round(outcome.wall_s, 4)} | diagnostics
+    runner_info = {"name": runner_name, "wall_s": round(outcome.wall_s, 4)} | diagnostics
     trial.set_user_attr("runner", runner_info)
     if outcome.status == "ok" and outcome.metrics is not None:
         flat = outcome.metrics.flat()

@@ -208,12 +208,27 @@ class Crash:
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """Exactly how to start one engine instance: argv list (no shell), extra env, port."""
+    """Exactly how to start one engine instance: argv list (no shell), extra env, files, port.
+
+    `files` are (path relative to the trial's working directory, content) pairs to write
+    before starting, such as TensorRT-LLM's extra-options YAML or MindIE's config.json.
+    """
 
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     port: int = 8000
     health_path: str = "/health"
+    host: str = "127.0.0.1"
+    files: tuple[tuple[str, str], ...] = ()
+    api_prefix: str = "/v1"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.health_path}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.api_prefix}"
 
 
 @dataclass(frozen=True)
@@ -284,3 +299,5 @@ class TrialOutcome:
     launch: LaunchSpec | None = None
     wall_s: float = 0.0
     diagnostics: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    artifacts: tuple[tuple[str, str], ...] = ()
+    """(name, file path) pairs: engine log, benchmark JSON, ... kept for the study's record."""
