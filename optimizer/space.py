@@ -64,7 +64,7 @@ def suggest(trial: Suggester, spec: StudySpec) -> Candidate:
                 name = param_name(engine, setting, index, len(alternatives))
                 chosen[setting] = _suggest_one(trial, name, alt)
                 break
-    adapter = get_engine(engine)
+    adapter = get_engine(engine, section.version)
     return Candidate.make(
         engine=adapter.name,
         engine_version=check_version(adapter, section.version),
@@ -104,8 +104,8 @@ def baseline_params(
     gpu = gpu or get_gpu(spec.node_group.gpu)
     baseline = spec.baseline
     engine: EngineName = baseline.engine
-    adapter = get_engine(engine)
     section = spec.engines[engine]
+    adapter = get_engine(engine, section.version)
     params: dict[str, SettingValue] = {ENGINE_PARAM: engine, VARIANT_PARAM: baseline.variant}
     chosen: dict[str, SettingValue] = {}
     for setting in section.settings:

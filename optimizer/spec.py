@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from runners.catalog import get_gpu, get_model
-from runners.engines import check_version, get_engine
-from runners.errors import CatalogError, EngineError, ServingOptimizerError
+from optimizer.constraints import UserRule
+from optimizer.expressions import ExpressionError
+from optimizer.expressions import parse as parse_expression
+from runners.errors import ServingOptimizerError
 from runners.types import ENGINE_NAMES, EngineName, NodeGroup, SettingValue, Workload
 
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -203,14 +211,90 @@ class LatencyObjective(_Strict):
         return f"p{self.percentile} {self.metric.upper()} (ms)"
 
 
+SLO_METRICS = (
+    *(
+        f"{stat}_{m}_ms"
+        for m in ("ttft", "tpot", "itl", "e2el")
+        for stat in ("mean", "median", "p90", "p95", "p99")
+    ),
+    "output_throughput_tok_s",
+    "total_token_throughput_tok_s",
+    "request_throughput_req_s",
+    "output_throughput_tok_s_per_gpu",
+    "total_token_throughput_tok_s_per_gpu",
+    "failed_fraction",
+)
+
+
+class Slo(_Strict):
+    """A service-level objective: a bound on one metric (vllm bench serve JSON key)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in SLO_METRICS:
+            close = difflib.get_close_matches(value, SLO_METRICS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"unknown metric {value!r}{hint} (metrics: mean/median/p90/p95/p99 of "
+                "ttft, tpot, itl, e2el as e.g. p99_ttft_ms; throughputs like "
+                "output_throughput_tok_s[_per_gpu]; failed_fraction)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Slo:
+        if (self.max is None) == (self.min is None):
+            raise ValueError(f"SLO on {self.metric}: give exactly one of max or min")
+        return self
+
+    @property
+    def name(self) -> str:
+        bound = f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
+        return f"{self.metric} {bound}"
+
+
 class ObjectivesSection(_Strict):
     throughput: ThroughputObjective
     latency: LatencyObjective
+    slos: list[Slo] = Field(
+        default_factory=list, description="constraints; the reported front is feasible only"
+    )
+
+
+class ConstraintSpec(_Strict):
+    """A user rule on one engine's effective settings, e.g. ``a * b <= gpus`` (see expressions)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    require: str = Field(description="expression that must be true for a candidate to run")
+    message: str = ""
+
+    @field_validator("require")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            parse_expression(value)
+        except ExpressionError as exc:
+            raise ValueError(f"not a valid expression: {exc}") from None
+        return value
+
+    @property
+    def rule(self) -> UserRule:
+        return UserRule(self.name, self.require, parse_expression(self.require), self.message)
 
 
 class EngineSection(_Strict):
-    version: str
+    version: str = Field(min_length=1)
     settings: dict[str, ParamSpec | list[ParamSpec]] = Field(default_factory=dict)
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+
+    @property
+    def rules(self) -> tuple[UserRule, ...]:
+        return tuple(c.rule for c in self.constraints)
 
     def alternatives(
         self, setting: str
@@ -225,9 +309,12 @@ class BaselineSection(_Strict):
     settings: dict[str, Scalar] = Field(default_factory=dict)
 
 
+SamplerName = Literal["tpe", "nsga2", "gp", "random", "grid"]
+
+
 class SearchSection(_Strict):
     n_trials: int = Field(default=50, ge=1)
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: SamplerName = "tpe"
     seed: int = 0
 
 
@@ -279,11 +366,40 @@ def resolve_space_path(name_or_path: str | Path) -> Path:
     )
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping (PyYAML would silently keep the last one)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that rejects duplicate keys instead of keeping the last value."""
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable keys are reported by the schema check
+            if duplicate:
+                mark = key_node.start_mark
+                raise _DuplicateKey(
+                    f"line {mark.line + 1}, column {mark.column + 1}: {key!r} is given twice in "
+                    "the same mapping; keep one (YAML would silently use the last)"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec(name_or_path: str | Path) -> StudySpec:
     """Read, validate and cross-check a space file; raise `SpecError` on any problem."""
     path = resolve_space_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise SpecError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -339,116 +455,10 @@ def _wrong_union_branch(error_type: str, loc: tuple[int | str, ...]) -> bool:
 
 
 def _cross_check(spec: StudySpec) -> list[str]:
-    """Checks that need the catalogue and the engine adapters; returns problems found."""
-    problems: list[str] = []
-    try:
-        model = get_model(spec.model.name)
-    except CatalogError as exc:
-        return [f"model.name: {exc}"]
-    try:
-        gpu = get_gpu(spec.node_group.gpu)
-    except CatalogError as exc:
-        return [f"hardware.node_groups.0.gpu: {exc}"]
-    for engine_name, section in spec.engines.items():
-        where = f"engines.{engine_name}"
-        try:
-            adapter = get_engine(engine_name)
-        except EngineError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        try:
-            check_version(adapter, section.version)
-        except EngineError as exc:
-            problems.append(f"{where}.version: {exc}")
-        known = adapter.settings()
-        declared: list[str] = []
-        for setting in section.settings:
-            field = f"{where}.settings.{setting}"
-            if setting not in known:
-                close = difflib.get_close_matches(setting, list(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(
-                    f"{field}: {engine_name} {section.version} has no setting {setting!r}{hint}"
-                )
-                continue
-            alternatives = section.alternatives(setting)
-            if len(alternatives) > 1 and any(not alt.when for alt in alternatives):
-                problems.append(f"{field}: each of several alternatives needs its own 'when'")
-            for index, alt in enumerate(alternatives):
-                problems.extend(
-                    _check_param(
-                        f"{field}" + (f"[{index}]" if len(alternatives) > 1 else ""),
-                        alt,
-                        known[setting].check,
-                        section,
-                        declared,
-                    )
-                )
-            declared.append(setting)
-    baseline = spec.baseline
-    if baseline.engine not in spec.engines:
-        problems.append(
-            f"baseline.engine: {baseline.engine!r} is not among the engines of this space "
-            f"({', '.join(spec.engines)})"
-        )
-        return problems
-    if baseline.variant not in spec.model.variants:
-        problems.append(
-            f"baseline.variant: {baseline.variant!r} is not among model.variants "
-            f"({', '.join(spec.model.variants)})"
-        )
-    known = get_engine(baseline.engine).settings()
-    for setting, value in baseline.settings.items():
-        if setting not in known:
-            problems.append(f"baseline.settings.{setting}: {baseline.engine} has no such setting")
-        elif (why := known[setting].check(value)) is not None:
-            problems.append(f"baseline.settings.{setting}: {why}")
-    if problems:
-        return problems
-    from optimizer.space import baseline_params
+    """Checks that need the catalogue and the engine adapters (optimizer.spec_checks)."""
+    from optimizer.spec_checks import cross_check
 
-    try:
-        baseline_params(spec, model, gpu)
-    except SpecError as exc:
-        problems.append(str(exc))
-    return problems
-
-
-def _check_param(
-    field: str,
-    param: IntParam | FloatParam | CategoricalParam | BoolParam,
-    check_value: Callable[[SettingValue], str | None],
-    section: EngineSection,
-    declared: list[str],
-) -> list[str]:
-    """Problems of one declared setting: bounds, engine-valid values, reachable conditions."""
-    problems: list[str] = []
-    if (why := param.check_bounds()) is not None:
-        problems.append(f"{field}: {why}")
-    if isinstance(param, IntParam | FloatParam):
-        for bound in (param.low, param.high):
-            if (why := check_value(bound)) is not None:
-                problems.append(f"{field}: bound {bound}: {why}")
-    elif isinstance(param, CategoricalParam):
-        for choice in param.choices:
-            if (why := check_value(choice)) is not None:
-                problems.append(f"{field}: choice {choice!r}: {why}")
-    for other, wanted in param.when.items():
-        if other not in declared:
-            problems.append(
-                f"{field}.when.{other}: conditions may only name settings declared above this "
-                f"one in the same engine (declared so far: {', '.join(declared) or 'none'})"
-            )
-            continue
-        values = wanted if isinstance(wanted, list) else [wanted]
-        reachable = section.alternatives(other)
-        for value in values:
-            if not any(alt.contains(value) for alt in reachable):
-                problems.append(
-                    f"{field}.when.{other}: {value!r} can never be chosen for {other} "
-                    f"({'; '.join(alt.describe() for alt in reachable)})"
-                )
-    return problems
+    return cross_check(spec)
 
 
 __all__ = [

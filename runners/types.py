@@ -194,7 +194,9 @@ class CrashClass(StrEnum):
     INVALID_CONFIG = "invalid:config"
     UNSUPPORTED_BACKEND = "invalid:backend"
     START_TIMEOUT = "start:timeout"
+    LOAD_TIMEOUT = "load:timeout"
     ENGINE_EXITED = "start:exited"
+    COMMUNICATION = "comm:nccl"
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,9 @@ class ServingConfig:
     `max_prefill_tokens` are MindIE's maxPrefillBatchSize / maxPrefillTokens (SGLang's
     max-prefill-tokens too); 0 means no such limit. `spec_method` / `spec_tokens` describe
     speculative decoding (None = off); the acceptance rate is a workload property.
+    `weight_quant` names a weight-only checkpoint format beyond `weight_dtype` ("awq", "gptq";
+    empty = none). `kv_cache_gib` is an explicit KV-cache size per GPU (MindIE npuMemSize, vLLM
+    kv-cache-memory-bytes); 0 = derived from `mem_fraction`.
     """
 
     engine: EngineName
@@ -280,6 +285,8 @@ class ServingConfig:
     spec_tokens: int = 0
     stream_interval: int = 1
     api_server_count: int = 1
+    weight_quant: str = ""
+    kv_cache_gib: float = 0.0
 
     @property
     def gpus_per_replica(self) -> int:

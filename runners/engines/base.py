@@ -1,23 +1,28 @@
 """What every engine adapter provides, and the shared machinery built on it.
 
-An adapter knows one engine's settings (name, type, valid values, how they become flags), the
-engine's defaults on given hardware, the engine's own argument validation (with its real
-error text), and how to render a launch command. Adapters are pure: no I/O, no processes.
+An adapter is bound to one engine release. It knows that release's settings (a catalogue of
+`SettingInfo`: name, type, default, valid values, whether it is a flag, an environment variable
+or a config-file key, and the versions where it exists), the engine's defaults on given
+hardware (`effective_settings`), the engine's own argument validation with its real error text
+(`validate`), the engine-neutral `ServingConfig` the simulator consumes, and how a launch looks
+(argv, env, files). Adapters are pure: no I/O, no processes.
 
-The key operation is `effective_settings`: the value every known setting takes when the engine
-starts with some explicit settings on some GPU. From it follow the engine default of one
-setting in context (`default_in_context`), the minimal set of flags that reproduces a
-configuration (`minimal_settings`), and the engine-neutral `ServingConfig` (`resolve`).
+From `effective_settings` follow the engine default of one setting in context
+(`default_in_context`), the minimal set of settings that reproduces a configuration
+(`minimal_settings`), and the exact launch (`render_launch`, `serve_command`).
 """
 
 from __future__ import annotations
 
+import abc
+import difflib
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from runners.catalog import GpuSpec, ModelSpec
+from runners.engines.versions import ALWAYS, Version, VersionRange, parse_version
 from runners.errors import EngineError
 from runners.types import (
     Candidate,
@@ -31,15 +36,21 @@ from runners.types import (
 )
 
 SettingKind = Literal["int", "float", "bool", "choice"]
+SettingSource = Literal["flag", "env", "config"]
 
 
 @dataclass(frozen=True)
 class SettingInfo:
-    """One engine setting as the engine's CLI knows it.
+    """One engine setting as one range of engine releases knows it.
 
-    `choices` lists valid values for ``choice`` settings (and optionally for ints, e.g. -1).
-    For ``bool`` settings, `true_flag` / `false_flag` are the spellings that set it (a
-    ``None`` spelling means the engine has no flag for that value).
+    `name` is what a space file writes (the flag without dashes, the environment variable, or
+    the config-file key). `source` says how it reaches the engine and `key` is the exact
+    spelling there (``--max-num-seqs``, ``VLLM_ATTENTION_BACKEND``,
+    ``kv_cache_config.enable_block_reuse``). `default` is the static default (None when it is
+    derived at start-up; `default_note` then says how). `choices` lists valid values for
+    ``choice`` settings (and optionally extra values for ints, e.g. -1, or the only accepted
+    value of a bool). For ``bool`` flags, `true_flag` / `false_flag` are the spellings (None =
+    the engine has no flag for that value). `versions` is where the setting exists.
     """
 
     name: str
@@ -50,13 +61,31 @@ class SettingInfo:
     maximum: float | None = None
     true_flag: str | None = None
     false_flag: str | None = None
+    source: SettingSource = "flag"
+    key: str = ""
+    default: SettingValue | None = None
+    default_note: str = ""
+    versions: VersionRange = ALWAYS
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def spelling(self) -> str:
+        """The flag, environment variable or config key this setting is written as."""
+        if self.key:
+            return self.key
+        return f"--{self.name}" if self.source == "flag" else self.name
 
     def check(self, value: SettingValue) -> str | None:
         """Return why `value` is invalid for this setting, or None when it is valid."""
         if self.kind == "bool":
-            return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+            if not isinstance(value, bool):
+                return f"expected true or false, got {value!r}"
+            if self.choices and value not in self.choices:
+                return f"{value!r} is not accepted: {self.note or f'only {list(self.choices)}'}"
+            return None
         if self.kind == "choice":
-            if value in self.choices:
+            if any(type(value) is type(c) and value == c for c in self.choices):
                 return None
             return f"{value!r} is not one of {list(self.choices)}"
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -71,29 +100,147 @@ class SettingInfo:
             return f"{value} is above the maximum {self.maximum:g}"
         return None
 
+    def describe_values(self) -> str:
+        """Valid values in words, for the README table and error messages."""
+        if self.kind == "bool":
+            return "true" if self.choices == (True,) else "true, false"
+        if self.kind == "choice":
+            return ", ".join(str(c) for c in self.choices)
+        low = "" if self.minimum is None else f"{self.minimum:g}"
+        high = "" if self.maximum is None else f"{self.maximum:g}"
+        extra = "".join(f" or {c}" for c in self.choices)
+        kind = "integer" if self.kind == "int" else "number"
+        if low and high:
+            return f"{kind} {low}..{high}{extra}"
+        if low:
+            return f"{kind} >= {low}{extra}"
+        return f"{kind}{extra}"
 
-class EngineAdapter(Protocol):
-    """One serving engine. Implementations are pure and stateless."""
+    def describe_default(self) -> str:
+        if self.default_note:
+            return self.default_note
+        if self.default is None:
+            return "unset"
+        return str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """How one engine instance is split: its GPU count and the MoE weight shards per rank.
+
+    `moe_shards` is the number of ranks each expert's matrices are split over (1 when experts
+    are placed whole by expert parallelism); `dense_shards` the same for dense MLP weights.
+    """
+
+    tensor: int
+    pipeline: int = 1
+    data: int = 1
+    moe_shards: int = 1
+    dense_shards: int = 1
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor * self.pipeline * self.data
+
+
+@dataclass(frozen=True)
+class LaunchParts:
+    """An engine's launch before the shared wrapping: argv, env and files."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    health_path: str = "/health"
+    api_prefix: str = "/v1"
+
+
+class EngineAdapter(abc.ABC):
+    """One serving engine at one release. Subclasses are pure and stateless after init."""
 
     name: EngineName
-    versions: tuple[str, ...]
+    supported: tuple[VersionRange, ...]
+    newest: str
+    default_port: int = 8000
+    device_env: str = "CUDA_VISIBLE_DEVICES"
+
+    def __init__(self, version: str | None = None) -> None:
+        parsed = parse_version(version or self.newest)
+        if not any(line.contains(parsed) for line in self.supported):
+            raise EngineError(
+                f"{self.name} version {version!r} is not in the catalogue; supported: "
+                f"{self.supported_text()}"
+            )
+        self.version: Version = parsed
+        self._settings = {
+            info.name: info for info in self.catalogue() if info.versions.contains(parsed)
+        }
+
+    @classmethod
+    def supported_text(cls) -> str:
+        return ", ".join(line.describe() for line in cls.supported)
+
+    @classmethod
+    @abc.abstractmethod
+    def catalogue(cls) -> tuple[SettingInfo, ...]:
+        """Every setting of every supported release (one entry per version range)."""
 
     def settings(self) -> Mapping[str, SettingInfo]:
-        """All settings this adapter can search, by engine-native name."""
-        ...
+        """The settings of this release, by name, in catalogue order."""
+        return self._settings
 
+    def canonical_name(self, name: str) -> str | None:
+        """The catalogue name for `name` or one of its spellings (``_``/``-``, aliases)."""
+        if name in self._settings:
+            return name
+        for variant in (name.replace("_", "-"), name.replace("-", "_"), name.lstrip("-")):
+            if variant in self._settings:
+                return variant
+        for info in self._settings.values():
+            if name in info.aliases or name.replace("_", "-") in info.aliases:
+                return info.name
+        return None
+
+    def normalize(self, settings: Mapping[str, SettingValue]) -> dict[str, SettingValue]:
+        """Settings keyed by catalogue name; `EngineError` naming the closest valid name."""
+        out: dict[str, SettingValue] = {}
+        for name, value in settings.items():
+            canonical = self.canonical_name(name)
+            if canonical is None:
+                raise EngineError(self.unknown_setting(name))
+            out[canonical] = value
+        return out
+
+    def unknown_setting(self, name: str) -> str:
+        """Why `name` is not a setting of this release, and what to write instead."""
+        head = f"{self.name} {self.version} has no setting {name!r}"
+        elsewhere = [i for i in self.catalogue() if i.name == name]
+        if elsewhere:
+            spans = ", ".join(i.versions.describe() for i in elsewhere)
+            hint = f"; it exists only in {self.name} {spans}"
+            replacement = next((i.note for i in elsewhere if i.note), "")
+            return head + hint + (f" ({replacement})" if replacement else "")
+        close = difflib.get_close_matches(name, list(self._settings), n=1)
+        if close:
+            return f"{head}; did you mean {close[0]!r}?"
+        return f"{head}; known settings: {', '.join(self._settings)}"
+
+    @abc.abstractmethod
     def effective_settings(
         self, explicit: Mapping[str, SettingValue], model: ModelSpec, gpu: GpuSpec
     ) -> dict[str, SettingValue]:
         """The value of every setting when the engine starts with `explicit` on `gpu`."""
-        ...
 
+    @abc.abstractmethod
+    def parallelism(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> Parallelism:
+        """How one instance with these settings is split over GPUs."""
+
+    @abc.abstractmethod
     def validate(
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> Crash | None:
         """The engine's own argument checks, as the engine would fail them at start."""
-        ...
 
+    @abc.abstractmethod
     def to_serving_config(
         self,
         candidate: Candidate,
@@ -103,30 +250,78 @@ class EngineAdapter(Protocol):
         node_group: NodeGroup,
     ) -> ServingConfig:
         """Translate effective settings into the engine-neutral config the simulator uses."""
-        ...
 
-    def base_argv(self, candidate: Candidate) -> list[str]:
-        """The launch command before any flag, e.g. ``vllm serve <checkpoint>``."""
-        ...
+    @abc.abstractmethod
+    def launch_parts(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int | None,
+        devices: tuple[int, ...],
+    ) -> LaunchParts:
+        """Argv, env and files for `minimal` settings.
 
-    def port_flags(self, host: str, port: int) -> list[str]:
-        """Flags that bind the server to `host`:`port`."""
-        ...
+        An empty `host` and a None `port` leave the engine's own defaults (no flags), which is
+        how the copy-paste serve command is written; `devices` is empty then too.
+        """
 
-    def gpus_per_instance(self, effective: Mapping[str, SettingValue]) -> int:
-        """How many GPUs one engine instance with these settings occupies."""
-        ...
+    def gpus_per_instance(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> int:
+        return self.parallelism(effective, model).gpus
+
+    def replicas(
+        self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
+    ) -> int:
+        return max(1, node_group.gpus_per_node // self.gpus_per_instance(effective, model))
+
+    def flags(self, settings: Mapping[str, SettingValue]) -> list[str]:
+        """The ``source == "flag"`` settings as CLI arguments, in catalogue order."""
+        argv: list[str] = []
+        for name, info in self._settings.items():
+            if name not in settings or info.source != "flag":
+                continue
+            value = settings[name]
+            if info.kind == "bool":
+                spelling = info.true_flag if value else info.false_flag
+                if spelling is None:
+                    raise EngineError(
+                        f"{self.name} {self.version} has no flag to set {name} to {value}"
+                    )
+                argv.append(spelling)
+            else:
+                argv.extend([info.spelling, format_value(value)])
+        return argv
+
+    def env_vars(self, settings: Mapping[str, SettingValue]) -> list[tuple[str, str]]:
+        """The ``source == "env"`` settings as environment variables, in catalogue order."""
+        out: list[tuple[str, str]] = []
+        for name, info in self._settings.items():
+            if name in settings and info.source == "env":
+                value = settings[name]
+                text = ("1" if value else "0") if isinstance(value, bool) else format_value(value)
+                out.append((info.spelling, text))
+        return out
+
+
+def format_value(value: SettingValue) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def check_version(adapter: EngineAdapter, version: str) -> str:
-    """Return the supported version `version` names (``0.33`` matches ``0.33.0``)."""
-    for known in adapter.versions:
-        if version == known or known.startswith(version + ".") or version.startswith(known):
-            return known
-    raise EngineError(
-        f"{adapter.name} version {version!r} is not supported; supported: "
-        f"{', '.join(adapter.versions)}"
-    )
+    """The canonical spelling of `version` if `adapter`'s engine supports it; else `EngineError`.
+
+    ``0.11`` and ``v0.11.0`` give ``0.11.0``; ``0.5.5.post1`` stays ``0.5.5.post1``.
+    """
+    parsed = parse_version(version)
+    if not any(line.contains(parsed) for line in adapter.supported):
+        raise EngineError(
+            f"{adapter.name} version {version!r} is not in the catalogue; supported: "
+            f"{adapter.supported_text()}"
+        )
+    return parsed.text
 
 
 def default_in_context(
@@ -149,6 +344,7 @@ def minimal_settings(
     A setting is dropped only if the effective configuration without it is exactly the same,
     so interactions (e.g. vLLM's throughput mode doubling *defaulted* batch limits) are kept.
     """
+    explicit = adapter.normalize(explicit)
     target = adapter.effective_settings(explicit, model, gpu)
     kept = dict(explicit)
     for name in list(explicit):
@@ -159,27 +355,8 @@ def minimal_settings(
 
 
 def setting_flags(adapter: EngineAdapter, settings: Mapping[str, SettingValue]) -> list[str]:
-    """Render settings as CLI flags in the adapter's table order."""
-    table = adapter.settings()
-    argv: list[str] = []
-    for name, info in table.items():
-        if name not in settings:
-            continue
-        value = settings[name]
-        if info.kind == "bool":
-            flag = info.true_flag if value else info.false_flag
-            if flag is None:
-                raise EngineError(f"{adapter.name} has no flag to set {name} to {value}")
-            argv.append(flag)
-        else:
-            argv.extend([f"--{name}", _format_value(value)])
-    return argv
-
-
-def _format_value(value: SettingValue) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    """Render flag settings as CLI arguments in the adapter's catalogue order."""
+    return adapter.flags(adapter.normalize(settings))
 
 
 def render_launch(
@@ -188,22 +365,53 @@ def render_launch(
     model: ModelSpec,
     gpu: GpuSpec,
     placement: Placement,
-    port: int,
+    port: int | None = None,
 ) -> LaunchSpec:
-    """The exact argv (no shell) that starts `candidate` on `placement`, listening on `port`."""
-    flags = setting_flags(
-        adapter, minimal_settings(adapter, candidate.settings_dict(), model, gpu)
+    """The exact launch (argv without shell, env, files) of `candidate` on `placement`."""
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    effective = adapter.effective_settings(explicit, model, gpu)
+    port = port or adapter.default_port
+    parts = adapter.launch_parts(
+        candidate, minimal, effective, placement.host, port, placement.gpu_ids
     )
-    argv = [*adapter.base_argv(candidate), *adapter.port_flags(placement.host, port), *flags]
     devices = ",".join(str(i) for i in placement.gpu_ids)
-    return LaunchSpec(argv=tuple(argv), env=(("CUDA_VISIBLE_DEVICES", devices),), port=port)
+    return LaunchSpec(
+        argv=parts.argv,
+        env=((_device_env(adapter, gpu), devices), *parts.env),
+        port=port,
+        health_path=parts.health_path,
+        host=placement.host,
+        files=parts.files,
+        api_prefix=parts.api_prefix,
+    )
+
+
+def _device_env(adapter: EngineAdapter, gpu: GpuSpec) -> str:
+    """Ascend NPUs are chosen with ASCEND_RT_VISIBLE_DEVICES (vLLM-Ascend, MindIE)."""
+    return "ASCEND_RT_VISIBLE_DEVICES" if gpu.name.startswith("Ascend") else adapter.device_env
 
 
 def serve_command(
     adapter: EngineAdapter, candidate: Candidate, model: ModelSpec, gpu: GpuSpec
 ) -> str:
-    """The shortest command line that starts `candidate` (default host and port)."""
-    flags = setting_flags(
-        adapter, minimal_settings(adapter, candidate.settings_dict(), model, gpu)
-    )
-    return shlex.join([*adapter.base_argv(candidate), *flags])
+    """The shortest command line that starts `candidate` (default host and port).
+
+    Environment settings are prefixed (``VLLM_ATTENTION_BACKEND=FLASHINFER vllm serve ...``);
+    config-file settings are in the file the command names.
+    """
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    effective = adapter.effective_settings(explicit, model, gpu)
+    parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
+    env = [f"{k}={shlex.quote(v)}" for k, v in parts.env]
+    command = " ".join([*env, shlex.join(parts.argv)])
+    table = adapter.settings()
+    in_file = [
+        f"{table[n].spelling}={format_value(v)}"
+        for n, v in minimal.items()
+        if table[n].source == "config"
+    ]
+    if in_file and parts.files:
+        command += f"  # {parts.files[0][0]}: {', '.join(in_file)}"
+    return command

@@ -17,7 +17,7 @@ Writer = Callable[[dict[str, Any]], Path]
 def test_shipped_space_loads_by_bare_name() -> None:
     spec = load_spec("qwen3-moe.yaml")
     assert spec.name == "qwen3-moe"
-    assert set(spec.engines) == {"vllm", "sglang"}
+    assert set(spec.engines) == {"vllm", "sglang", "trtllm"}
     assert spec.node_group.gpus_per_node == 8
     assert spec.objectives.latency.percentile == 99
     assert spec.workload.num_prompts == 1000

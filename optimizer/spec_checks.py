@@ -1,0 +1,198 @@
+"""Cross-checks of a parsed space file against the catalogue and the engine adapters.
+
+Second half of `load_spec`: pydantic has checked the shape of the file; this module checks
+what needs the model and GPU catalogue and the engine release's own catalogue of settings.
+Engine versions must be catalogued; every setting must exist at that version (with the
+closest valid name otherwise, or where it moved); values and ranges must be valid engine
+values; conditions must refer to settings declared above them and to reachable values; a value
+that can never run on its own (more GPUs than the node group, TP not dividing the heads) is
+rejected; user constraints may only name settings and facts; the baseline must be the engine
+default where not set, reachable by the space, and satisfy every constraint. Each problem is
+``field.path: what is wrong and how to fix it``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from optimizer.constraints import builtin_violations, check_names, violations
+from optimizer.spec import (
+    BoolParam,
+    CategoricalParam,
+    EngineSection,
+    FloatParam,
+    IntParam,
+    SpecError,
+    StudySpec,
+)
+from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
+from runners.engines import EngineAdapter, get_engine
+from runners.errors import CatalogError, EngineError
+from runners.types import NodeGroup, SettingValue
+
+AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
+SINGLE_VALUE_RULES = ("gpus", "tp_heads")
+
+
+def cross_check(spec: StudySpec) -> list[str]:
+    """Every problem found, as ``field.path: message`` strings (empty when the file is good)."""
+    try:
+        model = get_model(spec.model.name)
+    except CatalogError as exc:
+        return [f"model.name: {exc}"]
+    try:
+        gpu = get_gpu(spec.node_group.gpu)
+    except CatalogError as exc:
+        return [f"hardware.node_groups.0.gpu: {exc}"]
+    problems: list[str] = []
+    for engine_name, section in spec.engines.items():
+        where = f"engines.{engine_name}"
+        try:
+            adapter = get_engine(engine_name, section.version)
+        except EngineError as exc:
+            problems.append(f"{where}.version: {exc}")
+            continue
+        problems.extend(_check_section(where, section, adapter, model, gpu, spec.node_group))
+    if problems:
+        return problems
+    return _check_baseline(spec, model, gpu)
+
+
+def _check_section(
+    where: str,
+    section: EngineSection,
+    adapter: EngineAdapter,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    node_group: NodeGroup,
+) -> list[str]:
+    problems: list[str] = []
+    known = adapter.settings()
+    declared: list[str] = []
+    for setting in section.settings:
+        field = f"{where}.settings.{setting}"
+        canonical = adapter.canonical_name(setting)
+        if canonical is None:
+            problems.append(f"{field}: {adapter.unknown_setting(setting)}")
+            continue
+        if canonical != setting:
+            problems.append(
+                f"{field}: write this setting as {canonical!r}, the catalogue spelling of "
+                f"{adapter.name} {adapter.version} (one spelling keeps parameter names stable)"
+            )
+            continue
+        alternatives = section.alternatives(setting)
+        if len(alternatives) > 1 and any(not alt.when for alt in alternatives):
+            problems.append(f"{field}: each of several alternatives needs its own 'when'")
+        for index, alt in enumerate(alternatives):
+            label = field + (f"[{index}]" if len(alternatives) > 1 else "")
+            problems.extend(_check_param(label, alt, known[setting].check, section, declared))
+            problems.extend(_check_runnable(label, setting, alt, adapter, model, gpu, node_group))
+        declared.append(setting)
+    for index, constraint in enumerate(section.constraints):
+        if (why := check_names(constraint.rule, adapter)) is not None:
+            problems.append(f"{where}.constraints.{index}.require: {why}")
+    return problems
+
+
+def _values(param: AnyParam) -> list[SettingValue]:
+    if isinstance(param, IntParam | FloatParam):
+        return [param.low, param.high]
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    return []
+
+
+def _check_param(
+    field: str,
+    param: AnyParam,
+    check_value: Callable[[SettingValue], str | None],
+    section: EngineSection,
+    declared: list[str],
+) -> list[str]:
+    """Problems of one declared setting: bounds, engine-valid values, reachable conditions."""
+    problems: list[str] = []
+    if (why := param.check_bounds()) is not None:
+        problems.append(f"{field}: {why}")
+    kind = "bound" if isinstance(param, IntParam | FloatParam) else "choice"
+    for value in _values(param):
+        if (why := check_value(value)) is not None:
+            shown = value if kind == "bound" else repr(value)
+            problems.append(f"{field}: {kind} {shown}: {why}")
+    for other, wanted in param.when.items():
+        if other not in declared:
+            problems.append(
+                f"{field}.when.{other}: conditions may only name settings declared above this "
+                f"one in the same engine (declared so far: {', '.join(declared) or 'none'})"
+            )
+            continue
+        values = wanted if isinstance(wanted, list) else [wanted]
+        reachable = section.alternatives(other)
+        for value in values:
+            if not any(alt.contains(value) for alt in reachable):
+                problems.append(
+                    f"{field}.when.{other}: {value!r} can never be chosen for {other} "
+                    f"({'; '.join(alt.describe() for alt in reachable)})"
+                )
+    return problems
+
+
+def _check_runnable(
+    field: str,
+    setting: str,
+    param: AnyParam,
+    adapter: EngineAdapter,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    node_group: NodeGroup,
+) -> list[str]:
+    """Values that can never run whatever else is chosen (too many GPUs, TP vs heads)."""
+    problems: list[str] = []
+    check_value = adapter.settings()[setting].check
+    for value in _values(param):
+        if check_value(value) is not None:
+            continue
+        effective = adapter.effective_settings({setting: value}, model, gpu)
+        for found in builtin_violations(adapter, effective, model, gpu, node_group, False):
+            if found.rule in SINGLE_VALUE_RULES:
+                problems.append(
+                    f"{field}: {value!r} can never run: {found.message}; remove it from the space"
+                )
+    return problems
+
+
+def _check_baseline(spec: StudySpec, model: ModelSpec, gpu: GpuSpec) -> list[str]:
+    from optimizer.space import baseline_params, candidate_from_params
+
+    baseline = spec.baseline
+    problems: list[str] = []
+    if baseline.engine not in spec.engines:
+        return [
+            f"baseline.engine: {baseline.engine!r} is not among the engines of this space "
+            f"({', '.join(spec.engines)})"
+        ]
+    if baseline.variant not in spec.model.variants:
+        problems.append(
+            f"baseline.variant: {baseline.variant!r} is not among model.variants "
+            f"({', '.join(spec.model.variants)})"
+        )
+    adapter = get_engine(baseline.engine, spec.engines[baseline.engine].version)
+    known = adapter.settings()
+    for setting, value in baseline.settings.items():
+        if setting not in known:
+            problems.append(f"baseline.settings.{setting}: {adapter.unknown_setting(setting)}")
+        elif (why := known[setting].check(value)) is not None:
+            problems.append(f"baseline.settings.{setting}: {why}")
+    if problems:
+        return problems
+    try:
+        params = baseline_params(spec, model, gpu)
+    except SpecError as exc:
+        return [str(exc)]
+    candidate = candidate_from_params(spec, params)
+    for broken in violations(spec, candidate):
+        problems.append(
+            f"baseline: the engine-defaults configuration breaks rule {broken.rule!r} "
+            f"({broken.message}); set the settings it needs under baseline.settings"
+        )
+    return problems
