@@ -78,3 +78,46 @@ def summarize(records: RequestRecords, num_gpus: int) -> Metrics:
         itl_ms=distribution_ms(records.itl_s),
         e2el_ms=distribution_ms(e2el),
     )
+
+
+GOODPUT_KEYS = ("ttft", "tpot", "e2el")
+
+
+def request_goodput(records: RequestRecords, slo_ms: dict[str, float]) -> float:
+    """Successful requests meeting every SLO (``ttft``/``tpot``/``e2el`` in ms) per second.
+
+    As `vllm bench serve --goodput`: a request with at most one output token has TPOT 0.
+    """
+    unknown = set(slo_ms) - set(GOODPUT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown goodput keys {sorted(unknown)}; valid: {list(GOODPUT_KEYS)}")
+    if records.duration_s <= 0:
+        raise NoMetricValue(f"the run's duration is {records.duration_s} s; expected > 0")
+    ok = records.success
+    ttft_ms = records.ttft_s * 1000.0
+    e2el_ms = records.e2el_s * 1000.0
+    steps = np.maximum(records.output_len - 1, 1)
+    tpot_ms = np.where(records.output_len > 1, (e2el_ms - ttft_ms) / steps, 0.0)
+    good = ok.copy()
+    for key, limit in slo_ms.items():
+        values = {"ttft": ttft_ms, "tpot": tpot_ms, "e2el": e2el_ms}[key]
+        good &= values <= limit
+    return int(np.count_nonzero(good)) / records.duration_s
+
+
+def peak_output_rate(token_times_s: list[FloatArray]) -> tuple[float, float]:
+    """(max output tokens in any 1-s bucket, max requests in flight in any 1-s bucket).
+
+    `token_times_s` holds, per successful request, its start time followed by the arrival time
+    of every content chunk (start + TTFT + cumulative ITLs), as `vllm bench serve` reconstructs.
+    """
+    if not token_times_s:
+        return 0.0, 0.0
+    end = max(float(t[-1]) for t in token_times_s)
+    buckets = int(end) + 1
+    tokens = np.zeros(buckets)
+    active = np.zeros(buckets)
+    for times in token_times_s:
+        np.add.at(tokens, (times[1:]).astype(np.int64), 1.0)
+        active[int(times[0]) : int(times[-1]) + 1] += 1.0
+    return float(tokens.max()), float(active.max())

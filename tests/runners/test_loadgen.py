@@ -1,0 +1,130 @@
+"""The load generator against an in-process transport: timing keys, failures, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from runners.bench.datasets import BenchRequest, from_workload, load_sharegpt, whitespace_tokens
+from runners.bench.loadgen import LoadConfig, run_benchmark
+from runners.bench.metrics import request_goodput, summarize
+from runners.bench.records import RequestRecords
+from runners.bench.results import metrics_from_vllm_json, save_result, to_vllm_json
+from runners.types import Workload
+
+
+def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body.get("model") != "m":
+            return httpx.Response(404, json={"error": "The model does not exist."})
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        n = int(body["max_tokens"])
+        prompt = body.get("prompt")
+        lines = []
+        for _ in range(n):
+            lines.append(json.dumps({"choices": [{"index": 0, "text": "x"}]}))
+        usage = {"prompt_tokens": len(prompt) if isinstance(prompt, list) else 3}
+        usage["completion_tokens"] = n
+        lines.append(json.dumps({"choices": [], "usage": usage}))
+        await asyncio.sleep(0.002)
+        state["in_flight"] -= 1
+        text = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    return httpx.MockTransport(handle)
+
+
+def run(requests: list[BenchRequest], config: LoadConfig, state: dict[str, int]):  # type: ignore[no-untyped-def]
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=sse_handler(state)) as client:
+            return await run_benchmark(client, config, requests)
+
+    return asyncio.run(main())
+
+
+def test_streams_are_timed_and_counted() -> None:
+    requests = list(from_workload(Workload("w", "random", 10, input_len=7, output_len=5), 1000))
+    state = {"in_flight": 0, "peak": 0}
+    result = run(requests, LoadConfig("http://x/v1", "m", num_warmups=2), state)
+    assert len(result.results) == 10  # warm-ups are not recorded
+    metrics = summarize(result.records(), 1)
+    assert metrics.completed == 10
+    assert metrics.total_input_tokens == 70
+    assert metrics.total_output_tokens == 50
+    assert all(len(r.itl_s) == 4 for r in result.results)
+    assert all(r.latency_s >= r.ttft_s for r in result.results)
+
+
+def test_failures_are_counted_not_dropped() -> None:
+    requests = [BenchRequest(3, 4, prompt_ids=(1, 2, 3))] * 4
+    state = {"in_flight": 0, "peak": 0}
+    result = run(requests, LoadConfig("http://x/v1", "wrong"), state)
+    records = result.records()
+    assert records.num_requests == 4
+    assert not records.success.any()
+    assert "does not exist" in result.results[0].error
+
+
+def test_closed_loop_respects_max_concurrency() -> None:
+    requests = list(from_workload(Workload("w", "random", 30, input_len=4, output_len=3), 1000))
+    state = {"in_flight": 0, "peak": 0}
+    run(requests, LoadConfig("http://x/v1", "m", max_concurrency=3), state)
+    assert 1 <= state["peak"] <= 3
+
+
+def test_shared_prefix_groups_share_their_prefix() -> None:
+    w = Workload("w", "random", 6, input_len=20, output_len=2, prefix_len=8, prefix_groups=2)
+    requests = from_workload(w, 1000)
+    assert requests[0].prompt_ids[:8] == requests[2].prompt_ids[:8]
+    assert requests[0].prompt_ids[:8] != requests[1].prompt_ids[:8]
+    assert all(r.prompt_len == 28 for r in requests)  # prefix + input_len, as the simulator
+
+
+def test_sharegpt_file_is_read_and_filtered(tmp_path: Path) -> None:
+    convs = [
+        {"conversations": [{"from": "human", "value": "a b c d e"}, {"from": "gpt", "value": v}]}
+        for v in ("one two three four five", "too short")
+    ]
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps(convs * 3))
+    requests = load_sharegpt(path, 3, whitespace_tokens)
+    assert [r.output_len for r in requests] == [5, 5, 5]
+
+
+def test_result_json_round_trips_to_metrics(tmp_path: Path) -> None:
+    requests = list(from_workload(Workload("w", "random", 5, input_len=5, output_len=4), 1000))
+    result = run(requests, LoadConfig("http://x/v1", "m"), {"in_flight": 0, "peak": 0})
+    metrics = summarize(result.records(), 1)
+    doc = to_vllm_json(result, metrics, "m", goodput_slo_ms={"ttft": 1e6})
+    path = save_result(tmp_path / "r.json", doc)
+    back = metrics_from_vllm_json(path, 1)
+    assert back.completed == metrics.completed
+    assert back.output_throughput_tok_s == pytest.approx(metrics.output_throughput_tok_s)
+    assert back.tpot_ms.p99 == pytest.approx(metrics.tpot_ms.p99)
+    assert doc["request_goodput"] == pytest.approx(metrics.request_throughput_req_s)
+    assert doc["request_rate"] == "inf"
+
+
+def test_goodput_applies_every_slo() -> None:
+    records = RequestRecords(
+        prompt_len=np.array([1, 1, 1]),
+        output_len=np.array([11, 11, 1]),
+        success=np.array([True, True, False]),
+        start_s=np.zeros(3),
+        ttft_s=np.array([0.1, 0.5, 0.0]),
+        e2el_s=np.array([0.2, 0.6, 0.0]),
+        itl_s=np.array([0.01]),
+        duration_s=2.0,
+    )
+    assert request_goodput(records, {"ttft": 200.0}) == 0.5
+    assert request_goodput(records, {"tpot": 5.0}) == 0.0
+    assert request_goodput(records, {}) == 1.0
+    assert math.isfinite(request_goodput(records, {"e2el": 1000.0}))
