@@ -1,20 +1,40 @@
-"""Where studies live: the default SQLite file under studies/, or any URL Optuna accepts.
+"""Where studies live, and how several drivers share one without losing or duplicating trials.
 
 The default is ``sqlite:///studies/<study-name>.db`` relative to the working directory, so
-running the same command again finds the same study. Opening storage is the first thing that
-writes anything, and it happens only after the space file has been validated.
+running the same command again finds the same study; any RDB URL works (``postgresql://...``
+with the `postgres` extra). Opening storage is the first thing that writes anything, and it
+happens only after the space file has been validated.
+
+Durability: storage is opened with heartbeats. The driver beats for the trial it runs
+(`Heartbeat`); a trial whose driver or worker died stops beating, and after the grace period
+any driver fails it and `RetryHeartbeatStaleTrialCallback` enqueues it again (same parameters),
+so it is re-run, not lost. `trial_slot` makes "count what is finished or running, then ask" atomic
+across drivers (a PostgreSQL advisory lock, or a file lock beside a SQLite file), so
+cooperating drivers stop at exactly the requested total.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import threading
+import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy import text
 
 from runners.errors import ServingOptimizerError
 
 STUDIES_DIR = Path("studies")
+DEFAULT_HEARTBEAT_S = 10
+DEFAULT_GRACE_S = 30
+MAX_RETRY = 3
+SCHEMA_RACE_RETRIES = 4
 
 
 class StudyError(ServingOptimizerError):
@@ -25,24 +45,47 @@ def default_storage_url(study_name: str, studies_dir: Path = STUDIES_DIR) -> str
     return f"sqlite:///{studies_dir / f'{study_name}.db'}"
 
 
-def open_storage(url: str) -> RDBStorage:
+def open_storage(
+    url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S, grace_s: int = DEFAULT_GRACE_S
+) -> RDBStorage:
     """Open (creating if needed) the RDB storage at `url`; `StudyError` when it cannot be used."""
     if "://" not in url:
         raise StudyError(
             f"--storage {url!r} is not a database URL; use e.g. sqlite:///studies/x.db or "
             "postgresql://user:password@host/db"
         )
+    if grace_s <= heartbeat_s:
+        raise StudyError(
+            f"--grace-period ({grace_s} s) must be longer than --heartbeat-interval "
+            f"({heartbeat_s} s), or live trials would be failed"
+        )
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return RDBStorage(url)
-    except Exception as exc:  # sqlalchemy raises many types; the user needs the message
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {url!r}: {first_line}") from None
+    last_error: Exception | None = None
+    for attempt in range(SCHEMA_RACE_RETRIES):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=grace_s,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=MAX_RETRY
+                    ),
+                )
+        except Exception as exc:  # sqlalchemy raises many types; the user needs the message
+            # Two drivers creating the schema of a new database at once collide on its
+            # version table; the loser finds the schema complete a moment later.
+            last_error = exc
+            time.sleep(0.5 * (attempt + 1))
+    text_ = str(last_error).strip()
+    first_line = text_.splitlines()[0] if text_ else type(last_error).__name__
+    raise StudyError(f"cannot open storage {url!r}: {first_line}")
 
 
 def load_or_create(
-    storage: RDBStorage, study_name: str, sampler: optuna.samplers.BaseSampler
+    storage: BaseStorage, study_name: str, sampler: optuna.samplers.BaseSampler
 ) -> optuna.Study:
     """Load the study if it exists (resume), otherwise create it with our two directions."""
     try:
@@ -61,3 +104,68 @@ def load_or_create(
             f"{[d.name.lower() for d in study.directions]}; use another --study-name"
         )
     return study
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail trials whose driver stopped beating; the retry callback re-enqueues them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def trial_slot(storage: BaseStorage, study_name: str) -> Iterator[None]:
+    """Hold a lock shared by every driver of this study while it counts and asks."""
+    if not isinstance(storage, RDBStorage):
+        yield
+        return
+    url = str(storage.url)
+    if url.startswith("sqlite:///"):
+        lock_path = Path(url.removeprefix("sqlite:///") + ".lock")
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if url.startswith("postgresql"):
+        key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+        with storage.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+        return
+    yield
+
+
+class Heartbeat:
+    """Record heartbeats for one running trial from a background thread until closed."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int) -> None:
+        self._storage = storage
+        self._trial_id = trial_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        interval = storage.get_heartbeat_interval() if isinstance(storage, RDBStorage) else None
+        self._interval = interval
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval is not None and isinstance(self._storage, RDBStorage):
+            self._storage.record_heartbeat(self._trial_id)
+            self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+            self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        assert isinstance(self._storage, RDBStorage) and self._interval is not None
+        while not self._stop.wait(self._interval):
+            self._storage.record_heartbeat(self._trial_id)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

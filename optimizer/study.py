@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,20 +20,34 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from optimizer.objectives import metric_names, objective_values
+from optimizer.feasibility import FeasibilityChecker, Verdict, is_rejection
+from optimizer.objectives import constraint_values, metric_names, objective_values
 from optimizer.report import format_pareto, pareto_points
+from optimizer.samplers import SAMPLERS, GridPlan, make_sampler
 from optimizer.space import baseline_params, suggest
-from optimizer.spec import StudySpec, load_spec
-from optimizer.storage import default_storage_url, load_or_create, open_storage
+from optimizer.spec import SamplerName, StudySpec, load_spec
+from optimizer.storage import (
+    DEFAULT_GRACE_S,
+    DEFAULT_HEARTBEAT_S,
+    Heartbeat,
+    default_storage_url,
+    fail_stale_trials,
+    load_or_create,
+    open_storage,
+    trial_slot,
+)
+from optimizer.warmstart import enqueue_warm_start
 from runners import Runner
-from runners.catalog import get_gpu, get_model
-from runners.engines import get_engine, minimal_settings, serve_command
+from runners.engines import candidate_minimal_settings, serve_command
 from runners.errors import ServingOptimizerError
 from runners.types import Candidate, Placement, TrialOutcome
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_INFEASIBLE = 3
+MAX_REJECTIONS_IN_A_ROW = 200
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+LEGACY_CONSTRAINTS_KEY = "constraints"
 
 
 @dataclass(frozen=True)
@@ -41,10 +56,14 @@ class Options:
     n_trials: int | None
     storage: str | None
     study_name: str | None
-    sampler: str | None
+    sampler: SamplerName | None
     seed: int | None
     quiet: bool
     runner: str = "sim"
+    heartbeat_s: int = DEFAULT_HEARTBEAT_S
+    grace_s: int = DEFAULT_GRACE_S
+    warm_start: str | None = None
+    preflight: bool = True
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -59,19 +78,63 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--n-trials",
         type=_positive_int,
-        help="total finished trials the study should hold (default: the file's search.n_trials)",
+        help="total trials that reach the runner (completed or crashed) the study should hold; "
+        "candidates rejected by pre-flight checks cost no runner time and come on top "
+        "(default: the file's search.n_trials)",
     )
     parser.add_argument(
         "--storage", help="Optuna storage URL (default: sqlite:///studies/<study-name>.db)"
     )
     parser.add_argument("--study-name", help="study name (default: the space file's name)")
-    parser.add_argument(
-        "--sampler", choices=["tpe", "random"], help="default: the file's search.sampler"
-    )
+    parser.add_argument("--sampler", choices=SAMPLERS, help="default: the file's search.sampler")
     parser.add_argument("--seed", type=int, help="sampler seed (default: the file's search.seed)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    parser.add_argument(
+        "--runner",
+        choices=["sim", "local"],
+        default="sim",
+        help="sim: the embedded simulated engine (default); local: start the real engine "
+        "on this machine for every trial",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between heartbeats of a running trial (default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=DEFAULT_GRACE_S,
+        help="seconds without a heartbeat after which a trial is failed and retried "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="re-evaluate the Pareto configurations of another study in the same storage "
+        "(or STORAGE_URL#STUDY) first",
+    )
+    parser.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="launch every candidate, even those pre-flight checks predict will crash",
+    )
     ns = parser.parse_args(argv)
-    return Options(ns.space, ns.n_trials, ns.storage, ns.study_name, ns.sampler, ns.seed, ns.quiet)
+    return Options(
+        space=ns.space,
+        n_trials=ns.n_trials,
+        storage=ns.storage,
+        study_name=ns.study_name,
+        sampler=ns.sampler,
+        seed=ns.seed,
+        quiet=ns.quiet,
+        runner=ns.runner,
+        heartbeat_s=ns.heartbeat_interval,
+        grace_s=ns.grace_period,
+        warm_start=ns.warm_start,
+        preflight=not ns.no_preflight,
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -84,18 +147,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            multivariate=True, group=True, constant_liar=True, seed=seed
-        )
-
-
 def make_runner(name: str = "sim", study_name: str = "study") -> Runner:
     """The runner named on the command line; imported only when used."""
+    if name == "local":
+        from optimizer.storage import STUDIES_DIR
+        from runners.local import LocalRunner
+
+        return LocalRunner(artifacts_dir=STUDIES_DIR / study_name / "trials")
     from runners.sim.runner import SimRunner
 
     return SimRunner()
@@ -116,38 +174,110 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def run_study(spec: StudySpec, options: Options, runner: Runner) -> int:
+@dataclass(frozen=True)
+class Counts:
+    """Trials by what they cost. `finished` counts trials that reached the runner (COMPLETE,
+    or PRUNED by a crash); pre-flight rejections cost no runner time and are counted apart."""
+
+    finished: int
+    rejected: int
+    running: int
+    waiting: int
+
+
+def count_trials(study: optuna.Study) -> Counts:
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state in DONE_STATES]
+    rejected = sum(is_rejection(t) for t in done)
+    return Counts(
+        finished=len(done) - rejected,
+        rejected=rejected,
+        running=sum(t.state == TrialState.RUNNING for t in trials),
+        waiting=sum(t.state == TrialState.WAITING for t in trials),
+    )
+
+
+def run_study(
+    spec: StudySpec,
+    options: Options,
+    runner: Runner,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> int:
+    """Run the study until it holds the requested number of finished trials.
+
+    Cooperative: any number of drivers may run this on one storage. Each counts finished and
+    running trials and asks for a new one under `trial_slot`, so together they stop at exactly
+    the total; a driver that finds only other drivers' trials running waits for them (failing
+    and retrying stale ones) instead of overshooting.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_name = options.study_name or spec.name
     url = options.storage or default_storage_url(study_name)
     total = options.n_trials or spec.search.n_trials
-    storage = open_storage(url)
+    if storage is None:
+        storage = open_storage(url, options.heartbeat_s, options.grace_s)
+    sampler_name: SamplerName = options.sampler or spec.search.sampler
     existing = _finished_count(storage, study_name)
     seed = (options.seed if options.seed is not None else spec.search.seed) + existing
-    sampler = make_sampler(options.sampler or spec.search.sampler, seed)
-    study = load_or_create(storage, study_name, sampler)
+    study = load_or_create(storage, study_name, make_sampler(sampler_name, seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names(spec.objectives))
     _record_study_attrs(study, spec)
-    _enqueue_baseline(study, spec)
-
-    done = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE_STATES))
-    remaining = max(0, total - done)
+    with trial_slot(storage, study_name):
+        if options.warm_start:
+            enqueue_warm_start(study, spec, options.warm_start, storage)
+        _enqueue_baseline(study, spec)
+    grid = GridPlan(spec, seed) if sampler_name == "grid" else None
+    checker = FeasibilityChecker(spec) if options.preflight else None
     node_group = spec.node_group
     placement = Placement(node_group, tuple(range(node_group.gpus_per_node)))
     workload = spec.workload_spec
+    counts = count_trials(study)
     print(
-        f"Study {study_name!r} in {url}: {done} trials finished, running {remaining} more "
-        f"(target {total}).",
+        f"Study {study_name!r} in {url}: {counts.finished} trials finished, running "
+        f"{max(0, total - counts.finished)} more (target {total}; sampler {sampler_name}).",
         flush=True,
     )
-    for _ in range(remaining):
-        trial = study.ask()
+    rejected_in_a_row = 0
+    while True:
+        if rejected_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+            print(
+                f"error: pre-flight rejected {rejected_in_a_row} candidates in a row; the space "
+                "is (nearly) all infeasible for this model and hardware. See the rejected "
+                "trials' crash_message, narrow the space, or pass --no-preflight.",
+                file=sys.stderr,
+            )
+            return EXIT_INFEASIBLE
+        with trial_slot(storage, study_name):
+            fail_stale_trials(study)
+            counts = count_trials(study)
+            trial = None
+            if counts.finished + counts.running < total:
+                if grid is not None and counts.waiting == 0:
+                    _enqueue_grid_point(study, grid)
+                trial = _ask(study)
+        if trial is None:
+            if counts.finished >= total:
+                break
+            time.sleep(min(2.0, options.heartbeat_s / 2))  # other drivers' trials in flight
+            continue
         try:
-            candidate = suggest(trial, spec)
-            outcome = runner.run(candidate, workload, placement)
-            _tell(study, trial, spec, candidate, outcome, options.runner)
+            with Heartbeat(storage, trial._trial_id):
+                candidate = suggest(trial, spec)
+                verdict = (
+                    checker.check(candidate, trial.params, trial.distributions, study.trials)
+                    if checker is not None
+                    else None
+                )
+                if verdict is not None and not verdict.launch:
+                    _tell_rejected(study, trial, spec, candidate, verdict)
+                    outcome = None
+                    rejected_in_a_row += 1
+                else:
+                    rejected_in_a_row = 0
+                    outcome = runner.run(candidate, workload, placement)
+                    _tell(study, trial, spec, candidate, outcome, options.runner)
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL)
             print("\ninterrupted; run the same command again to resume", file=sys.stderr)
@@ -156,9 +286,9 @@ def run_study(spec: StudySpec, options: Options, runner: Runner) -> int:
             study.tell(trial, state=TrialState.FAIL)
             raise
         if not options.quiet:
-            line = _progress_line(trial.number, done + 1, total, outcome)
+            position = count_trials(study).finished
+            line = _progress_line(trial.number, position, total, outcome, verdict)
             print(f"{line}  | {_describe(candidate, spec)}", flush=True)
-        done += 1
 
     print()
     print(format_pareto(pareto_points(study), spec))
@@ -166,7 +296,20 @@ def run_study(spec: StudySpec, options: Options, runner: Runner) -> int:
     return 0
 
 
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # heartbeats outside Study.optimize
+        return study.ask()
+
+
+def _enqueue_grid_point(study: optuna.Study, grid: GridPlan) -> None:
+    point = grid.next_point(t.params for t in study.get_trials(deepcopy=False))
+    if point is not None:
+        study.enqueue_trial(point, user_attrs={"grid": True})
+
+
 def _finished_count(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """All finished trials (rejections included): only used to vary the sampler seed."""
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
@@ -217,11 +360,21 @@ def _tell(
     diagnostics = {k: int(v) if float(v).is_integer() else v for k, v in outcome.diagnostics}
     runner_info = {"name": runner_name, "wall_s": round(outcome.wall_s, 4)} | diagnostics
     trial.set_user_attr("runner", runner_info)
+    if outcome.artifacts:
+        trial.set_user_attr("artifacts", dict(outcome.artifacts))
     if outcome.status == "ok" and outcome.metrics is not None:
         flat = outcome.metrics.flat()
         trial.set_user_attr("metrics", flat)
         for key in HEADLINE_METRICS:
             trial.set_user_attr(key, flat[key])
+        constraints = constraint_values(outcome.metrics, spec.objectives.slos)
+        if constraints:
+            for name, value in constraints.items():
+                trial.set_constraint(name, value)
+            # optuna-dashboard 0.21 reads only the legacy list attribute
+            study._storage.set_trial_system_attr(
+                trial._trial_id, LEGACY_CONSTRAINTS_KEY, list(constraints.values())
+            )
         study.tell(trial, list(objective_values(outcome.metrics, spec.objectives)))
     elif outcome.status == "crashed" and outcome.crash is not None:
         trial.set_user_attr("crash_class", str(outcome.crash.crash_class))
@@ -232,18 +385,41 @@ def _tell(
         study.tell(trial, state=TrialState.FAIL)
 
 
+def _tell_rejected(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    spec: StudySpec,
+    candidate: Candidate,
+    verdict: Verdict,
+) -> None:
+    """A candidate pre-flight predicted to crash: PRUNED, no runner time spent."""
+    trial.set_user_attr("engine", candidate.engine)
+    trial.set_user_attr("serve_command", serve_command(candidate, spec.node_group))
+    trial.set_user_attr("crash_class", verdict.crash_class)
+    trial.set_user_attr("crash_message", verdict.message)
+    if verdict.crash_probability is not None:
+        trial.set_user_attr("crash_probability", round(verdict.crash_probability, 3))
+    study.tell(trial, state=TrialState.PRUNED)
+
+
 def _describe(candidate: Candidate, spec: StudySpec) -> str:
-    adapter = get_engine(candidate.engine)
-    model = get_model(candidate.model)
-    gpu = get_gpu(spec.node_group.gpu)
-    settings = minimal_settings(adapter, candidate.settings_dict(), model, gpu)
+    settings = candidate_minimal_settings(candidate, spec.node_group)
     text = " ".join(f"{k}={v}" for k, v in settings.items()) or "(defaults)"
     full = f"{candidate.engine} {candidate.weight_dtype} {text}"
     return full if len(full) <= 110 else full[:109] + "…"
 
 
-def _progress_line(number: int, position: int, total: int, outcome: TrialOutcome) -> str:
+def _progress_line(
+    number: int,
+    position: int,
+    total: int,
+    outcome: TrialOutcome | None,
+    verdict: Verdict | None,
+) -> str:
     head = f"[{position:>3}/{total}] trial {number:>3}"
+    if outcome is None:
+        reason = verdict.crash_class if verdict is not None else "rejected"
+        return f"{head}  PRUNED {reason} (pre-flight, no runner time)"
     if outcome.status == "ok" and outcome.metrics is not None:
         m = outcome.metrics
         result = (

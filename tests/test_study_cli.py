@@ -27,19 +27,34 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ran(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that reached the runner: COMPLETE, or PRUNED by a crash (not by pre-flight)."""
+    return sum(
+        t.state == TrialState.COMPLETE
+        or (
+            t.state == TrialState.PRUNED
+            and not str(t.user_attrs["crash_class"]).startswith("rejected:")
+        )
+        for t in trials
+    )
+
+
 @pytest.mark.slow
 def test_main_job_runs_and_resumes(tmp_path: Path) -> None:
     first = run_cli(tmp_path, "--space", "qwen3-moe.yaml", "--n-trials", "30")
     assert first.returncode == 0, first.stderr
     db = tmp_path / "studies" / "qwen3-moe.db"
     assert db.exists(), "the default storage is studies/<name>.db under the working directory"
-    assert first.stdout.count("] trial ") == 30, "one progress line per trial"
+    lines = [line for line in first.stdout.splitlines() if "] trial " in line]
+    ran_lines = [line for line in lines if "pre-flight" not in line]
+    assert len(ran_lines) == 30, "one progress line per trial that ran"
     assert "Pareto front:" in first.stdout
     assert "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 --tensor-parallel-size 8" in first.stdout
 
     study = optuna.load_study(study_name="qwen3-moe", storage=f"sqlite:///{db}")
     trials = study.trials
-    assert len(trials) == 30
+    assert len(trials) == len(lines), "every trial, ran or rejected, is in the study"
+    assert ran(trials) == 30
     baseline = trials[0]
     assert baseline.user_attrs.get("baseline") is True
     assert baseline.state == TrialState.COMPLETE, baseline.user_attrs.get("crash_message")
@@ -50,13 +65,15 @@ def test_main_job_runs_and_resumes(tmp_path: Path) -> None:
         if trial.state == TrialState.PRUNED:
             assert trial.user_attrs["crash_class"]
             assert trial.user_attrs["crash_message"]
+        if str(trial.user_attrs.get("crash_class", "")).startswith("rejected:"):
+            assert "trial_seconds" not in trial.user_attrs.get("runner", {}), "no runner time"
 
     second = run_cli(tmp_path, "--space", "qwen3-moe.yaml", "--n-trials", "36")
     assert second.returncode == 0, second.stderr
     assert "30 trials finished, running 6 more" in second.stdout
     resumed = optuna.load_study(study_name="qwen3-moe", storage=f"sqlite:///{db}")
-    assert len(resumed.trials) == 36
-    assert [t.params for t in resumed.trials[:30]] == [t.params for t in trials]
+    assert ran(resumed.trials) == 36
+    assert [t.params for t in resumed.trials[: len(trials)]] == [t.params for t in trials]
     assert sum(bool(t.user_attrs.get("baseline")) for t in resumed.trials) == 1
 
 

@@ -3,6 +3,10 @@
 Candidate -> engine adapter (defaults and argument checks) -> simulator (memory plan, crash
 rules, scheduler) -> request records -> `summarize` -> `TrialOutcome`. The workload's seed
 fixes the prompts, so every trial of a study sees the same requests.
+
+Every outcome also carries `trial_seconds`: how long the same trial would occupy its GPUs on
+real hardware (launch, then the benchmark or the time until the crash). Search benchmarks add
+these up to measure how much runner time crashes waste.
 """
 
 from __future__ import annotations
@@ -10,16 +14,37 @@ from __future__ import annotations
 import time
 
 from runners.bench.metrics import NoMetricValue, summarize
+from runners.catalog import GIB
 from runners.engines import resolve
-from runners.sim import simulate
+from runners.sim import SimResult, simulate
 from runners.types import (
     Candidate,
     Crash,
     CrashClass,
     Placement,
+    ServingConfig,
     TrialOutcome,
     Workload,
 )
+
+# Estimated wall time of a real trial (priors, not calibrated): argument errors fail while the
+# engine parses its configuration; a launch loads weights from local NVMe at about 1 GiB/s per
+# GPU after ~2 minutes of process start, compilation and CUDA-graph capture; a crash under load
+# happens on average a minute into the benchmark.
+ARGUMENT_ERROR_S = 20.0
+LAUNCH_FIXED_S = 120.0
+WEIGHT_LOAD_GIB_PER_S = 1.0
+LOAD_CRASH_AFTER_S = 60.0
+
+
+def launch_seconds(config: ServingConfig, result: SimResult | None) -> float:
+    if result is not None and result.memory is not None:
+        weights_gib = result.memory.weights_gib
+    else:
+        bytes_per_param = 1 if config.weight_dtype == "fp8" else 2
+        gpus = max(1, config.gpus_per_replica)
+        weights_gib = config.model.total_params * bytes_per_param / gpus / GIB
+    return LAUNCH_FIXED_S + weights_gib / WEIGHT_LOAD_GIB_PER_S
 
 
 class SimRunner:
@@ -29,9 +54,15 @@ class SimRunner:
         started = time.perf_counter()
         resolved = resolve(candidate, placement.node_group)
         if isinstance(resolved, Crash):
-            return TrialOutcome("crashed", crash=resolved, wall_s=time.perf_counter() - started)
+            return TrialOutcome(
+                "crashed",
+                crash=resolved,
+                wall_s=time.perf_counter() - started,
+                diagnostics=(("trial_seconds", ARGUMENT_ERROR_S),),
+            )
         result = simulate(resolved, workload, seed=workload.seed)
         gpus_used = resolved.replicas * resolved.gpus_per_replica
+        launch_s = launch_seconds(resolved, result)
         diagnostics = (
             ("replicas", float(resolved.replicas)),
             ("gpus_used", float(gpus_used)),
@@ -44,20 +75,26 @@ class SimRunner:
         )
         if result.crash is not None or result.records is None:
             crash = result.crash or Crash(CrashClass.ENGINE_EXITED, "simulator returned nothing")
+            spent = launch_s + (LOAD_CRASH_AFTER_S if crash.phase == "load" else 0.0)
             return TrialOutcome(
                 "crashed",
                 crash=crash,
                 wall_s=time.perf_counter() - started,
-                diagnostics=diagnostics,
+                diagnostics=(*diagnostics, ("trial_seconds", spent)),
             )
         try:
             metrics = summarize(result.records, num_gpus=gpus_used)
         except NoMetricValue as exc:
             crash = Crash(CrashClass.INVALID_CONFIG, f"every request failed: {exc}", "load")
-            return TrialOutcome("crashed", crash=crash, wall_s=time.perf_counter() - started)
+            return TrialOutcome(
+                "crashed",
+                crash=crash,
+                wall_s=time.perf_counter() - started,
+                diagnostics=(*diagnostics, ("trial_seconds", launch_s + LOAD_CRASH_AFTER_S)),
+            )
         return TrialOutcome(
             "ok",
             metrics=metrics,
             wall_s=time.perf_counter() - started,
-            diagnostics=diagnostics,
+            diagnostics=(*diagnostics, ("trial_seconds", launch_s + metrics.duration_s)),
         )

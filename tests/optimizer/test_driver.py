@@ -67,7 +67,7 @@ def spec() -> StudySpec:
 
 def options(tmp_path: Path, n_trials: int) -> Options:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    return Options("qwen3-moe.yaml", n_trials, url, "t", "random", 1, quiet=True)
+    return Options("qwen3-moe.yaml", n_trials, url, "t", "random", 1, quiet=True, preflight=False)
 
 
 def load(tmp_path: Path) -> optuna.Study:

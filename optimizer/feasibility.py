@@ -1,0 +1,235 @@
+"""Pre-flight: decide, before any runner time is spent, whether a candidate is worth launching.
+
+Called by the driver between `space.suggest` and the runner, for every sampler. Three layers,
+cheapest first; the first that objects rejects the candidate, which the driver records as
+PRUNED with ``crash_class = rejected:<reason>`` and no runner call:
+
+1. The engine's own argument checks (the adapter's `resolve`): what the engine would refuse at
+   start, e.g. a token budget below max-num-seqs.
+2. Documented static rules (`optimizer.constraints`: TP not dividing the heads, GPUs of the
+   node group, block-FP8 shards, the engines' scheduler checks, and the space file's own
+   constraints) and the memory model (runners.sim): weights that cannot fit, no KV memory,
+   max-model-len clearly above the KV capacity. Near the KV boundary (within the memory
+   model's uncertainty) it lets the engine decide, so feasible configurations at the edge are
+   not thrown away. The GPU memory model is not applied to CPU devices (vLLM's CPU backend
+   sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
+3. A crash model learned from this study's own history: configurations that ran and crashed
+   (PRUNED by the runner) against those that completed, per engine. A kernel-weighted
+   nearest-neighbour estimate gives the crash probability; it is used only where there is close
+   evidence, and the rejection threshold adapts to the history (more runner crashes lately:
+   stricter; many recent rejections: looser), so it is the same for every driver and resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from optimizer.constraints import violations
+from optimizer.space import ENGINE_PARAM
+from optimizer.spec import StudySpec
+from runners.catalog import GpuSpec
+from runners.engines import resolve
+from runners.sim.memory import plan_memory
+from runners.types import Candidate, Crash, ServingConfig
+
+REJECTED_PREFIX = "rejected:"
+KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (SIMULATOR.md §5: 3-5%)
+MIN_HISTORY = 6
+MIN_CRASHES = 2
+NEIGHBOURS = 7
+BANDWIDTH = 0.2
+MIN_EVIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to launch. `reason` is the rule (`crash_class` suffix) when rejected."""
+
+    launch: bool
+    reason: str = ""
+    message: str = ""
+    crash_probability: float | None = None
+
+    @property
+    def crash_class(self) -> str:
+        return f"{REJECTED_PREFIX}{self.reason}"
+
+
+LAUNCH = Verdict(True)
+
+
+def is_rejection(trial: FrozenTrial) -> bool:
+    return str(trial.user_attrs.get("crash_class", "")).startswith(REJECTED_PREFIX)
+
+
+def is_runner_crash(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.PRUNED and not is_rejection(trial)
+
+
+class FeasibilityChecker:
+    """Pre-flight checks for one study. Stateless between calls: everything comes from history."""
+
+    def __init__(self, spec: StudySpec, learned: bool = True) -> None:
+        self._spec = spec
+        self._learned = learned
+
+    def check(
+        self,
+        candidate: Candidate,
+        params: Mapping[str, object],
+        distributions: Mapping[str, BaseDistribution],
+        history: Sequence[FrozenTrial],
+    ) -> Verdict:
+        resolved = resolve(candidate, self._spec.node_group)
+        if isinstance(resolved, Crash):
+            return _reject(resolved)
+        broken = violations(self._spec, candidate)
+        if broken:
+            rule = broken[0].rule.replace("user:", "user_")
+            return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
+        if not is_cpu(resolved.gpu):
+            memory = memory_verdict(resolved)
+            if not memory.launch:
+                return memory
+        if self._learned:
+            return learned_verdict(params, distributions, history)
+        return LAUNCH
+
+
+def is_cpu(gpu: GpuSpec) -> bool:
+    return gpu.name.upper().startswith("CPU")
+
+
+def _reject(crash: Crash) -> Verdict:
+    reason = str(crash.crash_class).split(":", 1)[-1]
+    return Verdict(False, reason, crash.message, 1.0)
+
+
+def memory_verdict(config: ServingConfig) -> Verdict:
+    """Reject only what the memory arithmetic says is clearly impossible."""
+    plan = plan_memory(config)
+    if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
+        return Verdict(
+            False,
+            "weights_oom",
+            f"{plan.weights_gib:.1f} GiB of weights per GPU do not fit in "
+            f"{plan.usable_gib:.1f} GiB",
+            1.0,
+        )
+    if plan.kv_gib <= 0:
+        return Verdict(
+            False,
+            "no_kv_memory",
+            f"no memory left for the KV cache ({plan.kv_gib:.1f} GiB after weights and "
+            "activations); raise the memory fraction or use more GPUs",
+            1.0,
+        )
+    if config.engine == "vllm" and plan.margin < -KV_MARGIN:
+        return Verdict(
+            False,
+            "kv_below_max_model_len",
+            f"KV capacity {plan.kv_tokens} tokens per replica is below max-model-len "
+            f"{config.max_model_len} beyond the memory model's uncertainty",
+            1.0,
+        )
+    return LAUNCH
+
+
+def adaptive_threshold(history: Sequence[FrozenTrial], window: int = 12) -> float:
+    """Crash probability above which to reject, derived from recent history only."""
+    finished = [t for t in history if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    ran = [t for t in finished if not is_rejection(t)][-window:]
+    recent = finished[-window:]
+    crash_rate = sum(is_runner_crash(t) for t in ran) / len(ran) if ran else 0.0
+    reject_rate = sum(is_rejection(t) for t in recent) / len(recent) if recent else 0.0
+    threshold = 0.8 - 0.3 * crash_rate + 0.3 * max(0.0, reject_rate - 0.4)
+    return float(min(0.95, max(0.55, threshold)))
+
+
+def learned_verdict(
+    params: Mapping[str, object],
+    distributions: Mapping[str, BaseDistribution],
+    history: Sequence[FrozenTrial],
+) -> Verdict:
+    engine = params.get(ENGINE_PARAM)
+    ran = [
+        t
+        for t in history
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        and not is_rejection(t)
+        and t.params.get(ENGINE_PARAM) == engine
+    ]
+    labels = np.array([is_runner_crash(t) for t in ran], dtype=np.float64)
+    if len(ran) < MIN_HISTORY or labels.sum() < MIN_CRASHES:
+        return LAUNCH
+    for trial, crashed in zip(ran, labels, strict=True):
+        if crashed and trial.params == dict(params):
+            message = f"trial {trial.number} ran this exact configuration and crashed"
+            return Verdict(False, "known_crash", message, 1.0)
+    space = _feature_space([*(t.distributions for t in ran), distributions])
+    points = np.array([_encode(t.params, space) for t in ran])
+    query = _encode(params, space)
+    distance = np.linalg.norm(points - query, axis=1) / math.sqrt(max(1, points.shape[1]))
+    nearest = np.argsort(distance)[:NEIGHBOURS]
+    weights = np.exp(-((distance[nearest] / BANDWIDTH) ** 2))
+    evidence = float(weights.sum())
+    if evidence < MIN_EVIDENCE:
+        return LAUNCH
+    probability = float((weights * labels[nearest]).sum() / evidence)
+    threshold = adaptive_threshold(history)
+    if probability <= threshold:
+        return Verdict(True, crash_probability=probability)
+    closest = ran[int(nearest[0])]
+    message = (
+        f"learned crash model: p(crash) = {probability:.2f} > threshold {threshold:.2f}; "
+        f"nearest tried configuration: trial {closest.number} "
+        f"({closest.user_attrs.get('crash_class', 'completed')})"
+    )
+    return Verdict(False, "learned", message, probability)
+
+
+FeatureSpace = list[tuple[str, BaseDistribution]]
+
+
+def _feature_space(all_distributions: Sequence[Mapping[str, BaseDistribution]]) -> FeatureSpace:
+    merged: dict[str, BaseDistribution] = {}
+    for distributions in all_distributions:
+        for name, dist in distributions.items():
+            if name != ENGINE_PARAM:
+                merged.setdefault(name, dist)
+    return sorted(merged.items())
+
+
+def _encode(params: Mapping[str, object], space: FeatureSpace) -> np.ndarray:
+    """Numbers in [0, 1] (log-scaled where the range is), one-hot categories, -0.5 if absent."""
+    features: list[float] = []
+    for name, dist in space:
+        value = params.get(name)
+        if isinstance(dist, CategoricalDistribution):
+            features.extend(
+                (1.0 if value is not None and _same(value, c) else 0.0) for c in dist.choices
+            )
+        elif isinstance(dist, IntDistribution | FloatDistribution):
+            if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+                features.append(-0.5)
+                continue
+            low, high, v = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                low, high, v = math.log(low), math.log(high), math.log(max(v, 1e-12))
+            features.append((v - low) / (high - low) if high > low else 0.0)
+    return np.array(features, dtype=np.float64)
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b

@@ -1,0 +1,85 @@
+"""`--warm-start STUDY`: begin a study with another study's Pareto configurations, re-measured.
+
+The source is a study name in the same storage, or ``STORAGE_URL#STUDY``. Its feasible Pareto
+trials are enqueued (parameters only: they are run again on this study's hardware and workload,
+never copied as results) when every parameter exists in this space and lies in its range;
+the others are listed as skipped, with the reason. Enqueueing is idempotent: a configuration
+already taken from the same source trial is not enqueued twice across resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import optuna
+from optuna.storages import BaseStorage
+
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
+from optimizer.spec import StudySpec
+from runners.errors import ServingOptimizerError
+from runners.types import SettingValue
+
+WARM_START_ATTR = "warm_start_from"
+
+
+class WarmStartError(ServingOptimizerError):
+    """The warm-start source cannot be read."""
+
+
+def load_source(reference: str, storage: BaseStorage) -> optuna.Study:
+    url, _, name = reference.rpartition("#") if "#" in reference else ("", "", reference)
+    try:
+        return optuna.load_study(study_name=name, storage=url or storage)
+    except KeyError:
+        raise WarmStartError(
+            f"--warm-start {reference!r}: no study named {name!r} in {url or 'this storage'}"
+        ) from None
+
+
+def misfit(spec: StudySpec, params: Mapping[str, SettingValue]) -> str | None:
+    """Why `params` cannot be replayed in `spec`, or None when every value fits."""
+    engine = params.get(ENGINE_PARAM)
+    if engine not in spec.engines:
+        return f"engine {engine!r} is not searched here"
+    if params.get(VARIANT_PARAM) not in spec.model.variants:
+        return f"model variant {params.get(VARIANT_PARAM)!r} is not searched here"
+    section = spec.engines[engine]
+    chosen: dict[str, SettingValue] = {}
+    for setting in section.settings:
+        alternatives = section.alternatives(setting)
+        for index, alt in enumerate(alternatives):
+            if not alt.applies(chosen):
+                continue
+            name = param_name(str(engine), setting, index, len(alternatives))
+            if name not in params:
+                return f"{name} was not set in the source trial"
+            if not alt.contains(params[name]):
+                return f"{name}={params[name]!r} is outside {alt.describe()}"
+            chosen[setting] = params[name]
+            break
+    return None
+
+
+def enqueue_warm_start(
+    study: optuna.Study, spec: StudySpec, reference: str, storage: BaseStorage
+) -> int:
+    """Enqueue the source's feasible Pareto configurations; returns how many were enqueued."""
+    source = load_source(reference, storage)
+    taken = {
+        t.user_attrs.get(WARM_START_ATTR)
+        for t in study.get_trials(deepcopy=False)
+        if WARM_START_ATTR in t.user_attrs
+    }
+    enqueued = 0
+    for trial in source.best_trials:
+        origin = f"{source.study_name}#{trial.number}"
+        if origin in taken:
+            continue
+        reason = misfit(spec, trial.params)
+        if reason is not None:
+            print(f"warm start: skipping {origin}: {reason}", file=sys.stderr)
+            continue
+        study.enqueue_trial(trial.params, user_attrs={WARM_START_ATTR: origin})
+        enqueued += 1
+    return enqueued

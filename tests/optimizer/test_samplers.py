@@ -1,0 +1,86 @@
+"""Every sampler drives the conditional space; GP explains itself without PyTorch; the grid
+lattice respects conditions and never repeats a point."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+
+import optuna
+import pytest
+from optuna.storages import InMemoryStorage
+from optuna.trial import TrialState
+
+from optimizer.samplers import GridPlan, SamplerError, make_sampler
+from optimizer.spec import SamplerName, StudySpec, load_spec
+from optimizer.study import Options, count_trials, run_study
+from runners.sim.runner import SimRunner
+
+
+@pytest.fixture(scope="module")
+def spec() -> StudySpec:
+    return load_spec("qwen3-moe.yaml")
+
+
+def run(spec: StudySpec, sampler: SamplerName, n_trials: int) -> optuna.Study:
+    storage = InMemoryStorage()
+    options = Options("x", n_trials, "memory", f"s-{sampler}", sampler, 0, quiet=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_study(spec, options, SimRunner(), storage=storage) == 0
+    return optuna.load_study(study_name=f"s-{sampler}", storage=storage)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "grid"])
+def test_sampler_runs_the_requested_trials(spec: StudySpec, sampler: SamplerName) -> None:
+    study = run(spec, sampler, 8)
+    assert count_trials(study).finished == 8
+    assert study.trials[0].user_attrs["baseline"] is True
+    if sampler == "grid":
+        assert sum(bool(t.user_attrs.get("grid")) for t in study.trials) >= 7
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
+@pytest.mark.slow
+def test_gp_sampler_runs_when_torch_is_installed(spec: StudySpec) -> None:
+    study = run(spec, "gp", 6)
+    assert count_trials(study).finished == 6
+
+
+def test_gp_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(SamplerError, match=r"--sampler gp needs PyTorch.*--sampler tpe"):
+        make_sampler("gp", 0)
+
+
+def test_tpe_is_multivariate_and_grouped() -> None:
+    sampler = make_sampler("tpe", 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._multivariate and sampler._group and sampler._constant_liar
+
+
+def test_grid_lattice_respects_conditions_without_repeats(spec: StudySpec) -> None:
+    plan = GridPlan(spec, seed=7)
+    seen: list[dict[str, object]] = []
+    for _ in range(60):
+        point = plan.next_point(seen)  # type: ignore[arg-type]
+        assert point is not None
+        assert point not in seen
+        seen.append(point)
+        if point["engine"] == "vllm":
+            has_dp = "vllm.data-parallel-size" in point
+            assert has_dp == (point["vllm.tensor-parallel-size"] == 4)
+            assert point["vllm.max-num-seqs"] in (32, 102, 323, 1024)
+        assert not [
+            k for k in point if k.split(".")[0] not in ("engine", "model_variant", point["engine"])
+        ]
+
+
+def test_grid_and_others_prune_nothing_they_did_not_run(spec: StudySpec) -> None:
+    study = run(spec, "random", 6)
+    for trial in study.trials:
+        if trial.state == TrialState.PRUNED:
+            assert trial.user_attrs["crash_class"]
