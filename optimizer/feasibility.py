@@ -9,13 +9,17 @@ PRUNED with ``crash_class = rejected:<reason>`` and no runner call:
 2. Documented static rules (`optimizer.constraints`: TP not dividing the heads, GPUs of the
    node group, block-FP8 shards, the engines' scheduler checks, and the space file's own
    constraints) and the memory model (runners.sim): weights that cannot fit, no KV memory,
-   max-model-len clearly above the KV capacity. Near the KV boundary (within the memory
-   model's uncertainty) it lets the engine decide, so feasible configurations at the edge are
-   not thrown away. The GPU memory model is not applied to CPU devices (vLLM's CPU backend
-   sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
+   max-model-len clearly above the KV capacity, no headroom left outside the budget, and a
+   full token-budget step whose activations clearly exceed that headroom (the out-of-memory
+   under load GPUStack measured for FP8 TP4 at 32K batched tokens). Near a boundary (within
+   the memory model's uncertainty) the engine decides, so feasible configurations at the edge
+   are not thrown away. The GPU memory model is not applied to CPU devices (vLLM's CPU
+   backend sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
 3. A crash model learned from this study's own history: configurations that ran and crashed
-   (PRUNED by the runner) against those that completed, per engine. A kernel-weighted
-   nearest-neighbour estimate gives the crash probability; it is used only where there is close
+   (PRUNED by the runner) against those that completed, per engine. Two estimates, the larger
+   wins: a kernel-weighted nearest-neighbour one (crashes near this point of the space) and
+   an axis-aligned one (the crash rate of the candidate's categorical values, alone and in
+   pairs, e.g. an MoE kernel with the BF16 checkpoint). Each is used only with enough
    evidence, and the rejection threshold adapts to the history (more runner crashes lately:
    stricter; many recent rejections: looser), so it is the same for every driver and resume.
 """
@@ -45,11 +49,15 @@ from runners.types import Candidate, Crash, ServingConfig
 
 REJECTED_PREFIX = "rejected:"
 KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (SIMULATOR.md §5: 3-5%)
+RUNTIME_MARGIN = (
+    0.15  # runtime peaks are less certain than the static plan: reject only clear cases
+)
 MIN_HISTORY = 6
 MIN_CRASHES = 2
 NEIGHBOURS = 7
 BANDWIDTH = 0.2
 MIN_EVIDENCE = 0.5
+PRIOR_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,24 @@ def memory_verdict(config: ServingConfig) -> Verdict:
             "activations); raise the memory fraction or use more GPUs",
             1.0,
         )
+    if plan.runtime_headroom_gib < 0:
+        return Verdict(
+            False,
+            "no_headroom",
+            f"nothing is left outside the engine's memory budget for CUDA graphs and "
+            f"activations ({plan.runtime_headroom_gib:.1f} GiB); lower the memory fraction",
+            1.0,
+        )
+    if plan.runtime_transient_gib > plan.runtime_headroom_gib * (1.0 + RUNTIME_MARGIN):
+        return Verdict(
+            False,
+            "runtime_oom",
+            f"a full {config.max_num_batched_tokens}-token step needs about "
+            f"{plan.runtime_transient_gib:.1f} GiB beyond the profiled budget but only "
+            f"{plan.runtime_headroom_gib:.1f} GiB is left: out of memory under load; lower the "
+            "token budget or the memory fraction",
+            1.0,
+        )
     if config.engine == "vllm" and plan.margin < -KV_MARGIN:
         return Verdict(
             False,
@@ -184,19 +210,53 @@ def learned_verdict(
     nearest = np.argsort(distance)[:NEIGHBOURS]
     weights = np.exp(-((distance[nearest] / BANDWIDTH) ** 2))
     evidence = float(weights.sum())
-    if evidence < MIN_EVIDENCE:
-        return LAUNCH
-    probability = float((weights * labels[nearest]).sum() / evidence)
+    knn = float((weights * labels[nearest]).sum() / evidence) if evidence >= MIN_EVIDENCE else 0.0
+    prior = float(labels.mean())
+    axis, because = _categorical_evidence(params, distributions, ran, labels, prior)
+    probability = max(knn, axis)
     threshold = adaptive_threshold(history)
     if probability <= threshold:
         return Verdict(True, crash_probability=probability)
-    closest = ran[int(nearest[0])]
+    if axis >= knn:
+        reason = f"configurations with {because} crashed"
+    else:
+        closest = ran[int(nearest[0])]
+        reason = (
+            f"nearest tried configuration: trial {closest.number} "
+            f"({closest.user_attrs.get('crash_class', 'completed')})"
+        )
     message = (
-        f"learned crash model: p(crash) = {probability:.2f} > threshold {threshold:.2f}; "
-        f"nearest tried configuration: trial {closest.number} "
-        f"({closest.user_attrs.get('crash_class', 'completed')})"
+        f"learned crash model: p(crash) = {probability:.2f} > threshold {threshold:.2f}; {reason}"
     )
     return Verdict(False, "learned", message, probability)
+
+
+def _categorical_evidence(
+    params: Mapping[str, object],
+    distributions: Mapping[str, BaseDistribution],
+    ran: Sequence[FrozenTrial],
+    labels: np.ndarray,
+    prior: float,
+) -> tuple[float, str]:
+    """Highest smoothed crash rate over the candidate's categorical values and value pairs."""
+    values = sorted(
+        (name, repr(params[name]))
+        for name, dist in distributions.items()
+        if isinstance(dist, CategoricalDistribution) and name != ENGINE_PARAM and name in params
+    )
+    keys = [(v,) for v in values] + [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
+    rows = [{(k, repr(v)) for k, v in t.params.items()} for t in ran]
+    best, because = 0.0, ""
+    for key in keys:
+        matches = [label for row, label in zip(rows, labels, strict=True) if set(key) <= row]
+        crashes = sum(matches)
+        if crashes < MIN_CRASHES:
+            continue
+        rate = (crashes + PRIOR_WEIGHT * prior) / (len(matches) + PRIOR_WEIGHT)
+        if rate > best:
+            best = float(rate)
+            because = " and ".join(f"{name}={value}" for name, value in key)
+    return best, because
 
 
 FeatureSpace = list[tuple[str, BaseDistribution]]

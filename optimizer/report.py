@@ -49,6 +49,8 @@ class ParetoReport:
     baseline: Point | None
     complete: int
     pruned: int
+    rejected: int = 0
+    infeasible: int = 0
 
 
 def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -62,11 +64,17 @@ def pareto_points(study: optuna.Study) -> ParetoReport:
     trials = study.get_trials(deepcopy=False)
     front = sorted((Point.from_trial(t) for t in study.best_trials), key=lambda p: -p.throughput)
     base = baseline_trial(study)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
     return ParetoReport(
         points=front,
         baseline=Point.from_trial(base) if base is not None else None,
-        complete=sum(t.state == TrialState.COMPLETE for t in trials),
-        pruned=sum(t.state == TrialState.PRUNED for t in trials),
+        complete=len(complete),
+        pruned=len(pruned),
+        rejected=sum(
+            str(t.user_attrs.get("crash_class", "")).startswith("rejected:") for t in pruned
+        ),
+        infeasible=sum(any(v > 0 for v in t.constraints.values()) for t in complete),
     )
 
 
@@ -80,9 +88,16 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
     tput = spec.objectives.throughput.label
     lat = spec.objectives.latency.label
     lines = [
-        f"Pareto front: {len(report.points)} points of {report.complete} completed trials "
-        f"({report.pruned} crashed or rejected, recorded as PRUNED)",
+        f"Pareto front: {len(report.points)} points of {report.complete} completed trials; "
+        f"{report.pruned - report.rejected} crashed and {report.rejected} were rejected before "
+        "launch (PRUNED)",
     ]
+    if spec.objectives.slos:
+        slos = ", ".join(slo.name for slo in spec.objectives.slos)
+        lines.append(
+            f"SLOs: {slos}; {report.infeasible} completed trials break one and are left out "
+            "of the front"
+        )
     base = report.baseline
     if base is not None:
         lines.append(
