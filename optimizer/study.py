@@ -11,18 +11,23 @@ what is missing. This process is the only writer of the study.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
+from optimizer.artifacts import record_outcome, record_rejection
 from optimizer.feasibility import FeasibilityChecker, Verdict, is_rejection
 from optimizer.objectives import constraint_values, metric_names, objective_values
-from optimizer.report import format_pareto, pareto_points
+from optimizer.report import format_pareto, pareto_points, write_report
 from optimizer.samplers import SAMPLERS, GridPlan, make_sampler
 from optimizer.space import baseline_params, suggest
 from optimizer.spec import SamplerName, StudySpec, load_spec
@@ -40,12 +45,16 @@ from optimizer.warmstart import enqueue_warm_start
 from runners import Runner
 from runners.engines import candidate_minimal_settings, serve_command
 from runners.errors import ServingOptimizerError
-from runners.types import Candidate, Placement, TrialOutcome
+from runners.pool import Finished, InlinePool, TrialPool
+from runners.types import Candidate, TrialOutcome
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_INFEASIBLE = 3
+EXIT_WORKERS_LOST = 1
 MAX_REJECTIONS_IN_A_ROW = 200
+MAX_LOST_IN_A_ROW = 10
+FAULT_KEY = "worker_fault"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 LEGACY_CONSTRAINTS_KEY = "constraints"
 
@@ -64,6 +73,8 @@ class Options:
     grace_s: int = DEFAULT_GRACE_S
     warm_start: str | None = None
     preflight: bool = True
+    ray_address: str | None = None
+    ray_worker: str = "sim"
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -91,10 +102,22 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     parser.add_argument(
         "--runner",
-        choices=["sim", "local"],
+        choices=["sim", "local", "ray"],
         default="sim",
         help="sim: the embedded simulated engine (default); local: start the real engine "
-        "on this machine for every trial",
+        "on this machine for every trial; ray: as many trials at once as the node groups' "
+        "free GPUs allow, one Ray actor per trial (running --ray-worker)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="with --runner ray: join this Ray cluster (auto, ray://host:10001, ...) instead "
+        "of starting an embedded local Ray",
+    )
+    parser.add_argument(
+        "--ray-worker",
+        choices=["sim", "local"],
+        default="sim",
+        help="with --runner ray: what each trial's actor runs (default %(default)s)",
     )
     parser.add_argument(
         "--heartbeat-interval",
@@ -134,6 +157,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         grace_s=ns.grace_period,
         warm_start=ns.warm_start,
         preflight=not ns.no_preflight,
+        ray_address=ns.ray_address,
+        ray_worker=ns.ray_worker,
     )
 
 
@@ -153,7 +178,8 @@ def make_runner(name: str = "sim", study_name: str = "study") -> Runner:
         from optimizer.storage import STUDIES_DIR
         from runners.local import LocalRunner
 
-        return LocalRunner(artifacts_dir=STUDIES_DIR / study_name / "trials")
+        # absolute: a Ray actor's working directory is not the driver's
+        return LocalRunner(artifacts_dir=Path(STUDIES_DIR / study_name / "trials").resolve())
     from runners.sim.runner import SimRunner
 
     return SimRunner()
@@ -167,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if options.runner == "ray":
+            return _run_on_ray(spec, options)
+        if options.ray_address is not None:
+            print("error: --ray-address needs --runner ray", file=sys.stderr)
+            return EXIT_USAGE
         runner = make_runner(options.runner, options.study_name or spec.name)
         return run_study(spec, options, runner)
     except ServingOptimizerError as exc:
@@ -197,10 +228,38 @@ def count_trials(study: optuna.Study) -> Counts:
     )
 
 
+def _run_on_ray(spec: StudySpec, options: Options) -> int:
+    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups."""
+    from runners.ray_pool import RayNodeGroup, RayPool, ray_cluster
+
+    groups = [
+        RayNodeGroup(group, section.resource, section.label)
+        for group, section in zip(spec.node_groups, spec.hardware.node_groups, strict=True)
+    ]
+    worker = make_runner(options.ray_worker, options.study_name or spec.name)
+    with ray_cluster(groups, options.ray_address) as description:
+        pool = RayPool(groups, worker, spec.hardware.fill_node_group)
+        sizes = ", ".join(f"{name} {cap.gpus} GPUs" for name, cap in pool.capacity.items())
+        print(f"Runner: {description}; trials placed on {sizes}.", flush=True)
+        try:
+            return run_study(spec, options, pool)
+        finally:
+            pool.release_all()
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A trial this driver asked for and has not told yet, with its heartbeat."""
+
+    trial: optuna.Trial
+    heartbeat: contextlib.ExitStack[bool | None] = field(compare=False)
+    candidate: Candidate | None = None
+
+
 def run_study(
     spec: StudySpec,
     options: Options,
-    runner: Runner,
+    runner: Runner | TrialPool,
     storage: optuna.storages.BaseStorage | None = None,
 ) -> int:
     """Run the study until it holds the requested number of finished trials.
@@ -209,6 +268,13 @@ def run_study(
     running trials and asks for a new one under `trial_slot`, so together they stop at exactly
     the total; a driver that finds only other drivers' trials running waits for them (failing
     and retrying stale ones) instead of overshooting.
+
+    Trials in flight: a plain `Runner` is wrapped in an `InlinePool` (one trial at a time, run
+    in this thread); a `TrialPool` such as `RayPool` keeps as many in flight as it has room
+    for. Either way this driver asks (under the lock), suggests and pre-flights, submits, and
+    tells as trials complete; each trial in flight has its own heartbeat. A worker lost
+    mid-trial is failed and retried with the same parameters; Ctrl-C fails every trial in
+    flight (exit 130), any other exception too (and propagates).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_name = options.study_name or spec.name
@@ -228,10 +294,10 @@ def run_study(
         if options.warm_start:
             enqueue_warm_start(study, spec, options.warm_start, storage)
         _enqueue_baseline(study, spec)
+        _enqueue_anchors(study, spec)
     grid = GridPlan(spec, seed) if sampler_name == "grid" else None
     checker = FeasibilityChecker(spec) if options.preflight else None
-    node_group = spec.node_group
-    placement = Placement(node_group, tuple(range(node_group.gpus_per_node)))
+    pool = _as_pool(runner, spec)
     workload = spec.workload_spec
     counts = count_trials(study)
     print(
@@ -239,31 +305,35 @@ def run_study(
         f"{max(0, total - counts.finished)} more (target {total}; sampler {sampler_name}).",
         flush=True,
     )
+    poll_s = min(2.0, options.heartbeat_s / 2)
+    in_flight: dict[int, _InFlight] = {}  # by trial number: submitted to the pool
+    starting: list[_InFlight] = []  # asked, not yet submitted or rejected
     rejected_in_a_row = 0
-    while True:
-        if rejected_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
-            print(
-                f"error: pre-flight rejected {rejected_in_a_row} candidates in a row; the space "
-                "is (nearly) all infeasible for this model and hardware. See the rejected "
-                "trials' crash_message, narrow the space, or pass --no-preflight.",
-                file=sys.stderr,
-            )
-            return EXIT_INFEASIBLE
-        with trial_slot(storage, study_name):
-            fail_stale_trials(study)
-            counts = count_trials(study)
+    lost_in_a_row = 0
+    try:
+        while True:
+            stop = _stop_reason(rejected_in_a_row, lost_in_a_row)
+            if stop is not None and not in_flight:
+                print(stop[0], file=sys.stderr)
+                return stop[1]
             trial = None
-            if counts.finished + counts.running < total:
-                if grid is not None and counts.waiting == 0:
-                    _enqueue_grid_point(study, grid)
-                trial = _ask(study)
-        if trial is None:
-            if counts.finished >= total:
-                break
-            time.sleep(min(2.0, options.heartbeat_s / 2))  # other drivers' trials in flight
-            continue
-        try:
-            with Heartbeat(storage, trial._trial_id):
+            if stop is None and pool.has_room():
+                with trial_slot(storage, study_name):
+                    fail_stale_trials(study)
+                    counts = count_trials(study)
+                    if counts.finished + counts.running < total:
+                        if grid is not None and counts.waiting == 0:
+                            _enqueue_grid_point(study, grid)
+                        trial = _ask(study)
+                if trial is None and not in_flight:
+                    if counts.finished >= total:
+                        break
+                    time.sleep(poll_s)  # other drivers' trials in flight
+                    continue
+            if trial is not None:
+                beat = contextlib.ExitStack()
+                beat.enter_context(Heartbeat(storage, trial._trial_id))
+                starting.append(_InFlight(trial, beat))
                 candidate = suggest(trial, spec)
                 verdict = (
                     checker.check(candidate, trial.params, trial.distributions, study.trials)
@@ -272,34 +342,156 @@ def run_study(
                 )
                 if verdict is not None and not verdict.launch:
                     _tell_rejected(study, trial, spec, candidate, verdict)
-                    outcome = None
+                    starting.clear()
+                    beat.close()
                     rejected_in_a_row += 1
+                    _print_progress(study, options, total, trial, candidate, spec, None, verdict)
                 else:
                     rejected_in_a_row = 0
-                    outcome = runner.run(candidate, workload, placement)
-                    _tell(study, trial, spec, candidate, outcome, options.runner)
-        except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
-            print("\ninterrupted; run the same command again to resume", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        if not options.quiet:
-            position = count_trials(study).finished
-            line = _progress_line(trial.number, position, total, outcome, verdict)
-            print(f"{line}  | {_describe(candidate, spec)}", flush=True)
+                    in_flight[trial.number] = _InFlight(trial, beat, candidate)
+                    starting.clear()
+                    pool.submit(trial.number, candidate, workload)
+                continue
+            for done in pool.wait(poll_s):
+                flight = in_flight[done.key]
+                assert flight.candidate is not None
+                if done.outcome is None:
+                    _fail_and_retry(study, storage, study_name, flight.trial, done.fault)
+                    lost_in_a_row += 1
+                else:
+                    lost_in_a_row = 0
+                    _record_placement(flight.trial, done)
+                    _tell(
+                        study, flight.trial, spec, flight.candidate, done.outcome, options.runner
+                    )
+                del in_flight[done.key]
+                flight.heartbeat.close()
+                _print_progress(
+                    study, options, total, flight.trial, flight.candidate, spec, done, None
+                )
+    except KeyboardInterrupt:
+        _fail_in_flight(study, [*starting, *in_flight.values()])
+        pool.release_all()
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        _fail_in_flight(study, [*starting, *in_flight.values()])
+        pool.release_all()
+        raise
 
     print()
     print(format_pareto(pareto_points(study), spec))
-    print(f"\nBrowse it: optuna-dashboard {url}")
+    _write_report(study, url, options.storage is not None)
     return 0
+
+
+def _write_report(study: optuna.Study, url: str, custom_storage: bool) -> None:
+    """End-of-study hook: report.md/html and plots beside the study (optimizer.report)."""
+    try:
+        files = write_report(study)
+    except (OSError, ImportError, ValueError) as exc:  # the study itself is complete
+        print(f"warning: report not written: {exc}", file=sys.stderr)
+    else:
+        print(f"\nReport: {files.markdown} (and report.html, {files.pareto_png})")
+    where = f" --storage {url}" if custom_storage else ""
+    print(f"Browse it: python -m optimizer.dashboard {study.study_name}{where}")
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # heartbeats outside Study.optimize
         return study.ask()
+
+
+def _as_pool(runner: Runner | TrialPool, spec: StudySpec) -> TrialPool:
+    if isinstance(runner, TrialPool):
+        return runner
+    return InlinePool(runner, spec.node_group, spec.hardware.fill_node_group)
+
+
+def _stop_reason(rejected_in_a_row: int, lost_in_a_row: int) -> tuple[str, int] | None:
+    """Why this driver must stop asking for trials (message, exit status), if it must."""
+    if rejected_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+        return (
+            f"error: pre-flight rejected {rejected_in_a_row} candidates in a row; the space "
+            "is (nearly) all infeasible for this model and hardware. See the rejected "
+            "trials' crash_message, narrow the space, or pass --no-preflight.",
+            EXIT_INFEASIBLE,
+        )
+    if lost_in_a_row >= MAX_LOST_IN_A_ROW:
+        return (
+            f"error: the workers of {lost_in_a_row} trials in a row were lost (see the failed "
+            f"trials' {FAULT_KEY}); check the Ray cluster, then run the same command again.",
+            EXIT_WORKERS_LOST,
+        )
+    return None
+
+
+def _fail_and_retry(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    trial: optuna.Trial,
+    fault: str,
+) -> None:
+    """A worker lost mid-trial (actor or node died): FAIL the trial and enqueue its parameters
+    again through the storage's heartbeat retry callback, as for a trial whose driver died
+    (same retry limit and lineage attributes)."""
+    trial.set_user_attr(FAULT_KEY, fault)
+    with trial_slot(storage, study_name):
+        study.tell(trial, state=TrialState.FAIL)
+        if isinstance(storage, RDBStorage):
+            callback = storage.get_heartbeat_stale_trial_callback()
+            if callback is not None:
+                frozen = storage.get_trial(trial._trial_id)
+                frozen.user_attrs = {k: v for k, v in frozen.user_attrs.items() if k != FAULT_KEY}
+                callback(study, frozen)
+
+
+def _fail_in_flight(study: optuna.Study, flights: Sequence[_InFlight]) -> None:
+    """FAIL every trial this driver has not told yet and stop their heartbeats."""
+    for flight in flights:
+        try:
+            with contextlib.suppress(RuntimeError, ValueError):  # already told
+                study.tell(flight.trial, state=TrialState.FAIL)
+        finally:
+            flight.heartbeat.close()
+
+
+def _record_placement(trial: optuna.Trial, done: Finished) -> None:
+    if done.placement is None:
+        return
+    where = {
+        "node_group": done.placement.node_group.name,
+        "gpus": list(done.placement.gpu_ids),
+    }
+    if done.node:
+        where["node"] = done.node[:16]
+    trial.set_user_attr("placement", where)
+
+
+def _print_progress(
+    study: optuna.Study,
+    options: Options,
+    total: int,
+    trial: optuna.Trial,
+    candidate: Candidate,
+    spec: StudySpec,
+    done: Finished | None,
+    verdict: Verdict | None,
+) -> None:
+    if options.quiet:
+        return
+    position = count_trials(study).finished
+    if done is not None and done.outcome is None:
+        line = (
+            f"[{position:>3}/{total}] trial {trial.number:>3}  FAIL (worker lost: "
+            f"{done.fault}); retried with the same parameters"
+        )
+    else:
+        outcome = done.outcome if done is not None else None
+        line = _progress_line(trial.number, position, total, outcome, verdict)
+    print(f"{line}  | {_describe(candidate, spec)}", flush=True)
 
 
 def _enqueue_grid_point(study: optuna.Study, grid: GridPlan) -> None:
@@ -334,6 +526,14 @@ def _record_study_attrs(study: optuna.Study, spec: StudySpec) -> None:
             study.set_user_attr(key, value)
 
 
+def _enqueue_anchors(study: optuna.Study, spec: StudySpec) -> None:
+    """Enqueue each engine's defaults per checkpoint (see optimizer.anchors) once per study."""
+    if any(ANCHOR_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+        return
+    for label, params in engine_default_anchors(spec):
+        study.enqueue_trial(params, user_attrs={ANCHOR_ATTR: label})
+
+
 def _enqueue_baseline(study: optuna.Study, spec: StudySpec) -> None:
     """Enqueue the engine-defaults trial unless the study already holds or awaits it."""
     for trial in study.get_trials(deepcopy=False):
@@ -356,7 +556,9 @@ def _tell(
 ) -> None:
     """Record the outcome. Attributes are few and grouped: each one is a storage round trip."""
     trial.set_user_attr("engine", candidate.engine)
-    trial.set_user_attr("serve_command", serve_command(candidate, spec.node_group))
+    command = serve_command(candidate, spec.node_group)
+    trial.set_user_attr("serve_command", command)
+    record_outcome(trial, spec, candidate, outcome, command, runner_name)  # dashboard note+files
     diagnostics = {k: int(v) if float(v).is_integer() else v for k, v in outcome.diagnostics}
     runner_info = {"name": runner_name, "wall_s": round(outcome.wall_s, 4)} | diagnostics
     trial.set_user_attr("runner", runner_info)
@@ -394,7 +596,9 @@ def _tell_rejected(
 ) -> None:
     """A candidate pre-flight predicted to crash: PRUNED, no runner time spent."""
     trial.set_user_attr("engine", candidate.engine)
-    trial.set_user_attr("serve_command", serve_command(candidate, spec.node_group))
+    command = serve_command(candidate, spec.node_group)
+    trial.set_user_attr("serve_command", command)
+    record_rejection(trial, candidate, command, verdict.crash_class, verdict.message)
     trial.set_user_attr("crash_class", verdict.crash_class)
     trial.set_user_attr("crash_message", verdict.message)
     if verdict.crash_probability is not None:

@@ -1,0 +1,62 @@
+"""Engine-default anchors: one feasible defaults trial per engine and checkpoint, once."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import optuna
+import pytest
+from optuna.storages import InMemoryStorage
+
+from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
+from optimizer.feasibility import FeasibilityChecker
+from optimizer.space import baseline_params, candidate_from_params
+from optimizer.spec import StudySpec, load_spec
+from optimizer.study import Options, run_study
+from runners.engines import serve_command
+from runners.sim.runner import SimRunner
+
+
+@pytest.fixture(scope="module")
+def spec() -> StudySpec:
+    return load_spec("qwen3-moe.yaml")
+
+
+def test_one_feasible_anchor_per_engine_and_checkpoint(spec: StudySpec) -> None:
+    anchors = engine_default_anchors(spec)
+    labels = [label for label, _ in anchors]
+    assert len(labels) == len(set(labels))
+    assert "vllm bf16 defaults" not in labels, "the baseline is not repeated"
+    assert {"vllm fp8 defaults", "sglang bf16 defaults", "trtllm bf16 defaults"} <= set(labels)
+    checker = FeasibilityChecker(spec, learned=False)
+    for _, params in anchors:
+        assert params != baseline_params(spec)
+        candidate = candidate_from_params(spec, params)
+        assert checker.check(candidate, params, {}, []).launch
+
+
+def test_anchor_is_the_smallest_parallelism_that_fits_with_defaults(spec: StudySpec) -> None:
+    anchors = dict(engine_default_anchors(spec))
+    command = serve_command(
+        candidate_from_params(spec, anchors["vllm fp8 defaults"]), spec.node_group
+    )
+    # FP8 fits in 4 GPUs and every other vLLM setting is its default: nothing else is printed
+    assert command == "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --tensor-parallel-size 4"
+    sglang_bf16 = anchors["sglang bf16 defaults"]
+    assert sglang_bf16["sglang.tp-size"] == 8, "BF16 does not fit in 4 H100s"
+
+
+def test_driver_runs_anchors_after_the_baseline_once(spec: StudySpec) -> None:
+    storage = InMemoryStorage()
+    for total in (10, 14):
+        options = Options("x", total, "memory", "a", "tpe", 0, quiet=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            run_study(spec, options, SimRunner(), storage=storage)
+    trials = optuna.load_study(study_name="a", storage=storage).trials
+    anchored = [t for t in trials if ANCHOR_ATTR in t.user_attrs]
+    assert [t.user_attrs[ANCHOR_ATTR] for t in anchored] == [
+        label for label, _ in engine_default_anchors(spec)
+    ]
+    assert trials[0].user_attrs.get("baseline") is True
+    assert [t.number for t in anchored] == list(range(1, 1 + len(anchored)))
