@@ -10,10 +10,11 @@ over all runner seconds), and for the default strategy how many reference-front
 configurations pre-flight would reject given the run's final history ("must not reject the
 true optimum").
 
-Strategies: tpe (the default: TPE + pre-flight), tpe-no-preflight, nsga2, gp (if PyTorch is
-installed), random (with and without pre-flight), grid (our lattice), autotune (vLLM
-auto_tune.sh style: the baseline engine's defaults with a grid over max-num-seqs x
-max-num-batched-tokens, in its nested-loop order).
+Strategies: tpe (the default: TPE + engine-default anchors + pre-flight), tpe-no-preflight,
+nsga2, gp (if PyTorch is installed), random (our driver: anchors + pre-flight), plain-random
+(random sampling with neither, i.e. random search as a user would do it), grid (our lattice),
+autotune (vLLM auto_tune.sh style: the baseline engine's defaults with a grid over
+max-num-seqs x max-num-batched-tokens, in its nested-loop order).
 
     python scripts/bench_search.py [--spaces qwen3-moe.yaml] [--seeds 5] [--budget 80]
 """
@@ -108,7 +109,7 @@ def run_strategy(
 
     if strategy == "autotune":
         return autotune(spec, budget, runner)
-    sampler = strategy.split("-")[0]
+    sampler = "random" if strategy == "plain-random" else strategy.split("-")[0]
     options = Options(
         space="",
         n_trials=budget,
@@ -117,7 +118,8 @@ def run_strategy(
         sampler=sampler,  # type: ignore[arg-type]
         seed=seed,
         quiet=True,
-        preflight="no-preflight" not in strategy,
+        preflight="no-preflight" not in strategy and strategy != "plain-random",
+        anchors=strategy != "plain-random",
     )
     storage = InMemoryStorage()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -211,7 +213,7 @@ def main() -> None:
         "nsga2",
         *(["gp"] if importlib.util.find_spec("torch") else []),
         "random",
-        "random-no-preflight",
+        "plain-random",
         "grid",
         "autotune",
     ]

@@ -115,8 +115,8 @@ def test_interrupt_fails_the_running_trial_and_resume_completes(
     tmp_path: Path, spec: StudySpec
 ) -> None:
     assert run_study(spec, options(tmp_path, 8), ScriptedRunner(interrupt_on_call=3)) == 130
-    trials = load(tmp_path).trials
-    assert len(trials) == 3
+    trials = [t for t in load(tmp_path).trials if t.state != TrialState.WAITING]
+    assert len(trials) == 3, "queued anchors stay queued; three trials were started"
     assert trials[2].state == TrialState.FAIL, "the interrupted trial is failed, not left RUNNING"
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[:2])
     run_study(spec, options(tmp_path, 8), ScriptedRunner())
