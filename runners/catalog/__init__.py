@@ -56,6 +56,10 @@ class ModelSpec:
     tied_embeddings: bool
     max_position_embeddings: int
     source: str
+    expert_weight_bits: float = 0.0
+    """Bits per routed-expert weight when the checkpoint ships experts pre-quantized in a
+    format of its own (gpt-oss: MXFP4, 4 bits + one 8-bit scale per 32 = 4.25); 0 = the
+    checkpoint's weight dtype."""
 
     @property
     def is_moe(self) -> bool:

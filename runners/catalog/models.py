@@ -83,6 +83,7 @@ MODELS: tuple[ModelSpec, ...] = (
         hf_ids=(
             "Qwen/Qwen3-32B",
             "Qwen/Qwen3-32B-FP8",
+            "Qwen/Qwen3-32B-AWQ",
         ),
         layers=64,
         hidden=5120,
@@ -106,6 +107,7 @@ MODELS: tuple[ModelSpec, ...] = (
         hf_ids=(
             "Qwen/Qwen3-14B",
             "Qwen/Qwen3-14B-FP8",
+            "Qwen/Qwen3-14B-AWQ",
         ),
         layers=40,
         hidden=5120,
@@ -164,8 +166,11 @@ MODELS: tuple[ModelSpec, ...] = (
         max_position_embeddings=131072,
         source=(
             "openai/gpt-oss-20b, from the public config.json: 24 layers, hidden 2880, 64 heads, "
-            "8 KV heads, head_dim 64, 32 experts / 4 active, MXFP4 experts (not modelled)"
+            "8 KV heads, head_dim 64, 32 experts / 4 active; experts ship as MXFP4 "
+            "(quantization_config.quant_method mxfp4: 4-bit E2M1 + one E8M0 scale per 32 = 4.25 "
+            "bits), attention, router and embeddings BF16"
         ),
+        expert_weight_bits=4.25,
     ),
     ModelSpec(
         name="gpt-oss-120b",
@@ -184,8 +189,11 @@ MODELS: tuple[ModelSpec, ...] = (
         max_position_embeddings=131072,
         source=(
             "openai/gpt-oss-120b, from the public config.json: 36 layers, hidden 2880, 64 heads, "
-            "8 KV heads, head_dim 64, 128 experts / 4 active, MXFP4 experts (not modelled)"
+            "8 KV heads, head_dim 64, 128 experts / 4 active; experts ship as MXFP4 "
+            "(quantization_config.quant_method mxfp4: 4-bit E2M1 + one E8M0 scale per 32 = 4.25 "
+            "bits), attention, router and embeddings BF16"
         ),
+        expert_weight_bits=4.25,
     ),
     ModelSpec(
         name="Llama-3.1-8B",
@@ -234,5 +242,39 @@ MODELS: tuple[ModelSpec, ...] = (
             "SIMULATOR.md §3: HF meta-llama/Llama-3.1-70B config.json (via aiconfigurator "
             "model_configs), rope_scaling llama3 to 131072 positions"
         ),
+    ),
+    ModelSpec(
+        name="tiny-qwen3-moe",
+        hf_ids=("models/tiny-qwen3-moe",),
+        layers=4,
+        hidden=256,
+        heads=4,
+        kv_heads=2,
+        head_dim=64,
+        intermediate=512,
+        num_experts=8,
+        experts_per_token=2,
+        moe_intermediate=128,
+        vocab=8192,
+        tied_embeddings=False,
+        max_position_embeddings=4096,
+        source="scripts/make_tiny_model.py: random-weight Qwen3-MoE built locally, no download",
+    ),
+    ModelSpec(
+        name="tiny-qwen3",
+        hf_ids=("models/tiny-qwen3",),
+        layers=4,
+        hidden=256,
+        heads=4,
+        kv_heads=2,
+        head_dim=64,
+        intermediate=512,
+        num_experts=0,
+        experts_per_token=0,
+        moe_intermediate=0,
+        vocab=8192,
+        tied_embeddings=False,
+        max_position_embeddings=4096,
+        source="scripts/make_tiny_model.py: random-weight Qwen3 built locally, no download",
     ),
 )

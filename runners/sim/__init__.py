@@ -7,7 +7,9 @@ Data flow: `rules.check_config` rejects configs the engine would refuse at start
 records are merged in request order. Pure and deterministic: the same (config, workload, seed)
 gives a bit-identical result. Request lengths and send times come from `workload.seed` (so all
 trials of a study see the same requests); `seed` drives the simulator's own randomness (the
-crash-boundary ramp).
+crash-boundary ramp and, when enabled, the `params.Noise` model) from independent streams.
+Fitted constants come from `params.fitted_calibration()` unless a `Calibration` is passed (the
+calibration script does that).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import numpy as np
 
 from runners.bench.records import RequestRecords
 from runners.sim.memory import MemoryPlan, check_memory, plan_memory
+from runners.sim.params import Calibration, Noise, fitted_calibration
 from runners.sim.perf import StepModel
 from runners.sim.rules import check_config
 from runners.sim.scheduler import ReplicaResult, run_replica, sglang_max_running
 from runners.sim.workload import RequestSet, make_requests
 from runners.types import Crash, ServingConfig, Workload
 
-__all__ = ["MemoryPlan", "SimResult", "simulate"]
+__all__ = ["Calibration", "MemoryPlan", "Noise", "SimResult", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,26 @@ class SimResult:
     max_running: int
 
 
+def _sim_rngs(seed: int, replicas: int) -> tuple[np.random.Generator, list[np.random.Generator]]:
+    """(crash-ramp stream, one noise stream per replica), independent of each other."""
+    crash_seq, noise_seq = np.random.SeedSequence(seed).spawn(2)
+    noise = [np.random.Generator(np.random.PCG64(s)) for s in noise_seq.spawn(replicas)]
+    return np.random.Generator(np.random.PCG64(crash_seq)), noise
+
+
 def _sim_rng(seed: int) -> np.random.Generator:
-    (crash_seq,) = np.random.SeedSequence(seed).spawn(1)
-    return np.random.Generator(np.random.PCG64(crash_seq))
+    """The crash-ramp stream alone (kept for `runners.sim.serve`)."""
+    return _sim_rngs(seed, 1)[0]
 
 
 @lru_cache(maxsize=64)
-def _step_model(config: ServingConfig, max_tokens: int) -> StepModel:
-    return StepModel(config, max_tokens)
+def _step_model(
+    config: ServingConfig,
+    max_tokens: int,
+    calib: Calibration | None = None,
+    acceptance: float = 0.7,
+) -> StepModel:
+    return StepModel(config, max_tokens, calib or fitted_calibration(), acceptance)
 
 
 def _replica_count(config: ServingConfig) -> int:
@@ -63,9 +78,14 @@ def _replica_count(config: ServingConfig) -> int:
 
 
 def _split(requests: RequestSet, replicas: int) -> list[RequestSet]:
+    """Round-robin by conversation (a multi-turn conversation stays on one replica, as a
+    session-affine router would keep it)."""
+    if replicas == 1:
+        return [requests]
+    conv = requests.conversation()
     parts: list[RequestSet] = []
     for index in range(replicas):
-        ids = np.arange(index, requests.size, replicas, dtype=np.int64)
+        ids = np.nonzero(conv % replicas == index)[0].astype(np.int64)
         limit = requests.max_concurrency
         share = None if limit is None else max(1, (limit - index + replicas - 1) // replicas)
         parts.append(requests.take(ids, share))
@@ -87,14 +107,28 @@ def _merge(parts: list[RequestSet], results: list[ReplicaResult]) -> RequestReco
     )
 
 
-def simulate(config: ServingConfig, workload: Workload, seed: int = 0) -> SimResult:
-    """Simulate `workload` served by `config`; never raises for engine faults."""
+def simulate(
+    config: ServingConfig,
+    workload: Workload,
+    seed: int = 0,
+    *,
+    noise: Noise | None = None,
+    calibration: Calibration | None = None,
+) -> SimResult:
+    """Simulate `workload` served by `config`; never raises for engine faults.
+
+    `noise` (default: off) adds run-to-run variation drawn from `seed`; `calibration`
+    (default: the shipped fit) supplies the fitted constants.
+    """
+    calib = calibration or fitted_calibration()
     crash = check_config(config)
     if crash is not None:
         return SimResult(None, crash, 0, None, 0, 0, 0)
-    plan = plan_memory(config)
+    plan = plan_memory(config, calib)
     kv_replica = max(0, plan.kv_tokens_per_replica)
-    crash = check_memory(config, plan, _sim_rng(seed))
+    replicas = _replica_count(config)
+    crash_rng, noise_rngs = _sim_rngs(seed, replicas)
+    crash = check_memory(config, plan, crash_rng, calib)
     if crash is not None:
         return SimResult(None, crash, kv_replica, plan, 0, 0, 0)
     dp = config.data_parallel if config.engine == "vllm" else 1
@@ -103,9 +137,12 @@ def simulate(config: ServingConfig, workload: Workload, seed: int = 0) -> SimRes
     else:
         seqs = config.max_num_seqs
     max_tokens = max(config.max_num_batched_tokens, seqs) * dp
-    model = _step_model(config, max_tokens)
-    parts = _split(make_requests(workload), _replica_count(config))
-    results = [run_replica(config, part, plan.kv_tokens, model) for part in parts]
+    model = _step_model(config, max_tokens, calib, workload.draft_acceptance_rate)
+    parts = _split(make_requests(workload), replicas)
+    results = [
+        run_replica(config, part, plan.kv_tokens, model, noise, rng)
+        for part, rng in zip(parts, noise_rngs, strict=True)
+    ]
     return SimResult(
         records=_merge(parts, results),
         crash=None,

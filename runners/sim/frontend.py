@@ -13,7 +13,7 @@ import heapq
 
 import numpy as np
 
-from runners.bench.records import FloatArray
+from runners.bench.records import FloatArray, IntArray
 from runners.sim import params
 
 
@@ -62,20 +62,31 @@ class Ingestion:
         return bool(self._heap)
 
 
-def ingestion_work_s(prompt_len: int) -> float:
-    return params.FRONTEND_C_IN_S + params.FRONTEND_C_IN_PER_TOK_S * prompt_len
+def ingestion_work_s(prompt_len: int, c_in_s: float) -> float:
+    """API-server CPU to ingest one request (`c_in_s` is the engine's fitted per-request cost)."""
+    return c_in_s + params.FRONTEND_C_IN_PER_TOK_S * prompt_len
 
 
 class OutputStream:
     """Serialized token delivery: a step's n tokens leave at max(step_end, free) + n*c_out."""
 
-    def __init__(self, speedup: float) -> None:
-        self._c_out = params.FRONTEND_C_OUT_S / speedup
+    def __init__(self, speedup: float, c_out_s: float) -> None:
+        self._c_out = c_out_s / speedup
         self.free_s = 0.0
 
     def deliver(self, step_end_s: float, n_tokens: int) -> float:
         self.free_s = max(step_end_s, self.free_s) + n_tokens * self._c_out
         return self.free_s
+
+    def deliver_steps(self, step_end_s: FloatArray, n_tokens: IntArray) -> FloatArray:
+        """Delivery times of consecutive steps with per-step token counts (vectorized):
+        d_j = C_j + max(free, max_{i<=j}(e_i - C_{i-1})), C_j = cumulative cost."""
+        cost = n_tokens.astype(np.float64) * self._c_out
+        cum = np.cumsum(cost)
+        lead = np.maximum.accumulate(step_end_s - (cum - cost))
+        out = cum + np.maximum(lead, self.free_s)
+        self.free_s = float(out[-1])
+        return np.asarray(out, dtype=np.float64)
 
     def deliver_run(self, step_end_s: FloatArray, n_tokens: int) -> FloatArray:
         """Delivery times of k consecutive steps with the same token count (vectorized)."""
@@ -86,4 +97,4 @@ class OutputStream:
         lead = np.maximum.accumulate(step_end_s - j * cost)
         out = (j + 1.0) * cost + np.maximum(lead, self.free_s)
         self.free_s = float(out[-1])
-        return out
+        return np.asarray(out, dtype=np.float64)

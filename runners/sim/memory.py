@@ -5,8 +5,11 @@ into a `MemoryPlan` (weights, profiled activations, KV pool and its capacity in 
 arithmetic that never fails; `check_memory` then decides, with the engine's real error text,
 whether the engine would die loading weights, find no KV memory, refuse max_model_len, fail to
 capture CUDA graphs, or crash later under load. Decisions near a boundary use a seeded logistic
-perturbation of the available memory (half-width `params.BOUNDARY_DELTA`), so they are
-deterministic for a seed. The scheduler consumes `MemoryPlan.kv_tokens`.
+perturbation of the available memory (half-width: the calibrated ``boundary_delta``), so they
+are deterministic for a seed. The scheduler consumes `MemoryPlan.kv_tokens`. Budget semantics
+differ per engine: vLLM takes a fraction of total memory for everything, SGLang a static
+fraction for weights + KV, TensorRT-LLM and MindIE a fraction of the memory still free after
+weights and warm-up (MindIE: or an explicit npuMemSize).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from runners.catalog import GIB
 from runners.sim import params
-from runners.sim.rules import moe_shard_ranks, version_tuple
+from runners.sim.rules import moe_shard_ranks, version_tuple, weight_bytes_per_param
 from runners.types import Crash, CrashClass, ServingConfig
 
 
@@ -46,20 +49,21 @@ class MemoryPlan:
     margin: float
     runtime_headroom_gib: float
     runtime_transient_gib: float
+    transient_factor: float = 1.0
 
 
 def weight_bytes_per_gpu(config: ServingConfig) -> float:
     """Weights on one GPU: non-expert params / TP + expert params / (TP*DP); FP8 keeps
     embeddings, LM head and the router in BF16; KV projections replicate beyond TP=kv_heads."""
     m, tp = config.model, config.tensor_parallel
-    w = 1.0 if config.weight_dtype == "fp8" else 2.0
+    w, w_expert = weight_bytes_per_param(config)
     d = m.head_dim
     qo = 2 * m.hidden * m.heads * d / tp
     kv = 2 * m.hidden * m.kv_heads_per_gpu(tp) * d
     per_layer = (qo + kv) * w
     if m.is_moe:
         per_layer += m.hidden * m.num_experts * 2.0  # router, replicated, BF16
-        per_layer += m.expert_params_per_layer * w / moe_shard_ranks(config)
+        per_layer += m.expert_params_per_layer * w_expert / moe_shard_ranks(config)
     else:
         per_layer += 3 * m.hidden * m.intermediate * w / tp
     embeddings = m.embedding_params * 2.0 / tp
@@ -67,7 +71,8 @@ def weight_bytes_per_gpu(config: ServingConfig) -> float:
 
 
 def activation_bytes(config: ServingConfig) -> float:
-    """Profiled activation peak of a dummy forward with max_num_batched_tokens (+ sampler)."""
+    """Profiled activation peak: a dummy forward with max_num_batched_tokens, then a dummy
+    sampler run over max_num_seqs rows."""
     m = config.model
     t_max = config.max_num_batched_tokens
     if m.is_moe:
@@ -77,11 +82,13 @@ def activation_bytes(config: ServingConfig) -> float:
         wide = params.ACT_MOE_COEF * m.intermediate / config.tensor_parallel
     forward = t_max * (params.ACT_H_COEF * m.hidden + wide) * 2.0
     seqs = config.max_num_seqs if config.max_num_seqs > 0 else 1024
-    sampler = seqs * m.vocab * 4.0  # fp32 logits of a dummy sampler run
-    return max(forward + sampler, params.ACT_MIN_GIB * GIB)
+    # The dummy sampler run (fp32 logits) follows the dummy forward, whose intermediates are
+    # freed by then: the profiled peak is the larger of the two, not their sum.
+    sampler = seqs * (m.vocab * 4.0 + m.hidden * 2.0)
+    return max(forward, sampler, params.ACT_MIN_GIB * GIB)
 
 
-def transient_bytes(config: ServingConfig) -> float:
+def transient_bytes(config: ServingConfig, factor: float) -> float:
     """Unprofiled runtime peak of a full-budget step (fused-MoE permutation buffers)."""
     m = config.model
     t_max = config.max_num_batched_tokens
@@ -92,17 +99,20 @@ def transient_bytes(config: ServingConfig) -> float:
         per_token = m.experts_per_token * (act_copy + inter)
     else:
         per_token = 2.0 * m.hidden * 2.0
-    return params.RUNTIME_TRANSIENT_FACTOR * t_max * per_token
+    return factor * t_max * per_token
 
 
-def plan_memory(config: ServingConfig) -> MemoryPlan:
+def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) -> MemoryPlan:
     """Memory accounting per GPU (vLLM: fraction of total for everything but CUDA graphs;
-    SGLang: static fraction for weights + KV, everything dynamic outside it)."""
-    usable = config.gpu.memory_bytes
+    SGLang: static fraction for weights + KV, everything dynamic outside it; TensorRT-LLM and
+    MindIE: fraction of what is free after weights, activations and graphs)."""
+    calib = calib or params.fitted_calibration()
+    usable = config.gpu.memory_bytes * calib.efficiency(config.gpu.name).usable_scale
     weights = weight_bytes_per_gpu(config)
     act = activation_bytes(config)
     ranks = config.tensor_parallel * config.data_parallel
     non_torch = (params.NON_TORCH_GIB + (params.NCCL_BUFFER_GIB if ranks > 1 else 0.0)) * GIB
+    non_torch += params.ATTENTION_WORKSPACE_GIB.get(config.attention_backend.lower(), 0.0) * GIB
     graph_bs = min(config.cuda_graph_max_batch, max(config.max_num_seqs, 1))
     graphs = (
         (params.CUDA_GRAPH_BASE_GIB + params.CUDA_GRAPH_PER_SEQ_GIB * graph_bs) * GIB
@@ -110,19 +120,29 @@ def plan_memory(config: ServingConfig) -> MemoryPlan:
         else 0.0
     )
     budget = config.mem_fraction * usable
+    page = config.block_size
     if config.engine == "sglang":
         kv = budget - weights
         headroom = usable - budget - graphs - act - non_torch
         page = 1
+    elif config.engine in ("trtllm", "mindie"):
+        free = usable - weights - act - non_torch - graphs
+        kv = config.mem_fraction * free
+        if config.kv_cache_gib > 0:
+            kv = config.kv_cache_gib * GIB
+        budget = weights + act + non_torch + kv
+        headroom = free - kv
     else:
         kv = budget - weights - act - non_torch
+        if config.kv_cache_gib > 0:
+            kv = config.kv_cache_gib * GIB
         headroom = usable - budget - graphs
-        page = config.block_size
     kv_kind = 1 if config.kv_cache_dtype == "fp8" else 2
     kvb = config.model.kv_bytes_per_token_per_gpu(config.tensor_parallel, kv_kind)
     blocks = max(0, math.floor(kv / (page * kvb)))
     kv_tokens = blocks * page
     dp_cores = config.data_parallel if config.engine == "vllm" else 1
+    factor = calib.scalar("runtime_transient_factor")
     return MemoryPlan(
         usable_gib=usable / GIB,
         budget_gib=budget / GIB,
@@ -136,27 +156,33 @@ def plan_memory(config: ServingConfig) -> MemoryPlan:
         kv_tokens_per_replica=kv_tokens * dp_cores,
         margin=(kv_tokens - config.max_model_len) / config.max_model_len,
         runtime_headroom_gib=headroom / GIB,
-        runtime_transient_gib=transient_bytes(config) / GIB,
+        runtime_transient_gib=transient_bytes(config, factor) / GIB,
+        transient_factor=factor,
     )
 
 
-def boundary_noise(rng: np.random.Generator, count: int) -> list[float]:
+def boundary_noise(rng: np.random.Generator, count: int, delta: float) -> list[float]:
     """Relative perturbations of available memory: logistic, scale delta/4, clipped to +-delta."""
-    delta = params.BOUNDARY_DELTA
     u = np.clip(rng.random(count), 1e-12, 1.0 - 1e-12)
     eps = (delta / 4.0) * np.log(u / (1.0 - u))
     return [float(x) for x in np.clip(eps, -delta, delta)]
 
 
 def check_memory(
-    config: ServingConfig, plan: MemoryPlan, rng: np.random.Generator
+    config: ServingConfig,
+    plan: MemoryPlan,
+    rng: np.random.Generator,
+    calib: params.Calibration | None = None,
 ) -> Crash | None:
     """The memory crash this config hits (startup first, then under load), or None."""
-    eps_kv, eps_runtime = boundary_noise(rng, 2)
+    calib = calib or params.fitted_calibration()
+    eps_kv, eps_runtime = boundary_noise(rng, 2, calib.scalar("boundary_delta"))
     if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
         return _weights_oom(config, plan)
     if plan.kv_gib <= 0 or plan.kv_tokens < (1 if config.engine == "sglang" else 16):
         return Crash(CrashClass.NO_KV_MEMORY, _no_kv_message(config))
+    if config.engine in ("trtllm", "mindie") and plan.kv_tokens < config.max_model_len:
+        return Crash(CrashClass.KV_TOO_SMALL, _kv_too_small_other(config, plan))
     if config.engine == "vllm":
         available = plan.kv_gib * (1.0 + eps_kv)
         needed = config.max_model_len * plan.kv_bytes_per_token / GIB
@@ -192,7 +218,28 @@ def _weights_oom(config: ServingConfig, plan: MemoryPlan) -> Crash:
     return Crash(CrashClass.WEIGHTS_OOM, msg)
 
 
+def _kv_too_small_other(config: ServingConfig, plan: MemoryPlan) -> str:
+    if config.engine == "mindie":
+        return (
+            f"RuntimeError: npu memory for KV cache ({plan.kv_gib:.2f} GB) cannot hold one "
+            f"sequence of maxSeqLen {config.max_model_len} ({plan.kv_tokens} tokens fit); "
+            "increase npuMemSize or decrease maxSeqLen."
+        )
+    return (
+        f"RuntimeError: The max_seq_len ({config.max_model_len}) exceeds the KV cache capacity "
+        f"({plan.kv_tokens} tokens); increase kv_cache_config.free_gpu_memory_fraction or "
+        "reduce max_seq_len."
+    )
+
+
 def _no_kv_message(config: ServingConfig) -> str:
+    if config.engine == "trtllm":
+        return (
+            "RuntimeError: Executor failed: No free blocks in the KV cache pool; increase "
+            "kv_cache_config.free_gpu_memory_fraction."
+        )
+    if config.engine == "mindie":
+        return "RuntimeError: Not enough NPU memory for KV cache blocks (npuMemSize)."
     if config.engine == "sglang":
         return "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
     return (
@@ -225,7 +272,7 @@ def _kv_too_small_message(config: ServingConfig, plan: MemoryPlan, available_gib
 
 
 def _cuda_oom_message(config: ServingConfig, plan: MemoryPlan) -> str:
-    need_mib = plan.runtime_transient_gib / params.RUNTIME_TRANSIENT_FACTOR * 1024
+    need_mib = plan.runtime_transient_gib / plan.transient_factor * 1024
     free_mib = max(0.0, plan.runtime_headroom_gib * 1024)
     return (
         f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {need_mib:.2f} MiB. "

@@ -9,7 +9,8 @@ Per-GPU efficiencies are keyed by `GpuSpec.name`; GPUs without an entry use the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 # --- workload (§7, §8) --------------------------------------------------------------------------
 # Lognormal ShareGPT-like lengths; sigmas from §8, mus chosen (numerically, offline) so that the
@@ -24,15 +25,11 @@ SHAREGPT_MIN_LEN_TOK = 4
 SHAREGPT_MAX_PROMPT_TOK = 1024
 SHAREGPT_MAX_TOTAL_TOK = 2048
 
-# --- frontend / API server (§7; §9.3 fit) ------------------------------------------------------
-FRONTEND_C_IN_S = 5.7e-3  # processor-shared ingestion CPU per request (§9.3: 5.7 ms)
+# --- frontend / API server (§7) ----------------------------------------------------------------
+# Per-engine c_in, latency and c_out are in ENGINE_COSTS below (fitted).
 FRONTEND_C_IN_PER_TOK_S = 1.0e-6  # per prompt token (§7: assumed, not fitted)
-FRONTEND_LATENCY_S = 39e-3  # fixed pipeline latency per request (§9.3: 39 ms)
-FRONTEND_C_OUT_S = 15.9e-6  # serialized output streaming per token (§9.3: 15.9 us)
 
-# --- engine CPU per step (§4.4; §9.3 fit) ------------------------------------------------------
-CPU_STEP_S = 1.6e-3  # c0 (§9.3: 1.6 ms/step)
-CPU_PER_SEQ_S = 11.7e-6  # c1 (§9.3: 11.7 us/seq)
+# --- engine CPU per step (§4.4) ---------------------------------------------------------------
 ASYNC_OVERLAP_EPS_S = 50e-6  # residual non-overlapped time with async scheduling (prior)
 
 # --- kernel launch / CUDA graphs (§4.4) -------------------------------------------------------
@@ -60,6 +57,23 @@ PCIE_ALPHA_FACTOR = 2.5  # §4.3: 2-3x larger latency over PCIe
 LINK_EFF = 0.7  # achieved fraction of link bandwidth (prior)
 EP_IMBALANCE = 1.15  # busiest-rank expert load factor under EP (§4.2: 1.1-1.4)
 
+# --- speculative decoding (§4.6) -------------------------------------------------------------
+# Drafter GPU cost per draft token, as a fraction of one target forward over the same tokens:
+# EAGLE/MTP heads are about one decoder layer; a draft model is assumed ~1/10 of the target;
+# n-gram / suffix lookups use no GPU. Unknown methods take the draft-model cost.
+SPEC_DRAFT_COST: dict[str, float] = {
+    "eagle": 1.5 / 94,
+    "eagle3": 1.5 / 94,
+    "mtp": 1.0 / 48,
+    "medusa": 1.0 / 94,
+    "draft_model": 0.1,
+    "ngram": 0.0,
+    "suffix": 0.0,
+}
+SPEC_DRAFT_COST_DEFAULT = 0.1
+# Engine CPU per step and sequence for drafting/verification bookkeeping (prior).
+SPEC_CPU_PER_SEQ_S = 4e-6
+
 
 @dataclass(frozen=True)
 class GpuEfficiency:
@@ -68,39 +82,82 @@ class GpuEfficiency:
     mem_bw: float  # eta_m: HBM bandwidth fraction
     dense_bf16: float  # eta_c for dense BF16 GEMMs
     moe_bf16: float  # eta_c for BF16 fused-MoE grouped GEMMs
-    dense_fp8: float  # eta_c for block-FP8 dense GEMMs (relative to the FP8 peak)
-    moe_fp8: float  # eta_c for block-FP8 fused MoE (relative to the FP8 peak)
+    dense_fp8: float  # eta_c for block-FP8 dense GEMMs (relative to the FP8 peak when the GPU
+    # has FP8 tensor cores, else to the BF16 peak: W8A16 Marlin, §4.5)
+    moe_fp8: float  # eta_c for block-FP8 fused MoE (same peak convention as dense_fp8)
     attention: float  # eta_attn: prefill attention FLOP efficiency
+    w4a16: float  # eta_c of 4-bit weight-only kernels (AWQ, MXFP4 experts) vs the BF16 peak
+    # Multiplier on the catalogue's usable memory: the ~0.5-1 GiB the runtime, driver and
+    # allocator take that the accounting cannot see (§5 boundary; fitted in Stage D).
+    usable_scale: float = 1.0
 
 
-# §9.3 fit for H100 (eta_m 0.85, dense 0.30, moe 0.26, attn 0.41). FP8 utils are priors chosen
-# so block-FP8 MoE is only ~1.1x faster than BF16 at equal TP (§9.3 ranking lesson) and dense
-# FP8 ~1.4x. A100: §9.3 fit (eta_m 0.95, dense 0.63, moe 0.24); its "fp8" entries apply to the
-# BF16 peak (W8A16 Marlin, §4.5) and are deliberately low.
+# Priors. H100: §9.3 fit (eta_m 0.85, dense 0.30, moe 0.26, attn 0.41); FP8 utils chosen so
+# block-FP8 MoE is only ~1.1x faster than BF16 at equal TP (§9.3 ranking lesson). A100: §9.3 fit
+# (eta_m 0.95, dense 0.63, moe 0.24); its "fp8" entries apply to the BF16 peak (W8A16, §4.5).
+# `runners/sim/calibration.py` (written by scripts/calibrate_sim.py) overrides these.
 _H100 = GpuEfficiency(
-    mem_bw=0.85, dense_bf16=0.30, moe_bf16=0.26, dense_fp8=0.21, moe_fp8=0.15, attention=0.41
+    mem_bw=0.85,
+    dense_bf16=0.30,
+    moe_bf16=0.26,
+    dense_fp8=0.21,
+    moe_fp8=0.15,
+    attention=0.41,
+    w4a16=0.25,
 )
 GPU_EFFICIENCY: dict[str, GpuEfficiency] = {
     "H100-SXM-80GB": _H100,
     "H200-SXM-141GB": _H100,  # transferred from H100 (same SM90 kernels)
     "A100-SXM-80GB": GpuEfficiency(
-        mem_bw=0.95, dense_bf16=0.63, moe_bf16=0.24, dense_fp8=0.40, moe_fp8=0.18, attention=0.41
+        mem_bw=0.95,
+        dense_bf16=0.63,
+        moe_bf16=0.24,
+        dense_fp8=0.40,
+        moe_fp8=0.18,
+        attention=0.41,
+        w4a16=0.40,
     ),
     # aiconfigurator ships mem_bw_empirical_scaling_factor 0.8 for every NVIDIA part (§2 notes).
-    "L40S-48GB": GpuEfficiency(
-        mem_bw=0.80, dense_bf16=0.45, moe_bf16=0.25, dense_fp8=0.30, moe_fp8=0.15, attention=0.35
-    ),
-    "B200-SXM-180GB": GpuEfficiency(
-        mem_bw=0.80, dense_bf16=0.30, moe_bf16=0.22, dense_fp8=0.21, moe_fp8=0.14, attention=0.38
-    ),
-    "MI300X-192GB": GpuEfficiency(
-        mem_bw=0.70, dense_bf16=0.30, moe_bf16=0.20, dense_fp8=0.20, moe_fp8=0.12, attention=0.30
-    ),
-    "Ascend-910B": GpuEfficiency(
-        mem_bw=0.75, dense_bf16=0.45, moe_bf16=0.20, dense_fp8=0.30, moe_fp8=0.12, attention=0.30
-    ),
+    "L40S-48GB": GpuEfficiency(0.80, 0.45, 0.25, 0.30, 0.15, 0.35, 0.30),
+    "B200-SXM-180GB": GpuEfficiency(0.80, 0.30, 0.22, 0.21, 0.14, 0.38, 0.22),
+    "MI300X-192GB": GpuEfficiency(0.70, 0.30, 0.20, 0.20, 0.12, 0.30, 0.20),
+    "Ascend-910B": GpuEfficiency(0.75, 0.45, 0.20, 0.30, 0.12, 0.30, 0.25),
 }
 DEFAULT_EFFICIENCY = _H100
+# GPUs whose efficiencies are transferred from another entry when the calibration has them
+# (same kernels): a fitted H100 value is used for H200.
+EFFICIENCY_TRANSFER: dict[str, str] = {"H200-SXM-141GB": "H100-SXM-80GB"}
+
+
+@dataclass(frozen=True)
+class EngineCosts:
+    """Host-side costs and kernel quality of one engine (all seconds, except `kernel`)."""
+
+    cpu_step_s: float  # c0: engine CPU per step (schedule, prepare inputs, sample, detokenize)
+    cpu_per_seq_s: float  # c1: per running sequence
+    c_in_s: float  # API-server ingestion CPU per request (processor-shared)
+    latency_s: float  # fixed pipeline latency per request (HTTP -> engine core)
+    c_out_s: float  # serialized output streaming per token
+    kernel: float  # multiplier on every compute efficiency (kernel quality vs vLLM 0.11)
+    # Multiplier on MoE efficiency for checkpoint-native MXFP4 experts (gpt-oss): each engine
+    # ships its own MXFP4 MoE kernel (vLLM Marlin/triton_kernels, SGLang triton_kernel,
+    # TRT-LLM CUTLASS), whose quality differs far more than the BF16 ones do.
+    mxfp4: float = 1.0
+    # Extra ingestion CPU per request for each additional GPU worker process of the instance
+    # (TP x PP - 1): busy-polling workers share the host with the single-threaded API server.
+    # Prior 0.4 ms (GPUStack all-at-once 128/4 runs: ~4-5 ms/request at TP1, ~6 at TP4, ~9 at
+    # TP8); fitted in stage C.
+    c_in_per_worker_s: float = 0.4e-3
+
+
+# vLLM: §9.3 fit (c0 1.6 ms, c1 11.7 us, c_in 5.7 ms, l 39 ms, c_out 15.9 us). SGLang, TRT-LLM
+# and MindIE start from the same priors (refitted by scripts/calibrate_sim.py where data exist).
+ENGINE_COSTS: dict[str, EngineCosts] = {
+    "vllm": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
+    "sglang": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
+    "trtllm": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
+    "mindie": EngineCosts(2.0e-3, 15.0e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
+}
 
 # Attention-backend multipliers on eta_attn and on decode KV-streaming bandwidth (priors; names
 # lower-cased, vLLM and SGLang spellings both listed).
@@ -129,6 +186,11 @@ MOE_BACKEND_FACTOR: dict[str, float] = {
     "batched_triton": 0.95,
 }
 
+# Extra runtime workspace some attention backends allocate outside the profiled budget, GiB per
+# GPU (prior: FlashInfer's prefill/decode plan buffers and float workspace; xFormers
+# materialises attention biases for ragged batches).
+ATTENTION_WORKSPACE_GIB: dict[str, float] = {"flashinfer": 0.5, "xformers": 1.0}
+
 # --- memory (§5) ----------------------------------------------------------------------------
 NON_TORCH_GIB = 0.25  # cuBLAS/workspaces per GPU (§5: ~0.2 GiB)
 NCCL_BUFFER_GIB = 0.35  # NCCL/custom all-reduce buffers when TP*DP > 1 (§5: 0.25-0.4 GiB)
@@ -139,9 +201,151 @@ CUDA_GRAPH_PER_SEQ_GIB = 1.5e-3  # per captured batch size (SGLang reserve ~2 MB
 ACT_H_COEF = 6.0
 ACT_MOE_COEF = 2.0
 ACT_MIN_GIB = 0.07  # aiconfigurator's 70 MB minimum
-# Unprofiled transient at runtime (fused-MoE permutation copies: k*h activations, BF16 plus an
-# FP8 quantized copy, and the k*2*I/tp intermediate), times a fragmentation factor. Fitted so that
-# 235B-FP8 TP4 crashes under load at 32,768 batched tokens but not 16,384 (§5, GPUStack).
-RUNTIME_TRANSIENT_FACTOR = 2.0
-# Crash-boundary logistic ramp half-width as a fraction of the quantity at stake (§5: 3-5%).
-BOUNDARY_DELTA = 0.04
+# The runtime transient factor (fused-MoE permutation copies x fragmentation, see
+# memory.transient_bytes) and the crash-boundary ramp half-width are calibrated scalars: see
+# SCALAR_PRIORS below.
+
+
+# --- noise (§11): off by default ------------------------------------------------------------
+@dataclass(frozen=True)
+class Noise:
+    """Run-to-run variation of a real engine, off by default (all zero).
+
+    `run_sigma`: per-run systematic factor exp(N(0, run_sigma)) on every step time (clocks,
+    thermals; §11 suggests 0.01-0.03). `step_sigma`: per-step lognormal jitter (0.02-0.05),
+    which mainly widens ITL/TPOT p99. `stall_prob` / `stall_s`: rare per-step stalls (GC,
+    allocator, NCCL hiccups; ~1e-3 and 5-50 ms).
+    """
+
+    run_sigma: float = 0.0
+    step_sigma: float = 0.0
+    stall_prob: float = 0.0
+    stall_s: float = 0.02
+
+    @property
+    def enabled(self) -> bool:
+        return self.run_sigma > 0 or self.step_sigma > 0 or self.stall_prob > 0
+
+    @staticmethod
+    def typical() -> Noise:
+        """The §11 mid-range: 2% per run, 3% per step, a 20 ms stall every 1,000 steps."""
+        return Noise(run_sigma=0.02, step_sigma=0.03, stall_prob=1e-3, stall_s=0.02)
+
+
+# --- calibration: the fitted constants, keyed, bounded, overridable --------------------------
+# Scalars that the fit may move, with their priors: "runtime_transient_factor" (unprofiled runtime
+# peak x fragmentation; prior 2.0 is a guess, Stage D fits it on the GPUStack pass/fail pair),
+# "boundary_delta" (§5 ramp half-width 3-5%), "ep_imbalance" (§4.2), "m_half_moe" (§4.1).
+SCALAR_PRIORS: dict[str, float] = {
+    "runtime_transient_factor": 2.0,
+    "boundary_delta": 0.04,
+    "ep_imbalance": EP_IMBALANCE,
+    "m_half_moe": M_HALF_MOE,
+}
+
+# Physical bounds of every fittable key (by its last component); all efficiencies in (0.05, 0.98].
+PARAM_BOUNDS: dict[str, tuple[float, float]] = {
+    "mem_bw": (0.5, 0.92),
+    "dense_bf16": (0.1, 0.9),
+    "moe_bf16": (0.05, 0.8),
+    "dense_fp8": (0.05, 0.8),
+    "moe_fp8": (0.05, 0.8),
+    "attention": (0.1, 0.9),
+    "w4a16": (0.05, 0.8),
+    "usable_scale": (0.98, 1.015),
+    "cpu_step_s": (0.2e-3, 8e-3),
+    "cpu_per_seq_s": (1e-6, 60e-6),
+    "c_in_s": (0.5e-3, 20e-3),
+    "c_in_per_worker_s": (1e-5, 3e-3),
+    "latency_s": (5e-3, 200e-3),
+    "c_out_s": (1e-6, 80e-6),
+    "kernel": (0.5, 2.0),
+    "mxfp4": (0.2, 2.0),
+    "runtime_transient_factor": (1.0, 6.0),
+    "boundary_delta": (0.01, 0.08),
+    "ep_imbalance": (1.0, 1.6),
+    "m_half_moe": (4.0, 128.0),
+}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A set of fitted constants overriding the priors, as ``key -> value`` pairs.
+
+    Keys: ``gpu.<GpuSpec.name>.<GpuEfficiency field>``, ``engine.<engine>.<EngineCosts field>``
+    and the names in `SCALAR_PRIORS`. Hashable, so step models can be cached per calibration.
+    """
+
+    values: tuple[tuple[str, float], ...] = ()
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.values)
+
+    def updated(self, changes: dict[str, float]) -> Calibration:
+        merged = self.as_dict()
+        merged.update(changes)
+        return Calibration(tuple(sorted(merged.items())))
+
+    def efficiency(self, gpu_name: str) -> GpuEfficiency:
+        return _efficiency(self, gpu_name)
+
+    def engine(self, engine: str) -> EngineCosts:
+        return _engine_costs(self, engine)
+
+    def scalar(self, name: str) -> float:
+        return self.as_dict().get(name, SCALAR_PRIORS[name])
+
+
+@lru_cache(maxsize=256)
+def _efficiency(calib: Calibration, gpu_name: str) -> GpuEfficiency:
+    values = calib.as_dict()
+    base = GPU_EFFICIENCY.get(gpu_name, DEFAULT_EFFICIENCY)
+    source = gpu_name
+    if not any(k.startswith(f"gpu.{gpu_name}.") for k in values):
+        source = EFFICIENCY_TRANSFER.get(gpu_name, gpu_name)
+        base = GPU_EFFICIENCY.get(source, base)
+    changes = {
+        name: values[f"gpu.{source}.{name}"]
+        for name in _field_names(GpuEfficiency)
+        if f"gpu.{source}.{name}" in values
+    }
+    return replace(base, **changes)
+
+
+@lru_cache(maxsize=64)
+def _engine_costs(calib: Calibration, engine: str) -> EngineCosts:
+    values = calib.as_dict()
+    base = ENGINE_COSTS.get(engine, ENGINE_COSTS["vllm"])
+    changes = {
+        name: values[f"engine.{engine}.{name}"]
+        for name in _field_names(EngineCosts)
+        if f"engine.{engine}.{name}" in values
+    }
+    return replace(base, **changes)
+
+
+def prior_value(key: str) -> float:
+    """The prior of any fittable key (before calibration)."""
+    parts = key.split(".")
+    if parts[0] == "gpu":
+        gpu = ".".join(parts[1:-1])
+        return float(getattr(GPU_EFFICIENCY.get(gpu, DEFAULT_EFFICIENCY), parts[-1]))
+    if parts[0] == "engine":
+        return float(getattr(ENGINE_COSTS[parts[1]], parts[2]))
+    return SCALAR_PRIORS[key]
+
+
+def bounds(key: str) -> tuple[float, float]:
+    return PARAM_BOUNDS[key.split(".")[-1]]
+
+
+@lru_cache(maxsize=1)
+def fitted_calibration() -> Calibration:
+    """The shipped calibration: priors overridden by `runners/sim/calibration.py`."""
+    from runners.sim import calibration
+
+    return Calibration(tuple(sorted(calibration.FITTED.items())))

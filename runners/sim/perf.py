@@ -7,6 +7,10 @@ per-layer tails) is tabulated for every token count up to the step budget; atten
 in the batch's context sums and costs two multiply-adds per step. Data parallel ranks are
 modelled mean-field as symmetric lockstep replicas: the scheduler runs one merged batch, each
 rank computes 1/DP of it, and the MoE layers (sharded over TP*DP) see all of its tokens.
+Efficiencies and per-step CPU costs come from a `params.Calibration` (GPU x dtype x engine).
+Speculative decoding (§4.6) is folded into decode steps: a verifier step runs (k+1) query tokens
+per sequence plus the drafter, and yields E_acc = (1 - a^(k+1)) / (1 - a) tokens per sequence,
+so one simulated decode step (one token per sequence) costs the verifier step divided by E_acc.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runners.bench.records import FloatArray
+from runners.bench.records import FloatArray, IntArray
 from runners.sim import params
-from runners.sim.rules import moe_shard_ranks
+from runners.sim.rules import moe_shard_ranks, weight_bytes_per_param
 from runners.types import ServingConfig
 
 
@@ -35,27 +39,40 @@ class Rates:
     link_bw: float
 
 
-def _rates(config: ServingConfig) -> Rates:
+def _rates(config: ServingConfig, calib: params.Calibration) -> Rates:
     gpu = config.gpu
-    eff = params.GPU_EFFICIENCY.get(gpu.name, params.DEFAULT_EFFICIENCY)
+    eff = calib.efficiency(gpu.name)
+    kernel = calib.engine(config.engine).kernel
     bf16 = gpu.bf16_tflops * 1e12
-    if config.weight_dtype == "fp8":
+    if config.weight_quant in ("awq", "gptq"):
+        dense, moe = bf16 * eff.w4a16, bf16 * eff.w4a16
+    elif config.weight_dtype == "fp8":
+        # FP8 tensor cores where the GPU has them, else W8A16 at the BF16 peak (§4.5).
         peak = (gpu.fp8_tflops or gpu.bf16_tflops) * 1e12
         dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
     else:
         dense, moe = bf16 * eff.dense_bf16, bf16 * eff.moe_bf16
+    if config.model.expert_weight_bits > 0:
+        # MXFP4 experts: weight-only dequant into BF16 GEMMs, engine-specific kernels
+        moe = bf16 * eff.w4a16 * calib.engine(config.engine).mxfp4
     moe *= params.MOE_BACKEND_FACTOR.get(config.moe_backend.lower(), 1.0)
     attn_factor = params.ATTENTION_BACKEND_FACTOR.get(config.attention_backend.lower(), 1.0)
     bw = gpu.hbm_tb_s * 1e12 * eff.mem_bw
     return Rates(
-        dense_flops=dense,
-        moe_flops=moe,
-        lm_flops=bf16 * eff.dense_bf16,
-        attn_flops=bf16 * eff.attention * attn_factor,
+        dense_flops=dense * kernel,
+        moe_flops=moe * kernel,
+        lm_flops=bf16 * eff.dense_bf16 * kernel,
+        attn_flops=bf16 * eff.attention * attn_factor * kernel,
         mem_bw=bw,
         attn_bw=bw * attn_factor,
         link_bw=gpu.link_gb_s * 1e9 * params.LINK_EFF,
     )
+
+
+def accepted_per_step(spec_tokens: int, acceptance: float) -> float:
+    """Expected tokens per sequence per verifier step with k drafts accepted i.i.d. at rate a."""
+    a = min(max(acceptance, 0.0), 0.999)
+    return (1.0 - a ** (spec_tokens + 1)) / (1.0 - a)
 
 
 def _allreduce_alpha_s(config: ServingConfig, ranks: int) -> float:
@@ -65,26 +82,46 @@ def _allreduce_alpha_s(config: ServingConfig, ranks: int) -> float:
     return alpha
 
 
-def graph_pad(tokens: int) -> int:
-    """Batch size a CUDA-graph replay runs at (capture sizes 1, 2, 4, then multiples of 8)."""
+def graph_pad(tokens: int, multiple: int = params.GRAPH_PAD_MULTIPLE) -> int:
+    """Batch size a CUDA-graph replay runs at (capture sizes 1, 2, 4, then multiples of 8;
+    every size with `multiple` = 1, as vLLM's ``--performance-mode interactivity`` captures)."""
     if tokens <= 2:
         return tokens
     if tokens <= 4:
         return 4
-    m = params.GRAPH_PAD_MULTIPLE
-    return -(-tokens // m) * m
+    return -(-tokens // multiple) * multiple
 
 
 class StepModel:
     """Step-time oracle for one trial. `t_tokens_s[T]` is the token-dependent GPU time of a
     step with T (merged) tokens; attention and per-step overheads are added per call."""
 
-    def __init__(self, config: ServingConfig, max_tokens: int) -> None:
+    def __init__(
+        self,
+        config: ServingConfig,
+        max_tokens: int,
+        calib: params.Calibration | None = None,
+        acceptance: float = 0.7,
+    ) -> None:
         self.config = config
+        calib = calib or params.fitted_calibration()
+        self.calib = calib
+        costs = calib.engine(config.engine)
         m = config.model
         self.dp = config.data_parallel if config.engine == "vllm" else 1
         self.layers = m.layers
-        self.rates = _rates(config)
+        self.m_half_moe = calib.scalar("m_half_moe")
+        self.ep_imbalance = calib.scalar("ep_imbalance")
+        self.rates = _rates(config, calib)
+        self.cpu_step_s = costs.cpu_step_s
+        self.cpu_per_seq_s = costs.cpu_per_seq_s
+        self.spec_k = config.spec_tokens if config.spec_method else 0
+        self.spec_gain = accepted_per_step(self.spec_k, acceptance) if self.spec_k else 1.0
+        method = (config.spec_method or "").lower()
+        self.draft_cost = params.SPEC_DRAFT_COST.get(method, params.SPEC_DRAFT_COST_DEFAULT)
+        if self.spec_k:
+            self.cpu_per_seq_s += params.SPEC_CPU_PER_SEQ_S * self.spec_k
+        max_tokens = max(max_tokens, max_tokens * (self.spec_k + 1))
         tp = config.tensor_parallel
         kv_bytes = 1 if config.kv_cache_dtype == "fp8" else 2
         kvh = m.kv_heads_per_gpu(tp)
@@ -92,8 +129,9 @@ class StepModel:
         # Attention seconds per unit, per step, all layers, per rank (merged sums / DP).
         flops_per_ctx = 4.0 * (m.heads / tp) * m.head_dim
         bytes_per_ctx = 2.0 * kvh * m.head_dim * kv_bytes
+        q = float(self.spec_k + 1)  # verifier query tokens per sequence (1 without spec)
         self.decode_s_per_ctx = (
-            m.layers * max(flops_per_ctx / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
+            m.layers * max(q * flops_per_ctx / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
         )
         self.prefill_s_per_flop_unit = m.layers * flops_per_ctx / r.attn_flops / self.dp
         self.prefill_s_per_kv_tok = m.layers * bytes_per_ctx / r.mem_bw / self.dp
@@ -105,12 +143,14 @@ class StepModel:
         self.piecewise_s = m.layers * params.PIECEWISE_PER_LAYER_S
         self.eager_launch_s = m.layers * params.EAGER_KERNELS_PER_LAYER * params.EAGER_LAUNCH_S
         self.async_sched = config.async_scheduling
+        interactive = config.performance_mode == "interactivity"
+        self.pad_mult = 1 if interactive else params.GRAPH_PAD_MULTIPLE
 
     # --- tabulated token-dependent parts ---------------------------------------------------
     def _token_costs(self, tokens: FloatArray) -> FloatArray:
         c, m, r = self.config, self.config.model, self.rates
         tp, dp = c.tensor_parallel, self.dp
-        w = 1.0 if c.weight_dtype == "fp8" else 2.0
+        w, w_expert = weight_bytes_per_param(c)
         t_rank = tokens / dp
         # Dense linears: q/o sharded, k/v replicated beyond TP = kv_heads, dense MLP or router.
         d = m.head_dim
@@ -133,13 +173,13 @@ class StepModel:
             e, k = float(m.num_experts), float(m.experts_per_token)
             touched = e * (1.0 - (1.0 - k / e) ** tokens)
             expert_params = 3.0 * m.hidden * m.moe_intermediate
-            b_moe = touched * expert_params * w / ranks
+            b_moe = touched * expert_params * w_expert / ranks
             f_moe = 2.0 * tokens * k * expert_params / ranks
             if c.expert_parallel and ranks > 1:
-                f_moe *= params.EP_IMBALANCE
+                f_moe *= self.ep_imbalance
             with np.errstate(divide="ignore", invalid="ignore"):
                 m_per_expert = np.where(touched > 0, tokens * k / touched, 0.0)
-                s_moe = m_per_expert / (m_per_expert + params.M_HALF_MOE)
+                s_moe = m_per_expert / (m_per_expert + self.m_half_moe)
                 t_moe = np.maximum(
                     np.where(s_moe > 0, f_moe / (r.moe_flops * s_moe), 0.0), b_moe / r.mem_bw
                 )
@@ -185,7 +225,7 @@ class StepModel:
         return self.cuda_graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
 
     def _combine(self, gpu_s: float, n_seqs: int) -> float:
-        cpu_s = params.CPU_STEP_S + params.CPU_PER_SEQ_S * n_seqs / self.dp
+        cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
         if self.async_sched:
             return max(gpu_s, cpu_s) + params.ASYNC_OVERLAP_EPS_S
         return gpu_s + cpu_s
@@ -202,8 +242,11 @@ class StepModel:
         """Wall time of one step. `prefill_flop_units` = sum c*(p + (c+1)/2) over prefill
         chunks, `prefill_kv_tokens` = sum (p + c); decode contexts summed in `decode_ctx_sum`."""
         decode_only = prefill_flop_units == 0.0
+        if decode_only and self.spec_k:
+            times = self.decode_run_s(n_seqs, decode_ctx_sum, 1)
+            return float(times[0])
         full_graph = self._full_graph(decode_only, n_seqs)
-        t_tok = self._tokens_s(graph_pad(tokens) if full_graph else tokens)
+        t_tok = self._tokens_s(graph_pad(tokens, self.pad_mult) if full_graph else tokens)
         gpu = t_tok + self._lm_s(n_samples) + decode_ctx_sum * self.decode_s_per_ctx
         if not decode_only:
             gpu += max(
@@ -221,11 +264,47 @@ class StepModel:
         slow = gpu_s * params.EAGER_GPU_FACTOR
         return max(slow, self.eager_launch_s) - gpu_s
 
+    def _overlap(self, gpu: FloatArray, cpu: FloatArray | float) -> FloatArray:
+        if self.async_sched:
+            return np.asarray(np.maximum(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S, dtype=np.float64)
+        return np.asarray(gpu + cpu, dtype=np.float64)
+
+    def decode_steps_s(self, n_seqs: IntArray, ctx_sum: FloatArray) -> FloatArray:
+        """Times of consecutive decode-only steps with per-step batch sizes `n_seqs` and
+        context sums `ctx_sum` (the drain of a run: requests finish, the batch shrinks)."""
+        q = self.spec_k + 1
+        per_rank = -(-n_seqs // self.dp)
+        full = (per_rank <= self.graph_max) if self.cuda_graphs else np.zeros_like(n_seqs, bool)
+        rows = n_seqs * q
+        mult = self.pad_mult
+        padded = np.where(rows <= 2, rows, np.where(rows <= 4, 4, -(-rows // mult) * mult))
+        tok_rows = np.where(full, padded, rows)
+        tok_rows = np.minimum(tok_rows, self.table_size - 1)
+        gpu = self.t_tokens_s[tok_rows] + self.t_lm_s[np.minimum(rows, self.table_size - 1)]
+        if self.spec_k:
+            gpu = gpu + self.spec_k * self.draft_cost * self.t_tokens_s[n_seqs]
+        gpu = gpu + ctx_sum * self.decode_s_per_ctx
+        if self.cuda_graphs:
+            gpu = gpu + np.where(full, params.GRAPH_REPLAY_S, self.piecewise_s)
+        else:
+            gpu = np.maximum(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
+        cpu = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
+        out = self._overlap(gpu, cpu)
+        if self.spec_k:
+            out = out / self.spec_gain
+        return np.asarray(out, dtype=np.float64)
+
     def decode_run_s(self, n_seqs: int, ctx_sum0: float, steps: int) -> FloatArray:
         """Times of `steps` consecutive decode-only steps of the same n_seqs sequences, whose
-        context sum grows by n_seqs per step (macro-step, SIMULATOR.md §10.2)."""
+        context sum grows by n_seqs per step (macro-step, SIMULATOR.md §10.2). With speculative
+        decoding each entry is the verifier + drafter step divided by the accepted tokens."""
+        q = self.spec_k + 1
         full_graph = self._full_graph(True, n_seqs)
-        base = self._tokens_s(graph_pad(n_seqs) if full_graph else n_seqs) + self._lm_s(n_seqs)
+        rows = n_seqs * q
+        padded = graph_pad(rows, self.pad_mult) if full_graph else rows
+        base = self._tokens_s(padded) + self._lm_s(rows)
+        if self.spec_k:
+            base += self.spec_k * self.draft_cost * self._tokens_s(n_seqs)
         j = np.arange(steps, dtype=np.float64)
         gpu = base + (ctx_sum0 + n_seqs * j) * self.decode_s_per_ctx
         if full_graph:
@@ -234,7 +313,8 @@ class StepModel:
             gpu += self.piecewise_s
         else:
             gpu = np.maximum(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
-        cpu = params.CPU_STEP_S + params.CPU_PER_SEQ_S * n_seqs / self.dp
-        if self.async_sched:
-            return np.maximum(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S
-        return gpu + cpu
+        cpu = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
+        out = self._overlap(gpu, cpu)
+        if self.spec_k:
+            out = out / self.spec_gain
+        return np.asarray(out, dtype=np.float64)

@@ -45,15 +45,30 @@ def moe_shard_ranks(config: ServingConfig) -> int:
     return config.tensor_parallel * (config.data_parallel if config.engine == "vllm" else 1)
 
 
+def weight_bytes_per_param(config: ServingConfig) -> tuple[float, float]:
+    """(dense, routed-expert) bytes per weight: BF16 2, FP8 1, 4-bit weight-only ~0.53 with
+    group scales; a model whose checkpoint ships its own expert format (MXFP4) uses it."""
+    if config.weight_quant in ("awq", "gptq"):
+        dense = 0.53
+    else:
+        dense = 1.0 if config.weight_dtype == "fp8" else 2.0
+    bits = config.model.expert_weight_bits
+    expert = bits / 8.0 if bits > 0 else dense
+    return dense, expert
+
+
 def check_config(config: ServingConfig) -> Crash | None:
     """The first rule that rejects `config`, or None when it passes them all."""
     for rule in (
         _model_len,
         _tp_heads,
         _expert_parallel,
+        _quantization_support,
         _fp8_block,
         _scheduler_limits,
+        _spec_decode,
         _backends,
+        _observed_failures,
     ):
         crash = rule(config)
         if crash is not None:
@@ -106,6 +121,47 @@ def _expert_parallel(config: ServingConfig) -> Crash | None:
             CrashClass.INVALID_CONFIG,
             "ValueError: Number of experts in the model must be greater than 0 when expert "
             "parallelism is enabled.",
+        )
+    return None
+
+
+def _quantization_support(config: ServingConfig) -> Crash | None:
+    """TensorRT-LLM 1.2's PyTorch backend: block-FP8 GEMMs need SM89+; AWQ checkpoints are not
+    loadable (GPUStack Qwen3-14B/32B on A100). MindIE/Ascend has no FP8 at all."""
+    if config.engine == "trtllm":
+        if config.weight_quant in ("awq", "gptq"):
+            return Crash(CrashClass.INVALID_CONFIG, "KeyError: 'weight'")
+        if config.weight_dtype == "fp8" and not config.gpu.has_fp8_compute:
+            return Crash(
+                CrashClass.UNSUPPORTED_BACKEND,
+                "RuntimeError: Unsupported SM version for FP8 block scaling GEMM",
+            )
+    if config.engine == "mindie" and config.weight_dtype == "fp8":
+        return Crash(
+            CrashClass.UNSUPPORTED_BACKEND,
+            "RuntimeError: MindIE does not support FP8 weights on this device (quantize to "
+            "W8A8 INT8 with msModelSlim instead).",
+        )
+    return None
+
+
+def _spec_decode(config: ServingConfig) -> Crash | None:
+    if config.spec_method is None:
+        return None
+    k = config.spec_tokens
+    if k < 1:
+        return Crash(
+            CrashClass.INVALID_CONFIG,
+            f"ValueError: num_speculative_tokens must be positive when a speculative method "
+            f"({config.spec_method}) is set, got {k}.",
+        )
+    need = config.max_num_seqs * (k + 1)
+    if config.engine == "vllm" and config.max_num_batched_tokens < need:
+        return Crash(
+            CrashClass.INVALID_CONFIG,
+            f"ValueError: max_num_batched_tokens ({config.max_num_batched_tokens}) must be at "
+            f"least max_num_seqs * (num_speculative_tokens + 1) = {need} for speculative "
+            "decoding.",
         )
     return None
 
@@ -194,6 +250,37 @@ def _backends(config: ServingConfig) -> Crash | None:
             f"AssertionError: FlashAttention v3 Backend (--attention-backend fa3) requires a "
             f"Hopper GPU (SM90); got {config.gpu.name}. Please use `--attention-backend "
             "flashinfer`."
+        )
+    return None
+
+
+def _observed_failures(config: ServingConfig) -> Crash | None:
+    """Engine failures that were observed but have no published log or mechanism, kept as a
+    table so the search does not spend trials on them. Source: GPUStack performance lab,
+    docs/performance-lab/qwen3-235b-a22b/h100.md section 4 (Qwen3-235B-A22B-Instruct-2507-FP8,
+    TP4, 1xH100 node): VLLM_ATTENTION_BACKEND=FLASHINFER "Crash", =XFORMERS "Crash on
+    inference". Scoped to what was observed: vLLM before 0.12 (the environment-variable era),
+    block-FP8 MoE checkpoints."""
+    if config.engine != "vllm" or version_tuple(config.engine_version) >= (0, 12):
+        return None
+    if config.weight_dtype != "fp8" or not config.model.is_moe:
+        return None
+    backend = config.attention_backend.lower()
+    source = (
+        "(observed: GPUStack performance lab, Qwen3-235B-A22B-Instruct-2507-FP8 TP4 on H100; "
+        "no engine log was published)"
+    )
+    if backend == "flashinfer":
+        return _backend_crash(
+            f"RuntimeError: engine core failed to start with VLLM_ATTENTION_BACKEND=FLASHINFER "
+            f"and a block-FP8 MoE checkpoint {source}"
+        )
+    if backend == "xformers":
+        return Crash(
+            CrashClass.UNSUPPORTED_BACKEND,
+            f"RuntimeError: engine crashed on the first requests with "
+            f"VLLM_ATTENTION_BACKEND=XFORMERS and a block-FP8 MoE checkpoint {source}",
+            phase="load",
         )
     return None
 

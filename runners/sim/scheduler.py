@@ -6,7 +6,12 @@ server (`frontend`) and the engine scheduler step by step and returns the per-re
 `RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget, running first,
 chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix blocks);
 `SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token reservation,
-retraction). Decode-only stretches with no possible admission are collapsed into macro-steps.
+retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler (GUARANTEED_NO_EVICT reserves
+each request's whole output at admission and never preempts; MAX_UTILIZATION behaves like vLLM);
+`MindieEngine` runs MindIE's separate prefill batches (maxPrefillBatchSize, maxPrefillTokens, no
+chunking) and decode batches up to maxBatchSize with on-demand blocks. Decode-only stretches
+with no possible admission are collapsed into macro-steps. Optional noise (`params.Noise`) scales
+step times from its own random stream, so the workload and the noiseless path are unchanged.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from runners.bench.records import BoolArray, FloatArray, IntArray, RequestRecords
-from runners.sim import params
 from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
+from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.workload import RequestSet
 from runners.types import ServingConfig
@@ -56,10 +61,27 @@ class _Engine:
     """State and mechanics shared by both scheduler policies; subclasses implement `_iterate`."""
 
     def __init__(
-        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+        self,
+        config: ServingConfig,
+        requests: RequestSet,
+        kv_tokens: int,
+        model: StepModel,
+        noise: Noise | None = None,
+        noise_rng: np.random.Generator | None = None,
     ) -> None:
         n = requests.size
         self.config = config
+        costs = model.calib.engine(config.engine)
+        workers = config.tensor_parallel * config.pipeline_parallel
+        self.c_in_s = costs.c_in_s + costs.c_in_per_worker_s * (workers - 1)
+        self.latency_s = costs.latency_s
+        self.noise = noise if noise is not None and noise.enabled else None
+        self.noise_rng = noise_rng or np.random.default_rng(0)
+        self.run_factor = 1.0
+        if self.noise is not None:
+            self.run_factor = float(
+                np.exp(self.noise.run_sigma * self.noise_rng.standard_normal())
+            )
         self.model = model
         self.n = n
         self.prompt = requests.prompt_len.astype(np.int64)
@@ -77,7 +99,7 @@ class _Engine:
         self.cache_base = np.zeros(n, dtype=np.int64)
         self.cache_total = np.zeros(n, dtype=np.int64)
         self.dp = model.dp
-        self.page = 1 if config.engine == "sglang" else config.block_size
+        self.page = 1 if config.engine == "sglang" else max(1, config.block_size)
         self.total_blocks = (kv_tokens * self.dp) // self.page
         self.capacity_tok = self.total_blocks * self.page
         self.free = self.total_blocks
@@ -90,47 +112,77 @@ class _Engine:
         self.preemptions = 0
         self.max_running = 0
         self.now = 0.0
-        speedup = float(self.dp)
+        speedup = float(max(self.dp, config.api_server_count))
         self.ingest = Ingestion(speedup)
-        self.stream = OutputStream(speedup)
+        self.stream = OutputStream(speedup, costs.c_out_s)
         self.entries: deque[tuple[float, int]] = deque()
         self.sends: list[tuple[float, int]] = []
         self.intended_s = requests.send_s.astype(np.float64)
+        self.prefix_caching = config.prefix_caching
+        # Multi-turn: a child is sent by its parent; roots are sent by the client loop.
+        self.child = np.full(n, -1, dtype=np.int64)
+        self.is_root = np.ones(n, dtype=np.bool_)
+        if requests.parent is not None:
+            has = requests.parent >= 0
+            self.child[requests.parent[has]] = np.nonzero(has)[0]
+            self.is_root = ~has
+        self.roots = np.nonzero(self.is_root)[0]
+        self.parent_of = requests.parent
+        self.group = requests.prefix_group
+        self.group_prefix_tok = (requests.prefix_len // self.page) * self.page
+        n_groups = int(self.group.max()) + 1 if self.group is not None and n else 0
+        self.group_ready = np.zeros(n_groups, dtype=np.bool_)
+        self.prompt_limit = min(config.max_model_len, self.capacity_tok)
         self.slots = requests.max_concurrency if requests.max_concurrency else n
         self.next_client = 0
-        for _ in range(min(self.slots, n)):
+        for _ in range(min(self.slots, len(self.roots))):
             self._client_send(0.0)
-        self.prefix_caching = config.prefix_caching
 
     # --- client and frontend ---------------------------------------------------------------
     def _client_send(self, free_at_s: float) -> None:
-        if self.next_client >= self.n:
+        if self.next_client >= len(self.roots):
             return
-        rid = self.next_client
+        rid = int(self.roots[self.next_client])
         self.next_client += 1
+        self._send(rid, free_at_s)
+
+    def _send(self, rid: int, free_at_s: float) -> None:
         t = max(float(self.intended_s[rid]), free_at_s)
         self.send_s[rid] = t
         heapq.heappush(self.sends, (t, rid))
+
+    def _next_turn(self, rid: int, t: float) -> None:
+        """The client's slot passes to the next turn of the conversation, or to a new one."""
+        child = int(self.child[rid])
+        if child >= 0:
+            self._send(child, t)
+        else:
+            self._client_send(t)
 
     def _absorb_arrivals(self) -> None:
         done: list[tuple[float, int]] = []
         while self.sends and self.sends[0][0] <= self.now:
             t, rid = heapq.heappop(self.sends)
-            self.ingest.add(t, ingestion_work_s(int(self.prompt[rid])), rid, done)
+            self.ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
         self.ingest.advance(self.now, done)
         for t_done, rid in done:
-            self.entries.append((t_done + params.FRONTEND_LATENCY_S, rid))
-        limit = min(self.config.max_model_len, self.capacity_tok)
+            self.entries.append((t_done + self.latency_s, rid))
         while self.entries and self.entries[0][0] <= self.now:
             t_entry, rid = self.entries.popleft()
-            if self.prompt[rid] + self.out[rid] > limit:
+            if self.prompt[rid] + self.out[rid] > self.prompt_limit:
                 self._fail(rid, t_entry)
             else:
                 self.waiting.append(rid)
 
     def _fail(self, rid: int, t: float) -> None:
-        self.done_s[rid] = t
-        self.success[rid] = False
+        """A rejected request; later turns of its conversation fail with it."""
+        while True:
+            self.done_s[rid] = t
+            self.success[rid] = False
+            child = int(self.child[rid])
+            if child < 0:
+                break
+            rid = child
         self._client_send(t)
 
     def _next_event_s(self) -> float:
@@ -143,9 +195,9 @@ class _Engine:
 
     def _next_entry_bound_s(self) -> float:
         """Earliest time a request not yet waiting could enter the engine."""
-        t = self.ingest.next_completion_s() + params.FRONTEND_LATENCY_S
+        t = self.ingest.next_completion_s() + self.latency_s
         if self.sends:
-            t = min(t, self.sends[0][0] + params.FRONTEND_LATENCY_S)
+            t = min(t, self.sends[0][0] + self.latency_s)
         if self.entries:
             t = min(t, self.entries[0][0])
         return t
@@ -166,13 +218,29 @@ class _Engine:
         self.blocks[rid] = 0
 
     def _cached_hit_blocks(self, rid: int) -> int:
-        """Leading blocks of a preempted request still in the LRU free queue (full only)."""
+        """Leading full blocks already cached: this request's own blocks from before a
+        preemption, or its previous turn's, while still in the LRU free queue; or its prefix
+        group's shared prefix once one request of the group has computed it."""
+        hit = 0
+        if not self.prefix_caching:
+            return 0
         full = int(self.cache_blocks[rid])
         if full == 0:
-            return 0
-        alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
-        hit = max(0, min(alive, full))
+            hit = self._parent_hit(rid)
+        else:
+            alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
+            hit = max(0, min(alive, full))
+        if self.group is not None and self.group_ready[int(self.group[rid])]:
+            hit = max(hit, self.group_prefix_tok // self.page)
         return min(hit, (int(self.seq_len[rid]) - 1) // self.page)
+
+    def _parent_hit(self, rid: int) -> int:
+        parent = self.parent_of[rid] if self.parent_of is not None else -1
+        if parent < 0:
+            return 0
+        full = int(self.cache_blocks[parent])
+        alive = int(self.cache_base[parent]) + int(self.cache_total[parent]) - self.q_front
+        return max(0, min(alive, full))
 
     def _preempt(self, rid: int) -> None:
         self._release(rid, cache=True)
@@ -202,6 +270,8 @@ class _Engine:
         dt = self.model.step_s(
             int(tok.sum()), len(ids), len(sampled), ctx_sum, flop_units, kv_toks
         )
+        if self.noise is not None:
+            dt = float(self._jitter(np.array([dt]))[0])
         self.now += dt
         self.steps += 1
         if sampled.size:
@@ -214,6 +284,8 @@ class _Engine:
             self.itl.append(d - self.last_s[sampled[had]])
         firsts = sampled[~had]
         self.first_s[firsts] = d
+        if self.group is not None and firsts.size:
+            self.group_ready[self.group[firsts]] = True
         self.last_s[sampled] = d
         gen = self.gen[sampled] + 1
         self.gen[sampled] = gen
@@ -224,10 +296,10 @@ class _Engine:
         if finished.size == 0:
             return
         for rid in finished.tolist():
-            self._release(rid, cache=False)
+            self._release(rid, cache=self.child[rid] >= 0)
             self.done_s[rid] = d
             self.success[rid] = True
-            self._client_send(d)
+            self._next_turn(rid, d)
         r = self.running
         self.running = r[~self.success[r]]
 
@@ -237,6 +309,8 @@ class _Engine:
         n = len(ids)
         kv0 = self.kv_len[ids]
         times = self.model.decode_run_s(n, float(kv0.sum() + n), k)
+        if self.noise is not None:
+            times = self._jitter(times)
         ends = self.now + np.cumsum(times)
         d = self.stream.deliver_run(ends, n)
         kv1 = kv0 + k
@@ -251,6 +325,8 @@ class _Engine:
             had = gen0 > 0
             self.itl.append(d[0] - self.last_s[ids[had]])
             self.first_s[ids[~had]] = d[0]
+            if self.group is not None:
+                self.group_ready[self.group[ids[~had]]] = True
         if k > 1:
             gaps = d[1:] - d[:-1]
             self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
@@ -261,6 +337,104 @@ class _Engine:
         self.now = float(ends[-1])
         self.steps += k
         self._finish_done(ids[gen >= self.out[ids]], float(d[-1]))
+
+    def _jitter(self, times: FloatArray) -> FloatArray:
+        """Noise on step times: run factor x per-step lognormal jitter + rare stalls."""
+        noise = self.noise
+        assert noise is not None
+        rng = self.noise_rng
+        out = times * self.run_factor
+        if noise.step_sigma > 0:
+            out = out * np.exp(noise.step_sigma * rng.standard_normal(len(times)))
+        if noise.stall_prob > 0:
+            out = out + (rng.random(len(times)) < noise.stall_prob) * noise.stall_s
+        return np.asarray(out, dtype=np.float64)
+
+    # --- drain: decode-only stretches through request finishes -----------------------------
+    def _draining(self) -> bool:
+        """Nothing can enter the engine any more and a finish triggers no new send, so the
+        running set only shrinks: decode runs straight through finishes (SIMULATOR.md §10.2)."""
+        return (
+            not self.waiting
+            and not self.sends
+            and not self.entries
+            and not self.ingest.busy
+            and self.next_client >= len(self.roots)
+            and not bool((self.child[self.running] >= 0).any())
+            and not self._has_partial()
+        )
+
+    def _drain_k(self) -> int:
+        """Steps until the last running request finishes, capped by free KV blocks."""
+        ids = self.running
+        rem = self.out[ids] - self.gen[ids]
+        k_hi = min(int(rem.max()), MACRO_MAX_STEPS)
+        kv0 = self.kv_len[ids]
+        held = int(self.blocks[ids].sum())
+
+        def fits(k: int) -> bool:
+            need = int(_ceil_div(kv0 + np.minimum(rem, k), self.page).sum()) - held
+            return need <= self.free
+
+        if fits(k_hi):
+            return k_hi
+        lo, hi = 1, k_hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _macro_drain(self, k: int) -> None:
+        """k decode-only steps in which running requests finish one after another; per step
+        the batch is the requests still running, vectorized over steps."""
+        ids = self.running
+        rem = self.out[ids] - self.gen[ids]
+        steps = np.minimum(rem, k)  # decode steps each request takes part in
+        order = np.sort(steps)
+        j = np.arange(k, dtype=np.int64)
+        n_j = len(ids) - np.searchsorted(order, j, side="right")  # active at step j
+        kv0 = self.kv_len[ids].astype(np.float64) + 1.0
+        # sum over requests active at step j of (kv0 + j): prefix sums over sorted finish steps
+        by_steps = np.argsort(steps, kind="stable")
+        kv_sorted = kv0[by_steps]
+        tail = np.concatenate([np.cumsum(kv_sorted[::-1])[::-1], [0.0]])
+        first_active = np.searchsorted(order, j, side="right")
+        ctx_j = tail[first_active] + j * n_j
+        times = self.model.decode_steps_s(n_j, ctx_j)
+        if self.noise is not None:
+            times = self._jitter(times)
+        ends = self.now + np.cumsum(times)
+        d = self.stream.deliver_steps(ends, n_j)
+        gen0 = self.gen[ids]
+        had = gen0 > 0
+        self.itl.append(d[0] - self.last_s[ids[had]])
+        if not had.all():
+            fresh = ids[~had]
+            self.first_s[fresh] = d[0]
+            if self.group is not None:
+                self.group_ready[self.group[fresh]] = True
+        if k > 1:
+            self.itl.append(np.repeat(d[1:] - d[:-1], n_j[1:]))
+        last = d[steps - 1]
+        self.last_s[ids] = last
+        self.gen[ids] = gen0 + steps
+        self.seq_len[ids] += steps
+        kv1 = self.kv_len[ids] + steps
+        held = _ceil_div(kv1, self.page)
+        self._allocate(int(held.sum()) - int(self.blocks[ids].sum()))
+        self.blocks[ids] = held
+        self.kv_len[ids] = kv1
+        self.now = float(ends[-1])
+        self.steps += k
+        done = steps == rem
+        for rid, t in zip(ids[done].tolist(), last[done].tolist(), strict=True):
+            self._release(rid, cache=False)
+            self.done_s[rid] = t
+            self.success[rid] = True
+        self.running = ids[~done]
 
     def _decode_blocks_k(self, ids: IntArray, k_hi: int) -> int:
         """Largest k <= k_hi whose decode steps 2..k fit in the free blocks (binary search)."""
@@ -338,9 +512,15 @@ class VllmEngine(_Engine):
     """vLLM V1 `Scheduler.schedule` semantics (SIMULATOR.md §6)."""
 
     def __init__(
-        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+        self,
+        config: ServingConfig,
+        requests: RequestSet,
+        kv_tokens: int,
+        model: StepModel,
+        noise: Noise | None = None,
+        noise_rng: np.random.Generator | None = None,
     ) -> None:
-        super().__init__(config, requests, kv_tokens, model)
+        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
         self.budget = config.max_num_batched_tokens * self.dp
         self.max_seqs = max(1, config.max_num_seqs) * self.dp
 
@@ -384,6 +564,11 @@ class VllmEngine(_Engine):
         if ids.size == 0:
             return False
         if not admitted and not preempted and bool(np.all(need == 1)) and ids.size == r.size:
+            if self._draining():
+                k = self._drain_k()
+                if k > 1:
+                    self._macro_drain(k)
+                    return True
             k = self._decode_k()
             if k > 1:
                 self._macro_decode(k)
@@ -426,10 +611,19 @@ class SglangEngine(_Engine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
     def __init__(
-        self, config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+        self,
+        config: ServingConfig,
+        requests: RequestSet,
+        kv_tokens: int,
+        model: StepModel,
+        noise: Noise | None = None,
+        noise_rng: np.random.Generator | None = None,
     ) -> None:
-        super().__init__(config, requests, kv_tokens, model)
+        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
         self.budget = config.max_num_batched_tokens
+        self.max_prefill_batch = config.max_prefill_batch
+        if config.max_prefill_tokens > 0:
+            self.budget = min(self.budget, config.max_prefill_tokens)
         if config.max_num_seqs > 0:
             self.max_running_req = config.max_num_seqs
         else:
@@ -465,6 +659,12 @@ class SglangEngine(_Engine):
             self.running = r = r[:keep]
             self.ratio = self.init_ratio
             n = keep
+        if self._draining():
+            k = self._drain_k()
+            if k > 1:
+                self._macro_drain(k)
+                self.ratio = max(self.min_ratio, self.ratio - self.decay * k)
+                return True
         k = self._decode_k()
         if k > 1:
             self._macro_decode(k)
@@ -541,6 +741,8 @@ class SglangEngine(_Engine):
         while self.waiting and budget > 0:
             if len(self.running) + len(ids) >= self.max_running_req:
                 break
+            if 0 < self.max_prefill_batch <= len(ids):
+                break
             rid = self.waiting[0]
             hit = self._cached_hit_blocks(rid)
             extend = int(self.seq_len[rid]) - hit
@@ -566,13 +768,114 @@ class SglangEngine(_Engine):
                 break
 
 
+class TrtllmEngine(VllmEngine):
+    """TensorRT-LLM in-flight batching: generation requests first, then context requests within
+    max_num_tokens and max_batch_size; the capacity scheduler decides admission.
+
+    GUARANTEED_NO_EVICT admits a request only if the blocks for its whole prompt + max_tokens
+    fit next to what every running request has reserved, so decode never runs out of blocks
+    and nothing is preempted. MAX_UTILIZATION allocates on demand and pauses (evicts) the newest
+    request when blocks run out, as vLLM does. Without chunked prefill a context must fit in
+    one step's token budget; longer prompts are rejected.
+    """
+
+    def __init__(
+        self,
+        config: ServingConfig,
+        requests: RequestSet,
+        kv_tokens: int,
+        model: StepModel,
+        noise: Noise | None = None,
+        noise_rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+        self.no_evict = config.capacity_policy == "guaranteed_no_evict"
+        self.reserve = _ceil_div(self.prompt + self.out, self.page)
+        self.reserved = 0
+        if not config.chunked_prefill:
+            self.prompt_limit = min(self.prompt_limit, self.budget)
+
+    def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
+        if not self.no_evict:
+            super()._admit(budget, n_running, ids, toks)
+            return
+        while self.waiting and budget > 0 and n_running + len(ids) < self.max_seqs:
+            rid = self.waiting[0]
+            if self.reserved + int(self.reserve[rid]) > self.total_blocks:
+                break
+            before = len(ids)
+            self._admit_one(budget, ids, toks)
+            if len(ids) == before:
+                break
+            self.reserved += int(self.reserve[rid])
+            budget -= toks[-1]
+
+    def _admit_one(self, budget: int, ids: list[int], toks: list[int]) -> None:
+        bs = self.page
+        rid = self.waiting[0]
+        hit_blocks = self._cached_hit_blocks(rid)
+        hit_tok = hit_blocks * bs
+        n = int(self.seq_len[rid]) - hit_tok
+        if not self.config.chunked_prefill and n > budget:
+            return
+        n = min(n, budget)
+        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+        if need_blocks + hit_blocks > self.free:
+            return
+        self.free -= hit_blocks
+        self._allocate(need_blocks)
+        self.cache_blocks[rid] = 0
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = hit_blocks + need_blocks
+        self.waiting.popleft()
+        ids.append(rid)
+        toks.append(n)
+
+    def _finish_done(self, finished: IntArray, d: float) -> None:
+        if self.no_evict and finished.size:
+            self.reserved -= int(self.reserve[finished].sum())
+        super()._finish_done(finished, d)
+
+
+class MindieEngine(SglangEngine):
+    """MindIE (Ascend) continuous batching: when requests wait, a prefill batch of at most
+    maxPrefillBatchSize requests and maxPrefillTokens tokens runs on its own (no chunking);
+    otherwise a decode batch of up to maxBatchSize. KV blocks (128 tokens) are allocated on
+    demand with no new-token reservation; when they run out, the newest request is recomputed
+    later."""
+
+    def __init__(
+        self,
+        config: ServingConfig,
+        requests: RequestSet,
+        kv_tokens: int,
+        model: StepModel,
+        noise: Noise | None = None,
+        noise_rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+        self.init_ratio = self.min_ratio = self.ratio = 0.0
+        self.decay = 0.0
+        self.max_running_req = max(1, config.max_num_seqs)
+        if not config.chunked_prefill:
+            self.prompt_limit = min(self.prompt_limit, max(self.budget, 1))
+
+
 def run_replica(
-    config: ServingConfig, requests: RequestSet, kv_tokens: int, model: StepModel
+    config: ServingConfig,
+    requests: RequestSet,
+    kv_tokens: int,
+    model: StepModel,
+    noise: Noise | None = None,
+    noise_rng: np.random.Generator | None = None,
 ) -> ReplicaResult:
     """Simulate one engine instance serving `requests` with `kv_tokens` per engine core."""
-    engine: _Engine
-    if config.engine == "sglang":
-        engine = SglangEngine(config, requests, kv_tokens, model)
-    else:
-        engine = VllmEngine(config, requests, kv_tokens, model)
+    engines: dict[str, type[_Engine]] = {
+        "sglang": SglangEngine,
+        "trtllm": TrtllmEngine,
+        "mindie": MindieEngine,
+    }
+    engine = engines.get(config.engine, VllmEngine)(
+        config, requests, kv_tokens, model, noise, noise_rng
+    )
     return engine.run()

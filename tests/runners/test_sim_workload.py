@@ -52,10 +52,10 @@ def test_processor_sharing_burst_matches_closed_form() -> None:
 
 
 def test_output_stream_serializes_tokens() -> None:
-    stream = OutputStream(speedup=1.0)
+    stream = OutputStream(speedup=1.0, c_out_s=15.9e-6)
     ends = np.array([0.010, 0.011, 0.030])
     runs = stream.deliver_run(ends, n_tokens=1000)
-    one = OutputStream(speedup=1.0)
+    one = OutputStream(speedup=1.0, c_out_s=15.9e-6)
     singles = [one.deliver(float(e), 1000) for e in ends]
     np.testing.assert_allclose(runs, singles)
     assert runs[1] > ends[1]
