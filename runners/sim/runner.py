@@ -2,7 +2,8 @@
 
 Candidate -> engine adapter (defaults and argument checks) -> simulator (memory plan, crash
 rules, scheduler) -> request records -> `summarize` -> `TrialOutcome`. The workload's seed
-fixes the prompts, so every trial of a study sees the same requests.
+fixes the prompts, so every trial of a study sees the same requests; run-to-run noise is off
+unless a `Noise` is given (drawn from the workload seed, so a study stays reproducible).
 
 Every outcome also carries `trial_seconds`: how long the same trial would occupy its GPUs on
 real hardware (launch, then the benchmark or the time until the crash). Search benchmarks add
@@ -16,7 +17,7 @@ import time
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog import GIB
 from runners.engines import resolve
-from runners.sim import SimResult, simulate
+from runners.sim import Noise, SimResult, simulate
 from runners.types import (
     Candidate,
     Crash,
@@ -50,6 +51,9 @@ def launch_seconds(config: ServingConfig, result: SimResult | None) -> float:
 class SimRunner:
     """The default runner: no GPU, no process, deterministic for a workload seed."""
 
+    def __init__(self, noise: Noise | None = None) -> None:
+        self.noise = noise
+
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         started = time.perf_counter()
         resolved = resolve(candidate, placement.node_group)
@@ -60,7 +64,7 @@ class SimRunner:
                 wall_s=time.perf_counter() - started,
                 diagnostics=(("trial_seconds", ARGUMENT_ERROR_S),),
             )
-        result = simulate(resolved, workload, seed=workload.seed)
+        result = simulate(resolved, workload, seed=workload.seed, noise=self.noise)
         gpus_used = resolved.replicas * resolved.gpus_per_replica
         launch_s = launch_seconds(resolved, result)
         diagnostics = (
