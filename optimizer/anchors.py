@@ -10,7 +10,8 @@ on this GPU when the space can hold it, else the nearest value it can (numbers s
 range; a count whose default is 0, meaning "the engine derives it", takes the top of its
 range). Categorical settings whose default is outside the space (typically TP, whose default 1
 cannot hold a 235B model) are tried in the space's order, and the first combination that the
-pre-flight static rules and memory model accept is the anchor. Engines or checkpoints with no
+pre-flight static rules accept and the memory model calls safe with its uncertainty margins
+(an anchor should not itself be a borderline crash) is the anchor. Engines or checkpoints with no
 such combination get no anchor. The baseline is never repeated.
 """
 
@@ -41,7 +42,7 @@ Params = dict[str, SettingValue]
 
 def engine_default_anchors(spec: StudySpec) -> list[tuple[str, Params]]:
     """(label, params) of each engine x variant default anchor, baseline excluded."""
-    checker = FeasibilityChecker(spec, learned=False)
+    checker = FeasibilityChecker(spec, learned=False, strict=True)
     seen = [baseline_params(spec)]
     anchors: list[tuple[str, Params]] = []
     for engine in spec.engines:

@@ -49,9 +49,8 @@ from runners.types import Candidate, Crash, ServingConfig
 
 REJECTED_PREFIX = "rejected:"
 KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (SIMULATOR.md §5: 3-5%)
-RUNTIME_MARGIN = (
-    0.15  # runtime peaks are less certain than the static plan: reject only clear cases
-)
+# runtime peaks are less certain than the static plan: reject only clear cases
+RUNTIME_MARGIN = 0.08
 MIN_HISTORY = 6
 MIN_CRASHES = 2
 NEIGHBOURS = 7
@@ -88,9 +87,11 @@ def is_runner_crash(trial: FrozenTrial) -> bool:
 class FeasibilityChecker:
     """Pre-flight checks for one study. Stateless between calls: everything comes from history."""
 
-    def __init__(self, spec: StudySpec, learned: bool = True) -> None:
+    def __init__(self, spec: StudySpec, learned: bool = True, strict: bool = False) -> None:
+        """`strict`: launch only what the memory model calls safe, margins included (anchors)."""
         self._spec = spec
         self._learned = learned
+        self._strict = strict
 
     def check(
         self,
@@ -107,7 +108,7 @@ class FeasibilityChecker:
             rule = broken[0].rule.replace("user:", "user_")
             return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
         if not is_cpu(resolved.gpu):
-            memory = memory_verdict(resolved)
+            memory = memory_verdict(resolved, self._strict)
             if not memory.launch:
                 return memory
         if self._learned:
@@ -124,9 +125,11 @@ def _reject(crash: Crash) -> Verdict:
     return Verdict(False, reason, crash.message, 1.0)
 
 
-def memory_verdict(config: ServingConfig) -> Verdict:
-    """Reject only what the memory arithmetic says is clearly impossible."""
+def memory_verdict(config: ServingConfig, strict: bool = False) -> Verdict:
+    """Reject what the memory model says is clearly impossible (`strict`: not clearly safe)."""
     plan = plan_memory(config)
+    runtime_margin = -RUNTIME_MARGIN if strict else RUNTIME_MARGIN
+    kv_margin = -KV_MARGIN if strict else KV_MARGIN
     if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
         return Verdict(
             False,
@@ -151,7 +154,7 @@ def memory_verdict(config: ServingConfig) -> Verdict:
             f"activations ({plan.runtime_headroom_gib:.1f} GiB); lower the memory fraction",
             1.0,
         )
-    if plan.runtime_transient_gib > plan.runtime_headroom_gib * (1.0 + RUNTIME_MARGIN):
+    if plan.runtime_transient_gib > plan.runtime_headroom_gib * (1.0 + runtime_margin):
         return Verdict(
             False,
             "runtime_oom",
@@ -161,7 +164,7 @@ def memory_verdict(config: ServingConfig) -> Verdict:
             "token budget or the memory fraction",
             1.0,
         )
-    if config.engine == "vllm" and plan.margin < -KV_MARGIN:
+    if config.engine == "vllm" and plan.margin < -kv_margin:
         return Verdict(
             False,
             "kv_below_max_model_len",
