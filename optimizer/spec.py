@@ -164,15 +164,87 @@ class ModelSection(_Strict):
     )
 
 
+RESERVED_RAY_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "accelerator_type")
+
+
+def _ray_resource_problem(value: str) -> str | None:
+    """Why `value` cannot name a node group's Ray resource (None when it can)."""
+    if "_group_" in value:
+        return (
+            f"{value!r} contains '_group_': Ray reads resource names of the form "
+            "<x>_group_<y> as its own placement-group resources, so trials could never be "
+            "placed there; rename it, e.g. 'pool_a' or 'h100-a'"
+        )
+    if value in RESERVED_RAY_RESOURCES or value.startswith(("node:", "accelerator_type:")):
+        return f"{value!r} is one of Ray's own resource names; choose e.g. 'pool_a'"
+    return None
+
+
 class NodeGroupSection(_Strict):
+    """A set of identical nodes trials are placed on; `ray_resource` (default: the name) is the
+    custom Ray resource each of its nodes declares, one unit per GPU (`ray start --resources
+    '{"pool_a": 8}'`); `ray_label` (``key=value``) further selects nodes by Ray label."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     gpu: str
     gpus_per_node: int = Field(ge=1, le=64)
     nodes: int = Field(default=1, ge=1)
+    ray_resource: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    ray_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*=\S+$")
+
+    @model_validator(mode="after")
+    def _ray_names(self) -> NodeGroupSection:
+        field = "ray_resource" if self.ray_resource is not None else "name"
+        problem = _ray_resource_problem(self.resource)
+        if problem is not None:
+            hint = "" if field == "ray_resource" else " (the name is the default ray_resource)"
+            raise ValueError(f"{field}: {problem}{hint}")
+        return self
+
+    @property
+    def resource(self) -> str:
+        return self.ray_resource if self.ray_resource is not None else self.name
+
+    @property
+    def label(self) -> tuple[str, str] | None:
+        if self.ray_label is None:
+            return None
+        key, _, value = self.ray_label.partition("=")
+        return key, value
 
 
 class HardwareSection(_Strict):
-    node_groups: list[NodeGroupSection] = Field(min_length=1, max_length=1)
+    """Node groups of one GPU type and node size: interchangeable capacity for the trials.
+
+    `fill_node_group` (default true): a configuration smaller than a node is replicated to fill
+    it and measured as one deployment of the whole node; false: a trial uses exactly its own
+    TP x PP x DP GPUs, so trials of different sizes can share a node (with the Ray runner).
+    """
+
+    node_groups: list[NodeGroupSection] = Field(min_length=1)
+    fill_node_group: bool = True
+
+    @model_validator(mode="after")
+    def _interchangeable(self) -> HardwareSection:
+        first = self.node_groups[0]
+        names = [g.name for g in self.node_groups]
+        resources = [g.resource for g in self.node_groups]
+        for index, group in enumerate(self.node_groups):
+            if names.count(group.name) > 1:
+                raise ValueError(f"node_groups.{index}.name: {group.name!r} is given twice")
+            if resources.count(group.resource) > 1:
+                raise ValueError(
+                    f"node_groups.{index}.ray_resource: {group.resource!r} identifies two node "
+                    "groups; give each group its own Ray resource"
+                )
+            if (group.gpu, group.gpus_per_node) != (first.gpu, first.gpus_per_node):
+                raise ValueError(
+                    f"node_groups.{index}: {group.gpus_per_node} x {group.gpu} differs from "
+                    f"node_groups.0 ({first.gpus_per_node} x {first.gpu}); the node groups of "
+                    "one study must be interchangeable (same GPU and GPUs per node). Run one "
+                    "study per GPU type"
+                )
+        return self
 
 
 class WorkloadSection(_Strict):
@@ -312,6 +384,28 @@ class BaselineSection(_Strict):
 SamplerName = Literal["tpe", "nsga2", "gp", "random", "grid"]
 
 
+class ValidationSection(_Strict):
+    """What `python -m optimizer.validate` re-measures after the search (all optional)."""
+
+    repeats: int = Field(default=5, ge=2, le=50, description="runs per re-measured config")
+    top: int = Field(default=5, ge=1, le=50, description="Pareto points re-measured")
+    concurrency: list[int] = Field(
+        default_factory=lambda: [32, 64, 128, 256, 512],
+        min_length=1,
+        description="client max-concurrency levels of the sweep (baseline and best)",
+    )
+    workloads: list[WorkloadSection] = Field(
+        default_factory=list, description="other workloads to compare baseline and best on"
+    )
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(c < 1 for c in value):
+            raise ValueError(f"concurrency levels must be >= 1, got {value}")
+        return sorted(set(value))
+
+
 class SearchSection(_Strict):
     n_trials: int = Field(default=50, ge=1)
     sampler: SamplerName = "tpe"
@@ -328,11 +422,19 @@ class StudySpec(_Strict):
     objectives: ObjectivesSection
     baseline: BaselineSection
     search: SearchSection = SearchSection()
+    validation: ValidationSection = ValidationSection()
 
     @property
     def node_group(self) -> NodeGroup:
+        """The shape every trial is checked against (all node groups share it)."""
         group = self.hardware.node_groups[0]
         return NodeGroup(group.name, group.gpu, group.gpus_per_node, group.nodes)
+
+    @property
+    def node_groups(self) -> tuple[NodeGroup, ...]:
+        return tuple(
+            NodeGroup(g.name, g.gpu, g.gpus_per_node, g.nodes) for g in self.hardware.node_groups
+        )
 
     @property
     def workload_spec(self) -> Workload:

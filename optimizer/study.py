@@ -2,8 +2,10 @@
 
 Data flow: space file -> `load_spec` (exit 2 on any problem, before storage is touched) ->
 storage (SQLite under studies/ by default) -> baseline enqueued once -> for each remaining
-trial: `space.suggest` -> runner -> `tell` (COMPLETE with two values, PRUNED with a crash
-class, FAIL for infrastructure faults) -> one progress line -> at the end the Pareto table.
+trial: `space.suggest` -> pre-flight -> a trial pool (`InlinePool`: one at a time in this
+process; `RayPool` with `--runner ray`: as many at once as the node groups' free GPUs allow)
+-> `tell` as each completes (COMPLETE with two values, PRUNED with a crash class, FAIL for
+infrastructure faults) -> one progress line -> at the end the Pareto table.
 `--n-trials` is the total the study should hold: rerunning the command resumes and only runs
 what is missing. This process is the only writer of the study.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import json
 import sys
 import time
 import warnings
@@ -35,10 +39,12 @@ from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
     Heartbeat,
+    StudyError,
     default_storage_url,
     fail_stale_trials,
     load_or_create,
     open_storage,
+    redact,
     trial_slot,
 )
 from optimizer.warmstart import enqueue_warm_start
@@ -73,6 +79,8 @@ class Options:
     grace_s: int = DEFAULT_GRACE_S
     warm_start: str | None = None
     preflight: bool = True
+    allow_space_change: bool = False
+    anchors: bool = True
     ray_address: str | None = None
     ray_worker: str = "sim"
 
@@ -139,6 +147,16 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "(or STORAGE_URL#STUDY) first",
     )
     parser.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="do not start with each engine's defaults per checkpoint (after the baseline)",
+    )
+    parser.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="continue a study whose space file changed since it was created",
+    )
+    parser.add_argument(
         "--no-preflight",
         action="store_true",
         help="launch every candidate, even those pre-flight checks predict will crash",
@@ -157,6 +175,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         grace_s=ns.grace_period,
         warm_start=ns.warm_start,
         preflight=not ns.no_preflight,
+        allow_space_change=ns.allow_space_change,
+        anchors=not ns.no_anchors,
         ray_address=ns.ray_address,
         ray_worker=ns.ray_worker,
     )
@@ -289,19 +309,20 @@ def run_study(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names(spec.objectives))
-    _record_study_attrs(study, spec)
+    _record_study_attrs(study, spec, options.allow_space_change)
     with trial_slot(storage, study_name):
         if options.warm_start:
             enqueue_warm_start(study, spec, options.warm_start, storage)
         _enqueue_baseline(study, spec)
-        _enqueue_anchors(study, spec)
+        if options.anchors:
+            _enqueue_anchors(study, spec)
     grid = GridPlan(spec, seed) if sampler_name == "grid" else None
     checker = FeasibilityChecker(spec) if options.preflight else None
     pool = _as_pool(runner, spec)
     workload = spec.workload_spec
     counts = count_trials(study)
     print(
-        f"Study {study_name!r} in {url}: {counts.finished} trials finished, running "
+        f"Study {study_name!r} in {redact(url)}: {counts.finished} trials finished, running "
         f"{max(0, total - counts.finished)} more (target {total}; sampler {sampler_name}).",
         flush=True,
     )
@@ -336,7 +357,12 @@ def run_study(
                 starting.append(_InFlight(trial, beat))
                 candidate = suggest(trial, spec)
                 verdict = (
-                    checker.check(candidate, trial.params, trial.distributions, study.trials)
+                    checker.check(
+                        candidate,
+                        trial.params,
+                        trial.distributions,
+                        study.get_trials(deepcopy=False),
+                    )
                     if checker is not None
                     else None
                 )
@@ -393,7 +419,7 @@ def _write_report(study: optuna.Study, url: str, custom_storage: bool) -> None:
         print(f"warning: report not written: {exc}", file=sys.stderr)
     else:
         print(f"\nReport: {files.markdown} (and report.html, {files.pareto_png})")
-    where = f" --storage {url}" if custom_storage else ""
+    where = f" --storage {redact(url)}" if custom_storage else ""
     print(f"Browse it: python -m optimizer.dashboard {study.study_name}{where}")
 
 
@@ -511,9 +537,30 @@ def _finished_count(storage: optuna.storages.BaseStorage, study_name: str) -> in
     )
 
 
-def _record_study_attrs(study: optuna.Study, spec: StudySpec) -> None:
+def space_sections(spec: StudySpec) -> dict[str, str]:
+    """A short hash per space-file section that changes what trials mean."""
+    sections = ("model", "hardware", "engines", "workload", "objectives", "baseline")
+    dumped = spec.model_dump(mode="json")
+    return {
+        name: hashlib.sha256(json.dumps(dumped[name], sort_keys=True).encode()).hexdigest()[:12]
+        for name in sections
+    }
+
+
+def _record_study_attrs(study: optuna.Study, spec: StudySpec, allow_change: bool) -> None:
+    """Describe the study; refuse to resume it from a space that means something else."""
+    sections = space_sections(spec)
+    stored = study.user_attrs.get("space_sections")
+    if isinstance(stored, dict) and stored != sections and not allow_change:
+        changed = ", ".join(sorted(k for k in sections if stored.get(k) != sections[k]))
+        raise StudyError(
+            f"study {study.study_name!r} was created from a different space file (changed: "
+            f"{changed}); its trials would not be comparable. Use another --study-name, or "
+            "pass --allow-space-change to continue it anyway"
+        )
     attrs = {
         "space": spec.name,
+        "space_sections": sections,
         "model": spec.model.name,
         "node_group": f"{spec.node_group.name}: {spec.node_group.gpus_per_node} x "
         f"{spec.node_group.gpu}",

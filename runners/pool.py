@@ -1,0 +1,121 @@
+"""Trial pools: how many trials run at once, on which GPUs, and how their outcomes come back.
+
+Place in the data flow: the driver (optimizer.study) asks for a trial only when the pool
+`has_room`, turns it into a `Candidate`, `submit`s it under the trial's number, and collects
+`Finished` results with `wait`; it alone writes the study. A pool sizes each trial with
+`trial_gpus` (the whole node when the space file fills node groups, else the candidate's own
+TP x PP x DP), gives its runner a `Placement` on a node-group slice of exactly that many GPUs,
+and releases everything it started (`release_all`). `InlinePool` runs one trial at a time in
+the driver's own thread (the sequential path); `runners.ray_pool.RayPool` runs one Ray actor
+per trial on a placement group. A `Finished` without an outcome means the worker was lost
+(actor or node died): an infrastructure fault the driver retries, never an engine crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from runners import Runner
+from runners.catalog import get_gpu, get_model
+from runners.engines import adapter_for
+from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One trial the pool is done with: its outcome, or why its worker was lost."""
+
+    key: int
+    outcome: TrialOutcome | None
+    placement: Placement | None = None
+    fault: str = ""
+    node: str = ""
+
+
+@runtime_checkable
+class TrialPool(Protocol):
+    """Runs submitted trials concurrently as far as its resources allow; never shares a GPU."""
+
+    def has_room(self) -> bool:
+        """True when a newly submitted trial would not have to wait behind another one."""
+        ...
+
+    def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
+        """Start (or queue until resources free up) the trial `key`; does not block."""
+        ...
+
+    def wait(self, timeout_s: float) -> list[Finished]:
+        """Trials finished since the last call; waits up to `timeout_s` for at least one."""
+        ...
+
+    def release_all(self) -> None:
+        """Stop every trial in flight and release its resources (idempotent)."""
+        ...
+
+
+def trial_gpus(candidate: Candidate, node_group: NodeGroup, fill_node_group: bool) -> int:
+    """GPUs one trial holds on a node of `node_group`.
+
+    Filling node groups, a trial is measured as a deployment of the whole node (smaller
+    configurations replicated to fill it), so it holds the whole node. Otherwise it holds one
+    engine instance: TP x PP x DP with the engine's defaults, capped at the node (a larger one
+    fails at start with the engine's own error, on the node's GPUs).
+    """
+    if fill_node_group:
+        return node_group.gpus_per_node
+    adapter = adapter_for(candidate)
+    model = get_model(candidate.model)
+    effective = adapter.effective_settings(
+        candidate.settings_dict(), model, get_gpu(node_group.gpu)
+    )
+    return max(1, min(node_group.gpus_per_node, adapter.gpus_per_instance(effective, model)))
+
+
+def trial_placement(
+    node_group: NodeGroup, gpu_ids: tuple[int, ...], host: str = "127.0.0.1"
+) -> Placement:
+    """The runner's view of its GPUs: a one-node slice of `node_group` holding exactly them."""
+    group = NodeGroup(node_group.name, node_group.gpu, len(gpu_ids), 1)
+    return Placement(group, gpu_ids, host)
+
+
+class InlinePool:
+    """One trial at a time, run by `runner` in the caller's thread when it is collected.
+
+    The sequential path: `submit` only records the trial, `wait` runs it to completion (so an
+    exception or Ctrl-C inside the runner reaches the driver there). The trial sees GPUs
+    0..n-1 of the node group.
+    """
+
+    def __init__(self, runner: Runner, node_group: NodeGroup, fill_node_group: bool = True):
+        self.runner = runner
+        self.node_group = node_group
+        self.fill_node_group = fill_node_group
+        self._queued: tuple[int, Candidate, Workload] | None = None
+
+    def has_room(self) -> bool:
+        return self._queued is None
+
+    def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
+        if self._queued is not None:
+            raise RuntimeError(
+                f"InlinePool runs one trial at a time; trial {key} submitted "
+                f"while trial {self._queued[0]} is in flight"
+            )
+        self._queued = (key, candidate, workload)
+
+    def wait(self, timeout_s: float) -> list[Finished]:
+        if self._queued is None:
+            return []
+        key, candidate, workload = self._queued
+        gpus = trial_gpus(candidate, self.node_group, self.fill_node_group)
+        placement = trial_placement(self.node_group, tuple(range(gpus)))
+        try:
+            outcome = self.runner.run(candidate, workload, placement)
+        finally:
+            self._queued = None
+        return [Finished(key, outcome, placement)]
+
+    def release_all(self) -> None:
+        self._queued = None

@@ -1,0 +1,407 @@
+"""`RayPool`: run trials concurrently on Ray, one placement group and one actor per trial.
+
+Place in the data flow: the driver submits a `Candidate` under its trial number; the pool sizes
+it (`runners.pool.trial_gpus`), picks the node group with the least free GPUs that still fits
+(best fit, so trials of different sizes pack), reserves a STRICT_PACK placement group of one
+bundle ``{"GPU": n, <group resource>: n}`` (all of a trial's GPUs on one node of its group),
+and starts a `TrialWorker` actor in it that runs the wrapped runner (SimRunner or LocalRunner)
+with a `Placement` of exactly the GPU ids Ray gave it, which Ray also sets as the actor's
+CUDA_VISIBLE_DEVICES. The outcome goes back to the driver, which alone writes the study.
+Ray enforces that no GPU is in two placement groups; the pool's own count of free GPUs per
+group decides how many trials to start, and a trial that does not fit waits in the pool's
+queue (one at most: the driver asks for no more until it is placed, so the next trial is
+ready the moment GPUs free up). Actor and placement group are released
+as soon as the trial ends, however it ends; a worker or node lost mid-trial comes back as a
+`Finished` without outcome, for the driver to fail and retry. `ray_cluster` starts an embedded
+local Ray that declares the space file's node groups (or joins an existing cluster), with token
+auth and child-process cleanup set up. Multi-node trials (TP x PP beyond one node) are not
+placed: an instance must fit one node of its group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners import Runner
+from runners.errors import ServingOptimizerError
+from runners.pool import Finished, trial_gpus, trial_placement
+from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
+
+# Raylets read these at start: kill every descendant of a dead worker (an engine started in its
+# own session included), not only its direct children.
+_CHILD_CLEANUP_ENV = {
+    "RAY_kill_child_processes_on_worker_exit": "true",
+    "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "true",
+}
+
+
+class RayPoolError(ServingOptimizerError):
+    """The Ray cluster cannot host the study's node groups (message says what to change)."""
+
+
+@dataclass(frozen=True)
+class RayNodeGroup:
+    """A node group and how Ray identifies its nodes: a custom resource (one unit per GPU) and,
+    optionally, a node label ``(key, value)``."""
+
+    node_group: NodeGroup
+    resource: str
+    label: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class GroupCapacity:
+    """What the cluster offers a node group: GPUs usable by trials, and the largest node."""
+
+    name: str
+    gpus: int
+    nodes: int
+    largest_node_gpus: int
+
+
+TRIAL_TAG_ENV = "SERVING_OPTIMIZER_TRIAL_TAG"
+
+# Runs detached (own session, not a child of the actor): waits for the actor process to end,
+# however it ends, then SIGKILLs every process still carrying the actor's tag in its environment
+# (the engine it started and the engine's own workers inherit it).
+_SWEEPER = """
+import os, signal, sys, time
+tag, pid, born = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if os.fork():
+    os._exit(0)
+os.setsid()
+def started(p):
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in "ZX" else fields[19]
+while started(pid) == born:
+    time.sleep(0.5)
+needle = f"{sys.argv[4]}={tag}".encode()
+for name in os.listdir("/proc"):
+    if name.isdigit():
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle in f.read().split(b"\\0"):
+                    os.kill(int(name), signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def _start_sweeper() -> None:
+    """Tag this process's future children and start their sweeper (Linux /proc only)."""
+    stat = Path(f"/proc/{os.getpid()}/stat")
+    if not stat.exists():
+        return
+    tag = secrets.token_hex(8)
+    born = stat.read_text().rsplit(")", 1)[1].split()[19]
+    env = {k: v for k, v in os.environ.items() if k != TRIAL_TAG_ENV}
+    subprocess.run(
+        [sys.executable, "-c", _SWEEPER, tag, str(os.getpid()), born, TRIAL_TAG_ENV],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=60,
+    )
+    os.environ[TRIAL_TAG_ENV] = tag
+
+
+class TrialWorker:
+    """The body of the per-trial actor: runs one candidate with the GPUs Ray assigned it.
+
+    Everything it starts carries a tag in its environment; a sweeper started with the actor
+    kills whatever still carries it once the actor process is gone (killed, crashed, or its node
+    lost), so an engine never outlives its trial.
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        _start_sweeper()
+
+    def run(
+        self, candidate: Candidate, workload: Workload, node_group: NodeGroup
+    ) -> tuple[TrialOutcome, Placement, str]:
+        import ray
+
+        gpu_ids = tuple(int(i) for i in ray.get_gpu_ids())
+        placement = trial_placement(node_group, gpu_ids)
+        outcome = self.runner.run(candidate, workload, placement)
+        return outcome, placement, str(ray.get_runtime_context().get_node_id())
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass(frozen=True)
+class _Queued:
+    key: int
+    candidate: Candidate
+    workload: Workload
+    gpus: int
+
+
+@dataclass(frozen=True)
+class _Running:
+    key: int
+    group: RayNodeGroup
+    gpus: int
+    actor: Any  # ray.actor.ActorHandle
+    placement_group: Any  # ray.util.placement_group.PlacementGroup
+    ref: Any  # ray.ObjectRef of TrialWorker.run
+
+
+class RayPool:
+    """Trials in flight on a Ray cluster, as many as the node groups' free GPUs allow."""
+
+    def __init__(
+        self,
+        groups: Sequence[RayNodeGroup],
+        runner: Runner,
+        fill_node_group: bool = True,
+    ) -> None:
+        import ray
+
+        if not groups:
+            raise RayPoolError("RayPool needs at least one node group")
+        if not ray.is_initialized():
+            raise RayPoolError("Ray is not initialized; use runners.ray_pool.ray_cluster()")
+        self.groups = tuple(groups)
+        self.runner = runner
+        self.fill_node_group = fill_node_group
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        self.capacity = {g.node_group.name: _capacity(g, nodes) for g in self.groups}
+        for group in self.groups:
+            cap = self.capacity[group.node_group.name]
+            if cap.largest_node_gpus < group.node_group.gpus_per_node:
+                raise RayPoolError(
+                    f"node group {group.node_group.name!r}: no alive Ray node offers "
+                    f"{group.node_group.gpus_per_node} GPUs with resource "
+                    f"{group.resource!r}{_label_text(group.label)} (largest: "
+                    f"{cap.largest_node_gpus}); start its nodes with `ray start --num-gpus "
+                    f"{group.node_group.gpus_per_node} --resources "
+                    f"'{{\"{group.resource}\": {group.node_group.gpus_per_node}}}'"
+                    f"{_label_flag(group.label)}`"
+                )
+        self._free = {name: cap.gpus for name, cap in self.capacity.items()}
+        self._worker = ray.remote(TrialWorker)
+        self._queue: deque[_Queued] = deque()
+        self._running: dict[int, _Running] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue) + len(self._running)
+
+    def gpus_in_use(self) -> int:
+        return sum(r.gpus for r in self._running.values())
+
+    def has_room(self) -> bool:
+        """Room for one more trial: none is waiting for GPUs. So the driver prepares the next
+        trial (ask, suggest, pre-flight) while all GPUs are busy, and it starts the moment a
+        trial ends, instead of after the driver has told that one and asked for another."""
+        return not self._queue
+
+    def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
+        gpus = trial_gpus(candidate, self.groups[0].node_group, self.fill_node_group)
+        self._queue.append(_Queued(key, candidate, workload, gpus))
+        self._place_queued()
+
+    def wait(self, timeout_s: float) -> list[Finished]:
+        import ray
+
+        if not self._running:
+            return []
+        by_ref = {r.ref: r for r in self._running.values()}
+        refs = list(by_ref)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        finished: list[Finished] = []
+        error: BaseException | None = None
+        for ref in ready:
+            running = by_ref[ref]
+            try:
+                outcome, placement, node = ray.get(ref)
+                finished.append(Finished(running.key, outcome, placement, node=node))
+            except ray.exceptions.RayTaskError as exc:
+                # The runner itself raised: a bug, surfaced to the driver as in the
+                # sequential path (runners report engine faults as outcomes, never raise).
+                error = error or exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
+            except ray.exceptions.RayError as exc:
+                finished.append(Finished(running.key, None, fault=_fault_text(exc)))
+            finally:
+                self._release(running)
+        self._place_queued()
+        if error is not None:
+            raise error
+        return finished
+
+    def release_all(self) -> None:
+        self._queue.clear()
+        for running in list(self._running.values()):
+            self._release(running)
+
+    def placements(self) -> dict[int, tuple[str, int]]:
+        """Trials holding a placement group now: key -> (node group, GPUs)."""
+        return {k: (r.group.node_group.name, r.gpus) for k, r in self._running.items()}
+
+    def worker_pids(self) -> dict[int, int]:
+        """Process id of each running trial's actor (tests use it to kill one)."""
+        import ray
+
+        return {k: int(ray.get(r.actor.pid.remote())) for k, r in self._running.items()}
+
+    def _place_queued(self) -> None:
+        while self._queue:
+            head = self._queue[0]
+            fitting = [g for g in self.groups if self._free[g.node_group.name] >= head.gpus]
+            if not fitting:
+                return
+            group = min(fitting, key=lambda g: self._free[g.node_group.name])
+            self._queue.popleft()
+            self._start(head, group)
+
+    def _start(self, queued: _Queued, group: RayNodeGroup) -> None:
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        bundle = {"GPU": float(queued.gpus), group.resource: float(queued.gpus)}
+        selector = [{group.label[0]: group.label[1]}] if group.label else None
+        pg = placement_group(
+            [bundle],
+            strategy="STRICT_PACK",
+            name=f"trial-{queued.key}",
+            bundle_label_selector=selector,
+        )
+        actor: Any = self._worker.options(
+            num_cpus=0,
+            num_gpus=queued.gpus,
+            max_restarts=0,
+            max_task_retries=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=0
+            ),
+        ).remote(self.runner)
+        ref = actor.run.remote(queued.candidate, queued.workload, group.node_group)
+        self._free[group.node_group.name] -= queued.gpus
+        self._running[queued.key] = _Running(queued.key, group, queued.gpus, actor, pg, ref)
+
+    def _release(self, running: _Running) -> None:
+        import ray
+        from ray.util.placement_group import remove_placement_group
+
+        if self._running.pop(running.key, None) is None:
+            return
+        with contextlib.suppress(Exception):  # already dead: nothing left to release
+            ray.kill(running.actor, no_restart=True)
+        with contextlib.suppress(Exception):
+            remove_placement_group(running.placement_group)
+        self._free[running.group.node_group.name] += running.gpus
+
+
+def _capacity(group: RayNodeGroup, nodes: list[dict[str, Any]]) -> GroupCapacity:
+    """GPUs of `group` on alive nodes: per node min(GPU, resource), capped by the space file."""
+    per_node: list[int] = []
+    for node in nodes:
+        if not node.get("Alive", False):
+            continue
+        resources = node.get("Resources", {})
+        labels = node.get("Labels", {}) or {}
+        if group.label is not None and labels.get(group.label[0]) != group.label[1]:
+            continue
+        usable = int(min(resources.get("GPU", 0.0), resources.get(group.resource, 0.0)))
+        if usable > 0:
+            per_node.append(usable)
+    per_node.sort(reverse=True)
+    per_node = per_node[: group.node_group.nodes]
+    per_node = [min(n, group.node_group.gpus_per_node) for n in per_node]
+    return GroupCapacity(
+        group.node_group.name, sum(per_node), len(per_node), max(per_node, default=0)
+    )
+
+
+def _fault_text(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    head = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {head}"[:500]
+
+
+def _label_text(label: tuple[str, str] | None) -> str:
+    return f" and label {label[0]}={label[1]}" if label else ""
+
+
+def _label_flag(label: tuple[str, str] | None) -> str:
+    return f" --labels {label[0]}={label[1]}" if label else ""
+
+
+@contextlib.contextmanager
+def ray_cluster(groups: Sequence[RayNodeGroup], address: str | None = None) -> Iterator[str]:
+    """Connect to Ray for the duration of the block; yields a one-line description.
+
+    `address` None starts an embedded local Ray (this machine as one node declaring every node
+    group's GPUs and resource; on a machine without GPUs they are logical, which the simulated
+    runner needs) and shuts it down at the end. Token authentication stays on: unless the
+    environment already chose (RAY_AUTH_MODE / RAY_AUTH_TOKEN), a fresh random token is used
+    for this process and its workers only. `address` ("auto", "ray://host:10001", ...) joins an
+    existing cluster, whose nodes must declare the groups' resources (see the README).
+    """
+    import ray
+
+    if ray.is_initialized():
+        raise RayPoolError("Ray is already initialized in this process")
+    if address is None:
+        resources: dict[str, float] = {}
+        labels: dict[str, str] = {}
+        for group in groups:
+            resources[group.resource] = float(group.node_group.total_gpus)
+            if group.label is not None:
+                if labels.get(group.label[0], group.label[1]) != group.label[1]:
+                    raise RayPoolError(
+                        f"node groups with labels {group.label[0]}={labels[group.label[0]]} and "
+                        f"{group.label[0]}={group.label[1]} cannot both be this machine; the "
+                        "embedded local Ray is one node (use --ray-address for a cluster)"
+                    )
+                labels[group.label[0]] = group.label[1]
+        for key, value in _CHILD_CLEANUP_ENV.items():
+            os.environ.setdefault(key, value)
+        if "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+            # Ray caches its configuration (auth mode included) when first imported; refresh
+            # it as ray.init does when it turns token auth on by itself.
+            from ray._raylet import Config  # type: ignore[attr-defined]
+
+            Config.initialize("")
+        total = sum(g.node_group.total_gpus for g in groups)
+        ray.init(
+            num_gpus=total,
+            resources=resources,
+            labels=labels or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+        description = f"embedded local Ray, {total} GPUs in node groups " + ", ".join(
+            f"{g.node_group.name} ({g.node_group.total_gpus} x {g.node_group.gpu})" for g in groups
+        )
+    else:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        description = f"Ray cluster at {address}"
+    try:
+        yield description
+    finally:
+        ray.shutdown()

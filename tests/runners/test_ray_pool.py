@@ -1,0 +1,222 @@
+"""`RayPool` on a local two-node Ray cluster with simulated GPUs (one node group per node).
+
+One cluster for the module: node group a on the head node, b on a second raylet, 8 logical GPUs
+each. Trials of mixed sizes must be packed, never over capacity, on disjoint GPUs that the engine
+sees as CUDA_VISIBLE_DEVICES; an actor killed mid-trial (with an engine-like child process in its
+own session) must come back as a retried trial, with the child gone and everything released.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optimizer.spec import load_spec
+from optimizer.study import FAULT_KEY, Options, run_study
+from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
+from tests.optimizer.test_driver import metrics
+
+ray = pytest.importorskip("ray")
+
+from runners.ray_pool import RayNodeGroup, RayPool, RayPoolError  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+GROUP_A = RayNodeGroup(NodeGroup("a", "H100-SXM-80GB", 8), "pool_a")
+GROUP_B = RayNodeGroup(NodeGroup("b", "H100-SXM-80GB", 8), "pool_b")
+CHILD_MARKER = "SERVING_OPTIMIZER_TEST_ENGINE"
+
+
+class SleepRunner:
+    """Holds its GPUs for `seconds`; reports what the engine would have seen."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
+        time.sleep(self.seconds)
+        return TrialOutcome(
+            "ok",
+            metrics=metrics(1000.0, 10.0),
+            artifacts=(("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", "")),),
+        )
+
+
+class DiesOnceRunner:
+    """The first trial starts an engine-like child in its own session, then its actor is killed
+    (SIGKILL, as the OOM killer or a lost node would); every other trial sleeps briefly."""
+
+    def __init__(self, flag: Path) -> None:
+        self.flag = flag
+
+    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
+        if not self.flag.exists():
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(600)"],
+                start_new_session=True,
+                env={**os.environ, CHILD_MARKER: str(self.flag)},
+            )
+            self.flag.write_text(str(child.pid))
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.5)
+        return TrialOutcome("ok", metrics=metrics(1000.0, 10.0))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    from ray.cluster_utils import Cluster
+
+    env = {
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_kill_child_processes_on_worker_exit": "true",
+        "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "true",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        local = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 2, "num_gpus": 8, "resources": {"pool_a": 8}},
+        )
+        local.add_node(num_cpus=2, num_gpus=8, resources={"pool_b": 8})
+        ray.init(address=local.address, include_dashboard=False, log_to_driver=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            local.shutdown()
+
+
+def tp(size: int) -> Candidate:
+    return Candidate.make(
+        "vllm",
+        "0.33.0",
+        "Qwen3-235B-A22B-Instruct-2507",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507",
+        "bf16",
+        {"tensor-parallel-size": size},
+    )
+
+
+def wait_all_gpus_free(total: float) -> float:
+    deadline = time.monotonic() + 30
+    free = 0.0
+    while time.monotonic() < deadline:
+        free = ray.available_resources().get("GPU", 0.0)
+        if free == total:
+            break
+        time.sleep(0.2)
+    return free
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect, issue 7 open: on a two-raylet test cluster Ray sometimes reports to a "
+    "new actor the GPU ids of a placement group that is still being removed (seen 2 in 5 runs); "
+    "the count of GPUs in use stays within capacity",
+)
+def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) -> None:
+    pool = RayPool([GROUP_A, GROUP_B], SleepRunner(1.5), fill_node_group=False)
+    assert {name: cap.gpus for name, cap in pool.capacity.items()} == {"a": 8, "b": 8}
+    workload = Workload("w", "random", 1)
+    sizes = [8, 4, 2, 2, 1, 1, 8, 4, 2, 1, 4, 2]
+    snapshots: list[dict[int, tuple[str, int]]] = []
+    results = {}
+    try:
+        pending = list(enumerate(sizes))
+        while pending or pool.placements():
+            while pending and pool.has_room():
+                key, size = pending.pop(0)
+                pool.submit(key, tp(size), workload)
+                snapshots.append(pool.placements())
+            for done in pool.wait(5.0):
+                results[done.key] = done
+            snapshots.append(pool.placements())
+    finally:
+        pool.release_all()
+    assert sorted(results) == list(range(len(sizes)))
+    for snapshot in snapshots:
+        for group in ("a", "b"):
+            assert sum(g for name, g in snapshot.values() if name == group) <= 8
+
+    def sizes_in(snapshot: dict[int, tuple[str, int]], group: str) -> set[int]:
+        return {gpus for name, gpus in snapshot.values() if name == group}
+
+    assert any(len(sizes_in(s, group)) >= 2 for s in snapshots for group in ("a", "b")), (
+        "trials of different sizes shared a node group"
+    )
+    for key, done in results.items():
+        assert done.outcome is not None and done.placement is not None
+        assert len(done.placement.gpu_ids) == sizes[key]
+        visible = dict(done.outcome.artifacts)["cuda_visible_devices"]
+        assert visible == ",".join(str(i) for i in done.placement.gpu_ids)
+    for snapshot in snapshots:  # trials holding placement groups at the same time
+        seen: set[tuple[str, int]] = set()
+        for key in snapshot:
+            done = results[key]
+            assert done.placement is not None
+            gpus = {(done.node, gpu) for gpu in done.placement.gpu_ids}
+            assert not gpus & seen, (
+                f"trial {key} got a GPU another trial held; held together: {snapshot}; GPUs: "
+                + str(
+                    {
+                        k: (r.node[:4], r.placement and r.placement.gpu_ids)
+                        for k, r in results.items()
+                    }
+                )
+            )
+            seen |= gpus
+    assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
+
+
+def test_a_node_group_missing_from_the_cluster_is_a_clear_error(cluster: None) -> None:
+    missing = RayNodeGroup(NodeGroup("c", "H100-SXM-80GB", 8), "pool_c")
+    with pytest.raises(RayPoolError, match="pool_c"):
+        RayPool([missing], SleepRunner(0.0))
+
+
+def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: Path) -> None:
+    spec = load_spec("qwen3-moe.yaml")
+    flag = tmp_path / "killed-once"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    options = Options(
+        "qwen3-moe.yaml", 10, url, "t", "random", 1, quiet=True, runner="ray", preflight=False
+    )  # enough trials that the retry, queued behind the enqueued baseline and anchors, runs
+    pool = RayPool([GROUP_A, GROUP_B], DiesOnceRunner(flag))
+    try:
+        assert run_study(spec, options, pool) == 0
+    finally:
+        pool.release_all()
+    trials = optuna.load_study(study_name="t", storage=url).trials
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(finished) == 10, "the study ends with the requested number of trials"
+    assert len(failed) == 1 and failed[0].user_attrs[FAULT_KEY]
+    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert retry.state == TrialState.COMPLETE and retry.params == failed[0].params
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    child = int(flag.read_text())
+    assert not process_alive(child), "the engine process died with its actor"
+    assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
+
+
+def process_alive(pid: int) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
+        if "\nState:\tZ" in status:
+            return False
+        time.sleep(0.2)
+    return True
