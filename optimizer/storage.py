@@ -22,6 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -41,6 +42,16 @@ class StudyError(ServingOptimizerError):
     """A study that cannot be opened, created or resumed."""
 
 
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages, logs and reports."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
 def default_storage_url(study_name: str, studies_dir: Path = STUDIES_DIR) -> str:
     return f"sqlite:///{studies_dir / f'{study_name}.db'}"
 
@@ -51,8 +62,8 @@ def open_storage(
     """Open (creating if needed) the RDB storage at `url`; `StudyError` when it cannot be used."""
     if "://" not in url:
         raise StudyError(
-            f"--storage {url!r} is not a database URL; use e.g. sqlite:///studies/x.db or "
-            "postgresql://user:password@host/db"
+            f"--storage {redact(url)!r} is not a database URL; use e.g. sqlite:///studies/x.db "
+            "or postgresql://user:password@host/db"
         )
     if grace_s <= heartbeat_s:
         raise StudyError(
@@ -60,7 +71,14 @@ def open_storage(
             f"({heartbeat_s} s), or live trials would be failed"
         )
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StudyError(
+                f"cannot create the studies folder {str(folder)!r} ({exc.strerror}); choose "
+                "another place with --storage sqlite:///PATH.db"
+            ) from None
     last_error: Exception | None = None
     for attempt in range(SCHEMA_RACE_RETRIES):
         try:
@@ -81,7 +99,16 @@ def open_storage(
             time.sleep(0.5 * (attempt + 1))
     text_ = str(last_error).strip()
     first_line = text_.splitlines()[0] if text_ else type(last_error).__name__
-    raise StudyError(f"cannot open storage {url!r}: {first_line}")
+    password = _password(url)
+    if password:
+        first_line = first_line.replace(password, "***")
+    raise StudyError(f"cannot open storage {redact(url)!r}: {first_line}")
+
+
+def _password(url: str) -> str:
+    rest = url.partition("://")[2]
+    credentials = rest.rpartition("@")[0]
+    return credentials.split(":", 1)[1] if ":" in credentials else ""
 
 
 def load_or_create(
@@ -98,6 +125,9 @@ def load_or_create(
         )
     except ValueError as exc:
         raise StudyError(f"study {study_name!r} cannot be used: {exc}") from None
+    except Exception as exc:  # a corrupt or foreign database: say so, touch nothing
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StudyError(f"study {study_name!r} cannot be opened: {first_line}") from None
     if [d.name for d in study.directions] != ["MAXIMIZE", "MINIMIZE"]:
         raise StudyError(
             f"study {study_name!r} already exists in this storage with directions "
@@ -111,6 +141,42 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    _fail_trials_that_never_beat(study)
+
+
+def _fail_trials_that_never_beat(study: optuna.Study) -> None:
+    """Fail (and retry) RUNNING trials older than the grace period that have no heartbeat.
+
+    A driver killed between asking for a trial and recording its first heartbeat leaves a
+    RUNNING trial that Optuna never finds stale (it only looks at trials that have beaten), so
+    every later driver would wait for it forever.
+    """
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    interval = backend.get_heartbeat_interval() if isinstance(backend, RDBStorage) else None
+    if not isinstance(backend, RDBStorage) or interval is None:
+        return
+    grace_s = backend.grace_period or 2 * interval
+    old = {
+        t._trial_id: t.number
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if t.datetime_start is not None
+        and (datetime.now() - t.datetime_start).total_seconds() > grace_s
+    }
+    if not old:
+        return
+    with backend.engine.connect() as connection:
+        rows = connection.execute(text("SELECT trial_id FROM trial_heartbeats")).fetchall()
+    beaten = {int(row[0]) for row in rows}
+    callback = backend.get_heartbeat_stale_trial_callback()
+    for trial_id in sorted(set(old) - beaten):
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another driver failed it first
+        if callback is not None:
+            callback(study, storage.get_trial(trial_id))
 
 
 @contextlib.contextmanager

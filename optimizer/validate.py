@@ -1,0 +1,559 @@
+"""`python -m optimizer.validate STUDY`: can the search's answer be trusted and deployed?
+
+Place in the data flow: after `optimizer.study` has filled a study, this re-runs chosen
+configurations through the same runners (the simulator with its run-to-run noise model, or
+`--runner local` on a real engine or the emulator) and stores every measurement as a trial of
+a companion study ``<name>.validation`` in the same storage (the search study keeps a single
+writer, its driver). `optimizer.report` reads them back with `load_measurements` and renders
+baseline | optimized | change tables. Four parts: repeats of the top Pareto points and the
+baseline (mean, 95% interval, off-front flag); ablation of the best configuration (each
+setting that differs from the baseline reverted alone); a client-concurrency sweep of baseline
+and best; and the space file's other workloads. With the simulator, repeat i draws workload
+seed ``seed + i``: a fresh sample of prompts and of the simulator's noise, like a redeployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import math
+import statistics
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from optimizer.artifacts import study_dir
+from optimizer.objectives import objective_values
+from optimizer.space import candidate_from_params
+from optimizer.spec import SpecError, StudySpec, WorkloadSection, load_spec, resolve_space_path
+from optimizer.storage import STUDIES_DIR, default_storage_url, redact
+from runners import Runner
+from runners.engines import serve_command
+from runners.errors import ServingOptimizerError
+from runners.types import (
+    Candidate,
+    EngineName,
+    Placement,
+    SettingValue,
+    TrialOutcome,
+    Workload,
+)
+
+Kind = Literal["repeat", "ablation", "sweep", "workload"]
+KINDS: tuple[Kind, ...] = ("repeat", "ablation", "sweep", "workload")
+ATTR = "validation"
+EXIT_USAGE = 2
+
+
+def companion_name(study_name: str) -> str:
+    return f"{study_name}.validation"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One validation run. `subject` names the configuration ("baseline", "trial 48",
+    "best without max-num-seqs"); `label` the variation (repeat index, reverted setting,
+    concurrency, workload name). Objective values are None when the run crashed."""
+
+    kind: Kind
+    subject: str
+    trial: int | None
+    label: str
+    serve_command: str
+    throughput: float | None = None
+    latency: float | None = None
+    p99_ttft_ms: float | None = None
+    failed: int = 0
+    crash_class: str = ""
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.throughput is not None and self.latency is not None
+
+
+# --- study resolution shared by validate, report and dashboard ------------------------------
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """A study named on the command line: its name, storage URL and (if known) space file."""
+
+    name: str
+    url: str
+    space: Path | None
+
+    @property
+    def directory(self) -> Path:
+        return study_dir(self.name, self.url)
+
+
+def locate(target: str, storage: str | None = None, study_name: str | None = None) -> StudyRef:
+    """`target` is a space file (path or shipped name) or a study name under studies/."""
+    space: Path | None
+    try:
+        space = resolve_space_path(target)
+        name = study_name or load_spec(space).name
+    except SpecError:
+        space = None
+        name = study_name or Path(target).name.removesuffix(".db")
+    url = storage or default_storage_url(name, STUDIES_DIR)
+    return StudyRef(name, url, space)
+
+
+def open_study(ref: StudyRef) -> optuna.Study:
+    if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
+        raise ServingOptimizerError(
+            f"no study database at {ref.url}; run `python -m optimizer.study --space "
+            f"{ref.name}.yaml` first, or pass --storage"
+        )
+    try:
+        return optuna.load_study(study_name=ref.name, storage=ref.url)
+    except KeyError:
+        raise ServingOptimizerError(
+            f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
+        ) from None
+
+
+def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:
+    """The space file of a study: given on the command line, or the shipped one it names."""
+    if ref.space is not None:
+        return load_spec(ref.space)
+    name = str(study.user_attrs.get("space", ref.name))
+    try:
+        return load_spec(name)
+    except SpecError as exc:
+        raise ServingOptimizerError(
+            f"study {ref.name!r} was made from space {name!r}, which is not a shipped space "
+            f"file; pass the file as the argument ({exc})"
+        ) from None
+
+
+# --- storage of measurements ---------------------------------------------------------------
+
+
+def save_measurements(
+    storage: str, study_name: str, measurements: Sequence[Measurement], info: dict[str, object]
+) -> None:
+    """Replace the companion study with these measurements (one trial each)."""
+    name = companion_name(study_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=storage)
+        companion = optuna.create_study(
+            study_name=name, storage=storage, directions=["maximize", "minimize"]
+        )
+        main = optuna.load_study(study_name=study_name, storage=storage)
+        if main.metric_names:
+            companion.set_metric_names(main.metric_names)
+    companion.set_user_attr("info", info)
+    trials: list[FrozenTrial] = []
+    for m in measurements:
+        attrs = {ATTR: dataclasses.asdict(m)}
+        if m.ok:
+            assert m.throughput is not None and m.latency is not None
+            trials.append(create_trial(values=[m.throughput, m.latency], user_attrs=attrs))
+        else:
+            trials.append(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
+    companion.add_trials(trials)
+
+
+def load_measurements(
+    storage: str, study_name: str
+) -> tuple[list[Measurement], dict[str, object]]:
+    """The stored validation of a study ([] when it has none)."""
+    try:
+        companion = optuna.load_study(study_name=companion_name(study_name), storage=storage)
+    except KeyError:
+        return [], {}
+    out: list[Measurement] = []
+    for trial in companion.get_trials(deepcopy=False):
+        raw = trial.user_attrs.get(ATTR)
+        if isinstance(raw, dict):
+            out.append(Measurement(**raw))
+    info = companion.user_attrs.get("info", {})
+    return out, dict(info) if isinstance(info, dict) else {}
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+# two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of n runs with its 95% confidence half-width (Student t)."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def interval(values: Sequence[float]) -> Interval:
+    n = len(values)
+    if n == 0:
+        return Interval(math.nan, math.nan, 0)
+    mean = statistics.fmean(values)
+    if n == 1:
+        return Interval(mean, math.inf, 1)
+    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+    return Interval(mean, t * statistics.stdev(values) / math.sqrt(n), n)
+
+
+def dominated(point: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
+    """(throughput up, latency down): is `point` dominated by any of `others`?"""
+    t, lat = point
+    return any(
+        ot >= t and ol <= lat and (ot > t or ol < lat) for ot, ol in others if (ot, ol) != point
+    )
+
+
+# --- the runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A configuration to measure: a name, the search trial it came from, its candidate."""
+
+    name: str
+    trial: int | None
+    candidate: Candidate
+
+
+def workload_of(section: WorkloadSection) -> Workload:
+    return Workload(
+        name=section.name,
+        dataset=section.dataset,
+        num_prompts=section.num_prompts,
+        input_len=section.input_len,
+        output_len=section.output_len,
+        request_rate=section.request_rate,
+        max_concurrency=section.max_concurrency,
+        seed=section.seed,
+    )
+
+
+class Validator:
+    """Runs the four parts for one study and returns the measurements."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        runner: Runner,
+        *,
+        repeats: int | None = None,
+        top: int | None = None,
+        concurrency: Sequence[int] | None = None,
+        workloads: Sequence[Workload] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.study = study
+        self.runner = runner
+        v = spec.validation
+        self.repeats = repeats or v.repeats
+        self.top = top or v.top
+        self.concurrency = list(concurrency or v.concurrency)
+        self.workloads = (
+            list(workloads) if workloads is not None else [workload_of(w) for w in v.workloads]
+        )
+        self.progress = progress or (lambda _line: None)
+        group = spec.node_group
+        self.placement = Placement(group, tuple(range(group.gpus_per_node)))
+
+    # subjects
+    def baseline(self) -> Subject:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("baseline"):
+                return Subject("baseline", t.number, candidate_from_params(self.spec, t.params))
+        raise ServingOptimizerError(
+            "the study has no completed baseline trial; validation compares against it"
+        )
+
+    def front(self) -> list[Subject]:
+        """Feasible Pareto points, highest throughput first (the first is "best")."""
+        front = sorted(self.study.best_trials, key=lambda t: -(t.values or [0.0])[0])
+        return [
+            Subject(f"trial {t.number}", t.number, candidate_from_params(self.spec, t.params))
+            for t in front
+        ]
+
+    # measuring
+    def measure(
+        self, kind: Kind, subject: Subject, label: str, workload: Workload, name: str = ""
+    ) -> Measurement:
+        outcome = self.runner.run(subject.candidate, workload, self.placement)
+        m = self._measurement(kind, subject, label, outcome, name)
+        shown = (
+            f"{m.throughput:,.0f} / {m.latency:,.1f}"
+            if m.ok and m.throughput is not None and m.latency is not None
+            else f"crashed {m.crash_class}"
+        )
+        self.progress(f"  {kind:<8} {m.subject:<34} {label:<24} {shown}")
+        return m
+
+    def _measurement(
+        self, kind: Kind, subject: Subject, label: str, outcome: TrialOutcome, name: str
+    ) -> Measurement:
+        command = serve_command(subject.candidate, self.spec.node_group)
+        base = Measurement(kind, name or subject.name, subject.trial, label, command)
+        if outcome.status == "ok" and outcome.metrics is not None:
+            tput, lat = objective_values(outcome.metrics, self.spec.objectives)
+            return dataclasses.replace(
+                base,
+                throughput=tput,
+                latency=lat,
+                p99_ttft_ms=outcome.metrics.ttft_ms.p99,
+                failed=outcome.metrics.failed,
+            )
+        crash = outcome.crash
+        return dataclasses.replace(
+            base,
+            crash_class=str(crash.crash_class) if crash else outcome.status,
+            detail=crash.message[:500] if crash else "",
+        )
+
+    def run(self) -> list[Measurement]:
+        base = self.baseline()
+        front = self.front()
+        if not front:
+            raise ServingOptimizerError("the study has no feasible completed trial to validate")
+        best = front[0]
+        out: list[Measurement] = []
+        out += self.run_repeats([base, *[s for s in front[: self.top] if s.trial != base.trial]])
+        out += self.run_ablation(base, best)
+        out += self.run_sweep(base, best)
+        out += self.run_workloads(base, best)
+        return out
+
+    def run_repeats(self, subjects: Sequence[Subject]) -> list[Measurement]:
+        self.progress(f"repeats: {len(subjects)} configurations x {self.repeats} runs")
+        w = self.spec.workload_spec
+        return [
+            self.measure("repeat", s, str(i), dataclasses.replace(w, seed=w.seed + i))
+            for s in subjects
+            for i in range(self.repeats)
+        ]
+
+    def run_ablation(self, base: Subject, best: Subject) -> list[Measurement]:
+        steps = ablation_steps(self.spec, base.candidate, best.candidate)
+        self.progress(f"ablation of {best.name}: {len(steps)} settings reverted one at a time")
+        w = self.spec.workload_spec
+        out = [self.measure("ablation", best, "(best as found)", w)]
+        for label, candidate in steps:
+            subject = Subject(best.name, best.trial, candidate)
+            out.append(self.measure("ablation", subject, label, w))
+        out.append(self.measure("ablation", base, "(baseline)", w))
+        return out
+
+    def run_sweep(self, base: Subject, best: Subject) -> list[Measurement]:
+        self.progress(f"concurrency sweep {self.concurrency}: baseline and {best.name}")
+        w = self.spec.workload_spec
+        return [
+            self.measure("sweep", s, str(c), dataclasses.replace(w, max_concurrency=c))
+            for c in self.concurrency
+            for s in (base, best)
+        ]
+
+    def run_workloads(self, base: Subject, best: Subject) -> list[Measurement]:
+        loads = [self.spec.workload_spec, *self.workloads]
+        self.progress(f"workloads {[w.name for w in loads]}: baseline and {best.name}")
+        return [self.measure("workload", s, w.name, w) for w in loads for s in (base, best)]
+
+
+def ablation_steps(
+    spec: StudySpec, base: Candidate, best: Candidate
+) -> list[tuple[str, Candidate]]:
+    """`best` with one difference from `base` undone at a time, as (label, candidate).
+
+    Same engine: each setting whose value differs goes back to the baseline's value (or to
+    the engine default when the baseline does not set it), and settings whose `when` no longer
+    holds are dropped, as the search would. Another engine: each setting goes back to that
+    engine's default, plus one step with every setting at its default. A different checkpoint
+    is one more step.
+    """
+    steps: list[tuple[str, Candidate]] = []
+    if best.weight_dtype != base.weight_dtype:
+        checkpoint = spec.model.variants.get(base.weight_dtype)
+        if checkpoint is not None:
+            swapped = dataclasses.replace(
+                best, checkpoint=checkpoint, weight_dtype=base.weight_dtype
+            )
+            steps.append((f"checkpoint {best.weight_dtype} -> {base.weight_dtype}", swapped))
+    mine = best.settings_dict()
+    theirs = base.settings_dict() if best.engine == base.engine else {}
+    for name, value in mine.items():
+        if name in theirs and theirs[name] == value:
+            continue
+        settings = dict(mine)
+        if name in theirs:
+            settings[name] = theirs[name]
+            label = f"{name} {_v(value)} -> {_v(theirs[name])}"
+        else:
+            settings.pop(name)
+            label = f"{name} {_v(value)} -> default"
+        settings = _active_only(spec, best.engine, settings, theirs)
+        steps.append(
+            (
+                label,
+                Candidate.make(
+                    best.engine,
+                    best.engine_version,
+                    best.model,
+                    best.checkpoint,
+                    best.weight_dtype,
+                    settings,
+                ),
+            )
+        )
+    if best.engine != base.engine and mine:
+        bare = Candidate.make(
+            best.engine, best.engine_version, best.model, best.checkpoint, best.weight_dtype, {}
+        )
+        steps.append((f"every {best.engine} setting -> default", bare))
+    return steps
+
+
+def _v(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _active_only(
+    spec: StudySpec,
+    engine: EngineName,
+    settings: dict[str, SettingValue],
+    fallback: dict[str, SettingValue],
+) -> dict[str, SettingValue]:
+    """Drop settings whose `when` fails; fill newly active ones from `fallback` if it has them."""
+    section = spec.engines[engine]
+    chosen: dict[str, SettingValue] = {}
+    for name in section.settings:
+        value = settings.get(name, fallback.get(name))
+        if value is None:
+            continue
+        if any(alt.applies(chosen) for alt in section.alternatives(name)):
+            chosen[name] = value
+    return chosen
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def make_runner(
+    name: str, directory: Path, noise: bool = True, emulator_scale: float | None = None
+) -> Runner:
+    """`sim` (with the noise model unless `noise` is False) or `local`; `emulator_scale` makes
+    the local runner start the engine emulator (runners.sim.serve) that much faster."""
+    if name == "local":
+        from runners.local import EmulatorLaunch, LocalRunner
+
+        emulator = (
+            EmulatorLaunch(time_scale=emulator_scale, startup_s=0.2)
+            if emulator_scale is not None
+            else None
+        )
+        return LocalRunner(artifacts_dir=directory / "validation", emulator=emulator)
+    from runners.sim import Noise
+    from runners.sim.runner import SimRunner
+
+    return SimRunner(noise=Noise.typical() if noise else None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m optimizer.validate",
+        description="Re-measure a finished study: repeats of the front, ablation of the best "
+        "configuration, a concurrency sweep and other workloads; then rewrite its report.",
+        epilog="Example: python -m optimizer.validate qwen3-moe",
+    )
+    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
+    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
+    parser.add_argument("--study-name", help="study name when it differs from the space's")
+    parser.add_argument("--runner", choices=["sim", "local"], default="sim")
+    parser.add_argument("--repeats", type=int, help="default: the space file's validation")
+    parser.add_argument("--top", type=int, help="Pareto points to repeat (default: the file's)")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", help="sweep levels (default: the file's)"
+    )
+    parser.add_argument(
+        "--no-noise", action="store_true", help="simulator without its run-to-run noise model"
+    )
+    parser.add_argument(
+        "--no-workloads", action="store_true", help="skip the space file's other workloads"
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not rewrite the report")
+    parser.add_argument(
+        "--emulator",
+        type=float,
+        metavar="TIME_SCALE",
+        help="with --runner local: start the engine emulator (python -m runners.sim.serve) "
+        "with the engine's flags instead of the engine, TIME_SCALE x faster than real time",
+    )
+    ns = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        ref = locate(ns.study, ns.storage, ns.study_name)
+        study = open_study(ref)
+        spec = spec_for(ref, study)
+        if ns.emulator is not None and ns.runner != "local":
+            raise ServingOptimizerError("--emulator needs --runner local")
+        runner = make_runner(ns.runner, ref.directory, not ns.no_noise, ns.emulator)
+        validator = Validator(
+            spec,
+            study,
+            runner,
+            repeats=ns.repeats,
+            top=ns.top,
+            concurrency=ns.concurrency,
+            workloads=[] if ns.no_workloads else None,
+            progress=lambda line: print(line, flush=True),
+        )
+        print(f"Validating study {ref.name!r} in {redact(ref.url)} with runner {ns.runner}")
+        measurements = validator.run()
+    except ServingOptimizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    noise = "off" if ns.no_noise or ns.runner != "sim" else "typical (2% per run, 3% per step)"
+    info: dict[str, object] = {
+        "runner": ns.runner if ns.emulator is None else f"local (emulator, x{ns.emulator:g})",
+        "repeats": validator.repeats,
+        "noise": noise,
+        "repeat_seeds": "workload seed + repeat index (fresh prompts and noise per repeat)",
+    }
+    save_measurements(ref.url, ref.name, measurements, info)
+    print(f"{len(measurements)} measurements stored in study {companion_name(ref.name)!r}")
+    if not ns.no_report:
+        from optimizer.report import write_report
+
+        files = write_report(study, ref.directory)
+        print(f"Report: {files.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""`python -m optimizer.dashboard` seen by headless Chromium: the Pareto-front plot with the
+study's trials, and a trial's note and artifacts. Screenshots go to the test's directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from optuna.trial import TrialState
+
+from tests.browser.cdp import Browser, chromium_path
+from tests.optimizer.report_study import study_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dashboard(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    study, _ = study_in(tmp_path_factory, "browser", n_trials=10)
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optimizer.dashboard", study.study_name, "--storage", url,
+         "--port", str(port)],
+        cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/api/studies", trust_env=False).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "dashboard did not start"
+        time.sleep(0.3)
+    try:
+        yield study, base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="no chromium (CI installs Debian's)")
+def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    study, base = dashboard
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    sid = study._study_id
+
+    async def run() -> tuple[int, str]:
+        async with Browser(tmp_path / "profile") as page:
+            await page.goto(f"{base}/dashboard/studies/{sid}")
+            points = await page.wait_for(
+                "document.querySelectorAll('#graph-pareto-front .scatterlayer .point').length"
+            )
+            title = await page.evaluate("document.body.innerText")
+            assert "output throughput (tok/s)" in title and "p99 TPOT (ms)" in title
+            await page.screenshot(tmp_path / "pareto.png")
+            await page.goto(f"{base}/dashboard/studies/{sid}/trials?numbers=0")
+            await page.wait_for(
+                "document.body && document.body.innerText.includes('trial-0-bench.json')"
+            )
+            text = str(await page.evaluate("document.body.innerText"))
+            await page.screenshot(tmp_path / "trial.png")
+            return int(points), text
+
+    points, text = asyncio.run(run())
+    assert points == len(complete)
+    baseline = study.trials[0]
+    assert baseline.user_attrs["serve_command"] in text  # the note
+    assert "baseline (engine defaults)" in text
+    assert "trial-0-engine-log-simulated.txt" in text  # the artifacts
+    assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")

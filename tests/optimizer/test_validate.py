@@ -1,0 +1,144 @@
+"""`optimizer.validate` on a simulated study: the four parts, storage round trip, report tables;
+and the same command with `--runner local` against the engine emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optimizer.report import ablation_finding, write_report
+from optimizer.space import candidate_from_params
+from optimizer.spec import load_spec
+from optimizer.validate import (
+    Measurement,
+    Validator,
+    ablation_steps,
+    dominated,
+    interval,
+    load_measurements,
+    main,
+    save_measurements,
+)
+from runners.sim import Noise
+from runners.sim.runner import SimRunner
+from tests.optimizer.report_study import study_in
+
+
+@pytest.fixture(scope="module")
+def validated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[optuna.Study, Path, list[Measurement]]:
+    study, space = study_in(tmp_path_factory, "validate")
+    validator = Validator(load_spec(space), study, SimRunner(noise=Noise.typical()))
+    measurements = validator.run()
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    save_measurements(url, study.study_name, measurements, {"runner": "sim", "repeats": 3})
+    return study, space, measurements
+
+
+def test_four_parts_are_measured(validated: tuple[optuna.Study, Path, list[Measurement]]) -> None:
+    study, space, ms = validated
+    spec = load_spec(space)
+    repeats = [m for m in ms if m.kind == "repeat"]
+    subjects = {m.subject for m in repeats}
+    assert "baseline" in subjects and len(subjects) <= 1 + spec.validation.top
+    assert all(sum(m.subject == s for m in repeats) == 3 for s in subjects)
+    best = max(study.best_trials, key=lambda t: t.values[0])
+    sweep = [m for m in ms if m.kind == "sweep"]
+    assert {m.label for m in sweep} == {"32", "256"}
+    assert {m.subject for m in sweep} == {"baseline", f"trial {best.number}"}
+    loads = {m.label for m in ms if m.kind == "workload"}
+    assert loads == {spec.workload.name, "random-2000-100"}
+    ablation = [m for m in ms if m.kind == "ablation"]
+    assert ablation[0].label == "(best as found)" and ablation[-1].label == "(baseline)"
+    # noise makes repeats differ; they stay close to each other
+    tputs = [m.throughput for m in repeats if m.subject == "baseline" and m.ok]
+    assert len(set(tputs)) == 3
+
+
+def test_measurements_round_trip_through_the_companion_study(
+    validated: tuple[optuna.Study, Path, list[Measurement]],
+) -> None:
+    study, _, ms = validated
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    loaded, info = load_measurements(url, study.study_name)
+    assert loaded == ms
+    assert info["runner"] == "sim"
+    assert len(optuna.load_study(study_name=study.study_name, storage=url).trials) == len(
+        study.trials
+    ), "the search study itself is not written to"
+
+
+def test_report_renders_validation_tables(
+    validated: tuple[optuna.Study, Path, list[Measurement]], tmp_path: Path
+) -> None:
+    study, _, ms = validated
+    md = write_report(study, tmp_path).markdown.read_text()
+    assert "### Repeats: does the front hold up?" in md
+    assert "### Ablation of the best configuration" in md
+    assert "### Concurrency sweep: baseline vs optimized" in md
+    assert "### Other workloads: baseline vs optimized" in md
+    assert "| 32 |" in md and "| random-2000-100 |" in md
+    finding = ablation_finding([m for m in ms if m.kind == "ablation"])
+    if finding is not None:
+        assert f"**{finding.throughput_setting}**" in md
+
+
+def test_ablation_reverts_one_setting_and_its_dependents() -> None:
+    spec = load_spec("qwen3-moe.yaml")
+    base = candidate_from_params(
+        spec,
+        {
+            "engine": "vllm",
+            "model_variant": "bf16",
+            **{k: v for k, v in _baseline(spec).items() if k.startswith("vllm.")},
+        },
+    )
+    best_settings = {**base.settings_dict(), "tensor-parallel-size": 4, "data-parallel-size": 2}
+    best = base.make(
+        "vllm", base.engine_version, base.model, spec.model.variants["fp8"], "fp8", best_settings
+    )
+    steps = dict(ablation_steps(spec, base, best))
+    assert set(steps) == {
+        "checkpoint fp8 -> bf16",
+        "tensor-parallel-size 4 -> 8",
+        "data-parallel-size 2 -> default",
+    }
+    tp8 = steps["tensor-parallel-size 4 -> 8"].settings_dict()
+    assert tp8["tensor-parallel-size"] == 8 and "data-parallel-size" not in tp8
+    assert steps["checkpoint fp8 -> bf16"].weight_dtype == "bf16"
+
+
+def _baseline(spec: object) -> dict[str, object]:
+    from optimizer.space import baseline_params
+
+    return dict(baseline_params(spec))  # type: ignore[arg-type]
+
+
+def test_interval_and_domination() -> None:
+    iv = interval([10.0, 12.0, 14.0])
+    assert iv.mean == pytest.approx(12.0)
+    assert iv.half_width == pytest.approx(4.303 * 2.0 / 3**0.5, rel=1e-3)
+    assert iv.contains(15.0) and not iv.contains(17.0)
+    assert dominated((10.0, 5.0), [(11.0, 5.0)])
+    assert not dominated((10.0, 5.0), [(11.0, 6.0), (10.0, 5.0)])
+
+
+@pytest.mark.slow
+def test_validate_command_with_the_local_runner_on_the_emulator(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study, space = study_in(tmp_path_factory, "validate-local", n_trials=6, num_prompts=60)
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    argv = [str(space), "--storage", url, "--runner", "local", "--emulator", "20"]
+    argv += ["--repeats", "2", "--top", "1", "--concurrency", "16", "--no-workloads"]
+    assert main(argv) == 0
+    ms, info = load_measurements(url, study.study_name)
+    assert info["runner"] == "local (emulator, x20)"
+    repeats = [m for m in ms if m.kind == "repeat" and m.subject == "baseline"]
+    assert len(repeats) == 2 and all(m.ok for m in repeats)
+    assert {m.kind for m in ms} == {"repeat", "ablation", "sweep", "workload"}
+    report = Path(url.removeprefix("sqlite:///")).parent / study.study_name / "report.md"
+    assert "Runner `local (emulator, x20)`" in report.read_text()
