@@ -11,7 +11,8 @@ under load is classified from its log with phase ``load``; a benchmark that does
 time is ``load:timeout``. The process group is always torn down and the port verified free.
 The runner never raises for engine faults; only infrastructure faults (teardown failed) give
 ``infra_error``. `EmulatorLaunch` swaps the engine for `python -m runners.sim.serve` with the
-same flags; the emulator's time scale is read back and every time is scaled back.
+same flags; the emulator's time scale is read back, the arrival schedule is sent that much
+faster, and every measured time is scaled back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import re
 import sys
 import time
@@ -80,13 +82,30 @@ def generic_classify(exit_code: int, log_text: str) -> CrashClass:
     return CrashClass.ENGINE_EXITED
 
 
+_PYDANTIC_HEAD = re.compile(r"\d+ validation errors? for \w+\s*$")
+
+
 def error_message(log_text: str, exit_code: int | None) -> str:
-    """The engine's own error line (the last ``...Error: ...`` line), else the log's tail."""
+    """The engine's own error line (the last ``...Error: ...`` line), else the log's tail.
+
+    A pydantic ``ValidationError: 1 validation error for ModelConfig`` line names no cause;
+    the indented lines after it (``Value error, User-specified max_model_len ...``) do, so they
+    are kept with it.
+    """
     lines = [line.rstrip() for line in log_text.splitlines() if line.strip()]
-    for line in reversed(lines):
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
         match = _ERROR_LINE.match(line)
         if match and "Traceback" not in line:
-            return (match.group(1) or match.group(2) or line).strip()[:2000]
+            message = (match.group(1) or match.group(2) or line).strip()
+            if _PYDANTIC_HEAD.search(message):
+                details = [
+                    detail.strip()
+                    for detail in lines[index + 1 : index + 4]
+                    if detail.startswith(" ") and "errors.pydantic.dev" not in detail
+                ]
+                message = " ".join([message, *details])
+            return message[:2000]
     tail = "\n".join(lines[-15:])
     return f"exit code {exit_code}; log tail:\n{tail}"[:2000]
 
@@ -200,7 +219,12 @@ class LocalRunner:
             argv = [sys.executable, "-m", "runners.vllm_entry", *argv[1:]]
         elif argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
-        return dataclasses.replace(spec, argv=tuple(argv))
+        env = spec.env
+        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", "runners.vllm_entry"]):
+            # the child runs from the trial folder: give it this very `runners` package, not
+            # whatever checkout the editable install happens to point at
+            env = (*env, ("PYTHONPATH", _with_package_root(os.environ.get("PYTHONPATH", ""))))
+        return dataclasses.replace(spec, argv=tuple(argv), env=env)
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         started = time.perf_counter()
@@ -213,7 +237,10 @@ class LocalRunner:
                 launch_spec(candidate, placement, lease.port), candidate, placement
             )
             engine = EngineProcess(spec, trial_dir, trial_dir / "engine.log", self.env)
-            artifacts: list[tuple[str, str]] = [("engine_log", str(engine.log_path))]
+            artifacts: list[tuple[str, str]] = [
+                ("engine_log", str(engine.log_path)),
+                ("launch", str(trial_dir / "launch.json")),
+            ]
             try:
                 engine.start()
                 outcome = self._drive(engine, candidate, workload, placement, trial_dir)
@@ -267,7 +294,7 @@ class LocalRunner:
             num_warmups=self.num_warmups,
             max_concurrency=workload.max_concurrency,
         )
-        result = self._benchmark(config, requests, workload)
+        result = self._benchmark(config, requests, workload, scale)
         exit_code = engine.exit_code()
         if exit_code is not None:
             log = engine.log_text()
@@ -285,8 +312,13 @@ class LocalRunner:
         try:
             metrics = summarize(records, num_gpus=len(placement.gpu_ids))
         except NoMetricValue:
-            first = next((r.error for r in result.results if r.error), "no error text")
-            crash = Crash(CrashClass.INVALID_CONFIG, f"every request failed: {first}", "load")
+            errors = [r.error for r in result.results if r.error]
+            first = errors[0] if errors else "no error text"
+            # every request refused as a bad request (4xx) is the configuration's fault (e.g. a
+            # max-model-len below the workload); 5xx answers and broken streams are the engine's
+            rejected = bool(errors) and all(e.startswith("HTTP 4") for e in errors)
+            crash_class = CrashClass.INVALID_CONFIG if rejected else CrashClass.LOAD_ERROR
+            crash = Crash(crash_class, f"every request failed: {first}", "load")
             return TrialOutcome("crashed", crash=crash, diagnostics=tuple(diagnostics))
         scaled = dataclasses.replace(
             result,
@@ -315,9 +347,14 @@ class LocalRunner:
         )
 
     def _benchmark(
-        self, config: LoadConfig, requests: tuple[BenchRequest, ...], workload: Workload
+        self,
+        config: LoadConfig,
+        requests: tuple[BenchRequest, ...],
+        workload: Workload,
+        scale: float = 1.0,
     ) -> BenchResult | None:
-        times = send_times_s(workload)
+        # an emulator running `scale` x faster than real time must see the arrivals as fast
+        times = [t / scale for t in send_times_s(workload)]
 
         async def main() -> BenchResult | None:
             async with make_client() as client:
@@ -331,7 +368,7 @@ class LocalRunner:
                             workload.request_rate,
                             workload.burstiness,
                         ),
-                        self.bench_timeout_s,
+                        self.bench_timeout_s / min(scale, 1.0),
                     )
                 except TimeoutError:
                     return None
@@ -346,6 +383,13 @@ class LocalRunner:
                 return float(client.get(url).json()["time_scale"])
         except (httpx.HTTPError, KeyError, ValueError):
             return 1.0
+
+
+def _with_package_root(pythonpath: str) -> str:
+    """`pythonpath` with the folder holding this `runners` package first."""
+    root = str(Path(__file__).resolve().parents[1])
+    rest = [entry for entry in pythonpath.split(os.pathsep) if entry and entry != root]
+    return os.pathsep.join([root, *rest])
 
 
 def _vocab_size(candidate: Candidate) -> int:

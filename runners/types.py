@@ -195,6 +195,7 @@ class CrashClass(StrEnum):
     UNSUPPORTED_BACKEND = "invalid:backend"
     START_TIMEOUT = "start:timeout"
     LOAD_TIMEOUT = "load:timeout"
+    LOAD_ERROR = "load:error"  # alive, but every request failed (HTTP 5xx, malformed stream)
     ENGINE_EXITED = "start:exited"
     COMMUNICATION = "comm:nccl"
 

@@ -1,14 +1,17 @@
 """The async load generator: sends `BenchRequest`s to an OpenAI-compatible server and times them.
 
 Second stage of a real benchmark (after `runners.bench.datasets`, before
-`runners.bench.metrics.summarize`): requests are dispatched in order at their send times (all
-at once, Poisson or gamma arrivals), each waits for the client-side concurrency semaphore (closed
+`runners.bench.metrics.summarize`): requests are dispatched in order at their send times (all at
+once, Poisson or gamma arrivals), each waits for the client-side concurrency semaphore (closed
 loop), then streams its completion. Timing follows `vllm bench serve` exactly (ENGINES.md §2.2):
 the clock starts right before the POST (after the semaphore), TTFT is the first SSE chunk that
-has ``choices``, ITLs are the gaps between such chunks, latency ends at the last one, output
-tokens come from the usage chunk. Failures (HTTP status, exceptions, no content chunk) are
-counted, never dropped. Warm-up requests run before the clock starts and are not recorded. The
-HTTP client is passed in (`make_client` builds a suitable one), so tests can use any transport.
+has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
+stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
+last one, output tokens come from the usage chunk. Send times are kept to well under a
+millisecond (the loop's timers alone round up to one). Failures (HTTP status, exceptions, no
+content chunk) are counted, never dropped. Warm-up requests run before the clock starts and are
+not recorded. The HTTP client is passed in (`make_client` builds a suitable one), so tests can
+use any transport.
 """
 
 from __future__ import annotations
@@ -127,29 +130,39 @@ async def send_one(
         async with client.stream("POST", config.base_url + path, json=body) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
-                return RequestResult(
-                    False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), text[:500] or "HTTP error"
-                )
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+                error = f"HTTP {response.status_code}: {text[:500]}"
+                return RequestResult(False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), error)
+            buffer = b""
+            done = False
+            async for piece in response.aiter_bytes():
+                buffer += piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece
+                while not done and (end := buffer.find(b"\n\n")) >= 0:
+                    message = buffer[:end].strip()
+                    buffer = buffer[end + 2 :]
+                    if not message.startswith(b"data:"):
+                        continue  # SSE comments and other fields
+                    data = message[5:].strip()
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("choices"):
+                        now = time.perf_counter()
+                        if chunks == 0:
+                            ttft = now - st
+                        else:
+                            itl.append(now - last)
+                        last = now
+                        chunks += 1
+                    usage = chunk.get("usage")
+                    if usage:
+                        output_len = int(usage.get("completion_tokens") or 0)
+                        prompt_len = int(usage.get("prompt_tokens") or prompt_len)
+                if done:
                     break
-                chunk = json.loads(data)
-                if chunk.get("choices"):
-                    now = time.perf_counter()
-                    if chunks == 0:
-                        ttft = now - st
-                    else:
-                        itl.append(now - last)
-                    last = now
-                    chunks += 1
-                usage = chunk.get("usage")
-                if usage:
-                    output_len = int(usage.get("completion_tokens") or 0)
-                    prompt_len = int(usage.get("prompt_tokens") or prompt_len)
-    except (httpx.HTTPError, json.JSONDecodeError, OSError) as exc:
+    except (httpx.HTTPError, ValueError, TypeError, AttributeError, OSError) as exc:
+        # ValueError covers JSONDecodeError; TypeError and AttributeError are well-formed JSON
+        # of the wrong shape (a list or a string as a chunk, a usage count that is no number)
         return RequestResult(
             False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), f"{type(exc).__name__}: {exc}"
         )
@@ -196,9 +209,11 @@ async def run_benchmark(
     tasks: list[asyncio.Task[RequestResult]] = []
     for index, request in enumerate(requests):
         if send_times_s is not None:
-            delay = origin + send_times_s[index] - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            due = origin + send_times_s[index]
+            # the event loop's timers are rounded up to the millisecond: sleep to about a
+            # millisecond before the send time, then yield until it (sub-ms dispatch)
+            while (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay - 0.001 if delay > 0.0015 else 0)
         tasks.append(asyncio.create_task(limited(request, origin)))
     results = await asyncio.gather(*tasks)
     duration = time.perf_counter() - origin

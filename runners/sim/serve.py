@@ -40,6 +40,7 @@ from runners.engines import get_engine, resolve
 from runners.engines.base import EngineAdapter
 from runners.sim import _replica_count, _sim_rng, _step_model
 from runners.sim.memory import check_memory, plan_memory
+from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica, sglang_max_running
 from runners.sim.workload import RequestSet
 from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
@@ -48,6 +49,11 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 EXIT_START_FAILURE = 1
+MALFORMED = (
+    b'data: {"choices": [{"index": 0, "te\n\n',
+    b'data: ["not", "an", "object"]\n\n',
+    b'data: {"choices": [], "usage": {"completion_tokens": "many"}}\n\n',
+)
 EXIT_USAGE = 2
 
 
@@ -66,6 +72,7 @@ class EmulatorOptions:
     time_scale: float
     startup_s: float
     hang: Literal["none", "start", "load"]
+    fault: Literal["none", "http500", "malformed"] = "none"
 
 
 def engine_parser(adapter: EngineAdapter) -> argparse.ArgumentParser:
@@ -119,6 +126,12 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
     own.add_argument("--time-scale", type=float, default=1.0, help="run this many times faster")
     own.add_argument("--startup-s", type=float, default=1.0, help="emulated start-up time")
     own.add_argument("--hang", choices=["none", "start", "load"], default="none")
+    own.add_argument(
+        "--fault",
+        choices=["none", "http500", "malformed"],
+        default="none",
+        help="answer every generation request with HTTP 500, or stream malformed data",
+    )
     args = list(argv)
     split = args.index("--") if "--" in args else len(args)
     ns = own.parse_args(args[:split])
@@ -154,6 +167,7 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         time_scale=ns.time_scale,
         startup_s=ns.startup_s,
         hang=ns.hang,
+        fault=ns.fault,
     )
 
 
@@ -171,6 +185,9 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
     resolved = resolve(candidate, node_group)
     if isinstance(resolved, Crash):
         return resolved
+    refused = check_config(resolved)  # what the engine refuses at model initialisation
+    if refused is not None:
+        return refused
     crash = check_memory(resolved, plan_memory(resolved), _sim_rng(0))
     if crash is not None and crash.phase == "startup":
         return crash
@@ -326,6 +343,7 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
     from aiohttp import web
 
     created = int(time.time())
+    served = [0]  # requests answered so far, to vary the malformed data
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)
@@ -364,6 +382,10 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
                 "in the completion). Please reduce the length of the messages or completion."
             )
             return web.json_response({"error": {"message": message, "code": 400}}, status=400)
+        if options.fault == "http500":
+            message = "EngineCore encountered an issue. See stack trace (above) for the cause."
+            error = {"object": "error", "message": message, "type": "InternalServerError"}
+            return web.json_response({**error, "code": 500}, status=500)
         if options.hang == "load":
             engine.hung = True
         tokens = engine.submit(prompt_len, output_len)
@@ -382,6 +404,9 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
             )
             chunk = {"id": rid, "object": kind, "created": created, "choices": [choice]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if options.fault == "malformed":  # truncated JSON, or JSON of the wrong shape
+                await response.write(MALFORMED[served[0] % len(MALFORMED)])
+                served[0] += 1
         usage = {
             "prompt_tokens": prompt_len,
             "completion_tokens": output_len,
