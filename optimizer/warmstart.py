@@ -17,6 +17,7 @@ from optuna.storages import BaseStorage
 
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
 from optimizer.spec import StudySpec
+from optimizer.storage import redact
 from runners.errors import ServingOptimizerError
 from runners.types import SettingValue
 
@@ -33,7 +34,8 @@ def load_source(reference: str, storage: BaseStorage) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=url or storage)
     except KeyError:
         raise WarmStartError(
-            f"--warm-start {reference!r}: no study named {name!r} in {url or 'this storage'}"
+            f"--warm-start {redact(reference)!r}: no study named {name!r} in "
+            f"{redact(url) if url else 'this storage'}"
         ) from None
 
 
