@@ -584,27 +584,35 @@ class VllmEngine(_Engine):
         return self._macro_len(k, t_limit)
 
     def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
-        bs = self.page
+        """Admit waiting requests in FCFS order until budget, sequences or blocks run out."""
         while self.waiting and budget > 0 and n_running + len(ids) < self.max_seqs:
-            rid = self.waiting[0]
-            hit_blocks = self._cached_hit_blocks(rid)
-            hit_tok = hit_blocks * bs
-            n = int(self.seq_len[rid]) - hit_tok
-            if not self.config.chunked_prefill and n > budget:
+            before = len(ids)
+            self._admit_one(budget, ids, toks)
+            if len(ids) == before:
                 break
-            n = min(n, budget)
-            need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
-            if need_blocks + hit_blocks > self.free:
-                break
-            self.free -= hit_blocks
-            self._allocate(need_blocks)
-            self.cache_blocks[rid] = 0
-            self.kv_len[rid] = hit_tok
-            self.blocks[rid] = hit_blocks + need_blocks
-            budget -= n
-            self.waiting.popleft()
-            ids.append(rid)
-            toks.append(n)
+            budget -= toks[-1]
+
+    def _admit_one(self, budget: int, ids: list[int], toks: list[int]) -> None:
+        """Admit the head of the queue (prefix-cache hit in whole blocks) if it fits."""
+        bs = self.page
+        rid = self.waiting[0]
+        hit_blocks = self._cached_hit_blocks(rid)
+        hit_tok = hit_blocks * bs
+        n = int(self.seq_len[rid]) - hit_tok
+        if not self.config.chunked_prefill and n > budget:
+            return
+        n = min(n, budget)
+        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+        if need_blocks + hit_blocks > self.free:
+            return
+        self.free -= hit_blocks
+        self._allocate(need_blocks)
+        self.cache_blocks[rid] = 0
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = hit_blocks + need_blocks
+        self.waiting.popleft()
+        ids.append(rid)
+        toks.append(n)
 
 
 class SglangEngine(_Engine):
@@ -809,27 +817,6 @@ class TrtllmEngine(VllmEngine):
                 break
             self.reserved += int(self.reserve[rid])
             budget -= toks[-1]
-
-    def _admit_one(self, budget: int, ids: list[int], toks: list[int]) -> None:
-        bs = self.page
-        rid = self.waiting[0]
-        hit_blocks = self._cached_hit_blocks(rid)
-        hit_tok = hit_blocks * bs
-        n = int(self.seq_len[rid]) - hit_tok
-        if not self.config.chunked_prefill and n > budget:
-            return
-        n = min(n, budget)
-        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
-        if need_blocks + hit_blocks > self.free:
-            return
-        self.free -= hit_blocks
-        self._allocate(need_blocks)
-        self.cache_blocks[rid] = 0
-        self.kv_len[rid] = hit_tok
-        self.blocks[rid] = hit_blocks + need_blocks
-        self.waiting.popleft()
-        ids.append(rid)
-        toks.append(n)
 
     def _finish_done(self, finished: IntArray, d: float) -> None:
         if self.no_evict and finished.size:
