@@ -37,11 +37,12 @@ from runners.errors import ServingOptimizerError
 from runners.pool import Finished, trial_gpus, trial_placement
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 
-# Raylets read these at start: kill every descendant of a dead worker (an engine started in its
-# own session included), not only its direct children.
+# Raylets read this at start: kill a dead worker's children. (Ray's subreaper variant is NOT
+# used: with it, every process of the job loses its children's exit statuses - subprocess
+# reports 0 for a child that exited 2 - which breaks crash classification by exit code. Engines
+# started in their own session are killed by the per-actor sweeper below instead.)
 _CHILD_CLEANUP_ENV = {
     "RAY_kill_child_processes_on_worker_exit": "true",
-    "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "true",
 }
 
 

@@ -78,7 +78,6 @@ def cluster() -> Iterator[None]:
     env = {
         "RAY_AUTH_MODE": "disabled",
         "RAY_kill_child_processes_on_worker_exit": "true",
-        "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "true",
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
@@ -220,3 +219,12 @@ def process_alive(pid: int) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
+    """Ray's subreaper mode would reap our children first (subprocess then reports 0)."""
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "raise SystemExit(3)"], check=False)
+    assert child.returncode == 3
