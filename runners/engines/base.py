@@ -304,6 +304,12 @@ class EngineAdapter(abc.ABC):
         return out
 
 
+def listen_flags(host: str | None, port: int | None) -> list[str]:
+    """``--host``/``--port`` for engines whose CLI binds with them (omitted: engine default)."""
+    flags = ["--host", host] if host else []
+    return flags + (["--port", str(port)] if port is not None else [])
+
+
 def format_value(value: SettingValue) -> str:
     if isinstance(value, float):
         return f"{value:g}"

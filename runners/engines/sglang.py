@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo
+from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo, listen_flags
 from runners.engines.classify import classify as classify_log
 from runners.engines.versions import VersionRange
 from runners.types import (
@@ -424,10 +424,7 @@ class SglangAdapter(EngineAdapter):
         devices: tuple[int, ...],
     ) -> LaunchParts:
         argv = ["python", "-m", "sglang.launch_server", "--model-path", candidate.checkpoint]
-        if host:
-            argv += ["--host", host]
-        if port is not None:
-            argv += ["--port", str(port)]
+        argv += listen_flags(host, port)
         return LaunchParts(argv=(*argv, *self.flags(minimal)), env=tuple(self.env_vars(minimal)))
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 import yaml
 
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo
+from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo, listen_flags
 from runners.engines.classify import classify as classify_log
 from runners.engines.versions import VersionRange
 from runners.types import (
@@ -307,10 +307,7 @@ class TrtllmAdapter(EngineAdapter):
         devices: tuple[int, ...],
     ) -> LaunchParts:
         argv = ["trtllm-serve", candidate.checkpoint]
-        if host:
-            argv += ["--host", host]
-        if port is not None:
-            argv += ["--port", str(port)]
+        argv += listen_flags(host, port)
         argv += self.flags(minimal)
         options = self.options_yaml(minimal)
         files: tuple[tuple[str, str], ...] = ()

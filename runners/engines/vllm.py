@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo
+from runners.engines.base import EngineAdapter, LaunchParts, Parallelism, SettingInfo, listen_flags
 from runners.engines.classify import classify as classify_log
 from runners.engines.versions import VersionRange
 from runners.types import (
@@ -590,10 +590,7 @@ class VllmAdapter(EngineAdapter):
         devices: tuple[int, ...],
     ) -> LaunchParts:
         argv = ["vllm", "serve", candidate.checkpoint]
-        if host:
-            argv += ["--host", host]
-        if port is not None:
-            argv += ["--port", str(port)]
+        argv += listen_flags(host, port)
         return LaunchParts(argv=(*argv, *self.flags(minimal)), env=tuple(self.env_vars(minimal)))
 
 
