@@ -11,6 +11,13 @@ any driver fails it and `RetryHeartbeatStaleTrialCallback` enqueues it again (sa
 so it is re-run, not lost. `trial_slot` makes "count what is finished or running, then ask" atomic
 across drivers (a PostgreSQL advisory lock, or a file lock beside a SQLite file), so
 cooperating drivers stop at exactly the requested total.
+
+SQLite files are switched to write-ahead logging with ``synchronous=NORMAL`` (`_tune_sqlite`):
+a commit then costs one WAL append instead of two fsyncs, which is most of the driver's time per
+trial. Every committed trial survives a killed or crashed driver; only an operating-system crash
+or power loss can roll back the last few commits (those trials are simply run again), and the
+file is never corrupted. WAL needs a local file system (not NFS); use PostgreSQL for a study
+shared across machines.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from runners.errors import ServingOptimizerError
 
@@ -84,7 +91,7 @@ def open_storage(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                storage = RDBStorage(
                     url,
                     heartbeat_interval=heartbeat_s,
                     grace_period=grace_s,
@@ -92,6 +99,9 @@ def open_storage(
                         max_retry=MAX_RETRY
                     ),
                 )
+                if url.startswith("sqlite:"):
+                    _tune_sqlite(storage)
+                return storage
         except Exception as exc:  # sqlalchemy raises many types; the user needs the message
             # Two drivers creating the schema of a new database at once collide on its
             # version table; the loser finds the schema complete a moment later.
@@ -103,6 +113,19 @@ def open_storage(
     if password:
         first_line = first_line.replace(password, "***")
     raise StudyError(f"cannot open storage {redact(url)!r}: {first_line}")
+
+
+def _tune_sqlite(storage: RDBStorage) -> None:
+    """WAL journal (persistent in the file) and NORMAL sync on every connection from now on."""
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections made while creating the schema lack the pragmas
 
 
 def _password(url: str) -> str:

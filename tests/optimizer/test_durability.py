@@ -163,3 +163,27 @@ def test_two_drivers_share_one_study_exactly(tmp_path: Path, postgres_url: str) 
     assert len(ran(trials)) == 14
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_sqlite_studies_use_write_ahead_logging_and_commits_are_visible_at_once(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from optimizer.storage import load_or_create, open_storage
+
+    database = tmp_path / "wal.db"
+    storage = open_storage(f"sqlite:///{database}")
+    study = load_or_create(storage, "wal", optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    study.tell(trial, [1.0, 2.0])
+    with storage.engine.connect() as connection:
+        sync = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert sync == 1  # NORMAL, on the driver's own connections
+    reader = sqlite3.connect(database)  # another process's view, before the driver closes
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        states = reader.execute("SELECT state FROM trials").fetchall()
+    finally:
+        reader.close()
+    assert states == [("COMPLETE",)]

@@ -88,3 +88,31 @@ def test_grid_and_others_prune_nothing_they_did_not_run(spec: StudySpec) -> None
     for trial in study.trials:
         if trial.state == TrialState.PRUNED:
             assert trial.user_attrs["crash_class"]
+
+
+def _conditional_proposals(sampler: optuna.samplers.BaseSampler) -> list[dict[str, object]]:
+    """Ten told trials, then three asked and left in flight (constant liar sees them)."""
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+
+    def sample(trial: optuna.Trial) -> tuple[float, float]:
+        engine = trial.suggest_categorical("engine", ["a", "b"])
+        x = trial.suggest_float(f"x_{engine}", 0.0, 1.0)
+        n = trial.suggest_int("n", 1, 64, log=True)
+        return x * n, (1 - x) + n / 64
+
+    for _ in range(10):
+        trial = study.ask()
+        study.tell(trial, list(sample(trial)))
+    in_flight = [study.ask() for _ in range(3)]
+    for trial in in_flight:
+        sample(trial)
+    return [t.params for t in in_flight]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_tpe_reads_the_study_once_per_sample_and_proposes_what_optuna_tpe_does() -> None:
+    ours = make_sampler("tpe", 7)
+    plain = optuna.samplers.TPESampler(
+        multivariate=True, group=True, constant_liar=True, n_startup_trials=5, seed=7
+    )
+    assert _conditional_proposals(ours) == _conditional_proposals(plain)
