@@ -5,6 +5,10 @@ storage, same attributes written) with a runner that answers instantly, so the r
 what the simulator adds on top of Optuna's own cost. Also reports the Pareto front size and
 whether the best-throughput point beats the engine-defaults baseline trial.
 
+The third row is the command a user types (`python -m optimizer.study --space qwen3-moe.yaml
+--n-trials N` in a fresh folder), imports and end report included; issue 3 asks for < 60 s
+at 200 trials.
+
     python scripts/bench_study.py [--n-trials 50] [--repeats 3]
 """
 
@@ -14,6 +18,8 @@ import argparse
 import contextlib
 import io
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +56,16 @@ def timed_study(runner: Runner, n_trials: int, workdir: Path) -> tuple[float, op
     return elapsed, optuna.load_study(study_name="bench", storage=url)
 
 
+def timed_cli(n_trials: int, workdir: Path) -> float:
+    """The command a user types, end to end: imports, study, final table and report files."""
+    argv = [sys.executable, "-m", "optimizer.study", "--space", "qwen3-moe.yaml"]
+    started = time.perf_counter()
+    subprocess.run(
+        [*argv, "--n-trials", str(n_trials)], cwd=workdir, check=True, stdout=subprocess.DEVNULL
+    )
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=50)
@@ -57,6 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     sim_s: list[float] = []
     bare_s: list[float] = []
+    cli_s: list[float] = []
     fronts: list[int] = []
     beats: list[bool] = []
     for _ in range(args.repeats):
@@ -71,16 +88,24 @@ def main() -> None:
             beats.append(best > baseline.values[0])
         with tempfile.TemporaryDirectory() as tmp:
             bare_s.append(timed_study(InstantRunner(), args.n_trials, Path(tmp))[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            cli_s.append(timed_cli(args.n_trials, Path(tmp)))
     sim_med, bare_med = statistics.median(sim_s), statistics.median(bare_s)
     print(f"qwen3-moe.yaml, {args.n_trials} trials, {args.repeats} repeats (wall seconds)")
     print(f"{'':28}{'median':>10}{'min':>10}{'max':>10}")
-    for label, runs in (("simulator study", sim_s), ("bare loop (instant runner)", bare_s)):
+    rows = (
+        ("simulator study", sim_s),
+        ("bare loop (instant runner)", bare_s),
+        ("CLI end to end", cli_s),
+    )
+    for label, runs in rows:
         median = statistics.median(runs)
         print(f"{label:28}{median:>10.2f}{min(runs):>10.2f}{max(runs):>10.2f}")
     print(f"ratio simulator / bare loop: {sim_med / bare_med:.2f}x")
     per_trial_ms = sim_med / args.n_trials * 1000
     print(f"per trial: {per_trial_ms:.0f} ms (bare {bare_med / args.n_trials * 1000:.0f} ms)")
-    print(f"budget 60 s: {'met' if max(sim_s) < 60 else 'MISSED'} (worst {max(sim_s):.1f} s)")
+    worst = max(cli_s)
+    print(f"CLI budget 60 s: {'met' if worst < 60 else 'MISSED'} (worst {worst:.1f} s)")
     print(f"Pareto points per run: {fronts}; best throughput beats baseline: {beats}")
 
 
