@@ -1,21 +1,30 @@
 """`RayPool`: run trials concurrently on Ray, one placement group and one actor per trial.
 
 Place in the data flow: the driver submits a `Candidate` under its trial number; the pool sizes
-it (`runners.pool.trial_gpus`), picks the node group with the least free GPUs that still fits
-(best fit, so trials of different sizes pack), reserves a STRICT_PACK placement group of one
-bundle ``{"GPU": n, <group resource>: n}`` (all of a trial's GPUs on one node of its group),
-and starts a `TrialWorker` actor in it that runs the wrapped runner (SimRunner or LocalRunner)
-with a `Placement` of exactly the GPU ids Ray gave it, which Ray also sets as the actor's
-CUDA_VISIBLE_DEVICES. The outcome goes back to the driver, which alone writes the study.
-Ray enforces that no GPU is in two placement groups; the pool's own count of free GPUs per
-group decides how many trials to start, and a trial that does not fit waits in the pool's
-queue (one at most: the driver asks for no more until it is placed, so the next trial is
-ready the moment GPUs free up). Actor and placement group are released
-as soon as the trial ends, however it ends; a worker or node lost mid-trial comes back as a
-`Finished` without outcome, for the driver to fail and retry. `ray_cluster` starts an embedded
-local Ray that declares the space file's node groups (or joins an existing cluster), with token
-auth and child-process cleanup set up. Multi-node trials (TP x PP beyond one node) are not
-placed: an instance must fit one node of its group.
+it (`runners.pool.trial_gpus`) and picks, among the alive nodes of the space file's node
+groups, the node with the fewest free GPUs that still fits it (best fit, so trials of different
+sizes pack). It assigns the trial device indices on that node itself, reserves a placement group
+of one bundle ``{"GPU": n, <group resource>: n}`` pinned to that node (Ray's ``ray.io/node-id``
+label), and starts a `TrialWorker` actor in it that runs the wrapped runner (SimRunner or
+LocalRunner) with a `Placement` of exactly those devices, also set as its CUDA_VISIBLE_DEVICES.
+The outcome goes back to the driver, which alone writes the study.
+
+Why the pool, not Ray, picks device ids: Ray 2.60 reserves GPU counts correctly, but on a busy
+node it can report to a new actor GPU ids that a live placement group still holds (seen on a
+two-raylet cluster in about 1 run in 3). Counting stays Ray's job (nothing else Ray schedules can
+take those GPUs), so two trials never share a GPU; node groups are assumed to be the study's own,
+with Ray device ids 0..n-1 (`ray start --num-gpus n` on a node that sees all its GPUs); groups
+sharing one node (the embedded local Ray) get consecutive id ranges on it.
+
+The queue holds up to `lookahead` trials (default: one per node group): the driver prepares that
+many next trials (ask, suggest, pre-flight) while all GPUs are busy, so when a round of trials
+ends every freed node starts its next trial at once, instead of one after another as the driver
+tells the finished ones. Actor and placement group are released as soon as the trial ends,
+however it ends; a worker or node lost mid-trial comes back as a `Finished` without outcome, for
+the driver to fail and retry. `ray_cluster` starts an embedded local Ray that declares the space
+file's node groups (or joins an existing cluster), with token auth and child-process cleanup set
+up. Multi-node trials (TP x PP beyond one node) are not placed: an instance must fit one node of
+its group.
 """
 
 from __future__ import annotations
@@ -62,15 +71,26 @@ class RayNodeGroup:
 
 @dataclass(frozen=True)
 class GroupCapacity:
-    """What the cluster offers a node group: GPUs usable by trials, and the largest node."""
+    """What the cluster offers a node group: GPUs usable by trials on each of its nodes."""
 
     name: str
-    gpus: int
-    nodes: int
-    largest_node_gpus: int
+    node_gpus: tuple[tuple[str, int], ...]  # (Ray node id, usable GPUs), largest first
+
+    @property
+    def gpus(self) -> int:
+        return sum(n for _, n in self.node_gpus)
+
+    @property
+    def nodes(self) -> int:
+        return len(self.node_gpus)
+
+    @property
+    def largest_node_gpus(self) -> int:
+        return max((n for _, n in self.node_gpus), default=0)
 
 
 TRIAL_TAG_ENV = "SERVING_OPTIMIZER_TRIAL_TAG"
+NODE_ID_LABEL = "ray.io/node-id"  # a label every Ray node carries
 
 # Runs detached (own session, not a child of the actor): waits for the actor process to end,
 # however it ends, then SIGKILLs every process still carrying the actor's tag in its environment
@@ -111,7 +131,8 @@ def _start_sweeper() -> None:
     born = stat.read_text().rsplit(")", 1)[1].split()[19]
     env = {k: v for k, v in os.environ.items() if k != TRIAL_TAG_ENV}
     subprocess.run(
-        [sys.executable, "-c", _SWEEPER, tag, str(os.getpid()), born, TRIAL_TAG_ENV],
+        # -I -S: the standard library is all it needs; skipping site saves most of its start
+        [sys.executable, "-I", "-S", "-c", _SWEEPER, tag, str(os.getpid()), born, TRIAL_TAG_ENV],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -135,11 +156,16 @@ class TrialWorker:
         _start_sweeper()
 
     def run(
-        self, candidate: Candidate, workload: Workload, node_group: NodeGroup
+        self,
+        candidate: Candidate,
+        workload: Workload,
+        node_group: NodeGroup,
+        gpu_ids: tuple[int, ...],
     ) -> tuple[TrialOutcome, Placement, str]:
         import ray
 
-        gpu_ids = tuple(int(i) for i in ray.get_gpu_ids())
+        # This process exists for this one trial: what it and its engine see is the pool's pick.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
         placement = trial_placement(node_group, gpu_ids)
         outcome = self.runner.run(candidate, workload, placement)
         return outcome, placement, str(ray.get_runtime_context().get_node_id())
@@ -160,7 +186,8 @@ class _Queued:
 class _Running:
     key: int
     group: RayNodeGroup
-    gpus: int
+    node_id: str
+    gpu_ids: tuple[int, ...]
     actor: Any  # ray.actor.ActorHandle
     placement_group: Any  # ray.util.placement_group.PlacementGroup
     ref: Any  # ray.ObjectRef of TrialWorker.run
@@ -174,6 +201,7 @@ class RayPool:
         groups: Sequence[RayNodeGroup],
         runner: Runner,
         fill_node_group: bool = True,
+        lookahead: int | None = None,
     ) -> None:
         import ray
 
@@ -184,6 +212,7 @@ class RayPool:
         self.groups = tuple(groups)
         self.runner = runner
         self.fill_node_group = fill_node_group
+        self.lookahead = max(1, lookahead if lookahead is not None else len(self.groups))
         nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
         self.capacity = {g.node_group.name: _capacity(g, nodes) for g in self.groups}
         for group in self.groups:
@@ -198,7 +227,15 @@ class RayPool:
                     f"'{{\"{group.resource}\": {group.node_group.gpus_per_node}}}'"
                     f"{_label_flag(group.label)}`"
                 )
-        self._free = {name: cap.gpus for name, cap in self.capacity.items()}
+        # free device ids per (node group, Ray node): the pool's own bookkeeping (see above).
+        # Groups that share a node (the embedded local Ray) get consecutive id ranges on it.
+        self._free: dict[tuple[str, str], set[int]] = {}
+        next_id: dict[str, int] = {}
+        for name, cap in self.capacity.items():
+            for node_id, gpus in cap.node_gpus:
+                base = next_id.get(node_id, 0)
+                self._free[(name, node_id)] = set(range(base, base + gpus))
+                next_id[node_id] = base + gpus
         self._worker = ray.remote(TrialWorker)
         self._queue: deque[_Queued] = deque()
         self._running: dict[int, _Running] = {}
@@ -208,13 +245,13 @@ class RayPool:
         return len(self._queue) + len(self._running)
 
     def gpus_in_use(self) -> int:
-        return sum(r.gpus for r in self._running.values())
+        return sum(len(r.gpu_ids) for r in self._running.values())
 
     def has_room(self) -> bool:
-        """Room for one more trial: none is waiting for GPUs. So the driver prepares the next
-        trial (ask, suggest, pre-flight) while all GPUs are busy, and it starts the moment a
-        trial ends, instead of after the driver has told that one and asked for another."""
-        return not self._queue
+        """Room for one more trial: fewer than `lookahead` are waiting for GPUs. So the driver
+        prepares the next trials (ask, suggest, pre-flight) while all GPUs are busy, and they
+        start the moment trials end, not after the driver has told those and asked again."""
+        return len(self._queue) < self.lookahead
 
     def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
         gpus = trial_gpus(candidate, self.groups[0].node_group, self.fill_node_group)
@@ -258,7 +295,7 @@ class RayPool:
 
     def placements(self) -> dict[int, tuple[str, int]]:
         """Trials holding a placement group now: key -> (node group, GPUs)."""
-        return {k: (r.group.node_group.name, r.gpus) for k, r in self._running.items()}
+        return {k: (r.group.node_group.name, len(r.gpu_ids)) for k, r in self._running.items()}
 
     def worker_pids(self) -> dict[int, int]:
         """Process id of each running trial's actor (tests use it to kill one)."""
@@ -267,26 +304,49 @@ class RayPool:
         return {k: int(ray.get(r.actor.pid.remote())) for k, r in self._running.items()}
 
     def _place_queued(self) -> None:
+        """Start queued trials in order while the head fits somewhere (no overtaking, so a
+        large trial is not starved by small ones)."""
         while self._queue:
             head = self._queue[0]
-            fitting = [g for g in self.groups if self._free[g.node_group.name] >= head.gpus]
+            fitting = [
+                (len(free), group_index, node_id)
+                for group_index, group in enumerate(self.groups)
+                for (name, node_id), free in self._free.items()
+                if name == group.node_group.name and len(free) >= head.gpus
+            ]
             if not fitting:
                 return
-            group = min(fitting, key=lambda g: self._free[g.node_group.name])
+            _, group_index, node_id = min(fitting)
             self._queue.popleft()
-            self._start(head, group)
+            self._start(head, self.groups[group_index], node_id)
 
-    def _start(self, queued: _Queued, group: RayNodeGroup) -> None:
+    def _take_devices(self, group: RayNodeGroup, node_id: str, count: int) -> tuple[int, ...]:
+        """`count` free ids on the node, a contiguous run when there is one (NVLink islands)."""
+        free = self._free[(group.node_group.name, node_id)]
+        ordered = sorted(free)
+        runs = [
+            ordered[i : i + count]
+            for i in range(len(ordered) - count + 1)
+            if ordered[i + count - 1] - ordered[i] == count - 1
+        ]
+        chosen = tuple(runs[0] if runs else ordered[:count])
+        free.difference_update(chosen)
+        return chosen
+
+    def _start(self, queued: _Queued, group: RayNodeGroup, node_id: str) -> None:
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        gpu_ids = self._take_devices(group, node_id, queued.gpus)
         bundle = {"GPU": float(queued.gpus), group.resource: float(queued.gpus)}
-        selector = [{group.label[0]: group.label[1]}] if group.label else None
+        selector = {NODE_ID_LABEL: node_id}
+        if group.label:
+            selector[group.label[0]] = group.label[1]
         pg = placement_group(
             [bundle],
             strategy="STRICT_PACK",
             name=f"trial-{queued.key}",
-            bundle_label_selector=selector,
+            bundle_label_selector=[selector],
         )
         actor: Any = self._worker.options(
             num_cpus=0,
@@ -297,9 +357,8 @@ class RayPool:
                 pg, placement_group_bundle_index=0
             ),
         ).remote(self.runner)
-        ref = actor.run.remote(queued.candidate, queued.workload, group.node_group)
-        self._free[group.node_group.name] -= queued.gpus
-        self._running[queued.key] = _Running(queued.key, group, queued.gpus, actor, pg, ref)
+        ref = actor.run.remote(queued.candidate, queued.workload, group.node_group, gpu_ids)
+        self._running[queued.key] = _Running(queued.key, group, node_id, gpu_ids, actor, pg, ref)
 
     def _release(self, running: _Running) -> None:
         import ray
@@ -311,12 +370,12 @@ class RayPool:
             ray.kill(running.actor, no_restart=True)
         with contextlib.suppress(Exception):
             remove_placement_group(running.placement_group)
-        self._free[running.group.node_group.name] += running.gpus
+        self._free[(running.group.node_group.name, running.node_id)].update(running.gpu_ids)
 
 
 def _capacity(group: RayNodeGroup, nodes: list[dict[str, Any]]) -> GroupCapacity:
     """GPUs of `group` on alive nodes: per node min(GPU, resource), capped by the space file."""
-    per_node: list[int] = []
+    per_node: list[tuple[str, int]] = []
     for node in nodes:
         if not node.get("Alive", False):
             continue
@@ -326,13 +385,10 @@ def _capacity(group: RayNodeGroup, nodes: list[dict[str, Any]]) -> GroupCapacity
             continue
         usable = int(min(resources.get("GPU", 0.0), resources.get(group.resource, 0.0)))
         if usable > 0:
-            per_node.append(usable)
-    per_node.sort(reverse=True)
-    per_node = per_node[: group.node_group.nodes]
-    per_node = [min(n, group.node_group.gpus_per_node) for n in per_node]
-    return GroupCapacity(
-        group.node_group.name, sum(per_node), len(per_node), max(per_node, default=0)
-    )
+            per_node.append((str(node["NodeID"]), usable))
+    per_node.sort(key=lambda item: (-item[1], item[0]))
+    capped = [(node_id, min(n, group.node_group.gpus_per_node)) for node_id, n in per_node]
+    return GroupCapacity(group.node_group.name, tuple(capped[: group.node_group.nodes]))
 
 
 def _fault_text(exc: BaseException) -> str:

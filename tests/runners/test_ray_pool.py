@@ -117,12 +117,6 @@ def wait_all_gpus_free(total: float) -> float:
     return free
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, issue 7 open: on a two-raylet test cluster Ray sometimes reports to a "
-    "new actor the GPU ids of a placement group that is still being removed (seen 2 in 5 runs); "
-    "the count of GPUs in use stays within capacity",
-)
 def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) -> None:
     pool = RayPool([GROUP_A, GROUP_B], SleepRunner(1.5), fill_node_group=False)
     assert {name: cap.gpus for name, cap in pool.capacity.items()} == {"a": 8, "b": 8}
@@ -153,11 +147,16 @@ def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) 
     assert any(len(sizes_in(s, group)) >= 2 for s in snapshots for group in ("a", "b")), (
         "trials of different sizes shared a node group"
     )
+    nodes_of_group: dict[str, set[str]] = {"a": set(), "b": set()}
     for key, done in results.items():
         assert done.outcome is not None and done.placement is not None
         assert len(done.placement.gpu_ids) == sizes[key]
+        nodes_of_group[done.placement.node_group.name].add(done.node)
         visible = dict(done.outcome.artifacts)["cuda_visible_devices"]
         assert visible == ",".join(str(i) for i in done.placement.gpu_ids)
+    # each group's trials ran on its own raylet: the pinned node is where the ids were counted
+    assert len(nodes_of_group["a"]) == len(nodes_of_group["b"]) == 1
+    assert nodes_of_group["a"] != nodes_of_group["b"]
     for snapshot in snapshots:  # trials holding placement groups at the same time
         seen: set[tuple[str, int]] = set()
         for key in snapshot:
