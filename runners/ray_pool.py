@@ -11,10 +11,12 @@ The outcome goes back to the driver, which alone writes the study.
 
 Why the pool, not Ray, picks device ids: Ray 2.60 reserves GPU counts correctly, but on a busy
 node it can report to a new actor GPU ids that a live placement group still holds (seen on a
-two-raylet cluster in about 1 run in 3). Counting stays Ray's job (nothing else Ray schedules can
-take those GPUs), so two trials never share a GPU; node groups are assumed to be the study's own,
-with Ray device ids 0..n-1 (`ray start --num-gpus n` on a node that sees all its GPUs); groups
-sharing one node (the embedded local Ray) get consecutive id ranges on it.
+two-raylet cluster in 5 runs of 6). Ray still does the counting (nothing else Ray schedules can
+take those GPUs); the ids come from `DeviceLedger`, one named actor per Ray cluster that every
+driver of every study shares, so two trials never get the same device even when several drivers
+share the node groups. A driver that dies leaves entries behind; they are dropped once their
+placement group is gone. Ray device ids are assumed to be 0..n-1 on each node (`ray start
+--num-gpus n` on a node that sees all its GPUs).
 
 The queue holds up to `lookahead` trials (default: one per node group): the driver prepares that
 many next trials (ask, suggest, pre-flight) while all GPUs are busy, so when a round of trials
@@ -35,6 +37,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -174,6 +177,56 @@ class TrialWorker:
         return os.getpid()
 
 
+LEDGER_NAME = "serving-optimizer-device-ledger"
+LEDGER_NAMESPACE = "serving-optimizer"
+
+
+class DeviceLedger:
+    """Which device ids of which node are held, and by which placement group (hex id).
+
+    One named, detached actor per Ray cluster: every RayPool (every driver) allocates through
+    it, so ids are never handed out twice. Entries whose placement group no longer exists (a
+    driver that died without releasing) are dropped when a node runs short.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[str, dict[int, str]] = {}  # node id -> device id -> owner
+
+    def allocate(self, node_id: str, node_gpus: int, count: int, owner: str) -> list[int] | None:
+        held = self.held.setdefault(node_id, {})
+        if node_gpus - len(held) < count:
+            self._drop_orphans()
+        free = [i for i in range(node_gpus) if i not in held]
+        if len(free) < count:
+            return None
+        runs = [
+            free[i : i + count]
+            for i in range(len(free) - count + 1)
+            if free[i + count - 1] - free[i] == count - 1
+        ]
+        chosen = runs[0] if runs else free[:count]  # contiguous when possible (NVLink islands)
+        for device in chosen:
+            held[device] = owner
+        return chosen
+
+    def release(self, owner: str) -> None:
+        for held in self.held.values():
+            for device in [d for d, o in held.items() if o == owner]:
+                del held[device]
+
+    def _drop_orphans(self) -> None:
+        from ray.util.placement_group import placement_group_table
+
+        alive = {
+            pg_id
+            for pg_id, info in placement_group_table().items()
+            if info.get("state") != "REMOVED"
+        }
+        for held in self.held.values():
+            for device in [d for d, o in held.items() if o not in alive]:
+                del held[device]
+
+
 @dataclass(frozen=True)
 class _Queued:
     key: int
@@ -227,15 +280,26 @@ class RayPool:
                     f"'{{\"{group.resource}\": {group.node_group.gpus_per_node}}}'"
                     f"{_label_flag(group.label)}`"
                 )
-        # free device ids per (node group, Ray node): the pool's own bookkeeping (see above).
-        # Groups that share a node (the embedded local Ray) get consecutive id ranges on it.
-        self._free: dict[tuple[str, str], set[int]] = {}
-        next_id: dict[str, int] = {}
-        for name, cap in self.capacity.items():
-            for node_id, gpus in cap.node_gpus:
-                base = next_id.get(node_id, 0)
-                self._free[(name, node_id)] = set(range(base, base + gpus))
-                next_id[node_id] = base + gpus
+        # free GPUs per (node group, Ray node) for this pool; device ids come from the ledger
+        self._free: dict[tuple[str, str], int] = {
+            (name, node_id): gpus
+            for name, cap in self.capacity.items()
+            for node_id, gpus in cap.node_gpus
+        }
+        self._node_gpus = {
+            str(n["NodeID"]): int(n.get("Resources", {}).get("GPU", 0)) for n in nodes
+        }
+        self._ledger: Any = (
+            ray.remote(DeviceLedger)
+            .options(
+                name=LEDGER_NAME,
+                namespace=LEDGER_NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=0,
+            )
+            .remote()
+        )
         self._worker = ray.remote(TrialWorker)
         self._queue: deque[_Queued] = deque()
         self._running: dict[int, _Running] = {}
@@ -262,6 +326,9 @@ class RayPool:
         import ray
 
         if not self._running:
+            if self._queue:  # devices held by other drivers: look again after a pause
+                time.sleep(min(timeout_s, 0.5))
+                self._place_queued()
             return []
         by_ref = {r.ref: r for r in self._running.values()}
         refs = list(by_ref)
@@ -305,39 +372,28 @@ class RayPool:
 
     def _place_queued(self) -> None:
         """Start queued trials in order while the head fits somewhere (no overtaking, so a
-        large trial is not starved by small ones)."""
+        large trial is not starved by small ones). Best fit: the node with the fewest free
+        GPUs that still holds it."""
         while self._queue:
             head = self._queue[0]
-            fitting = [
-                (len(free), group_index, node_id)
+            fitting = sorted(
+                (free, group_index, node_id)
                 for group_index, group in enumerate(self.groups)
                 for (name, node_id), free in self._free.items()
-                if name == group.node_group.name and len(free) >= head.gpus
-            ]
-            if not fitting:
-                return
-            _, group_index, node_id = min(fitting)
-            self._queue.popleft()
-            self._start(head, self.groups[group_index], node_id)
+                if name == group.node_group.name and free >= head.gpus
+            )
+            for _, group_index, node_id in fitting:
+                if self._start(head, self.groups[group_index], node_id):
+                    self._queue.popleft()
+                    break
+            else:
+                return  # nothing fits now (or other drivers hold the devices): wait
 
-    def _take_devices(self, group: RayNodeGroup, node_id: str, count: int) -> tuple[int, ...]:
-        """`count` free ids on the node, a contiguous run when there is one (NVLink islands)."""
-        free = self._free[(group.node_group.name, node_id)]
-        ordered = sorted(free)
-        runs = [
-            ordered[i : i + count]
-            for i in range(len(ordered) - count + 1)
-            if ordered[i + count - 1] - ordered[i] == count - 1
-        ]
-        chosen = tuple(runs[0] if runs else ordered[:count])
-        free.difference_update(chosen)
-        return chosen
-
-    def _start(self, queued: _Queued, group: RayNodeGroup, node_id: str) -> None:
-        from ray.util.placement_group import placement_group
+    def _start(self, queued: _Queued, group: RayNodeGroup, node_id: str) -> bool:
+        import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        gpu_ids = self._take_devices(group, node_id, queued.gpus)
         bundle = {"GPU": float(queued.gpus), group.resource: float(queued.gpus)}
         selector = {NODE_ID_LABEL: node_id}
         if group.label:
@@ -348,6 +404,13 @@ class RayPool:
             name=f"trial-{queued.key}",
             bundle_label_selector=[selector],
         )
+        owner = pg.id.hex()
+        node_gpus = self._node_gpus.get(node_id, 0)
+        ids = ray.get(self._ledger.allocate.remote(node_id, node_gpus, queued.gpus, owner))
+        if ids is None:
+            remove_placement_group(pg)
+            return False
+        gpu_ids = tuple(int(i) for i in ids)
         actor: Any = self._worker.options(
             num_cpus=0,
             num_gpus=queued.gpus,
@@ -358,7 +421,9 @@ class RayPool:
             ),
         ).remote(self.runner)
         ref = actor.run.remote(queued.candidate, queued.workload, group.node_group, gpu_ids)
+        self._free[(group.node_group.name, node_id)] -= queued.gpus
         self._running[queued.key] = _Running(queued.key, group, node_id, gpu_ids, actor, pg, ref)
+        return True
 
     def _release(self, running: _Running) -> None:
         import ray
@@ -370,7 +435,9 @@ class RayPool:
             ray.kill(running.actor, no_restart=True)
         with contextlib.suppress(Exception):
             remove_placement_group(running.placement_group)
-        self._free[(running.group.node_group.name, running.node_id)].update(running.gpu_ids)
+        with contextlib.suppress(Exception):
+            self._ledger.release.remote(running.placement_group.id.hex())
+        self._free[(running.group.node_group.name, running.node_id)] += len(running.gpu_ids)
 
 
 def _capacity(group: RayNodeGroup, nodes: list[dict[str, Any]]) -> GroupCapacity:

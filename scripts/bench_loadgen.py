@@ -741,6 +741,7 @@ def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> 
                         f"  run {repeat + 1} {tool:>4}: {float(doc['output_throughput']):8.1f} "  # type: ignore[arg-type]
                         f"out tok/s  mean TTFT {float(doc['mean_ttft_ms']):8.1f} ms  mean TPOT "  # type: ignore[arg-type]
                         f"{float(doc['mean_tpot_ms']):7.2f} ms  completed {doc['completed']}  "  # type: ignore[arg-type]
+                        f"input tokens {doc['total_input_tokens']}  "
                         f"output tokens {doc['total_output_tokens']}",
                         flush=True,
                     )

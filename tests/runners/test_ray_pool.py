@@ -227,3 +227,28 @@ def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
 
     child = subprocess.run([sys.executable, "-c", "raise SystemExit(3)"], check=False)
     assert child.returncode == 3
+
+
+def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) -> None:
+    """Two pools (as two drivers would hold) on one group: the shared ledger keeps their
+    device ids apart, and ids of an owner whose placement group is gone are reused."""
+    from runners.ray_pool import LEDGER_NAME, LEDGER_NAMESPACE
+
+    first = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
+    second = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
+    ledger = ray.get_actor(LEDGER_NAME, namespace=LEDGER_NAMESPACE)
+    node = next(iter(first.capacity["a"].node_gpus))[0]
+    # a driver that died holding two devices: its "placement group" never existed
+    assert ray.get(ledger.allocate.remote(node, 8, 2, "0" * 36)) == [0, 1]
+    workload = Workload("w", "random", 1)
+    try:
+        first.submit(0, tp(4), workload)
+        second.submit(1, tp(4), workload)
+        results = first.wait(30.0) + second.wait(30.0)
+    finally:
+        first.release_all()
+        second.release_all()
+    assert len(results) == 2
+    ids = [set(done.placement.gpu_ids) for done in results if done.placement is not None]
+    assert len(ids) == 2 and not ids[0] & ids[1]
+    assert ids[0] | ids[1] == set(range(8)), "the dead owner's devices were reclaimed"
