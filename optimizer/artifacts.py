@@ -30,10 +30,10 @@ from optuna.storages import BaseStorage, RDBStorage
 from optimizer.objectives import constraint_values
 from optimizer.spec import StudySpec
 from optimizer.storage import STUDIES_DIR
+from runners.bench.results import aggregate_fields
 from runners.engines import resolve
 from runners.types import (
     Candidate,
-    LatencyMetric,
     Metrics,
     NodeGroup,
     ServingConfig,
@@ -186,23 +186,8 @@ def bench_document(
         "num_prompts": metrics.completed + metrics.failed,
         "request_rate": "inf" if math.isinf(request_rate) else request_rate,
         "max_concurrency": max_concurrency,
-        "duration": metrics.duration_s,
-        "completed": metrics.completed,
-        "failed": metrics.failed,
-        "total_input_tokens": metrics.total_input_tokens,
-        "total_output_tokens": metrics.total_output_tokens,
-        "request_throughput": metrics.request_throughput_req_s,
-        "output_throughput": metrics.output_throughput_tok_s,
-        "total_token_throughput": metrics.total_token_throughput_tok_s,
+        **aggregate_fields(metrics),
     }
-    names: tuple[LatencyMetric, ...] = ("ttft", "tpot", "itl", "e2el")
-    for name in names:
-        dist = metrics.latency(name)
-        doc[f"mean_{name}_ms"] = dist.mean
-        doc[f"median_{name}_ms"] = dist.median
-        doc[f"std_{name}_ms"] = dist.std
-        for p in (50, 90, 95, 99):
-            doc[f"p{p}_{name}_ms"] = dist.percentile(p)
     return doc
 
 

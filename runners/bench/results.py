@@ -22,14 +22,37 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from runners.bench.loadgen import BenchResult
 from runners.bench.metrics import peak_output_rate, request_goodput
 from runners.errors import ServingOptimizerError
-from runners.types import Distribution, Metrics
+from runners.types import Distribution, LatencyMetric, Metrics
 
 PERCENTILES = (50, 90, 95, 99)
-METRICS = ("ttft", "tpot", "itl", "e2el")
+METRICS: tuple[LatencyMetric, ...] = ("ttft", "tpot", "itl", "e2el")
 
 
 class ResultFileError(ServingOptimizerError):
     """A benchmark result file is missing, unreadable, or lacks a needed key."""
+
+
+def aggregate_fields(metrics: Metrics) -> dict[str, object]:
+    """The aggregate keys of a `vllm bench serve` result: counts, throughputs, and mean,
+    median, std and percentiles of each latency metric in ms (no per-request arrays)."""
+    fields: dict[str, object] = {
+        "duration": metrics.duration_s,
+        "completed": metrics.completed,
+        "failed": metrics.failed,
+        "total_input_tokens": metrics.total_input_tokens,
+        "total_output_tokens": metrics.total_output_tokens,
+        "request_throughput": metrics.request_throughput_req_s,
+        "output_throughput": metrics.output_throughput_tok_s,
+        "total_token_throughput": metrics.total_token_throughput_tok_s,
+    }
+    for name in METRICS:
+        dist = metrics.latency(name)
+        fields[f"mean_{name}_ms"] = dist.mean
+        fields[f"median_{name}_ms"] = dist.median
+        fields[f"std_{name}_ms"] = dist.std
+        for p in PERCENTILES:
+            fields[f"p{p}_{name}_ms"] = dist.percentile(p)
+    return fields
 
 
 def to_vllm_json(
@@ -60,28 +83,14 @@ def to_vllm_json(
         "request_rate": rate,
         "burstiness": result.burstiness,
         "max_concurrency": result.max_concurrency,
-        "duration": metrics.duration_s,
-        "completed": metrics.completed,
-        "failed": metrics.failed,
-        "total_input_tokens": metrics.total_input_tokens,
-        "total_output_tokens": metrics.total_output_tokens,
-        "request_throughput": metrics.request_throughput_req_s,
+        **aggregate_fields(metrics),
         "request_goodput": (
             request_goodput(records, goodput_slo_ms) if goodput_slo_ms is not None else None
         ),
-        "output_throughput": metrics.output_throughput_tok_s,
-        "total_token_throughput": metrics.total_token_throughput_tok_s,
         "max_output_tokens_per_s": peak_tokens,
         "max_concurrent_requests": peak_requests,
         "latencies": [r.latency_s for r in result.results],
     }
-    for name in METRICS:
-        dist = metrics.latency(name)  # type: ignore[arg-type]
-        doc[f"mean_{name}_ms"] = dist.mean
-        doc[f"median_{name}_ms"] = dist.median
-        doc[f"std_{name}_ms"] = dist.std
-        for p in PERCENTILES:
-            doc[f"p{p}_{name}_ms"] = dist.percentile(p)
     doc["input_lens"] = [r.prompt_len for r in result.results]
     doc["output_lens"] = [r.output_len for r in result.results]
     doc["start_times"] = [r.start_s for r in result.results]
