@@ -137,6 +137,10 @@ class _Engine:
         self.next_client = 0
         for _ in range(min(self.slots, len(self.roots))):
             self._client_send(0.0)
+        self._configure(config, kv_tokens)
+
+    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
+        """A policy's own settings, read once the shared state exists (subclasses extend it)."""
 
     # --- client and frontend ---------------------------------------------------------------
     def _client_send(self, free_at_s: float) -> None:
@@ -511,16 +515,8 @@ class _Engine:
 class VllmEngine(_Engine):
     """vLLM V1 `Scheduler.schedule` semantics (SIMULATOR.md §6)."""
 
-    def __init__(
-        self,
-        config: ServingConfig,
-        requests: RequestSet,
-        kv_tokens: int,
-        model: StepModel,
-        noise: Noise | None = None,
-        noise_rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
+        super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens * self.dp
         self.max_seqs = max(1, config.max_num_seqs) * self.dp
 
@@ -618,16 +614,8 @@ class VllmEngine(_Engine):
 class SglangEngine(_Engine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
-    def __init__(
-        self,
-        config: ServingConfig,
-        requests: RequestSet,
-        kv_tokens: int,
-        model: StepModel,
-        noise: Noise | None = None,
-        noise_rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
+        super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens
         self.max_prefill_batch = config.max_prefill_batch
         if config.max_prefill_tokens > 0:
@@ -787,16 +775,8 @@ class TrtllmEngine(VllmEngine):
     one step's token budget; longer prompts are rejected.
     """
 
-    def __init__(
-        self,
-        config: ServingConfig,
-        requests: RequestSet,
-        kv_tokens: int,
-        model: StepModel,
-        noise: Noise | None = None,
-        noise_rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
+        super()._configure(config, kv_tokens)
         self.no_evict = config.capacity_policy == "guaranteed_no_evict"
         self.reserve = _ceil_div(self.prompt + self.out, self.page)
         self.reserved = 0
@@ -831,16 +811,8 @@ class MindieEngine(SglangEngine):
     demand with no new-token reservation; when they run out, the newest request is recomputed
     later."""
 
-    def __init__(
-        self,
-        config: ServingConfig,
-        requests: RequestSet,
-        kv_tokens: int,
-        model: StepModel,
-        noise: Noise | None = None,
-        noise_rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(config, requests, kv_tokens, model, noise, noise_rng)
+    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
+        super()._configure(config, kv_tokens)
         self.init_ratio = self.min_ratio = self.ratio = 0.0
         self.decay = 0.0
         self.max_running_req = max(1, config.max_num_seqs)
