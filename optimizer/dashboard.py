@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import optuna
 
 from optimizer.artifacts import NoteFacts, artifact_store, note_body, note_keys, write_note
-from optimizer.validate import StudyRef, locate, open_study
+from optimizer.validate import StudyRef, add_study_arguments, locate, open_study
 from runners.errors import ServingOptimizerError
 
 DEFAULT_PORT = 8080
@@ -66,9 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Browse a study in optuna-dashboard with its trial notes and artifacts.",
         epilog="Example: python -m optimizer.dashboard qwen3-moe",
     )
-    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
-    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
-    parser.add_argument("--study-name", help="study name when it differs from the space's")
+    add_study_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="default %(default)s (loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
     ns = parser.parse_args(argv)

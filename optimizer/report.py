@@ -33,6 +33,7 @@ from optimizer.spec import StudySpec
 from optimizer.validate import (
     KINDS,
     Measurement,
+    add_study_arguments,
     dominated,
     interval,
     load_measurements,
@@ -581,6 +582,21 @@ def _pair_change(base: Measurement | None, opt: Measurement | None, which: int) 
     return percent_change(o, b)
 
 
+def _pair_table(
+    first: str,
+    ms: Sequence[Measurement],
+    labels: Sequence[str],
+    best_subject: str,
+    tput: str,
+    lat: str,
+) -> Table:
+    """Baseline against the optimized configuration, one row per label, both objectives."""
+    header = [first]
+    for objective in (tput, lat):
+        header += [f"baseline {objective}", f"optimized {objective}", "change"]
+    return Table(tuple(header), _pair_rows(ms, labels, best_subject), (1, 2, 3, 4, 5, 6))
+
+
 def _pair_rows(
     ms: Sequence[Measurement], labels: Sequence[str], best_subject: str
 ) -> tuple[tuple[str, ...], ...]:
@@ -694,21 +710,7 @@ def validation_blocks(
         best = next((m.subject for m in sweep if m.subject != "baseline"), "")
         levels = sorted({m.label for m in sweep}, key=int)
         blocks.append(Heading(f"Concurrency sweep: baseline vs optimized ({best})", 3))
-        blocks.append(
-            Table(
-                (
-                    "max concurrency",
-                    f"baseline {tput}",
-                    f"optimized {tput}",
-                    "change",
-                    f"baseline {lat}",
-                    f"optimized {lat}",
-                    "change",
-                ),
-                _pair_rows(sweep, levels, best),
-                (1, 2, 3, 4, 5, 6),
-            )
-        )
+        blocks.append(_pair_table("max concurrency", sweep, levels, best, tput, lat))
     loads = by_kind["workload"]
     if loads:
         best = next((m.subject for m in loads if m.subject != "baseline"), "")
@@ -720,21 +722,7 @@ def validation_blocks(
                 "elsewhere (for example a short max-model-len fails long prompts)."
             )
         )
-        blocks.append(
-            Table(
-                (
-                    "workload",
-                    f"baseline {tput}",
-                    f"optimized {tput}",
-                    "change",
-                    f"baseline {lat}",
-                    f"optimized {lat}",
-                    "change",
-                ),
-                _pair_rows(loads, names, best),
-                (1, 2, 3, 4, 5, 6),
-            )
-        )
+        blocks.append(_pair_table("workload", loads, names, best, tput, lat))
     return blocks
 
 
@@ -946,9 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write report.md, report.html and pareto.png of a finished study.",
         epilog="Example: python -m optimizer.report qwen3-moe",
     )
-    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
-    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
-    parser.add_argument("--study-name", help="study name when it differs from the space's")
+    add_study_arguments(parser)
     parser.add_argument("--out", type=Path, help="directory (default: studies/<name>/)")
     ns = parser.parse_args(argv)
     try:

@@ -95,6 +95,13 @@ class StudyRef:
         return study_dir(self.name, self.url)
 
 
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every command on a stored study takes; `locate` resolves them."""
+    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
+    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
+    parser.add_argument("--study-name", help="study name when it differs from the space's")
+
+
 def locate(target: str, storage: str | None = None, study_name: str | None = None) -> StudyRef:
     """`target` is a space file (path or shipped name) or a study name under studies/."""
     space: Path | None
@@ -491,9 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "configuration, a concurrency sweep and other workloads; then rewrite its report.",
         epilog="Example: python -m optimizer.validate qwen3-moe",
     )
-    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
-    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
-    parser.add_argument("--study-name", help="study name when it differs from the space's")
+    add_study_arguments(parser)
     parser.add_argument("--runner", choices=["sim", "local"], default="sim")
     parser.add_argument("--repeats", type=int, help="default: the space file's validation")
     parser.add_argument("--top", type=int, help="Pareto points to repeat (default: the file's)")
