@@ -723,9 +723,13 @@ def capacity(args: argparse.Namespace, workdir: Path, tokenizer: Path) -> dict[s
 
 
 def best(levels: list[Level], over_floor: bool) -> Level | None:
-    """The highest level sustained (every level up to it passed, since the sweep stops)."""
-    passing = [lv for lv in levels if (lv.ok_over_floor if over_floor else lv.ok)]
-    return max(passing, key=lambda lv: lv.achieved) if passing else None
+    """The highest level sustained: it and every lower level passed."""
+    sustained = None
+    for level in sorted(levels, key=lambda lv: lv.offered):
+        if not (level.ok_over_floor if over_floor else level.ok):
+            break
+        sustained = level
+    return sustained
 
 
 def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> bool:
@@ -813,7 +817,7 @@ def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="10,25,50,100,200,400,800,1600")
+    parser.add_argument("--rates", default="10,25,50,100,200,400,560,800,1600")
     parser.add_argument("--seconds", type=float, default=4.0, help="offered load per level")
     parser.add_argument("--min-requests", type=int, default=200)
     parser.add_argument("--ttft-ms", type=float, default=20.0)
