@@ -109,6 +109,8 @@ def _uses(target: Target, key: str) -> bool:
     parts = key.split(".")
     if parts[0] == "engine" and parts[-1] == "mxfp4":
         return config.engine == parts[1] and config.model.expert_weight_bits > 0
+    if parts[0] == "engine" and parts[-1] == "fp8":
+        return config.engine == parts[1] and config.weight_dtype == "fp8"
     if parts[0] == "engine":
         return config.engine == parts[1]
     if key == "ep_imbalance":
@@ -270,9 +272,9 @@ def fit(
         if engine == "vllm":
             continue
         rows = [t for t in targets if t.engine == engine]
-        # MXFP4 first: it touches only the gpt-oss rows, whose kernels would otherwise drag
-        # the engine-wide factor.
-        keys = [f"engine.{engine}.mxfp4", f"engine.{engine}.kernel"]
+        # MXFP4 and FP8 first: they touch only the gpt-oss rows and the FP8 checkpoints, whose
+        # kernels would otherwise drag the engine-wide factor.
+        keys = [f"engine.{engine}.{k}" for k in ("mxfp4", "fp8", "kernel")]
         calib = fit_stage(rows, keys, KERNEL, calib, log)
     return calib, note
 

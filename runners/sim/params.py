@@ -143,6 +143,11 @@ class EngineCosts:
     # ships its own MXFP4 MoE kernel (vLLM Marlin/triton_kernels, SGLang triton_kernel,
     # TRT-LLM CUTLASS), whose quality differs far more than the BF16 ones do.
     mxfp4: float = 1.0
+    # Multiplier on FP8 GEMM efficiency (FP8 checkpoints): engines run block-scaled FP8 through
+    # different kernels (vLLM CUTLASS, SGLang sgl-kernel / DeepGEMM / triton w8a8, TRT-LLM its
+    # own), and their gain over BF16 differs (GPUStack Qwen3-14B on H100: SGLang FP8 1.24x
+    # its BF16 throughput). Fitted in stage E where an engine has FP8 rows; vLLM is 1.0.
+    fp8: float = 1.0
     # Extra ingestion CPU per request for each additional GPU worker process of the instance
     # (TP x PP - 1): busy-polling workers share the host with the single-threaded API server.
     # Prior 0.4 ms (GPUStack all-at-once 128/4 runs: ~4-5 ms/request at TP1, ~6 at TP4, ~9 at
@@ -261,6 +266,7 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "c_out_s": (1e-6, 80e-6),
     "kernel": (0.5, 2.0),
     "mxfp4": (0.2, 2.0),
+    "fp8": (0.4, 1.5),
     "runtime_transient_factor": (1.0, 6.0),
     "boundary_delta": (0.01, 0.08),
     "ep_imbalance": (1.0, 1.6),

@@ -48,7 +48,7 @@ def _rates(config: ServingConfig, calib: params.Calibration) -> Rates:
         dense, moe = bf16 * eff.w4a16, bf16 * eff.w4a16
     elif config.weight_dtype == "fp8":
         # FP8 tensor cores where the GPU has them, else W8A16 at the BF16 peak (§4.5).
-        peak = (gpu.fp8_tflops or gpu.bf16_tflops) * 1e12
+        peak = (gpu.fp8_tflops or gpu.bf16_tflops) * 1e12 * calib.engine(config.engine).fp8
         dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
     else:
         dense, moe = bf16 * eff.dense_bf16, bf16 * eff.moe_bf16
