@@ -6,21 +6,15 @@ import contextlib
 import io
 
 import optuna
-import pytest
 from optuna.storages import InMemoryStorage
 
 from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
 from optimizer.feasibility import FeasibilityChecker
 from optimizer.space import baseline_params, candidate_from_params
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec import StudySpec
 from optimizer.study import Options, run_study
 from runners.engines import serve_command
 from runners.sim.runner import SimRunner
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
 
 
 def test_one_feasible_anchor_per_engine_and_checkpoint(spec: StudySpec) -> None:

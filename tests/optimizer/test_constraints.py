@@ -20,11 +20,6 @@ MODEL, BF16, FP8 = (
 )
 
 
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
-
-
 def vllm(settings: dict[str, SettingValue], fp8: bool = False) -> Candidate:
     return Candidate.make(
         "vllm", "0.33.0", MODEL, FP8 if fp8 else BF16, "fp8" if fp8 else "bf16", settings

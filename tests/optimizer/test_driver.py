@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec import StudySpec
 from optimizer.study import Options, run_study
 from runners.types import (
     Candidate,
@@ -58,11 +57,6 @@ class ScriptedRunner:
             return TrialOutcome("crashed", crash=crash)
         seqs = float(settings.get("max-num-seqs", settings.get("max-running-requests", 100)))
         return TrialOutcome("ok", metrics=metrics(1000 + seqs, 10 + seqs / 10))
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
 
 
 def options(tmp_path: Path, n_trials: int) -> Options:

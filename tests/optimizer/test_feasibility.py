@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import optuna
-import pytest
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
@@ -15,12 +14,7 @@ from optimizer.feasibility import (
     learned_verdict,
 )
 from optimizer.space import candidate_from_params
-from optimizer.spec import StudySpec, load_spec
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
+from optimizer.spec import StudySpec
 
 
 def vllm_params(**settings: object) -> dict[str, object]:

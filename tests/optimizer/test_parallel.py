@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from optimizer.spec import StudySpec, load_spec
-from optimizer.study import FAULT_KEY, Options, run_study
+from optimizer.study import FAULT_KEY, run_study
 from runners.pool import Finished, InlinePool, trial_gpus, trial_placement
 from runners.types import Candidate, NodeGroup, Workload
-from tests.optimizer.test_driver import ScriptedRunner
+from tests.optimizer.test_driver import ScriptedRunner, options
 
 
 class ScriptedPool:
@@ -63,16 +63,6 @@ class ScriptedPool:
     def release_all(self) -> None:
         self.released += len(self.held)
         self.held.clear()
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
-
-
-def options(tmp_path: Path, n_trials: int) -> Options:
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    return Options("qwen3-moe.yaml", n_trials, url, "t", "random", 1, quiet=True, preflight=False)
 
 
 def trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:

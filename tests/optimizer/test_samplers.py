@@ -13,14 +13,9 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from optimizer.samplers import GridPlan, SamplerError, make_sampler
-from optimizer.spec import SamplerName, StudySpec, load_spec
+from optimizer.spec import SamplerName, StudySpec
 from optimizer.study import Options, count_trials, run_study
 from runners.sim.runner import SimRunner
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
 
 
 def run(spec: StudySpec, sampler: SamplerName, n_trials: int) -> optuna.Study:

@@ -6,13 +6,8 @@ import optuna
 import pytest
 
 from optimizer.space import baseline_params, candidate_from_params, suggest
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec import StudySpec
 from runners.engines import get_engine
-
-
-@pytest.fixture(scope="module")
-def spec() -> StudySpec:
-    return load_spec("qwen3-moe.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,19 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 PATHS = _paths(SHIPPED)
 
 
+def mutated(path: tuple[Any, ...], value: Any, delete: bool) -> str:
+    """The shipped space as YAML with the node at `path` set to `value` (or deleted)."""
+    space = copy.deepcopy(SHIPPED)
+    node: Any = space
+    for part in path[:-1]:
+        node = node[part]
+    if delete and isinstance(node, dict):
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return yaml.safe_dump(space, sort_keys=False)
+
+
 def _load(tmp_path: Path, text: str) -> None:
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
@@ -63,15 +76,7 @@ def _load(tmp_path: Path, text: str) -> None:
 def test_mutated_shipped_space(
     tmp_path: Path, path: tuple[Any, ...], value: Any, delete: bool
 ) -> None:
-    space = copy.deepcopy(SHIPPED)
-    node: Any = space
-    for part in path[:-1]:
-        node = node[part]
-    if delete and isinstance(node, dict):
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    _load(tmp_path, yaml.safe_dump(space, sort_keys=False))
+    _load(tmp_path, mutated(path, value, delete))
 
 
 @settings(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -23,27 +22,15 @@ from hypothesis import strategies as st
 
 from optimizer.spec import SpecError, load_spec
 from tests.optimizer.test_hostile_input import cli
-from tests.optimizer.test_spec_fuzz import PATHS, SHIPPED, values
+from tests.optimizer.test_spec_fuzz import PATHS, SHIPPED, mutated, values
 
 pytestmark = pytest.mark.reliability
 
 FUZZ_EXAMPLES = 500
 
 
-def _mutated(path: tuple[Any, ...], value: Any, delete: bool) -> str:
-    space = copy.deepcopy(SHIPPED)
-    node: Any = space
-    for part in path[:-1]:
-        node = node[part]
-    if delete and isinstance(node, dict):
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return yaml.safe_dump(space, sort_keys=False)
-
-
 texts = st.one_of(
-    st.builds(_mutated, st.sampled_from(PATHS), values, st.booleans()),
+    st.builds(mutated, st.sampled_from(PATHS), values, st.booleans()),
     st.text(max_size=300),
     st.dictionaries(st.sampled_from(list(SHIPPED)), values, max_size=8).map(yaml.safe_dump),
     st.sampled_from(
