@@ -15,7 +15,12 @@ PRUNED with ``crash_class = rejected:<reason>`` and no runner call:
    the memory model's uncertainty) the engine decides, so feasible configurations at the edge
    are not thrown away. The GPU memory model is not applied to CPU devices (vLLM's CPU
    backend sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
-3. A crash model learned from this study's own history: configurations that ran and crashed
+3. What this study's own crashes already prove: a configuration that failed in a way that
+   depends only on its arguments and the model (``invalid:*``, weights or KV memory at start)
+   fails again, so it is never launched twice; and a context length the engine refused as
+   above the model's limit (``invalid:max_model_len``) rules out every length at or above it.
+   No amount of history is needed for these.
+4. A crash model learned from this study's own history: configurations that ran and crashed
    (PRUNED by the runner) against those that completed, per engine. Two estimates, the larger
    wins: a kernel-weighted nearest-neighbour one (crashes near this point of the space) and
    an axis-aligned one (the crash rate of the candidate's categorical values, alone and in
@@ -40,12 +45,13 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.constraints import violations
-from optimizer.space import ENGINE_PARAM
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, candidate_from_params
 from optimizer.spec import StudySpec
 from runners.catalog import GpuSpec
 from runners.engines import resolve
+from runners.errors import ServingOptimizerError
 from runners.sim.memory import plan_memory
-from runners.types import Candidate, Crash, ServingConfig
+from runners.types import Candidate, Crash, CrashClass, ServingConfig
 
 REJECTED_PREFIX = "rejected:"
 KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (SIMULATOR.md §5: 3-5%)
@@ -57,6 +63,16 @@ NEIGHBOURS = 7
 BANDWIDTH = 0.2
 MIN_EVIDENCE = 0.5
 PRIOR_WEIGHT = 1.0
+# Crashes decided by the arguments and the model alone, before any request: the same
+# configuration fails the same way every time (a runtime OOM or a timeout may not).
+DETERMINISTIC_CRASHES = frozenset(
+    {
+        CrashClass.WEIGHTS_OOM,
+        CrashClass.NO_KV_MEMORY,
+        CrashClass.KV_TOO_SMALL,
+        *(c for c in CrashClass if c.value.startswith("invalid:")),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,9 @@ class FeasibilityChecker:
             if not memory.launch:
                 return memory
         if self._learned:
+            proven = proven_crash_verdict(self._spec, resolved, params, history)
+            if not proven.launch:
+                return proven
             return learned_verdict(params, distributions, history)
         return LAUNCH
 
@@ -184,6 +203,54 @@ def adaptive_threshold(history: Sequence[FrozenTrial], window: int = 12) -> floa
     reject_rate = sum(is_rejection(t) for t in recent) / len(recent) if recent else 0.0
     threshold = 0.8 - 0.3 * crash_rate + 0.3 * max(0.0, reject_rate - 0.4)
     return float(min(0.95, max(0.55, threshold)))
+
+
+def proven_crash_verdict(
+    spec: StudySpec,
+    config: ServingConfig,
+    params: Mapping[str, object],
+    history: Sequence[FrozenTrial],
+) -> Verdict:
+    """Reject what a deterministic crash of this study already proves will fail (layer 3)."""
+    for trial in history:
+        if not is_runner_crash(trial):
+            continue
+        crash_class = str(trial.user_attrs.get("crash_class", ""))
+        if crash_class not in DETERMINISTIC_CRASHES:
+            continue
+        if trial.params == dict(params):
+            return Verdict(
+                False,
+                "known_crash",
+                f"trial {trial.number} ran this exact configuration and failed at start with "
+                f"{crash_class}, which depends only on the arguments and the model",
+                1.0,
+            )
+        if crash_class != CrashClass.MODEL_LEN or any(
+            trial.params.get(key) != params.get(key) for key in (ENGINE_PARAM, VARIANT_PARAM)
+        ):
+            continue
+        refused = _context_length(spec, trial)
+        if refused is not None and config.max_model_len >= refused:
+            return Verdict(
+                False,
+                "known_crash",
+                f"trial {trial.number} showed that {config.engine} refuses a context length of "
+                f"{refused} for this model ({crash_class}); this candidate asks for "
+                f"{config.max_model_len}",
+                1.0,
+            )
+    return LAUNCH
+
+
+def _context_length(spec: StudySpec, trial: FrozenTrial) -> int | None:
+    """The context length `trial` resolved to, or None if the current space cannot rebuild it."""
+    try:
+        candidate = candidate_from_params(spec, trial.params)
+    except (ServingOptimizerError, KeyError, ValueError):
+        return None
+    resolved = resolve(candidate, spec.node_group)
+    return None if isinstance(resolved, Crash) else resolved.max_model_len
 
 
 def learned_verdict(

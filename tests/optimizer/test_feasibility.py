@@ -14,7 +14,7 @@ from optimizer.feasibility import (
     learned_verdict,
 )
 from optimizer.space import candidate_from_params
-from optimizer.spec import StudySpec
+from optimizer.spec import StudySpec, load_spec
 
 
 def vllm_params(**settings: object) -> dict[str, object]:
@@ -165,3 +165,68 @@ def test_threshold_tightens_with_crashes_and_loosens_with_rejections() -> None:
     assert adaptive_threshold(rejecting) > adaptive_threshold(calm)
     for trials in (calm, crashing, rejecting):
         assert 0.55 <= adaptive_threshold(trials) <= 0.95
+
+
+def tiny_params(**settings: object) -> dict[str, object]:
+    """A candidate of the real-vLLM CPU space (tiny-qwen3-moe-cpu.yaml)."""
+    base: dict[str, object] = {
+        "engine": "vllm",
+        "model_variant": "bf16",
+        "vllm.VLLM_CPU_KVCACHE_SPACE": 1,
+        "vllm.max-model-len": 2048,
+        "vllm.max-num-seqs": 128,
+        "vllm.enable-chunked-prefill": True,
+        "vllm.max-num-batched-tokens[0]": 2048,
+        "vllm.enable-prefix-caching": True,
+        "vllm.enforce-eager": False,
+        "vllm.dtype": "auto",
+    }
+    base.update({f"vllm.{k.replace('_', '-')}": v for k, v in settings.items()})
+    return base
+
+
+def ran(number: int, params: dict[str, object], crash_class: str | None) -> FrozenTrial:
+    """A trial the runner ran: completed, or crashed with `crash_class`."""
+    trial = create_trial(
+        state=TrialState.PRUNED if crash_class else TrialState.COMPLETE,
+        values=None if crash_class else [1.0, 1.0],
+        params=params,
+        distributions={key: CategoricalDistribution([value]) for key, value in params.items()},
+        user_attrs={"crash_class": crash_class} if crash_class else {},
+    )
+    trial.number = number
+    return trial
+
+
+def test_a_refused_context_length_rules_out_every_longer_one_after_one_crash() -> None:
+    tiny = load_spec("tiny-qwen3-moe-cpu.yaml")
+    history = [
+        ran(0, tiny_params(), None),
+        ran(1, tiny_params(max_model_len=4096, max_num_seqs=8), "invalid:max_model_len"),
+    ]
+    # other settings differ, the context length is the same or longer: the engine refuses it
+    for length in (4096, 8192):
+        verdict = check(tiny, tiny_params(max_model_len=length, enforce_eager=True), history)
+        assert not verdict.launch
+        assert verdict.crash_class == "rejected:known_crash"
+        assert "trial 1" in verdict.message and "4096" in verdict.message
+    # shorter is not proven to fail, and a crash of another kind proves nothing about length
+    assert check(tiny, tiny_params(max_model_len=2048, enforce_eager=True), history).launch
+    other = [history[0], ran(1, tiny_params(max_model_len=4096), "oom:runtime")]
+    assert check(tiny, tiny_params(max_model_len=8192, enforce_eager=True), other).launch
+
+
+def test_a_deterministic_crash_is_never_launched_twice_even_in_a_short_history() -> None:
+    tiny = load_spec("tiny-qwen3-moe-cpu.yaml")
+    params = tiny_params(max_num_seqs=8, dtype="bfloat16")
+    for crash_class, rejected in (
+        ("invalid:config", True),
+        ("oom:weights", True),
+        ("oom:runtime", False),  # under load: may not repeat, left to the learned model
+        ("start:timeout", False),
+    ):
+        history = [ran(0, tiny_params(), None), ran(1, params, crash_class)]
+        verdict = check(tiny, params, history)
+        assert verdict.launch is not rejected, crash_class
+        if rejected:
+            assert verdict.crash_class == "rejected:known_crash"
