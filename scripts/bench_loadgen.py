@@ -517,28 +517,46 @@ def client_argv(
     return argv
 
 
-def run_together(
-    port: int,
-    count: int,
-    input_len: int,
-    output_len: int,
-    workdir: Path,
-    model_dir: Path,
-    tag: str,
-    max_concurrency: int,
-) -> dict[str, dict[str, object]]:
+@dataclass(frozen=True)
+class RealWorkload:
+    """One identical workload both tools send to the real engine (per tool, per repeat)."""
+
+    port: int
+    count: int
+    input_len: int
+    output_len: int
+    workdir: Path
+    model_dir: Path
+    max_concurrency: int
+
+    def client_args(self) -> tuple[int, float, int, int, int, Path, Path, str]:
+        """The leading arguments of `client_argv` / `run_client` (all at once: rate inf)."""
+        model = str(self.model_dir.resolve())
+        return (
+            self.port,
+            math.inf,
+            self.count,
+            self.input_len,
+            self.output_len,
+            self.workdir,
+            self.model_dir,
+            model,
+        )
+
+
+def run_together(real: RealWorkload, tag: str) -> dict[str, dict[str, object]]:
     """Both clients at once against one server, their measured runs started together.
 
     Ours warms up and waits for a go file; `vllm bench serve` starts, and the file is created
     the moment it prints ``Starting main benchmark run``. Both then see the same engine at the
     same time, so machine noise (other users of these 2 cores) hits both alike.
     """
+    workdir = real.workdir
     go = workdir / f"{tag}.go"
     go.unlink(missing_ok=True)
-    model = str(model_dir.resolve())
-    args = (port, math.inf, count, input_len, output_len, workdir, model_dir, model)
-    ours = client_argv("ours", *args, f"{tag}-ours", max_concurrency, str(go))
-    theirs = client_argv("vllm", *args, f"{tag}-vllm", max_concurrency)
+    args = real.client_args()
+    ours = client_argv("ours", *args, f"{tag}-ours", real.max_concurrency, str(go))
+    theirs = client_argv("vllm", *args, f"{tag}-vllm", real.max_concurrency)
     log = workdir / f"{tag}-vllm.log"
     with (
         group(pinned(CLIENT_CORE, ours), workdir / f"{tag}-ours.log", CLIENT_ENV) as first,
@@ -560,40 +578,19 @@ def run_together(
     }
 
 
-def run_in_turn(
-    port: int,
-    count: int,
-    input_len: int,
-    output_len: int,
-    workdir: Path,
-    model_dir: Path,
-    tag: str,
-    max_concurrency: int,
-    vllm_first: bool,
-) -> dict[str, dict[str, object]]:
+def run_in_turn(real: RealWorkload, tag: str, vllm_first: bool) -> dict[str, dict[str, object]]:
     """One client after the other against the engine, each alone on it (the default).
 
     Each tool sees the engine exactly as a user running it alone would; the caller alternates
     which goes first so a drift of the machine's load between the two halves cancels out.
     """
-    model = str(model_dir.resolve())
-    docs: dict[str, dict[str, object]] = {}
-    for tool in ("vllm", "ours") if vllm_first else ("ours", "vllm"):
-        docs[tool] = run_client(
-            tool,
-            port,
-            math.inf,
-            count,
-            input_len,
-            output_len,
-            workdir,
-            model_dir,
-            model,
-            CLIENT_CORE,
-            f"{tag}-{tool}",
-            max_concurrency,
+    order = ("vllm", "ours") if vllm_first else ("ours", "vllm")
+    return {
+        tool: run_client(
+            tool, *real.client_args(), CLIENT_CORE, f"{tag}-{tool}", real.max_concurrency
         )
-    return docs
+        for tool in order
+    }
 
 
 @dataclass(frozen=True)
@@ -767,20 +764,20 @@ def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> 
             print(f"  ready in {time.monotonic() - started:.1f} s", flush=True)
             runs: dict[str, list[dict[str, object]]] = {"ours": [], "vllm": []}
             for repeat in range(args.real_repeats):
-                shape = (
+                real = RealWorkload(
                     lease.port,
                     args.real_prompts,
                     args.real_input_len,
                     args.real_output_len,
                     workdir,
                     model_dir,
-                    f"real-{repeat}",
                     args.real_concurrency,
                 )
+                tag = f"real-{repeat}"
                 if args.together:
-                    docs = run_together(*shape)
+                    docs = run_together(real, tag)
                 else:
-                    docs = run_in_turn(*shape, vllm_first=repeat % 2 == 0)
+                    docs = run_in_turn(real, tag, vllm_first=repeat % 2 == 0)
                 for tool in docs:
                     doc = docs[tool]
                     runs[tool].append(doc)
