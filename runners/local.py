@@ -38,7 +38,7 @@ from runners.bench.records import RequestRecords
 from runners.bench.results import save_result, to_vllm_json
 from runners.catalog import get_model
 from runners.engines import classify as engines_classify
-from runners.engines import launch_spec
+from runners.engines import launch_spec, resolve_candidate
 from runners.process import EngineProcess, PortLease, ProcessError, StartExited, StartTimeout
 from runners.types import (
     Candidate,
@@ -260,7 +260,15 @@ class LocalRunner:
                 wall_s=wall,
                 artifacts=tuple(artifacts),
             )
-        return dataclasses.replace(outcome, launch=spec, wall_s=wall, artifacts=tuple(artifacts))
+        shape = resolve_candidate(candidate, placement.node_group)
+        return dataclasses.replace(
+            outcome,
+            launch=spec,
+            wall_s=wall,
+            artifacts=tuple(artifacts),
+            replicas=1,
+            gpus_per_replica=shape.instance_gpus,
+        )
 
     def _drive(
         self,

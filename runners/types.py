@@ -309,3 +309,7 @@ class TrialOutcome:
     diagnostics: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     artifacts: tuple[tuple[str, str], ...] = ()
     """(name, file path) pairs: engine log, benchmark JSON, ... kept for the study's record."""
+    replicas: int = 0
+    """Engine instances that served the workload (0: the runner did not get to start one)."""
+    gpus_per_replica: int = 0
+    """GPUs each of those instances used (TP x PP x DP)."""

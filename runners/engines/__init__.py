@@ -11,8 +11,6 @@ Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
 
 from __future__ import annotations
 
-from functools import cache
-
 from runners.catalog import get_gpu, get_model
 from runners.engines.base import (
     EngineAdapter,
@@ -23,13 +21,10 @@ from runners.engines.base import (
     minimal_settings,
     render_launch,
 )
-from runners.engines.base import serve_command as _serve_command
 from runners.engines.classify import classify as _classify
-from runners.engines.mindie import MindieAdapter
-from runners.engines.sglang import SglangAdapter
-from runners.engines.trtllm import TrtllmAdapter
+from runners.engines.registry import ADAPTERS, adapter_for, get_engine
+from runners.engines.resolved import Resolved, resolve_candidate
 from runners.engines.versions import Version, VersionRange, parse_version
-from runners.engines.vllm import VllmAdapter
 from runners.errors import EngineError
 from runners.types import (
     Candidate,
@@ -42,38 +37,16 @@ from runners.types import (
     SettingValue,
 )
 
-ADAPTERS: dict[str, type[EngineAdapter]] = {
-    "vllm": VllmAdapter,
-    "sglang": SglangAdapter,
-    "trtllm": TrtllmAdapter,
-    "mindie": MindieAdapter,
-}
 ENGINES = ADAPTERS
-
-
-@cache
-def get_engine(name: str, version: str | None = None) -> EngineAdapter:
-    """The adapter of engine `name` at release `version` (None: the newest catalogued)."""
-    adapter = ADAPTERS.get(name)
-    if adapter is None:
-        raise EngineError(f"unknown engine {name!r}; known engines: {', '.join(ADAPTERS)}")
-    return adapter(version)
-
-
-def adapter_for(candidate: Candidate) -> EngineAdapter:
-    return get_engine(candidate.engine, candidate.engine_version)
 
 
 def resolve(candidate: Candidate, node_group: NodeGroup) -> ServingConfig | Crash:
     """Apply the engine's defaults and argument checks to `candidate` on `node_group`."""
-    adapter = adapter_for(candidate)
-    model = get_model(candidate.model)
-    gpu = get_gpu(node_group.gpu)
-    effective = adapter.effective_settings(candidate.settings_dict(), model, gpu)
-    crash = adapter.validate(effective, model, node_group)
-    if crash is not None:
-        return crash
-    return adapter.to_serving_config(candidate, effective, model, gpu, node_group)
+    resolved = resolve_candidate(candidate, node_group)
+    if resolved.problem is not None:
+        return resolved.problem
+    assert resolved.config is not None
+    return resolved.config
 
 
 def render(candidate: Candidate, placement: Placement, port: int | None = None) -> LaunchSpec:
@@ -89,23 +62,14 @@ def launch_spec(candidate: Candidate, placement: Placement, port: int) -> Launch
 
 
 def serve_command(candidate: Candidate, node_group: NodeGroup) -> str:
-    adapter = adapter_for(candidate)
-    return _serve_command(adapter, candidate, get_model(candidate.model), get_gpu(node_group.gpu))
+    return resolve_candidate(candidate, node_group).serve_command
 
 
 def candidate_minimal_settings(
     candidate: Candidate, node_group: NodeGroup
 ) -> dict[str, SettingValue]:
     """The candidate's settings minus those equal to the engine's defaults (for display)."""
-    adapter = adapter_for(candidate)
-    return dict(
-        minimal_settings(
-            adapter,
-            candidate.settings_dict(),
-            get_model(candidate.model),
-            get_gpu(node_group.gpu),
-        )
-    )
+    return resolve_candidate(candidate, node_group).minimal_dict()
 
 
 def classify(engine: str, exit_code: int | None, log_text: str) -> CrashClass:
@@ -120,6 +84,7 @@ __all__ = [
     "ENGINES",
     "EngineAdapter",
     "Parallelism",
+    "Resolved",
     "SettingInfo",
     "Version",
     "VersionRange",
@@ -134,5 +99,6 @@ __all__ = [
     "parse_version",
     "render",
     "resolve",
+    "resolve_candidate",
     "serve_command",
 ]

@@ -85,6 +85,8 @@ class SimRunner:
                 crash=crash,
                 wall_s=time.perf_counter() - started,
                 diagnostics=(*diagnostics, ("trial_seconds", spent)),
+                replicas=resolved.replicas,
+                gpus_per_replica=resolved.gpus_per_replica,
             )
         try:
             metrics = summarize(result.records, num_gpus=gpus_used)
@@ -101,4 +103,6 @@ class SimRunner:
             metrics=metrics,
             wall_s=time.perf_counter() - started,
             diagnostics=(*diagnostics, ("trial_seconds", launch_s + metrics.duration_s)),
+            replicas=resolved.replicas,
+            gpus_per_replica=resolved.gpus_per_replica,
         )
