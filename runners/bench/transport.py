@@ -57,6 +57,7 @@ class _Connection(asyncio.Protocol):
         self.parts: deque[bytes] = deque()
         self.error: Exception | None = None
         self.closed = False
+        self.bodiless = False  # the request was HEAD: the response has a head only
         self.waiter: asyncio.Future[None] | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -68,9 +69,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if self.state == _DONE:  # bytes no request asked for: the connection is out of step
+            self.keep_alive = False
+            self.close()
+            return
         try:
-            if self.state == _HEAD:
-                self._parse_head()
+            while self.state == _HEAD and self._parse_head():
+                pass  # a parsed interim 1xx head: the final head may be in the buffer already
             if self.state == _BODY:
                 self._parse_body()
         except ValueError as exc:
@@ -81,23 +86,28 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.state == _BODY and self.framing == "close":
+        if self.state == _BODY and self.framing == "close" and exc is None:
             if self.buffer:
                 self.parts.append(bytes(self.buffer))
                 self.buffer.clear()
             self.state = _DONE
         elif self.state != _DONE and self.error is None:
             what = "the response headers" if self.state == _HEAD else "the whole response body"
-            self.error = httpx.RemoteProtocolError(f"server closed the connection before {what}")
+            if exc is None:
+                message = f"server closed the connection before {what}"
+                self.error = httpx.RemoteProtocolError(message)
+            else:  # a reset: even an until-close body is cut short
+                self.error = httpx.ReadError(f"connection lost before {what}: {exc}")
         self._wake()
 
     # --- parsing ----------------------------------------------------------------------------
-    def _parse_head(self) -> None:
+    def _parse_head(self) -> bool:
+        """Parse one head if the buffer holds all of it; say whether it did."""
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > _MAX_HEAD_BYTES:
                 raise ValueError("response head longer than 64 KiB")
-            return
+            return False
         lines = bytes(self.buffer[:end]).split(b"\r\n")
         del self.buffer[: end + 4]
         version, _, rest = lines[0].partition(b" ")
@@ -123,18 +133,19 @@ class _Connection(asyncio.Protocol):
             elif lowered == b"connection":
                 self.keep_alive = value.lower() != b"close"
         if self.status < 200 and self.status != 101:
-            return  # an interim 1xx response: the real head follows
+            return True  # an interim 1xx response: the real head follows
         self.state = _BODY
-        if chunked:
+        if self.bodiless or self.status in (204, 304):
+            self.framing, self.remaining = "length", 0
+        elif chunked:
             self.framing, self.in_chunk, self.trailers = "chunked", False, False
         elif length >= 0:
             self.framing, self.remaining = "length", length
-        elif self.status in (204, 304):
-            self.framing, self.remaining = "length", 0
         else:
             self.framing, self.keep_alive = "close", False
         if self.framing == "length" and self.remaining == 0:
             self.state = _DONE
+        return True
 
     def _parse_body(self) -> None:
         buf = self.buffer
@@ -215,8 +226,9 @@ class _Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    def begin(self) -> None:
+    def begin(self, bodiless: bool) -> None:
         self.state, self.status, self.headers = _HEAD, 0, []
+        self.bodiless = bodiless
         self.parts.clear()
         self.error = None
 
@@ -346,7 +358,7 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(
                 "server closed the connection before the request was sent", request=request
             )
-        conn.begin()
+        conn.begin(bodiless=request.method == "HEAD")
         transport.write(b"".join(head) + body)
         read_timeout = timeouts.get("read")
         try:

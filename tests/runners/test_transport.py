@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -218,6 +219,64 @@ def test_each_framing_split_at_every_byte(
     assert connections == (1 if kept_alive else 2)
 
 
+def test_interim_response_in_the_same_segment_as_the_final_one() -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + with_length(b"done"))
+        await asyncio.sleep(HARD_TIMEOUT_S)  # keeps the connection open
+
+    async def body(client: httpx.AsyncClient, base: str) -> tuple[int, str]:
+        response = await client.post(base + "/", content=b"x")
+        return response.status_code, response.text
+
+    assert run(reply, body, timeout_s=600.0)[0] == (200, "done")
+
+
+def test_head_response_has_no_body_and_keeps_the_connection() -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        assert head.startswith(b"HEAD ")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")  # no body follows
+        await read_request(reader)
+        writer.write(with_length(b"hello world"))
+        await asyncio.sleep(HARD_TIMEOUT_S)
+
+    async def body(client: httpx.AsyncClient, base: str) -> tuple[bytes, bytes]:
+        head = await client.head(base + "/")
+        return head.content, (await client.get(base + "/")).content
+
+    (head, got), connections = run(reply, body, timeout_s=600.0)
+    assert (head, got, connections) == (b"", b"hello world", 1)
+
+
+def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_response() -> None:
+    first_read, stale_sent = asyncio.Event(), asyncio.Event()
+    replies = [0]
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            replies[0] += 1
+            writer.write(with_length(b"reply %d" % replies[0]))
+            if replies[0] == 1:  # e.g. a 408 some servers send before closing an idle one
+                await first_read.wait()
+                writer.write(with_length(b"stale", b"408 Request Timeout"))
+                await writer.drain()
+                stale_sent.set()
+
+    async def body(client: httpx.AsyncClient, base: str) -> list[str]:
+        first = await client.get(base + "/")
+        first_read.set()  # the connection is idle in the pool now
+        await stale_sent.wait()
+        await asyncio.sleep(0.2)  # lets the client's loop read the stale bytes
+        second = await client.get(base + "/")
+        return [first.text, second.text]
+
+    texts, connections = run(reply, body)
+    assert texts == ["reply 1", "reply 2"]
+    assert connections == 2
+
+
 def test_error_status_with_content_length_is_a_counted_failure() -> None:
     async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -250,6 +309,24 @@ def test_server_dying_mid_stream_is_a_failure_not_a_hang() -> None:
     result, _ = run(reply, body, timeout_s=600.0)
     assert not result.success
     assert "RemoteProtocolError" in result.error
+
+
+def test_a_reset_cuts_an_until_close_body_short_and_is_an_error() -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\npart of the body")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # closing with a zero linger sends a reset, not a FIN
+
+    async def body(client: httpx.AsyncClient, base: str) -> bool:
+        with pytest.raises(httpx.ReadError):
+            await client.get(base + "/")
+        return True
+
+    assert run(reply, body)[0] is True
 
 
 def test_server_closing_each_connection_at_once_raises_httpx_errors() -> None:
