@@ -28,6 +28,7 @@ pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = TypeVar("T")
+Client = Callable[[httpx.AsyncClient, str], Awaitable[T]]
 HARD_TIMEOUT_S = 20.0  # far below the client's default 600 s, far above any test's real need
 
 
@@ -72,9 +73,7 @@ async def write_bytewise(writer: asyncio.StreamWriter, data: bytes) -> None:
             await asyncio.sleep(0)
 
 
-async def serve(
-    reply: Reply, body: Callable[[httpx.AsyncClient, str], Awaitable[T]], timeout_s: float
-) -> tuple[T, int]:
+async def serve(reply: Reply, body: Client[T], timeout_s: float) -> tuple[T, int]:
     """Run `reply` per connection on a loopback port while `body(client, base_url)` runs."""
     connections: list[int] = []
 
@@ -94,10 +93,19 @@ async def serve(
     return result, len(connections)
 
 
-def run(
-    reply: Reply, body: Callable[[httpx.AsyncClient, str], Awaitable[T]], timeout_s: float = 5.0
-) -> tuple[T, int]:
+def run(reply: Reply, body: Client[T], timeout_s: float = 5.0) -> tuple[T, int]:
     return asyncio.run(asyncio.wait_for(serve(reply, body, timeout_s), HARD_TIMEOUT_S))
+
+
+def get_raises(error: type[httpx.HTTPError]) -> Client[bool]:
+    """A client side for `run` that GETs ``/`` and expects `error`."""
+
+    async def body(client: httpx.AsyncClient, base: str) -> bool:
+        with pytest.raises(error):
+            await client.get(base + "/")
+        return True
+
+    return body
 
 
 def test_runs_on_the_event_loop_it_is_parametrised_with(event_loop_kind: str) -> None:
@@ -321,12 +329,7 @@ def test_a_reset_cuts_an_until_close_body_short_and_is_an_error() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # closing with a zero linger sends a reset, not a FIN
 
-    async def body(client: httpx.AsyncClient, base: str) -> bool:
-        with pytest.raises(httpx.ReadError):
-            await client.get(base + "/")
-        return True
-
-    assert run(reply, body)[0] is True
+    assert run(reply, get_raises(httpx.ReadError))[0] is True
 
 
 def test_server_closing_each_connection_at_once_raises_httpx_errors() -> None:
@@ -370,12 +373,7 @@ def test_malformed_status_line_is_a_protocol_error() -> None:
         writer.write(b"ICY 200 OK\r\n\r\n")
         await asyncio.sleep(HARD_TIMEOUT_S)
 
-    async def body(client: httpx.AsyncClient, base: str) -> bool:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await client.get(base + "/")
-        return True
-
-    assert run(reply, body)[0] is True
+    assert run(reply, get_raises(httpx.RemoteProtocolError))[0] is True
 
 
 def test_body_until_close_and_request_bytes_on_the_wire() -> None:
