@@ -8,6 +8,9 @@ machines, so a client on one core fell behind its own schedule at 200 requests/s
 speaks HTTP/1.1 over an `asyncio.Protocol`: requests are written in one call, the status line,
 headers and body (Content-Length, chunked, or until close) are parsed from the bytes as they
 arrive, and idle keep-alive connections are kept per host in a LIFO list, so taking one is O(1).
+It assumes no callback order beyond asyncio's Protocol contract, so it behaves the same on
+asyncio's own loop and on uvloop (which Ray installs in its workers); every wait has the timeout
+httpx asked for, and a connection that closes or fails wakes its waiter.
 It implements httpx's `AsyncBaseTransport` contract (an `httpx.Response` whose stream yields the
 raw body; httpx still builds requests, decodes content encodings and raises its own exceptions:
 `ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`, `ReadError`).
@@ -18,11 +21,22 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 
 _HEAD, _BODY, _DONE = 0, 1, 2
 _MAX_HEAD_BYTES = 64 * 1024
+# How long a body the reader stopped early (an SSE client at "[DONE]") may take to end, so its
+# connection can be reused: servers write a chunked body's last chunk separately, and whether
+# it arrived before the reader stopped depends on the event loop's callback order
+_FINISH_GRACE_S = 0.25
+
+
+def _cancelling() -> bool:
+    """Is the current task itself being cancelled (not just a timed-out waiter of ours)?"""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _Connection(asyncio.Protocol):
@@ -43,18 +57,25 @@ class _Connection(asyncio.Protocol):
         self.parts: deque[bytes] = deque()
         self.error: Exception | None = None
         self.closed = False
+        self.bodiless = False  # the request was HEAD: the response has a head only
         self.waiter: asyncio.Future[None] | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it, so no
+        # isinstance check: an exception raised here is only logged by the loop, and uvloop then
+        # never starts reading from the connection
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if self.state == _DONE:  # bytes no request asked for: the connection is out of step
+            self.keep_alive = False
+            self.close()
+            return
         try:
-            if self.state == _HEAD:
-                self._parse_head()
+            while self.state == _HEAD and self._parse_head():
+                pass  # a parsed interim 1xx head: the final head may be in the buffer already
             if self.state == _BODY:
                 self._parse_body()
         except ValueError as exc:
@@ -65,23 +86,28 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.state == _BODY and self.framing == "close":
+        if self.state == _BODY and self.framing == "close" and exc is None:
             if self.buffer:
                 self.parts.append(bytes(self.buffer))
                 self.buffer.clear()
             self.state = _DONE
         elif self.state != _DONE and self.error is None:
             what = "the response headers" if self.state == _HEAD else "the whole response body"
-            self.error = httpx.RemoteProtocolError(f"server closed the connection before {what}")
+            if exc is None:
+                message = f"server closed the connection before {what}"
+                self.error = httpx.RemoteProtocolError(message)
+            else:  # a reset: even an until-close body is cut short
+                self.error = httpx.ReadError(f"connection lost before {what}: {exc}")
         self._wake()
 
     # --- parsing ----------------------------------------------------------------------------
-    def _parse_head(self) -> None:
+    def _parse_head(self) -> bool:
+        """Parse one head if the buffer holds all of it; say whether it did."""
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > _MAX_HEAD_BYTES:
                 raise ValueError("response head longer than 64 KiB")
-            return
+            return False
         lines = bytes(self.buffer[:end]).split(b"\r\n")
         del self.buffer[: end + 4]
         version, _, rest = lines[0].partition(b" ")
@@ -107,18 +133,19 @@ class _Connection(asyncio.Protocol):
             elif lowered == b"connection":
                 self.keep_alive = value.lower() != b"close"
         if self.status < 200 and self.status != 101:
-            return  # an interim 1xx response: the real head follows
+            return True  # an interim 1xx response: the real head follows
         self.state = _BODY
-        if chunked:
+        if self.bodiless or self.status in (204, 304):
+            self.framing, self.remaining = "length", 0
+        elif chunked:
             self.framing, self.in_chunk, self.trailers = "chunked", False, False
         elif length >= 0:
             self.framing, self.remaining = "length", length
-        elif self.status in (204, 304):
-            self.framing, self.remaining = "length", 0
         else:
             self.framing, self.keep_alive = "close", False
         if self.framing == "length" and self.remaining == 0:
             self.state = _DONE
+        return True
 
     def _parse_body(self) -> None:
         buf = self.buffer
@@ -190,7 +217,7 @@ class _Connection(asyncio.Protocol):
         try:
             await waiter
         except asyncio.CancelledError:
-            if timer is not None and waiter.cancelled() and not self._cancelling():
+            if timer is not None and waiter.cancelled() and not _cancelling():
                 self.close()
                 raise httpx.ReadTimeout(f"no data for {timeout:g} s", request=request) from None
             raise
@@ -199,14 +226,9 @@ class _Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    @staticmethod
-    def _cancelling() -> bool:
-        """Is the current task itself being cancelled (not just our timed-out waiter)?"""
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-
-    def begin(self) -> None:
+    def begin(self, bodiless: bool) -> None:
         self.state, self.status, self.headers = _HEAD, 0, []
+        self.bodiless = bodiless
         self.parts.clear()
         self.error = None
 
@@ -214,6 +236,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+        self._wake()  # the loop may call connection_lost only later (after a write flush)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -250,11 +273,34 @@ class _Body(httpx.AsyncByteStream):
             return
         self.released = True
         conn = self.conn
-        reusable = conn.state == _DONE and conn.keep_alive and not conn.closed and not conn.buffer
-        if reusable:
-            self.pool.release(self.key, conn)
-        else:
-            self.pool.discard(conn)
+        try:
+            if conn.state == _BODY and conn.framing != "close" and not _cancelling():
+                await self._finish()
+        finally:
+            reusable = (
+                conn.state == _DONE and conn.keep_alive and not conn.closed and not conn.buffer
+            )
+            if reusable:
+                self.pool.release(self.key, conn)
+            else:
+                self.pool.discard(conn)
+
+    async def _finish(self) -> None:
+        """Drop the rest of the body until it ends, for at most the grace (or read) timeout."""
+        conn = self.conn
+        grace = _FINISH_GRACE_S if self.timeout is None else min(self.timeout, _FINISH_GRACE_S)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while conn.state == _BODY and conn.keep_alive and conn.error is None and not conn.closed:
+            conn.parts.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                await conn.wait(left, self.request)
+            except httpx.ReadTimeout:
+                return
+        conn.parts.clear()
 
 
 class LeanHTTPTransport(httpx.AsyncBaseTransport):
@@ -279,7 +325,11 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
                 return conn
             self.open.discard(conn)
         loop = asyncio.get_running_loop()
-        _, conn = await asyncio.wait_for(loop.create_connection(_Connection, *key), timeout)
+        connecting = loop.create_connection(_Connection, *key)
+        transport, conn = await asyncio.wait_for(connecting, timeout)
+        # the Protocol contract does not promise that connection_made ran by now: take the
+        # transport from the loop's own answer
+        conn.transport = transport
         self.open.add(conn)
         return conn
 
@@ -290,19 +340,26 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
         key = (url.host, url.port or 80)
         timeouts = request.extensions.get("timeout", {})
         where = f"{key[0]}:{key[1]}"
+        body = await request.aread()  # first: no await between taking a connection and writing
+        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
+        head += [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
+        head.append(b"\r\n")
         try:
             conn = await self._connect(key, timeouts.get("connect"))
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connecting to {where}", request=request) from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{where}: {exc}", request=request) from exc
-        body = await request.aread()
-        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
-        head += [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
-        head.append(b"\r\n")
-        conn.begin()
-        assert conn.transport is not None
-        conn.transport.write(b"".join(head) + body)
+        transport = conn.transport
+        if transport is None or conn.closed or transport.is_closing():
+            # the server closed a new connection while the loop handed it over (uvloop raises
+            # RuntimeError on writes to a closed transport, asyncio drops them silently)
+            self.discard(conn)
+            raise httpx.RemoteProtocolError(
+                "server closed the connection before the request was sent", request=request
+            )
+        conn.begin(bodiless=request.method == "HEAD")
+        transport.write(b"".join(head) + body)
         read_timeout = timeouts.get("read")
         try:
             while conn.state == _HEAD:

@@ -18,6 +18,8 @@ from runners.bench.records import RequestRecords
 from runners.bench.results import metrics_from_vllm_json, save_result, to_vllm_json
 from runners.types import Workload
 
+pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
+
 
 def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
     async def handle(request: httpx.Request) -> httpx.Response:
