@@ -33,13 +33,14 @@ import httpx
 
 from runners.bench.datasets import BenchRequest, from_workload, send_times_s
 from runners.bench.loadgen import BenchResult, Endpoint, LoadConfig, make_client, run_benchmark
-from runners.bench.metrics import NoMetricValue, summarize
+from runners.bench.metrics import summarize
 from runners.bench.records import RequestRecords
 from runners.bench.results import save_result, to_vllm_json
 from runners.catalog import get_model
 from runners.engines import classify as engines_classify
 from runners.engines import launch_spec, resolve_candidate
-from runners.process import EngineProcess, PortLease, ProcessError, StartExited, StartTimeout
+from runners.errors import NoMetricValue, ProcessError
+from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
 from runners.types import (
     Candidate,
     Crash,

@@ -31,16 +31,12 @@ from typing import IO
 
 import httpx
 
-from runners.errors import ServingOptimizerError
+from runners.errors import ProcessError
 from runners.types import LaunchSpec
 
 PORT_RANGE = (20000, 29999)
 """Below Linux's default ephemeral range (32768-60999), so outgoing sockets never take them."""
 LOCK_DIR = Path(tempfile.gettempdir()) / "serving-optimizer-ports"
-
-
-class ProcessError(ServingOptimizerError):
-    """The engine process could not be started or cleaned up (an infrastructure fault)."""
 
 
 @dataclass(frozen=True)

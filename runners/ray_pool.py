@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from runners import Runner
-from runners.errors import ServingOptimizerError
+from runners.errors import RayPoolError
 from runners.pool import Finished, trial_gpus, trial_placement
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 
@@ -56,10 +56,6 @@ from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workloa
 _CHILD_CLEANUP_ENV = {
     "RAY_kill_child_processes_on_worker_exit": "true",
 }
-
-
-class RayPoolError(ServingOptimizerError):
-    """The Ray cluster cannot host the study's node groups (message says what to change)."""
 
 
 @dataclass(frozen=True)

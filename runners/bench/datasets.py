@@ -21,16 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runners.errors import ServingOptimizerError
+from runners.errors import DatasetError
 from runners.sim.workload import make_requests
 from runners.types import Workload
 
 TOKEN_ID_LOW = 300
 """Token ids below this are avoided in random prompts (special and byte tokens)."""
-
-
-class DatasetError(ServingOptimizerError):
-    """A dataset file is missing or not in the expected format."""
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from runners.bench.loadgen import BenchResult
 from runners.bench.metrics import peak_output_rate, request_goodput
-from runners.errors import ServingOptimizerError
+from runners.errors import ResultFileError
 from runners.types import Distribution, LatencyMetric, Metrics
 
 PERCENTILES = (50, 90, 95, 99)
 METRICS: tuple[LatencyMetric, ...] = ("ttft", "tpot", "itl", "e2el")
-
-
-class ResultFileError(ServingOptimizerError):
-    """A benchmark result file is missing, unreadable, or lacks a needed key."""
 
 
 def aggregate_fields(metrics: Metrics) -> dict[str, object]:
