@@ -31,7 +31,6 @@ from pathlib import Path
 
 import httpx
 
-from runners.bench.datasets import BenchRequest, from_workload, send_times_s
 from runners.bench.loadgen import BenchResult, Endpoint, LoadConfig, make_client, run_benchmark
 from runners.bench.metrics import summarize
 from runners.bench.records import RequestRecords
@@ -50,6 +49,7 @@ from runners.types import (
     TrialOutcome,
     Workload,
 )
+from runners.workload import BenchRequest, RequestSet, make_requests, token_prompts
 
 Classifier = Callable[[int, str], CrashClass]
 
@@ -295,7 +295,8 @@ class LocalRunner:
             return TrialOutcome("crashed", crash=crash, diagnostics=tuple(diagnostics))
         scale = self._time_scale(engine.spec) if self.emulator is not None else 1.0
         diagnostics.append(("time_scale", scale))
-        requests = from_workload(workload, _vocab_size(candidate))
+        request_list = make_requests(workload)
+        requests = token_prompts(request_list, _vocab_size(candidate), workload.seed)
         config = LoadConfig(
             base_url=engine.spec.base_url,
             model=candidate.checkpoint,
@@ -303,7 +304,7 @@ class LocalRunner:
             num_warmups=self.num_warmups,
             max_concurrency=workload.max_concurrency,
         )
-        result = self._benchmark(config, requests, workload, scale)
+        result = self._benchmark(config, requests, request_list, workload, scale)
         exit_code = engine.exit_code()
         if exit_code is not None:
             log = engine.log_text()
@@ -359,11 +360,12 @@ class LocalRunner:
         self,
         config: LoadConfig,
         requests: tuple[BenchRequest, ...],
+        request_list: RequestSet,
         workload: Workload,
         scale: float = 1.0,
     ) -> BenchResult | None:
         # an emulator running `scale` x faster than real time must see the arrivals as fast
-        times = [t / scale for t in send_times_s(workload)]
+        times = [float(t) / scale for t in request_list.send_s]
 
         async def main() -> BenchResult | None:
             async with make_client() as client:

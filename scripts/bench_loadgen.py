@@ -1,6 +1,6 @@
 """Benchmark our load generator against `vllm bench serve`'s client, in the same run.
 
-Where it sits: a performance script for `runners.bench` (datasets -> loadgen -> metrics ->
+Where it sits: a performance script for `runners.bench` (workload -> loadgen -> metrics ->
 results). It answers two questions of issue 6, always against a baseline measured in this run:
 
 1. Capacity: a minimal streaming server (``--serve``, raw asyncio, its own process pinned to
@@ -59,11 +59,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runners.bench.datasets import BenchRequest  # noqa: E402
 from runners.bench.loadgen import LoadConfig, make_client, run_benchmark, send_one  # noqa: E402
 from runners.bench.metrics import summarize  # noqa: E402
 from runners.bench.results import save_result, to_vllm_json  # noqa: E402
 from runners.process import PortLease, port_is_free  # noqa: E402
+from runners.workload import BenchRequest  # noqa: E402
 
 CLIENT_CORE = "0"
 SERVER_CORE = "1"

@@ -10,10 +10,10 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from runners.bench.datasets import BenchRequest
 from runners.bench.loadgen import LoadConfig, RequestResult, make_client, send_one
 from runners.bench.transport import LeanHTTPTransport
 from runners.process import PortLease
+from runners.workload import BenchRequest
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = TypeVar("T")
