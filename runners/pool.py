@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from runners import Runner
-from runners.catalog import get_gpu, get_model
-from runners.engines import adapter_for
+from runners.engines import resolve_candidate
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 
 
@@ -59,17 +58,14 @@ def trial_gpus(candidate: Candidate, node_group: NodeGroup, fill_node_group: boo
 
     Filling node groups, a trial is measured as a deployment of the whole node (smaller
     configurations replicated to fill it), so it holds the whole node. Otherwise it holds one
-    engine instance: TP x PP x DP with the engine's defaults, capped at the node (a larger one
-    fails at start with the engine's own error, on the node's GPUs).
+    engine instance: TP x PP x DP with the engine's defaults (`Resolved.instance_gpus`, cached
+    per candidate), capped at the node (a larger one fails at start with the engine's own
+    error, on the node's GPUs).
     """
     if fill_node_group:
         return node_group.gpus_per_node
-    adapter = adapter_for(candidate)
-    model = get_model(candidate.model)
-    effective = adapter.effective_settings(
-        candidate.settings_dict(), model, get_gpu(node_group.gpu)
-    )
-    return max(1, min(node_group.gpus_per_node, adapter.gpus_per_instance(effective, model)))
+    instance_gpus = resolve_candidate(candidate, node_group).instance_gpus
+    return max(1, min(node_group.gpus_per_node, instance_gpus))
 
 
 def trial_placement(
