@@ -6,7 +6,7 @@ Place in the data flow: the driver (optimizer.study) asks for a trial only when 
 `trial_gpus` (the whole node when the space file fills node groups, else the candidate's own
 TP x PP x DP), gives its runner a `Placement` on a node-group slice of exactly that many GPUs,
 and releases everything it started (`release_all`). `InlinePool` runs one trial at a time in
-the driver's own thread (the sequential path); `runners.ray_pool.RayPool` runs one Ray actor
+the driver's own thread (the sequential path); `runners.ray.RayPool` runs one Ray actor
 per trial on a placement group. A `Finished` without an outcome means the worker was lost
 (actor or node died): an infrastructure fault the driver retries, never an engine crash.
 """

@@ -27,7 +27,8 @@ from tests.optimizer.test_driver import metrics
 
 ray = pytest.importorskip("ray")
 
-from runners.ray_pool import RayNodeGroup, RayPool, RayPoolError  # noqa: E402
+from runners.errors import RayPoolError  # noqa: E402
+from runners.ray import RayNodeGroup, RayPool  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -232,7 +233,7 @@ def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
 def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) -> None:
     """Two pools (as two drivers would hold) on one group: the shared ledger keeps their
     device ids apart, and ids of an owner whose placement group is gone are reused."""
-    from runners.ray_pool import LEDGER_NAME, LEDGER_NAMESPACE
+    from runners.ray import LEDGER_NAME, LEDGER_NAMESPACE
 
     first = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
     second = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
