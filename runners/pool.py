@@ -5,7 +5,9 @@ Place in the data flow: the driver (optimizer.study) asks for a trial only when 
 `Finished` results with `wait`; it alone writes the study. A pool sizes each trial with
 `trial_gpus` (the whole node when the space file fills node groups, else the candidate's own
 TP x PP x DP), gives its runner a `Placement` on a node-group slice of exactly that many GPUs,
-and releases everything it started (`release_all`). `InlinePool` runs one trial at a time in
+and releases everything it started (`release_all`). A local checkpoint path is made absolute
+on the driver as the pool accepts the trial (`runners.checkpoint.absolute_checkpoint`), so it
+means the same folder on whichever node runs it. `InlinePool` runs one trial at a time in
 the driver's own thread (the sequential path); `runners.ray.RayPool` runs one Ray actor
 per trial on a placement group. A `Finished` without an outcome means the worker was lost
 (actor or node died): an infrastructure fault the driver retries, never an engine crash.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from runners import Runner
+from runners.checkpoint import absolute_checkpoint
 from runners.engines import resolve_candidate
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 
@@ -41,7 +44,8 @@ class TrialPool(Protocol):
         ...
 
     def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
-        """Start (or queue until resources free up) the trial `key`; does not block."""
+        """Start (or queue until resources free up) the trial `key`; does not block. A local
+        checkpoint path is made absolute here, on the driver."""
         ...
 
     def wait(self, timeout_s: float) -> list[Finished]:
@@ -99,7 +103,7 @@ class InlinePool:
                 f"InlinePool runs one trial at a time; trial {key} submitted "
                 f"while trial {self._queued[0]} is in flight"
             )
-        self._queued = (key, candidate, workload)
+        self._queued = (key, absolute_checkpoint(candidate), workload)
 
     def wait(self, timeout_s: float) -> list[Finished]:
         if self._queued is None:

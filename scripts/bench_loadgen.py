@@ -732,8 +732,9 @@ def best(levels: list[Level], over_floor: bool) -> Level | None:
 def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> bool:
     """Both tools on one identical workload against the real tiny vLLM; True if within 5%."""
     from runners.engines import launch_spec
-    from runners.local import LocalRunner, default_engine_env
+    from runners.local import LocalRunner
     from runners.process import EngineProcess, StartReady
+    from runners.settings import runner_env
     from runners.types import Candidate, NodeGroup, Placement
 
     placement = Placement(NodeGroup("cpu", "CPU-2core-AVX512", 1), (0,))
@@ -751,7 +752,7 @@ def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> 
         # the engine on core 1, each client on core 0: a client's own CPU use must not slow
         # the engine it measures (on 2 cores it otherwise does, differently for each tool)
         spec = dataclasses.replace(spec, argv=tuple(pinned(SERVER_CORE, spec.argv)))
-        env = default_engine_env(workdir / "cache") | {"VLLM_CPU_OMP_THREADS_BIND": SERVER_CORE}
+        env = runner_env(workdir / "cache") | {"VLLM_CPU_OMP_THREADS_BIND": SERVER_CORE}
         engine = EngineProcess(spec, workdir / "real", workdir / "real" / "engine.log", env)
         print(f"\nreal vLLM: {' '.join(spec.argv)}", flush=True)
         started = time.monotonic()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runners import Runner
+from runners.checkpoint import absolute_checkpoint
 from runners.errors import RayPoolError
 from runners.pool import Finished, trial_gpus
 from runners.ray.groups import RayNodeGroup, group_capacity, label_flag, label_text
@@ -110,6 +111,7 @@ class RayPool:
 
     def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
         gpus = trial_gpus(candidate, self.groups[0].node_group, self.fill_node_group)
+        candidate = absolute_checkpoint(candidate)  # the driver's folder, not the worker's
         self._queue.append(_Queued(key, candidate, workload, gpus))
         self._place_queued()
 
