@@ -22,13 +22,16 @@ from optuna.trial import TrialState
 
 from optimizer.spec import load_spec
 from optimizer.study import FAULT_KEY, Options, run_study
+from runners import Runner
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 from tests.optimizer.test_driver import metrics
 
 ray = pytest.importorskip("ray")
 
 from runners.errors import RayPoolError  # noqa: E402
+from runners.pool import TrialPool  # noqa: E402
 from runners.ray import RayNodeGroup, RayPool  # noqa: E402
+from runners.testing.pool import TrialPoolConformance  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -253,3 +256,17 @@ def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) ->
     ids = [set(done.placement.gpu_ids) for done in results if done.placement is not None]
     assert len(ids) == 2 and not ids[0] & ids[1]
     assert ids[0] | ids[1] == set(range(8)), "the dead owner's devices were reclaimed"
+
+
+class TestRayPoolConformance(TrialPoolConformance):
+    """The TrialPool contract (runners.testing.pool) on the module's two-node cluster."""
+
+    starts_on_submit = workers_can_be_lost = sets_visible_devices = True
+    node_group = GROUP_A.node_group
+
+    @pytest.fixture(autouse=True)
+    def _on_the_cluster(self, cluster: None) -> None:
+        """Every test of the suite runs with the module's Ray cluster up."""
+
+    def make_pool(self, runner: Runner, fill_node_group: bool) -> TrialPool:
+        return RayPool([GROUP_A, GROUP_B], runner, fill_node_group)
