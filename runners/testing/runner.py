@@ -35,6 +35,7 @@ from runners.types import (
     CrashClass,
     NodeGroup,
     Placement,
+    SettingValue,
     TrialOutcome,
     Workload,
 )
@@ -47,6 +48,12 @@ VLLM_BENCH_KEYS = (
     "total_token_throughput_tok_s",
     *(f"{stat}_{name}_ms" for name in ("ttft", "tpot", "itl", "e2el") for stat in ("mean", "p99")),
 )
+
+
+def _qwen3_30b(settings: dict[str, SettingValue]) -> Candidate:
+    return Candidate.make(
+        "vllm", "0.33.0", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16", settings
+    )
 
 
 class RunnerConformance:
@@ -65,25 +72,11 @@ class RunnerConformance:
 
     def feasible(self) -> Candidate:
         """A candidate the engine starts and serves the workload with."""
-        return Candidate.make(
-            "vllm",
-            "0.33.0",
-            "Qwen3-30B-A3B",
-            "Qwen/Qwen3-30B-A3B",
-            "bf16",
-            {"tensor-parallel-size": 8},
-        )
+        return _qwen3_30b({"tensor-parallel-size": 8})
 
     def refused(self) -> Candidate:
         """A candidate the engine refuses at start (its own argument check)."""
-        return Candidate.make(
-            "vllm",
-            "0.33.0",
-            "Qwen3-30B-A3B",
-            "Qwen/Qwen3-30B-A3B",
-            "bf16",
-            {"max-num-batched-tokens": 64, "max-num-seqs": 128},
-        )
+        return _qwen3_30b({"max-num-batched-tokens": 64, "max-num-seqs": 128})
 
     def workload(self) -> Workload:
         return Workload("conformance", "random", 24, input_len=64, output_len=12)

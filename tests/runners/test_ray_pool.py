@@ -31,28 +31,13 @@ ray = pytest.importorskip("ray")
 from runners.errors import RayPoolError  # noqa: E402
 from runners.pool import TrialPool  # noqa: E402
 from runners.ray import RayNodeGroup, RayPool  # noqa: E402
-from runners.testing.pool import TrialPoolConformance  # noqa: E402
+from runners.testing.pool import HoldRunner, TrialPoolConformance, tp  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 GROUP_A = RayNodeGroup(NodeGroup("a", "H100-SXM-80GB", 8), "pool_a")
 GROUP_B = RayNodeGroup(NodeGroup("b", "H100-SXM-80GB", 8), "pool_b")
 CHILD_MARKER = "SERVING_OPTIMIZER_TEST_ENGINE"
-
-
-class SleepRunner:
-    """Holds its GPUs for `seconds`; reports what the engine would have seen."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
-        time.sleep(self.seconds)
-        return TrialOutcome(
-            "ok",
-            metrics=metrics(1000.0, 10.0),
-            artifacts=(("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", "")),),
-        )
 
 
 class DiesOnceRunner:
@@ -99,17 +84,6 @@ def cluster() -> Iterator[None]:
             local.shutdown()
 
 
-def tp(size: int) -> Candidate:
-    return Candidate.make(
-        "vllm",
-        "0.33.0",
-        "Qwen3-235B-A22B-Instruct-2507",
-        "Qwen/Qwen3-235B-A22B-Instruct-2507",
-        "bf16",
-        {"tensor-parallel-size": size},
-    )
-
-
 def wait_all_gpus_free(total: float) -> float:
     deadline = time.monotonic() + 30
     free = 0.0
@@ -122,7 +96,7 @@ def wait_all_gpus_free(total: float) -> float:
 
 
 def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) -> None:
-    pool = RayPool([GROUP_A, GROUP_B], SleepRunner(1.5), fill_node_group=False)
+    pool = RayPool([GROUP_A, GROUP_B], HoldRunner(1.5), fill_node_group=False)
     assert {name: cap.gpus for name, cap in pool.capacity.items()} == {"a": 8, "b": 8}
     workload = Workload("w", "random", 1)
     sizes = [8, 4, 2, 2, 1, 1, 8, 4, 2, 1, 4, 2]
@@ -183,7 +157,7 @@ def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) 
 def test_a_node_group_missing_from_the_cluster_is_a_clear_error(cluster: None) -> None:
     missing = RayNodeGroup(NodeGroup("c", "H100-SXM-80GB", 8), "pool_c")
     with pytest.raises(RayPoolError, match="pool_c"):
-        RayPool([missing], SleepRunner(0.0))
+        RayPool([missing], HoldRunner(0.0))
 
 
 def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: Path) -> None:
@@ -238,8 +212,8 @@ def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) ->
     device ids apart, and ids of an owner whose placement group is gone are reused."""
     from runners.ray import LEDGER_NAME, LEDGER_NAMESPACE
 
-    first = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
-    second = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
+    first = RayPool([GROUP_A], HoldRunner(3.0), fill_node_group=False)
+    second = RayPool([GROUP_A], HoldRunner(3.0), fill_node_group=False)
     ledger = ray.get_actor(LEDGER_NAME, namespace=LEDGER_NAMESPACE)
     node = next(iter(first.capacity["a"].node_gpus))[0]
     # a driver that died holding two devices: its "placement group" never existed
