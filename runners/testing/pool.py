@@ -214,7 +214,7 @@ class TrialPoolConformance:
         assert pool.wait(0.1) == []
         if pid_file.exists():
             for pid in (int(p) for p in pid_file.read_text().split()):
-                assert _gone(pid, self.timeout_s), f"process {pid} outlived release_all"
+                assert process_gone(pid, self.timeout_s), f"process {pid} outlived release_all"
 
     def test_a_lost_worker_is_finished_without_outcome(self) -> None:
         if not self.workers_can_be_lost:
@@ -230,8 +230,8 @@ class TrialPoolConformance:
         assert done.fault.strip(), "a lost worker says why"
 
 
-def _gone(pid: int, within_s: float) -> bool:
-    """True once `pid` has exited (a zombie counts as exited)."""
+def process_gone(pid: int, within_s: float) -> bool:
+    """True once `pid` has exited (a zombie counts as exited), waiting up to `within_s`."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:

@@ -31,7 +31,12 @@ ray = pytest.importorskip("ray")
 from runners.errors import RayPoolError  # noqa: E402
 from runners.pool import TrialPool  # noqa: E402
 from runners.ray import RayNodeGroup, RayPool  # noqa: E402
-from runners.testing.pool import HoldRunner, TrialPoolConformance, tp  # noqa: E402
+from runners.testing.pool import (  # noqa: E402
+    HoldRunner,
+    TrialPoolConformance,
+    process_gone,
+    tp,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -181,21 +186,8 @@ def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: P
     assert retry.state == TrialState.COMPLETE and retry.params == failed[0].params
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     child = int(flag.read_text())
-    assert not process_alive(child), "the engine process died with its actor"
+    assert process_gone(child, 30.0), "the engine process died with its actor"
     assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
-
-
-def process_alive(pid: int) -> bool:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            return False
-        if "\nState:\tZ" in status:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
