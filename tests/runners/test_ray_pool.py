@@ -53,13 +53,18 @@ class DiesOnceRunner:
         self.flag = flag
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
-        if not self.flag.exists():
+        try:  # claim the death atomically: two trials start at once on the two groups
+            claim = open(self.flag, "x")  # noqa: SIM115 - closed below, before the kill
+        except FileExistsError:
+            claim = None
+        if claim is not None:
             child = subprocess.Popen(
                 [sys.executable, "-c", "import time; time.sleep(600)"],
                 start_new_session=True,
                 env={**os.environ, CHILD_MARKER: str(self.flag)},
             )
-            self.flag.write_text(str(child.pid))
+            claim.write(str(child.pid))
+            claim.close()
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.5)
         return TrialOutcome("ok", metrics=metrics(1000.0, 10.0))
