@@ -250,7 +250,7 @@ def count_trials(study: optuna.Study) -> Counts:
 
 def _run_on_ray(spec: StudySpec, options: Options) -> int:
     """`--runner ray`: the same study, with a `RayPool` of the space file's node groups."""
-    from runners.ray_pool import RayNodeGroup, RayPool, ray_cluster
+    from runners.ray import RayNodeGroup, RayPool, ray_cluster
 
     groups = [
         RayNodeGroup(group, section.resource, section.label)

@@ -1,13 +1,19 @@
-"""The project's one exception tree; every error a user can cause is one of these.
+"""The runners' one exception tree: every exception class of the `runners` package is here.
 
-    ServingOptimizerError            base of everything raised on purpose
-     +-- CatalogError                unknown GPU or model (message lists the known ones)
-     +-- EngineError                 unknown engine, setting or version in an adapter
-     +-- SpecError (optimizer.spec)  a space file is malformed (file, field path, fix)
-     +-- StudyError (optimizer)      a study cannot be created, loaded or resumed
+    ServingOptimizerError   base of everything raised on purpose; CLIs print it, no traceback
+     +-- CatalogError       unknown GPU or model (the message lists the known ones)
+     +-- EngineError        unknown engine, setting or version in an adapter
+     +-- DatasetError       a workload's data set cannot be read or has too few usable entries
+     +-- NoMetricValue      a metric was asked of a run that produced no data for it
+     +-- ResultFileError    a benchmark result file is missing, unreadable, or lacks a key
+     +-- ProcessError       an engine process could not be started or cleaned up (infrastructure)
+     +-- RayPoolError       the Ray cluster cannot host the study's node groups
 
+The optimizer's errors derive from `ServingOptimizerError` too, in its own errors module.
 Engine faults during a trial (OOM, invalid combination, crash under load) are not exceptions:
-runners report them as a `Crash` inside a `TrialOutcome`.
+runners report them as a `Crash` inside a `TrialOutcome`. The tree above is checked against the
+classes by tests/test_exception_trees.py, which also keeps exception classes out of every other
+module and bare `raise ServingOptimizerError(...)` out of the package.
 """
 
 from __future__ import annotations
@@ -23,3 +29,23 @@ class CatalogError(ServingOptimizerError):
 
 class EngineError(ServingOptimizerError):
     """An engine, engine version or engine setting that an adapter does not know."""
+
+
+class DatasetError(ServingOptimizerError):
+    """A dataset file is missing or not in the expected format, or a workload cannot be drawn."""
+
+
+class NoMetricValue(ServingOptimizerError):
+    """A metric was asked of a run that produced no data for it."""
+
+
+class ResultFileError(ServingOptimizerError):
+    """A benchmark result file is missing, unreadable, or lacks a needed key."""
+
+
+class ProcessError(ServingOptimizerError):
+    """The engine process could not be started or cleaned up (an infrastructure fault)."""
+
+
+class RayPoolError(ServingOptimizerError):
+    """The Ray cluster cannot host the study's node groups (message says what to change)."""

@@ -5,8 +5,10 @@ Place in the data flow: the driver (optimizer.study) asks for a trial only when 
 `Finished` results with `wait`; it alone writes the study. A pool sizes each trial with
 `trial_gpus` (the whole node when the space file fills node groups, else the candidate's own
 TP x PP x DP), gives its runner a `Placement` on a node-group slice of exactly that many GPUs,
-and releases everything it started (`release_all`). `InlinePool` runs one trial at a time in
-the driver's own thread (the sequential path); `runners.ray_pool.RayPool` runs one Ray actor
+and releases everything it started (`release_all`). A local checkpoint path is made absolute
+on the driver as the pool accepts the trial (`runners.checkpoint.absolute_checkpoint`), so it
+means the same folder on whichever node runs it. `InlinePool` runs one trial at a time in
+the driver's own thread (the sequential path); `runners.ray.RayPool` runs one Ray actor
 per trial on a placement group. A `Finished` without an outcome means the worker was lost
 (actor or node died): an infrastructure fault the driver retries, never an engine crash.
 """
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from runners import Runner
-from runners.catalog import get_gpu, get_model
-from runners.engines import adapter_for
+from runners.checkpoint import absolute_checkpoint
+from runners.engines import resolve_candidate
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 
 
@@ -42,7 +44,8 @@ class TrialPool(Protocol):
         ...
 
     def submit(self, key: int, candidate: Candidate, workload: Workload) -> None:
-        """Start (or queue until resources free up) the trial `key`; does not block."""
+        """Start (or queue until resources free up) the trial `key`; does not block. A local
+        checkpoint path is made absolute here, on the driver."""
         ...
 
     def wait(self, timeout_s: float) -> list[Finished]:
@@ -59,17 +62,14 @@ def trial_gpus(candidate: Candidate, node_group: NodeGroup, fill_node_group: boo
 
     Filling node groups, a trial is measured as a deployment of the whole node (smaller
     configurations replicated to fill it), so it holds the whole node. Otherwise it holds one
-    engine instance: TP x PP x DP with the engine's defaults, capped at the node (a larger one
-    fails at start with the engine's own error, on the node's GPUs).
+    engine instance: TP x PP x DP with the engine's defaults (`Resolved.instance_gpus`, cached
+    per candidate), capped at the node (a larger one fails at start with the engine's own
+    error, on the node's GPUs).
     """
     if fill_node_group:
         return node_group.gpus_per_node
-    adapter = adapter_for(candidate)
-    model = get_model(candidate.model)
-    effective = adapter.effective_settings(
-        candidate.settings_dict(), model, get_gpu(node_group.gpu)
-    )
-    return max(1, min(node_group.gpus_per_node, adapter.gpus_per_instance(effective, model)))
+    instance_gpus = resolve_candidate(candidate, node_group).instance_gpus
+    return max(1, min(node_group.gpus_per_node, instance_gpus))
 
 
 def trial_placement(
@@ -103,7 +103,7 @@ class InlinePool:
                 f"InlinePool runs one trial at a time; trial {key} submitted "
                 f"while trial {self._queued[0]} is in flight"
             )
-        self._queued = (key, candidate, workload)
+        self._queued = (key, absolute_checkpoint(candidate), workload)
 
     def wait(self, timeout_s: float) -> list[Finished]:
         if self._queued is None:

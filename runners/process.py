@@ -1,15 +1,16 @@
 """Engine process lifecycle: port lease, start in its own process group, readiness, teardown.
 
-Second stage of a real trial (`LocalRunner`): an engine adapter renders a `LaunchSpec`; this module
-writes its files and ``launch.json`` (the exact argv and the environment it added), starts its argv
-(no shell) as the leader of a new session and process group with stdout and stderr captured to a
-log file, and waits until the health URL answers 200 while the process is still alive, polling with
-backoff. A process that exits during start is reported at once (`StartExited`, exit code and log),
-never after the deadline. `stop` sends SIGTERM to the whole group, SIGKILL after a grace period,
-waits until no live process of the group is left, and verifies that the port can be bound again.
-Nothing is ever killed by name: only the process group this module created. `PortLease` picks ports
-below the kernel's ephemeral range and holds a lock file per port, so concurrent trials (threads or
-processes) never get the same port.
+Under `runners.launch` (the first stage of a real trial): an engine adapter renders a
+`LaunchSpec`; this module writes its files and ``launch.json`` (the exact argv and the
+environment it added), starts its argv (no shell) as the leader of a new session and process
+group with stdout and stderr captured to a log file, and waits until the health URL answers 200
+while the process is still alive, polling with backoff. A process that exits during start is
+reported at once (`StartExited`, exit code and log), never after the deadline. `stop` sends
+SIGTERM to the whole group, SIGKILL after a grace period, waits until no live process of the
+group is left, and verifies that the port can be bound again. Nothing is ever killed by name:
+only the process group this module created. `PortLease` picks ports below the kernel's ephemeral
+range and holds a lock file per port, so concurrent trials (threads or processes) never get the
+same port.
 """
 
 from __future__ import annotations
@@ -31,16 +32,12 @@ from typing import IO
 
 import httpx
 
-from runners.errors import ServingOptimizerError
+from runners.errors import ProcessError
 from runners.types import LaunchSpec
 
 PORT_RANGE = (20000, 29999)
 """Below Linux's default ephemeral range (32768-60999), so outgoing sockets never take them."""
 LOCK_DIR = Path(tempfile.gettempdir()) / "serving-optimizer-ports"
-
-
-class ProcessError(ServingOptimizerError):
-    """The engine process could not be started or cleaned up (an infrastructure fault)."""
 
 
 @dataclass(frozen=True)

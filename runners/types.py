@@ -198,6 +198,7 @@ class CrashClass(StrEnum):
     LOAD_ERROR = "load:error"  # alive, but every request failed (HTTP 5xx, malformed stream)
     ENGINE_EXITED = "start:exited"
     COMMUNICATION = "comm:nccl"
+    MODEL_MISSING = "setup:model_missing"  # a local checkpoint path absent on the trial's node
 
 
 @dataclass(frozen=True)

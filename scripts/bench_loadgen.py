@@ -1,6 +1,6 @@
 """Benchmark our load generator against `vllm bench serve`'s client, in the same run.
 
-Where it sits: a performance script for `runners.bench` (datasets -> loadgen -> metrics ->
+Where it sits: a performance script for `runners.bench` (workload -> loadgen -> metrics ->
 results). It answers two questions of issue 6, always against a baseline measured in this run:
 
 1. Capacity: a minimal streaming server (``--serve``, raw asyncio, its own process pinned to
@@ -59,11 +59,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runners.bench.datasets import BenchRequest  # noqa: E402
 from runners.bench.loadgen import LoadConfig, make_client, run_benchmark, send_one  # noqa: E402
 from runners.bench.metrics import summarize  # noqa: E402
 from runners.bench.results import save_result, to_vllm_json  # noqa: E402
 from runners.process import PortLease, port_is_free  # noqa: E402
+from runners.workload import BenchRequest  # noqa: E402
 
 CLIENT_CORE = "0"
 SERVER_CORE = "1"
@@ -732,8 +732,9 @@ def best(levels: list[Level], over_floor: bool) -> Level | None:
 def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> bool:
     """Both tools on one identical workload against the real tiny vLLM; True if within 5%."""
     from runners.engines import launch_spec
-    from runners.local import LocalRunner, default_engine_env
+    from runners.local import LocalRunner
     from runners.process import EngineProcess, StartReady
+    from runners.settings import runner_env
     from runners.types import Candidate, NodeGroup, Placement
 
     placement = Placement(NodeGroup("cpu", "CPU-2core-AVX512", 1), (0,))
@@ -751,7 +752,7 @@ def real_agreement(args: argparse.Namespace, workdir: Path, model_dir: Path) -> 
         # the engine on core 1, each client on core 0: a client's own CPU use must not slow
         # the engine it measures (on 2 cores it otherwise does, differently for each tool)
         spec = dataclasses.replace(spec, argv=tuple(pinned(SERVER_CORE, spec.argv)))
-        env = default_engine_env(workdir / "cache") | {"VLLM_CPU_OMP_THREADS_BIND": SERVER_CORE}
+        env = runner_env(workdir / "cache") | {"VLLM_CPU_OMP_THREADS_BIND": SERVER_CORE}
         engine = EngineProcess(spec, workdir / "real", workdir / "real" / "engine.log", env)
         print(f"\nreal vLLM: {' '.join(spec.argv)}", flush=True)
         started = time.monotonic()

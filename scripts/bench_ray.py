@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # this checkout, not another installed copy
 from optimizer.spec import StudySpec, load_spec  # noqa: E402
 from optimizer.study import Options, run_study  # noqa: E402
 from runners.pool import Finished  # noqa: E402
-from runners.ray_pool import RayNodeGroup, RayPool, ray_cluster  # noqa: E402
+from runners.ray import RayNodeGroup, RayPool, ray_cluster  # noqa: E402
 from runners.sim.runner import SimRunner  # noqa: E402
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload  # noqa: E402
 

@@ -1,7 +1,8 @@
 """Benchmark side of a trial: raw per-request records and the one function that summarizes them.
 
-Both the simulator and (later) the real async load generator produce `RequestRecords`;
-`summarize` turns them into `Metrics` with exactly the formulas of `vllm bench serve`.
+Both the simulator and the real load generator (`loadgen`) produce `RequestRecords` for the
+request list of `runners.workload`; `summarize` turns them into `Metrics` with exactly the
+formulas of `vllm bench serve`; `results` writes and reads `vllm bench serve` result files.
 """
 
 from runners.bench.metrics import summarize

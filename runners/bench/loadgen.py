@@ -1,9 +1,9 @@
 """The async load generator: sends `BenchRequest`s to an OpenAI-compatible server and times them.
 
-Second stage of a real benchmark (after `runners.bench.datasets`, before
+Second stage of a real benchmark (after `runners.workload`, before
 `runners.bench.metrics.summarize`): requests are dispatched in order at their send times (all at
 once, Poisson or gamma arrivals), each waits for the client-side concurrency semaphore (closed
-loop), then streams its completion. Timing follows `vllm bench serve` exactly (ENGINES.md §2.2):
+loop), then streams its completion. Timing follows `vllm bench serve` exactly:
 the clock starts right before the POST (after the semaphore), TTFT is the first SSE chunk that
 has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
@@ -27,9 +27,9 @@ from typing import Literal
 import httpx
 import numpy as np
 
-from runners.bench.datasets import BenchRequest
 from runners.bench.records import RequestRecords
 from runners.bench.transport import LeanHTTPTransport
+from runners.workload import BenchRequest
 
 Endpoint = Literal["completions", "chat"]
 

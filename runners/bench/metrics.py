@@ -20,12 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from runners.bench.records import FloatArray, RequestRecords
-from runners.errors import ServingOptimizerError
+from runners.errors import NoMetricValue
 from runners.types import Distribution, Metrics
-
-
-class NoMetricValue(ServingOptimizerError):
-    """A metric was asked of a run that produced no data for it."""
 
 
 def distribution_ms(values_s: FloatArray) -> Distribution:
@@ -121,3 +117,13 @@ def peak_output_rate(token_times_s: list[FloatArray]) -> tuple[float, float]:
         np.add.at(tokens, (times[1:]).astype(np.int64), 1.0)
         active[int(times[0]) : int(times[-1]) + 1] += 1.0
     return float(tokens.max()), float(active.max())
+
+
+__all__ = [
+    "GOODPUT_KEYS",
+    "NoMetricValue",
+    "distribution_ms",
+    "peak_output_rate",
+    "request_goodput",
+    "summarize",
+]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from runners.workload.arrays import FloatArray, IntArray
+
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -58,3 +58,6 @@ class RequestRecords:
             itl_s=np.concatenate([p.itl_s for p in parts]),
             duration_s=max(p.duration_s for p in parts),
         )
+
+
+__all__ = ["BoolArray", "FloatArray", "IntArray", "RequestRecords"]

@@ -1,7 +1,7 @@
 """Benchmark result files in the format of `vllm bench serve --save-result`, both ways.
 
 Last stage of a real benchmark: `to_vllm_json` turns a `BenchResult` and its `Metrics` (from
-`summarize`) into the same keys `vllm bench serve` 0.33 writes (ENGINES.md §2.4, with
+`summarize`) into the same keys `vllm bench serve` 0.33 writes (with
 ``--percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,95,99`` and
 ``--save-detailed``); `save_result` writes it. `metrics_from_vllm_json` reads such a file,
 ours or one written by `vllm bench serve` itself, back into `Metrics`: that is the alternative
@@ -21,15 +21,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from runners.bench.loadgen import BenchResult
 from runners.bench.metrics import peak_output_rate, request_goodput
-from runners.errors import ServingOptimizerError
+from runners.errors import ResultFileError
 from runners.types import Distribution, LatencyMetric, Metrics
 
 PERCENTILES = (50, 90, 95, 99)
 METRICS: tuple[LatencyMetric, ...] = ("ttft", "tpot", "itl", "e2el")
-
-
-class ResultFileError(ServingOptimizerError):
-    """A benchmark result file is missing, unreadable, or lacks a needed key."""
 
 
 def aggregate_fields(metrics: Metrics) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 Data flow: `rules.check_config` rejects configs the engine would refuse at startup;
 `memory.plan_memory` / `memory.check_memory` size the KV pool and apply the memory crash rules;
-`workload.make_requests` draws the requests; `perf.StepModel` tabulates step times; and
+`runners.workload.make_requests` draws the requests; `perf.StepModel` tabulates step times; and
 `scheduler.run_replica` plays client, API server and engine scheduler for every replica, whose
 records are merged in request order. Pure and deterministic: the same (config, workload, seed)
 gives a bit-identical result. Request lengths and send times come from `workload.seed` (so all
@@ -25,8 +25,8 @@ from runners.sim.params import Calibration, Noise, fitted_calibration
 from runners.sim.perf import StepModel
 from runners.sim.rules import check_config
 from runners.sim.scheduler import ReplicaResult, run_replica, sglang_max_running
-from runners.sim.workload import RequestSet, make_requests
 from runners.types import Crash, ServingConfig, Workload
+from runners.workload import RequestSet, make_requests
 
 __all__ = ["Calibration", "MemoryPlan", "Noise", "SimResult", "simulate"]
 

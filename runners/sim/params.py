@@ -1,6 +1,6 @@
 """Every fitted or assumed constant of the simulator, in one place, each with its source.
 
-The physics modules (`memory`, `perf`, `frontend`, `scheduler`, `workload`) import their priors
+The physics modules (`memory`, `perf`, `frontend`, `scheduler`) import their priors
 from here and nothing else holds a magic number. Values marked "§9.3" are the single-stage fit of
 the reference implementation quoted in docs/SIMULATOR.md §9.3 (vLLM 0.11, GPUStack runs); values
 marked "prior" are physically motivated guesses from §2-§5 that a later calibration will refit.
@@ -11,19 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
-
-# --- workload (§7, §8) --------------------------------------------------------------------------
-# Lognormal ShareGPT-like lengths; sigmas from §8, mus chosen (numerically, offline) so that the
-# means after vLLM bench's `is_valid_sequence` filter are ~217 input / ~201 output tokens, as in
-# the GPUStack runs (217,393 in / ~201,400 out per 1,000 prompts).
-SHAREGPT_SIGMA_IN = 1.1
-SHAREGPT_SIGMA_OUT = 1.0
-SHAREGPT_MU_IN = 5.05
-SHAREGPT_MU_OUT = 4.85
-# vLLM `is_valid_sequence` (vllm/benchmarks/datasets.py): min_len 4, prompt <= 1024, total <= 2048.
-SHAREGPT_MIN_LEN_TOK = 4
-SHAREGPT_MAX_PROMPT_TOK = 1024
-SHAREGPT_MAX_TOTAL_TOK = 2048
 
 # --- frontend / API server (§7) ----------------------------------------------------------------
 # Per-engine c_in, latency and c_out are in ENGINE_COSTS below (fitted).

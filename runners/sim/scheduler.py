@@ -27,8 +27,8 @@ from runners.bench.records import BoolArray, FloatArray, IntArray, RequestRecord
 from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
-from runners.sim.workload import RequestSet
 from runners.types import ServingConfig
+from runners.workload import RequestSet
 
 MACRO_MAX_STEPS = 4096
 SGLANG_CLIP_MAX_NEW_TOK = 4096  # SGLang CLIP_MAX_NEW_TOKENS_ESTIMATION

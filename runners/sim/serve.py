@@ -42,8 +42,8 @@ from runners.sim import _replica_count, _sim_rng, _step_model
 from runners.sim.memory import check_memory, plan_memory
 from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica, sglang_max_running
-from runners.sim.workload import RequestSet
 from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
+from runners.workload import RequestSet
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.local import LocalRunner
+from runners.local import LocalRunner, RealRunSettings
 from runners.process import port_is_free
 from runners.types import Candidate, CrashClass, NodeGroup, Placement, Workload
 
@@ -47,7 +47,7 @@ def tiny(model_dir: Path, **settings: int | str | bool) -> Candidate:
 
 
 def test_real_vllm_trial_end_to_end(model_dir: Path, tmp_path: Path) -> None:
-    runner = LocalRunner(tmp_path, start_deadline_s=400.0, bench_timeout_s=300.0)
+    runner = LocalRunner(tmp_path, RealRunSettings(start_deadline_s=400.0, bench_timeout_s=300.0))
     workload = Workload("w", "random", 32, input_len=64, output_len=16)
     outcome = runner.run(tiny(model_dir, **{"max-num-seqs": 32}), workload, PLACEMENT)
     assert outcome.status == "ok", (outcome.crash, outcome.artifacts)
@@ -63,7 +63,7 @@ def test_real_vllm_trial_end_to_end(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_real_vllm_start_failure_is_classified(model_dir: Path, tmp_path: Path) -> None:
-    runner = LocalRunner(tmp_path, start_deadline_s=400.0)
+    runner = LocalRunner(tmp_path, RealRunSettings(start_deadline_s=400.0))
     workload = Workload("w", "random", 4, input_len=8, output_len=4)
     outcome = runner.run(tiny(model_dir, **{"max-model-len": 8192}), workload, PLACEMENT)
     log = Path(dict(outcome.artifacts)["engine_log"])

@@ -10,7 +10,6 @@ repeated here: one start crash (invalid:config), death under load (oom:runtime),
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Any
 
 import pytest
 
-from runners.local import EmulatorLaunch, LocalRunner
+from runners.local import EmulatorLaunch, LocalRunner, RealRunSettings
 from runners.process import group_pids, port_is_free
 from runners.types import (
     Candidate,
     CrashClass,
-    LaunchSpec,
     NodeGroup,
     Placement,
     TrialOutcome,
@@ -78,20 +76,6 @@ START_CRASHES: list[tuple[tuple[str, str], dict[str, Any], CrashClass, str]] = [
 ]
 
 
-class FaultyEmulator(LocalRunner):
-    """LocalRunner on the emulator with one of its fault modes (`--fault`)."""
-
-    def __init__(self, artifacts_dir: Path, fault: str, **kw: Any) -> None:
-        super().__init__(artifacts_dir, **kw)
-        self.fault = fault
-
-    def command(self, spec: LaunchSpec, candidate: Candidate, placement: Placement) -> LaunchSpec:
-        launched = super().command(spec, candidate, placement)
-        argv = list(launched.argv)
-        argv[argv.index("--") : argv.index("--")] = ["--fault", self.fault]
-        return dataclasses.replace(launched, argv=tuple(argv))
-
-
 @pytest.fixture
 def started_groups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The process groups (leader pids) of every process the runner starts."""
@@ -110,13 +94,17 @@ def candidate(model: tuple[str, str], **settings: Any) -> Candidate:
     return Candidate.make("vllm", "0.33.0", model[0], model[1], "bf16", settings)
 
 
-def emulator(tmp_path: Path, fault: str = "none", **kw: Any) -> LocalRunner:
-    launch = EmulatorLaunch(
-        time_scale=float(kw.pop("time_scale", 20.0)), startup_s=float(kw.pop("startup_s", 0.2))
-    )
-    kw.setdefault("start_deadline_s", DEADLINE_S)
-    kw.setdefault("bench_timeout_s", DEADLINE_S)
-    return FaultyEmulator(tmp_path, fault, emulator=launch, num_warmups=0, **kw)
+def emulator(
+    tmp_path: Path,
+    fault: str = "none",
+    time_scale: float = 20.0,
+    startup_s: float = 0.2,
+    start_deadline_s: float = DEADLINE_S,
+) -> LocalRunner:
+    """LocalRunner on the emulator, with one of its fault modes (`--fault`)."""
+    launch = EmulatorLaunch(time_scale=time_scale, startup_s=startup_s, fault=fault)
+    settings = RealRunSettings(start_deadline_s=start_deadline_s, bench_timeout_s=DEADLINE_S)
+    return LocalRunner(tmp_path, settings, emulator=launch, num_warmups=0)
 
 
 def assert_no_orphan(outcome: TrialOutcome, groups: list[int]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.local import EmulatorLaunch, LocalRunner
+from runners.local import EmulatorLaunch, LocalRunner, RealRunSettings
 from runners.process import group_pids, port_is_free
 from runners.types import Candidate, CrashClass, NodeGroup, Placement, TrialOutcome, Workload
 
@@ -29,13 +29,11 @@ def candidate(**settings: int | float | str | bool) -> Candidate:
     )
 
 
-def runner(tmp_path: Path, **kw: object) -> LocalRunner:
-    launch = EmulatorLaunch(
-        time_scale=float(kw.pop("time_scale", 20.0)),  # type: ignore[arg-type]
-        startup_s=0.2,
-        hang=str(kw.pop("hang", "none")),
-    )
-    return LocalRunner(tmp_path, emulator=launch, num_warmups=0, **kw)  # type: ignore[arg-type]
+def runner(
+    tmp_path: Path, time_scale: float = 20.0, hang: str = "none", **deadlines: float
+) -> LocalRunner:
+    launch = EmulatorLaunch(time_scale=time_scale, startup_s=0.2, hang=hang)
+    return LocalRunner(tmp_path, RealRunSettings(**deadlines), emulator=launch, num_warmups=0)
 
 
 def assert_clean(outcome: TrialOutcome) -> None:

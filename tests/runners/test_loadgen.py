@@ -11,12 +11,12 @@ import httpx
 import numpy as np
 import pytest
 
-from runners.bench.datasets import BenchRequest, from_workload, load_sharegpt, whitespace_tokens
 from runners.bench.loadgen import LoadConfig, run_benchmark
 from runners.bench.metrics import request_goodput, summarize
 from runners.bench.records import RequestRecords
 from runners.bench.results import metrics_from_vllm_json, save_result, to_vllm_json
 from runners.types import Workload
+from runners.workload import BenchRequest, make_requests, token_prompts
 
 pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
 
@@ -44,6 +44,10 @@ def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
     return httpx.MockTransport(handle)
 
 
+def prompts(workload: Workload, vocab_size: int) -> tuple[BenchRequest, ...]:
+    return token_prompts(make_requests(workload), vocab_size, workload.seed)
+
+
 def run(requests: list[BenchRequest], config: LoadConfig, state: dict[str, int]):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=sse_handler(state)) as client:
@@ -53,7 +57,7 @@ def run(requests: list[BenchRequest], config: LoadConfig, state: dict[str, int])
 
 
 def test_streams_are_timed_and_counted() -> None:
-    requests = list(from_workload(Workload("w", "random", 10, input_len=7, output_len=5), 1000))
+    requests = list(prompts(Workload("w", "random", 10, input_len=7, output_len=5), 1000))
     state = {"in_flight": 0, "peak": 0}
     result = run(requests, LoadConfig("http://x/v1", "m", num_warmups=2), state)
     assert len(result.results) == 10  # warm-ups are not recorded
@@ -76,7 +80,7 @@ def test_failures_are_counted_not_dropped() -> None:
 
 
 def test_closed_loop_respects_max_concurrency() -> None:
-    requests = list(from_workload(Workload("w", "random", 30, input_len=4, output_len=3), 1000))
+    requests = list(prompts(Workload("w", "random", 30, input_len=4, output_len=3), 1000))
     state = {"in_flight": 0, "peak": 0}
     run(requests, LoadConfig("http://x/v1", "m", max_concurrency=3), state)
     assert state["peak"] == 3  # the limit is reached, never passed
@@ -85,27 +89,8 @@ def test_closed_loop_respects_max_concurrency() -> None:
     assert unlimited["peak"] > 3  # without it, all-at-once arrivals overlap beyond 3
 
 
-def test_shared_prefix_groups_share_their_prefix() -> None:
-    w = Workload("w", "random", 6, input_len=20, output_len=2, prefix_len=8, prefix_groups=2)
-    requests = from_workload(w, 1000)
-    assert requests[0].prompt_ids[:8] == requests[2].prompt_ids[:8]
-    assert requests[0].prompt_ids[:8] != requests[1].prompt_ids[:8]
-    assert all(r.prompt_len == 28 for r in requests)  # prefix + input_len, as the simulator
-
-
-def test_sharegpt_file_is_read_and_filtered(tmp_path: Path) -> None:
-    convs = [
-        {"conversations": [{"from": "human", "value": "a b c d e"}, {"from": "gpt", "value": v}]}
-        for v in ("one two three four five", "too short")
-    ]
-    path = tmp_path / "sg.json"
-    path.write_text(json.dumps(convs * 3))
-    requests = load_sharegpt(path, 3, whitespace_tokens)
-    assert [r.output_len for r in requests] == [5, 5, 5]
-
-
 def test_result_json_round_trips_to_metrics(tmp_path: Path) -> None:
-    requests = list(from_workload(Workload("w", "random", 5, input_len=5, output_len=4), 1000))
+    requests = list(prompts(Workload("w", "random", 5, input_len=5, output_len=4), 1000))
     result = run(requests, LoadConfig("http://x/v1", "m"), {"in_flight": 0, "peak": 0})
     metrics = summarize(result.records(), 1)
     doc = to_vllm_json(result, metrics, "m", goodput_slo_ms={"ttft": 1e6})

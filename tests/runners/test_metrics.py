@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runners.bench import RequestRecords, summarize
-from runners.bench.metrics import NoMetricValue
+from runners.errors import NoMetricValue
 
 
 def records(success: list[bool]) -> RequestRecords:

@@ -22,33 +22,27 @@ from optuna.trial import TrialState
 
 from optimizer.spec import load_spec
 from optimizer.study import FAULT_KEY, Options, run_study
+from runners import Runner
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 from tests.optimizer.test_driver import metrics
 
 ray = pytest.importorskip("ray")
 
-from runners.ray_pool import RayNodeGroup, RayPool, RayPoolError  # noqa: E402
+from runners.errors import RayPoolError  # noqa: E402
+from runners.pool import TrialPool  # noqa: E402
+from runners.ray import RayNodeGroup, RayPool  # noqa: E402
+from runners.testing.pool import (  # noqa: E402
+    HoldRunner,
+    TrialPoolConformance,
+    process_gone,
+    tp,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 GROUP_A = RayNodeGroup(NodeGroup("a", "H100-SXM-80GB", 8), "pool_a")
 GROUP_B = RayNodeGroup(NodeGroup("b", "H100-SXM-80GB", 8), "pool_b")
 CHILD_MARKER = "SERVING_OPTIMIZER_TEST_ENGINE"
-
-
-class SleepRunner:
-    """Holds its GPUs for `seconds`; reports what the engine would have seen."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
-        time.sleep(self.seconds)
-        return TrialOutcome(
-            "ok",
-            metrics=metrics(1000.0, 10.0),
-            artifacts=(("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", "")),),
-        )
 
 
 class DiesOnceRunner:
@@ -59,13 +53,18 @@ class DiesOnceRunner:
         self.flag = flag
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
-        if not self.flag.exists():
+        try:  # claim the death atomically: two trials start at once on the two groups
+            claim = open(self.flag, "x")  # noqa: SIM115 - closed below, before the kill
+        except FileExistsError:
+            claim = None
+        if claim is not None:
             child = subprocess.Popen(
                 [sys.executable, "-c", "import time; time.sleep(600)"],
                 start_new_session=True,
                 env={**os.environ, CHILD_MARKER: str(self.flag)},
             )
-            self.flag.write_text(str(child.pid))
+            claim.write(str(child.pid))
+            claim.close()
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.5)
         return TrialOutcome("ok", metrics=metrics(1000.0, 10.0))
@@ -95,17 +94,6 @@ def cluster() -> Iterator[None]:
             local.shutdown()
 
 
-def tp(size: int) -> Candidate:
-    return Candidate.make(
-        "vllm",
-        "0.33.0",
-        "Qwen3-235B-A22B-Instruct-2507",
-        "Qwen/Qwen3-235B-A22B-Instruct-2507",
-        "bf16",
-        {"tensor-parallel-size": size},
-    )
-
-
 def wait_all_gpus_free(total: float) -> float:
     deadline = time.monotonic() + 30
     free = 0.0
@@ -118,7 +106,7 @@ def wait_all_gpus_free(total: float) -> float:
 
 
 def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) -> None:
-    pool = RayPool([GROUP_A, GROUP_B], SleepRunner(1.5), fill_node_group=False)
+    pool = RayPool([GROUP_A, GROUP_B], HoldRunner(1.5), fill_node_group=False)
     assert {name: cap.gpus for name, cap in pool.capacity.items()} == {"a": 8, "b": 8}
     workload = Workload("w", "random", 1)
     sizes = [8, 4, 2, 2, 1, 1, 8, 4, 2, 1, 4, 2]
@@ -179,7 +167,7 @@ def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) 
 def test_a_node_group_missing_from_the_cluster_is_a_clear_error(cluster: None) -> None:
     missing = RayNodeGroup(NodeGroup("c", "H100-SXM-80GB", 8), "pool_c")
     with pytest.raises(RayPoolError, match="pool_c"):
-        RayPool([missing], SleepRunner(0.0))
+        RayPool([missing], HoldRunner(0.0))
 
 
 def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: Path) -> None:
@@ -203,21 +191,8 @@ def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: P
     assert retry.state == TrialState.COMPLETE and retry.params == failed[0].params
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     child = int(flag.read_text())
-    assert not process_alive(child), "the engine process died with its actor"
+    assert process_gone(child, 30.0), "the engine process died with its actor"
     assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
-
-
-def process_alive(pid: int) -> bool:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            return False
-        if "\nState:\tZ" in status:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
@@ -232,10 +207,10 @@ def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
 def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) -> None:
     """Two pools (as two drivers would hold) on one group: the shared ledger keeps their
     device ids apart, and ids of an owner whose placement group is gone are reused."""
-    from runners.ray_pool import LEDGER_NAME, LEDGER_NAMESPACE
+    from runners.ray import LEDGER_NAME, LEDGER_NAMESPACE
 
-    first = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
-    second = RayPool([GROUP_A], SleepRunner(3.0), fill_node_group=False)
+    first = RayPool([GROUP_A], HoldRunner(3.0), fill_node_group=False)
+    second = RayPool([GROUP_A], HoldRunner(3.0), fill_node_group=False)
     ledger = ray.get_actor(LEDGER_NAME, namespace=LEDGER_NAMESPACE)
     node = next(iter(first.capacity["a"].node_gpus))[0]
     # a driver that died holding two devices: its "placement group" never existed
@@ -252,3 +227,17 @@ def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) ->
     ids = [set(done.placement.gpu_ids) for done in results if done.placement is not None]
     assert len(ids) == 2 and not ids[0] & ids[1]
     assert ids[0] | ids[1] == set(range(8)), "the dead owner's devices were reclaimed"
+
+
+class TestRayPoolConformance(TrialPoolConformance):
+    """The TrialPool contract (runners.testing.pool) on the module's two-node cluster."""
+
+    starts_on_submit = workers_can_be_lost = sets_visible_devices = True
+    node_group = GROUP_A.node_group
+
+    @pytest.fixture(autouse=True)
+    def _on_the_cluster(self, cluster: None) -> None:
+        """Every test of the suite runs with the module's Ray cluster up."""
+
+    def make_pool(self, runner: Runner, fill_node_group: bool) -> TrialPool:
+        return RayPool([GROUP_A, GROUP_B], runner, fill_node_group)

@@ -11,8 +11,8 @@ import pytest
 from runners.bench.records import RequestRecords
 from runners.sim import SimResult, simulate
 from runners.sim.reference import reference_config
-from runners.sim.workload import make_requests
 from runners.types import ServingConfig, Workload
+from runners.workload import make_requests
 
 SHAREGPT = Workload(name="sharegpt", dataset="sharegpt-like", num_prompts=300, seed=3)
 

@@ -15,8 +15,8 @@ from runners.sim import Noise, SimResult, simulate
 from runners.sim.memory import plan_memory
 from runners.sim.perf import accepted_per_step
 from runners.sim.reference import reference_config
-from runners.sim.workload import make_requests, send_times, workload_streams
 from runners.types import CrashClass, EngineName, ServingConfig, Workload
+from runners.workload import make_requests, send_times, workload_streams
 
 SHAREGPT = Workload(name="sharegpt", dataset="sharegpt-like", num_prompts=300, seed=3)
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from runners.sim.frontend import Ingestion, OutputStream
-from runners.sim.workload import make_requests
 from runners.types import Workload
+from runners.workload import make_requests
 
 
 def test_sharegpt_like_lengths_follow_the_bench_filter_and_means() -> None:

@@ -19,10 +19,10 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from runners.bench.datasets import BenchRequest
 from runners.bench.loadgen import LoadConfig, RequestResult, make_client, send_one
 from runners.bench.transport import LeanHTTPTransport
 from runners.process import PortLease
+from runners.workload import BenchRequest
 
 pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
 

@@ -1,0 +1,292 @@
+"""Process lifecycle of one engine instance on this machine: start, address, tear down.
+
+First stage of a real trial (`runners.local.LocalRunner`; `runners.measure` is the second).
+`Launcher.start` renders the candidate's launch through its engine adapter on a leased port
+(`runners.engines.launch_spec`, `process.PortLease`), swaps the argv for the vLLM shim or the
+emulator where needed (`command`), and starts it as an `process.EngineProcess` with the
+runner's environment (`runners.settings.engine_env`). The returned `EngineInstance` waits until
+the engine is ready: `Launched` with the `ServingEndpoint` to measure, or `StartFailed` with a
+`Crash` (a process that exits during start is classified at once from its exit code and log;
+no 200 within the start deadline is ``start:timeout``). After the benchmark, `crash_under_load`
+classifies an engine that died while serving (phase ``load``), and `stop` tears the process
+group down, verifies the port free and releases the lease, reporting a failed teardown instead
+of raising. All crash classification goes through `classify_failure`.
+
+`EmulatorLaunch` swaps the engine for `python -m runners.sim.serve` with the same flags (and,
+for fault tests, one of its fault modes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from runners.checkpoint import offline_reason
+from runners.engines import classify as engines_classify
+from runners.engines import launch_spec
+from runners.errors import ProcessError
+from runners.measure import ServingEndpoint
+from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
+from runners.settings import RealRunSettings, engine_env
+from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement
+
+
+@dataclass(frozen=True)
+class EmulatorLaunch:
+    """Run `python -m runners.sim.serve` with the engine's flags instead of the engine.
+
+    `fault` is one of the emulator's fault modes (``http500``, ``malformed``; ``none`` = off).
+    """
+
+    time_scale: float = 1.0
+    startup_s: float = 1.0
+    hang: str = "none"
+    fault: str = "none"
+
+
+@dataclass(frozen=True)
+class Launched:
+    """The engine answered its health check: where to measure it, and how long start took."""
+
+    endpoint: ServingEndpoint
+    startup_s: float
+
+
+@dataclass(frozen=True)
+class StartFailed:
+    """The engine did not get ready: why, and how long it was given."""
+
+    crash: Crash
+    startup_s: float
+
+
+class EngineInstance:
+    """One started engine of one trial: its launch, process and port lease. Not thread-safe."""
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        spec: LaunchSpec,
+        process: EngineProcess,
+        lease: PortLease,
+        settings: RealRunSettings,
+    ) -> None:
+        self.candidate = candidate
+        self.spec = spec
+        self.process = process
+        self.lease = lease
+        self.settings = settings
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    @property
+    def launch_path(self) -> Path:
+        return self.process.workdir / "launch.json"
+
+    def wait_ready(self) -> Launched | StartFailed:
+        """Block until the engine is ready, has exited, or the start deadline passed."""
+        deadline = self.settings.start_deadline_s
+        ready = self.process.wait_ready(deadline)
+        if isinstance(ready, StartExited):
+            log = self.process.log_text()
+            crash = classify_failure(self.candidate.engine, ready.exit_code, log, "startup")
+            return StartFailed(crash, ready.startup_s)
+        if isinstance(ready, StartTimeout):
+            message = (
+                f"{self.spec.health_url} did not answer 200 within {deadline:g} s; "
+                + error_message(self.process.log_text(), None)
+            )
+            return StartFailed(Crash(CrashClass.START_TIMEOUT, message), ready.startup_s)
+        endpoint = ServingEndpoint(
+            self.spec.host, self.spec.port, self.candidate.checkpoint, self.spec.api_prefix
+        )
+        return Launched(endpoint, ready.startup_s)
+
+    def crash_under_load(self) -> Crash | None:
+        """The classified crash if the engine has exited since it got ready, else None."""
+        exit_code = self.process.exit_code()
+        if exit_code is None:
+            return None
+        return classify_failure(self.candidate.engine, exit_code, self.process.log_text(), "load")
+
+    def stop(self) -> str:
+        """Tear the process group down and release the port; "" or what went wrong."""
+        try:
+            self.process.stop(self.settings.stop_grace_s)
+            return ""
+        except ProcessError as exc:
+            return str(exc)
+        finally:
+            self.lease.release()
+
+
+class Launcher:
+    """Starts engine instances on this machine with one trial's settings and environment.
+
+    `extra_args` are appended per engine (e.g. ``{"vllm": ("--generation-config", "vllm")}``);
+    `cache_dir` holds the engines' compile caches.
+    """
+
+    def __init__(
+        self,
+        settings: RealRunSettings,
+        cache_dir: Path,
+        *,
+        extra_args: dict[str, tuple[str, ...]] | None = None,
+        emulator: EmulatorLaunch | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.extra_args = dict(extra_args or {})
+        self.emulator = emulator
+
+    def start(self, candidate: Candidate, placement: Placement, trial_dir: Path) -> EngineInstance:
+        """Lease a port, write the launch's files and start the engine (not yet ready).
+
+        Raises `ProcessError` when the program cannot be started at all (an infrastructure
+        fault, e.g. the engine is not installed on this node); the lease is then released.
+        """
+        lease = PortLease(placement.host)
+        try:
+            spec = self.command(
+                launch_spec(candidate, placement, lease.port), candidate, placement
+            )
+            process = EngineProcess(
+                spec, trial_dir, trial_dir / "engine.log", self.environment(candidate)
+            )
+            process.start()
+        except BaseException:
+            lease.release()
+            raise
+        return EngineInstance(candidate, spec, process, lease, self.settings)
+
+    def environment(self, candidate: Candidate) -> dict[str, str]:
+        """What this runner adds to the user's environment for `candidate`'s engine."""
+        offline = bool(offline_reason(self.settings, candidate.checkpoint))
+        return engine_env(self.settings, self.cache_dir, offline)
+
+    def command(self, spec: LaunchSpec, candidate: Candidate, placement: Placement) -> LaunchSpec:
+        """The argv actually started: the engine's own, through the vLLM shim or the emulator."""
+        argv = [*spec.argv, *self.extra_args.get(candidate.engine, ())]
+        if self.emulator is not None:
+            argv = [*self._emulator_argv(candidate, placement), "--", *argv]
+        elif argv[0] == "vllm":
+            argv = [sys.executable, "-m", "runners.vllm_entry", *argv[1:]]
+        elif argv[0] == "python":
+            argv = [sys.executable, *argv[1:]]
+        env = spec.env
+        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", "runners.vllm_entry"]):
+            # the child runs from the trial folder: give it this very `runners` package, not
+            # whatever checkout the editable install happens to point at
+            env = (*env, ("PYTHONPATH", _with_package_root(os.environ.get("PYTHONPATH", ""))))
+        return dataclasses.replace(spec, argv=tuple(argv), env=env)
+
+    def _emulator_argv(self, candidate: Candidate, placement: Placement) -> list[str]:
+        assert self.emulator is not None
+        group = placement.node_group
+        argv = [
+            sys.executable,
+            "-m",
+            "runners.sim.serve",
+            "--gpu",
+            group.gpu,
+            "--gpus-per-node",
+            str(group.gpus_per_node),
+            "--model",
+            candidate.model,
+            "--engine-version",
+            candidate.engine_version,
+            "--time-scale",
+            f"{self.emulator.time_scale:g}",
+            "--startup-s",
+            f"{self.emulator.startup_s:g}",
+            "--hang",
+            self.emulator.hang,
+        ]
+        if self.emulator.fault != "none":
+            argv += ["--fault", self.emulator.fault]
+        return argv
+
+
+# --- crash classification: one entry point -----------------------------------------------------
+
+Phase = Literal["startup", "load"]
+
+_RULES: tuple[tuple[str, CrashClass], ...] = (
+    ("larger than the available KV cache memory", CrashClass.KV_TOO_SMALL),
+    ("No available memory for the cache blocks", CrashClass.NO_KV_MEMORY),
+    ("Not enough memory. Please try to increase --mem-fraction-static", CrashClass.NO_KV_MEMORY),
+    ("CUDA out of memory", CrashClass.RUNTIME_OOM),
+    ("OutOfMemoryError", CrashClass.RUNTIME_OOM),
+    ("greater than the derived max_model_len", CrashClass.MODEL_LEN),
+    ("is not divisible by", CrashClass.TP_HEADS),
+    ("must be greater than or equal to max_num_seqs", CrashClass.INVALID_CONFIG),
+    ("is smaller than max_model_len", CrashClass.INVALID_CONFIG),
+    ("invalid choice", CrashClass.INVALID_CONFIG),
+    ("unrecognized arguments", CrashClass.INVALID_CONFIG),
+    ("invalid int value", CrashClass.INVALID_CONFIG),
+    ("invalid float value", CrashClass.INVALID_CONFIG),
+)
+_ERROR_LINE = re.compile(
+    r"^.*?((?:[A-Za-z_.]*(?:Error|Exception)|error): .*)$|^.*?(torch\.OutOfMemoryError.*)$"
+)
+_PYDANTIC_HEAD = re.compile(r"\d+ validation errors? for \w+\s*$")
+
+
+def classify_failure(engine: str, exit_code: int, log_text: str, phase: Phase) -> Crash:
+    """Why engine `engine` failed, as a `Crash`: the class from its exit code and log (the
+    engine registry's signatures, refined by the engine-neutral rules below when they find
+    nothing specific) and the engine's own error line as the message."""
+    crash_class = engines_classify(engine, exit_code, log_text)
+    if crash_class == CrashClass.ENGINE_EXITED:
+        crash_class = _generic_class(exit_code, log_text)
+    return Crash(crash_class, error_message(log_text, exit_code), phase)
+
+
+def _generic_class(exit_code: int, log_text: str) -> CrashClass:
+    """Engine-neutral rules on the exit code and the engines' real error texts."""
+    for needle, crash_class in _RULES:
+        if needle in log_text:
+            return crash_class
+    if exit_code == 2:
+        return CrashClass.INVALID_CONFIG
+    return CrashClass.ENGINE_EXITED
+
+
+def error_message(log_text: str, exit_code: int | None) -> str:
+    """The engine's own error line (the last ``...Error: ...`` line), else the log's tail.
+
+    A pydantic ``ValidationError: 1 validation error for ModelConfig`` line names no cause;
+    the indented lines after it (``Value error, User-specified max_model_len ...``) do, so they
+    are kept with it.
+    """
+    lines = [line.rstrip() for line in log_text.splitlines() if line.strip()]
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        match = _ERROR_LINE.match(line)
+        if match and "Traceback" not in line:
+            message = (match.group(1) or match.group(2) or line).strip()
+            if _PYDANTIC_HEAD.search(message):
+                details = [
+                    detail.strip()
+                    for detail in lines[index + 1 : index + 4]
+                    if detail.startswith(" ") and "errors.pydantic.dev" not in detail
+                ]
+                message = " ".join([message, *details])
+            return message[:2000]
+    tail = "\n".join(lines[-15:])
+    return f"exit code {exit_code}; log tail:\n{tail}"[:2000]
+
+
+def _with_package_root(pythonpath: str) -> str:
+    """`pythonpath` with the folder holding this `runners` package first."""
+    root = str(Path(__file__).resolve().parents[1])
+    rest = [entry for entry in pythonpath.split(os.pathsep) if entry and entry != root]
+    return os.pathsep.join([root, *rest])
