@@ -29,7 +29,7 @@ from optimizer.space import (
     candidate_from_params,
     param_name,
 )
-from optimizer.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from optimizer.spec.models import CategoricalParam, FloatParam, IntParam, StudySpec
 from runners.catalog import get_gpu, get_model
 from runners.engines import default_in_context, get_engine
 from runners.types import SettingValue

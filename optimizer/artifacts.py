@@ -28,7 +28,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage, RDBStorage
 
 from optimizer.objectives import constraint_values
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from optimizer.storage import STUDIES_DIR
 from runners.bench.results import aggregate_fields
 from runners.engines import resolve

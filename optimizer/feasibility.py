@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.constraints import violations
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, candidate_from_params
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from runners.catalog import GpuSpec
 from runners.engines import resolve
 from runners.errors import ServingOptimizerError

@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.artifacts import storage_url, study_dir_of
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from optimizer.validate import (
     KINDS,
     Measurement,

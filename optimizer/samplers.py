@@ -23,8 +23,9 @@ from typing import cast
 import numpy as np
 import optuna
 
+from optimizer.errors import SamplerError
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
-from optimizer.spec import (
+from optimizer.spec.models import (
     BoolParam,
     CategoricalParam,
     FloatParam,
@@ -32,16 +33,11 @@ from optimizer.spec import (
     SamplerName,
     StudySpec,
 )
-from runners.errors import ServingOptimizerError
 from runners.types import SettingValue
 
 SAMPLERS: tuple[SamplerName, ...] = ("tpe", "nsga2", "gp", "random", "grid")
 NSGA2_POPULATION = 16
 TPE_STARTUP_TRIALS = 5  # after the baseline and engine anchors; see README search figures
-
-
-class SamplerError(ServingOptimizerError):
-    """A sampler that cannot be used on this machine or with this space."""
 
 
 def make_sampler(name: SamplerName, seed: int) -> optuna.samplers.BaseSampler:

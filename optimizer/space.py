@@ -15,14 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from optimizer.spec import (
-    BoolParam,
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    SpecError,
-    StudySpec,
-)
+from optimizer.errors import SpecError
+from optimizer.spec.models import BoolParam, CategoricalParam, FloatParam, IntParam, StudySpec
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
 from runners.engines import check_version, default_in_context, get_engine
 from runners.types import Candidate, EngineName, SettingValue, WeightDtype

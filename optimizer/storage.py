@@ -36,17 +36,13 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy import event, text
 
-from runners.errors import ServingOptimizerError
+from optimizer.errors import StudyError
 
 STUDIES_DIR = Path("studies")
 DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 30
 MAX_RETRY = 3
 SCHEMA_RACE_RETRIES = 4
-
-
-class StudyError(ServingOptimizerError):
-    """A study that cannot be opened, created or resumed."""
 
 
 def redact(url: str) -> str:

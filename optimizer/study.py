@@ -29,17 +29,18 @@ from optuna.trial import TrialState
 
 from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
 from optimizer.artifacts import record_outcome, record_rejection
+from optimizer.errors import StudyError
 from optimizer.feasibility import FeasibilityChecker, Verdict, is_rejection
 from optimizer.objectives import constraint_values, metric_names, objective_values
 from optimizer.report import format_pareto, pareto_points, write_report
 from optimizer.samplers import SAMPLERS, GridPlan, make_sampler
 from optimizer.space import baseline_params, suggest
-from optimizer.spec import SamplerName, StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import SamplerName, StudySpec
 from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
     Heartbeat,
-    StudyError,
     default_storage_url,
     fail_stale_trials,
     load_or_create,

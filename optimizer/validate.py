@@ -30,9 +30,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from optimizer.artifacts import study_dir
+from optimizer.errors import NothingToValidateError, SpecError, StudyError, UsageError
 from optimizer.objectives import objective_values
 from optimizer.space import candidate_from_params
-from optimizer.spec import SpecError, StudySpec, WorkloadSection, load_spec, resolve_space_path
+from optimizer.spec.load import load_spec, resolve_space_path
+from optimizer.spec.models import StudySpec, WorkloadSection
 from optimizer.storage import STUDIES_DIR, default_storage_url, redact
 from runners import Runner
 from runners.engines import serve_command
@@ -117,14 +119,14 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 
 def open_study(ref: StudyRef) -> optuna.Study:
     if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
-        raise ServingOptimizerError(
+        raise StudyError(
             f"no study database at {ref.url}; run `python -m optimizer.study --space "
             f"{ref.name}.yaml` first, or pass --storage"
         )
     try:
         return optuna.load_study(study_name=ref.name, storage=ref.url)
     except KeyError:
-        raise ServingOptimizerError(
+        raise StudyError(
             f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
         ) from None
 
@@ -137,7 +139,7 @@ def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:
     try:
         return load_spec(name)
     except SpecError as exc:
-        raise ServingOptimizerError(
+        raise StudyError(
             f"study {ref.name!r} was made from space {name!r}, which is not a shipped space "
             f"file; pass the file as the argument ({exc})"
         ) from None
@@ -298,7 +300,7 @@ class Validator:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.user_attrs.get("baseline"):
                 return Subject("baseline", t.number, candidate_from_params(self.spec, t.params))
-        raise ServingOptimizerError(
+        raise NothingToValidateError(
             "the study has no completed baseline trial; validation compares against it"
         )
 
@@ -349,7 +351,7 @@ class Validator:
         base = self.baseline()
         front = self.front()
         if not front:
-            raise ServingOptimizerError("the study has no feasible completed trial to validate")
+            raise NothingToValidateError("the study has no feasible completed trial to validate")
         best = front[0]
         out: list[Measurement] = []
         out += self.run_repeats([base, *[s for s in front[: self.top] if s.trial != base.trial]])
@@ -526,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = open_study(ref)
         spec = spec_for(ref, study)
         if ns.emulator is not None and ns.runner != "local":
-            raise ServingOptimizerError("--emulator needs --runner local")
+            raise UsageError("--emulator needs --runner local")
         runner = make_runner(ns.runner, ref.directory, not ns.no_noise, ns.emulator)
         validator = Validator(
             spec,

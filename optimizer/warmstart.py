@@ -15,17 +15,13 @@ from collections.abc import Mapping
 import optuna
 from optuna.storages import BaseStorage
 
+from optimizer.errors import WarmStartError
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
-from runners.errors import ServingOptimizerError
 from runners.types import SettingValue
 
 WARM_START_ATTR = "warm_start_from"
-
-
-class WarmStartError(ServingOptimizerError):
-    """The warm-start source cannot be read."""
 
 
 def load_source(reference: str, storage: BaseStorage) -> optuna.Study:

@@ -43,7 +43,7 @@ def slo_study(tmp_path_factory: pytest.TempPathFactory) -> optuna.Study:
 def test_constraint_values_follow_optuna_sign_convention() -> None:
     spec_slos = load_spec("qwen3-moe.yaml").objectives.slos
     assert spec_slos == []
-    from optimizer.spec import Slo
+    from optimizer.spec.models import Slo
 
     m = metrics(throughput=4000.0, p99_tpot_ms=100.0)
     values = constraint_values(
