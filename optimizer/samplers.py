@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 
 from optimizer.errors import SamplerError
-from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
 from optimizer.spec.models import (
     BoolParam,
     CategoricalParam,
@@ -148,18 +148,10 @@ class GridPlan:
         spec = self._spec
         engine = self._rng.choice(list(spec.engines))
         variant = self._rng.choice(list(spec.model.variants))
-        params: Params = {ENGINE_PARAM: engine, VARIANT_PARAM: variant}
-        section = spec.engines[engine]
-        chosen: dict[str, SettingValue] = {}
-        for setting in section.settings:
-            alternatives = section.alternatives(setting)
-            for index, alt in enumerate(alternatives):
-                if alt.applies(chosen):
-                    value = self._rng.choice(_levels(alt))
-                    chosen[setting] = value
-                    params[param_name(engine, setting, index, len(alternatives))] = value
-                    break
-        return params
+        walk = Walk(spec, engine)
+        for slot in walk:
+            walk.choose(slot, self._rng.choice(_levels(slot.alt)))
+        return {ENGINE_PARAM: engine, VARIANT_PARAM: variant, **walk.params}
 
     def next_point(self, visited: Iterable[Mapping[str, SettingValue]]) -> Params | None:
         """An unvisited lattice point, or None when none was found (lattice exhausted)."""

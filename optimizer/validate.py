@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from optimizer.artifacts import study_dir
 from optimizer.errors import NothingToValidateError, SpecError, StudyError, UsageError
 from optimizer.objectives import objective_values
-from optimizer.space import candidate_from_params
+from optimizer.space import Walk, candidate_from_params
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import StudySpec, WorkloadSection
 from optimizer.storage import STUDIES_DIR, default_storage_url, redact
@@ -459,15 +459,12 @@ def _active_only(
     fallback: dict[str, SettingValue],
 ) -> dict[str, SettingValue]:
     """Drop settings whose `when` fails; fill newly active ones from `fallback` if it has them."""
-    section = spec.engines[engine]
-    chosen: dict[str, SettingValue] = {}
-    for name in section.settings:
-        value = settings.get(name, fallback.get(name))
-        if value is None:
-            continue
-        if any(alt.applies(chosen) for alt in section.alternatives(name)):
-            chosen[name] = value
-    return chosen
+    walk = Walk(spec, engine)
+    for slot in walk:
+        value = settings.get(slot.setting, fallback.get(slot.setting))
+        if value is not None:
+            walk.choose(slot, value)
+    return walk.chosen
 
 
 # --- command line --------------------------------------------------------------------------

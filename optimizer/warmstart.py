@@ -16,7 +16,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from optimizer.errors import WarmStartError
-from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
 from runners.types import SettingValue
@@ -42,20 +42,14 @@ def misfit(spec: StudySpec, params: Mapping[str, SettingValue]) -> str | None:
         return f"engine {engine!r} is not searched here"
     if params.get(VARIANT_PARAM) not in spec.model.variants:
         return f"model variant {params.get(VARIANT_PARAM)!r} is not searched here"
-    section = spec.engines[engine]
-    chosen: dict[str, SettingValue] = {}
-    for setting in section.settings:
-        alternatives = section.alternatives(setting)
-        for index, alt in enumerate(alternatives):
-            if not alt.applies(chosen):
-                continue
-            name = param_name(str(engine), setting, index, len(alternatives))
-            if name not in params:
-                return f"{name} was not set in the source trial"
-            if not alt.contains(params[name]):
-                return f"{name}={params[name]!r} is outside {alt.describe()}"
-            chosen[setting] = params[name]
-            break
+    walk = Walk(spec, str(engine))
+    for slot in walk:
+        if slot.param not in params:
+            return f"{slot.param} was not set in the source trial"
+        value = params[slot.param]
+        if not slot.alt.contains(value):
+            return f"{slot.param}={value!r} is outside {slot.alt.describe()}"
+        walk.choose(slot, value)
     return None
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout, not another installed copy
 
-from optimizer.spec import StudySpec, load_spec  # noqa: E402
+from optimizer.spec.load import load_spec  # noqa: E402
+from optimizer.spec.models import StudySpec  # noqa: E402
 from optimizer.study import Options, run_study  # noqa: E402
 from runners.pool import Finished  # noqa: E402
 from runners.ray_pool import RayNodeGroup, RayPool, ray_cluster  # noqa: E402

@@ -37,7 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 from optimizer.feasibility import FeasibilityChecker, is_rejection
 from optimizer.objectives import constraint_values, objective_values
 from optimizer.space import baseline_params, candidate_from_params, suggest
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 from optimizer.study import Options, run_study
 from runners.sim.runner import SimRunner
 from runners.types import Candidate, Placement, TrialOutcome, Workload

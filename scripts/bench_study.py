@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import Options, make_runner, run_study
 from runners import Runner
 from runners.bench.metrics import distribution_ms

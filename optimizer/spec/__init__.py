@@ -1,12 +1,7 @@
 """The space file: pydantic models (`models`), reading and error formatting (`load`), and the
 cross-checks against the model/GPU catalogue and the engine adapters (`checks`).
 
-Modules of the optimizer import from the submodules; this package re-exports the four names
-scripts and tests use most.
+Import from the submodules. This file re-exports nothing on purpose: importing
+`optimizer.spec.models` runs it first, and a re-export of `load` would pull the cross-checks
+(and through them the constraints that import the models) into that import.
 """
-
-from optimizer.errors import SpecError
-from optimizer.spec.load import SEARCH_SPACES_DIR, load_spec
-from optimizer.spec.models import StudySpec
-
-__all__ = ["SEARCH_SPACES_DIR", "SpecError", "StudySpec", "load_spec"]

@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import Options, run_study
 from runners.sim.runner import SimRunner
 from tests.conftest import SHIPPED

@@ -11,7 +11,7 @@ from optuna.storages import InMemoryStorage
 from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
 from optimizer.feasibility import FeasibilityChecker
 from optimizer.space import baseline_params, candidate_from_params
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from optimizer.study import Options, run_study
 from runners.engines import serve_command
 from runners.sim.runner import SimRunner

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from optimizer.study import Options, run_study
 from runners.types import (
     Candidate,

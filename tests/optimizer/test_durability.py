@@ -27,7 +27,7 @@ BEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
 
 SLOW_DRIVER = """
 import sys, time
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import parse_args, run_study
 from runners.sim.runner import SimRunner
 

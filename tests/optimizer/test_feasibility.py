@@ -14,7 +14,8 @@ from optimizer.feasibility import (
     learned_verdict,
 )
 from optimizer.space import candidate_from_params
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 
 
 def vllm_params(**settings: object) -> dict[str, object]:

@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 from optimizer.study import FAULT_KEY, run_study
 from runners.pool import Finished, InlinePool, trial_gpus, trial_placement
 from runners.types import Candidate, NodeGroup, Workload
@@ -181,7 +182,7 @@ def test_node_groups_that_ray_cannot_place_are_rejected(
     groups: list[dict[str, object]],
     expected: str,
 ) -> None:
-    from optimizer.spec import SpecError
+    from optimizer.errors import SpecError
 
     path = with_hardware(shipped_space, write_space, {"node_groups": groups})
     with pytest.raises(SpecError, match="hardware") as error:

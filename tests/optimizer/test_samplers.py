@@ -13,8 +13,7 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from optimizer.samplers import GridPlan, SamplerError, make_sampler
-from optimizer.spec import StudySpec
-from optimizer.spec.models import SamplerName
+from optimizer.spec.models import SamplerName, StudySpec
 from optimizer.study import Options, count_trials, run_study
 from runners.sim.runner import SimRunner
 

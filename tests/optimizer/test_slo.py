@@ -15,9 +15,10 @@ import yaml
 from optuna.trial import TrialState
 from optuna_dashboard import wsgi
 
+from optimizer.errors import SpecError
 from optimizer.objectives import constraint_values
 from optimizer.report import format_pareto, pareto_points
-from optimizer.spec import SpecError, load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import Options, run_study
 from runners.sim.runner import SimRunner
 from tests.conftest import SHIPPED

@@ -10,7 +10,7 @@ import pytest
 
 from optimizer.report import ablation_finding, write_report
 from optimizer.space import candidate_from_params
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.validate import (
     Measurement,
     Validator,

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import Options, run_study
 from optimizer.warmstart import WARM_START_ATTR, misfit
 from runners.sim.runner import SimRunner

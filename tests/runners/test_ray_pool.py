@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optimizer.spec import load_spec
+from optimizer.spec.load import load_spec
 from optimizer.study import FAULT_KEY, Options, run_study
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 from tests.optimizer.test_driver import metrics
