@@ -38,10 +38,9 @@ from optimizer.spec.models import (
     StudySpec,
 )
 from runners.catalog import get_gpu, get_model
-from runners.engines import get_engine
+from runners.engines import get_engine, resolve_candidate
 from runners.types import SettingValue
 
-ANCHOR_ATTR = "anchor"
 MAX_COMBINATIONS = 64
 
 Params = dict[str, SettingValue]
@@ -80,8 +79,8 @@ def _anchor(
         params = _walk(spec, engine, variant, pinned)
         if params is None:
             continue
-        candidate = candidate_from_params(spec, params)
-        if checker.check(candidate, params, {}, []).launch:
+        resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
+        if checker.check(resolved, params, {}, []).launch:
             return params
     return None
 

@@ -16,12 +16,11 @@ import optuna
 from optuna.storages import BaseStorage
 
 from optimizer.errors import WarmStartError
+from optimizer.record import WARM_START, marks_taken
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
 from runners.types import SettingValue
-
-WARM_START_ATTR = "warm_start_from"
 
 
 def load_source(reference: str, storage: BaseStorage) -> optuna.Study:
@@ -58,11 +57,7 @@ def enqueue_warm_start(
 ) -> int:
     """Enqueue the source's feasible Pareto configurations; returns how many were enqueued."""
     source = load_source(reference, storage)
-    taken = {
-        t.user_attrs.get(WARM_START_ATTR)
-        for t in study.get_trials(deepcopy=False)
-        if WARM_START_ATTR in t.user_attrs
-    }
+    taken = marks_taken(study.get_trials(deepcopy=False), WARM_START)
     enqueued = 0
     for trial in source.best_trials:
         origin = f"{source.study_name}#{trial.number}"
@@ -72,6 +67,6 @@ def enqueue_warm_start(
         if reason is not None:
             print(f"warm start: skipping {origin}: {reason}", file=sys.stderr)
             continue
-        study.enqueue_trial(trial.params, user_attrs={WARM_START_ATTR: origin})
+        study.enqueue_trial(trial.params, user_attrs={WARM_START: origin})
         enqueued += 1
     return enqueued
