@@ -105,7 +105,7 @@ def metrics_table(metrics: Mapping[str, float]) -> list[str]:
 
 @dataclass(frozen=True)
 class NoteFacts:
-    """Everything a trial note says, gathered from what `_tell` records."""
+    """Everything a trial note says, gathered from the trial record (optimizer.record)."""
 
     engine: str
     weight_dtype: str

@@ -8,7 +8,7 @@ one of them through Optuna 5's trial system attributes.
 A conditional space has no fixed Cartesian grid (Optuna's GridSampler needs one), so
 `GridPlan` walks a coarse lattice of it instead: every categorical and bool value, a few
 levels per numeric range, conditions respected, points drawn in a seeded random order without
-replacement (as GridSampler does) and enqueued one at a time by the driver.
+replacement (as GridSampler does) and enqueued one at a time by the loop (optimizer.enqueue).
 """
 
 from __future__ import annotations
