@@ -1,7 +1,9 @@
 """What to try: the search. Reads a space file, runs an Optuna multi-objective study, reports.
 
-`optimizer.study` is the command-line driver, `optimizer.spec` the space file, `optimizer.space`
-the only caller of `trial.suggest_*`, `optimizer.objectives` turns metrics into objective
-values, and `optimizer.report` renders the Pareto front. This package imports `runners`;
-`runners` never imports it.
+`cli` turns a command line into a `config.StudyConfig`; `loop` runs the study (ask, suggest
+with `space`, resolve, pre-flight with `feasibility`, submit to a runner, tell); `record` is the
+typed trial record everything after the loop reads; `report/` renders it; `validate`
+re-measures a finished study and `dashboard` serves it. `spec/` is the space file and
+`errors` the package's exception tree. This package imports `runners`; `runners` never
+imports it.
 """

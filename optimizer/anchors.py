@@ -25,16 +25,22 @@ from optimizer.space import (
     ENGINE_PARAM,
     VARIANT_PARAM,
     AnyParam,
+    EngineDefaults,
+    Walk,
     baseline_params,
     candidate_from_params,
-    param_name,
 )
-from optimizer.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from optimizer.spec.models import (
+    CategoricalParam,
+    EngineSection,
+    FloatParam,
+    IntParam,
+    StudySpec,
+)
 from runners.catalog import get_gpu, get_model
-from runners.engines import default_in_context, get_engine
+from runners.engines import get_engine, resolve_candidate
 from runners.types import SettingValue
 
-ANCHOR_ATTR = "anchor"
 MAX_COMBINATIONS = 64
 
 Params = dict[str, SettingValue]
@@ -60,11 +66,12 @@ def _anchor(
     section = spec.engines[engine]  # type: ignore[index]
     adapter = get_engine(engine, section.version)
     model, gpu = get_model(spec.model.name), get_gpu(spec.node_group.gpu)
+    defaults = EngineDefaults(adapter, {}, model, gpu)
     free = [
         setting
         for setting in section.settings
         if any(isinstance(alt, CategoricalParam) for alt in section.alternatives(setting))
-        and not _holds_default(spec, engine, setting, adapter, model, gpu)
+        and not _holds_default(section, setting, defaults)
     ]
     options = [_categorical_choices(section.alternatives(s)) for s in free]
     for combination in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
@@ -72,17 +79,14 @@ def _anchor(
         params = _walk(spec, engine, variant, pinned)
         if params is None:
             continue
-        candidate = candidate_from_params(spec, params)
-        if checker.check(candidate, params, {}, []).launch:
+        resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
+        if checker.check(resolved, params, {}, []).launch:
             return params
     return None
 
 
-def _holds_default(
-    spec: StudySpec, engine: str, setting: str, adapter: object, model: object, gpu: object
-) -> bool:
-    section = spec.engines[engine]  # type: ignore[index]
-    value = default_in_context(adapter, setting, {}, model, gpu)  # type: ignore[arg-type]
+def _holds_default(section: EngineSection, setting: str, defaults: EngineDefaults) -> bool:
+    value = defaults(setting)
     return any(alt.contains(value) for alt in section.alternatives(setting))
 
 
@@ -98,27 +102,19 @@ def _walk(
     spec: StudySpec, engine: str, variant: str, pinned: Mapping[str, SettingValue]
 ) -> Params | None:
     """Fill every active setting: pinned value, else the engine default (snapped into range)."""
-    section = spec.engines[engine]  # type: ignore[index]
-    adapter = get_engine(engine, section.version)
+    walk = Walk(spec, engine)
+    adapter = get_engine(engine, walk.section.version)
     model, gpu = get_model(spec.model.name), get_gpu(spec.node_group.gpu)
-    params: Params = {ENGINE_PARAM: engine, VARIANT_PARAM: variant}
-    chosen: dict[str, SettingValue] = {}
-    for setting in section.settings:
-        alternatives = section.alternatives(setting)
-        for index, alt in enumerate(alternatives):
-            if not alt.applies(chosen):
-                continue
-            if setting in pinned:
-                value = pinned[setting]
-                if not alt.contains(value):
-                    return None
-            else:
-                default = default_in_context(adapter, setting, dict(pinned), model, gpu)
-                value = _nearest(alt, default)
-            chosen[setting] = value
-            params[param_name(engine, setting, index, len(alternatives))] = value
-            break
-    return params
+    defaults = EngineDefaults(adapter, pinned, model, gpu)
+    for slot in walk:
+        if slot.setting in pinned:
+            value = pinned[slot.setting]
+            if not slot.alt.contains(value):
+                return None
+        else:
+            value = _nearest(slot.alt, defaults(slot.setting))
+        walk.choose(slot, value)
+    return {ENGINE_PARAM: engine, VARIANT_PARAM: variant, **walk.params}
 
 
 def _nearest(alt: AnyParam, value: SettingValue) -> SettingValue:

@@ -1,7 +1,7 @@
 """What each trial carries into optuna-dashboard: a Markdown note and files in an artifact store.
 
-Place in the data flow: the driver's `_tell` / `_tell_rejected` call `record_outcome` /
-`record_rejection` after the user attributes are set and before `study.tell` (Optuna accepts
+Place in the data flow: `optimizer.record` builds the note (`note_body`, `write_note`) and
+uploads the files (`attach_files`) when it records a trial, before `study.tell` (Optuna accepts
 trial artifacts only while the trial runs). A note holds the serve command, the key metrics
 and the crash class; artifacts are the benchmark JSON (`vllm bench serve` keys) and the engine
 log tail. A real run (LocalRunner) brings its own files; for the simulator this module writes
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import tempfile
 import time
 import warnings
@@ -27,8 +26,6 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage, RDBStorage
 
-from optimizer.objectives import constraint_values
-from optimizer.spec import StudySpec
 from optimizer.storage import STUDIES_DIR
 from runners.bench.results import aggregate_fields
 from runners.engines import resolve
@@ -57,10 +54,6 @@ def study_dir(study_name: str, url: str | None) -> Path:
         database = Path(url.removeprefix("sqlite:///"))
         return database.parent / study_name
     return STUDIES_DIR / study_name
-
-
-def study_dir_of(study: optuna.Study) -> Path:
-    return study_dir(study.study_name, storage_url(study._storage))
 
 
 def artifact_store(directory: Path) -> FileSystemArtifactStore:
@@ -112,7 +105,7 @@ def metrics_table(metrics: Mapping[str, float]) -> list[str]:
 
 @dataclass(frozen=True)
 class NoteFacts:
-    """Everything a trial note says, gathered from what `_tell` records."""
+    """Everything a trial note says, gathered from the trial record (optimizer.record)."""
 
     engine: str
     weight_dtype: str
@@ -138,8 +131,8 @@ def note_body(facts: NoteFacts) -> str:
     runner = facts.runner or {}
     if runner:
         parts = [f"runner `{runner.get('name', '?')}`"]
-        if "replicas" in runner:
-            parts.append(f"{runner['replicas']} replica(s) on {runner.get('gpus_used', '?')} GPUs")
+        if "replicas" in runner and "gpus_per_replica" in runner:
+            parts.append(f"{runner['replicas']} x {runner['gpus_per_replica']} GPUs")
         if "kv_cache_tokens" in runner:
             parts.append(f"KV cache {int(float(runner['kv_cache_tokens'])):,} tokens per replica")
         if "trial_seconds" in runner:
@@ -290,8 +283,7 @@ def attach_files(
     Uses a runner's own files when it brought them (``benchmark_json``, ``engine_log``),
     else writes the simulated equivalents.
     """
-    study = trial.study
-    store = artifact_store(study_dir_of(study))
+    store = artifact_store(study_dir(trial.study.study_name, storage_url(trial.storage)))
     given = dict(outcome.artifacts)
     uploaded: list[str] = []
     with tempfile.TemporaryDirectory(prefix="trial-artifacts-") as tmp:
@@ -331,75 +323,7 @@ __all__ = [
     "attach_files",
     "bench_document",
     "note_body",
-    "record_outcome",
-    "record_rejection",
     "simulated_log",
     "study_dir",
-    "study_dir_of",
     "write_note",
 ]
-
-
-def record_outcome(
-    trial: optuna.Trial,
-    spec: StudySpec,
-    candidate: Candidate,
-    outcome: TrialOutcome,
-    command: str,
-    runner_name: str,
-) -> None:
-    """Note and artifacts of a trial that reached the runner (call before `study.tell`)."""
-    if outcome.status not in ("ok", "crashed"):
-        return  # an infrastructure fault is retried; the retry gets the note
-    metrics = outcome.metrics.flat() if outcome.status == "ok" and outcome.metrics else None
-    constraints = (
-        constraint_values(outcome.metrics, spec.objectives.slos)
-        if metrics is not None and outcome.metrics is not None
-        else None
-    )
-    runner: dict[str, float | str] = {"name": runner_name}
-    for key, value in outcome.diagnostics:
-        runner[key] = int(value) if float(value).is_integer() else value
-    crash = outcome.crash if outcome.status == "crashed" else None
-    facts = NoteFacts(
-        engine=candidate.engine,
-        weight_dtype=candidate.weight_dtype,
-        serve_command=command,
-        state="COMPLETE" if metrics is not None else "PRUNED",
-        baseline=bool(trial.user_attrs.get("baseline")),
-        metrics=metrics,
-        runner=runner,
-        crash_class=str(crash.crash_class) if crash else "",
-        crash_message=crash.message if crash else "",
-        crash_phase=crash.phase if crash else "",
-        constraints=constraints,
-    )
-    try:
-        write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))
-        workload = spec.workload
-        attach_files(
-            trial,
-            candidate,
-            spec.node_group,
-            command,
-            outcome,
-            workload.request_rate,
-            workload.max_concurrency,
-        )
-    except OSError as exc:  # a full disk must not lose the trial itself
-        print(f"warning: trial {trial.number}: artifacts not stored: {exc}", file=sys.stderr)
-
-
-def record_rejection(
-    trial: optuna.Trial, candidate: Candidate, command: str, crash_class: str, message: str
-) -> None:
-    """Note of a candidate pre-flight rejected: nothing ran, so no artifacts."""
-    facts = NoteFacts(
-        engine=candidate.engine,
-        weight_dtype=candidate.weight_dtype,
-        serve_command=command,
-        state="PRUNED",
-        crash_class=crash_class,
-        crash_message=message,
-    )
-    write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from optimizer.expressions import ExpressionError, Node, Value, evaluate, names
+from optimizer.errors import ExpressionError
+from optimizer.expressions import Value, evaluate, names
+from optimizer.spec.models import StudySpec, UserRule
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
 from runners.engines import EngineAdapter, adapter_for
 from runners.types import Candidate, NodeGroup, SettingValue
-
-if TYPE_CHECKING:
-    from optimizer.spec import StudySpec
 
 FP8_BLOCK = 128
 
@@ -47,16 +45,6 @@ class Violation:
 
     rule: str
     message: str
-
-
-@dataclass(frozen=True)
-class UserRule:
-    """A constraint declared in a space file, already parsed."""
-
-    name: str
-    text: str
-    tree: Node
-    message: str = ""
 
 
 def environment(

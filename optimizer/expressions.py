@@ -16,11 +16,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from optimizer.errors import ExpressionError
+
 Value = int | float | str | bool | tuple["Value", ...]
-
-
-class ExpressionError(ValueError):
-    """An expression that cannot be parsed or evaluated; the message says where and why."""
 
 
 @dataclass(frozen=True)

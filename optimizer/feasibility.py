@@ -1,8 +1,9 @@
 """Pre-flight: decide, before any runner time is spent, whether a candidate is worth launching.
 
-Called by the driver between `space.suggest` and the runner, for every sampler. Three layers,
-cheapest first; the first that objects rejects the candidate, which the driver records as
-PRUNED with ``crash_class = rejected:<reason>`` and no runner call:
+Called by the loop between `space.suggest` and the runner, for every sampler, on the candidate
+the loop resolved once. Four layers, cheapest first; the first that objects rejects the
+candidate, which the loop records as PRUNED with ``crash_class = rejected:<reason>`` and no
+runner call:
 
 1. The engine's own argument checks (the adapter's `resolve`): what the engine would refuse at
    start, e.g. a token budget below max-num-seqs.
@@ -45,16 +46,16 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.constraints import violations
+from optimizer.record import REJECTED_PREFIX, crash_class_of, is_rejection, is_runner_crash
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, candidate_from_params
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from runners.catalog import GpuSpec
-from runners.engines import resolve
+from runners.engines import Resolved, resolve
 from runners.errors import ServingOptimizerError
 from runners.sim.memory import plan_memory
-from runners.types import Candidate, Crash, CrashClass, ServingConfig
+from runners.types import Crash, CrashClass, ServingConfig
 
-REJECTED_PREFIX = "rejected:"
-KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (SIMULATOR.md §5: 3-5%)
+KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (3-5%, docs/simulator.md)
 # runtime peaks are less certain than the static plan: reject only clear cases
 RUNTIME_MARGIN = 0.08
 MIN_HISTORY = 6
@@ -92,14 +93,6 @@ class Verdict:
 LAUNCH = Verdict(True)
 
 
-def is_rejection(trial: FrozenTrial) -> bool:
-    return str(trial.user_attrs.get("crash_class", "")).startswith(REJECTED_PREFIX)
-
-
-def is_runner_crash(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.PRUNED and not is_rejection(trial)
-
-
 class FeasibilityChecker:
     """Pre-flight checks for one study. Stateless between calls: everything comes from history."""
 
@@ -111,15 +104,17 @@ class FeasibilityChecker:
 
     def check(
         self,
-        candidate: Candidate,
+        candidate: Resolved,
         params: Mapping[str, object],
         distributions: Mapping[str, BaseDistribution],
         history: Sequence[FrozenTrial],
     ) -> Verdict:
-        resolved = resolve(candidate, self._spec.node_group)
-        if isinstance(resolved, Crash):
-            return _reject(resolved)
-        broken = violations(self._spec, candidate)
+        """Pre-flight of a candidate the caller resolved once (`resolve_candidate`)."""
+        if candidate.problem is not None:
+            return _reject(candidate.problem)
+        resolved = candidate.config
+        assert resolved is not None
+        broken = violations(self._spec, candidate.candidate)
         if broken:
             rule = broken[0].rule.replace("user:", "user_")
             return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
@@ -215,7 +210,7 @@ def proven_crash_verdict(
     for trial in history:
         if not is_runner_crash(trial):
             continue
-        crash_class = str(trial.user_attrs.get("crash_class", ""))
+        crash_class = crash_class_of(trial)
         if crash_class not in DETERMINISTIC_CRASHES:
             continue
         if trial.params == dict(params):
@@ -293,7 +288,7 @@ def learned_verdict(
         closest = ran[int(nearest[0])]
         reason = (
             f"nearest tried configuration: trial {closest.number} "
-            f"({closest.user_attrs.get('crash_class', 'completed')})"
+            f"({crash_class_of(closest) or 'completed'})"
         )
     message = (
         f"learned crash model: p(crash) = {probability:.2f} > threshold {threshold:.2f}; {reason}"

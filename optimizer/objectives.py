@@ -8,7 +8,7 @@ convention: a trial is feasible when every value is <= 0 (value - max, or min - 
 
 from __future__ import annotations
 
-from optimizer.spec import ObjectivesSection, Slo
+from optimizer.spec.models import ObjectivesSection, Slo
 from runners.types import Metrics
 
 DIRECTIONS = ("maximize", "minimize")

@@ -8,7 +8,7 @@ one of them through Optuna 5's trial system attributes.
 A conditional space has no fixed Cartesian grid (Optuna's GridSampler needs one), so
 `GridPlan` walks a coarse lattice of it instead: every categorical and bool value, a few
 levels per numeric range, conditions respected, points drawn in a seeded random order without
-replacement (as GridSampler does) and enqueued one at a time by the driver.
+replacement (as GridSampler does) and enqueued one at a time by the loop (optimizer.enqueue).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import cast
 import numpy as np
 import optuna
 
-from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
-from optimizer.spec import (
+from optimizer.errors import SamplerError
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
+from optimizer.spec.models import (
     BoolParam,
     CategoricalParam,
     FloatParam,
@@ -32,16 +33,11 @@ from optimizer.spec import (
     SamplerName,
     StudySpec,
 )
-from runners.errors import ServingOptimizerError
 from runners.types import SettingValue
 
 SAMPLERS: tuple[SamplerName, ...] = ("tpe", "nsga2", "gp", "random", "grid")
 NSGA2_POPULATION = 16
 TPE_STARTUP_TRIALS = 5  # after the baseline and engine anchors; see README search figures
-
-
-class SamplerError(ServingOptimizerError):
-    """A sampler that cannot be used on this machine or with this space."""
 
 
 def make_sampler(name: SamplerName, seed: int) -> optuna.samplers.BaseSampler:
@@ -152,18 +148,10 @@ class GridPlan:
         spec = self._spec
         engine = self._rng.choice(list(spec.engines))
         variant = self._rng.choice(list(spec.model.variants))
-        params: Params = {ENGINE_PARAM: engine, VARIANT_PARAM: variant}
-        section = spec.engines[engine]
-        chosen: dict[str, SettingValue] = {}
-        for setting in section.settings:
-            alternatives = section.alternatives(setting)
-            for index, alt in enumerate(alternatives):
-                if alt.applies(chosen):
-                    value = self._rng.choice(_levels(alt))
-                    chosen[setting] = value
-                    params[param_name(engine, setting, index, len(alternatives))] = value
-                    break
-        return params
+        walk = Walk(spec, engine)
+        for slot in walk:
+            walk.choose(slot, self._rng.choice(_levels(slot.alt)))
+        return {ENGINE_PARAM: engine, VARIANT_PARAM: variant, **walk.params}
 
     def next_point(self, visited: Iterable[Mapping[str, SettingValue]]) -> Params | None:
         """An unvisited lattice point, or None when none was found (lattice exhausted)."""

@@ -1,30 +1,24 @@
-"""The only caller of `trial.suggest_*`: a `StudySpec` and an Optuna trial become a `Candidate`.
+"""The conditional space of a space file, walked once: suggest, baseline, replay.
 
-Order is fixed so conditional spaces stay consistent: first the engine, then the model variant,
-then that engine's settings in file order. A setting whose `when` does not match the values
-chosen so far is not suggested at all, so a vLLM trial never carries an SGLang parameter and a
-chunked-prefill-off trial never carries the chunked-only token budget. Parameter names are
-``<engine>.<setting>`` (``[i]`` appended when a setting has several alternatives).
-
-`baseline_params` computes the parameters of the engine-defaults trial: the baseline's explicit
-settings, and for every other active setting the engine's own default on this hardware.
+`Walk` is the one walk over an engine's settings in file order (a setting whose `when` does not
+match the values chosen so far is skipped, so a vLLM trial never carries an SGLang parameter);
+`suggest` (the only caller of `trial.suggest_*`: engine, then model variant, then the walk),
+`baseline_params` (the engine-defaults trial), `candidate_from_params` (replaying a stored
+trial), the anchors, the warm-start fit check, the grid lattice and validation's ablation all
+fill the same walk. Parameter names are ``<engine>.<setting>`` (``[i]`` appended when a setting
+has several alternatives).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from optimizer.spec import (
-    BoolParam,
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    SpecError,
-    StudySpec,
-)
+from optimizer.errors import SpecError
+from optimizer.spec.models import BoolParam, CategoricalParam, FloatParam, IntParam, StudySpec
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
-from runners.engines import check_version, default_in_context, get_engine
+from runners.engines import EngineAdapter, check_version, default_in_context, get_engine
 from runners.types import Candidate, EngineName, SettingValue, WeightDtype
 
 ENGINE_PARAM = "engine"
@@ -51,19 +45,86 @@ def param_name(engine: str, setting: str, index: int, alternatives: int) -> str:
     return f"{engine}.{setting}" if alternatives == 1 else f"{engine}.{setting}[{index}]"
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One active setting on a walk: the setting, its Optuna parameter name, what it allows."""
+
+    setting: str
+    param: str
+    alt: AnyParam
+
+
+class Walk:
+    """The one walk over one engine's conditional space; every caller fills it its own way.
+
+    Iterating yields the active settings in file order: a setting is active when the first of
+    its alternatives whose `when` matches the values chosen so far exists. The caller decides
+    each value and records it with `choose` (or skips the setting by not choosing) before the
+    walk moves on, so later conditions see it. `chosen` holds the settings, `params` the same
+    values under their Optuna parameter names.
+    """
+
+    def __init__(self, spec: StudySpec, engine: str) -> None:
+        self.engine = engine
+        self.section = spec.engines[engine]  # type: ignore[index]
+        self.chosen: dict[str, SettingValue] = {}
+        self.params: dict[str, SettingValue] = {}
+
+    def __iter__(self) -> Iterator[Slot]:
+        for setting in self.section.settings:
+            alternatives = self.section.alternatives(setting)
+            for index, alt in enumerate(alternatives):
+                if alt.applies(self.chosen):
+                    yield Slot(
+                        setting, param_name(self.engine, setting, index, len(alternatives)), alt
+                    )
+                    break
+
+    def choose(self, slot: Slot, value: SettingValue) -> None:
+        self.chosen[slot.setting] = value
+        self.params[slot.param] = value
+
+
+class EngineDefaults:
+    """The engine's default of each setting on this hardware when `explicit` are set.
+
+    `default_in_context` resolves the whole engine for one setting; on a walk the context is
+    the same for every setting it does not set, so it is resolved once and looked up.
+    """
+
+    def __init__(
+        self,
+        adapter: EngineAdapter,
+        explicit: Mapping[str, SettingValue],
+        model: ModelSpec,
+        gpu: GpuSpec,
+    ) -> None:
+        self._adapter = adapter
+        self._explicit = dict(explicit)
+        self._model = model
+        self._gpu = gpu
+        self._resolved: dict[str, SettingValue] | None = None
+
+    def __call__(self, setting: str) -> SettingValue:
+        if setting in self._explicit:
+            return default_in_context(
+                self._adapter, setting, self._explicit, self._model, self._gpu
+            )
+        if self._resolved is None:
+            self._resolved = self._adapter.effective_settings(
+                self._explicit, self._model, self._gpu
+            )
+        return self._resolved[setting]
+
+
 def suggest(trial: Suggester, spec: StudySpec) -> Candidate:
     """Ask `trial` for one configuration of `spec`."""
     engine = _pick(trial, ENGINE_PARAM, list(spec.engines))
     variant = _pick(trial, VARIANT_PARAM, list(spec.model.variants))
-    section = spec.engines[engine]  # type: ignore[index]
-    chosen: dict[str, SettingValue] = {}
-    for setting in section.settings:
-        alternatives = section.alternatives(setting)
-        for index, alt in enumerate(alternatives):
-            if alt.applies(chosen):
-                name = param_name(engine, setting, index, len(alternatives))
-                chosen[setting] = _suggest_one(trial, name, alt)
-                break
+    walk = Walk(spec, engine)
+    for slot in walk:
+        walk.choose(slot, _suggest_one(trial, slot.param, slot.alt))
+    section = walk.section
     adapter = get_engine(engine, section.version)
     return Candidate.make(
         engine=adapter.name,
@@ -71,7 +132,7 @@ def suggest(trial: Suggester, spec: StudySpec) -> Candidate:
         model=get_model(spec.model.name).name,
         checkpoint=spec.model.variants[variant],  # type: ignore[index]
         weight_dtype=_weight_dtype(variant),
-        settings=chosen,
+        settings=walk.chosen,
     )
 
 
@@ -104,39 +165,32 @@ def baseline_params(
     gpu = gpu or get_gpu(spec.node_group.gpu)
     baseline = spec.baseline
     engine: EngineName = baseline.engine
-    section = spec.engines[engine]
-    adapter = get_engine(engine, section.version)
-    params: dict[str, SettingValue] = {ENGINE_PARAM: engine, VARIANT_PARAM: baseline.variant}
-    chosen: dict[str, SettingValue] = {}
-    for setting in section.settings:
-        alternatives = section.alternatives(setting)
-        for index, alt in enumerate(alternatives):
-            if not alt.applies(chosen):
-                continue
-            if setting in baseline.settings:
-                value = baseline.settings[setting]
-                origin = "the baseline's value"
-            else:
-                value = default_in_context(adapter, setting, baseline.settings, model, gpu)
-                origin = f"{engine}'s default on {gpu.name}"
-            if not alt.contains(value):
-                field = f"engines.{engine}.settings.{setting}"
-                raise SpecError(
-                    f"{field}: the baseline needs {value!r} ({origin}) but this setting allows "
-                    f"{alt.describe()}; widen it to include {value!r}, or set a value for it "
-                    "under baseline.settings"
-                )
-            chosen[setting] = value
-            params[param_name(engine, setting, index, len(alternatives))] = value
-            break
+    adapter = get_engine(engine, spec.engines[engine].version)
+    defaults = EngineDefaults(adapter, baseline.settings, model, gpu)
+    walk = Walk(spec, engine)
+    for slot in walk:
+        if slot.setting in baseline.settings:
+            value = baseline.settings[slot.setting]
+            origin = "the baseline's value"
+        else:
+            value = defaults(slot.setting)
+            origin = f"{engine}'s default on {gpu.name}"
+        if not slot.alt.contains(value):
+            field = f"engines.{engine}.settings.{slot.setting}"
+            raise SpecError(
+                f"{field}: the baseline needs {value!r} ({origin}) but this setting allows "
+                f"{slot.alt.describe()}; widen it to include {value!r}, or set a value for it "
+                "under baseline.settings"
+            )
+        walk.choose(slot, value)
     for setting in baseline.settings:
-        if setting not in chosen:
+        if setting not in walk.chosen:
             raise SpecError(
                 f"baseline.settings.{setting}: the space never suggests this setting for the "
                 f"baseline (it is not declared under engines.{engine}.settings, or its 'when' "
                 "does not match the baseline)"
             )
-    return params
+    return {ENGINE_PARAM: engine, VARIANT_PARAM: baseline.variant, **walk.params}
 
 
 class _ReplayTrial:

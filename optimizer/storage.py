@@ -36,17 +36,13 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy import event, text
 
-from runners.errors import ServingOptimizerError
+from optimizer.errors import StudyError
 
 STUDIES_DIR = Path("studies")
 DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 30
 MAX_RETRY = 3
 SCHEMA_RACE_RETRIES = 4
-
-
-class StudyError(ServingOptimizerError):
-    """A study that cannot be opened, created or resumed."""
 
 
 def redact(url: str) -> str:
@@ -159,40 +155,42 @@ def load_or_create(
     return study
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Fail trials whose driver stopped beating; the retry callback re-enqueues them."""
+def fail_stale_trials(study: optuna.Study, storage: BaseStorage) -> None:
+    """Fail trials whose driver stopped beating; the retry callback re-enqueues them.
+
+    `storage` is the one the study was opened on (`open_storage`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    _fail_trials_that_never_beat(study)
+    _fail_trials_that_never_beat(study, storage)
 
 
-def _fail_trials_that_never_beat(study: optuna.Study) -> None:
+def _fail_trials_that_never_beat(study: optuna.Study, storage: BaseStorage) -> None:
     """Fail (and retry) RUNNING trials older than the grace period that have no heartbeat.
 
     A driver killed between asking for a trial and recording its first heartbeat leaves a
     RUNNING trial that Optuna never finds stale (it only looks at trials that have beaten), so
     every later driver would wait for it forever.
     """
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)
-    interval = backend.get_heartbeat_interval() if isinstance(backend, RDBStorage) else None
-    if not isinstance(backend, RDBStorage) or interval is None:
+    interval = storage.get_heartbeat_interval() if isinstance(storage, RDBStorage) else None
+    if not isinstance(storage, RDBStorage) or interval is None:
         return
-    grace_s = backend.grace_period or 2 * interval
-    old = {
-        t._trial_id: t.number
+    grace_s = storage.grace_period or 2 * interval
+    numbers = [
+        t.number
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         if t.datetime_start is not None
         and (datetime.now() - t.datetime_start).total_seconds() > grace_s
-    }
-    if not old:
+    ]
+    if not numbers:
         return
-    with backend.engine.connect() as connection:
+    study_id = storage.get_study_id_from_name(study.study_name)
+    old = {storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers}
+    with storage.engine.connect() as connection:
         rows = connection.execute(text("SELECT trial_id FROM trial_heartbeats")).fetchall()
     beaten = {int(row[0]) for row in rows}
-    callback = backend.get_heartbeat_stale_trial_callback()
-    for trial_id in sorted(set(old) - beaten):
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial_id in sorted(old - beaten):
         try:
             if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
                 continue
@@ -235,24 +233,24 @@ class Heartbeat:
     """Record heartbeats for one running trial from a background thread until closed."""
 
     def __init__(self, storage: BaseStorage, trial_id: int) -> None:
-        self._storage = storage
-        self._trial_id = trial_id
+        self._store = storage
+        self._id = trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         interval = storage.get_heartbeat_interval() if isinstance(storage, RDBStorage) else None
         self._interval = interval
 
     def __enter__(self) -> Heartbeat:
-        if self._interval is not None and isinstance(self._storage, RDBStorage):
-            self._storage.record_heartbeat(self._trial_id)
+        if self._interval is not None and isinstance(self._store, RDBStorage):
+            self._store.record_heartbeat(self._id)
             self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
             self._thread.start()
         return self
 
     def _beat(self) -> None:
-        assert isinstance(self._storage, RDBStorage) and self._interval is not None
+        assert isinstance(self._store, RDBStorage) and self._interval is not None
         while not self._stop.wait(self._interval):
-            self._storage.record_heartbeat(self._trial_id)
+            self._store.record_heartbeat(self._id)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

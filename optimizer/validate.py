@@ -1,39 +1,37 @@
 """`python -m optimizer.validate STUDY`: can the search's answer be trusted and deployed?
 
-Place in the data flow: after `optimizer.study` has filled a study, this re-runs chosen
-configurations through the same runners (the simulator with its run-to-run noise model, or
-`--runner local` on a real engine or the emulator) and stores every measurement as a trial of
-a companion study ``<name>.validation`` in the same storage (the search study keeps a single
-writer, its driver). `optimizer.report` reads them back with `load_measurements` and renders
-baseline | optimized | change tables. Four parts: repeats of the top Pareto points and the
-baseline (mean, 95% interval, off-front flag); ablation of the best configuration (each
-setting that differs from the baseline reverted alone); a client-concurrency sweep of baseline
-and best; and the space file's other workloads. With the simulator, repeat i draws workload
-seed ``seed + i``: a fresh sample of prompts and of the simulator's noise, like a redeployment.
+Place in the data flow: after `optimizer.loop` has filled a study, this re-runs chosen
+configurations through the runner factory of `optimizer.cli` (the simulator with its run-to-run
+noise model, or `--runner local` on a real engine or the emulator) and stores every
+measurement with `optimizer.measurements` (a companion study ``<name>.validation`` in the same
+storage); the report renders them as baseline | optimized | change tables. Four parts: repeats
+of the top Pareto points and the baseline (mean, 95% interval, off-front flag); ablation of
+the best configuration (each setting that differs from the baseline reverted alone); a
+client-concurrency sweep of baseline and best; and the space file's other workloads. With the
+simulator, repeat i draws workload seed ``seed + i``: a fresh sample of prompts and of the
+simulator's noise, like a redeployment.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import math
-import statistics
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from optimizer.artifacts import study_dir
+from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
+from optimizer.config import RunnerChoice
+from optimizer.errors import NothingToValidateError, UsageError
+from optimizer.measurements import Kind, Measurement, companion_name, save_measurements
 from optimizer.objectives import objective_values
-from optimizer.space import candidate_from_params
-from optimizer.spec import SpecError, StudySpec, WorkloadSection, load_spec, resolve_space_path
-from optimizer.storage import STUDIES_DIR, default_storage_url, redact
+from optimizer.record import baseline_record
+from optimizer.report.build import write_report
+from optimizer.space import Walk, candidate_from_params
+from optimizer.spec.models import StudySpec, WorkloadSection
+from optimizer.storage import redact
 from runners import Runner
 from runners.engines import serve_command
 from runners.errors import ServingOptimizerError
@@ -46,197 +44,7 @@ from runners.types import (
     Workload,
 )
 
-Kind = Literal["repeat", "ablation", "sweep", "workload"]
-KINDS: tuple[Kind, ...] = ("repeat", "ablation", "sweep", "workload")
-ATTR = "validation"
 EXIT_USAGE = 2
-
-
-def companion_name(study_name: str) -> str:
-    return f"{study_name}.validation"
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One validation run. `subject` names the configuration ("baseline", "trial 48",
-    "best without max-num-seqs"); `label` the variation (repeat index, reverted setting,
-    concurrency, workload name). Objective values are None when the run crashed."""
-
-    kind: Kind
-    subject: str
-    trial: int | None
-    label: str
-    serve_command: str
-    throughput: float | None = None
-    latency: float | None = None
-    p99_ttft_ms: float | None = None
-    failed: int = 0
-    crash_class: str = ""
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.throughput is not None and self.latency is not None
-
-
-# --- study resolution shared by validate, report and dashboard ------------------------------
-
-
-@dataclass(frozen=True)
-class StudyRef:
-    """A study named on the command line: its name, storage URL and (if known) space file."""
-
-    name: str
-    url: str
-    space: Path | None
-
-    @property
-    def directory(self) -> Path:
-        return study_dir(self.name, self.url)
-
-
-def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments every command on a stored study takes; `locate` resolves them."""
-    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
-    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
-    parser.add_argument("--study-name", help="study name when it differs from the space's")
-
-
-def locate(target: str, storage: str | None = None, study_name: str | None = None) -> StudyRef:
-    """`target` is a space file (path or shipped name) or a study name under studies/."""
-    space: Path | None
-    try:
-        space = resolve_space_path(target)
-        name = study_name or load_spec(space).name
-    except SpecError:
-        space = None
-        name = study_name or Path(target).name.removesuffix(".db")
-    url = storage or default_storage_url(name, STUDIES_DIR)
-    return StudyRef(name, url, space)
-
-
-def open_study(ref: StudyRef) -> optuna.Study:
-    if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
-        raise ServingOptimizerError(
-            f"no study database at {ref.url}; run `python -m optimizer.study --space "
-            f"{ref.name}.yaml` first, or pass --storage"
-        )
-    try:
-        return optuna.load_study(study_name=ref.name, storage=ref.url)
-    except KeyError:
-        raise ServingOptimizerError(
-            f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
-        ) from None
-
-
-def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:
-    """The space file of a study: given on the command line, or the shipped one it names."""
-    if ref.space is not None:
-        return load_spec(ref.space)
-    name = str(study.user_attrs.get("space", ref.name))
-    try:
-        return load_spec(name)
-    except SpecError as exc:
-        raise ServingOptimizerError(
-            f"study {ref.name!r} was made from space {name!r}, which is not a shipped space "
-            f"file; pass the file as the argument ({exc})"
-        ) from None
-
-
-# --- storage of measurements ---------------------------------------------------------------
-
-
-def save_measurements(
-    storage: str, study_name: str, measurements: Sequence[Measurement], info: dict[str, object]
-) -> None:
-    """Replace the companion study with these measurements (one trial each)."""
-    name = companion_name(study_name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        with contextlib.suppress(KeyError):
-            optuna.delete_study(study_name=name, storage=storage)
-        companion = optuna.create_study(
-            study_name=name, storage=storage, directions=["maximize", "minimize"]
-        )
-        main = optuna.load_study(study_name=study_name, storage=storage)
-        if main.metric_names:
-            companion.set_metric_names(main.metric_names)
-    companion.set_user_attr("info", info)
-    trials: list[FrozenTrial] = []
-    for m in measurements:
-        attrs = {ATTR: dataclasses.asdict(m)}
-        if m.ok:
-            assert m.throughput is not None and m.latency is not None
-            trials.append(create_trial(values=[m.throughput, m.latency], user_attrs=attrs))
-        else:
-            trials.append(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
-    companion.add_trials(trials)
-
-
-def load_measurements(
-    storage: str, study_name: str
-) -> tuple[list[Measurement], dict[str, object]]:
-    """The stored validation of a study ([] when it has none)."""
-    try:
-        companion = optuna.load_study(study_name=companion_name(study_name), storage=storage)
-    except KeyError:
-        return [], {}
-    out: list[Measurement] = []
-    for trial in companion.get_trials(deepcopy=False):
-        raw = trial.user_attrs.get(ATTR)
-        if isinstance(raw, dict):
-            out.append(Measurement(**raw))
-    info = companion.user_attrs.get("info", {})
-    return out, dict(info) if isinstance(info, dict) else {}
-
-
-# --- statistics ----------------------------------------------------------------------------
-
-# two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Mean of n runs with its 95% confidence half-width (Student t)."""
-
-    mean: float
-    half_width: float
-    n: int
-
-    @property
-    def low(self) -> float:
-        return self.mean - self.half_width
-
-    @property
-    def high(self) -> float:
-        return self.mean + self.half_width
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-
-def interval(values: Sequence[float]) -> Interval:
-    n = len(values)
-    if n == 0:
-        return Interval(math.nan, math.nan, 0)
-    mean = statistics.fmean(values)
-    if n == 1:
-        return Interval(mean, math.inf, 1)
-    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
-    return Interval(mean, t * statistics.stdev(values) / math.sqrt(n), n)
-
-
-def dominated(point: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
-    """(throughput up, latency down): is `point` dominated by any of `others`?"""
-    t, lat = point
-    return any(
-        ot >= t and ol <= lat and (ot > t or ol < lat) for ot, ol in others if (ot, ol) != point
-    )
 
 
 # --- the runs ------------------------------------------------------------------------------
@@ -295,10 +103,10 @@ class Validator:
 
     # subjects
     def baseline(self) -> Subject:
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("baseline"):
-                return Subject("baseline", t.number, candidate_from_params(self.spec, t.params))
-        raise ServingOptimizerError(
+        base = baseline_record(self.study)
+        if base is not None:
+            return Subject("baseline", base.number, candidate_from_params(self.spec, base.params))
+        raise NothingToValidateError(
             "the study has no completed baseline trial; validation compares against it"
         )
 
@@ -349,7 +157,7 @@ class Validator:
         base = self.baseline()
         front = self.front()
         if not front:
-            raise ServingOptimizerError("the study has no feasible completed trial to validate")
+            raise NothingToValidateError("the study has no feasible completed trial to validate")
         best = front[0]
         out: list[Measurement] = []
         out += self.run_repeats([base, *[s for s in front[: self.top] if s.trial != base.trial]])
@@ -457,38 +265,15 @@ def _active_only(
     fallback: dict[str, SettingValue],
 ) -> dict[str, SettingValue]:
     """Drop settings whose `when` fails; fill newly active ones from `fallback` if it has them."""
-    section = spec.engines[engine]
-    chosen: dict[str, SettingValue] = {}
-    for name in section.settings:
-        value = settings.get(name, fallback.get(name))
-        if value is None:
-            continue
-        if any(alt.applies(chosen) for alt in section.alternatives(name)):
-            chosen[name] = value
-    return chosen
+    walk = Walk(spec, engine)
+    for slot in walk:
+        value = settings.get(slot.setting, fallback.get(slot.setting))
+        if value is not None:
+            walk.choose(slot, value)
+    return walk.chosen
 
 
-# --- command line --------------------------------------------------------------------------
-
-
-def make_runner(
-    name: str, directory: Path, noise: bool = True, emulator_scale: float | None = None
-) -> Runner:
-    """`sim` (with the noise model unless `noise` is False) or `local`; `emulator_scale` makes
-    the local runner start the engine emulator (runners.sim.serve) that much faster."""
-    if name == "local":
-        from runners.local import EmulatorLaunch, LocalRunner
-
-        emulator = (
-            EmulatorLaunch(time_scale=emulator_scale, startup_s=0.2)
-            if emulator_scale is not None
-            else None
-        )
-        return LocalRunner(artifacts_dir=directory / "validation", emulator=emulator)
-    from runners.sim import Noise
-    from runners.sim.runner import SimRunner
-
-    return SimRunner(noise=Noise.typical() if noise else None)
+# --- command line ---------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -526,8 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = open_study(ref)
         spec = spec_for(ref, study)
         if ns.emulator is not None and ns.runner != "local":
-            raise ServingOptimizerError("--emulator needs --runner local")
-        runner = make_runner(ns.runner, ref.directory, not ns.no_noise, ns.emulator)
+            raise UsageError("--emulator needs --runner local")
+        choice = RunnerChoice(ns.runner, noise=not ns.no_noise, emulator_scale=ns.emulator)
+        runner = make_runner(choice, ref.directory / "validation")
         validator = Validator(
             spec,
             study,
@@ -553,8 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_measurements(ref.url, ref.name, measurements, info)
     print(f"{len(measurements)} measurements stored in study {companion_name(ref.name)!r}")
     if not ns.no_report:
-        from optimizer.report import write_report
-
         files = write_report(study, ref.directory)
         print(f"Report: {files.markdown}")
     return 0

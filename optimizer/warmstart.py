@@ -15,17 +15,12 @@ from collections.abc import Mapping
 import optuna
 from optuna.storages import BaseStorage
 
-from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, param_name
-from optimizer.spec import StudySpec
+from optimizer.errors import WarmStartError
+from optimizer.record import WARM_START, marks_taken
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
+from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
-from runners.errors import ServingOptimizerError
 from runners.types import SettingValue
-
-WARM_START_ATTR = "warm_start_from"
-
-
-class WarmStartError(ServingOptimizerError):
-    """The warm-start source cannot be read."""
 
 
 def load_source(reference: str, storage: BaseStorage) -> optuna.Study:
@@ -46,20 +41,14 @@ def misfit(spec: StudySpec, params: Mapping[str, SettingValue]) -> str | None:
         return f"engine {engine!r} is not searched here"
     if params.get(VARIANT_PARAM) not in spec.model.variants:
         return f"model variant {params.get(VARIANT_PARAM)!r} is not searched here"
-    section = spec.engines[engine]
-    chosen: dict[str, SettingValue] = {}
-    for setting in section.settings:
-        alternatives = section.alternatives(setting)
-        for index, alt in enumerate(alternatives):
-            if not alt.applies(chosen):
-                continue
-            name = param_name(str(engine), setting, index, len(alternatives))
-            if name not in params:
-                return f"{name} was not set in the source trial"
-            if not alt.contains(params[name]):
-                return f"{name}={params[name]!r} is outside {alt.describe()}"
-            chosen[setting] = params[name]
-            break
+    walk = Walk(spec, str(engine))
+    for slot in walk:
+        if slot.param not in params:
+            return f"{slot.param} was not set in the source trial"
+        value = params[slot.param]
+        if not slot.alt.contains(value):
+            return f"{slot.param}={value!r} is outside {slot.alt.describe()}"
+        walk.choose(slot, value)
     return None
 
 
@@ -68,11 +57,7 @@ def enqueue_warm_start(
 ) -> int:
     """Enqueue the source's feasible Pareto configurations; returns how many were enqueued."""
     source = load_source(reference, storage)
-    taken = {
-        t.user_attrs.get(WARM_START_ATTR)
-        for t in study.get_trials(deepcopy=False)
-        if WARM_START_ATTR in t.user_attrs
-    }
+    taken = marks_taken(study.get_trials(deepcopy=False), WARM_START)
     enqueued = 0
     for trial in source.best_trials:
         origin = f"{source.study_name}#{trial.number}"
@@ -82,6 +67,6 @@ def enqueue_warm_start(
         if reason is not None:
             print(f"warm start: skipping {origin}: {reason}", file=sys.stderr)
             continue
-        study.enqueue_trial(trial.params, user_attrs={WARM_START_ATTR: origin})
+        study.enqueue_trial(trial.params, user_attrs={WARM_START: origin})
         enqueued += 1
     return enqueued

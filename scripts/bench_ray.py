@@ -27,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout, not another installed copy
 
-from optimizer.spec import StudySpec, load_spec  # noqa: E402
-from optimizer.study import Options, run_study  # noqa: E402
+from optimizer.config import RunnerChoice, StudyConfig  # noqa: E402
+from optimizer.loop import run_study  # noqa: E402
+from optimizer.spec.load import load_spec  # noqa: E402
+from optimizer.spec.models import StudySpec  # noqa: E402
 from runners.pool import Finished  # noqa: E402
 from runners.ray import RayNodeGroup, RayPool, ray_cluster  # noqa: E402
 from runners.sim.runner import SimRunner  # noqa: E402
@@ -105,11 +107,19 @@ def bench(spec: StudySpec, groups: int, trials: int, seconds: float, workdir: Pa
         for i in range(groups)
     ]
     url = f"sqlite:///{workdir / f'bench-{groups}.db'}"
-    options = Options(spec.name, trials, url, f"bench-{groups}", None, 0, quiet=True, runner="ray")
+    config = StudyConfig.of(
+        spec,
+        storage=url,
+        study_name=f"bench-{groups}",
+        n_trials=trials,
+        seed=0,
+        quiet=True,
+        runner=RunnerChoice("ray"),
+    )
     with ray_cluster(ray_groups):
         pool = TimedPool(RayPool(ray_groups, FixedDurationRunner(seconds), True))
         with contextlib.redirect_stdout(io.StringIO()):  # the study's own summary
-            status = run_study(spec, options, pool)
+            status = run_study(config, pool)
         pool.release_all()
     if status != 0:
         raise SystemExit(f"run_study exited with {status}")

@@ -34,11 +34,15 @@ import optuna
 from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from optimizer.feasibility import FeasibilityChecker, is_rejection
+from optimizer.config import StudyConfig
+from optimizer.feasibility import FeasibilityChecker
+from optimizer.loop import run_study
 from optimizer.objectives import constraint_values, objective_values
+from optimizer.record import is_rejection
 from optimizer.space import baseline_params, candidate_from_params, suggest
-from optimizer.spec import StudySpec, load_spec
-from optimizer.study import Options, run_study
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
+from runners.engines import resolve_candidate
 from runners.sim.runner import SimRunner
 from runners.types import Candidate, Placement, TrialOutcome, Workload
 
@@ -110,8 +114,8 @@ def run_strategy(
     if strategy == "autotune":
         return autotune(spec, budget, runner)
     sampler = "random" if strategy == "plain-random" else strategy.split("-")[0]
-    options = Options(
-        space="",
+    config = StudyConfig.of(
+        spec,
         n_trials=budget,
         storage="memory",
         study_name=f"{strategy}-{seed}",
@@ -123,7 +127,7 @@ def run_strategy(
     )
     storage = InMemoryStorage()
     with contextlib.redirect_stdout(io.StringIO()):
-        run_study(spec, options, Recording(), storage=storage)
+        run_study(config, Recording(), storage=storage)
     study = optuna.load_study(study_name=f"{strategy}-{seed}", storage=storage)
     trials = study.get_trials(deepcopy=False)
     return Run(
@@ -274,7 +278,8 @@ def main() -> None:
             rejected_front = 0
             for trial in sample_front:
                 candidate = candidate_from_params(spec, trial.params)
-                verdict = checker.check(candidate, trial.params, trial.distributions, run.history)
+                resolved = resolve_candidate(candidate, spec.node_group)
+                verdict = checker.check(resolved, trial.params, trial.distributions, run.history)
                 rejected_front += not verdict.launch
             wrongly.append(rejected_front)
         print(

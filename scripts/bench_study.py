@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from optimizer.spec import load_spec
-from optimizer.study import Options, make_runner, run_study
+from optimizer.cli import make_runner, trials_dir
+from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.loop import run_study
+from optimizer.spec.load import load_spec
 from runners import Runner
 from runners.bench.metrics import distribution_ms
 from runners.types import Candidate, Metrics, Placement, TrialOutcome, Workload
@@ -47,11 +49,12 @@ class InstantRunner:
 
 def timed_study(runner: Runner, n_trials: int, workdir: Path) -> tuple[float, optuna.Study]:
     url = f"sqlite:///{workdir / 'bench.db'}"
-    options = Options("qwen3-moe.yaml", n_trials, url, "bench", None, None, quiet=True)
-    spec = load_spec("qwen3-moe.yaml")
+    config = StudyConfig.of(
+        load_spec("qwen3-moe.yaml"), storage=url, study_name="bench", n_trials=n_trials, quiet=True
+    )
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the study's own table is not timed output
-        run_study(spec, options, runner)
+        run_study(config, runner)
     elapsed = time.perf_counter() - started
     return elapsed, optuna.load_study(study_name="bench", storage=url)
 
@@ -78,7 +81,8 @@ def main() -> None:
     beats: list[bool] = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            elapsed, study = timed_study(make_runner(), args.n_trials, Path(tmp))
+            runner = make_runner(RunnerChoice(), trials_dir("bench"))
+            elapsed, study = timed_study(runner, args.n_trials, Path(tmp))
             sim_s.append(elapsed)
             front = study.best_trials
             fronts.append(len(front))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from optimizer.spec import SEARCH_SPACES_DIR
+from optimizer.spec.load import SEARCH_SPACES_DIR
 
 SHIPPED = SEARCH_SPACES_DIR / "qwen3-moe.yaml"
 

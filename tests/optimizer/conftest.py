@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 
 
 @pytest.fixture(scope="module")

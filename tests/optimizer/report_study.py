@@ -9,8 +9,9 @@ import optuna
 import pytest
 import yaml
 
-from optimizer.spec import load_spec
-from optimizer.study import Options, run_study
+from optimizer.config import StudyConfig
+from optimizer.loop import run_study
+from optimizer.spec.load import load_spec
 from runners.sim.runner import SimRunner
 from tests.conftest import SHIPPED
 
@@ -39,8 +40,16 @@ def small_space(
 
 def make_study(tmp_path: Path, space: Path, n_trials: int = 14) -> optuna.Study:
     url = f"sqlite:///{tmp_path / 'studies' / f'{NAME}.db'}"
-    options = Options(str(space), n_trials, url, NAME, "tpe", 3, quiet=True)
-    assert run_study(load_spec(space), options, SimRunner()) == 0
+    config = StudyConfig.of(
+        load_spec(space),
+        storage=url,
+        study_name=NAME,
+        n_trials=n_trials,
+        sampler="tpe",
+        seed=3,
+        quiet=True,
+    )
+    assert run_study(config, SimRunner()) == 0
     return optuna.load_study(study_name=NAME, storage=url)
 
 

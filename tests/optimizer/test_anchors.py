@@ -8,12 +8,14 @@ import io
 import optuna
 from optuna.storages import InMemoryStorage
 
-from optimizer.anchors import ANCHOR_ATTR, engine_default_anchors
+from optimizer.anchors import engine_default_anchors
+from optimizer.config import StudyConfig
 from optimizer.feasibility import FeasibilityChecker
+from optimizer.loop import run_study
+from optimizer.record import ANCHOR
 from optimizer.space import baseline_params, candidate_from_params
-from optimizer.spec import StudySpec
-from optimizer.study import Options, run_study
-from runners.engines import serve_command
+from optimizer.spec.models import StudySpec
+from runners.engines import resolve_candidate, serve_command
 from runners.sim.runner import SimRunner
 
 
@@ -26,8 +28,8 @@ def test_one_feasible_anchor_per_engine_and_checkpoint(spec: StudySpec) -> None:
     checker = FeasibilityChecker(spec, learned=False)
     for _, params in anchors:
         assert params != baseline_params(spec)
-        candidate = candidate_from_params(spec, params)
-        assert checker.check(candidate, params, {}, []).launch
+        resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
+        assert checker.check(resolved, params, {}, []).launch
 
 
 def test_anchor_is_the_smallest_parallelism_that_fits_with_defaults(spec: StudySpec) -> None:
@@ -44,12 +46,20 @@ def test_anchor_is_the_smallest_parallelism_that_fits_with_defaults(spec: StudyS
 def test_driver_runs_anchors_after_the_baseline_once(spec: StudySpec) -> None:
     storage = InMemoryStorage()
     for total in (10, 14):
-        options = Options("x", total, "memory", "a", "tpe", 0, quiet=True)
+        config = StudyConfig.of(
+            spec,
+            storage="memory",
+            study_name="a",
+            n_trials=total,
+            sampler="tpe",
+            seed=0,
+            quiet=True,
+        )
         with contextlib.redirect_stdout(io.StringIO()):
-            run_study(spec, options, SimRunner(), storage=storage)
+            run_study(config, SimRunner(), storage=storage)
     trials = optuna.load_study(study_name="a", storage=storage).trials
-    anchored = [t for t in trials if ANCHOR_ATTR in t.user_attrs]
-    assert [t.user_attrs[ANCHOR_ATTR] for t in anchored] == [
+    anchored = [t for t in trials if ANCHOR in t.user_attrs]
+    assert [t.user_attrs[ANCHOR] for t in anchored] == [
         label for label, _ in engine_default_anchors(spec)
     ]
     assert trials[0].user_attrs.get("baseline") is True

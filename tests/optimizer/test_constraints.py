@@ -10,7 +10,8 @@ import pytest
 
 from optimizer.constraints import violations
 from optimizer.expressions import ExpressionError, evaluate, names, parse
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 from runners.types import Candidate, SettingValue
 
 MODEL, BF16, FP8 = (

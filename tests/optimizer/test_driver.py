@@ -7,8 +7,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from optimizer.spec import StudySpec
-from optimizer.study import Options, run_study
+from optimizer.config import StudyConfig
+from optimizer.loop import run_study
+from optimizer.spec.models import StudySpec
 from runners.types import (
     Candidate,
     Crash,
@@ -59,9 +60,18 @@ class ScriptedRunner:
         return TrialOutcome("ok", metrics=metrics(1000 + seqs, 10 + seqs / 10))
 
 
-def options(tmp_path: Path, n_trials: int) -> Options:
+def config(spec: StudySpec, tmp_path: Path, n_trials: int) -> StudyConfig:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    return Options("qwen3-moe.yaml", n_trials, url, "t", "random", 1, quiet=True, preflight=False)
+    return StudyConfig.of(
+        spec,
+        storage=url,
+        study_name="t",
+        n_trials=n_trials,
+        sampler="random",
+        seed=1,
+        quiet=True,
+        preflight=False,
+    )
 
 
 def load(tmp_path: Path) -> optuna.Study:
@@ -69,7 +79,7 @@ def load(tmp_path: Path) -> optuna.Study:
 
 
 def test_states_and_attributes(tmp_path: Path, spec: StudySpec) -> None:
-    assert run_study(spec, options(tmp_path, 25), ScriptedRunner()) == 0
+    assert run_study(config(spec, tmp_path, 25), ScriptedRunner()) == 0
     trials = load(tmp_path).trials
     assert len(trials) == 25
     baseline = trials[0]
@@ -93,33 +103,33 @@ def test_states_and_attributes(tmp_path: Path, spec: StudySpec) -> None:
 
 def test_resume_adds_exactly_the_missing_trials(tmp_path: Path, spec: StudySpec) -> None:
     first = ScriptedRunner()
-    run_study(spec, options(tmp_path, 10), first)
+    run_study(config(spec, tmp_path, 10), first)
     second = ScriptedRunner()
-    run_study(spec, options(tmp_path, 16), second)
+    run_study(config(spec, tmp_path, 16), second)
     assert len(first.calls) == 10 and len(second.calls) == 6
     trials = load(tmp_path).trials
     assert len(trials) == 16
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
     third = ScriptedRunner()
-    run_study(spec, options(tmp_path, 16), third)
+    run_study(config(spec, tmp_path, 16), third)
     assert third.calls == [], "a finished study reruns nothing"
 
 
 def test_interrupt_fails_the_running_trial_and_resume_completes(
     tmp_path: Path, spec: StudySpec
 ) -> None:
-    assert run_study(spec, options(tmp_path, 8), ScriptedRunner(interrupt_on_call=3)) == 130
+    assert run_study(config(spec, tmp_path, 8), ScriptedRunner(interrupt_on_call=3)) == 130
     trials = [t for t in load(tmp_path).trials if t.state != TrialState.WAITING]
     assert len(trials) == 3, "queued anchors stay queued; three trials were started"
     assert trials[2].state == TrialState.FAIL, "the interrupted trial is failed, not left RUNNING"
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[:2])
-    run_study(spec, options(tmp_path, 8), ScriptedRunner())
+    run_study(config(spec, tmp_path, 8), ScriptedRunner())
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     assert sum(t.state in finished for t in load(tmp_path).trials) == 8
 
 
 def test_pareto_front_excludes_crashes(tmp_path: Path, spec: StudySpec) -> None:
-    run_study(spec, options(tmp_path, 20), ScriptedRunner())
+    run_study(config(spec, tmp_path, 20), ScriptedRunner())
     study = load(tmp_path)
     assert study.best_trials
     assert all(t.state == TrialState.COMPLETE for t in study.best_trials)

@@ -27,8 +27,8 @@ BEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
 
 SLOW_DRIVER = """
 import sys, time
-from optimizer.spec import load_spec
-from optimizer.study import parse_args, run_study
+from optimizer.cli import parse_args
+from optimizer.loop import run_study
 from runners.sim.runner import SimRunner
 
 class SlowRunner:
@@ -38,8 +38,7 @@ class SlowRunner:
         time.sleep(self.seconds)
         return self.inner.run(candidate, workload, placement)
 
-options = parse_args(sys.argv[2:])
-sys.exit(run_study(load_spec(options.space), options, SlowRunner(float(sys.argv[1]))))
+sys.exit(run_study(parse_args(sys.argv[2:]), SlowRunner(float(sys.argv[1]))))
 """
 
 

@@ -14,7 +14,9 @@ from optimizer.feasibility import (
     learned_verdict,
 )
 from optimizer.space import candidate_from_params
-from optimizer.spec import StudySpec, load_spec
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
+from runners.engines import resolve_candidate
 
 
 def vllm_params(**settings: object) -> dict[str, object]:
@@ -42,7 +44,7 @@ def vllm_params(**settings: object) -> dict[str, object]:
 def check(spec: StudySpec, params: dict[str, object], history: list[FrozenTrial] | None = None):  # type: ignore[no-untyped-def]
     checker = FeasibilityChecker(spec)
     candidate = candidate_from_params(spec, params)  # type: ignore[arg-type]
-    return checker.check(candidate, params, {}, history or [])
+    return checker.check(resolve_candidate(candidate, spec.node_group), params, {}, history or [])
 
 
 def test_engine_defaults_are_launched(spec: StudySpec) -> None:

@@ -10,11 +10,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optimizer.spec import StudySpec, load_spec
-from optimizer.study import FAULT_KEY, run_study
+from optimizer.loop import run_study
+from optimizer.record import WORKER_FAULT
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
 from runners.pool import Finished, InlinePool, trial_gpus, trial_placement
 from runners.types import Candidate, NodeGroup, Workload
-from tests.optimizer.test_driver import ScriptedRunner, options
+from tests.optimizer.test_driver import ScriptedRunner, config
 
 
 class ScriptedPool:
@@ -73,7 +75,7 @@ def test_keeps_the_pool_full_and_stops_at_exactly_the_total(
     tmp_path: Path, spec: StudySpec
 ) -> None:
     pool = ScriptedPool(slots=4)
-    assert run_study(spec, options(tmp_path, 14), pool) == 0
+    assert run_study(config(spec, tmp_path, 14), pool) == 0
     assert pool.most_in_flight == 4
     done = trials(tmp_path)
     assert len(done) == 14 and len(pool.submitted) == 14
@@ -81,7 +83,7 @@ def test_keeps_the_pool_full_and_stops_at_exactly_the_total(
     assert done[0].user_attrs["baseline"] is True
     assert all("placement" in t.user_attrs for t in done)
     again = ScriptedPool(slots=4)
-    assert run_study(spec, options(tmp_path, 14), again) == 0
+    assert run_study(config(spec, tmp_path, 14), again) == 0
     assert again.submitted == [], "a finished study reruns nothing"
 
 
@@ -89,23 +91,23 @@ def test_lost_workers_are_failed_and_retried_with_the_same_parameters(
     tmp_path: Path, spec: StudySpec
 ) -> None:
     pool = ScriptedPool(slots=3, lose=lambda i: i in (1, 4))
-    assert run_study(spec, options(tmp_path, 9), pool) == 0
+    assert run_study(config(spec, tmp_path, 9), pool) == 0
     done = trials(tmp_path)
     failed = [t for t in done if t.state == TrialState.FAIL]
     finished = [t for t in done if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(failed) == 2 and len(finished) == 9
     for lost in failed:
-        assert lost.user_attrs[FAULT_KEY].startswith("ActorDiedError")
+        assert lost.user_attrs[WORKER_FAULT].startswith("ActorDiedError")
         retries = [t for t in done if t.system_attrs.get("failed_trial") == lost.number]
         assert len(retries) == 1, "each lost trial is retried exactly once"
         assert retries[0].params == lost.params
         assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
-        assert FAULT_KEY not in retries[0].user_attrs
+        assert WORKER_FAULT not in retries[0].user_attrs
 
 
 def test_every_lost_worker_stops_the_driver(tmp_path: Path, spec: StudySpec) -> None:
     pool = ScriptedPool(slots=2, lose=lambda i: True)
-    assert run_study(spec, options(tmp_path, 5), pool) == 1
+    assert run_study(config(spec, tmp_path, 5), pool) == 1
     done = trials(tmp_path)
     assert not [t for t in done if t.state == TrialState.RUNNING]
     assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in done)
@@ -113,11 +115,11 @@ def test_every_lost_worker_stops_the_driver(tmp_path: Path, spec: StudySpec) -> 
 
 def test_interrupt_fails_every_trial_in_flight(tmp_path: Path, spec: StudySpec) -> None:
     pool = ScriptedPool(slots=3, interrupt_at=3)
-    assert run_study(spec, options(tmp_path, 10), pool) == 130
+    assert run_study(config(spec, tmp_path, 10), pool) == 130
     asked = [t for t in trials(tmp_path) if t.state != TrialState.WAITING]  # enqueued: not asked
     assert [t.state for t in asked] == [TrialState.FAIL] * 3
     assert pool.released == 3
-    assert run_study(spec, options(tmp_path, 10), ScriptedPool(slots=3)) == 0
+    assert run_study(config(spec, tmp_path, 10), ScriptedPool(slots=3)) == 0
     finished = [t for t in trials(tmp_path) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 10
 
@@ -181,7 +183,7 @@ def test_node_groups_that_ray_cannot_place_are_rejected(
     groups: list[dict[str, object]],
     expected: str,
 ) -> None:
-    from optimizer.spec import SpecError
+    from optimizer.errors import SpecError
 
     path = with_hardware(shipped_space, write_space, {"node_groups": groups})
     with pytest.raises(SpecError, match="hardware") as error:

@@ -7,17 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optimizer.report import (
-    Code,
-    Heading,
-    Para,
-    Table,
-    hypervolume_2d,
-    hypervolume_history,
-    to_html,
-    to_markdown,
-    write_report,
-)
+from optimizer.report.build import write_report
+from optimizer.report.document import Code, Heading, Para, Table
+from optimizer.report.hypervolume import hypervolume_2d, hypervolume_history
+from optimizer.report.render import to_html, to_markdown
 from tests.optimizer.report_study import study_in
 
 PNG = b"\x89PNG\r\n\x1a\n"

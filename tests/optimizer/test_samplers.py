@@ -12,17 +12,27 @@ import pytest
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
+from optimizer.config import StudyConfig
+from optimizer.loop import run_study
+from optimizer.record import count_trials
 from optimizer.samplers import GridPlan, SamplerError, make_sampler
-from optimizer.spec import SamplerName, StudySpec
-from optimizer.study import Options, count_trials, run_study
+from optimizer.spec.models import SamplerName, StudySpec
 from runners.sim.runner import SimRunner
 
 
 def run(spec: StudySpec, sampler: SamplerName, n_trials: int) -> optuna.Study:
     storage = InMemoryStorage()
-    options = Options("x", n_trials, "memory", f"s-{sampler}", sampler, 0, quiet=True)
+    config = StudyConfig.of(
+        spec,
+        storage="memory",
+        study_name=f"s-{sampler}",
+        n_trials=n_trials,
+        sampler=sampler,
+        seed=0,
+        quiet=True,
+    )
     with contextlib.redirect_stdout(io.StringIO()):
-        assert run_study(spec, options, SimRunner(), storage=storage) == 0
+        assert run_study(config, SimRunner(), storage=storage) == 0
     return optuna.load_study(study_name=f"s-{sampler}", storage=storage)
 
 

@@ -15,10 +15,12 @@ import yaml
 from optuna.trial import TrialState
 from optuna_dashboard import wsgi
 
+from optimizer.config import StudyConfig
+from optimizer.errors import SpecError
+from optimizer.loop import run_study
 from optimizer.objectives import constraint_values
-from optimizer.report import format_pareto, pareto_points
-from optimizer.spec import SpecError, load_spec
-from optimizer.study import Options, run_study
+from optimizer.report.pareto import format_pareto, pareto_points
+from optimizer.spec.load import load_spec
 from runners.sim.runner import SimRunner
 from tests.conftest import SHIPPED
 from tests.optimizer.test_driver import metrics
@@ -35,15 +37,17 @@ def slo_study(tmp_path_factory: pytest.TempPathFactory) -> optuna.Study:
     (folder / "slo.yaml").write_text(yaml.safe_dump(content, sort_keys=False))
     spec = load_spec(folder / "slo.yaml")
     url = f"sqlite:///{folder / 'slo.db'}"
-    options = Options("x", 20, url, "slo", "random", 3, quiet=True)
-    assert run_study(spec, options, SimRunner()) == 0
+    config = StudyConfig.of(
+        spec, storage=url, study_name="slo", n_trials=20, sampler="random", seed=3, quiet=True
+    )
+    assert run_study(config, SimRunner()) == 0
     return optuna.load_study(study_name="slo", storage=url)
 
 
 def test_constraint_values_follow_optuna_sign_convention() -> None:
     spec_slos = load_spec("qwen3-moe.yaml").objectives.slos
     assert spec_slos == []
-    from optimizer.spec import Slo
+    from optimizer.spec.models import Slo
 
     m = metrics(throughput=4000.0, p99_tpot_ms=100.0)
     values = constraint_values(

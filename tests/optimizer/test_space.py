@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from optimizer.space import baseline_params, candidate_from_params, suggest
-from optimizer.spec import StudySpec
+from optimizer.spec.models import StudySpec
 from runners.engines import get_engine
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from optimizer.spec import SpecError, load_spec, resolve_space_path
+from optimizer.errors import SpecError
+from optimizer.spec.load import load_spec, resolve_space_path
 
 Writer = Callable[[dict[str, Any]], Path]
 

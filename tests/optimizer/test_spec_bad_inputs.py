@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from optimizer import study
-from optimizer.spec import SEARCH_SPACES_DIR
+from optimizer.spec.load import SEARCH_SPACES_DIR
 
 Space = dict[str, Any]
 SHIPPED: Space = yaml.safe_load((SEARCH_SPACES_DIR / "qwen3-moe.yaml").read_text())

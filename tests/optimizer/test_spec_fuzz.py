@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer.spec import SEARCH_SPACES_DIR, SpecError, load_spec
+from optimizer.errors import SpecError
+from optimizer.spec.load import SEARCH_SPACES_DIR, load_spec
 
 SHIPPED: dict[str, Any] = yaml.safe_load((SEARCH_SPACES_DIR / "qwen3-moe.yaml").read_text())
 

@@ -8,19 +8,18 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optimizer.report import ablation_finding, write_report
-from optimizer.space import candidate_from_params
-from optimizer.spec import load_spec
-from optimizer.validate import (
+from optimizer.measurements import (
     Measurement,
-    Validator,
-    ablation_steps,
     dominated,
     interval,
     load_measurements,
-    main,
     save_measurements,
 )
+from optimizer.report.build import write_report
+from optimizer.report.validation import ablation_finding
+from optimizer.space import candidate_from_params
+from optimizer.spec.load import load_spec
+from optimizer.validate import Validator, ablation_steps, main
 from runners.sim import Noise
 from runners.sim.runner import SimRunner
 from tests.optimizer.report_study import study_in

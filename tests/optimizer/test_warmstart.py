@@ -10,9 +10,11 @@ from typing import Any
 
 import optuna
 
-from optimizer.spec import load_spec
-from optimizer.study import Options, run_study
-from optimizer.warmstart import WARM_START_ATTR, misfit
+from optimizer.config import StudyConfig
+from optimizer.loop import run_study
+from optimizer.record import WARM_START
+from optimizer.spec.load import load_spec
+from optimizer.warmstart import misfit
 from runners.sim.runner import SimRunner
 
 Writer = Callable[[dict[str, Any]], Path]
@@ -20,11 +22,18 @@ Writer = Callable[[dict[str, Any]], Path]
 
 def study_run(tmp_path: Path, name: str, n_trials: int, warm: str | None = None) -> optuna.Study:
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    options = Options(
-        "qwen3-moe.yaml", n_trials, url, name, "random", 5, quiet=True, warm_start=warm
+    config = StudyConfig.of(
+        load_spec("qwen3-moe.yaml"),
+        storage=url,
+        study_name=name,
+        n_trials=n_trials,
+        sampler="random",
+        seed=5,
+        quiet=True,
+        warm_start=warm,
     )
     with contextlib.redirect_stdout(io.StringIO()):
-        assert run_study(load_spec("qwen3-moe.yaml"), options, SimRunner()) == 0
+        assert run_study(config, SimRunner()) == 0
     return optuna.load_study(study_name=name, storage=url)
 
 
@@ -33,15 +42,13 @@ def test_warm_start_re_evaluates_the_source_front_once(tmp_path: Path) -> None:
     front = {t.number: t.params for t in source.best_trials}
     assert front
     warm = study_run(tmp_path, "warm", 3 + len(front), warm="source")
-    taken = {
-        t.user_attrs[WARM_START_ATTR]: t for t in warm.trials if WARM_START_ATTR in t.user_attrs
-    }
+    taken = {t.user_attrs[WARM_START]: t for t in warm.trials if WARM_START in t.user_attrs}
     assert set(taken) == {f"source#{n}" for n in front}
     for origin, trial in taken.items():
         assert trial.params == front[int(origin.split("#")[1])]
         assert "runner" in trial.user_attrs or trial.user_attrs.get("crash_class"), "re-run"
     again = study_run(tmp_path, "warm", 5 + len(front), warm="source")
-    assert sum(WARM_START_ATTR in t.user_attrs for t in again.trials) == len(front)
+    assert sum(WARM_START in t.user_attrs for t in again.trials) == len(front)
 
 
 def test_misfit_explains_what_does_not_fit(

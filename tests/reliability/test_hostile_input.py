@@ -20,7 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer.spec import SpecError, load_spec
+from optimizer.errors import SpecError
+from optimizer.spec.load import load_spec
 from tests.optimizer.test_hostile_input import cli
 from tests.optimizer.test_spec_fuzz import PATHS, SHIPPED, mutated, values
 

@@ -20,8 +20,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optimizer.spec import load_spec
-from optimizer.study import FAULT_KEY, Options, run_study
+from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.loop import run_study
+from optimizer.record import WORKER_FAULT
+from optimizer.spec.load import load_spec
 from runners import Runner
 from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
 from tests.optimizer.test_driver import metrics
@@ -174,19 +176,27 @@ def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: P
     spec = load_spec("qwen3-moe.yaml")
     flag = tmp_path / "killed-once"
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    options = Options(
-        "qwen3-moe.yaml", 10, url, "t", "random", 1, quiet=True, runner="ray", preflight=False
+    config = StudyConfig.of(
+        spec,
+        storage=url,
+        study_name="t",
+        n_trials=10,
+        sampler="random",
+        seed=1,
+        quiet=True,
+        runner=RunnerChoice("ray"),
+        preflight=False,
     )  # enough trials that the retry, queued behind the enqueued baseline and anchors, runs
     pool = RayPool([GROUP_A, GROUP_B], DiesOnceRunner(flag))
     try:
-        assert run_study(spec, options, pool) == 0
+        assert run_study(config, pool) == 0
     finally:
         pool.release_all()
     trials = optuna.load_study(study_name="t", storage=url).trials
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(finished) == 10, "the study ends with the requested number of trials"
-    assert len(failed) == 1 and failed[0].user_attrs[FAULT_KEY]
+    assert len(failed) == 1 and failed[0].user_attrs[WORKER_FAULT]
     [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
     assert retry.state == TrialState.COMPLETE and retry.params == failed[0].params
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

@@ -1,11 +1,9 @@
-"""The space file: pydantic models of the YAML, `load_spec`, and errors that name file and field.
+"""The space file as typed values: the pydantic models of every section of the YAML.
 
-A space file describes one deployment unit: the model and its checkpoint variants, the node
-group, the engines allowed with a conditional space of their own settings, the workload, the
-objectives, the baseline (engine defaults) and the search budget. `load_spec` is the edge of
-the system: after it, everything is typed and checked against the engine adapters (setting
-names, valid values, conditions, the baseline's defaults), so a bad file fails here, before
-any storage is touched. The space language itself is documented in docs/space-language.md.
+Place in the data flow: `optimizer.spec.load` validates a file into a `StudySpec` (shape and
+types here, cross-checks against the catalogue and engines in `optimizer.spec.checks`); every
+later stage reads only these frozen models. The space language is documented field by field in
+docs/space-language.md (tests/optimizer/test_space_language_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
@@ -13,32 +11,17 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from optimizer.constraints import UserRule
-from optimizer.expressions import ExpressionError
+from optimizer.errors import ExpressionError
+from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
-from runners.errors import ServingOptimizerError
-from runners.types import ENGINE_NAMES, EngineName, NodeGroup, SettingValue, Workload
-
-SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
 Scalar = bool | int | float | str
-
-
-class SpecError(ServingOptimizerError):
-    """A space file that cannot be used; the message names the file, the field and the fix."""
 
 
 class _Strict(BaseModel):
@@ -338,6 +321,16 @@ class ObjectivesSection(_Strict):
     )
 
 
+@dataclass(frozen=True)
+class UserRule:
+    """A constraint declared in a space file, already parsed."""
+
+    name: str
+    text: str
+    tree: Node
+    message: str = ""
+
+
 class ConstraintSpec(_Strict):
     """A user rule on one engine's effective settings, e.g. ``a * b <= gpus`` (see expressions)."""
 
@@ -449,129 +442,3 @@ class StudySpec(_Strict):
             max_concurrency=w.max_concurrency,
             seed=w.seed,
         )
-
-
-def resolve_space_path(name_or_path: str | Path) -> Path:
-    """A path as given if it exists; a bare name like ``qwen3-moe.yaml`` from search_spaces/."""
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    if len(path.parts) == 1:
-        for candidate in (path.name, f"{path.name}.yaml"):
-            shipped = SEARCH_SPACES_DIR / candidate
-            if shipped.exists():
-                return shipped
-    shipped_names = sorted(p.name for p in SEARCH_SPACES_DIR.glob("*.yaml"))
-    raise SpecError(
-        f"{name_or_path}: no such space file (looked in the current directory and in "
-        f"{SEARCH_SPACES_DIR}); shipped spaces: {', '.join(shipped_names) or 'none'}"
-    )
-
-
-class _DuplicateKey(yaml.YAMLError):
-    """A key given twice in one mapping (PyYAML would silently keep the last one)."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that rejects duplicate keys instead of keeping the last value."""
-
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[object, object]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue  # unhashable keys are reported by the schema check
-            if duplicate:
-                mark = key_node.start_mark
-                raise _DuplicateKey(
-                    f"line {mark.line + 1}, column {mark.column + 1}: {key!r} is given twice in "
-                    "the same mapping; keep one (YAML would silently use the last)"
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_spec(name_or_path: str | Path) -> StudySpec:
-    """Read, validate and cross-check a space file; raise `SpecError` on any problem."""
-    path = resolve_space_path(name_or_path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except _DuplicateKey as exc:
-        raise SpecError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{path}:{where}: not valid YAML: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot be read: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(
-            f"{path}: the file must be a YAML mapping with the sections name, model, hardware, "
-            f"engines, workload, objectives and baseline; it holds {type(raw).__name__}"
-        )
-    try:
-        spec = StudySpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(_format_validation(path, exc)) from None
-    problems = _cross_check(spec)
-    if problems:
-        raise SpecError(f"{path}: " + "; ".join(problems))
-    return spec
-
-
-def _format_validation(path: Path, exc: ValidationError) -> str:
-    errors = [e for e in exc.errors() if not _wrong_union_branch(e["type"], e["loc"])]
-    parts = []
-    for error in errors[:6]:
-        loc = [str(p) for p in error["loc"] if not _is_union_tag(p)]
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown field (remove it or check its spelling)"
-        elif error["type"] == "literal_error" and "expected" in error.get("ctx", {}):
-            message = f"must be {error['ctx']['expected']}"
-        if loc and loc[-1] == "[key]":
-            loc.pop()
-            message = f"not a valid key: {message}"
-        parts.append(f"{'.'.join(loc) or '(top level)'}: {message}")
-    more = len(errors) - 6
-    suffix = f"; and {more} more" if more > 0 else ""
-    return f"{path}: " + "; ".join(parts) + suffix
-
-
-def _is_union_tag(part: object) -> bool:
-    return isinstance(part, str) and (
-        part in ("int", "float", "categorical", "bool") or part.startswith(("list[", "tagged-"))
-    )
-
-
-def _wrong_union_branch(error_type: str, loc: tuple[int | str, ...]) -> bool:
-    """Errors from the branch of `setting: spec | [spec, ...]` that the input did not take."""
-    return error_type in ("list_type", "model_attributes_type") and any(
-        _is_union_tag(p) for p in loc
-    )
-
-
-def _cross_check(spec: StudySpec) -> list[str]:
-    """Checks that need the catalogue and the engine adapters (optimizer.spec_checks)."""
-    from optimizer.spec_checks import cross_check
-
-    return cross_check(spec)
-
-
-__all__ = [
-    "ENGINE_NAMES",
-    "BoolParam",
-    "CategoricalParam",
-    "FloatParam",
-    "IntParam",
-    "ParamSpec",
-    "SpecError",
-    "StudySpec",
-    "load_spec",
-    "resolve_space_path",
-]

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from optimizer.constraints import builtin_violations, check_names, violations
-from optimizer.spec import (
+from optimizer.errors import SpecError
+from optimizer.space import baseline_params, candidate_from_params
+from optimizer.spec.models import (
     BoolParam,
     CategoricalParam,
     EngineSection,
     FloatParam,
     IntParam,
-    SpecError,
     StudySpec,
 )
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
@@ -162,8 +163,6 @@ def _check_runnable(
 
 
 def _check_baseline(spec: StudySpec, model: ModelSpec, gpu: GpuSpec) -> list[str]:
-    from optimizer.space import baseline_params, candidate_from_params
-
     baseline = spec.baseline
     problems: list[str] = []
     if baseline.engine not in spec.engines:

@@ -1,0 +1,271 @@
+"""The command line of a study: arguments -> `StudyConfig`, the one runner factory, study lookup.
+
+Place in the data flow: first stage. `parse_args` turns ``python -m optimizer.study`` arguments
+(and the ``serving-optimizer`` console script's) into a typed `StudyConfig`, loading the space
+file on the way (a bad file exits 2 before any storage is touched); `main` builds the runner
+with `make_runner` (also used by validate) and hands both to `optimizer.loop.run_study`, on an
+embedded or joined Ray cluster with ``--runner ray``. `locate` / `open_study` / `spec_for` find
+a stored study for the commands that work on one (validate, report, dashboard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from optimizer.artifacts import study_dir
+from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.errors import SpecError, StudyError, UsageError
+from optimizer.loop import run_study
+from optimizer.samplers import SAMPLERS
+from optimizer.spec.load import load_spec, resolve_space_path
+from optimizer.spec.models import StudySpec
+from optimizer.storage import (
+    DEFAULT_GRACE_S,
+    DEFAULT_HEARTBEAT_S,
+    STUDIES_DIR,
+    default_storage_url,
+    redact,
+)
+from runners import Runner
+from runners.errors import ServingOptimizerError
+
+EXIT_USAGE = 2
+
+
+def parse_args(argv: Sequence[str] | None) -> StudyConfig:
+    """The study configuration of a command line; `SpecError` / `UsageError` when unusable
+    (argparse itself exits 2 on malformed arguments)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m optimizer.study",
+        description="Search for the best serving configuration of an LLM deployment.",
+        epilog="Example: python -m optimizer.study --space qwen3-moe.yaml --n-trials 50",
+    )
+    parser.add_argument(
+        "--space", required=True, help="space file, or the name of one in search_spaces/"
+    )
+    parser.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        help="total trials that reach the runner (completed or crashed) the study should hold; "
+        "candidates rejected by pre-flight checks cost no runner time and come on top "
+        "(default: the file's search.n_trials)",
+    )
+    parser.add_argument(
+        "--storage", help="Optuna storage URL (default: sqlite:///studies/<study-name>.db)"
+    )
+    parser.add_argument("--study-name", help="study name (default: the space file's name)")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="default: the file's search.sampler")
+    parser.add_argument("--seed", type=int, help="sampler seed (default: the file's search.seed)")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    parser.add_argument(
+        "--runner",
+        choices=["sim", "local", "ray"],
+        default="sim",
+        help="sim: the embedded simulated engine (default); local: start the real engine "
+        "on this machine for every trial; ray: as many trials at once as the node groups' "
+        "free GPUs allow, one Ray actor per trial (running --ray-worker)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="with --runner ray: join this Ray cluster (auto, ray://host:10001, ...) instead "
+        "of starting an embedded local Ray",
+    )
+    parser.add_argument(
+        "--ray-worker",
+        choices=["sim", "local"],
+        default="sim",
+        help="with --runner ray: what each trial's actor runs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between heartbeats of a running trial (default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=DEFAULT_GRACE_S,
+        help="seconds without a heartbeat after which a trial is failed and retried "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="re-evaluate the Pareto configurations of another study in the same storage "
+        "(or STORAGE_URL#STUDY) first",
+    )
+    parser.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="do not start with each engine's defaults per checkpoint (after the baseline)",
+    )
+    parser.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="continue a study whose space file changed since it was created",
+    )
+    parser.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="launch every candidate, even those pre-flight checks predict will crash",
+    )
+    ns = parser.parse_args(argv)
+    if ns.ray_address is not None and ns.runner != "ray":
+        raise UsageError("--ray-address needs --runner ray")
+    return StudyConfig.of(
+        load_spec(ns.space),
+        study_name=ns.study_name,
+        storage=ns.storage,
+        n_trials=ns.n_trials,
+        sampler=ns.sampler,
+        seed=ns.seed,
+        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker),
+        heartbeat_s=ns.heartbeat_interval,
+        grace_s=ns.grace_period,
+        warm_start=ns.warm_start,
+        preflight=not ns.no_preflight,
+        anchors=not ns.no_anchors,
+        allow_space_change=ns.allow_space_change,
+        quiet=ns.quiet,
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
+    """The one runner factory (study and validate): the simulated engine (with its run-to-run
+    noise model when `choice.noise`), or the real engine on this machine, writing its files
+    under `artifacts_dir` (optionally the engine emulator instead of the engine). Runners are
+    imported only when used. With ``ray`` this is the runner each trial's actor runs."""
+    name = choice.ray_worker if choice.name == "ray" else choice.name
+    if name == "local":
+        from runners.local import EmulatorLaunch, LocalRunner
+
+        emulator = (
+            EmulatorLaunch(time_scale=choice.emulator_scale, startup_s=0.2)
+            if choice.emulator_scale is not None
+            else None
+        )
+        # absolute: a Ray actor's working directory is not the driver's
+        return LocalRunner(artifacts_dir=artifacts_dir.resolve(), emulator=emulator)
+    if choice.emulator_scale is not None:
+        raise UsageError("--emulator needs --runner local")
+    from runners.sim import Noise
+    from runners.sim.runner import SimRunner
+
+    return SimRunner(noise=Noise.typical() if choice.noise else None)
+
+
+def trials_dir(study_name: str) -> Path:
+    """Where the study's runner writes each trial's files (engine log, benchmark JSON)."""
+    return STUDIES_DIR / study_name / "trials"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_args(argv)
+        runner = make_runner(config.runner, trials_dir(config.study_name))
+        if config.runner.name == "ray":
+            return _run_on_ray(config, runner)
+        return run_study(config, runner)
+    except ServingOptimizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run_on_ray(config: StudyConfig, worker: Runner) -> int:
+    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups."""
+    from runners.ray import RayNodeGroup, RayPool, ray_cluster
+
+    spec = config.spec
+    groups = [
+        RayNodeGroup(group, section.resource, section.label)
+        for group, section in zip(spec.node_groups, spec.hardware.node_groups, strict=True)
+    ]
+    with ray_cluster(groups, config.runner.ray_address) as description:
+        pool = RayPool(groups, worker, spec.hardware.fill_node_group)
+        sizes = ", ".join(f"{name} {cap.gpus} GPUs" for name, cap in pool.capacity.items())
+        print(f"Runner: {description}; trials placed on {sizes}.", flush=True)
+        try:
+            return run_study(config, pool)
+        finally:
+            pool.release_all()
+
+
+# --- a stored study, for validate, report and dashboard -------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """A study named on the command line: its name, storage URL and (if known) space file."""
+
+    name: str
+    url: str
+    space: Path | None
+
+    @property
+    def directory(self) -> Path:
+        return study_dir(self.name, self.url)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every command on a stored study takes; `locate` resolves them."""
+    parser.add_argument("study", help="study name (studies/<name>.db) or its space file")
+    parser.add_argument("--storage", help="Optuna storage URL (default: studies/<name>.db)")
+    parser.add_argument("--study-name", help="study name when it differs from the space's")
+
+
+def locate(target: str, storage: str | None = None, study_name: str | None = None) -> StudyRef:
+    """`target` is a space file (path or shipped name) or a study name under studies/."""
+    space: Path | None
+    try:
+        space = resolve_space_path(target)
+        name = study_name or load_spec(space).name
+    except SpecError:
+        space = None
+        name = study_name or Path(target).name.removesuffix(".db")
+    url = storage or default_storage_url(name, STUDIES_DIR)
+    return StudyRef(name, url, space)
+
+
+def open_study(ref: StudyRef) -> optuna.Study:
+    if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
+        raise StudyError(
+            f"no study database at {ref.url}; run `python -m optimizer.study --space "
+            f"{ref.name}.yaml` first, or pass --storage"
+        )
+    try:
+        return optuna.load_study(study_name=ref.name, storage=ref.url)
+    except KeyError:
+        raise StudyError(
+            f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
+        ) from None
+
+
+def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:
+    """The space file of a study: given on the command line, or the shipped one it names."""
+    if ref.space is not None:
+        return load_spec(ref.space)
+    name = str(study.user_attrs.get("space", ref.name))
+    try:
+        return load_spec(name)
+    except SpecError as exc:
+        raise StudyError(
+            f"study {ref.name!r} was made from space {name!r}, which is not a shipped space "
+            f"file; pass the file as the argument ({exc})"
+        ) from None

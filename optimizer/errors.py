@@ -1,0 +1,57 @@
+"""Every exception the optimizer raises on purpose; the command lines print them without a trace.
+
+    runners.errors.ServingOptimizerError
+     +-- OptimizerError          base of the optimizer's own errors
+          +-- SpecError          a space file cannot be used (names file, field and fix)
+          |    +-- ExpressionError    a constraint expression that cannot be parsed or evaluated
+          |    +-- DuplicateKeyError  a key given twice in one YAML mapping
+          +-- StudyError         a study cannot be found, opened, created or resumed
+          +-- WarmStartError     the --warm-start source cannot be read
+          +-- SamplerError       a sampler that cannot be used on this machine or space
+          +-- UsageError         command-line options that do not go together
+          +-- NothingToValidateError  a study lacks what validation compares against
+
+Engine faults during a trial are not exceptions: runners report them inside a `TrialOutcome`,
+and the trial record stores them. tests/test_exception_trees.py keeps this drawing
+true.
+"""
+
+from __future__ import annotations
+
+from runners.errors import ServingOptimizerError
+
+
+class OptimizerError(ServingOptimizerError):
+    """Base of the optimizer's own errors."""
+
+
+class SpecError(OptimizerError):
+    """A space file that cannot be used; the message names the file, the field and the fix."""
+
+
+class ExpressionError(SpecError):
+    """An expression that cannot be parsed or evaluated; the message says where and why."""
+
+
+class DuplicateKeyError(SpecError):
+    """A key given twice in one YAML mapping (YAML itself would keep the last one silently)."""
+
+
+class StudyError(OptimizerError):
+    """A study that cannot be found, opened, created or resumed."""
+
+
+class WarmStartError(OptimizerError):
+    """The warm-start source cannot be read."""
+
+
+class SamplerError(OptimizerError):
+    """A sampler that cannot be used on this machine or with this space."""
+
+
+class UsageError(OptimizerError):
+    """Command-line options that do not go together."""
+
+
+class NothingToValidateError(OptimizerError):
+    """A study that lacks what validation compares against (a baseline, a feasible front)."""

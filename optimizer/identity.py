@@ -1,0 +1,61 @@
+"""What a study is: its objectives' names and a description of the space it was created from.
+
+Place in the data flow: the loop calls `describe_study` once per run, before any trial. It
+names the two objectives for optuna-dashboard, stores a short hash of every space-file section
+that changes what a trial means (`space_sections`), and refuses to resume a study from a space
+file that differs in one of them (unless `allow_change`), since the old and new trials would
+not be comparable. The study's user attributes (model, hardware, workload) head the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import optuna
+
+from optimizer.errors import StudyError
+from optimizer.objectives import metric_names
+from optimizer.spec.models import StudySpec
+
+MEANINGFUL_SECTIONS = ("model", "hardware", "engines", "workload", "objectives", "baseline")
+
+
+def space_sections(spec: StudySpec) -> dict[str, str]:
+    """A short hash per space-file section that changes what trials mean."""
+    dumped = spec.model_dump(mode="json")
+    return {
+        name: hashlib.sha256(json.dumps(dumped[name], sort_keys=True).encode()).hexdigest()[:12]
+        for name in MEANINGFUL_SECTIONS
+    }
+
+
+def describe_study(study: optuna.Study, spec: StudySpec, allow_change: bool) -> None:
+    """Name the objectives and describe the study; refuse to resume it from a space that
+    means something else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names(spec.objectives))
+    sections = space_sections(spec)
+    stored = study.user_attrs.get("space_sections")
+    if isinstance(stored, dict) and stored != sections and not allow_change:
+        changed = ", ".join(sorted(k for k in sections if stored.get(k) != sections[k]))
+        raise StudyError(
+            f"study {study.study_name!r} was created from a different space file (changed: "
+            f"{changed}); its trials would not be comparable. Use another --study-name, or "
+            "pass --allow-space-change to continue it anyway"
+        )
+    attrs = {
+        "space": spec.name,
+        "space_sections": sections,
+        "model": spec.model.name,
+        "node_group": f"{spec.node_group.name}: {spec.node_group.gpus_per_node} x "
+        f"{spec.node_group.gpu}",
+        "workload": f"{spec.workload.name} ({spec.workload.dataset}, "
+        f"{spec.workload.num_prompts} prompts)",
+        "objectives": metric_names(spec.objectives),
+    }
+    for key, value in attrs.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)

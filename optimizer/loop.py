@@ -1,0 +1,264 @@
+"""The study loop: ask -> suggest -> resolve -> pre-flight -> submit -> tell, until done.
+
+Place in the data flow: `run_study(config, runner_or_pool)` is what the CLI, the scripts and
+the tests call. It opens the storage (SQLite under studies/ by default), describes the study
+(`optimizer.identity`), enqueues the openings (`optimizer.enqueue`: warm start, baseline,
+anchors), then loops: ask for a trial under the study's trial slot, suggest a candidate
+(`optimizer.space`), resolve it once (`runners.engines.resolve_candidate`) and carry that
+`Resolved` to pre-flight (`optimizer.feasibility`), the pool and the record; tell each trial
+as it finishes (`optimizer.record`) and print one line (`optimizer.progress`). `n_trials` is
+the total the study should hold: running again resumes and runs only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import optuna
+
+from optimizer.config import StudyConfig
+from optimizer.enqueue import enqueue_grid_point, enqueue_openings
+from optimizer.feasibility import FeasibilityChecker
+from optimizer.identity import describe_study
+from optimizer.progress import print_end, print_start, print_trial
+from optimizer.record import (
+    DONE_STATES,
+    WORKER_FAULT,
+    count_trials,
+    tell_failed,
+    tell_lost,
+    tell_outcome,
+    tell_rejected,
+    trial_id,
+)
+from optimizer.samplers import GridPlan, make_sampler
+from optimizer.space import suggest
+from optimizer.storage import (
+    Heartbeat,
+    fail_stale_trials,
+    load_or_create,
+    open_storage,
+    trial_slot,
+)
+from runners import Runner
+from runners.engines import Resolved, resolve_candidate
+from runners.pool import Finished, InlinePool, TrialPool
+
+EXIT_INTERRUPTED = 130
+EXIT_INFEASIBLE = 3
+EXIT_WORKERS_LOST = 1
+MAX_REJECTIONS_IN_A_ROW = 200
+MAX_LOST_IN_A_ROW = 10
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A trial this driver asked for and has not told yet, with its heartbeat."""
+
+    trial: optuna.Trial
+    heartbeat: contextlib.ExitStack[bool | None] = field(compare=False)
+    resolved: Resolved | None = None
+
+
+def run_study(
+    config: StudyConfig,
+    runner: Runner | TrialPool,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> int:
+    """Run the study until it holds `config.n_trials` finished trials; the exit status.
+
+    Cooperative: any number of drivers may run this on one storage. Each counts finished and
+    running trials and asks for a new one under `trial_slot`, so together they stop at exactly
+    the total; a driver that finds only other drivers' trials running waits for them (failing
+    and retrying stale ones) instead of overshooting.
+
+    Trials in flight: a plain `Runner` is wrapped in an `InlinePool` (one trial at a time, run
+    in this thread); a `TrialPool` such as `RayPool` keeps as many in flight as it has room
+    for. Each trial in flight has its own heartbeat. A worker lost mid-trial is failed and
+    retried with the same parameters; Ctrl-C fails every trial in flight (exit 130), any other
+    exception too (and propagates).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = config.spec
+    if storage is None:
+        storage = open_storage(config.storage_url, config.heartbeat_s, config.grace_s)
+    seed = config.seed + _finished_count(storage, config.study_name)
+    study = load_or_create(storage, config.study_name, make_sampler(config.sampler, seed))
+    describe_study(study, spec, config.allow_space_change)
+    with trial_slot(storage, config.study_name):
+        enqueue_openings(study, config, storage)
+    loop = _Loop(
+        config=config,
+        study=study,
+        storage=storage,
+        pool=runner
+        if isinstance(runner, TrialPool)
+        else InlinePool(runner, spec.node_group, spec.hardware.fill_node_group),
+        grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
+        checker=FeasibilityChecker(spec) if config.preflight else None,
+    )
+    print_start(config, count_trials(study))
+    status = loop.run()
+    if status == 0:
+        print_end(study, config)
+    return status
+
+
+def _finished_count(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """All finished trials (rejections included): only used to vary the sampler seed."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return sum(
+        1 for t in storage.get_all_trials(study_id, deepcopy=False) if t.state in DONE_STATES
+    )
+
+
+@dataclass
+class _Loop:
+    """One driver's loop over one study."""
+
+    config: StudyConfig
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    pool: TrialPool
+    grid: GridPlan | None
+    checker: FeasibilityChecker | None
+    in_flight: dict[int, _InFlight] = field(default_factory=dict)  # by trial number
+    starting: list[_InFlight] = field(default_factory=list)  # asked, not yet submitted
+    rejected_in_a_row: int = 0
+    lost_in_a_row: int = 0
+
+    def run(self) -> int:
+        poll_s = min(2.0, self.config.heartbeat_s / 2)
+        try:
+            while True:
+                stop = self._stop_reason()
+                if stop is not None and not self.in_flight:
+                    print(stop[0], file=sys.stderr)
+                    return stop[1]
+                if stop is None and self.pool.has_room():
+                    trial, finished = self._ask()
+                    if trial is not None:
+                        self._start(trial)
+                        continue
+                    if not self.in_flight:
+                        if finished:
+                            return 0
+                        time.sleep(poll_s)  # other drivers' trials in flight
+                        continue
+                for done in self.pool.wait(poll_s):
+                    self._finish(done)
+        except KeyboardInterrupt:
+            self._fail_untold()
+            print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BaseException:
+            self._fail_untold()
+            raise
+
+    def _ask(self) -> tuple[optuna.Trial | None, bool]:
+        """A new trial if the study still needs one; and whether it holds enough finished."""
+        study, name = self.study, self.config.study_name
+        with trial_slot(self.storage, name):
+            fail_stale_trials(study, self.storage)
+            counts = count_trials(study)
+            if counts.finished + counts.running >= self.config.n_trials:
+                return None, counts.finished >= self.config.n_trials
+            if self.grid is not None and counts.waiting == 0:
+                enqueue_grid_point(study, self.grid)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # heartbeats outside optimize()
+                return study.ask(), False
+
+    def _start(self, trial: optuna.Trial) -> None:
+        """Suggest, resolve once, pre-flight; then submit, or record the rejection."""
+        beat = contextlib.ExitStack()
+        beat.enter_context(Heartbeat(self.storage, trial_id(trial)))
+        self.starting.append(_InFlight(trial, beat))
+        spec = self.config.spec
+        resolved = resolve_candidate(suggest(trial, spec), spec.node_group)
+        verdict = (
+            self.checker.check(
+                resolved,
+                trial.params,
+                trial.distributions,
+                self.study.get_trials(deepcopy=False),
+            )
+            if self.checker is not None
+            else None
+        )
+        if verdict is not None and not verdict.launch:
+            tell_rejected(
+                self.study,
+                trial,
+                resolved,
+                verdict.crash_class,
+                verdict.message,
+                verdict.crash_probability,
+            )
+            self.starting.clear()
+            beat.close()
+            self.rejected_in_a_row += 1
+            print_trial(self.study, self.config, trial.number, resolved, None, verdict)
+            return
+        self.rejected_in_a_row = 0
+        self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
+        self.starting.clear()
+        self.pool.submit(trial.number, resolved.candidate, spec.workload_spec)
+
+    def _finish(self, done: Finished) -> None:
+        flight = self.in_flight[done.key]
+        assert flight.resolved is not None
+        if done.outcome is None:
+            with trial_slot(self.storage, self.config.study_name):
+                tell_lost(self.study, self.storage, flight.trial, done.fault)
+            self.lost_in_a_row += 1
+        else:
+            self.lost_in_a_row = 0
+            tell_outcome(
+                self.study,
+                flight.trial,
+                self.config.spec,
+                flight.resolved,
+                done.outcome,
+                self.config.runner.name,
+                done,
+            )
+        del self.in_flight[done.key]
+        flight.heartbeat.close()
+        print_trial(self.study, self.config, flight.trial.number, flight.resolved, done, None)
+
+    def _stop_reason(self) -> tuple[str, int] | None:
+        """Why this driver must stop asking for trials (message, exit status), if it must."""
+        if self.rejected_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+            return (
+                f"error: pre-flight rejected {self.rejected_in_a_row} candidates in a row; the "
+                "space is (nearly) all infeasible for this model and hardware. See the rejected "
+                "trials' crash_message, narrow the space, or pass --no-preflight.",
+                EXIT_INFEASIBLE,
+            )
+        if self.lost_in_a_row >= MAX_LOST_IN_A_ROW:
+            return (
+                f"error: the workers of {self.lost_in_a_row} trials in a row were lost (see the "
+                f"failed trials' {WORKER_FAULT}); check the Ray cluster, then run the same "
+                "command again.",
+                EXIT_WORKERS_LOST,
+            )
+        return None
+
+    def _fail_untold(self) -> None:
+        """FAIL every trial not told yet, stop their heartbeats, release the pool."""
+        flights: Sequence[_InFlight] = [*self.starting, *self.in_flight.values()]
+        try:
+            tell_failed(self.study, [f.trial for f in flights])
+        finally:
+            for flight in flights:
+                flight.heartbeat.close()
+            self.pool.release_all()

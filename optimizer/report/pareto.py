@@ -1,0 +1,135 @@
+"""The Pareto front of a study: its points against the baseline, and the console table.
+
+Place in the data flow: reads the finished study through `optimizer.record` (feasible COMPLETE
+trials on the front, the baseline found by its mark). `format_pareto` is what the study prints
+at its end: each point's change against the engine defaults, its instance shape and the exact
+command that reproduces it. The report's sections use the same `ParetoReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from optimizer.record import InstanceShape, TrialRecord, baseline_record, read, read_all
+from optimizer.spec.models import StudySpec
+
+
+@dataclass(frozen=True)
+class Point:
+    """One trial as the report shows it."""
+
+    number: int
+    throughput: float
+    latency: float
+    serve_command: str
+    shape: InstanceShape | None
+
+    @staticmethod
+    def of(record: TrialRecord) -> Point:
+        return Point(
+            number=record.number,
+            throughput=record.throughput,
+            latency=record.latency,
+            serve_command=record.serve_command,
+            shape=record.shape,
+        )
+
+    @property
+    def placement(self) -> str:
+        """``replicas x GPUs per replica``, as the runner reported it."""
+        return str(self.shape) if self.shape is not None else "unknown"
+
+    @property
+    def deploy_hint(self) -> str | None:
+        """How to deploy a replicated configuration (None for a single instance)."""
+        if self.shape is None or self.shape.replicas <= 1:
+            return None
+        return (
+            f"Deploy it as {self.shape.replicas} instances of {self.shape.gpus_per_replica} "
+            "GPUs each (CUDA_VISIBLE_DEVICES per instance, distinct --port) behind a load "
+            "balancer."
+        )
+
+
+@dataclass(frozen=True)
+class ParetoReport:
+    points: list[Point]
+    baseline: Point | None
+    complete: int
+    pruned: int
+    rejected: int = 0
+    infeasible: int = 0
+
+
+def pareto_points(study: optuna.Study) -> ParetoReport:
+    """The feasible front (highest throughput first), the baseline, and trial counts."""
+    records = read_all(study)
+    front = sorted((Point.of(read(t)) for t in study.best_trials), key=lambda p: -p.throughput)
+    base = baseline_record(study)
+    complete = [r for r in records if r.state == TrialState.COMPLETE]
+    pruned = [r for r in records if r.state == TrialState.PRUNED]
+    return ParetoReport(
+        points=front,
+        baseline=Point.of(base) if base is not None else None,
+        complete=len(complete),
+        pruned=len(pruned),
+        rejected=sum(r.is_rejection for r in pruned),
+        infeasible=sum(not r.feasible for r in complete),
+    )
+
+
+def percent_change(value: float, reference: float) -> str:
+    if reference == 0:
+        return "n/a"
+    return f"{(value - reference) / reference * 100:+.1f}%"
+
+
+def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
+    tput = spec.objectives.throughput.label
+    lat = spec.objectives.latency.label
+    lines = [
+        f"Pareto front: {len(report.points)} points of {report.complete} completed trials; "
+        f"{report.pruned - report.rejected} crashed and {report.rejected} were rejected before "
+        "launch (PRUNED)",
+    ]
+    if spec.objectives.slos:
+        slos = ", ".join(slo.name for slo in spec.objectives.slos)
+        lines.append(
+            f"SLOs: {slos}; {report.infeasible} completed trials break one and are left out "
+            "of the front"
+        )
+    base = report.baseline
+    if base is not None:
+        lines.append(
+            f"Baseline (engine defaults), trial {base.number}: {tput} {base.throughput:,.1f}, "
+            f"{lat} {base.latency:,.1f}"
+        )
+        lines.append(f"    {base.serve_command}")
+    else:
+        lines.append("Baseline (engine defaults): did not complete; no deltas to report")
+    header = f"{'trial':>6}  {tput:>32}  {'vs base':>8}  {lat:>18}  {'vs base':>8}  placement"
+    lines += ["", header, "-" * len(header)]
+    for point in report.points:
+        d_tput = percent_change(point.throughput, base.throughput) if base else "n/a"
+        d_lat = percent_change(point.latency, base.latency) if base else "n/a"
+        marker = "*" if base is not None and point.number == base.number else " "
+        lines.append(
+            f"{point.number:>5}{marker}  {point.throughput:>32,.1f}  {d_tput:>8}  "
+            f"{point.latency:>18,.1f}  {d_lat:>8}  {point.placement}"
+        )
+        lines.append(f"        {point.serve_command}")
+    if report.points and base is not None:
+        best = report.points[0]
+        d_tput = percent_change(best.throughput, base.throughput)
+        d_lat = percent_change(best.latency, base.latency)
+        lines += [
+            "",
+            f"Highest throughput: trial {best.number}, {d_tput} throughput and {d_lat} latency "
+            "vs the engine defaults.",
+        ]
+        if best.deploy_hint is not None:
+            lines.append(best.deploy_hint)
+    return "\n".join(lines)

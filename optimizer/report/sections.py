@@ -1,0 +1,108 @@
+"""The report's opening sections: what was searched, baseline against best, the Pareto table.
+
+Place in the data flow: `optimizer.report.build` calls these first, with the `ParetoReport` of
+`optimizer.report.pareto`; they return document blocks.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from optimizer.record import read_all
+from optimizer.report.document import Block, Code, Heading, Image, Para, Table, labels, num
+from optimizer.report.pareto import ParetoReport, percent_change
+
+
+def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
+    tput, lat = labels(study)
+    attrs = study.user_attrs
+    blocks: list[Block] = [Heading(f"Serving configuration report: {study.study_name}", 1)]
+    facts = [
+        f"model **{attrs['model']}**" if "model" in attrs else "",
+        f"hardware {attrs['node_group']}" if "node_group" in attrs else "",
+        f"workload {attrs['workload']}" if "workload" in attrs else "",
+    ]
+    blocks.append(Para("; ".join(f for f in facts if f) + "." if any(facts) else ""))
+    runner_names = {r.runner.name for r in read_all(study) if r.runner is not None}
+    if "sim" in runner_names:
+        blocks.append(
+            Para(
+                "**Simulated**: trials ran on the embedded simulated engine; numbers are model "
+                "estimates (calibrated only at the baseline so far), not measurements."
+            )
+        )
+    blocks.append(
+        Para(
+            f"Objectives: maximize **{tput}**, minimize **{lat}**. {report.complete} trials "
+            f"completed, {report.pruned - report.rejected} crashed on the runner, "
+            f"{report.rejected} were rejected by pre-flight checks before launch; "
+            f"{len(report.points)} points on the Pareto front."
+        )
+    )
+    base = report.baseline
+    blocks.append(Heading("Baseline vs best, per objective"))
+    if base is None or not report.points:
+        blocks.append(Para("The baseline (engine defaults) did not complete: no deltas."))
+        return blocks
+    best_tput = max(report.points, key=lambda p: p.throughput)
+    best_lat = min(report.points, key=lambda p: p.latency)
+    rows = []
+    for label, b, best, value in (
+        (tput, base.throughput, best_tput, best_tput.throughput),
+        (lat, base.latency, best_lat, best_lat.latency),
+    ):
+        other = best.latency if best is best_tput else best.throughput
+        other_base = base.latency if best is best_tput else base.throughput
+        rows.append(
+            (
+                label,
+                num(b),
+                num(value),
+                percent_change(value, b),
+                f"trial {best.number}",
+                f"{percent_change(other, other_base)} on the other objective",
+            )
+        )
+    blocks.append(
+        Table(
+            ("objective", "baseline", "best", "change", "best is", "trade-off"),
+            tuple(rows),
+            (1, 2, 3),
+        )
+    )
+    blocks.append(Para(f"Baseline (engine defaults), trial {base.number}:"))
+    blocks.append(Code(base.serve_command))
+    blocks.append(Para(f"Highest throughput, trial {best_tput.number}:"))
+    blocks.append(Code(best_tput.serve_command))
+    if best_tput.deploy_hint is not None:
+        blocks.append(Para(best_tput.deploy_hint))
+    return blocks
+
+
+def pareto_blocks(study: optuna.Study, report: ParetoReport, png: str | None) -> list[Block]:
+    tput, lat = labels(study)
+    base = report.baseline
+    blocks: list[Block] = [Heading("Pareto front")]
+    if png:
+        blocks.append(Image(png, "Pareto front"))
+    rows = []
+    for p in report.points:
+        rows.append(
+            (
+                str(p.number) + (" (baseline)" if base and p.number == base.number else ""),
+                num(p.throughput),
+                percent_change(p.throughput, base.throughput) if base else "n/a",
+                num(p.latency),
+                percent_change(p.latency, base.latency) if base else "n/a",
+                p.placement,
+                f"`{p.serve_command}`",
+            )
+        )
+    blocks.append(
+        Table(
+            ("trial", tput, "vs base", lat, "vs base", "placement", "serve command"),
+            tuple(rows),
+            (1, 2, 3, 4),
+        )
+    )
+    return blocks

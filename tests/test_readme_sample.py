@@ -1,0 +1,57 @@
+"""README's sample output is what the main job prints today (scripts/readme_sample.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_sample() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "readme_sample", ROOT / "scripts" / "readme_sample.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_readme_sample_output_is_current() -> None:
+    script = readme_sample()
+    readme = (ROOT / "README.md").read_text()
+    wanted = script.with_sample(readme, script.block(script.run_main_job()))
+    assert wanted == readme, "README sample output is stale: run python scripts/readme_sample.py"
+
+
+def test_the_excerpt_keeps_the_lines_a_reader_needs() -> None:
+    script = readme_sample()
+    printed = "\n".join(
+        [
+            "Study 'x' in sqlite:///studies/x.db: 0 trials finished, running 3 more.",
+            "[  1/3] trial   0      4,011 out tok/s  | vllm bf16 tensor-parallel-size=8",
+            "[  1/3] trial   1  PRUNED rejected:weights_oom (pre-flight, no runner time)  | x",
+            "[  2/3] trial   2  PRUNED oom:runtime  | vllm fp8 " + "max-num-seqs=64 " * 12,
+            "[  3/3] trial   3      5,000 out tok/s  | trtllm fp8",
+            "",
+            "Pareto front: 1 points of 2 completed trials",
+            " trial  placement",
+            "----------------",
+            "    3  2 x 4 GPUs",
+            "        trtllm-serve x",
+            "",
+            "Highest throughput: trial 3.",
+            "Browse it: python -m optimizer.dashboard x",
+        ]
+    )
+    lines = script.excerpt(printed)
+    assert lines[0].startswith("Study 'x'")
+    assert any("oom:runtime" in line and line.endswith(" ...") for line in lines)
+    assert all(len(line) <= script.WIDTH for line in lines)
+    assert lines[-1] == "Browse it: python -m optimizer.dashboard x"
+    assert "    3  2 x 4 GPUs" in lines
