@@ -11,6 +11,7 @@ a stored study for the commands that work on one (validate, report, dashboard).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from pathlib import Path
 import optuna
 
 from optimizer.artifacts import study_dir
-from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
-from optimizer.spec.models import StudySpec
+from optimizer.spec.models import ENV_NAME, StudySpec
 from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
@@ -116,17 +117,27 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         action="store_true",
         help="launch every candidate, even those pre-flight checks predict will crash",
     )
+    _add_real_run_arguments(parser)
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
+    spec = load_spec(ns.space)
+    real_run = real_run_settings(
+        spec.real_run,
+        start_deadline_s=ns.start_deadline,
+        bench_timeout_s=ns.bench_timeout,
+        offline=ns.offline,
+        env=dict(ns.engine_env or []),
+        pass_env=ns.pass_env or [],
+    )
     return StudyConfig.of(
-        load_spec(ns.space),
+        spec,
         study_name=ns.study_name,
         storage=ns.storage,
         n_trials=ns.n_trials,
         sampler=ns.sampler,
         seed=ns.seed,
-        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker),
+        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker, real_run=real_run),
         heartbeat_s=ns.heartbeat_interval,
         grace_s=ns.grace_period,
         warm_start=ns.warm_start,
@@ -135,6 +146,72 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         allow_space_change=ns.allow_space_change,
         quiet=ns.quiet,
     )
+
+
+def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Overrides of the space file's `real_run` section (real engines only)."""
+    real = parser.add_argument_group(
+        "real engines (--runner local, --ray-worker local; default: the space file's real_run)"
+    )
+    real.add_argument(
+        "--start-deadline",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="from engine start until its health URL answers 200 (default 600); a large "
+        "model's weight load and graph capture can take longer",
+    )
+    real.add_argument(
+        "--bench-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="for the whole benchmark of one trial, warm-up included (default 1800)",
+    )
+    real.add_argument(
+        "--offline",
+        action=argparse.BooleanOptionalAction,
+        help="run engines with HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 (default: only "
+        "when the model is found only in the node's Hugging Face cache)",
+    )
+    real.add_argument(
+        "--engine-env",
+        type=_env_assignment,
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a variable for every engine (repeatable; over the space file's env)",
+    )
+    real.add_argument(
+        "--pass-env",
+        type=_env_name,
+        action="append",
+        metavar="NAME",
+        help="copy a variable from this environment to every engine, on every Ray node too "
+        "(repeatable)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def _env_name(text: str) -> str:
+    if not re.fullmatch(ENV_NAME, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a variable name (letters, digits and _, not starting with a digit)"
+        )
+    return text
+
+
+def _env_assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return _env_name(name), value
 
 
 def _positive_int(text: str) -> int:
@@ -161,8 +238,9 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
             if choice.emulator_scale is not None
             else None
         )
-        # absolute: a Ray actor's working directory is not the driver's
-        return LocalRunner(artifacts_dir=artifacts_dir.resolve(), emulator=emulator)
+        # absolute: a Ray actor's working directory is not the driver's. The runner (with its
+        # settings) is what each Ray actor receives, so real trials there run with them too.
+        return LocalRunner(artifacts_dir.resolve(), choice.real_run, emulator=emulator)
     if choice.emulator_scale is not None:
         raise UsageError("--emulator needs --runner local")
     from runners.sim import Noise
@@ -171,15 +249,17 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     return SimRunner(noise=Noise.typical() if choice.noise else None)
 
 
-def trials_dir(study_name: str) -> Path:
-    """Where the study's runner writes each trial's files (engine log, benchmark JSON)."""
-    return STUDIES_DIR / study_name / "trials"
+def trials_dir(study_name: str, storage_url: str | None = None) -> Path:
+    """Where the study's runner writes each trial's files (engine log, benchmark JSON): the
+    ``trials`` folder of the study's own folder (beside its SQLite file, else studies/<name>),
+    so a study stored elsewhere keeps its trial files with its report and artifacts."""
+    return study_dir(study_name, storage_url) / "trials"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_args(argv)
-        runner = make_runner(config.runner, trials_dir(config.study_name))
+        runner = make_runner(config.runner, trials_dir(config.study_name, config.storage_url))
         if config.runner.name == "ray":
             return _run_on_ray(config, runner)
         return run_study(config, runner)

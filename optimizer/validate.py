@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import optuna
 
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
-from optimizer.config import RunnerChoice
+from optimizer.config import RunnerChoice, real_run_settings
 from optimizer.errors import NothingToValidateError, UsageError
 from optimizer.measurements import Kind, Measurement, companion_name, save_measurements
 from optimizer.objectives import objective_values
@@ -312,7 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec_for(ref, study)
         if ns.emulator is not None and ns.runner != "local":
             raise UsageError("--emulator needs --runner local")
-        choice = RunnerChoice(ns.runner, noise=not ns.no_noise, emulator_scale=ns.emulator)
+        choice = RunnerChoice(
+            ns.runner,
+            noise=not ns.no_noise,
+            emulator_scale=ns.emulator,
+            real_run=real_run_settings(spec.real_run),
+        )
         runner = make_runner(choice, ref.directory / "validation")
         validator = Validator(
             spec,
