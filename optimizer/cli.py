@@ -23,6 +23,7 @@ from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
+from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
@@ -35,6 +36,7 @@ from optimizer.storage import (
 )
 from runners import Runner
 from runners.errors import ServingOptimizerError
+from runners.local import LocalRunner
 
 EXIT_USAGE = 2
 
@@ -231,7 +233,7 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     imported only when used. With ``ray`` this is the runner each trial's actor runs."""
     name = choice.ray_worker if choice.name == "ray" else choice.name
     if name == "local":
-        from runners.local import EmulatorLaunch, LocalRunner
+        from runners.local import EmulatorLaunch
 
         emulator = (
             EmulatorLaunch(time_scale=choice.emulator_scale, startup_s=0.2)
@@ -262,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = make_runner(config.runner, trials_dir(config.study_name, config.storage_url))
         if config.runner.name == "ray":
             return _run_on_ray(config, runner)
+        if isinstance(runner, LocalRunner) and config.runner.real_engine:
+            check_local(config.spec, runner)  # before anything is stored
         return run_study(config, runner)
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -269,8 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_on_ray(config: StudyConfig, worker: Runner) -> int:
-    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups."""
+    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups; with
+    real engines, every node of the groups is checked first (nothing is stored if one fails)."""
     from runners.ray import RayNodeGroup, RayPool, ray_cluster
+    from runners.ray.readiness import check_ray_nodes
 
     spec = config.spec
     groups = [
@@ -278,6 +284,8 @@ def _run_on_ray(config: StudyConfig, worker: Runner) -> int:
         for group, section in zip(spec.node_groups, spec.hardware.node_groups, strict=True)
     ]
     with ray_cluster(groups, config.runner.ray_address) as description:
+        if isinstance(worker, LocalRunner) and config.runner.real_engine:
+            ensure_ready(check_ray_nodes(groups, readiness_request(spec, worker)))
         pool = RayPool(groups, worker, spec.hardware.fill_node_group)
         sizes = ", ".join(f"{name} {cap.gpus} GPUs" for name, cap in pool.capacity.items())
         print(f"Runner: {description}; trials placed on {sizes}.", flush=True)

@@ -27,6 +27,7 @@ from optimizer.config import RunnerChoice, real_run_settings
 from optimizer.errors import NothingToValidateError, UsageError
 from optimizer.measurements import Kind, Measurement, companion_name, save_measurements
 from optimizer.objectives import objective_values
+from optimizer.readiness import check_local
 from optimizer.record import baseline_record
 from optimizer.report.build import write_report
 from optimizer.space import Walk, candidate_from_params
@@ -35,6 +36,7 @@ from optimizer.storage import redact
 from runners import Runner
 from runners.engines import serve_command
 from runners.errors import ServingOptimizerError
+from runners.local import LocalRunner
 from runners.types import (
     Candidate,
     EngineName,
@@ -319,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             real_run=real_run_settings(spec.real_run),
         )
         runner = make_runner(choice, ref.directory / "validation")
+        if isinstance(runner, LocalRunner) and choice.real_engine:
+            check_local(spec, runner)
         validator = Validator(
             spec,
             study,

