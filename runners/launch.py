@@ -13,7 +13,9 @@ group down, verifies the port free and releases the lease, reporting a failed te
 of raising. All crash classification goes through `classify_failure`.
 
 `EmulatorLaunch` swaps the engine for `python -m runners.sim.serve` with the same flags (and,
-for fault tests, one of its fault modes).
+for fault tests, one of its fault modes). `Launcher.program` says what a node needs installed
+to start a candidate (`runners.readiness`); `launch_command` is the started launch as one
+command line, which the trial record keeps as the command that works where the trial ran.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,7 @@ from runners.measure import ServingEndpoint
 from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
 from runners.readiness import EngineProgram
 from runners.settings import RealRunSettings, engine_env
-from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement
+from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement, TrialOutcome
 
 VLLM_PROGRAM = "vllm"
 VLLM_SHIM = "runners.vllm_entry"
@@ -230,6 +233,28 @@ class Launcher:
         if self.emulator.fault != "none":
             argv += ["--fault", self.emulator.fault]
         return argv
+
+
+def launch_command(spec: LaunchSpec, workdir: str = "") -> str:
+    """The command line a trial started, as one shell line that starts it again in the same
+    environment: the launch's own variables (devices, engine settings, the package path of
+    the vLLM shim), then the exact argv (this Python, absolute model path, the leased port).
+    A launch that wrote files reads them from its trial folder (`workdir`): the line starts
+    there."""
+    env = [f"{name}={shlex.quote(value)}" for name, value in spec.env]
+    line = " ".join([*env, shlex.join(spec.argv)])
+    if spec.files and workdir:
+        line = f"cd {shlex.quote(workdir)} && {line}"
+    return line
+
+
+def started_command(outcome: TrialOutcome) -> str:
+    """`launch_command` of the engine a trial started ("" when it started none); the trial
+    folder is the one of its launch record (``launch.json``)."""
+    if outcome.launch is None:
+        return ""
+    record = dict(outcome.artifacts).get("launch")
+    return launch_command(outcome.launch, str(Path(record).parent) if record else "")
 
 
 # --- crash classification: one entry point -----------------------------------------------------
