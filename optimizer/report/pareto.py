@@ -129,6 +129,8 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
             f"SLOs: {slos}; {report.infeasible} completed trials break one and are left out "
             "of the front"
         )
+    if has_launch_commands(report):
+        lines.append(COMMANDS_NOTE)
     base = report.baseline
     if base is not None:
         lines.append(
@@ -138,8 +140,6 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
         lines += [f"    {command}" for command in base.command_lines()]
     else:
         lines.append("Baseline (engine defaults): did not complete; no deltas to report")
-    if has_launch_commands(report):
-        lines.append(COMMANDS_NOTE)
     header = f"{'trial':>6}  {tput:>32}  {'vs base':>8}  {lat:>18}  {'vs base':>8}  placement"
     lines += ["", header, "-" * len(header)]
     for point in report.points:
