@@ -9,7 +9,6 @@ CLI uses; the recorded command is then started again, as a user would paste it, 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shlex
 import subprocess
@@ -21,17 +20,13 @@ import httpx
 import optuna
 import pytest
 
-from optimizer.config import RunnerChoice, StudyConfig
-from optimizer.loop import run_study
 from optimizer.record import read, read_note
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
-from optimizer.spec.load import load_spec
-from optimizer.spec.models import StudySpec
 from runners.launch import launch_command
-from runners.local import EmulatorLaunch, LocalRunner
 from runners.process import PortLease, group_pids
 from runners.types import LaunchSpec
+from tests.optimizer.emulated_study import Emulated, emulated_study
 
 pytestmark = pytest.mark.slow
 
@@ -57,32 +52,12 @@ ENGINE_COMMAND = "vllm serve Qwen/Qwen3-8B --max-num-seqs 64"
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("commands")
-    (folder / "space.yaml").write_text(SPACE)
-    return folder
+def emulated(tmp_path_factory: pytest.TempPathFactory) -> Emulated:
+    return emulated_study(tmp_path_factory.mktemp("commands"), SPACE, time_scale=50.0)
 
 
-@pytest.fixture(scope="module")
-def spec(folder: Path) -> StudySpec:
-    return load_spec(folder / "space.yaml")
-
-
-@pytest.fixture(scope="module")
-def study(folder: Path, spec: StudySpec) -> optuna.Study:
-    url = f"sqlite:///{folder / 'study.db'}"
-    config = StudyConfig.of(
-        spec, storage=url, n_trials=1, quiet=True, runner=RunnerChoice("local")
-    )
-    runner = LocalRunner(
-        folder / "trials", emulator=EmulatorLaunch(time_scale=50.0, startup_s=0.2), num_warmups=0
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert run_study(config, runner) == 0
-    return optuna.load_study(study_name="commands", storage=url)
-
-
-def test_the_record_has_both_commands(study: optuna.Study) -> None:
+def test_the_record_has_both_commands(emulated: Emulated) -> None:
+    study = emulated.study
     record = read(study.trials[0])
     assert record.state == optuna.trial.TrialState.COMPLETE, record.crash_message
     assert record.serve_command == ENGINE_COMMAND
@@ -94,9 +69,9 @@ def test_the_record_has_both_commands(study: optuna.Study) -> None:
     assert "-- vllm serve Qwen/Qwen3-8B --host 127.0.0.1 --port " in record.launch_command
 
 
-def test_the_recorded_command_serves_where_the_trial_ran(study: optuna.Study) -> None:
+def test_the_recorded_command_serves_where_the_trial_ran(emulated: Emulated) -> None:
     """Paste it (with a free port): it starts the same server, which answers /health."""
-    words = shlex.split(read(study.trials[0]).launch_command)
+    words = shlex.split(read(emulated.study.trials[0]).launch_command)
     env = dict(os.environ)
     while "=" in words[0] and not words[0].startswith("/"):
         name, _, value = words.pop(0).partition("=")
@@ -129,11 +104,10 @@ def answers_health(url: str, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def test_console_report_and_note_label_which_is_which(
-    study: optuna.Study, spec: StudySpec, tmp_path: Path
-) -> None:
+def test_console_report_and_note_label_which_is_which(emulated: Emulated, tmp_path: Path) -> None:
+    study = emulated.study
     record = read(study.trials[0])
-    console = format_pareto(pareto_points(study), spec)
+    console = format_pareto(pareto_points(study), emulated.spec)
     assert f"        as run: {record.launch_command}" in console
     assert f"        engine: {ENGINE_COMMAND}" in console
     assert "'engine' is the plain engine command for the target machine" in console
