@@ -4,8 +4,8 @@
 Qwen3-MoE, three trials of which at least one crashes in the engine (max-model-len 8192 above the
 model's 4096 positions; --no-preflight, so it reaches vLLM whatever pre-flight knows), on:
 
-- the embedded Ray (while a separately started cluster runs on the same machine: the embedded
-  one must not join it);
+- the embedded Ray, while a separately started cluster runs where the driver's Ray looks for
+  one (the embedded Ray must not join it);
 - a separately started local cluster (``ray start --head --node-ip-address 127.0.0.1``, token
   authentication, the node group's resource), with ``--ray-address``.
 
@@ -108,7 +108,7 @@ def cluster(root: Path) -> Iterator[Cluster]:
     }
     env.pop("RAY_ADDRESS", None)
     port = free_port()
-    temp = root / "ray-cluster"
+    temp = root / "ray"  # where a driver with RAY_TMPDIR=root looks for a running cluster
     log = root / "ray-start.log"
     argv = [
         str(Path(sys.executable).parent / "ray"),
@@ -162,9 +162,9 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-def processes_mentioning(text: str, wait_s: float = 60.0) -> list[str]:
-    """Command lines of live processes that contain `text`, after waiting up to `wait_s` for
-    them to go."""
+def processes_mentioning(text: str, wait_s: float = 60.0, besides: int = 0) -> list[str]:
+    """Command lines of live processes that contain `text` (and are not in process group
+    `besides`), after waiting up to `wait_s` for them to go."""
     deadline = time.monotonic() + wait_s
     while True:
         found = []
@@ -173,6 +173,8 @@ def processes_mentioning(text: str, wait_s: float = 60.0) -> list[str]:
                 continue
             with contextlib.suppress(OSError):
                 stat = (entry / "stat").read_text()
+                if besides and int(stat[stat.rfind(")") + 2 :].split()[2]) == besides:
+                    continue
                 line = (
                     (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 )
@@ -302,14 +304,18 @@ def assert_nothing_left(root: Path, ports: list[int]) -> None:
 def test_embedded_ray_runs_real_trials_end_to_end(
     root: Path, models: Path, cluster: Cluster
 ) -> None:
+    """The started cluster is where this driver's Ray looks for one (RAY_TMPDIR): the embedded
+    Ray must still be its own (joining it failed: "num_cpus and num_gpus must not be
+    provided"), and be gone afterwards."""
     cwd = workdir(root, models, "embedded")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env["RAY_TMPDIR"] = str(root / "ray-embedded")
+    env["RAY_TMPDIR"] = str(root)
     done = run_study(cwd, env)
     assert "Runner: embedded local Ray" in done.stdout, done.stdout + done.stderr[-3000:]
     ports = check_study(cwd, done, "embedded")
     assert_nothing_left(root, ports)
-    assert processes_mentioning(str(root / "ray-embedded")) == [], "embedded Ray left running"
+    embedded = processes_mentioning(str(root / "ray"), besides=cluster.process.pid)
+    assert embedded == [], "the embedded Ray left processes running"
 
 
 def test_a_started_local_cluster_runs_real_trials_end_to_end(
