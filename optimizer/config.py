@@ -4,6 +4,8 @@ Place in the data flow: `optimizer.cli.parse_args` builds a `StudyConfig` from t
 line; scripts and tests build one with `StudyConfig.of(spec, ...)`, whose defaults come from
 the space file (`search.n_trials`, `search.sampler`, `search.seed`, the name). The loop
 (`optimizer.loop.run_study`) and the runner factory (`optimizer.cli.make_runner`) read it.
+`real_run_settings` turns the space file's `real_run` section and the command line's overrides
+into the `RealRunSettings` a real runner (and every Ray actor) runs its engines with.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ with its fix:
   a download would run into the start deadline of every trial);
 - the devices: the node must have the declared device, as many as a node of the group has.
   Devices are named as the catalogue knows them: this node's CPU socket is always there (as
-  ``cpu``), NVIDIA GPUs are listed by ``nvidia-smi`` (else by PyTorch, where installed). A
+  ``cpu``), NVIDIA GPUs are listed by ``nvidia-smi`` (else by PyTorch, where installed, in a
+  fresh interpreter that sees all of the node's devices). A
   device whose name the catalogue does not know counts for the declared one; a device the
   catalogue knows as another model does not;
 - the trial host: a port of the trial range can be bound on it.
@@ -27,6 +28,7 @@ with its fix:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -264,13 +266,44 @@ def _nvidia_smi() -> list[str]:
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
+TORCH_DEVICES = (
+    "import json, torch\n"
+    "cuda = torch.cuda\n"
+    "names = [cuda.get_device_name(i) for i in range(cuda.device_count())] "
+    "if cuda.is_available() else []\n"
+    "print(json.dumps(names))"
+)
+VISIBLE_DEVICES_ENV = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "ASCEND_RT_VISIBLE_DEVICES",
+)
+
+
 def _torch_devices() -> list[str]:
+    """PyTorch's devices, asked in a fresh interpreter that sees every device of the node (a
+    Ray task that holds no GPU has CUDA_VISIBLE_DEVICES set to none)."""
     if importlib.util.find_spec("torch") is None:
         return []
-    torch = importlib.import_module("torch")  # only where no nvidia-smi answered
-    if not torch.cuda.is_available():
+    env = {k: v for k, v in os.environ.items() if k not in VISIBLE_DEVICES_ENV}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", TORCH_DEVICES],
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT_S,
+            check=False,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
         return []
-    return [str(torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return []
+    names = json.loads(lines[-1])
+    return [str(name) for name in names] if isinstance(names, list) else []
 
 
 # --- the trial host --------------------------------------------------------------------------

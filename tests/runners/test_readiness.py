@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runners import readiness
 from runners.launch import Launcher
 from runners.pool import trial_placement
 from runners.readiness import (
@@ -165,3 +166,34 @@ def test_a_program_names_exactly_one_thing() -> None:
         EngineProgram("x")
     with pytest.raises(ValueError, match="exactly one"):
         EngineProgram("x", module="a", executable="b")
+
+
+FAKE_TORCH = """
+import os
+
+
+class cuda:
+    # like Ray's tasks without GPUs: CUDA_VISIBLE_DEVICES set to none hides every device
+    @staticmethod
+    def is_available():
+        return os.environ.get("CUDA_VISIBLE_DEVICES", "all") != ""
+
+    @staticmethod
+    def device_count():
+        return 2
+
+    @staticmethod
+    def get_device_name(index):
+        return "NVIDIA H100 80GB HBM3"
+"""
+
+
+def test_pytorch_is_asked_with_every_device_of_the_node_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text(FAKE_TORCH)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as in a Ray task that holds no GPU
+    monkeypatch.syspath_prepend(str(tmp_path))  # so this process finds a torch at all
+    assert readiness.device_problem("H100", 2, [readiness._torch_devices]) == ""
