@@ -57,7 +57,7 @@ def engine_default_anchors(spec: StudySpec) -> list[tuple[str, Params]]:
 def _anchor(
     spec: StudySpec, engine: str, variant: str, checker: FeasibilityChecker
 ) -> Params | None:
-    section = spec.engines[engine]  # type: ignore[index]
+    section = spec.engines[engine]
     adapter = get_engine(engine, section.version)
     model, gpu = get_model(spec.model.name), get_gpu(spec.node_group.gpu)
     free = [
@@ -81,7 +81,7 @@ def _anchor(
 def _holds_default(
     spec: StudySpec, engine: str, setting: str, adapter: object, model: object, gpu: object
 ) -> bool:
-    section = spec.engines[engine]  # type: ignore[index]
+    section = spec.engines[engine]
     value = default_in_context(adapter, setting, {}, model, gpu)  # type: ignore[arg-type]
     return any(alt.contains(value) for alt in section.alternatives(setting))
 
@@ -98,7 +98,7 @@ def _walk(
     spec: StudySpec, engine: str, variant: str, pinned: Mapping[str, SettingValue]
 ) -> Params | None:
     """Fill every active setting: pinned value, else the engine default (snapped into range)."""
-    section = spec.engines[engine]  # type: ignore[index]
+    section = spec.engines[engine]
     adapter = get_engine(engine, section.version)
     model, gpu = get_model(spec.model.name), get_gpu(spec.node_group.gpu)
     params: Params = {ENGINE_PARAM: engine, VARIANT_PARAM: variant}

@@ -47,7 +47,6 @@ from optuna.trial import FrozenTrial, TrialState
 from optimizer.constraints import violations
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, candidate_from_params
 from optimizer.spec import StudySpec
-from runners.catalog import GpuSpec
 from runners.engines import resolve
 from runners.errors import ServingOptimizerError
 from runners.sim.memory import plan_memory
@@ -123,7 +122,7 @@ class FeasibilityChecker:
         if broken:
             rule = broken[0].rule.replace("user:", "user_")
             return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
-        if not is_cpu(resolved.gpu):
+        if not resolved.gpu.is_cpu:
             memory = memory_verdict(resolved, self._strict)
             if not memory.launch:
                 return memory
@@ -133,10 +132,6 @@ class FeasibilityChecker:
                 return proven
             return learned_verdict(params, distributions, history)
         return LAUNCH
-
-
-def is_cpu(gpu: GpuSpec) -> bool:
-    return gpu.name.upper().startswith("CPU")
 
 
 def _reject(crash: Crash) -> Verdict:

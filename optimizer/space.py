@@ -55,7 +55,7 @@ def suggest(trial: Suggester, spec: StudySpec) -> Candidate:
     """Ask `trial` for one configuration of `spec`."""
     engine = _pick(trial, ENGINE_PARAM, list(spec.engines))
     variant = _pick(trial, VARIANT_PARAM, list(spec.model.variants))
-    section = spec.engines[engine]  # type: ignore[index]
+    section = spec.engines[engine]
     chosen: dict[str, SettingValue] = {}
     for setting in section.settings:
         alternatives = section.alternatives(setting)

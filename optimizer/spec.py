@@ -30,7 +30,7 @@ from optimizer.constraints import UserRule
 from optimizer.expressions import ExpressionError
 from optimizer.expressions import parse as parse_expression
 from runners.errors import ServingOptimizerError
-from runners.types import ENGINE_NAMES, EngineName, NodeGroup, SettingValue, Workload
+from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -564,7 +564,6 @@ def _cross_check(spec: StudySpec) -> list[str]:
 
 
 __all__ = [
-    "ENGINE_NAMES",
     "BoolParam",
     "CategoricalParam",
     "FloatParam",

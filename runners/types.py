@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from runners.catalog import GpuSpec, ModelSpec
 
-EngineName = Literal["vllm", "sglang", "trtllm", "mindie"]
-ENGINE_NAMES: tuple[EngineName, ...] = ("vllm", "sglang", "trtllm", "mindie")
+EngineName = str
+"""The name of a registered engine (``vllm``, ``sglang``, ...): `runners.engines.engine_names()`
+lists them; any other name is an `EngineError` where an engine is looked up."""
 WeightDtype = Literal["bf16", "fp8"]
 SettingValue = int | float | str | bool
 

@@ -1,9 +1,10 @@
-"""Step-level discrete-event simulation of one engine instance (SIMULATOR.md §6, §7, §10).
+"""Step-level discrete-event simulation of one engine instance.
 
 Third stage of `simulate`: given one replica's `RequestSet`, its KV capacity from
 `memory.plan_memory` and its `perf.StepModel`, `run_replica` plays the benchmark client, the API
 server (`frontend`) and the engine scheduler step by step and returns the per-request
-`RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget, running first,
+`RequestRecords`. The engine's simulator policy names which scheduler model runs it and its KV
+page. `VllmEngine` follows the vLLM V1 scheduler (token budget, running first,
 chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix blocks);
 `SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token reservation,
 retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler (GUARANTEED_NO_EVICT reserves
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runners.bench.records import BoolArray, FloatArray, IntArray, RequestRecords
+from runners.engines import SchedulerKind, sim_policy
 from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
@@ -45,12 +47,6 @@ class ReplicaResult:
     steps: int
     preemptions: int
     max_running: int
-
-
-def sglang_max_running(kv_tokens: int, context_len: int) -> int:
-    """SGLang's derived max-running-requests (0.5.9 formula, ENGINES.md §3.2)."""
-    derived = min(max(int(kv_tokens / context_len * 512), 2048), 4096)
-    return max(1, min(derived, kv_tokens // 2))
 
 
 def _ceil_div(a: IntArray, b: int) -> IntArray:
@@ -99,7 +95,8 @@ class _Engine:
         self.cache_base = np.zeros(n, dtype=np.int64)
         self.cache_total = np.zeros(n, dtype=np.int64)
         self.dp = model.dp
-        self.page = 1 if config.engine == "sglang" else max(1, config.block_size)
+        policy = sim_policy(config.engine)
+        self.page = policy.page_tokens(config)
         self.total_blocks = (kv_tokens * self.dp) // self.page
         self.capacity_tok = self.total_blocks * self.page
         self.free = self.total_blocks
@@ -357,7 +354,7 @@ class _Engine:
     # --- drain: decode-only stretches through request finishes -----------------------------
     def _draining(self) -> bool:
         """Nothing can enter the engine any more and a finish triggers no new send, so the
-        running set only shrinks: decode runs straight through finishes (SIMULATOR.md §10.2)."""
+        running set only shrinks: decode runs straight through finishes."""
         return (
             not self.waiting
             and not self.sends
@@ -513,7 +510,7 @@ class _Engine:
 
 
 class VllmEngine(_Engine):
-    """vLLM V1 `Scheduler.schedule` semantics (SIMULATOR.md §6)."""
+    """vLLM V1 `Scheduler.schedule` semantics."""
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
@@ -620,10 +617,7 @@ class SglangEngine(_Engine):
         self.max_prefill_batch = config.max_prefill_batch
         if config.max_prefill_tokens > 0:
             self.budget = min(self.budget, config.max_prefill_tokens)
-        if config.max_num_seqs > 0:
-            self.max_running_req = config.max_num_seqs
-        else:
-            self.max_running_req = sglang_max_running(kv_tokens, config.max_model_len)
+        self.max_running_req = sim_policy(config.engine).running_limit(config, kv_tokens)
         self.init_ratio = min(SGLANG_INIT_RATIO * config.schedule_conservativeness, 1.0)
         self.min_ratio = min(self.init_ratio * SGLANG_MIN_RATIO_FACTOR, 1.0)
         self.decay = (self.init_ratio - self.min_ratio) / SGLANG_RATIO_DECAY_STEPS
@@ -829,12 +823,13 @@ def run_replica(
     noise_rng: np.random.Generator | None = None,
 ) -> ReplicaResult:
     """Simulate one engine instance serving `requests` with `kv_tokens` per engine core."""
-    engines: dict[str, type[_Engine]] = {
-        "sglang": SglangEngine,
-        "trtllm": TrtllmEngine,
-        "mindie": MindieEngine,
-    }
-    engine = engines.get(config.engine, VllmEngine)(
-        config, requests, kv_tokens, model, noise, noise_rng
-    )
-    return engine.run()
+    scheduler = SCHEDULERS[sim_policy(config.engine).scheduler]
+    return scheduler(config, requests, kv_tokens, model, noise, noise_rng).run()
+
+
+SCHEDULERS: dict[SchedulerKind, type[_Engine]] = {
+    SchedulerKind.VLLM_V1: VllmEngine,
+    SchedulerKind.SGLANG: SglangEngine,
+    SchedulerKind.TRTLLM_CAPACITY: TrtllmEngine,
+    SchedulerKind.MINDIE_PD: MindieEngine,
+}
