@@ -24,8 +24,9 @@ from runners.engines import sim_policy
 from runners.sim.memory import MemoryPlan, check_memory, plan_memory
 from runners.sim.params import Calibration, Noise, fitted_calibration
 from runners.sim.perf import StepModel
+from runners.sim.replica import ReplicaResult
 from runners.sim.rules import check_config
-from runners.sim.scheduler import ReplicaResult, run_replica
+from runners.sim.scheduler import run_replica
 from runners.sim.workload import RequestSet, make_requests
 from runners.types import Crash, ServingConfig, Workload
 
