@@ -194,15 +194,17 @@ def _positive_int(text: str) -> int:
 
 def make_runner(name: str = "sim", study_name: str = "study") -> Runner:
     """The runner named on the command line; imported only when used."""
+    from optimizer.storage import STUDIES_DIR
+
+    # absolute: a Ray actor's working directory is not the driver's
+    trials = Path(STUDIES_DIR / study_name / "trials").resolve()
     if name == "local":
-        from optimizer.storage import STUDIES_DIR
         from runners.local import LocalRunner
 
-        # absolute: a Ray actor's working directory is not the driver's
-        return LocalRunner(artifacts_dir=Path(STUDIES_DIR / study_name / "trials").resolve())
+        return LocalRunner(artifacts_dir=trials)
     from runners.sim.runner import SimRunner
 
-    return SimRunner()
+    return SimRunner(artifacts_dir=trials)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

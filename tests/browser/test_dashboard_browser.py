@@ -87,5 +87,5 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
     baseline = study.trials[0]
     assert baseline.user_attrs["serve_command"] in text  # the note
     assert "baseline (engine defaults)" in text
-    assert "trial-0-engine-log-simulated.txt" in text  # the artifacts
+    assert "trial-0-engine-log-tail.txt" in text  # the artifacts
     assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")

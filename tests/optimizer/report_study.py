@@ -40,7 +40,8 @@ def small_space(
 def make_study(tmp_path: Path, space: Path, n_trials: int = 14) -> optuna.Study:
     url = f"sqlite:///{tmp_path / 'studies' / f'{NAME}.db'}"
     options = Options(str(space), n_trials, url, NAME, "tpe", 3, quiet=True)
-    assert run_study(load_spec(space), options, SimRunner()) == 0
+    runner = SimRunner(artifacts_dir=tmp_path / "trials")
+    assert run_study(load_spec(space), options, runner) == 0
     return optuna.load_study(study_name=NAME, storage=url)
 
 
