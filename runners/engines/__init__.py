@@ -18,9 +18,11 @@ from __future__ import annotations
 from runners.catalog import get_gpu, get_model
 from runners.engines.base import (
     EngineAdapter,
+    LaunchParts,
     SettingInfo,
     check_version,
     default_in_context,
+    listen_flags,
     minimal_settings,
     render_launch,
 )
@@ -94,6 +96,7 @@ __all__ = [
     "EngineAdapter",
     "EngineCosts",
     "EngineEntry",
+    "LaunchParts",
     "Parallelism",
     "Resolved",
     "Rule",
@@ -113,6 +116,7 @@ __all__ = [
     "get_engine",
     "get_entry",
     "launch_spec",
+    "listen_flags",
     "minimal_settings",
     "parse_version",
     "register",

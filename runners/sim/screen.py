@@ -9,14 +9,15 @@ and, for engines whose start decides the KV capacity near the memory model's unc
 (vLLM), max-model-len clearly above the KV capacity. Near a boundary (within `KV_MARGIN` and
 `RUNTIME_MARGIN`) the engine decides, unless `strict` asks for what is clearly safe. The GPU
 memory model is not applied to CPU devices (vLLM's CPU backend sizes its KV cache from
-VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
+VLLM_CPU_KVCACHE_SPACE, not from a memory fraction), nor to an engine without a simulator policy
+(there is no memory model for it; the assessment says so).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runners.engines import sim_policy
+from runners.engines import get_entry, sim_policy
 from runners.sim.memory import MemoryPlan, plan_memory
 from runners.types import ServingConfig
 
@@ -44,6 +45,10 @@ def assess_memory(config: ServingConfig, strict: bool = False) -> MemoryAssessme
     """Reject what the memory model says is clearly impossible (`strict`: not clearly safe)."""
     if config.gpu.is_cpu:
         return MemoryAssessment(True, message="the GPU memory model does not apply to a CPU")
+    if get_entry(config.engine).sim_policy is None:
+        return MemoryAssessment(
+            True, message=f"engine {config.engine!r} has no simulator policy: memory not screened"
+        )
     plan = plan_memory(config)
     runtime_margin = -RUNTIME_MARGIN if strict else RUNTIME_MARGIN
     kv_margin = -KV_MARGIN if strict else KV_MARGIN
