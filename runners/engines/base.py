@@ -211,6 +211,26 @@ class EngineAdapter(abc.ABC):
     ) -> dict[str, SettingValue]:
         """The value of every setting when the engine starts with `explicit` on `gpu`."""
 
+    def with_defaults(
+        self,
+        explicit: Mapping[str, SettingValue],
+        derived: Mapping[str, SettingValue] | None = None,
+    ) -> dict[str, SettingValue]:
+        """Every setting of this release: the explicit value, else the `derived` default (one
+        that depends on the model or hardware), else the catalogue's static default."""
+        derived = derived or {}
+        out: dict[str, SettingValue] = {}
+        for name, info in self._settings.items():
+            if name in explicit:
+                value = explicit[name]
+            elif name in derived:
+                value = derived[name]
+            else:
+                assert info.default is not None, name
+                value = info.default
+            out[name] = float(value) if info.kind == "float" else value
+        return out
+
     @abc.abstractmethod
     def parallelism(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> Parallelism:
         """How one instance with these settings is split over GPUs."""

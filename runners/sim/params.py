@@ -2,7 +2,7 @@
 
 The physics modules (`memory`, `perf`, `frontend`, `scheduler`, `workload`) import their priors
 from here and nothing else holds a magic number. Values marked "§9.3" are the single-stage fit of
-the reference implementation quoted in docs/SIMULATOR.md §9.3 (vLLM 0.11, GPUStack runs); values
+the design notes' reference implementation (vLLM 0.11, GPUStack runs); values
 marked "prior" are physically motivated guesses from §2-§5 that a later calibration will refit.
 Per-GPU efficiencies are keyed by `GpuSpec.name`; a GPU without an entry cannot be simulated
 (`CatalogError` saying how to add one). Per-engine host-side cost priors are part of each

@@ -50,13 +50,7 @@ class MindieAdapter(EngineAdapter):
     def effective_settings(
         self, explicit: Mapping[str, SettingValue], model: ModelSpec, gpu: GpuSpec
     ) -> dict[str, SettingValue]:
-        explicit = self.normalize(explicit)
-        out: dict[str, SettingValue] = {}
-        for name, info in self.settings().items():
-            value = explicit.get(name, info.default)
-            assert value is not None, name
-            out[name] = value
-        return out
+        return self.with_defaults(self.normalize(explicit))
 
     def parallelism(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> Parallelism:
         world = int(effective["worldSize"])

@@ -69,7 +69,6 @@ class SglangAdapter(EngineAdapter):
     def effective_settings(
         self, explicit: Mapping[str, SettingValue], model: ModelSpec, gpu: GpuSpec
     ) -> dict[str, SettingValue]:
-        table = self.settings()
         explicit = self.normalize(explicit)
         tp = int(explicit.get("tp-size", 1))
         newer = self.version.release >= (0, 5, 23)
@@ -89,16 +88,7 @@ class SglangAdapter(EngineAdapter):
             "mem-fraction-static": _default_mem_fraction(gpu, tp, chunk, graph_bs),
             "speculative-num-draft-tokens": 0,
         }
-        out: dict[str, SettingValue] = {}
-        for name, info in table.items():
-            if name in explicit:
-                value = explicit[name]
-            elif name in derived:
-                value = derived[name]
-            else:
-                assert info.default is not None, name
-                value = info.default
-            out[name] = float(value) if info.kind == "float" else value
+        out = self.with_defaults(explicit, derived)
         if out["speculative-algorithm"] == "none":
             out["speculative-num-draft-tokens"] = 0
         return out

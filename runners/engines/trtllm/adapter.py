@@ -53,16 +53,7 @@ class TrtllmAdapter(EngineAdapter):
             "ep_size": 1,
             "max_seq_len": model.max_position_embeddings,
         }
-        out: dict[str, SettingValue] = {}
-        for name, info in self.settings().items():
-            if name in explicit:
-                value = explicit[name]
-            elif name in derived:
-                value = derived[name]
-            else:
-                assert info.default is not None, name
-                value = info.default
-            out[name] = float(value) if info.kind == "float" else value
+        out = self.with_defaults(explicit, derived)
         if not out["cuda_graph_config"]:  # null: the sub-keys have no effect
             for key in GRAPH_SUBKEYS:
                 out[key] = self.settings()[key].default  # type: ignore[assignment]

@@ -71,17 +71,8 @@ class ToyAdapter(EngineAdapter):
     def effective_settings(
         self, explicit: Mapping[str, SettingValue], model: ModelSpec, gpu: GpuSpec
     ) -> dict[str, SettingValue]:
-        explicit = self.normalize(explicit)
-        out: dict[str, SettingValue] = {}
-        for name, info in self.settings().items():
-            if name in explicit:
-                out[name] = explicit[name]
-            elif name == "context":
-                out[name] = model.max_position_embeddings
-            else:
-                assert info.default is not None, name
-                out[name] = info.default
-        return out
+        derived: dict[str, SettingValue] = {"context": model.max_position_embeddings}
+        return self.with_defaults(self.normalize(explicit), derived)
 
     def parallelism(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> Parallelism:
         workers = int(effective["workers"])
