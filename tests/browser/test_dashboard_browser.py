@@ -76,7 +76,7 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
             await page.screenshot(tmp_path / "pareto.png")
             await page.goto(f"{base}/dashboard/studies/{sid}/trials?numbers=0")
             await page.wait_for(
-                "document.body && document.body.innerText.includes('trial-0-bench.json')"
+                "document.body && document.body.innerText.includes('bench-simulated.json')"
             )
             text = str(await page.evaluate("document.body.innerText"))
             await page.screenshot(tmp_path / "trial.png")
