@@ -99,7 +99,7 @@ def _backends(subject: Subject) -> Crash | None:
 
 
 RULES: tuple[Rule, ...] = (
-    model_len_rule(model_len_text),
+    model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
     EXPERT_PARALLEL,

@@ -78,7 +78,7 @@ def _quantization(subject: Subject) -> Crash | None:
 
 
 RULES: tuple[Rule, ...] = (
-    model_len_rule(model_len_text),
+    model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
     EXPERT_PARALLEL,

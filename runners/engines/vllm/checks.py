@@ -195,7 +195,7 @@ def _cpu_block_size(subject: Subject) -> Crash | None:
 
 
 RULES: tuple[Rule, ...] = (
-    model_len_rule(model_len_text),
+    model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
     EXPERT_PARALLEL,
@@ -205,5 +205,5 @@ RULES: tuple[Rule, ...] = (
     Rule("spec_decode", _spec_decode),
     Rule("backend", _backends),
     Rule("observed_failure", _observed_failures),
-    Rule("block_size", _cpu_block_size),
+    Rule("block_size", _cpu_block_size, preflight=True),
 )
