@@ -5,7 +5,7 @@ Run: ``python scripts/calibrate_sim.py [--data DIR] [--no-write] [--no-cv]``.
 Reads ``gpustack_runs.csv`` (rows with ``calibration_use=yes`` are metric targets, rows with
 ``crash_example`` are crash examples), turns every row into a simulator case through the same
 path users take (`runners.sim.replay`: Candidate -> engine adapter -> ServingConfig), and fits in
-stages (SIMULATOR.md §9.2), each a bounded coordinate search in log space over a few keys of
+stages, each a bounded coordinate search in log space over a few keys of
 `runners.sim.params.Calibration`:
 
   A/B  GPU physics per GPU and dtype (HBM, dense / MoE / FP8 / 4-bit GEMM and attention
@@ -339,7 +339,7 @@ def section_taus(
             continue
         key = f"{t.group} | {t.row['section']}"
         sections.setdefault(key, []).append(t)
-    # The doc-level sweep of every ShareGPT experiment config (SIMULATOR.md §9.4 example).
+    # The doc-level sweep of every ShareGPT experiment config.
     for t in targets:
         if t.row["dataset"] == "sharegpt" and not t.row["section"].startswith("Other"):
             sections.setdefault(f"{t.group} | all ShareGPT experiments", []).append(t)
