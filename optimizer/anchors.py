@@ -63,7 +63,7 @@ def engine_default_anchors(spec: StudySpec) -> list[tuple[str, Params]]:
 def _anchor(
     spec: StudySpec, engine: str, variant: str, checker: FeasibilityChecker
 ) -> Params | None:
-    section = spec.engines[engine]  # type: ignore[index]
+    section = spec.engines[engine]
     adapter = get_engine(engine, section.version)
     model, gpu = get_model(spec.model.name), get_gpu(spec.node_group.gpu)
     defaults = EngineDefaults(adapter, {}, model, gpu)

@@ -4,19 +4,17 @@ Place in the data flow: `optimizer.record` builds the note (`note_body`, `write_
 uploads the files (`attach_files`) when it records a trial, before `study.tell` (Optuna accepts
 trial artifacts only while the trial runs). A note holds the serve command, the key metrics
 and the crash class; artifacts are the benchmark JSON (`vllm bench serve` keys) and the engine
-log tail. A real run (LocalRunner) brings its own files; for the simulator this module writes
-an aggregate-only benchmark JSON and a short log in the engine's format, both marked as
-simulated. Files live in an Optuna `FileSystemArtifactStore` under ``<study dir>/artifacts``,
-where the study dir sits next to a SQLite file (``studies/<name>.db`` -> ``studies/<name>/``)
-or under ``studies/<name>/`` for other storages; `python -m optimizer.dashboard` serves it.
+log tail, both brought by the runner (LocalRunner the real ones, SimRunner simulated ones
+marked as such); this module only uploads them. Files live in an Optuna
+`FileSystemArtifactStore` under ``<study dir>/artifacts``, where the study dir sits next to a
+SQLite file (``studies/<name>.db`` -> ``studies/<name>/``) or under ``studies/<name>/`` for
+other storages; `python -m optimizer.dashboard` serves it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
-import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,19 +25,12 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage, RDBStorage
 
 from optimizer.storage import STUDIES_DIR
-from runners.bench.results import aggregate_fields
-from runners.engines import resolve
 from runners.types import (
-    Candidate,
-    Metrics,
-    NodeGroup,
-    ServingConfig,
     TrialOutcome,
 )
 
 LOG_TAIL_LINES = 400
 NOTE_CHUNK = 2045  # optuna-dashboard splits notes into study system attributes of this size
-SIMULATED_MARK = "SIMULATED"
 
 
 def storage_url(storage: BaseStorage) -> str | None:
@@ -172,86 +163,6 @@ def note_body(facts: NoteFacts) -> str:
 # --- artifacts -----------------------------------------------------------------------------
 
 
-def bench_document(
-    metrics: Metrics, model_id: str, request_rate: float, max_concurrency: int | None
-) -> dict[str, object]:
-    """The aggregate keys of `vllm bench serve --save-result` (no per-request arrays)."""
-    doc: dict[str, object] = {
-        "simulated": True,
-        "note": "written by serving-optimizer from the simulated engine's records; "
-        "aggregates only, no engine process ran",
-        "date": time.strftime("%Y%m%d-%H%M%S"),
-        "backend": "serving-optimizer-sim",
-        "model_id": model_id,
-        "num_prompts": metrics.completed + metrics.failed,
-        "request_rate": "inf" if math.isinf(request_rate) else request_rate,
-        "max_concurrency": max_concurrency,
-        **aggregate_fields(metrics),
-    }
-    return doc
-
-
-def simulated_log(
-    candidate: Candidate,
-    node_group: NodeGroup,
-    serve_command: str,
-    outcome: TrialOutcome,
-) -> str:
-    """A few lines in the engine's log format from what the simulator knows, marked simulated."""
-    stamp = time.strftime("%m-%d %H:%M:%S")
-    diag = dict(outcome.diagnostics)
-    resolved = resolve(candidate, node_group)
-    config = resolved if isinstance(resolved, ServingConfig) else None
-    lines = [
-        f"# {SIMULATED_MARK} engine log: written by serving-optimizer from the simulator "
-        "(runners.sim); no engine process ran.",
-        "# Lines follow the engine's log format; numbers are model estimates.",
-    ]
-    if candidate.engine == "vllm":
-        info = f"INFO {stamp} [{SIMULATED_MARK.lower()}]"
-        error = f"ERROR {stamp} [{SIMULATED_MARK.lower()}]"
-    elif candidate.engine == "sglang":
-        info = error = f"[20{time.strftime('%y-%m-%d %H:%M:%S')} TP0]"
-    else:
-        info, error = "[TensorRT-LLM][INFO]", "[TensorRT-LLM][ERROR]"
-    lines.append(f"{info} command: {serve_command}")
-    kv = int(diag.get("kv_cache_tokens", 0))
-    if kv > 0:
-        if candidate.engine == "vllm":
-            lines.append(f"{info} GPU KV cache size: {kv:,} tokens")
-            if config is not None:
-                lines.append(
-                    f"{info} Maximum concurrency for {config.max_model_len:,} tokens per "
-                    f"request: {kv / config.max_model_len:.2f}x"
-                )
-        elif candidate.engine == "sglang":
-            lines.append(f"{info} KV Cache is allocated. #tokens: {kv}")
-            if config is not None:
-                lines.append(
-                    f"{info} max_total_num_tokens={kv}, chunked_prefill_size="
-                    f"{config.max_num_batched_tokens}, max_running_requests="
-                    f"{config.max_num_seqs}, context_len={config.max_model_len}"
-                )
-        else:
-            lines.append(f"{info} Allocated paged KV cache for {kv} tokens")
-    if "replicas" in diag:
-        lines.append(
-            f"{info} {int(diag['replicas'])} replica(s), {int(diag.get('gpus_used', 0))} GPUs; "
-            f"{int(diag.get('engine_steps', 0)):,} engine steps, "
-            f"{int(diag.get('preemptions', 0)):,} preemptions, "
-            f"up to {int(diag.get('max_running', 0)):,} running requests"
-        )
-    if outcome.crash is not None:
-        lines.append(f"{error} {outcome.crash.message}")
-    elif outcome.metrics is not None:
-        m = outcome.metrics
-        lines.append(
-            f"{info} benchmark finished: {m.completed} requests in {m.duration_s:,.1f} s, "
-            f"{m.output_throughput_tok_s:,.1f} output tok/s"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     with path.open("rb") as handle:
         handle.seek(0, 2)
@@ -276,20 +187,9 @@ def _upload(
         )
 
 
-def attach_files(
-    trial: optuna.Trial,
-    candidate: Candidate,
-    node_group: NodeGroup,
-    serve_command: str,
-    outcome: TrialOutcome,
-    workload_rate: float,
-    workload_concurrency: int | None,
-) -> list[str]:
-    """Upload the trial's benchmark JSON and engine log tail; returns the uploaded file names.
-
-    Uses a runner's own files when it brought them (``benchmark_json``, ``engine_log``),
-    else writes the simulated equivalents.
-    """
+def attach_files(trial: optuna.Trial, outcome: TrialOutcome) -> list[str]:
+    """Upload the files the runner brought (``benchmark_json``, the tail of ``engine_log``,
+    ``launch``); returns the uploaded file names."""
     store = artifact_store(study_dir(trial.study.study_name, storage_url(trial.storage)))
     given = dict(outcome.artifacts)
     uploaded: list[str] = []
@@ -299,21 +199,10 @@ def attach_files(
         bench = given.get("benchmark_json")
         if bench is not None and Path(bench).is_file():
             files.append((Path(bench), "application/json"))
-        elif outcome.metrics is not None:
-            path = staging / f"trial-{trial.number}-bench.json"
-            doc = bench_document(
-                outcome.metrics, candidate.checkpoint, workload_rate, workload_concurrency
-            )
-            path.write_text(json.dumps(doc, indent=1))
-            files.append((path, "application/json"))
         log = given.get("engine_log")
         if log is not None and Path(log).is_file():
             path = staging / f"trial-{trial.number}-engine-log-tail.txt"
             path.write_text(log_tail(Path(log)))
-            files.append((path, "text/plain"))
-        elif not outcome.artifacts:
-            path = staging / f"trial-{trial.number}-engine-log-simulated.txt"
-            path.write_text(simulated_log(candidate, node_group, serve_command, outcome))
             files.append((path, "text/plain"))
         launch = given.get("launch")
         if launch is not None and Path(launch).is_file():
@@ -328,9 +217,7 @@ __all__ = [
     "NoteFacts",
     "artifact_store",
     "attach_files",
-    "bench_document",
     "note_body",
-    "simulated_log",
     "study_dir",
     "write_note",
 ]

@@ -248,7 +248,9 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     from runners.sim import Noise
     from runners.sim.runner import SimRunner
 
-    return SimRunner(noise=Noise.typical() if choice.noise else None)
+    return SimRunner(
+        noise=Noise.typical() if choice.noise else None, artifacts_dir=artifacts_dir.resolve()
+    )
 
 
 def trials_dir(study_name: str, storage_url: str | None = None) -> Path:

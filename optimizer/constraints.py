@@ -3,9 +3,10 @@
 `violations(spec, candidate)` is a pure function: it resolves the candidate's settings to the
 engine's effective values (defaults applied, through the engine adapter) and returns every rule
 the candidate breaks, as `Violation(rule, message)`; an empty list means "may be launched".
-Built-in rules: ``tp_heads`` (TP divides the attention heads), ``gpus`` (TP x PP x DP fits the
-node group), ``fp8_block_shard`` (block-FP8 weights split into whole 128-wide blocks),
-``batched_tokens_ge_seqs`` and ``chunked_off_budget`` (vLLM's scheduler checks), and
+Built-in rules come from the engine's registry entry (runners.engines.rule_breaks): ``tp_heads``
+(TP divides the attention heads), ``gpus`` (TP x PP x DP fits the node group),
+``fp8_block_shard`` (block-FP8 weights split into whole 128-wide blocks),
+``batched_tokens_ge_seqs`` and ``chunked_off_budget`` (vLLM's scheduler checks); then
 ``engine_args`` (any other argument check of the engine adapter). User rules come from the
 space file (``engines.<engine>.constraints``) and are named ``user:<name>``. The pre-flight
 feasibility check calls this; `load_spec` uses `check_names` and `environment` to reject bad
@@ -21,10 +22,8 @@ from optimizer.errors import ExpressionError
 from optimizer.expressions import Value, evaluate, names
 from optimizer.spec.models import StudySpec, UserRule
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
-from runners.engines import EngineAdapter, adapter_for
+from runners.engines import EngineAdapter, adapter_for, rule_breaks
 from runners.types import Candidate, NodeGroup, SettingValue
-
-FP8_BLOCK = 128
 
 FACTS = {
     "gpus": "GPUs in the node group",
@@ -92,56 +91,10 @@ def builtin_violations(
     node_group: NodeGroup,
     fp8: bool,
 ) -> list[Violation]:
-    """The engine-neutral static rules, plus the adapter's own argument checks."""
-    found: list[Violation] = []
-    split = adapter.parallelism(effective, model)
-    if model.heads % split.tensor != 0:
-        found.append(
-            Violation(
-                "tp_heads",
-                f"tensor parallelism {split.tensor} does not divide the {model.heads} attention "
-                f"heads of {model.name}",
-            )
-        )
-    if split.gpus > node_group.total_gpus:
-        found.append(
-            Violation(
-                "gpus",
-                f"one instance needs TP x PP x DP = {split.tensor} x {split.pipeline} x "
-                f"{split.data} = {split.gpus} GPUs; the node group has {node_group.total_gpus}",
-            )
-        )
-    if fp8:
-        width = model.moe_intermediate if model.is_moe else model.intermediate
-        shards = split.moe_shards if model.is_moe else split.dense_shards
-        if width % shards != 0 or (width // shards) % FP8_BLOCK != 0:
-            found.append(
-                Violation(
-                    "fp8_block_shard",
-                    f"block-FP8 weights ({'expert ' if model.is_moe else ''}width {width}) split "
-                    f"{shards} ways give {width / shards:g} columns, not a multiple of "
-                    f"{FP8_BLOCK}; use expert parallelism or another TP",
-                )
-            )
-    if adapter.name == "vllm":
-        tokens = int(effective["max-num-batched-tokens"])
-        seqs = int(effective["max-num-seqs"])
-        max_len = int(effective["max-model-len"])
-        if tokens < seqs:
-            found.append(
-                Violation(
-                    "batched_tokens_ge_seqs",
-                    f"max-num-batched-tokens ({tokens}) must be >= max-num-seqs ({seqs})",
-                )
-            )
-        if not effective["enable-chunked-prefill"] and tokens < max_len:
-            found.append(
-                Violation(
-                    "chunked_off_budget",
-                    f"without chunked prefill max-num-batched-tokens ({tokens}) must be >= "
-                    f"max-model-len ({max_len})",
-                )
-            )
+    """The static rules pre-flight rejects on (the engine's registry entry holds them, with
+    the engine's own text), plus the adapter's own argument checks."""
+    breaks = rule_breaks(adapter, effective, model, gpu, node_group, "fp8" if fp8 else "bf16")
+    found = [Violation(b.rule, b.crash.message) for b in breaks]
     if not found:
         crash = adapter.validate(effective, model, node_group)
         if crash is not None:

@@ -49,15 +49,11 @@ from optimizer.constraints import violations
 from optimizer.record import REJECTED_PREFIX, crash_class_of, is_rejection, is_runner_crash
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, candidate_from_params
 from optimizer.spec.models import StudySpec
-from runners.catalog import GpuSpec
 from runners.engines import Resolved, resolve
 from runners.errors import ServingOptimizerError
-from runners.sim.memory import plan_memory
+from runners.sim.screen import assess_memory
 from runners.types import Crash, CrashClass, ServingConfig
 
-KV_MARGIN = 0.05  # the memory model's uncertainty near the KV boundary (3-5%, docs/simulator.md)
-# runtime peaks are less certain than the static plan: reject only clear cases
-RUNTIME_MARGIN = 0.08
 MIN_HISTORY = 6
 MIN_CRASHES = 2
 NEIGHBOURS = 7
@@ -118,10 +114,9 @@ class FeasibilityChecker:
         if broken:
             rule = broken[0].rule.replace("user:", "user_")
             return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
-        if not is_cpu(resolved.gpu):
-            memory = memory_verdict(resolved, self._strict)
-            if not memory.launch:
-                return memory
+        memory = assess_memory(resolved, self._strict)
+        if not memory.fits:
+            return Verdict(False, memory.rule, memory.message, 1.0)
         if self._learned:
             proven = proven_crash_verdict(self._spec, resolved, params, history)
             if not proven.launch:
@@ -130,63 +125,9 @@ class FeasibilityChecker:
         return LAUNCH
 
 
-def is_cpu(gpu: GpuSpec) -> bool:
-    return gpu.name.upper().startswith("CPU")
-
-
 def _reject(crash: Crash) -> Verdict:
     reason = str(crash.crash_class).split(":", 1)[-1]
     return Verdict(False, reason, crash.message, 1.0)
-
-
-def memory_verdict(config: ServingConfig, strict: bool = False) -> Verdict:
-    """Reject what the memory model says is clearly impossible (`strict`: not clearly safe)."""
-    plan = plan_memory(config)
-    runtime_margin = -RUNTIME_MARGIN if strict else RUNTIME_MARGIN
-    kv_margin = -KV_MARGIN if strict else KV_MARGIN
-    if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
-        return Verdict(
-            False,
-            "weights_oom",
-            f"{plan.weights_gib:.1f} GiB of weights per GPU do not fit in "
-            f"{plan.usable_gib:.1f} GiB",
-            1.0,
-        )
-    if plan.kv_gib <= 0:
-        return Verdict(
-            False,
-            "no_kv_memory",
-            f"no memory left for the KV cache ({plan.kv_gib:.1f} GiB after weights and "
-            "activations); raise the memory fraction or use more GPUs",
-            1.0,
-        )
-    if plan.runtime_headroom_gib < 0:
-        return Verdict(
-            False,
-            "no_headroom",
-            f"nothing is left outside the engine's memory budget for CUDA graphs and "
-            f"activations ({plan.runtime_headroom_gib:.1f} GiB); lower the memory fraction",
-            1.0,
-        )
-    if plan.runtime_transient_gib > plan.runtime_headroom_gib * (1.0 + runtime_margin):
-        return Verdict(
-            False,
-            "runtime_oom",
-            f"a full {config.max_num_batched_tokens}-token step needs about "
-            f"{plan.runtime_transient_gib:.1f} GiB beyond the profiled budget but only "
-            f"{plan.runtime_headroom_gib:.1f} GiB is left: out of memory under load; lower the "
-            "token budget or the memory fraction",
-            1.0,
-        )
-    if config.engine == "vllm" and plan.margin < -kv_margin:
-        return Verdict(
-            False,
-            "kv_below_max_model_len",
-            f"KV capacity {plan.kv_tokens} tokens per replica is below max-model-len "
-            f"{config.max_model_len} beyond the memory model's uncertainty",
-            1.0,
-        )
-    return LAUNCH
 
 
 def adaptive_threshold(history: Sequence[FrozenTrial], window: int = 12) -> float:

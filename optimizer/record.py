@@ -393,16 +393,7 @@ def _note_and_files(
     )
     try:
         write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))
-        workload = spec.workload
-        attach_files(
-            trial,
-            resolved.candidate,
-            spec.node_group,
-            resolved.serve_command,
-            outcome,
-            workload.request_rate,
-            workload.max_concurrency,
-        )
+        attach_files(trial, outcome)
     except OSError as exc:  # a full disk must not lose the trial itself
         print(f"warning: trial {trial.number}: artifacts not stored: {exc}", file=sys.stderr)
 

@@ -66,7 +66,7 @@ class Walk:
 
     def __init__(self, spec: StudySpec, engine: str) -> None:
         self.engine = engine
-        self.section = spec.engines[engine]  # type: ignore[index]
+        self.section = spec.engines[engine]
         self.chosen: dict[str, SettingValue] = {}
         self.params: dict[str, SettingValue] = {}
 

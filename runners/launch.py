@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -30,8 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from runners.checkpoint import offline_reason
-from runners.engines import classify as engines_classify
-from runners.engines import launch_spec
+from runners.engines import diagnose, launch_spec
 from runners.errors import ProcessError
 from runners.measure import ServingEndpoint
 from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
@@ -108,10 +106,10 @@ class EngineInstance:
             crash = classify_failure(self.candidate.engine, ready.exit_code, log, "startup")
             return StartFailed(crash, ready.startup_s)
         if isinstance(ready, StartTimeout):
-            message = (
-                f"{self.spec.health_url} did not answer 200 within {deadline:g} s; "
-                + error_message(self.process.log_text(), None)
-            )
+            log = self.process.log_text()
+            last = classify_failure(self.candidate.engine, None, log, "startup")
+            message = f"{self.spec.health_url} did not answer 200 within {deadline:g} s; "
+            message += last.message
             return StartFailed(Crash(CrashClass.START_TIMEOUT, message), ready.startup_s)
         endpoint = ServingEndpoint(
             self.spec.host, self.spec.port, self.candidate.checkpoint, self.spec.api_prefix
@@ -261,70 +259,11 @@ def started_command(outcome: TrialOutcome) -> str:
 
 Phase = Literal["startup", "load"]
 
-_RULES: tuple[tuple[str, CrashClass], ...] = (
-    ("larger than the available KV cache memory", CrashClass.KV_TOO_SMALL),
-    ("No available memory for the cache blocks", CrashClass.NO_KV_MEMORY),
-    ("Not enough memory. Please try to increase --mem-fraction-static", CrashClass.NO_KV_MEMORY),
-    ("CUDA out of memory", CrashClass.RUNTIME_OOM),
-    ("OutOfMemoryError", CrashClass.RUNTIME_OOM),
-    ("greater than the derived max_model_len", CrashClass.MODEL_LEN),
-    ("is not divisible by", CrashClass.TP_HEADS),
-    ("must be greater than or equal to max_num_seqs", CrashClass.INVALID_CONFIG),
-    ("is smaller than max_model_len", CrashClass.INVALID_CONFIG),
-    ("invalid choice", CrashClass.INVALID_CONFIG),
-    ("unrecognized arguments", CrashClass.INVALID_CONFIG),
-    ("invalid int value", CrashClass.INVALID_CONFIG),
-    ("invalid float value", CrashClass.INVALID_CONFIG),
-)
-_ERROR_LINE = re.compile(
-    r"^.*?((?:[A-Za-z_.]*(?:Error|Exception)|error): .*)$|^.*?(torch\.OutOfMemoryError.*)$"
-)
-_PYDANTIC_HEAD = re.compile(r"\d+ validation errors? for \w+\s*$")
 
-
-def classify_failure(engine: str, exit_code: int, log_text: str, phase: Phase) -> Crash:
-    """Why engine `engine` failed, as a `Crash`: the class from its exit code and log (the
-    engine registry's signatures, refined by the engine-neutral rules below when they find
-    nothing specific) and the engine's own error line as the message."""
-    crash_class = engines_classify(engine, exit_code, log_text)
-    if crash_class == CrashClass.ENGINE_EXITED:
-        crash_class = _generic_class(exit_code, log_text)
-    return Crash(crash_class, error_message(log_text, exit_code), phase)
-
-
-def _generic_class(exit_code: int, log_text: str) -> CrashClass:
-    """Engine-neutral rules on the exit code and the engines' real error texts."""
-    for needle, crash_class in _RULES:
-        if needle in log_text:
-            return crash_class
-    if exit_code == 2:
-        return CrashClass.INVALID_CONFIG
-    return CrashClass.ENGINE_EXITED
-
-
-def error_message(log_text: str, exit_code: int | None) -> str:
-    """The engine's own error line (the last ``...Error: ...`` line), else the log's tail.
-
-    A pydantic ``ValidationError: 1 validation error for ModelConfig`` line names no cause;
-    the indented lines after it (``Value error, User-specified max_model_len ...``) do, so they
-    are kept with it.
-    """
-    lines = [line.rstrip() for line in log_text.splitlines() if line.strip()]
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
-        match = _ERROR_LINE.match(line)
-        if match and "Traceback" not in line:
-            message = (match.group(1) or match.group(2) or line).strip()
-            if _PYDANTIC_HEAD.search(message):
-                details = [
-                    detail.strip()
-                    for detail in lines[index + 1 : index + 4]
-                    if detail.startswith(" ") and "errors.pydantic.dev" not in detail
-                ]
-                message = " ".join([message, *details])
-            return message[:2000]
-    tail = "\n".join(lines[-15:])
-    return f"exit code {exit_code}; log tail:\n{tail}"[:2000]
+def classify_failure(engine: str, exit_code: int | None, log_text: str, phase: Phase) -> Crash:
+    """Why engine `engine` failed, as a `Crash`: the engine registry's diagnosis of its exit
+    code and log (the class, and the root cause's own text under any generic wrapper error)."""
+    return diagnose(engine, exit_code, log_text, phase)
 
 
 def _with_package_root(pythonpath: str) -> str:

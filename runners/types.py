@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from runners.catalog import GpuSpec, ModelSpec
 
-EngineName = Literal["vllm", "sglang", "trtllm", "mindie"]
-ENGINE_NAMES: tuple[EngineName, ...] = ("vllm", "sglang", "trtllm", "mindie")
+EngineName = str
+"""The name of a registered engine (``vllm``, ``sglang``, ...): `runners.engines.engine_names()`
+lists them; any other name is an `EngineError` where an engine is looked up."""
 WeightDtype = Literal["bf16", "fp8"]
 SettingValue = int | float | str | bool
 
@@ -185,6 +186,7 @@ class CrashClass(StrEnum):
 
     WEIGHTS_OOM = "oom:weights"
     NO_KV_MEMORY = "oom:no_kv_memory"
+    MEMORY_RESERVATION = "oom:memory_reservation"  # less free memory than the engine reserves
     KV_TOO_SMALL = "oom:kv_below_max_model_len"
     RUNTIME_OOM = "oom:runtime"
     TP_HEADS = "invalid:tp_heads"
@@ -192,6 +194,7 @@ class CrashClass(StrEnum):
     TOO_MANY_GPUS = "invalid:gpus"
     MODEL_LEN = "invalid:max_model_len"
     INVALID_CONFIG = "invalid:config"
+    BLOCK_SIZE = "invalid:block_size"  # no attention kernel takes this KV block size
     UNSUPPORTED_BACKEND = "invalid:backend"
     START_TIMEOUT = "start:timeout"
     LOAD_TIMEOUT = "load:timeout"

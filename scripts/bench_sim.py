@@ -2,7 +2,7 @@
 
 Run: ``python scripts/bench_sim.py [--repeat N] [--no-grid]``. First measures a fixed
 machine-speed baseline (a pure-Python + NumPy loop, in this same run) so timings can be read as
-ratios on any machine; then times the headline trials of SIMULATOR.md §10 against the issue's
+ratios on any machine; then times the headline trials of the simulator's design against the issue's
 budgets (a 1,000-request ShareGPT all-at-once trial of Qwen3-235B TP8 on 8xH100 <= 150 ms
 median; a closed-loop concurrency-1 run of 1,000 requests <= 1 s); then a grid of Qwen3-235B /
 8xH100 configs over all four engines' scheduler semantics, printing median and max wall ms, engine

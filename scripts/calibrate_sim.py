@@ -5,7 +5,7 @@ Run: ``python scripts/calibrate_sim.py [--data DIR] [--no-write] [--no-cv]``.
 Reads ``gpustack_runs.csv`` (rows with ``calibration_use=yes`` are metric targets, rows with
 ``crash_example`` are crash examples), turns every row into a simulator case through the same
 path users take (`runners.sim.replay`: Candidate -> engine adapter -> ServingConfig), and fits in
-stages (SIMULATOR.md §9.2), each a bounded coordinate search in log space over a few keys of
+stages, each a bounded coordinate search in log space over a few keys of
 `runners.sim.params.Calibration`:
 
   A/B  GPU physics per GPU and dtype (HBM, dense / MoE / FP8 / 4-bit GEMM and attention
@@ -45,7 +45,7 @@ from runners.sim.replay import ReplayCase, load_cases, predict
 from runners.sim.rules import check_config
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "calibration"
+DEFAULT_DATA = ROOT / "runners" / "sim" / "data" / "calibration"
 OUT_MODULE = ROOT / "runners" / "sim" / "calibration.py"
 METRICS = ("total_token_throughput", "ttft_mean_ms", "tpot_mean_ms", "itl_mean_ms")
 FAIL_LOSS = 3.0  # loss of a target row the simulator predicts as a crash
@@ -339,7 +339,7 @@ def section_taus(
             continue
         key = f"{t.group} | {t.row['section']}"
         sections.setdefault(key, []).append(t)
-    # The doc-level sweep of every ShareGPT experiment config (SIMULATOR.md §9.4 example).
+    # The doc-level sweep of every ShareGPT experiment config.
     for t in targets:
         if t.row["dataset"] == "sharegpt" and not t.row["section"].startswith("Other"):
             sections.setdefault(f"{t.group} | all ShareGPT experiments", []).append(t)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("optimizer", "runners")
-# Widen to ("optimizer", "runners") once the runners.catalog cycle is gone.
-CHECKED = ("optimizer",)
+CHECKED = ("optimizer", "runners")
 
 Graph = Mapping[str, set[str]]
 

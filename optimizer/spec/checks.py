@@ -27,7 +27,7 @@ from optimizer.spec.models import (
     StudySpec,
 )
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
-from runners.engines import EngineAdapter, get_engine
+from runners.engines import EngineAdapter, engine_names, get_engine
 from runners.errors import CatalogError, EngineError
 from runners.types import NodeGroup, SettingValue
 
@@ -51,7 +51,8 @@ def cross_check(spec: StudySpec) -> list[str]:
         try:
             adapter = get_engine(engine_name, section.version)
         except EngineError as exc:
-            problems.append(f"{where}.version: {exc}")
+            known = engine_name in engine_names()
+            problems.append(f"{where}{'.version' if known else ''}: {exc}")
             continue
         problems.extend(_check_section(where, section, adapter, model, gpu, spec.node_group))
     if problems:

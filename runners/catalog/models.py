@@ -6,7 +6,7 @@ computed by `ModelSpec` properties, never stored.
 
 from __future__ import annotations
 
-from runners.catalog import ModelSpec
+from runners.catalog.specs import ModelSpec
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
@@ -51,7 +51,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=40960,
         source=(
-            "SIMULATOR.md §3, ENGINES.md §6: HF Qwen/Qwen3-235B-A22B config.json "
+            "HF Qwen/Qwen3-235B-A22B config.json "
             "(transformers 4.51), every layer MoE, 40960 max positions (131072 with YaRN x4)"
         ),
     ),
@@ -74,7 +74,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=40960,
         source=(
-            "SIMULATOR.md §3, ENGINES.md §6: HF Qwen/Qwen3-30B-A3B config.json "
+            "HF Qwen/Qwen3-30B-A3B config.json "
             "(transformers 4.51), every layer MoE (intermediate 6144 unused)"
         ),
     ),
@@ -97,10 +97,7 @@ MODELS: tuple[ModelSpec, ...] = (
         vocab=151936,
         tied_embeddings=False,
         max_position_embeddings=40960,
-        source=(
-            "SIMULATOR.md §3, ENGINES.md §6: HF Qwen/Qwen3-32B config.json "
-            "(transformers 4.51), dense decoder"
-        ),
+        source=("HF Qwen/Qwen3-32B config.json (transformers 4.51), dense decoder"),
     ),
     ModelSpec(
         name="Qwen3-14B",
@@ -121,10 +118,7 @@ MODELS: tuple[ModelSpec, ...] = (
         vocab=151936,
         tied_embeddings=False,
         max_position_embeddings=40960,
-        source=(
-            "SIMULATOR.md §3, ENGINES.md §6: HF Qwen/Qwen3-14B config.json "
-            "(transformers 4.51), dense decoder"
-        ),
+        source=("HF Qwen/Qwen3-14B config.json (transformers 4.51), dense decoder"),
     ),
     ModelSpec(
         name="Qwen3-8B",
@@ -144,10 +138,7 @@ MODELS: tuple[ModelSpec, ...] = (
         vocab=151936,
         tied_embeddings=False,
         max_position_embeddings=40960,
-        source=(
-            "SIMULATOR.md §3, ENGINES.md §6: HF Qwen/Qwen3-8B config.json "
-            "(transformers 4.51), dense decoder"
-        ),
+        source=("HF Qwen/Qwen3-8B config.json (transformers 4.51), dense decoder"),
     ),
     ModelSpec(
         name="gpt-oss-20b",
@@ -215,7 +206,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=131072,
         source=(
-            "SIMULATOR.md §3: HF meta-llama/Llama-3.1-8B config.json (via aiconfigurator "
+            "HF meta-llama/Llama-3.1-8B config.json (via aiconfigurator "
             "model_configs), rope_scaling llama3 to 131072 positions"
         ),
     ),
@@ -239,7 +230,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=131072,
         source=(
-            "SIMULATOR.md §3: HF meta-llama/Llama-3.1-70B config.json (via aiconfigurator "
+            "HF meta-llama/Llama-3.1-70B config.json (via aiconfigurator "
             "model_configs), rope_scaling llama3 to 131072 positions"
         ),
     ),

@@ -1,12 +1,16 @@
-"""Engine adapters by name and release, and the operations the rest of the code needs from them.
+"""Engines by name and release, and the operations the rest of the code needs from them.
 
-`get_engine(name, version)` returns the adapter of one engine release (the catalogue of its
-settings, defaults, checks and launch). On a `Candidate`: `resolve` gives the engine-neutral
-`ServingConfig` the simulator consumes (or the `Crash` the engine's own argument checks
-produce), `render` the exact `LaunchSpec` (argv, env, files, port, URLs), `serve_command` the
-copy-paste command line; `classify` maps a failed engine's exit code and log to a `CrashClass`.
-Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
+Each engine has one folder (runners/engines/<name>/) holding its registry entry: the release
+catalogue, defaults, argument checks and static rules, crash signatures, launch rendering and
+simulator policy; `registry` registers them. This module is the facade other packages use:
+`get_engine(name, version)` returns the adapter of one release; on a `Candidate`, `resolve`
+gives the engine-neutral `ServingConfig` the simulator consumes (or the `Crash` of the engine's
+own argument checks), `render` the exact `LaunchSpec` (argv, env, files, port, URLs),
+`serve_command` the copy-paste command line; `diagnose` turns a failed engine's exit code and
+log into a `Crash` (class and root cause); `rule_breaks` / `simulator_check` ask the static
+rules. Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
 ``max-num-seqs``, ``kv_cache_free_gpu_memory_fraction`` for ``free_gpu_memory_fraction``).
+Modules inside runners/engines import from the submodules, never from here.
 """
 
 from __future__ import annotations
@@ -14,22 +18,35 @@ from __future__ import annotations
 from runners.catalog import get_gpu, get_model
 from runners.engines.base import (
     EngineAdapter,
-    Parallelism,
+    LaunchParts,
     SettingInfo,
     check_version,
     default_in_context,
+    listen_flags,
     minimal_settings,
     render_launch,
 )
-from runners.engines.classify import classify as _classify
-from runners.engines.registry import ADAPTERS, adapter_for, get_engine
+from runners.engines.diagnose import classify, diagnose, root_cause
+from runners.engines.entry import CommandLine, EngineEntry
+from runners.engines.parallel import Parallelism
+from runners.engines.policy import EngineCosts, SchedulerKind, SimPolicy
+from runners.engines.registry import (
+    ADAPTERS,
+    adapter_for,
+    engine_names,
+    get_engine,
+    get_entry,
+    register,
+    sim_policy,
+    unregister,
+)
 from runners.engines.resolved import Resolved, resolve_candidate
+from runners.engines.rules import Rule, RuleBreak
+from runners.engines.static_check import rule_breaks, simulator_check
 from runners.engines.versions import Version, VersionRange, parse_version
-from runners.errors import EngineError
 from runners.types import (
     Candidate,
     Crash,
-    CrashClass,
     LaunchSpec,
     NodeGroup,
     Placement,
@@ -72,20 +89,21 @@ def candidate_minimal_settings(
     return resolve_candidate(candidate, node_group).minimal_dict()
 
 
-def classify(engine: str, exit_code: int | None, log_text: str) -> CrashClass:
-    """Why engine `engine` failed, from its exit code (None = still running) and its log."""
-    if engine not in ADAPTERS:
-        raise EngineError(f"unknown engine {engine!r}; known engines: {', '.join(ADAPTERS)}")
-    return _classify(engine, exit_code, log_text)  # type: ignore[arg-type]
-
-
 __all__ = [
     "ADAPTERS",
     "ENGINES",
+    "CommandLine",
     "EngineAdapter",
+    "EngineCosts",
+    "EngineEntry",
+    "LaunchParts",
     "Parallelism",
     "Resolved",
+    "Rule",
+    "RuleBreak",
+    "SchedulerKind",
     "SettingInfo",
+    "SimPolicy",
     "Version",
     "VersionRange",
     "adapter_for",
@@ -93,12 +111,22 @@ __all__ = [
     "check_version",
     "classify",
     "default_in_context",
+    "diagnose",
+    "engine_names",
     "get_engine",
+    "get_entry",
     "launch_spec",
+    "listen_flags",
     "minimal_settings",
     "parse_version",
+    "register",
     "render",
     "resolve",
     "resolve_candidate",
+    "root_cause",
+    "rule_breaks",
     "serve_command",
+    "sim_policy",
+    "simulator_check",
+    "unregister",
 ]

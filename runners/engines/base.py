@@ -22,17 +22,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from runners.catalog import GpuSpec, ModelSpec
+from runners.engines.parallel import Parallelism
 from runners.engines.versions import ALWAYS, Version, VersionRange, parse_version
 from runners.errors import EngineError
 from runners.types import (
     Candidate,
     Crash,
-    EngineName,
     LaunchSpec,
     NodeGroup,
     Placement,
     ServingConfig,
     SettingValue,
+    WeightDtype,
 )
 
 SettingKind = Literal["int", "float", "bool", "choice"]
@@ -125,25 +126,6 @@ class SettingInfo:
 
 
 @dataclass(frozen=True)
-class Parallelism:
-    """How one engine instance is split: its GPU count and the MoE weight shards per rank.
-
-    `moe_shards` is the number of ranks each expert's matrices are split over (1 when experts
-    are placed whole by expert parallelism); `dense_shards` the same for dense MLP weights.
-    """
-
-    tensor: int
-    pipeline: int = 1
-    data: int = 1
-    moe_shards: int = 1
-    dense_shards: int = 1
-
-    @property
-    def gpus(self) -> int:
-        return self.tensor * self.pipeline * self.data
-
-
-@dataclass(frozen=True)
 class LaunchParts:
     """An engine's launch before the shared wrapping: argv, env and files."""
 
@@ -157,11 +139,10 @@ class LaunchParts:
 class EngineAdapter(abc.ABC):
     """One serving engine at one release. Subclasses are pure and stateless after init."""
 
-    name: EngineName
+    name: str
     supported: tuple[VersionRange, ...]
     newest: str
     default_port: int = 8000
-    device_env: str = "CUDA_VISIBLE_DEVICES"
 
     def __init__(self, version: str | None = None) -> None:
         parsed = parse_version(version or self.newest)
@@ -230,6 +211,26 @@ class EngineAdapter(abc.ABC):
     ) -> dict[str, SettingValue]:
         """The value of every setting when the engine starts with `explicit` on `gpu`."""
 
+    def with_defaults(
+        self,
+        explicit: Mapping[str, SettingValue],
+        derived: Mapping[str, SettingValue] | None = None,
+    ) -> dict[str, SettingValue]:
+        """Every setting of this release: the explicit value, else the `derived` default (one
+        that depends on the model or hardware), else the catalogue's static default."""
+        derived = derived or {}
+        out: dict[str, SettingValue] = {}
+        for name, info in self._settings.items():
+            if name in explicit:
+                value = explicit[name]
+            elif name in derived:
+                value = derived[name]
+            else:
+                assert info.default is not None, name
+                value = info.default
+            out[name] = float(value) if info.kind == "float" else value
+        return out
+
     @abc.abstractmethod
     def parallelism(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> Parallelism:
         """How one instance with these settings is split over GPUs."""
@@ -243,7 +244,7 @@ class EngineAdapter(abc.ABC):
     @abc.abstractmethod
     def to_serving_config(
         self,
-        candidate: Candidate,
+        weight_dtype: WeightDtype,
         effective: Mapping[str, SettingValue],
         model: ModelSpec,
         gpu: GpuSpec,
@@ -384,18 +385,13 @@ def render_launch(
     devices = ",".join(str(i) for i in placement.gpu_ids)
     return LaunchSpec(
         argv=parts.argv,
-        env=((_device_env(adapter, gpu), devices), *parts.env),
+        env=((gpu.visible_devices_env, devices), *parts.env),
         port=port,
         health_path=parts.health_path,
         host=placement.host,
         files=parts.files,
         api_prefix=parts.api_prefix,
     )
-
-
-def _device_env(adapter: EngineAdapter, gpu: GpuSpec) -> str:
-    """Ascend NPUs are chosen with ASCEND_RT_VISIBLE_DEVICES (vLLM-Ascend, MindIE)."""
-    return "ASCEND_RT_VISIBLE_DEVICES" if gpu.name.startswith("Ascend") else adapter.device_env
 
 
 def serve_command(

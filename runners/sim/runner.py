@@ -7,17 +7,23 @@ unless a `Noise` is given (drawn from the workload seed, so a study stays reprod
 
 Every outcome also carries `trial_seconds`: how long the same trial would occupy its GPUs on
 real hardware (launch, then the benchmark or the time until the crash). Search benchmarks add
-these up to measure how much runner time crashes waste.
+these up to measure how much runner time crashes waste. Given an artifacts folder, the runner
+writes each trial's simulated benchmark JSON and engine log there (`runners.sim.artifacts`)
+and returns them in `TrialOutcome.artifacts`, as `LocalRunner` does with the real ones. An
+engine without a simulator policy is refused with an `EngineError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog import GIB
-from runners.engines import resolve
+from runners.engines import Resolved, resolve_candidate, sim_policy
 from runners.sim import Noise, SimResult, simulate
+from runners.sim.artifacts import write_trial_artifacts
 from runners.types import (
     Candidate,
     Crash,
@@ -49,21 +55,35 @@ def launch_seconds(config: ServingConfig, result: SimResult | None) -> float:
 
 
 class SimRunner:
-    """The default runner: no GPU, no process, deterministic for a workload seed."""
+    """The default runner: no GPU, no process, deterministic for a workload seed.
 
-    def __init__(self, noise: Noise | None = None) -> None:
+    `artifacts_dir`: where each trial's simulated files go (None: nothing is written).
+    """
+
+    def __init__(self, noise: Noise | None = None, artifacts_dir: Path | None = None) -> None:
         self.noise = noise
+        self.artifacts_dir = artifacts_dir
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
+        sim_policy(candidate.engine)  # an engine the simulator cannot run is refused here
+        resolved = resolve_candidate(candidate, placement.node_group)
+        outcome = self._simulate(resolved, workload)
+        if self.artifacts_dir is None:
+            return outcome
+        files = write_trial_artifacts(self.artifacts_dir, resolved, workload, outcome)
+        return dataclasses.replace(outcome, artifacts=files)
+
+    def _simulate(self, shape: Resolved, workload: Workload) -> TrialOutcome:
         started = time.perf_counter()
-        resolved = resolve(candidate, placement.node_group)
-        if isinstance(resolved, Crash):
+        if shape.problem is not None:
             return TrialOutcome(
                 "crashed",
-                crash=resolved,
+                crash=shape.problem,
                 wall_s=time.perf_counter() - started,
                 diagnostics=(("trial_seconds", ARGUMENT_ERROR_S),),
             )
+        resolved = shape.config
+        assert resolved is not None
         result = simulate(resolved, workload, seed=workload.seed, noise=self.noise)
         gpus_used = resolved.replicas * resolved.gpus_per_replica
         launch_s = launch_seconds(resolved, result)

@@ -1,519 +1,40 @@
-"""Step-level discrete-event simulation of one engine instance (SIMULATOR.md §6, §7, §10).
+"""The scheduler models of the simulated engines, and `run_replica` that runs one instance.
 
 Third stage of `simulate`: given one replica's `RequestSet`, its KV capacity from
-`memory.plan_memory` and its `perf.StepModel`, `run_replica` plays the benchmark client, the API
-server (`frontend`) and the engine scheduler step by step and returns the per-request
-`RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget, running first,
-chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix blocks);
-`SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token reservation,
-retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler (GUARANTEED_NO_EVICT reserves
-each request's whole output at admission and never preempts; MAX_UTILIZATION behaves like vLLM);
-`MindieEngine` runs MindIE's separate prefill batches (maxPrefillBatchSize, maxPrefillTokens, no
-chunking) and decode batches up to maxBatchSize with on-demand blocks. Decode-only stretches
-with no possible admission are collapsed into macro-steps. Optional noise (`params.Noise`) scales
-step times from its own random stream, so the workload and the noiseless path are unchanged.
+`memory.plan_memory` and its `perf.StepModel`, `run_replica` builds the scheduler model the
+engine's simulator policy names (on the shared mechanics of `replica.ReplicaEngine`) and returns
+the per-request `RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget,
+running first, chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix
+blocks); `SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token
+reservation, retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler
+(GUARANTEED_NO_EVICT reserves each request's whole output at admission and never preempts;
+MAX_UTILIZATION behaves like vLLM); `MindieEngine` runs MindIE's separate prefill batches
+(maxPrefillBatchSize, maxPrefillTokens, no chunking) and decode batches up to maxBatchSize with
+on-demand blocks.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
-from runners.bench.records import BoolArray, FloatArray, IntArray, RequestRecords
-from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
+from runners.bench.records import BoolArray, IntArray
+from runners.engines import SchedulerKind, sim_policy
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
+from runners.sim.replica import MACRO_MAX_STEPS, ReplicaEngine, ReplicaResult, ceil_div
 from runners.types import ServingConfig
 from runners.workload import RequestSet
 
-MACRO_MAX_STEPS = 4096
 SGLANG_CLIP_MAX_NEW_TOK = 4096  # SGLang CLIP_MAX_NEW_TOKENS_ESTIMATION
 SGLANG_INIT_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO
 SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
 SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 
 
-@dataclass(frozen=True)
-class ReplicaResult:
-    """What one engine instance did with its share of the workload."""
-
-    records: RequestRecords
-    steps: int
-    preemptions: int
-    max_running: int
-
-
-def sglang_max_running(kv_tokens: int, context_len: int) -> int:
-    """SGLang's derived max-running-requests (0.5.9 formula, ENGINES.md §3.2)."""
-    derived = min(max(int(kv_tokens / context_len * 512), 2048), 4096)
-    return max(1, min(derived, kv_tokens // 2))
-
-
-def _ceil_div(a: IntArray, b: int) -> IntArray:
-    return -(-a // b)
-
-
-class _Engine:
-    """State and mechanics shared by both scheduler policies; subclasses implement `_iterate`."""
-
-    def __init__(
-        self,
-        config: ServingConfig,
-        requests: RequestSet,
-        kv_tokens: int,
-        model: StepModel,
-        noise: Noise | None = None,
-        noise_rng: np.random.Generator | None = None,
-    ) -> None:
-        n = requests.size
-        self.config = config
-        costs = model.calib.engine(config.engine)
-        workers = config.tensor_parallel * config.pipeline_parallel
-        self.c_in_s = costs.c_in_s + costs.c_in_per_worker_s * (workers - 1)
-        self.latency_s = costs.latency_s
-        self.noise = noise if noise is not None and noise.enabled else None
-        self.noise_rng = noise_rng or np.random.default_rng(0)
-        self.run_factor = 1.0
-        if self.noise is not None:
-            self.run_factor = float(
-                np.exp(self.noise.run_sigma * self.noise_rng.standard_normal())
-            )
-        self.model = model
-        self.n = n
-        self.prompt = requests.prompt_len.astype(np.int64)
-        self.out = requests.output_len.astype(np.int64)
-        self.send_s = np.zeros(n, dtype=np.float64)
-        self.first_s = np.full(n, np.nan)
-        self.last_s = np.zeros(n, dtype=np.float64)
-        self.done_s = np.zeros(n, dtype=np.float64)
-        self.success = np.zeros(n, dtype=np.bool_)
-        self.seq_len = self.prompt.copy()
-        self.kv_len = np.zeros(n, dtype=np.int64)
-        self.gen = np.zeros(n, dtype=np.int64)
-        self.blocks = np.zeros(n, dtype=np.int64)
-        self.cache_blocks = np.zeros(n, dtype=np.int64)
-        self.cache_base = np.zeros(n, dtype=np.int64)
-        self.cache_total = np.zeros(n, dtype=np.int64)
-        self.dp = model.dp
-        self.page = 1 if config.engine == "sglang" else max(1, config.block_size)
-        self.total_blocks = (kv_tokens * self.dp) // self.page
-        self.capacity_tok = self.total_blocks * self.page
-        self.free = self.total_blocks
-        self.q_front = 0
-        self.q_tail = self.total_blocks
-        self.running = np.zeros(0, dtype=np.int64)
-        self.waiting: deque[int] = deque()
-        self.itl: list[FloatArray] = []
-        self.steps = 0
-        self.preemptions = 0
-        self.max_running = 0
-        self.now = 0.0
-        speedup = float(max(self.dp, config.api_server_count))
-        self.ingest = Ingestion(speedup)
-        self.stream = OutputStream(speedup, costs.c_out_s)
-        self.entries: deque[tuple[float, int]] = deque()
-        self.sends: list[tuple[float, int]] = []
-        self.intended_s = requests.send_s.astype(np.float64)
-        self.prefix_caching = config.prefix_caching
-        # Multi-turn: a child is sent by its parent; roots are sent by the client loop.
-        self.child = np.full(n, -1, dtype=np.int64)
-        self.is_root = np.ones(n, dtype=np.bool_)
-        if requests.parent is not None:
-            has = requests.parent >= 0
-            self.child[requests.parent[has]] = np.nonzero(has)[0]
-            self.is_root = ~has
-        self.roots = np.nonzero(self.is_root)[0]
-        self.parent_of = requests.parent
-        self.group = requests.prefix_group
-        self.group_prefix_tok = (requests.prefix_len // self.page) * self.page
-        n_groups = int(self.group.max()) + 1 if self.group is not None and n else 0
-        self.group_ready = np.zeros(n_groups, dtype=np.bool_)
-        self.prompt_limit = min(config.max_model_len, self.capacity_tok)
-        self.slots = requests.max_concurrency if requests.max_concurrency else n
-        self.next_client = 0
-        for _ in range(min(self.slots, len(self.roots))):
-            self._client_send(0.0)
-        self._configure(config, kv_tokens)
-
-    def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
-        """A policy's own settings, read once the shared state exists (subclasses extend it)."""
-
-    # --- client and frontend ---------------------------------------------------------------
-    def _client_send(self, free_at_s: float) -> None:
-        if self.next_client >= len(self.roots):
-            return
-        rid = int(self.roots[self.next_client])
-        self.next_client += 1
-        self._send(rid, free_at_s)
-
-    def _send(self, rid: int, free_at_s: float) -> None:
-        t = max(float(self.intended_s[rid]), free_at_s)
-        self.send_s[rid] = t
-        heapq.heappush(self.sends, (t, rid))
-
-    def _next_turn(self, rid: int, t: float) -> None:
-        """The client's slot passes to the next turn of the conversation, or to a new one."""
-        child = int(self.child[rid])
-        if child >= 0:
-            self._send(child, t)
-        else:
-            self._client_send(t)
-
-    def _absorb_arrivals(self) -> None:
-        done: list[tuple[float, int]] = []
-        while self.sends and self.sends[0][0] <= self.now:
-            t, rid = heapq.heappop(self.sends)
-            self.ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
-        self.ingest.advance(self.now, done)
-        for t_done, rid in done:
-            self.entries.append((t_done + self.latency_s, rid))
-        while self.entries and self.entries[0][0] <= self.now:
-            t_entry, rid = self.entries.popleft()
-            if self.prompt[rid] + self.out[rid] > self.prompt_limit:
-                self._fail(rid, t_entry)
-            else:
-                self.waiting.append(rid)
-
-    def _fail(self, rid: int, t: float) -> None:
-        """A rejected request; later turns of its conversation fail with it."""
-        while True:
-            self.done_s[rid] = t
-            self.success[rid] = False
-            child = int(self.child[rid])
-            if child < 0:
-                break
-            rid = child
-        self._client_send(t)
-
-    def _next_event_s(self) -> float:
-        t = self.ingest.next_completion_s()
-        if self.sends:
-            t = min(t, self.sends[0][0])
-        if self.entries:
-            t = min(t, self.entries[0][0])
-        return t
-
-    def _next_entry_bound_s(self) -> float:
-        """Earliest time a request not yet waiting could enter the engine."""
-        t = self.ingest.next_completion_s() + self.latency_s
-        if self.sends:
-            t = min(t, self.sends[0][0] + self.latency_s)
-        if self.entries:
-            t = min(t, self.entries[0][0])
-        return t
-
-    # --- KV pool ---------------------------------------------------------------------------
-    def _allocate(self, count: int) -> None:
-        self.free -= count
-        self.q_front = min(self.q_front + count, self.q_tail)
-
-    def _release(self, rid: int, cache: bool) -> None:
-        b = int(self.blocks[rid])
-        if cache and self.prefix_caching:
-            self.cache_base[rid] = self.q_tail
-            self.cache_total[rid] = b
-            self.cache_blocks[rid] = int(self.kv_len[rid]) // self.page
-        self.q_tail += b
-        self.free += b
-        self.blocks[rid] = 0
-
-    def _cached_hit_blocks(self, rid: int) -> int:
-        """Leading full blocks already cached: this request's own blocks from before a
-        preemption, or its previous turn's, while still in the LRU free queue; or its prefix
-        group's shared prefix once one request of the group has computed it."""
-        hit = 0
-        if not self.prefix_caching:
-            return 0
-        full = int(self.cache_blocks[rid])
-        if full == 0:
-            hit = self._parent_hit(rid)
-        else:
-            alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
-            hit = max(0, min(alive, full))
-        if self.group is not None and self.group_ready[int(self.group[rid])]:
-            hit = max(hit, self.group_prefix_tok // self.page)
-        return min(hit, (int(self.seq_len[rid]) - 1) // self.page)
-
-    def _parent_hit(self, rid: int) -> int:
-        parent = self.parent_of[rid] if self.parent_of is not None else -1
-        if parent < 0:
-            return 0
-        full = int(self.cache_blocks[parent])
-        alive = int(self.cache_base[parent]) + int(self.cache_total[parent]) - self.q_front
-        return max(0, min(alive, full))
-
-    def _preempt(self, rid: int) -> None:
-        self._release(rid, cache=True)
-        self.kv_len[rid] = 0
-        self.waiting.appendleft(rid)
-        self.preemptions += 1
-
-    # --- executing steps -------------------------------------------------------------------
-    def _execute(self, ids: IntArray, tok: IntArray) -> None:
-        """Run one forward over `ids` computing `tok` new tokens each (blocks already held)."""
-        kv0 = self.kv_len[ids]
-        seq = self.seq_len[ids]
-        kv1 = kv0 + tok
-        if int(tok.sum()) == len(ids) and bool((kv1 == seq).all()):
-            flop_units = kv_toks = 0.0
-            ctx_sum = float(kv1.sum())
-        else:
-            is_dec = (seq - kv0 == 1) & (tok == 1)
-            pre = ~is_dec
-            c = tok[pre].astype(np.float64)
-            p = kv0[pre].astype(np.float64)
-            flop_units = float(np.dot(c, p + (c + 1.0) * 0.5))
-            kv_toks = float(c.sum() + p.sum())
-            ctx_sum = float(kv1[is_dec].sum())
-        self.kv_len[ids] = kv1
-        sampled = ids[kv1 == seq]
-        dt = self.model.step_s(
-            int(tok.sum()), len(ids), len(sampled), ctx_sum, flop_units, kv_toks
-        )
-        if self.noise is not None:
-            dt = float(self._jitter(np.array([dt]))[0])
-        self.now += dt
-        self.steps += 1
-        if sampled.size:
-            d = self.stream.deliver(self.now, len(sampled))
-            self._emit(sampled, d)
-
-    def _emit(self, sampled: IntArray, d: float) -> None:
-        had = self.gen[sampled] > 0
-        if had.any():
-            self.itl.append(d - self.last_s[sampled[had]])
-        firsts = sampled[~had]
-        self.first_s[firsts] = d
-        if self.group is not None and firsts.size:
-            self.group_ready[self.group[firsts]] = True
-        self.last_s[sampled] = d
-        gen = self.gen[sampled] + 1
-        self.gen[sampled] = gen
-        self.seq_len[sampled] += 1
-        self._finish_done(sampled[gen >= self.out[sampled]], d)
-
-    def _finish_done(self, finished: IntArray, d: float) -> None:
-        if finished.size == 0:
-            return
-        for rid in finished.tolist():
-            self._release(rid, cache=self.child[rid] >= 0)
-            self.done_s[rid] = d
-            self.success[rid] = True
-            self._next_turn(rid, d)
-        r = self.running
-        self.running = r[~self.success[r]]
-
-    def _macro_decode(self, k: int) -> None:
-        """k decode-only steps of the whole running set (blocks for step 1 already held)."""
-        ids = self.running
-        n = len(ids)
-        kv0 = self.kv_len[ids]
-        times = self.model.decode_run_s(n, float(kv0.sum() + n), k)
-        if self.noise is not None:
-            times = self._jitter(times)
-        ends = self.now + np.cumsum(times)
-        d = self.stream.deliver_run(ends, n)
-        kv1 = kv0 + k
-        held = _ceil_div(kv1, self.page)
-        self._allocate(int(held.sum()) - int(self.blocks[ids].sum()))
-        self.blocks[ids] = held
-        self.kv_len[ids] = kv1
-        gen0 = self.gen[ids]
-        if int(gen0.min()) > 0:
-            self.itl.append(d[0] - self.last_s[ids])
-        else:
-            had = gen0 > 0
-            self.itl.append(d[0] - self.last_s[ids[had]])
-            self.first_s[ids[~had]] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[ids[~had]]] = True
-        if k > 1:
-            gaps = d[1:] - d[:-1]
-            self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
-        self.last_s[ids] = d[-1]
-        gen = gen0 + k
-        self.gen[ids] = gen
-        self.seq_len[ids] += k
-        self.now = float(ends[-1])
-        self.steps += k
-        self._finish_done(ids[gen >= self.out[ids]], float(d[-1]))
-
-    def _jitter(self, times: FloatArray) -> FloatArray:
-        """Noise on step times: run factor x per-step lognormal jitter + rare stalls."""
-        noise = self.noise
-        assert noise is not None
-        rng = self.noise_rng
-        out = times * self.run_factor
-        if noise.step_sigma > 0:
-            out = out * np.exp(noise.step_sigma * rng.standard_normal(len(times)))
-        if noise.stall_prob > 0:
-            out = out + (rng.random(len(times)) < noise.stall_prob) * noise.stall_s
-        return np.asarray(out, dtype=np.float64)
-
-    # --- drain: decode-only stretches through request finishes -----------------------------
-    def _draining(self) -> bool:
-        """Nothing can enter the engine any more and a finish triggers no new send, so the
-        running set only shrinks: decode runs straight through finishes (SIMULATOR.md §10.2)."""
-        return (
-            not self.waiting
-            and not self.sends
-            and not self.entries
-            and not self.ingest.busy
-            and self.next_client >= len(self.roots)
-            and not bool((self.child[self.running] >= 0).any())
-            and not self._has_partial()
-        )
-
-    def _drain_k(self) -> int:
-        """Steps until the last running request finishes, capped by free KV blocks."""
-        ids = self.running
-        rem = self.out[ids] - self.gen[ids]
-        k_hi = min(int(rem.max()), MACRO_MAX_STEPS)
-        kv0 = self.kv_len[ids]
-        held = int(self.blocks[ids].sum())
-
-        def fits(k: int) -> bool:
-            need = int(_ceil_div(kv0 + np.minimum(rem, k), self.page).sum()) - held
-            return need <= self.free
-
-        if fits(k_hi):
-            return k_hi
-        lo, hi = 1, k_hi
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def _macro_drain(self, k: int) -> None:
-        """k decode-only steps in which running requests finish one after another; per step
-        the batch is the requests still running, vectorized over steps."""
-        ids = self.running
-        rem = self.out[ids] - self.gen[ids]
-        steps = np.minimum(rem, k)  # decode steps each request takes part in
-        order = np.sort(steps)
-        j = np.arange(k, dtype=np.int64)
-        n_j = len(ids) - np.searchsorted(order, j, side="right")  # active at step j
-        kv0 = self.kv_len[ids].astype(np.float64) + 1.0
-        # sum over requests active at step j of (kv0 + j): prefix sums over sorted finish steps
-        by_steps = np.argsort(steps, kind="stable")
-        kv_sorted = kv0[by_steps]
-        tail = np.concatenate([np.cumsum(kv_sorted[::-1])[::-1], [0.0]])
-        first_active = np.searchsorted(order, j, side="right")
-        ctx_j = tail[first_active] + j * n_j
-        times = self.model.decode_steps_s(n_j, ctx_j)
-        if self.noise is not None:
-            times = self._jitter(times)
-        ends = self.now + np.cumsum(times)
-        d = self.stream.deliver_steps(ends, n_j)
-        gen0 = self.gen[ids]
-        had = gen0 > 0
-        self.itl.append(d[0] - self.last_s[ids[had]])
-        if not had.all():
-            fresh = ids[~had]
-            self.first_s[fresh] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[fresh]] = True
-        if k > 1:
-            self.itl.append(np.repeat(d[1:] - d[:-1], n_j[1:]))
-        last = d[steps - 1]
-        self.last_s[ids] = last
-        self.gen[ids] = gen0 + steps
-        self.seq_len[ids] += steps
-        kv1 = self.kv_len[ids] + steps
-        held = _ceil_div(kv1, self.page)
-        self._allocate(int(held.sum()) - int(self.blocks[ids].sum()))
-        self.blocks[ids] = held
-        self.kv_len[ids] = kv1
-        self.now = float(ends[-1])
-        self.steps += k
-        done = steps == rem
-        for rid, t in zip(ids[done].tolist(), last[done].tolist(), strict=True):
-            self._release(rid, cache=False)
-            self.done_s[rid] = t
-            self.success[rid] = True
-        self.running = ids[~done]
-
-    def _decode_blocks_k(self, ids: IntArray, k_hi: int) -> int:
-        """Largest k <= k_hi whose decode steps 2..k fit in the free blocks (binary search)."""
-        if len(ids) * (k_hi // self.page + 1) <= self.free:
-            return k_hi
-        kv0 = self.kv_len[ids]
-        held = int(self.blocks[ids].sum())
-        lo, hi = 1, k_hi
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if int(_ceil_div(kv0 + mid, self.page).sum()) - held <= self.free:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def _macro_len(self, k_limit: int, t_limit_s: float) -> int:
-        """Cap k so the stretch ends at the first step that reaches `t_limit_s`."""
-        if not math.isfinite(t_limit_s) or k_limit <= 1:
-            return k_limit
-        ids = self.running
-        n = len(ids)
-        times = self.model.decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
-        ends = self.now + np.cumsum(times)
-        return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
-
-    # --- main loop -------------------------------------------------------------------------
-    def run(self) -> ReplicaResult:
-        while True:
-            self._absorb_arrivals()
-            if self.running.size == 0 and not self.waiting and not self._has_partial():
-                t = self._next_event_s()
-                if not math.isfinite(t):
-                    break
-                self.now = max(self.now, t)
-                continue
-            progressed = self._iterate()
-            self.max_running = max(self.max_running, int(self.running.size))
-            if not progressed:
-                t = self._next_event_s()
-                if not math.isfinite(t):
-                    for rid in list(self.waiting):
-                        self._fail(rid, self.now)
-                    self.waiting.clear()
-                    break
-                self.now = max(self.now, t)
-        return ReplicaResult(self._records(), self.steps, self.preemptions, self.max_running)
-
-    def _has_partial(self) -> bool:
-        return False
-
-    def _iterate(self) -> bool:
-        raise NotImplementedError
-
-    def _records(self) -> RequestRecords:
-        ok = self.success
-        ttft = np.where(ok, self.first_s - self.send_s, 0.0)
-        e2el = np.where(ok, self.done_s - self.send_s, 0.0)
-        end = float(self.done_s.max()) if self.n else 0.0
-        start = float(self.send_s.min()) if self.n else 0.0
-        itl = np.concatenate(self.itl) if self.itl else np.zeros(0, dtype=np.float64)
-        return RequestRecords(
-            prompt_len=self.prompt.copy(),
-            output_len=np.where(ok, self.out, 0).astype(np.int64),
-            success=ok.copy(),
-            start_s=self.send_s.copy(),
-            ttft_s=ttft,
-            e2el_s=e2el,
-            itl_s=itl,
-            duration_s=max(0.0, end - start),
-        )
-
-
-class VllmEngine(_Engine):
-    """vLLM V1 `Scheduler.schedule` semantics (SIMULATOR.md §6)."""
+class VllmEngine(ReplicaEngine):
+    """vLLM V1 `Scheduler.schedule` semantics."""
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
@@ -529,7 +50,7 @@ class VllmEngine(_Engine):
         else:
             before = np.cumsum(need) - need
             tok = np.minimum(np.maximum(self.budget - before, 0), need)
-        new_blocks = np.where(tok > 0, _ceil_div(self.kv_len[r] + tok, bs) - self.blocks[r], 0)
+        new_blocks = np.where(tok > 0, ceil_div(self.kv_len[r] + tok, bs) - self.blocks[r], 0)
         new_blocks = np.maximum(new_blocks, 0)
         total = int(new_blocks.sum())
         preempted = False
@@ -611,7 +132,7 @@ class VllmEngine(_Engine):
         toks.append(n)
 
 
-class SglangEngine(_Engine):
+class SglangEngine(ReplicaEngine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
@@ -620,10 +141,7 @@ class SglangEngine(_Engine):
         self.max_prefill_batch = config.max_prefill_batch
         if config.max_prefill_tokens > 0:
             self.budget = min(self.budget, config.max_prefill_tokens)
-        if config.max_num_seqs > 0:
-            self.max_running_req = config.max_num_seqs
-        else:
-            self.max_running_req = sglang_max_running(kv_tokens, config.max_model_len)
+        self.max_running_req = sim_policy(config.engine).running_limit(config, kv_tokens)
         self.init_ratio = min(SGLANG_INIT_RATIO * config.schedule_conservativeness, 1.0)
         self.min_ratio = min(self.init_ratio * SGLANG_MIN_RATIO_FACTOR, 1.0)
         self.decay = (self.init_ratio - self.min_ratio) / SGLANG_RATIO_DECAY_STEPS
@@ -778,7 +296,7 @@ class TrtllmEngine(VllmEngine):
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.no_evict = config.capacity_policy == "guaranteed_no_evict"
-        self.reserve = _ceil_div(self.prompt + self.out, self.page)
+        self.reserve = ceil_div(self.prompt + self.out, self.page)
         self.reserved = 0
         if not config.chunked_prefill:
             self.prompt_limit = min(self.prompt_limit, self.budget)
@@ -829,12 +347,13 @@ def run_replica(
     noise_rng: np.random.Generator | None = None,
 ) -> ReplicaResult:
     """Simulate one engine instance serving `requests` with `kv_tokens` per engine core."""
-    engines: dict[str, type[_Engine]] = {
-        "sglang": SglangEngine,
-        "trtllm": TrtllmEngine,
-        "mindie": MindieEngine,
-    }
-    engine = engines.get(config.engine, VllmEngine)(
-        config, requests, kv_tokens, model, noise, noise_rng
-    )
-    return engine.run()
+    scheduler = SCHEDULERS[sim_policy(config.engine).scheduler]
+    return scheduler(config, requests, kv_tokens, model, noise, noise_rng).run()
+
+
+SCHEDULERS: dict[SchedulerKind, type[ReplicaEngine]] = {
+    SchedulerKind.VLLM_V1: VllmEngine,
+    SchedulerKind.SGLANG: SglangEngine,
+    SchedulerKind.TRTLLM_CAPACITY: TrtllmEngine,
+    SchedulerKind.MINDIE_PD: MindieEngine,
+}

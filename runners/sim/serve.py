@@ -2,7 +2,8 @@
 
 Where it sits: `LocalRunner` (or a person) starts it in place of a real engine, with the
 engine's own command line after ``--`` (``-- vllm serve MODEL --max-num-seqs 64 ...`` or ``--
-python -m sglang.launch_server --model-path MODEL ...``). The flags are parsed by a parser built
+python -m sglang.launch_server --model-path MODEL ...``: any registered engine whose entry
+describes its command line and has a simulator policy). The flags are parsed by a parser built
 from the engine adapter's settings table (unknown flags and bad values fail like argparse does
 in the engine: exit 2); the candidate is resolved by the adapter and checked by the simulator's
 memory planner, so a configuration that would fail at start prints the engine's error text and
@@ -36,12 +37,18 @@ import numpy as np
 import numpy.typing as npt
 
 from runners.catalog import get_model
-from runners.engines import get_engine, resolve
-from runners.engines.base import EngineAdapter
-from runners.sim import _replica_count, _sim_rng, _step_model
+from runners.engines import (
+    CommandLine,
+    EngineAdapter,
+    engine_names,
+    get_engine,
+    get_entry,
+    resolve,
+)
+from runners.sim import _replica_count, _sim_rng, _step_model, step_budget
 from runners.sim.memory import check_memory, plan_memory
 from runners.sim.rules import check_config
-from runners.sim.scheduler import run_replica, sglang_max_running
+from runners.sim.scheduler import run_replica
 from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
 from runners.workload import RequestSet
 
@@ -75,16 +82,15 @@ class EmulatorOptions:
     fault: Literal["none", "http500", "malformed"] = "none"
 
 
-def engine_parser(adapter: EngineAdapter) -> argparse.ArgumentParser:
+def engine_parser(adapter: EngineAdapter, command: CommandLine) -> argparse.ArgumentParser:
     """An argparse parser accepting the engine's launch flags, from the adapter's table."""
-    if adapter.name == "vllm":
-        parser = argparse.ArgumentParser(prog="vllm serve")
-        parser.add_argument("model_tag")
+    parser = argparse.ArgumentParser(prog=command.prog)
+    if command.model_flags:
+        parser.add_argument(*command.model_flags, dest="model_tag", required=True)
     else:
-        parser = argparse.ArgumentParser(prog="python -m sglang.launch_server")
-        parser.add_argument("--model-path", "--model", dest="model_tag", required=True)
+        parser.add_argument("model_tag")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000 if adapter.name == "vllm" else 30000)
+    parser.add_argument("--port", type=int, default=adapter.default_port)
     parser.add_argument("--served-model-name", nargs="+")
     for name, info in adapter.settings().items():
         dest = "s:" + name
@@ -103,6 +109,25 @@ def engine_parser(adapter: EngineAdapter) -> argparse.ArgumentParser:
             choices = [str(c) for c in info.choices]
             parser.add_argument(info.spelling, dest=dest, choices=choices)
     return parser
+
+
+def _emulated_commands() -> list[tuple[EngineName, CommandLine]]:
+    """The registered engines the emulator can stand in for, with their command lines."""
+    found: list[tuple[EngineName, CommandLine]] = []
+    for name in engine_names():
+        entry = get_entry(name)
+        if entry.command_line is not None and entry.sim_policy is not None:
+            found.append((name, entry.command_line))
+    return found
+
+
+def _emulated_command(argv: list[str]) -> tuple[EngineName, CommandLine, list[str]] | None:
+    """(engine, its command line, the arguments after it) for an engine's own `argv`."""
+    for name, command in _emulated_commands():
+        rest = command.rest(argv)
+        if rest is not None:
+            return name, command, rest
+    return None
 
 
 def _typed(adapter: EngineAdapter, name: str, value: SettingValue) -> SettingValue:
@@ -136,16 +161,13 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
     split = args.index("--") if "--" in args else len(args)
     ns = own.parse_args(args[:split])
     engine_argv = args[split + 1 :]
-    if engine_argv[:2] == ["vllm", "serve"]:
-        engine: EngineName = "vllm"
-        rest = engine_argv[2:]
-    elif "sglang.launch_server" in engine_argv:
-        engine = "sglang"
-        rest = engine_argv[engine_argv.index("sglang.launch_server") + 1 :]
-    else:
-        own.error("after --, give `vllm serve MODEL ...` or `python -m sglang.launch_server ...`")
+    found = _emulated_command(engine_argv)
+    if found is None:
+        known = " or ".join(f"`{c.prog} ...`" for _, c in _emulated_commands())
+        own.error(f"after --, give {known}")
+    engine, command, rest = found
     adapter = get_engine(engine, ns.engine_version or None)
-    parsed = vars(engine_parser(adapter).parse_args(rest))
+    parsed = vars(engine_parser(adapter, command).parse_args(rest))
     settings = tuple(
         (key[2:], _typed(adapter, key[2:], value))
         for key, value in parsed.items()
@@ -215,12 +237,8 @@ class ReplayEngine:
         plan = plan_memory(config)
         self.kv_tokens = max(1, plan.kv_tokens)
         self.replicas = max(1, _replica_count(config))
-        dp = config.data_parallel if config.engine == "vllm" else 1
-        seqs = config.max_num_seqs
-        if config.engine == "sglang" and seqs <= 0:
-            seqs = sglang_max_running(plan.kv_tokens, config.max_model_len)
         self.budget = max(config.max_num_batched_tokens, 1)
-        self.model = _step_model(config, max(config.max_num_batched_tokens, seqs) * dp)
+        self.model = _step_model(config, step_budget(config, plan.kv_tokens))
         self.origin = time.perf_counter()
         self.prompt: list[int] = []
         self.output: list[int] = []

@@ -76,7 +76,7 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
             await page.screenshot(tmp_path / "pareto.png")
             await page.goto(f"{base}/dashboard/studies/{sid}/trials?numbers=0")
             await page.wait_for(
-                "document.body && document.body.innerText.includes('trial-0-bench.json')"
+                "document.body && document.body.innerText.includes('bench-simulated.json')"
             )
             text = str(await page.evaluate("document.body.innerText"))
             await page.screenshot(tmp_path / "trial.png")
@@ -87,5 +87,5 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
     baseline = study.trials[0]
     assert baseline.user_attrs["serve_command"] in text  # the note
     assert "baseline (engine defaults)" in text
-    assert "trial-0-engine-log-simulated.txt" in text  # the artifacts
+    assert "trial-0-engine-log-tail.txt" in text  # the artifacts
     assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")

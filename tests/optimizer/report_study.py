@@ -49,7 +49,7 @@ def make_study(tmp_path: Path, space: Path, n_trials: int = 14) -> optuna.Study:
         seed=3,
         quiet=True,
     )
-    assert run_study(config, SimRunner()) == 0
+    assert run_study(config, SimRunner(artifacts_dir=tmp_path / "trials")) == 0
     return optuna.load_study(study_name=NAME, storage=url)
 
 

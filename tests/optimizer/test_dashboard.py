@@ -44,8 +44,8 @@ def test_completed_trials_carry_benchmark_json_and_log(
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     for trial in complete:
         metas = {m.filename: m for m in get_all_artifact_meta(trial, storage=study._storage)}
-        bench = metas[f"trial-{trial.number}-bench.json"]
-        log = metas[f"trial-{trial.number}-engine-log-simulated.txt"]
+        bench = metas["bench-simulated.json"]
+        log = metas[f"trial-{trial.number}-engine-log-tail.txt"]
         path = tmp_path / f"{trial.number}.json"
         download_artifact(artifact_store=store, file_path=str(path), artifact_id=bench.artifact_id)
         assert json.loads(path.read_text())["simulated"] is True

@@ -164,7 +164,7 @@ CASES: list[tuple[str, Callable[[Space], None], tuple[str, ...]]] = [
     (
         "tp-not-dividing-heads",
         _set("engines/sglang/settings/tp-size/choices", [4, 8, 6]),
-        ("tp-size: 6 can never run", "64 attention heads"),
+        ("tp-size: 6 can never run", "attention heads (64)"),
     ),
     ("unknown-model", _set("model/name", "Qwen9-1T"), ("model.name", "Qwen3-235B-A22B")),
     (

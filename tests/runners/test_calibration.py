@@ -7,13 +7,12 @@ import dataclasses
 import pytest
 
 from runners.catalog import known_gpus
+from runners.engines import EngineCosts, engine_names
 from runners.sim import Calibration, simulate
 from runners.sim import calibration as shipped
 from runners.sim.memory import plan_memory
 from runners.sim.params import (
-    ENGINE_COSTS,
     SCALAR_PRIORS,
-    EngineCosts,
     GpuEfficiency,
     bounds,
     fitted_calibration,
@@ -34,7 +33,7 @@ def _known(key: str) -> bool:
         }
     if parts[0] == "engine":
         fields = {f.name for f in dataclasses.fields(EngineCosts)}
-        return parts[1] in ENGINE_COSTS and parts[2] in fields
+        return parts[1] in engine_names() and parts[2] in fields
     return key in SCALAR_PRIORS
 
 

@@ -1,4 +1,4 @@
-"""Crash classification from real engine error lines (ENGINES.md §1.4, §3.1)."""
+"""Crash classification from real engine error lines (vLLM, SGLang, TensorRT-LLM, MindIE)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ CASES = [
         "vllm",
         "ValueError: Free memory on device (60.1/79.2 GiB) on startup is less than desired GPU "
         "memory utilization (0.92, 72.9 GiB).",
-        CrashClass.NO_KV_MEMORY,
+        CrashClass.MEMORY_RESERVATION,
     ),
     (
         "vllm",
@@ -132,12 +132,10 @@ def test_no_signature_with_exit_code_is_an_exit() -> None:
     assert classify("mindie", 3, "something unexpected\n") == CrashClass.ENGINE_EXITED
 
 
-def test_per_engine_module_functions_agree() -> None:
-    from runners.engines import mindie, sglang, trtllm, vllm
-
-    line = "ValueError: No available memory for the cache blocks."
-    for module in (vllm, sglang, trtllm, mindie):
-        assert module.classify(1, line) == CrashClass.NO_KV_MEMORY
+def test_every_engine_classifies_the_shared_signatures() -> None:
+    line = "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970"
+    for engine in ("vllm", "sglang", "trtllm", "mindie"):
+        assert classify(engine, 1, line) == CrashClass.COMMUNICATION
 
 
 def test_unknown_engine() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runners.launch import classify_failure, error_message
+from runners.launch import classify_failure
 from runners.types import CrashClass
 
 DATA = Path(__file__).parent / "data"
@@ -30,7 +30,7 @@ def test_max_model_len_above_positions_is_model_len() -> None:
 
 
 def test_message_names_the_cause_not_just_the_pydantic_header() -> None:
-    message = error_message(MODEL_LEN_LOG, 1)
+    message = classify_failure("vllm", 1, MODEL_LEN_LOG, "startup").message
     assert message.startswith("pydantic_core._pydantic_core.ValidationError: 1 validation error")
     assert "User-specified max_model_len (8192) is greater than the derived max_model_len" in (
         message
@@ -41,11 +41,11 @@ def test_message_names_the_cause_not_just_the_pydantic_header() -> None:
 def test_argparse_rejection_masks_every_later_check() -> None:
     crash = classify_failure("vllm", 2, MASKED_LOG, "startup")
     assert crash.crash_class == CrashClass.INVALID_CONFIG
-    assert "unrecognized arguments: --disable-chunked-prefill" in error_message(MASKED_LOG, 2)
+    assert "unrecognized arguments: --disable-chunked-prefill" in crash.message
 
 
 def test_plain_error_lines_are_unchanged() -> None:
     log = "INFO starting\nValueError: max_num_batched_tokens (64) must be greater than or equal\n"
-    assert error_message(log, 1) == (
+    assert classify_failure("vllm", 1, log, "startup").message == (
         "ValueError: max_num_batched_tokens (64) must be greater than or equal"
     )

@@ -59,7 +59,7 @@ def test_a_known_row_is_predicted_with_vllm_bench_metric_names() -> None:
         ({"gpu": "tpu-v5"}, "unknown GPU"),
         ({"engine": "llamacpp"}, "engine"),
         ({"dataset": "sonnet"}, "dataset"),
-        ({"flags_json": '{"no_such_flag": 3}'}, "no-such-flag"),
+        ({"flags_json": '{"no_such_flag": 3}'}, "no setting 'no_such_flag'"),
         ({"flags_json": "not json"}, "JSON"),
     ],
 )

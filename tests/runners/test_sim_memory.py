@@ -1,4 +1,4 @@
-"""Memory planning and crash rules of the simulator (SIMULATOR.md §5, ENGINES.md §1.4)."""
+"""Memory planning and crash rules of the simulator, with the engines' own error texts."""
 
 from __future__ import annotations
 
