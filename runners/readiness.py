@@ -149,21 +149,31 @@ def _no_executable(program: EngineProgram) -> str:
 
 def _import_error(module: str) -> str:
     """The last line of what ``import module`` prints when it fails in a fresh interpreter."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", f"import {module}"],
-            capture_output=True,
-            text=True,
-            timeout=IMPORT_TIMEOUT_S,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    done = _python(f"import {module}")
+    if done is None:
         return f"still importing after {IMPORT_TIMEOUT_S:g} s"
     if done.returncode == 0:
         return ""
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     return lines[-1][:500] if lines else f"exit code {done.returncode}"
+
+
+def _python(
+    code: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str] | None:
+    """Run `code` in a fresh interpreter of this node's Python (None: it did not finish)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT_S,
+            check=False,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return None
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -287,17 +297,8 @@ def _torch_devices() -> list[str]:
     if importlib.util.find_spec("torch") is None:
         return []
     env = {k: v for k, v in os.environ.items() if k not in VISIBLE_DEVICES_ENV}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", TORCH_DEVICES],
-            capture_output=True,
-            text=True,
-            timeout=IMPORT_TIMEOUT_S,
-            check=False,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    done = _python(TORCH_DEVICES, env)
+    if done is None:
         return []
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
