@@ -2,12 +2,12 @@
 
 Place in the data flow: `scheduler.run_replica` builds one `ReplicaEngine` subclass (the
 scheduler model the engine's simulator policy names) per replica. This base plays the benchmark
-client and the API server (`frontend`), holds the paged KV pool (with LRU-retained prefix blocks
-and prefix-group sharing), executes steps through the `perf.StepModel`, collapses decode-only
-stretches into macro-steps (also through request finishes when nothing can enter any more), and
-turns the run into `RequestRecords`. Subclasses decide what runs in each step (`_iterate`).
-Optional noise (`params.Noise`) scales step times from its own random stream, so the workload
-and the noiseless path are unchanged.
+client and the API server (`frontend`), holds the paged KV pool (with LRU-retained blocks of
+preempted requests, and the shared prefix segments of `prefix.PrefixCache`), executes steps
+through the `perf.StepModel`, collapses decode-only stretches into macro-steps (also through
+request finishes when nothing can enter any more), and turns the run into `RequestRecords`.
+Subclasses decide what runs in each step (`_iterate`). Optional noise (`params.Noise`) scales
+step times from its own random stream, so the workload and the noiseless path are unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from runners.engines import sim_policy
 from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
+from runners.sim.prefix import PrefixCache
 from runners.types import ServingConfig
 from runners.workload import RequestSet
 
@@ -115,11 +116,9 @@ class ReplicaEngine:
             self.child[requests.parent[has]] = np.nonzero(has)[0]
             self.is_root = ~has
         self.roots = np.nonzero(self.is_root)[0]
-        self.parent_of = requests.parent
-        self.group = requests.prefix_group
-        self.group_prefix_tok = (requests.prefix_len // self.page) * self.page
-        n_groups = int(self.group.max()) + 1 if self.group is not None and n else 0
-        self.group_ready = np.zeros(n_groups, dtype=np.bool_)
+        self.cache: PrefixCache | None = None
+        if self.prefix_caching and requests.chains is not None:
+            self.cache = PrefixCache(requests.chains, self.page)
         self.prompt_limit = min(config.max_model_len, self.capacity_tok)
         self.slots = requests.max_concurrency if requests.max_concurrency else n
         self.next_client = 0
@@ -201,7 +200,10 @@ class ReplicaEngine:
 
     def _release(self, rid: int, cache: bool) -> None:
         b = int(self.blocks[rid])
-        if cache and self.prefix_caching:
+        if self.cache is not None and self.cache.held[rid]:
+            own = b - int(self.cache.chain_pages[rid])
+            b = own + self.cache.release(rid, own, self.q_tail)
+        elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
             self.cache_blocks[rid] = int(self.kv_len[rid]) // self.page
@@ -210,29 +212,45 @@ class ReplicaEngine:
         self.blocks[rid] = 0
 
     def _cached_hit_blocks(self, rid: int) -> int:
-        """Leading full blocks already cached: this request's own blocks from before a
-        preemption, or its previous turn's, while still in the LRU free queue; or its prefix
-        group's shared prefix once one request of the group has computed it."""
-        hit = 0
+        """Leading full blocks already cached: the request's shared prefix segments, or its own
+        blocks from before a preemption while still in the LRU free queue."""
         if not self.prefix_caching:
             return 0
-        full = int(self.cache_blocks[rid])
-        if full == 0:
-            hit = self._parent_hit(rid)
+        if self.cache is not None and self.cache.has_chain(rid):
+            hit = self.cache.hit_tokens(rid, self.q_front) // self.page
         else:
+            full = int(self.cache_blocks[rid])
             alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
             hit = max(0, min(alive, full))
-        if self.group is not None and self.group_ready[int(self.group[rid])]:
-            hit = max(hit, self.group_prefix_tok // self.page)
         return min(hit, (int(self.seq_len[rid]) - 1) // self.page)
 
-    def _parent_hit(self, rid: int) -> int:
-        parent = self.parent_of[rid] if self.parent_of is not None else -1
-        if parent < 0:
-            return 0
-        full = int(self.cache_blocks[parent])
-        alive = int(self.cache_base[parent]) + int(self.cache_total[parent]) - self.q_front
-        return max(0, min(alive, full))
+    def _chained(self, rid: int) -> bool:
+        """Whether `rid`'s admission goes through the prefix cache's segments."""
+        return self.cache is not None and self.cache.has_chain(rid)
+
+    def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
+        """(pages revived from the free queue, pages allocated) to admit chained request `rid`
+        computing up to `kv_after` tokens: its uncached segments and its own pages beyond its
+        chain."""
+        assert self.cache is not None
+        revived, fresh = self.cache.charge(rid, self.q_front)
+        own = max(0, -(-kv_after // self.page) - int(self.cache.chain_pages[rid]))
+        return revived, fresh + own
+
+    def _admit_chained(self, rid: int, hit_tok: int, kv_after: int) -> None:
+        """Take the pages of `_admission_pages` and hold the chain's segments."""
+        assert self.cache is not None
+        revived, allocated = self._admission_pages(rid, kv_after)
+        self.cache.hold(rid, self.q_front)
+        self.free -= revived
+        self._allocate(allocated)
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = max(int(self.cache.chain_pages[rid]), -(-kv_after // self.page))
+
+    def _first_tokens(self, ids: IntArray) -> None:
+        """Requests that produced their first token have computed their prompt's segments."""
+        if self.cache is not None and ids.size:
+            self.cache.computed(ids)
 
     def _preempt(self, rid: int) -> None:
         self._release(rid, cache=True)
@@ -276,8 +294,7 @@ class ReplicaEngine:
             self.itl.append(d - self.last_s[sampled[had]])
         firsts = sampled[~had]
         self.first_s[firsts] = d
-        if self.group is not None and firsts.size:
-            self.group_ready[self.group[firsts]] = True
+        self._first_tokens(firsts)
         self.last_s[sampled] = d
         gen = self.gen[sampled] + 1
         self.gen[sampled] = gen
@@ -317,8 +334,7 @@ class ReplicaEngine:
             had = gen0 > 0
             self.itl.append(d[0] - self.last_s[ids[had]])
             self.first_s[ids[~had]] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[ids[~had]]] = True
+            self._first_tokens(ids[~had])
         if k > 1:
             gaps = d[1:] - d[:-1]
             self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
@@ -406,8 +422,7 @@ class ReplicaEngine:
         if not had.all():
             fresh = ids[~had]
             self.first_s[fresh] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[fresh]] = True
+            self._first_tokens(fresh)
         if k > 1:
             self.itl.append(np.repeat(d[1:] - d[:-1], n_j[1:]))
         last = d[steps - 1]

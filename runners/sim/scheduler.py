@@ -119,14 +119,19 @@ class VllmEngine(ReplicaEngine):
         if not self.config.chunked_prefill and n > budget:
             return
         n = min(n, budget)
-        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
-        if need_blocks + hit_blocks > self.free:
-            return
-        self.free -= hit_blocks
-        self._allocate(need_blocks)
-        self.cache_blocks[rid] = 0
-        self.kv_len[rid] = hit_tok
-        self.blocks[rid] = hit_blocks + need_blocks
+        if self._chained(rid):
+            if sum(self._admission_pages(rid, hit_tok + n)) > self.free:
+                return
+            self._admit_chained(rid, hit_tok, hit_tok + n)
+        else:
+            need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+            if need_blocks + hit_blocks > self.free:
+                return
+            self.free -= hit_blocks
+            self._allocate(need_blocks)
+            self.cache_blocks[rid] = 0
+            self.kv_len[rid] = hit_tok
+            self.blocks[rid] = hit_blocks + need_blocks
         self.waiting.popleft()
         ids.append(rid)
         toks.append(n)
@@ -229,10 +234,14 @@ class SglangEngine(ReplicaEngine):
         if self.partial >= 0:
             rid = self.partial
             n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
-            if n > self.free:
+            grow = n
+            if self._chained(rid):  # its chain's pages were taken at admission
+                held = int(self.blocks[rid])
+                grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
+            if grow > self.free:
                 return False
-            self._allocate(n)
-            self.blocks[rid] += n
+            self._allocate(grow)
+            self.blocks[rid] += grow
             ids.append(rid)
             toks.append(n)
             budget -= n
@@ -258,20 +267,26 @@ class SglangEngine(ReplicaEngine):
             if 0 < self.max_prefill_batch <= len(ids):
                 break
             rid = self.waiting[0]
-            hit = self._cached_hit_blocks(rid)
+            chained = self._chained(rid)
+            hit = self._cached_hit_blocks(rid) * (self.page if chained else 1)
             extend = int(self.seq_len[rid]) - hit
             if not self.config.chunked_prefill and extend > budget and ids:
                 break
             n = min(extend, budget) if self.config.chunked_prefill else extend
             left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
             cost = extend + left * self.ratio
-            if cost > rem or n + hit > self.free:
-                break
-            self.free -= hit
-            self._allocate(n)
-            self.cache_blocks[rid] = 0
-            self.kv_len[rid] = hit
-            self.blocks[rid] = hit + n
+            if chained:
+                if cost > rem or sum(self._admission_pages(rid, hit + n)) > self.free:
+                    break
+                self._admit_chained(rid, hit, hit + n)
+            else:
+                if cost > rem or n + hit > self.free:
+                    break
+                self.free -= hit
+                self._allocate(n)
+                self.cache_blocks[rid] = 0
+                self.kv_len[rid] = hit
+                self.blocks[rid] = hit + n
             rem -= cost
             budget -= n
             self.waiting.popleft()
