@@ -134,13 +134,6 @@ def to_requests(workload: Workload, rows: Rows) -> RequestSet:
     n = rows.size
     if n == 0:
         raise problem(path, None, f"no request to replay ({_scope(workload, rows)})")
-    if n < workload.num_prompts:
-        raise problem(
-            path,
-            None,
-            f"only {n} requests to replay ({_scope(workload, rows)}), {workload.num_prompts} "
-            f"requested; set workload.num_prompts to at most {n}",
-        )
     if rows.timestamp_s is not None and not math.isinf(workload.request_rate):
         raise problem(
             path,
@@ -162,6 +155,14 @@ def to_requests(workload: Workload, rows: Rows) -> RequestSet:
         )
     prompt = np.array(rows.prompt_len, dtype=np.int64)
     parent = _parents(rows)
+    chains = _chains(rows, parent)
+    if n < workload.num_prompts:
+        raise problem(
+            path,
+            None,
+            f"only {n} requests to replay ({_scope(workload, rows)}), {workload.num_prompts} "
+            f"requested; set workload.num_prompts to at most {n}",
+        )
     return RequestSet(
         request_id=np.arange(n, dtype=np.int64),
         prompt_len=prompt,
@@ -169,7 +170,7 @@ def to_requests(workload: Workload, rows: Rows) -> RequestSet:
         send_s=_send_times(workload, rows),
         max_concurrency=workload.max_concurrency,
         parent=parent,
-        chains=_chains(rows, parent),
+        chains=chains,
         texts=None if rows.texts is None else tuple(rows.texts),
     )
 

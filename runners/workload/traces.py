@@ -119,7 +119,8 @@ def _output(path: Path, line: int, name: str, value: object, workload: Workload)
 
 
 def _azure_seconds(path: Path, line: int, text: str, days: dict[str, int]) -> float:
-    """Seconds since an epoch of an Azure TIMESTAMP (date and time, or plain seconds)."""
+    """Seconds of an Azure TIMESTAMP (a date and time, counted from the midnight starting the
+    trace's first day; or plain seconds)."""
     try:
         return float(text)
     except ValueError:
@@ -131,8 +132,9 @@ def _azure_seconds(path: Path, line: int, text: str, days: dict[str, int]) -> fl
         clock = clock.rsplit("-", 1)[0]  # a negative UTC offset
     try:
         day = days.get(date)
-        if day is None:
-            day = days[date] = datetime.date.fromisoformat(date).toordinal()
+        if day is None:  # days since the trace's first day: seconds keep microseconds
+            ordinal = datetime.date.fromisoformat(date).toordinal()
+            day = days[date] = ordinal - days.setdefault("", ordinal)
         hours, minutes, seconds = clock.split(":")
         return day * 86400.0 + int(hours) * 3600.0 + int(minutes) * 60.0 + float(seconds)
     except ValueError:
