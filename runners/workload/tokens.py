@@ -106,6 +106,7 @@ def _load(name: str) -> _HfTokenizer:
     return tokenizer
 
 
+@lru_cache(maxsize=16)
 def local_tokenizer(checkpoint: str) -> str:
     """`checkpoint` (a model folder or Hugging Face repo id) when its tokenizer files are on
     this machine, else "" (the estimate). Looks at files only; imports nothing heavy."""
