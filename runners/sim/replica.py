@@ -101,6 +101,7 @@ class ReplicaEngine:
         self.preemptions = 0
         self.max_running = 0
         self.now = 0.0
+        self._run_memo: tuple[int, float, FloatArray] | None = None
         speedup = float(max(self.dp, config.api_server_count))
         self.ingest = Ingestion(speedup)
         self.stream = OutputStream(speedup, costs.c_out_s)
@@ -317,7 +318,7 @@ class ReplicaEngine:
         ids = self.running
         n = len(ids)
         kv0 = self.kv_len[ids]
-        times = self.model.decode_run_s(n, float(kv0.sum() + n), k)
+        times = self._decode_run_s(n, float(kv0.sum() + n), k)
         if self.noise is not None:
             times = self._jitter(times)
         ends = self.now + np.cumsum(times)
@@ -458,13 +459,23 @@ class ReplicaEngine:
                 hi = mid - 1
         return lo
 
+    def _decode_run_s(self, n: int, ctx_sum: float, k: int) -> FloatArray:
+        """`StepModel.decode_run_s`, remembered: step j's time depends on j alone, so the run
+        `_macro_len` priced is the start of the run `_macro_decode` then takes."""
+        memo = self._run_memo
+        if memo is not None and memo[0] == n and memo[1] == ctx_sum and len(memo[2]) >= k:
+            return memo[2][:k]
+        times = self.model.decode_run_s(n, ctx_sum, k)
+        self._run_memo = (n, ctx_sum, times)
+        return times
+
     def _macro_len(self, k_limit: int, t_limit_s: float) -> int:
         """Cap k so the stretch ends at the first step that reaches `t_limit_s`."""
         if not math.isfinite(t_limit_s) or k_limit <= 1:
             return k_limit
         ids = self.running
         n = len(ids)
-        times = self.model.decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
+        times = self._decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
         ends = self.now + np.cumsum(times)
         return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
 

@@ -136,3 +136,33 @@ class ChainBuilder:
             np.array(self._start, dtype=np.int64),
             np.array(self._end, dtype=np.int64),
         )
+
+
+def block_chains(
+    ids: Sequence[Sequence[int]], prompt_len: Sequence[int], block: int
+) -> PrefixChains | None:
+    """Chains of blocks of `block` tokens named by hash ids (row i: ``ids[i]``, its last block
+    partial when the prompt ends inside it), when the ids are chained already: each id always
+    follows the same id, at the same place, with the same length. The ids then are the
+    segments, numbered densely; otherwise None, and `ChainBuilder` names the segments."""
+    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+    total = int(counts.sum())
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=total)
+    if total == 0:
+        return None
+    position = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], counts)
+    previous = np.where(position > 0, np.roll(flat, 1), -1)
+    length = np.full(total, block, dtype=np.int64)
+    has = counts > 0
+    prompts = np.asarray(prompt_len, dtype=np.int64)[has]
+    length[offsets[1:][has] - 1] = np.minimum(block, prompts - block * (counts[has] - 1))
+    unique, inverse = np.unique(flat, return_inverse=True)
+    first = np.empty(len(unique), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(total - 1, -1, -1)
+    same = first[inverse]
+    for values in (previous, position, length):
+        if not np.array_equal(values, values[same]):
+            return None
+    start = position[first] * block
+    return PrefixChains(offsets, inverse.astype(np.int64), start, start + length[first])

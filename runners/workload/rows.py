@@ -21,7 +21,7 @@ import numpy as np
 
 from runners.types import Workload
 from runners.workload.arrivals import send_times, workload_streams
-from runners.workload.chains import ChainBuilder, PrefixChains
+from runners.workload.chains import ChainBuilder, PrefixChains, block_chains
 from runners.workload.reader import MAX_REQUESTS, problem
 from runners.workload.requests import RequestSet, TextPrompt, session_parents
 
@@ -218,6 +218,12 @@ def _parents(rows: Rows) -> np.ndarray | None:
 def _chains(rows: Rows, parent: np.ndarray | None) -> PrefixChains | None:
     if rows.hash_ids is None and rows.prefix is None and parent is None:
         return None
+    if rows.hash_ids is not None and rows.prefix is None and parent is None:
+        every = [row or [] for row in rows.hash_ids]
+        _check_blocks(rows, every)
+        fast = block_chains(every, rows.prompt_len, rows.block_size)
+        if fast is not None:
+            return fast
     builder = ChainBuilder()
     has_child = session_parents(parent, rows.size)
     chains: list[list[int]] = []
@@ -259,17 +265,27 @@ def _chains(rows: Rows, parent: np.ndarray | None) -> PrefixChains | None:
     return builder.finish(chains)
 
 
+def _check_blocks(rows: Rows, ids: list[list[int]], first: int = 0) -> None:
+    """The hash ids of rows `first`, `first + 1`, ... fit their prompts (the last block of a
+    prompt may be partial)."""
+    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+    prompts = np.asarray(rows.prompt_len[first : first + len(ids)], dtype=np.int64)
+    over = np.nonzero((counts - 1) * rows.block_size >= prompts)[0]
+    if over.size:
+        i = int(over[0])
+        raise problem(
+            rows.path,
+            rows.line[first + i],
+            f"{len(ids[i])} hash ids name blocks of {rows.block_size} tokens, more than the "
+            f"{prompts[i]} input tokens hold (the last block may be partial)",
+        )
+
+
 def _block_chain(rows: Rows, i: int, ids: list[int], builder: ChainBuilder) -> list[int]:
     """Blocks of `block_size` tokens named by hash ids; the last may be partial."""
     block = rows.block_size
     prompt = rows.prompt_len[i]
-    if (len(ids) - 1) * block >= prompt:
-        raise problem(
-            rows.path,
-            rows.line[i],
-            f"{len(ids)} hash ids name blocks of {block} tokens, more than the {prompt} input "
-            "tokens hold (the last block may be partial)",
-        )
+    _check_blocks(rows, [ids], i)
     lengths = [block] * len(ids)
     lengths[-1] = min(block, prompt - block * (len(ids) - 1))
     return builder.extend_all([], ids, lengths)

@@ -326,3 +326,35 @@ def test_file_lists_are_cached_and_read_only(tmp_path: Path) -> None:
     jsonl(path, [{"input_tokens": 6, "output_tokens": 2}] * 4)  # a new version of the file
     assert make_requests(w).prompt_len.tolist() == [6, 6, 6]
     assert math.isinf(w.window_s)
+
+
+def test_chained_hash_ids_are_read_as_the_trie_would_name_them() -> None:
+    """The fast path for already chained ids (Mooncake traces) shares exactly what the
+    general one does, and ids that are not chained take the general one."""
+    from runners.workload import ChainBuilder
+    from runners.workload.chains import block_chains
+
+    rng = np.random.default_rng(4)
+    rows: list[list[int]] = []
+    prompts: list[int] = []
+    trunk = list(range(6))
+    for i in range(40):
+        keep = int(rng.integers(0, 6))
+        own = int(rng.integers(1, 4))
+        rows.append(trunk[:keep] + [100 + 10 * i + k for k in range(own)])
+        prompts.append((keep + own - 1) * 16 + int(rng.integers(1, 17)))
+    fast = block_chains(rows, prompts, 16)
+    assert fast is not None
+    builder = ChainBuilder()
+    chains = []
+    for ids, prompt in zip(rows, prompts, strict=True):
+        lengths = [16] * len(ids)
+        lengths[-1] = prompt - 16 * (len(ids) - 1)
+        chains.append(builder.extend_all([], ids, lengths))
+    slow = builder.finish(chains)
+    assert fast.chain_end().tolist() == slow.chain_end().tolist()
+    pairs = [(a, b) for a in range(40) for b in range(a + 1, 40)]
+    assert [fast.shared_tokens(a, b) for a, b in pairs] == [
+        slow.shared_tokens(a, b) for a, b in pairs
+    ]
+    assert block_chains([[1, 2], [3, 2]], [32, 32], 16) is None  # 2 follows two ids
