@@ -37,6 +37,7 @@ from runners.bench.transport import LeanHTTPTransport
 from runners.workload import BenchRequest
 
 Endpoint = Literal["completions", "chat"]
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,23 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
     return body
 
 
+def encode_request(config: LoadConfig, request: BenchRequest) -> bytes:
+    """The JSON body of one request, encoded ahead of its send time (a long token-id prompt
+    takes a millisecond or more to encode)."""
+    return json.dumps(_payload(config, request), separators=(",", ":")).encode()
+
+
 async def send_one(
-    client: httpx.AsyncClient, config: LoadConfig, request: BenchRequest, origin_s: float
+    client: httpx.AsyncClient,
+    config: LoadConfig,
+    request: BenchRequest,
+    origin_s: float,
+    body: bytes | None = None,
 ) -> RequestResult:
-    """Stream one request and time it like `vllm bench serve`'s OpenAI backends."""
+    """Stream one request (`body`: its `encode_request`, made now when not given) and time it
+    like `vllm bench serve`'s OpenAI backends."""
     path = "/chat/completions" if config.endpoint == "chat" else "/completions"
-    body = _payload(config, request)
+    content = body if body is not None else encode_request(config, request)
     prompt_len = request.prompt_len
     output_len = 0
     chunks = 0
@@ -154,7 +166,9 @@ async def send_one(
     st = time.perf_counter()
     last = st
     try:
-        async with client.stream("POST", config.base_url + path, json=body) as response:
+        async with client.stream(
+            "POST", config.base_url + path, content=content, headers=JSON_HEADERS
+        ) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status_code}: {text[:500]}"
@@ -234,7 +248,7 @@ async def run_benchmark(
     results: list[RequestResult | None] = [None] * n
     intended = [math.nan] * n
 
-    async def session(root: int, first: BenchRequest, origin: float) -> None:
+    async def session(root: int, first: BenchRequest, body: bytes, origin: float) -> None:
         if semaphore is not None:
             await semaphore.acquire()
         try:
@@ -242,7 +256,7 @@ async def run_benchmark(
             while True:
                 await _until(max(origin + times[rid], free_at))
                 intended[rid] = max(times[rid], free_at - origin)
-                result = await send_one(client, config, request, origin)
+                result = await send_one(client, config, request, origin, body)
                 results[rid] = result
                 following = next_turn[rid]
                 if following < 0:
@@ -252,6 +266,7 @@ async def run_benchmark(
                     return
                 free_at = time.perf_counter()
                 rid, request = following, requests[following]
+                body = encode_request(config, request)
         finally:
             if semaphore is not None:
                 semaphore.release()
@@ -259,9 +274,11 @@ async def run_benchmark(
     origin = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
     for root in roots:
-        first = requests[root]  # built before its send time, not in it
+        first = requests[root]  # built and encoded before its send time, not in it
+        body = encode_request(config, first)
         await _until(origin + times[root])
-        tasks.append(asyncio.create_task(session(root, first, origin)))
+        tasks.append(asyncio.create_task(session(root, first, body, origin)))
+        await asyncio.sleep(0)  # let it send now, before the next one is built
     await asyncio.gather(*tasks)
     duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
