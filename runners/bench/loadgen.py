@@ -13,7 +13,8 @@ the clock starts right before the POST (after the semaphore), TTFT is the first 
 has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. Send times are kept to well under a
-millisecond (the loop's timers alone round up to one). Failures (HTTP status, exceptions, no
+millisecond (the loop's timers alone round up to one): each request is built and encoded
+before it is due, and no garbage collection pauses the run (`_collections_between_sends`). Failures (HTTP status, exceptions, no
 content chunk) are counted, never dropped. Warm-up requests run before the clock starts and are
 not recorded. The HTTP client is passed in (`make_client` builds a suitable one), so tests can
 use any transport.
@@ -22,10 +23,12 @@ use any transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +41,7 @@ from runners.workload import BenchRequest
 
 Endpoint = Literal["completions", "chat"]
 JSON_HEADERS = {"Content-Type": "application/json"}
+GC_IDLE_S = 0.004
 
 
 @dataclass(frozen=True)
@@ -271,21 +275,42 @@ async def run_benchmark(
             if semaphore is not None:
                 semaphore.release()
 
-    origin = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
-    for root in roots:
-        first = requests[root]  # built and encoded before its send time, not in it
-        body = encode_request(config, first)
-        await _until(origin + times[root])
-        tasks.append(asyncio.create_task(session(root, first, body, origin)))
-        await asyncio.sleep(0)  # let it send now, before the next one is built
-    await asyncio.gather(*tasks)
-    duration = time.perf_counter() - origin
+    with _collections_between_sends():
+        origin = time.perf_counter()
+        for root in roots:
+            first = requests[root]  # built and encoded before its send time, not in it
+            body = encode_request(config, first)
+            if origin + times[root] - time.perf_counter() > GC_IDLE_S:
+                gc.collect(1)  # young garbage only, while there is time
+            await _until(origin + times[root])
+            tasks.append(asyncio.create_task(session(root, first, body, origin)))
+            await asyncio.sleep(0)  # let it send now, before the next one is built
+        await asyncio.gather(*tasks)
+        duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
     assert len(done) == n
     return BenchResult(
         done, duration, request_rate, burstiness, config.max_concurrency, tuple(intended)
     )
+
+
+@contextlib.contextmanager
+def _collections_between_sends() -> Iterator[None]:
+    """No garbage collection pauses while requests are due (as `vllm bench serve` freezes the
+    objects made before the run): what exists is frozen, automatic collection is off, and the
+    dispatcher collects young garbage itself when the next send is more than `GC_IDLE_S`
+    away; everything is restored afterwards."""
+    gc.collect()
+    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 async def _until(due: float) -> None:
