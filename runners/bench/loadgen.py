@@ -14,10 +14,10 @@ has ``choices``, ITLs are the gaps between such chunks (SSE events are split fro
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. Send times are kept to well under a
 millisecond (the loop's timers alone round up to one): each request is built and encoded
-before it is due, and no garbage collection pauses the run (`_collections_between_sends`). Failures (HTTP status, exceptions, no
-content chunk) are counted, never dropped. Warm-up requests run before the clock starts and are
-not recorded. The HTTP client is passed in (`make_client` builds a suitable one), so tests can
-use any transport.
+before it is due, and no garbage collection pauses the run (`_collections_between_sends`).
+Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
+requests run before the clock starts and are not recorded. The HTTP client is passed in
+(`make_client` builds a suitable one), so tests can use any transport.
 """
 
 from __future__ import annotations
