@@ -4,12 +4,15 @@ Where it sits: under every file format of `runners.workload.sources`. A file is 
 it is parsed (it exists, is a regular file, is not empty, is at most `MAX_FILE_BYTES`); lines
 are read one at a time with at most `MAX_LINE_BYTES` each, so a hostile or huge file costs
 bounded memory per line and the readers stop as soon as they have the requests they need.
+JSON Lines (`json_objects`) and CSV with a header (`CsvTable`) are read here for every format.
 Every problem is a `DatasetError` whose message starts with ``FILE:LINE:`` (or ``FILE:`` when it
 concerns the whole file).
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +84,47 @@ def read_document(path: Path) -> str:
         raise problem(path, None, f"not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise problem(path, None, f"cannot be read: {exc.strerror or exc}") from None
+
+
+def json_objects(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) of each line of a JSON Lines file."""
+    for line, text in read_lines(path):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise problem(path, line, f"not valid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise problem(path, line, f"expected a JSON object, found {type(value).__name__}")
+        yield line, value
+
+
+class CsvTable:
+    """A CSV file with a header row: `header` (names, stripped) and its data rows as (line
+    number, cells), each with as many cells as the header names."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.line = 0
+        self._reader = csv.reader(self._texts(read_lines(path)))
+        self.header = [name.strip() for name in self._next() or []]
+
+    def _texts(self, numbered: Iterator[tuple[int, str]]) -> Iterator[str]:
+        for line, text in numbered:
+            self.line = line
+            yield text
+
+    def _next(self) -> list[str] | None:
+        try:
+            return next(self._reader, None)
+        except csv.Error as exc:
+            raise problem(self.path, self.line, f"not valid CSV ({exc})") from None
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        while (cells := self._next()) is not None:
+            if len(cells) != len(self.header):
+                raise problem(
+                    self.path,
+                    self.line,
+                    f"{len(cells)} cells, but the header names {len(self.header)} columns",
+                )
+            yield self.line, cells

@@ -20,7 +20,6 @@ JSON (``[1, 2]``) or space-separated.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from runners.errors import DatasetError
 from runners.types import Workload
-from runners.workload.reader import problem, read_lines
+from runners.workload.reader import CsvTable, json_objects, problem
 from runners.workload.requests import TextPrompt
 from runners.workload.rows import Rows, RowsBuilder
 from runners.workload.tokens import Message, TokenCounter
@@ -48,56 +47,24 @@ TOKEN_ROW_ONLY = ("hash_ids", "prefix_id", "session_id")
 
 def read_jsonl(path: Path, workload: Workload, counter: TokenCounter) -> Rows:
     """The rows `workload` replays from a JSONL file (one JSON object per line)."""
-
-    def objects() -> Iterator[tuple[int, Mapping[str, object]]]:
-        for line, text in read_lines(path):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise problem(path, line, f"not valid JSON ({exc})") from None
-            if not isinstance(value, dict):
-                raise problem(path, line, f"expected a JSON object, found {type(value).__name__}")
-            yield line, value
-
-    return _read(path, workload, counter, objects())
+    return _read(path, workload, counter, json_objects(path))
 
 
 def read_csv(path: Path, workload: Workload, counter: TokenCounter) -> Rows:
     """The rows `workload` replays from a CSV file with a header row."""
-    numbered = read_lines(path)
-    current = [0]
-
-    def texts() -> Iterator[str]:
-        for line, text in numbered:
-            current[0] = line
-            yield text
-
-    def records() -> Iterator[tuple[int, Mapping[str, object]]]:
-        reader = csv.reader(texts())
-        try:
-            header = next(reader)
-            names = [h.strip() for h in header]
-            if not any(name in PROMPT_FIELDS for name in names):
-                raise problem(
-                    path,
-                    current[0],
-                    f"the header names no prompt column; it needs one of "
-                    f"{', '.join(PROMPT_FIELDS[:2])} (found: {', '.join(names)[:200]})",
-                )
-            for cells in reader:
-                if len(cells) != len(names):
-                    raise problem(
-                        path,
-                        current[0],
-                        f"{len(cells)} cells, but the header names {len(names)} columns",
-                    )
-                yield current[0], {k: v for k, v in zip(names, cells, strict=True) if v != ""}
-        except csv.Error as exc:
-            raise problem(path, current[0], f"not valid CSV ({exc})") from None
-        except StopIteration:
-            return
-
-    return _read(path, workload, counter, records())
+    table = CsvTable(path)
+    if not any(name in PROMPT_FIELDS for name in table.header):
+        raise problem(
+            path,
+            table.line,
+            f"the header names no prompt column; it needs one of {', '.join(PROMPT_FIELDS[:2])} "
+            f"(found: {', '.join(table.header)[:200]})",
+        )
+    records = (
+        (line, {k: v for k, v in zip(table.header, cells, strict=True) if v != ""})
+        for line, cells in table
+    )
+    return _read(path, workload, counter, records)
 
 
 def _read(

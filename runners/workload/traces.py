@@ -17,14 +17,11 @@ workload's window) and lengths; prompts are synthetic token ids of exactly those
 
 from __future__ import annotations
 
-import csv
 import datetime
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 from runners.types import Workload
-from runners.workload.reader import problem, read_lines
+from runners.workload.reader import CsvTable, json_objects, problem
 from runners.workload.rows import Rows, RowsBuilder
 
 MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
@@ -34,13 +31,7 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 def read_mooncake(path: Path, workload: Workload) -> Rows:
     """The rows `workload` replays from a Mooncake-format trace."""
     builder = RowsBuilder(path, workload, workload.hash_block_size)
-    for line, text in read_lines(path):
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            raise problem(path, line, f"not valid JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise problem(path, line, f"expected a JSON object, found {type(record).__name__}")
+    for line, record in json_objects(path):
         missing = [name for name in MOONCAKE_FIELDS if name not in record]
         if missing:
             raise problem(
@@ -66,40 +57,23 @@ def read_mooncake(path: Path, workload: Workload) -> Rows:
 def read_azure(path: Path, workload: Workload) -> Rows:
     """The rows `workload` replays from an Azure LLM-inference trace (CSV)."""
     builder = RowsBuilder(path, workload)
-    numbered = read_lines(path)
-    current = [0]
-
-    def texts() -> Iterator[str]:
-        for line, text in numbered:
-            current[0] = line
-            yield text
-
-    reader = csv.reader(texts())
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        if [h for h in header if h in AZURE_COLUMNS] != list(AZURE_COLUMNS):
-            raise problem(
-                path,
-                current[0],
-                f"an Azure trace's header has {', '.join(AZURE_COLUMNS)}; found "
-                f"{', '.join(header)[:200]}",
-            )
-        at = [header.index(name) for name in AZURE_COLUMNS]
-        days: dict[str, int] = {}
-        for cells in reader:
-            line = current[0]
-            if len(cells) != len(header):
-                raise problem(
-                    path, line, f"{len(cells)} cells, but the header names {len(header)} columns"
-                )
-            stamp, context, generated = (cells[i].strip() for i in at)
-            seconds = _azure_seconds(path, line, stamp, days)
-            prompt = _tokens(path, line, "ContextTokens", context, 1)
-            output = _output(path, line, "GeneratedTokens", generated, workload)
-            if not builder.add(line, prompt, output, timestamp_s=seconds):
-                break
-    except csv.Error as exc:
-        raise problem(path, current[0], f"not valid CSV ({exc})") from None
+    table = CsvTable(path)
+    if [h for h in table.header if h in AZURE_COLUMNS] != list(AZURE_COLUMNS):
+        raise problem(
+            path,
+            table.line,
+            f"an Azure trace's header has {', '.join(AZURE_COLUMNS)}; found "
+            f"{', '.join(table.header)[:200]}",
+        )
+    at = [table.header.index(name) for name in AZURE_COLUMNS]
+    days: dict[str, int] = {}
+    for line, cells in table:
+        stamp, context, generated = (cells[i].strip() for i in at)
+        seconds = _azure_seconds(path, line, stamp, days)
+        prompt = _tokens(path, line, "ContextTokens", context, 1)
+        output = _output(path, line, "GeneratedTokens", generated, workload)
+        if not builder.add(line, prompt, output, timestamp_s=seconds):
+            break
     return builder.rows
 
 
