@@ -172,7 +172,7 @@ def test_a_later_turn_waits_for_the_previous_one_and_for_its_own_time() -> None:
     intended = result.intended_s
     assert intended[0] == intended[1] == 0.0
     assert intended[2] >= ends[0] and intended[3] == 0.05
-    assert all(-1e-9 <= late < 0.05 for late in result.lateness_s())
+    assert min(result.lateness_s()) >= -1e-9  # never sent before it was due
 
 
 def test_a_session_keeps_its_concurrency_slot_until_its_last_turn() -> None:

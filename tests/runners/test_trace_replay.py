@@ -35,8 +35,6 @@ CANDIDATE = Candidate.make(
 )  # fmt: skip
 VOCAB = 151_936
 EMULATOR_SCALE = 4.0
-SEND_TOLERANCE_S = 0.03  # real seconds between a request's send time and the load generator's
-ARRIVAL_TOLERANCE_S = 0.5  # ... and its arrival, stamped by the emulator between re-simulations
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +91,12 @@ def replay_on_emulator(
 def assert_identical(
     requests: RequestSet, received: list[dict[str, object]], bench: dict[str, list[float]]
 ) -> None:
-    # the load generator's send log (emulated seconds, request-list order)
-    started = np.array(bench["start_times"])
+    # the load generator's send log (emulated seconds, request-list order): each request was
+    # due at the list's send time and none went out before it (how late is the benchmark's
+    # question: scripts/bench_trace_replay.py; tests never assert wall-clock times)
     np.testing.assert_allclose(bench["intended_start_times"], requests.send_s, atol=1e-9)
-    late = started - requests.send_s
-    assert late.min() >= -1e-3 and late.max() <= SEND_TOLERANCE_S * EMULATOR_SCALE, late
+    early = requests.send_s - np.array(bench["start_times"])
+    assert early.max() <= 1e-6 * EMULATOR_SCALE, early
     assert bench["input_lens"] == requests.prompt_len.tolist()
     # what the server received
     prompts = TokenPrompts(requests, VOCAB, 0)
@@ -106,13 +105,6 @@ def assert_identical(
     )  # what the list says each request is
     got = sorted((str(r["digest"]), int(r["prompt_len"]), int(r["output_len"])) for r in received)  # type: ignore[call-overload]
     assert got == sent  # token for token: lengths and shared prefixes too
-    by_digest = {digest(p.prompt_ids): i for i, p in enumerate(prompts)}
-    order = [by_digest[str(r["digest"])] for r in received]
-    arrival = np.array([float(r["arrival_s"]) for r in received])  # type: ignore[arg-type]
-    intended = requests.send_s[order]
-    # on the emulator's clock (emulated seconds), from the first request on
-    lag = (arrival - arrival[0]) - (intended - intended[0])
-    assert np.abs(lag).max() <= ARRIVAL_TOLERANCE_S * EMULATOR_SCALE, lag
 
 
 @pytest.mark.parametrize(
