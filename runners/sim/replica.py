@@ -265,7 +265,8 @@ class ReplicaEngine:
         kv0 = self.kv_len[ids]
         seq = self.seq_len[ids]
         kv1 = kv0 + tok
-        if int(tok.sum()) == len(ids) and bool((kv1 == seq).all()):
+        tokens = int(tok.sum())
+        if tokens == len(ids) and bool((kv1 == seq).all()):
             flop_units = kv_toks = 0.0
             ctx_sum = float(kv1.sum())
         else:
@@ -278,9 +279,7 @@ class ReplicaEngine:
             ctx_sum = float(kv1[is_dec].sum())
         self.kv_len[ids] = kv1
         sampled = ids[kv1 == seq]
-        dt = self.model.step_s(
-            int(tok.sum()), len(ids), len(sampled), ctx_sum, flop_units, kv_toks
-        )
+        dt = self.model.step_s(tokens, len(ids), len(sampled), ctx_sum, flop_units, kv_toks)
         if self.noise is not None:
             dt = float(self._jitter(np.array([dt]))[0])
         self.now += dt
@@ -290,14 +289,15 @@ class ReplicaEngine:
             self._emit(sampled, d)
 
     def _emit(self, sampled: IntArray, d: float) -> None:
-        had = self.gen[sampled] > 0
+        gen = self.gen[sampled]
+        had = gen > 0
         if had.any():
             self.itl.append(d - self.last_s[sampled[had]])
         firsts = sampled[~had]
         self.first_s[firsts] = d
         self._first_tokens(firsts)
         self.last_s[sampled] = d
-        gen = self.gen[sampled] + 1
+        gen += 1
         self.gen[sampled] = gen
         self.seq_len[sampled] += 1
         self._finish_done(sampled[gen >= self.out[sampled]], d)

@@ -44,13 +44,15 @@ class VllmEngine(ReplicaEngine):
     def _iterate(self) -> bool:
         r = self.running
         bs = self.page
-        need = self.seq_len[r] - self.kv_len[r]
-        if int(need.sum()) <= self.budget:
+        kv = self.kv_len[r]
+        need = self.seq_len[r] - kv
+        need_sum = int(need.sum())
+        if need_sum <= self.budget:
             tok = need
         else:
             before = np.cumsum(need) - need
             tok = np.minimum(np.maximum(self.budget - before, 0), need)
-        new_blocks = np.where(tok > 0, ceil_div(self.kv_len[r] + tok, bs) - self.blocks[r], 0)
+        new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
         new_blocks = np.maximum(new_blocks, 0)
         total = int(new_blocks.sum())
         preempted = False
@@ -65,12 +67,13 @@ class VllmEngine(ReplicaEngine):
             r, tok, new_blocks = r[:keep], tok[:keep], new_blocks[:keep]
             self.running = r
             preempted = True
-        self._allocate(int(new_blocks.sum()))
+        self._allocate(total)  # the kept requests' new blocks
         self.blocks[r] += new_blocks
         admitted: list[int] = []
         admitted_tok: list[int] = []
         if not preempted:
-            self._admit(self.budget - int(tok.sum()), len(r), admitted, admitted_tok)
+            scheduled = min(need_sum, self.budget)  # = tok.sum()
+            self._admit(self.budget - scheduled, len(r), admitted, admitted_tok)
         sched = tok > 0
         ids = r[sched]
         toks = tok[sched]
@@ -80,7 +83,8 @@ class VllmEngine(ReplicaEngine):
             toks = np.concatenate([toks, np.array(admitted_tok, dtype=np.int64)])
         if ids.size == 0:
             return False
-        if not admitted and not preempted and bool(np.all(need == 1)) and ids.size == r.size:
+        # every running request decodes one token (all need >= 1: they sum to their count)
+        if not admitted and not preempted and need_sum == r.size and ids.size == r.size:
             if self._draining():
                 k = self._drain_k()
                 if k > 1:
