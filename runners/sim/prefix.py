@@ -37,6 +37,8 @@ class PrefixCache:
         self.pos = np.full(count, NOT_CACHED, dtype=np.int64)
         self.chain_pages: IntArray = chains.chain_end() // page
         self.held = np.zeros(chains.size, dtype=np.bool_)
+        self.version = 0
+        self._memo: tuple[tuple[int, int, int], tuple[IntArray, np.ndarray, int]] | None = None
 
     def has_chain(self, rid: int) -> bool:
         return bool(self.offsets[rid + 1] > self.offsets[rid])
@@ -44,30 +46,31 @@ class PrefixCache:
     def _chain(self, rid: int) -> IntArray:
         return self.segments[int(self.offsets[rid]) : int(self.offsets[rid + 1])]
 
-    def _available(self, chain: IntArray, q_front: int) -> np.ndarray:
-        available: np.ndarray = self.ready[chain] & (
-            (self.ref[chain] > 0) | (self.pos[chain] >= q_front)
-        )
-        return available
+    def _look(self, rid: int, q_front: int) -> tuple[IntArray, np.ndarray, int]:
+        """(chain, its leading cached segments as a mask, their tokens), remembered until the
+        cache or the free queue changes (an admission asks up to three times)."""
+        key = (rid, q_front, self.version)
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        chain = self._chain(rid)
+        available = self.ready[chain] & ((self.ref[chain] > 0) | (self.pos[chain] >= q_front))
+        leading = np.cumprod(available).astype(np.bool_)
+        count = int(leading.sum())
+        tokens = int(self.end[chain[count - 1]]) if count else 0
+        self._memo = (key, (chain, leading, tokens))
+        return chain, leading, tokens
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
-        chain = self._chain(rid)
-        available = self._available(chain, q_front)
-        if available.all():
-            return int(self.end[chain[-1]])
-        first_missing = int(np.argmin(available))
-        return int(self.end[chain[first_missing - 1]]) if first_missing > 0 else 0
+        return self._look(rid, q_front)[2]
 
     def charge(self, rid: int, q_front: int) -> tuple[int, int]:
         """(revived, fresh) pages admitting `rid` takes from the pool: its cached segments no
         request holds come back from the free queue; its missing ones are allocated anew."""
-        chain = self._chain(rid)
+        chain, leading, _ = self._look(rid, q_front)
         loose = self.ref[chain] == 0
         if not loose.any():
             return 0, 0
-        available = self._available(chain, q_front)
-        leading = np.cumprod(available).astype(np.bool_)
         revived = int(self.pages[chain[loose & leading]].sum())
         fresh = int(self.pages[chain[loose & ~leading]].sum())
         return revived, fresh
@@ -75,17 +78,17 @@ class PrefixCache:
     def hold(self, rid: int, q_front: int) -> None:
         """`rid` is admitted: it holds every segment of its chain; segments it must compute
         again are no longer ready."""
-        chain = self._chain(rid)
-        available = self._available(chain, q_front)
-        leading = np.cumprod(available).astype(np.bool_)
+        chain, leading, _ = self._look(rid, q_front)
         self.ready[chain[~leading & (self.ref[chain] == 0)]] = False
         self.ref[chain] += 1
         self.held[rid] = True
+        self.version += 1
 
     def release(self, rid: int, own_pages: int, q_tail: int) -> int:
         """`rid` lets go of its segments (finished or preempted); returns the pages of those no
         one holds any more, which join the free queue after its `own_pages`."""
         self.held[rid] = False
+        self.version += 1
         chain = self._chain(rid)
         self.ref[chain] -= 1
         loose = chain[self.ref[chain] == 0]
@@ -101,5 +104,6 @@ class PrefixCache:
 
     def computed(self, ids: IntArray) -> None:
         """Requests that produced their first token: their whole chain is computed."""
+        self.version += 1
         for rid in ids.tolist():
             self.ready[self._chain(rid)] = True

@@ -238,10 +238,12 @@ class ReplicaEngine:
         own = max(0, -(-kv_after // self.page) - int(self.cache.chain_pages[rid]))
         return revived, fresh + own
 
-    def _admit_chained(self, rid: int, hit_tok: int, kv_after: int) -> None:
-        """Take the pages of `_admission_pages` and hold the chain's segments."""
+    def _admit_chained(
+        self, rid: int, hit_tok: int, kv_after: int, pages: tuple[int, int]
+    ) -> None:
+        """Take the `pages` of `_admission_pages` and hold the chain's segments."""
         assert self.cache is not None
-        revived, allocated = self._admission_pages(rid, kv_after)
+        revived, allocated = pages
         self.cache.hold(rid, self.q_front)
         self.free -= revived
         self._allocate(allocated)

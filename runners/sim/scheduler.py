@@ -124,9 +124,10 @@ class VllmEngine(ReplicaEngine):
             return
         n = min(n, budget)
         if self._chained(rid):
-            if sum(self._admission_pages(rid, hit_tok + n)) > self.free:
+            pages = self._admission_pages(rid, hit_tok + n)
+            if sum(pages) > self.free:
                 return
-            self._admit_chained(rid, hit_tok, hit_tok + n)
+            self._admit_chained(rid, hit_tok, hit_tok + n, pages)
         else:
             need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
             if need_blocks + hit_blocks > self.free:
@@ -280,9 +281,10 @@ class SglangEngine(ReplicaEngine):
             left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
             cost = extend + left * self.ratio
             if chained:
-                if cost > rem or sum(self._admission_pages(rid, hit + n)) > self.free:
+                pages = self._admission_pages(rid, hit + n)
+                if cost > rem or sum(pages) > self.free:
                     break
-                self._admit_chained(rid, hit, hit + n)
+                self._admit_chained(rid, hit, hit + n, pages)
             else:
                 if cost > rem or n + hit > self.free:
                     break
