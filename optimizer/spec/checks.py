@@ -28,8 +28,9 @@ from optimizer.spec.models import (
 )
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
 from runners.engines import EngineAdapter, engine_names, get_engine
-from runners.errors import CatalogError, EngineError
+from runners.errors import CatalogError, DatasetError, EngineError
 from runners.types import NodeGroup, SettingValue
+from runners.workload import make_requests
 
 AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
 SINGLE_VALUE_RULES = ("gpus", "tp_heads")
@@ -37,6 +38,26 @@ SINGLE_VALUE_RULES = ("gpus", "tp_heads")
 
 def cross_check(spec: StudySpec) -> list[str]:
     """Every problem found, as ``field.path: message`` strings (empty when the file is good)."""
+    return _check_engines(spec) + check_workloads(spec)
+
+
+def check_workloads(spec: StudySpec) -> list[str]:
+    """Each workload's request list can be had: its file is read (and kept in the workload
+    cache for the trials), so a bad file is named with its line before anything is stored."""
+    problems: list[str] = []
+    sections = [("workload", spec.workload)] + [
+        (f"validation.workloads.{index}", section)
+        for index, section in enumerate(spec.validation.workloads)
+    ]
+    for field, section in sections:
+        try:
+            make_requests(spec.workload_for(section))
+        except DatasetError as exc:
+            problems.append(f"{field}: {exc}")
+    return problems
+
+
+def _check_engines(spec: StudySpec) -> list[str]:
     try:
         model = get_model(spec.model.name)
     except CatalogError as exc:

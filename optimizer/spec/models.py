@@ -9,7 +9,6 @@ docs/space-language.md (tests/optimizer/test_space_language_doc.py keeps the two
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
+from optimizer.spec.workload import WorkloadSection
 from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
 Scalar = bool | int | float | str
@@ -228,22 +228,6 @@ class HardwareSection(_Strict):
                     "study per GPU type"
                 )
         return self
-
-
-class WorkloadSection(_Strict):
-    name: str
-    dataset: Literal["sharegpt-like", "random"]
-    num_prompts: int = Field(ge=1, le=100_000)
-    input_len: int | None = Field(default=None, ge=1)
-    output_len: int | None = Field(default=None, ge=1)
-    request_rate: float = Field(default=math.inf, gt=0)
-    max_concurrency: int | None = Field(default=None, ge=1)
-    seed: int = 0
-
-    @field_validator("request_rate", mode="before")
-    @classmethod
-    def _inf(cls, value: object) -> object:
-        return math.inf if value in ("inf", "Infinity", "infinity") else value
 
 
 class ThroughputObjective(_Strict):
@@ -474,14 +458,13 @@ class StudySpec(_Strict):
 
     @property
     def workload_spec(self) -> Workload:
-        w = self.workload
-        return Workload(
-            name=w.name,
-            dataset=w.dataset,
-            num_prompts=w.num_prompts,
-            input_len=w.input_len,
-            output_len=w.output_len,
-            request_rate=w.request_rate,
-            max_concurrency=w.max_concurrency,
-            seed=w.seed,
+        """The search's workload, as the runners take it."""
+        return self.workload_for(self.workload)
+
+    def workload_for(self, section: WorkloadSection) -> Workload:
+        """A workload of this space (the search's or a validation one) for the runners: a
+        tokenizer "auto" is the baseline checkpoint's when it is on this machine."""
+        checkpoint = self.model.variants.get(
+            self.baseline.variant, next(iter(self.model.variants.values()))
         )
+        return section.workload(checkpoint)
