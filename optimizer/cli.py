@@ -3,9 +3,11 @@
 Place in the data flow: first stage. `parse_args` turns ``python -m optimizer.study`` arguments
 (and the ``serving-optimizer`` console script's) into a typed `StudyConfig`, loading the space
 file on the way (a bad file exits 2 before any storage is touched); `main` builds the runner
-with `make_runner` (also used by validate) and hands both to `optimizer.loop.run_study`, on an
-embedded or joined Ray cluster with ``--runner ray``. `locate` / `open_study` / `spec_for` find
-a stored study for the commands that work on one (validate, report, dashboard).
+with `make_runner` (also used by validate), checks that every node can run real trials
+(`optimizer.readiness`, before anything is stored) and hands both to
+`optimizer.loop.run_study`, on an embedded or joined Ray cluster with ``--runner ray``.
+`locate` / `open_study` / `spec_for` find a stored study for the commands that work on one
+(validate, report, dashboard).
 """
 
 from __future__ import annotations
@@ -229,8 +231,8 @@ def _positive_int(text: str) -> int:
 def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     """The one runner factory (study and validate): the simulated engine (with its run-to-run
     noise model when `choice.noise`), or the real engine on this machine, writing its files
-    under `artifacts_dir` (optionally the engine emulator instead of the engine). Runners are
-    imported only when used. With ``ray`` this is the runner each trial's actor runs."""
+    under `artifacts_dir` (optionally the engine emulator instead of the engine). The simulator
+    is imported only when used. With ``ray`` this is the runner each trial's actor runs."""
     name = choice.ray_worker if choice.name == "ray" else choice.name
     if name == "local":
         from runners.local import EmulatorLaunch
