@@ -102,6 +102,7 @@ class NoteFacts:
     weight_dtype: str
     serve_command: str
     state: str
+    launch_command: str = ""
     baseline: bool = False
     metrics: Mapping[str, float] | None = None
     runner: Mapping[str, float | str] | None = None
@@ -115,7 +116,13 @@ def note_body(facts: NoteFacts) -> str:
     head = f"**{facts.engine}** · {facts.weight_dtype} checkpoint · {facts.state}"
     if facts.baseline:
         head += " · **baseline** (engine defaults)"
-    lines = [head, "", "```", facts.serve_command, "```", ""]
+    if facts.launch_command:  # a real trial: what it ran, then what to deploy
+        lines = [head, "", "As run (works in this trial's environment):", ""]
+        lines += ["```", facts.launch_command, "```", ""]
+        lines += ["Engine command (for the target machine):", ""]
+    else:
+        lines = [head, ""]
+    lines += ["```", facts.serve_command, "```", ""]
     if facts.metrics is not None:
         lines += metrics_table(facts.metrics)
         lines.append("")

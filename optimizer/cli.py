@@ -3,14 +3,17 @@
 Place in the data flow: first stage. `parse_args` turns ``python -m optimizer.study`` arguments
 (and the ``serving-optimizer`` console script's) into a typed `StudyConfig`, loading the space
 file on the way (a bad file exits 2 before any storage is touched); `main` builds the runner
-with `make_runner` (also used by validate) and hands both to `optimizer.loop.run_study`, on an
-embedded or joined Ray cluster with ``--runner ray``. `locate` / `open_study` / `spec_for` find
-a stored study for the commands that work on one (validate, report, dashboard).
+with `make_runner` (also used by validate), checks that every node can run real trials
+(`optimizer.readiness`, before anything is stored) and hands both to
+`optimizer.loop.run_study`, on an embedded or joined Ray cluster with ``--runner ray``.
+`locate` / `open_study` / `spec_for` find a stored study for the commands that work on one
+(validate, report, dashboard).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +22,13 @@ from pathlib import Path
 import optuna
 
 from optimizer.artifacts import study_dir
-from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
+from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
-from optimizer.spec.models import StudySpec
+from optimizer.spec.models import ENV_NAME, StudySpec
 from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
@@ -34,6 +38,7 @@ from optimizer.storage import (
 )
 from runners import Runner
 from runners.errors import ServingOptimizerError
+from runners.local import LocalRunner
 
 EXIT_USAGE = 2
 
@@ -116,17 +121,27 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         action="store_true",
         help="launch every candidate, even those pre-flight checks predict will crash",
     )
+    _add_real_run_arguments(parser)
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
+    spec = load_spec(ns.space)
+    real_run = real_run_settings(
+        spec.real_run,
+        start_deadline_s=ns.start_deadline,
+        bench_timeout_s=ns.bench_timeout,
+        offline=ns.offline,
+        env=dict(ns.engine_env or []),
+        pass_env=ns.pass_env or [],
+    )
     return StudyConfig.of(
-        load_spec(ns.space),
+        spec,
         study_name=ns.study_name,
         storage=ns.storage,
         n_trials=ns.n_trials,
         sampler=ns.sampler,
         seed=ns.seed,
-        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker),
+        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker, real_run=real_run),
         heartbeat_s=ns.heartbeat_interval,
         grace_s=ns.grace_period,
         warm_start=ns.warm_start,
@@ -135,6 +150,72 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         allow_space_change=ns.allow_space_change,
         quiet=ns.quiet,
     )
+
+
+def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Overrides of the space file's `real_run` section (real engines only)."""
+    real = parser.add_argument_group(
+        "real engines (--runner local, --ray-worker local; default: the space file's real_run)"
+    )
+    real.add_argument(
+        "--start-deadline",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="from engine start until its health URL answers 200 (default 600); a large "
+        "model's weight load and graph capture can take longer",
+    )
+    real.add_argument(
+        "--bench-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="for the whole benchmark of one trial, warm-up included (default 1800)",
+    )
+    real.add_argument(
+        "--offline",
+        action=argparse.BooleanOptionalAction,
+        help="run engines with HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 (default: only "
+        "when the model is found only in the node's Hugging Face cache)",
+    )
+    real.add_argument(
+        "--engine-env",
+        type=_env_assignment,
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a variable for every engine (repeatable; over the space file's env)",
+    )
+    real.add_argument(
+        "--pass-env",
+        type=_env_name,
+        action="append",
+        metavar="NAME",
+        help="copy a variable from this environment to every engine, on every Ray node too "
+        "(repeatable)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def _env_name(text: str) -> str:
+    if not re.fullmatch(ENV_NAME, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a variable name (letters, digits and _, not starting with a digit)"
+        )
+    return text
+
+
+def _env_assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return _env_name(name), value
 
 
 def _positive_int(text: str) -> int:
@@ -150,19 +231,20 @@ def _positive_int(text: str) -> int:
 def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     """The one runner factory (study and validate): the simulated engine (with its run-to-run
     noise model when `choice.noise`), or the real engine on this machine, writing its files
-    under `artifacts_dir` (optionally the engine emulator instead of the engine). Runners are
-    imported only when used. With ``ray`` this is the runner each trial's actor runs."""
+    under `artifacts_dir` (optionally the engine emulator instead of the engine). The simulator
+    is imported only when used. With ``ray`` this is the runner each trial's actor runs."""
     name = choice.ray_worker if choice.name == "ray" else choice.name
     if name == "local":
-        from runners.local import EmulatorLaunch, LocalRunner
+        from runners.local import EmulatorLaunch
 
         emulator = (
             EmulatorLaunch(time_scale=choice.emulator_scale, startup_s=0.2)
             if choice.emulator_scale is not None
             else None
         )
-        # absolute: a Ray actor's working directory is not the driver's
-        return LocalRunner(artifacts_dir=artifacts_dir.resolve(), emulator=emulator)
+        # absolute: a Ray actor's working directory is not the driver's. The runner (with its
+        # settings) is what each Ray actor receives, so real trials there run with them too.
+        return LocalRunner(artifacts_dir.resolve(), choice.real_run, emulator=emulator)
     if choice.emulator_scale is not None:
         raise UsageError("--emulator needs --runner local")
     from runners.sim import Noise
@@ -173,17 +255,21 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     )
 
 
-def trials_dir(study_name: str) -> Path:
-    """Where the study's runner writes each trial's files (engine log, benchmark JSON)."""
-    return STUDIES_DIR / study_name / "trials"
+def trials_dir(study_name: str, storage_url: str | None = None) -> Path:
+    """Where the study's runner writes each trial's files (engine log, benchmark JSON): the
+    ``trials`` folder of the study's own folder (beside its SQLite file, else studies/<name>),
+    so a study stored elsewhere keeps its trial files with its report and artifacts."""
+    return study_dir(study_name, storage_url) / "trials"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_args(argv)
-        runner = make_runner(config.runner, trials_dir(config.study_name))
+        runner = make_runner(config.runner, trials_dir(config.study_name, config.storage_url))
         if config.runner.name == "ray":
             return _run_on_ray(config, runner)
+        if isinstance(runner, LocalRunner) and config.runner.real_engine:
+            check_local(config.spec, runner)  # before anything is stored
         return run_study(config, runner)
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -191,8 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_on_ray(config: StudyConfig, worker: Runner) -> int:
-    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups."""
+    """`--runner ray`: the same study, with a `RayPool` of the space file's node groups; with
+    real engines, every node of the groups is checked first (nothing is stored if one fails)."""
     from runners.ray import RayNodeGroup, RayPool, ray_cluster
+    from runners.ray.readiness import check_ray_nodes
 
     spec = config.spec
     groups = [
@@ -200,6 +288,8 @@ def _run_on_ray(config: StudyConfig, worker: Runner) -> int:
         for group, section in zip(spec.node_groups, spec.hardware.node_groups, strict=True)
     ]
     with ray_cluster(groups, config.runner.ray_address) as description:
+        if isinstance(worker, LocalRunner) and config.runner.real_engine:
+            ensure_ready(check_ray_nodes(groups, readiness_request(spec, worker)))
         pool = RayPool(groups, worker, spec.hardware.fill_node_group)
         sizes = ", ".join(f"{name} {cap.gpus} GPUs" for name, cap in pool.capacity.items())
         print(f"Runner: {description}; trials placed on {sizes}.", flush=True)

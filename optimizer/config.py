@@ -4,15 +4,21 @@ Place in the data flow: `optimizer.cli.parse_args` builds a `StudyConfig` from t
 line; scripts and tests build one with `StudyConfig.of(spec, ...)`, whose defaults come from
 the space file (`search.n_trials`, `search.sampler`, `search.seed`, the name). The loop
 (`optimizer.loop.run_study`) and the runner factory (`optimizer.cli.make_runner`) read it.
+`real_run_settings` turns the space file's `real_run` section and the command line's overrides
+into the `RealRunSettings` a real runner (and every Ray actor) runs its engines with.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from optimizer.spec.models import SamplerName, StudySpec
+from optimizer.errors import UsageError
+from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
+from runners.settings import RealRunSettings
 
 RunnerName = Literal["sim", "local", "ray"]
 WorkerName = Literal["sim", "local"]
@@ -26,7 +32,8 @@ class RunnerChoice:
     machine) or ``ray`` (trials on Ray actors, each running `ray_worker`). `noise`: the
     simulator's run-to-run noise model (validation repeats use it; the search does not).
     `emulator_scale`: the local runner starts the engine emulator (runners.sim.serve) instead
-    of the engine, that many times faster than real time.
+    of the engine, that many times faster than real time. `real_run`: deadlines and engine
+    environment of a real engine (`real_run_settings`); a Ray trial's actor gets the same.
     """
 
     name: RunnerName = "sim"
@@ -34,6 +41,44 @@ class RunnerChoice:
     ray_worker: WorkerName = "sim"
     noise: bool = False
     emulator_scale: float | None = None
+    real_run: RealRunSettings = field(default_factory=RealRunSettings)
+
+    @property
+    def real_engine(self) -> bool:
+        """Trials start a real engine process (not the simulator, not the emulator)."""
+        worker = self.ray_worker if self.name == "ray" else self.name
+        return worker == "local" and self.emulator_scale is None
+
+
+def real_run_settings(
+    section: RealRunSection,
+    *,
+    start_deadline_s: float | None = None,
+    bench_timeout_s: float | None = None,
+    offline: bool | None = None,
+    env: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> RealRunSettings:
+    """The space file's `real_run` section with the command line's overrides (None: as the
+    file says), the variables of `pass_env` (file and command line) taken from `environ`, the
+    driver's environment, so that engines on every Ray node see them too. `UsageError` when a
+    variable to pass is not set."""
+    names = list(dict.fromkeys([*section.pass_env, *pass_env]))
+    missing = [name for name in names if name not in environ]
+    if missing:
+        raise UsageError(
+            f"real_run.pass_env / --pass-env: {', '.join(missing)} not set in this environment; "
+            "set it before starting the study, or stop passing it"
+        )
+    variables = {name: environ[name] for name in names} | section.env_text() | dict(env or {})
+    return RealRunSettings(
+        start_deadline_s=start_deadline_s or section.start_deadline_s,
+        bench_timeout_s=bench_timeout_s or section.bench_timeout_s,
+        stop_grace_s=section.stop_grace_s,
+        offline=section.offline if offline is None else offline,
+        env=tuple(sorted(variables.items())),
+    )
 
 
 @dataclass(frozen=True)

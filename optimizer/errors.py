@@ -10,6 +10,7 @@
           +-- SamplerError       a sampler that cannot be used on this machine or space
           +-- UsageError         command-line options that do not go together
           +-- NothingToValidateError  a study lacks what validation compares against
+          +-- NotReadyError      a node cannot run real trials (engine, model, devices, ports)
 
 Engine faults during a trial are not exceptions: runners report them inside a `TrialOutcome`,
 and the trial record stores them. tests/test_exception_trees.py keeps this drawing
@@ -55,3 +56,8 @@ class UsageError(OptimizerError):
 
 class NothingToValidateError(OptimizerError):
     """A study that lacks what validation compares against (a baseline, a feasible front)."""
+
+
+class NotReadyError(OptimizerError):
+    """A node that cannot run real trials: the message names each node, its Python
+    environment, and what is missing there (engine, model files, devices, ports)."""

@@ -7,12 +7,16 @@ anchors), then loops: ask for a trial under the study's trial slot, suggest a ca
 (`optimizer.space`), resolve it once (`runners.engines.resolve_candidate`) and carry that
 `Resolved` to pre-flight (`optimizer.feasibility`), the pool and the record; tell each trial
 as it finishes (`optimizer.record`) and print one line (`optimizer.progress`). `n_trials` is
-the total the study should hold: running again resumes and runs only what is missing.
+the total the study should hold: running again resumes and runs only what is missing. The
+driver stops early, with its own exit status, when pre-flight rejects nearly everything, when
+workers keep getting lost, and when a real engine fails to start 3 times in a row for the
+same reason (the machine or its install, not the configurations, is then the problem).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import time
 import warnings
@@ -48,12 +52,16 @@ from optimizer.storage import (
 from runners import Runner
 from runners.engines import Resolved, resolve_candidate
 from runners.pool import Finished, InlinePool, TrialPool
+from runners.types import Crash, TrialOutcome
 
 EXIT_INTERRUPTED = 130
 EXIT_INFEASIBLE = 3
 EXIT_WORKERS_LOST = 1
+EXIT_ENGINE_WONT_START = 4
 MAX_REJECTIONS_IN_A_ROW = 200
 MAX_LOST_IN_A_ROW = 10
+MAX_START_FAILURES_IN_A_ROW = 3
+_VARYING = re.compile(r"0x[0-9a-fA-F]+|[0-9a-fA-F]*[0-9][0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,29 @@ class _InFlight:
     trial: optuna.Trial
     heartbeat: contextlib.ExitStack[bool | None] = field(compare=False)
     resolved: Resolved | None = None
+
+
+@dataclass
+class StartFailures:
+    """Real engines that failed to start, in a row, for one reason (crash class and root cause,
+    with the numbers that vary between trials, such as ports and sizes, left out). A trial
+    that started resets it; rejections and lost workers leave it as it is. Once the limit is
+    reached it stays there (the driver stops asking and waits for the trials in flight)."""
+
+    reason: tuple[str, str] | None = None
+    crash: Crash | None = None
+    count: int = 0
+
+    def add(self, outcome: TrialOutcome) -> None:
+        if self.count >= MAX_START_FAILURES_IN_A_ROW:
+            return
+        crash = outcome.crash
+        if outcome.status != "crashed" or crash is None or crash.phase != "startup":
+            self.reason, self.crash, self.count = None, None, 0
+            return
+        reason = (str(crash.crash_class), _VARYING.sub("N", crash.message)[:300])
+        self.count = self.count + 1 if reason == self.reason else 1
+        self.reason, self.crash = reason, crash
 
 
 def run_study(
@@ -134,6 +165,7 @@ class _Loop:
     starting: list[_InFlight] = field(default_factory=list)  # asked, not yet submitted
     rejected_in_a_row: int = 0
     lost_in_a_row: int = 0
+    start_failures: StartFailures = field(default_factory=StartFailures)
 
     def run(self) -> int:
         poll_s = min(2.0, self.config.heartbeat_s / 2)
@@ -222,6 +254,8 @@ class _Loop:
             self.lost_in_a_row += 1
         else:
             self.lost_in_a_row = 0
+            if self.config.runner.real_engine:  # simulated crashes are the configurations'
+                self.start_failures.add(done.outcome)
             tell_outcome(
                 self.study,
                 flight.trial,
@@ -250,6 +284,15 @@ class _Loop:
                 f"failed trials' {WORKER_FAULT}); check the Ray cluster, then run the same "
                 "command again.",
                 EXIT_WORKERS_LOST,
+            )
+        failures = self.start_failures
+        if failures.count >= MAX_START_FAILURES_IN_A_ROW and failures.crash is not None:
+            return (
+                f"error: the engine failed to start {failures.count} times in a row for the "
+                f"same reason, {failures.crash.crash_class}: {failures.crash.message}\nThis "
+                "looks like the machine or its install, not the configurations: fix it (see "
+                "the trials' engine logs), then run the same command again.",
+                EXIT_ENGINE_WONT_START,
             )
         return None
 

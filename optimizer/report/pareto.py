@@ -3,7 +3,9 @@
 Place in the data flow: reads the finished study through `optimizer.record` (feasible COMPLETE
 trials on the front, the baseline found by its mark). `format_pareto` is what the study prints
 at its end: each point's change against the engine defaults, its instance shape and the exact
-command that reproduces it. The report's sections use the same `ParetoReport`.
+command that reproduces it (for a real trial two, labelled: the command as it ran there, and
+the plain engine command for the target machine). The report's sections use the same
+`ParetoReport`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Point:
     latency: float
     serve_command: str
     shape: InstanceShape | None
+    launch_command: str = ""
+    """What a real trial started, as it ran there ("" for simulated trials)."""
 
     @staticmethod
     def of(record: TrialRecord) -> Point:
@@ -35,7 +39,18 @@ class Point:
             latency=record.latency,
             serve_command=record.serve_command,
             shape=record.shape,
+            launch_command=record.launch_command,
         )
+
+    def commands(self) -> list[tuple[str, str]]:
+        """(label, command) pairs: a simulated trial has one unlabelled command; a real one
+        the command as it ran there and the plain engine command (`COMMANDS_NOTE`)."""
+        if not self.launch_command:
+            return [("", self.serve_command)]
+        return [("as run", self.launch_command), ("engine", self.serve_command)]
+
+    def command_lines(self) -> list[str]:
+        return [f"{label}: {command}" if label else command for label, command in self.commands()]
 
     @property
     def placement(self) -> str:
@@ -81,6 +96,19 @@ def pareto_points(study: optuna.Study) -> ParetoReport:
     )
 
 
+COMMANDS_NOTE = (
+    "Commands of real trials: 'as run' is exactly what the trial started, and works in the "
+    "environment it ran in (that Python, the vLLM shim where the `vllm` program does not work, "
+    "absolute model path, the trial's port); 'engine' is the plain engine command for the "
+    "target machine, with the engine's defaults left out."
+)
+
+
+def has_launch_commands(report: ParetoReport) -> bool:
+    points = [*report.points, *([report.baseline] if report.baseline else [])]
+    return any(point.launch_command for point in points)
+
+
 def percent_change(value: float, reference: float) -> str:
     if reference == 0:
         return "n/a"
@@ -101,13 +129,15 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
             f"SLOs: {slos}; {report.infeasible} completed trials break one and are left out "
             "of the front"
         )
+    if has_launch_commands(report):
+        lines.append(COMMANDS_NOTE)
     base = report.baseline
     if base is not None:
         lines.append(
             f"Baseline (engine defaults), trial {base.number}: {tput} {base.throughput:,.1f}, "
             f"{lat} {base.latency:,.1f}"
         )
-        lines.append(f"    {base.serve_command}")
+        lines += [f"    {command}" for command in base.command_lines()]
     else:
         lines.append("Baseline (engine defaults): did not complete; no deltas to report")
     header = f"{'trial':>6}  {tput:>32}  {'vs base':>8}  {lat:>18}  {'vs base':>8}  placement"
@@ -120,7 +150,7 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
             f"{point.number:>5}{marker}  {point.throughput:>32,.1f}  {d_tput:>8}  "
             f"{point.latency:>18,.1f}  {d_lat:>8}  {point.placement}"
         )
-        lines.append(f"        {point.serve_command}")
+        lines += [f"        {command}" for command in point.command_lines()]
     if report.points and base is not None:
         best = report.points[0]
         d_tput = percent_change(best.throughput, base.throughput)

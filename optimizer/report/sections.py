@@ -10,7 +10,12 @@ import optuna
 
 from optimizer.record import read_all
 from optimizer.report.document import Block, Code, Heading, Image, Para, Table, labels, num
-from optimizer.report.pareto import ParetoReport, percent_change
+from optimizer.report.pareto import (
+    COMMANDS_NOTE,
+    ParetoReport,
+    has_launch_commands,
+    percent_change,
+)
 
 
 def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
@@ -70,10 +75,12 @@ def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
             (1, 2, 3),
         )
     )
+    if has_launch_commands(report):
+        blocks.append(Para(COMMANDS_NOTE))
     blocks.append(Para(f"Baseline (engine defaults), trial {base.number}:"))
-    blocks.append(Code(base.serve_command))
+    blocks.append(Code("\n".join(base.command_lines())))
     blocks.append(Para(f"Highest throughput, trial {best_tput.number}:"))
-    blocks.append(Code(best_tput.serve_command))
+    blocks.append(Code("\n".join(best_tput.command_lines())))
     if best_tput.deploy_hint is not None:
         blocks.append(Para(best_tput.deploy_hint))
     return blocks
@@ -95,12 +102,16 @@ def pareto_blocks(study: optuna.Study, report: ParetoReport, png: str | None) ->
                 num(p.latency),
                 percent_change(p.latency, base.latency) if base else "n/a",
                 p.placement,
-                f"`{p.serve_command}`",
+                "; ".join(
+                    f"{label}: `{command}`" if label else f"`{command}`"
+                    for label, command in p.commands()
+                ),
             )
         )
+    commands = "commands (as run; engine)" if has_launch_commands(report) else "serve command"
     blocks.append(
         Table(
-            ("trial", tput, "vs base", lat, "vs base", "placement", "serve command"),
+            ("trial", tput, "vs base", lat, "vs base", "placement", commands),
             tuple(rows),
             (1, 2, 3, 4),
         )

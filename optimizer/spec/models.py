@@ -389,6 +389,48 @@ class SearchSection(_Strict):
     seed: int = 0
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class RealRunSection(_Strict):
+    """How real engines run (``--runner local``, ``--ray-worker local``); the simulator ignores
+    it. Command-line flags override each field (`optimizer.config.real_run_settings`)."""
+
+    start_deadline_s: float = Field(
+        default=600.0, gt=0, description="seconds from engine start until /health answers 200"
+    )
+    bench_timeout_s: float = Field(
+        default=1800.0, gt=0, description="seconds for the whole benchmark, warm-up included"
+    )
+    stop_grace_s: float = Field(default=10.0, gt=0, description="SIGTERM to SIGKILL at teardown")
+    offline: bool = Field(
+        default=False, description="always run the engine with the Hugging Face offline variables"
+    )
+    env: dict[Annotated[str, Field(pattern=ENV_NAME)], str | int | float] = Field(
+        default_factory=dict, description="variables set for every engine"
+    )
+    pass_env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(
+        default_factory=list,
+        description="variables copied from the driver's environment to every engine",
+    )
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _no_bool_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if isinstance(item, bool):
+                    raise ValueError(
+                        f"{name}: {str(item).lower()} is a YAML boolean; quote the value the "
+                        f"engine expects, e.g. '{int(item)}' or '{str(item).lower()}'"
+                    )
+        return value
+
+    def env_text(self) -> dict[str, str]:
+        """`env` with every value as the text the engine's environment holds."""
+        return {name: str(value) for name, value in self.env.items()}
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -400,6 +442,7 @@ class StudySpec(_Strict):
     baseline: BaselineSection
     search: SearchSection = SearchSection()
     validation: ValidationSection = ValidationSection()
+    real_run: RealRunSection = RealRunSection()
 
     @property
     def node_group(self) -> NodeGroup:

@@ -14,8 +14,10 @@ has none, which the simulated runner needs) and node labels, with:
   per-actor sweeper (`runners.ray.sweeper`) instead;
 - no dashboard, no log forwarding to the driver.
 
-With an address ("auto", "ray://host:10001", ...) it joins an existing cluster, whose nodes
-must declare the groups' resources. Ray is shut down when the block ends.
+Without an address it always starts its own Ray, even when a cluster started with
+``ray start`` runs on this machine. With an address ("auto", "ray://host:10001", ...) it joins
+an existing cluster, whose nodes must declare the groups' resources. Ray is shut down when
+the block ends.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ def _start_embedded(groups: Sequence[RayNodeGroup]) -> str:
         Config.initialize("")
     total = sum(g.node_group.total_gpus for g in groups)
     ray.init(
+        # "local": always a new instance; without an address Ray joins a cluster it finds
+        # started on this machine (`ray start`), and then refuses num_gpus and resources
+        address="local",
         num_gpus=total,
         resources=resources,
         labels=labels or None,

@@ -8,21 +8,15 @@ group of two GPUs, where it is not replicated, through the same loop the CLI use
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import optuna
 import pytest
 
-from optimizer.config import RunnerChoice, StudyConfig
-from optimizer.loop import run_study
 from optimizer.record import read, read_note
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
-from optimizer.spec.load import load_spec
-from optimizer.spec.models import StudySpec
-from runners.local import EmulatorLaunch, LocalRunner
+from tests.optimizer.emulated_study import Emulated, emulated_study
 
 pytestmark = pytest.mark.slow
 
@@ -45,33 +39,12 @@ engines:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shape")
-    (folder / "tp2.yaml").write_text(SPACE)
-    return folder
+def emulated(tmp_path_factory: pytest.TempPathFactory) -> Emulated:
+    return emulated_study(tmp_path_factory.mktemp("tp2"), SPACE)
 
 
-@pytest.fixture(scope="module")
-def spec(folder: Path) -> StudySpec:
-    return load_spec(folder / "tp2.yaml")
-
-
-@pytest.fixture(scope="module")
-def study(folder: Path, spec: StudySpec) -> optuna.Study:
-    url = f"sqlite:///{folder / 'tp2.db'}"
-    config = StudyConfig.of(
-        spec, storage=url, n_trials=1, quiet=True, runner=RunnerChoice("local")
-    )
-    runner = LocalRunner(
-        folder / "trials", emulator=EmulatorLaunch(time_scale=20.0, startup_s=0.2), num_warmups=0
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert run_study(config, runner) == 0
-    return optuna.load_study(study_name="tp2-emulated", storage=url)
-
-
-def test_the_record_holds_the_runners_shape(study: optuna.Study) -> None:
-    (trial,) = study.trials
+def test_the_record_holds_the_runners_shape(emulated: Emulated) -> None:
+    (trial,) = emulated.study.trials
     record = read(trial)
     assert record.state == optuna.trial.TrialState.COMPLETE, record.crash_message
     assert record.runner is not None and record.runner.name == "local"
@@ -79,16 +52,16 @@ def test_the_record_holds_the_runners_shape(study: optuna.Study) -> None:
 
 
 def test_report_and_console_show_one_instance_of_two_gpus(
-    study: optuna.Study, spec: StudySpec, tmp_path: Path
+    emulated: Emulated, tmp_path: Path
 ) -> None:
-    report = pareto_points(study)
+    report = pareto_points(emulated.study)
     assert [p.placement for p in report.points] == ["1 x 2 GPUs"]
-    assert "1 x 2 GPUs" in format_pareto(report, spec)
-    files = write_report(study, tmp_path)
+    assert "1 x 2 GPUs" in format_pareto(report, emulated.spec)
+    files = write_report(emulated.study, tmp_path)
     assert "| 1 x 2 GPUs |" in files.markdown.read_text()
 
 
-def test_dashboard_note_shows_one_instance_of_two_gpus(study: optuna.Study) -> None:
-    (trial,) = study.trials
-    note = read_note(study, trial)
+def test_dashboard_note_shows_one_instance_of_two_gpus(emulated: Emulated) -> None:
+    (trial,) = emulated.study.trials
+    note = read_note(emulated.study, trial)
     assert note is not None and "runner `local`; 1 x 2 GPUs" in note
