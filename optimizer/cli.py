@@ -112,6 +112,12 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         help="continue a study whose space file changed since it was created",
     )
     parser.add_argument(
+        "--strict-versions",
+        action="store_true",
+        help="refuse engine releases outside the catalogue (default: the nearest catalogued "
+        "release applies, with a warning naming it)",
+    )
+    parser.add_argument(
         "--no-preflight",
         action="store_true",
         help="launch every candidate, even those pre-flight checks predict will crash",
@@ -120,7 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
     return StudyConfig.of(
-        load_spec(ns.space),
+        load_spec(ns.space, strict_versions=ns.strict_versions),
         study_name=ns.study_name,
         storage=ns.storage,
         n_trials=ns.n_trials,

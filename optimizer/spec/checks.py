@@ -2,7 +2,8 @@
 
 Second half of `load_spec`: pydantic has checked the shape of the file; this module checks
 what needs the model and GPU catalogue and the engine release's own catalogue of settings.
-Engine versions must be catalogued; every setting must exist at that version (with the
+An engine release outside the catalogue takes its nearest catalogued release (an error with
+``--strict-versions``); every setting must exist at that release (with the
 closest valid name otherwise, or where it moved); values and ranges must be valid engine
 values; conditions must refer to settings declared above them and to reachable values; a value
 that can never run on its own (more GPUs than the node group, TP not dividing the heads) is
@@ -27,7 +28,7 @@ from optimizer.spec.models import (
     StudySpec,
 )
 from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
-from runners.engines import EngineAdapter, engine_names, get_engine
+from runners.engines import EngineAdapter, engine_names, get_engine, get_entry, release
 from runners.errors import CatalogError, EngineError
 from runners.types import NodeGroup, SettingValue
 
@@ -35,8 +36,11 @@ AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
 SINGLE_VALUE_RULES = ("gpus", "tp_heads")
 
 
-def cross_check(spec: StudySpec) -> list[str]:
-    """Every problem found, as ``field.path: message`` strings (empty when the file is good)."""
+def cross_check(spec: StudySpec, strict_versions: bool = False) -> list[str]:
+    """Every problem found, as ``field.path: message`` strings (empty when the file is good).
+
+    An engine release outside the catalogue takes the nearest catalogued release (with one
+    warning); `strict_versions` makes it a problem instead."""
     try:
         model = get_model(spec.model.name)
     except CatalogError as exc:
@@ -49,6 +53,16 @@ def cross_check(spec: StudySpec) -> list[str]:
     for engine_name, section in spec.engines.items():
         where = f"engines.{engine_name}"
         try:
+            found = release(engine_name, section.version)
+            if strict_versions and not found.catalogued:
+                adapter_type = get_entry(engine_name).adapter
+                problems.append(
+                    f"{where}.version: {engine_name} {section.version!r} is not in the "
+                    f"catalogue (supported: {adapter_type.supported_text()}); choose a "
+                    f"catalogued release, or drop --strict-versions to use {found.used}, the "
+                    "nearest catalogued release"
+                )
+                continue
             adapter = get_engine(engine_name, section.version)
         except EngineError as exc:
             known = engine_name in engine_names()

@@ -32,11 +32,13 @@ from runners.engines.parallel import Parallelism
 from runners.engines.policy import EngineCosts, SchedulerKind, SimPolicy
 from runners.engines.registry import (
     ADAPTERS,
+    Release,
     adapter_for,
     engine_names,
     get_engine,
     get_entry,
     register,
+    release,
     sim_policy,
     unregister,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "EngineEntry",
     "LaunchParts",
     "Parallelism",
+    "Release",
     "Resolved",
     "Rule",
     "RuleBreak",
@@ -120,6 +123,7 @@ __all__ = [
     "minimal_settings",
     "parse_version",
     "register",
+    "release",
     "render",
     "resolve",
     "resolve_candidate",
