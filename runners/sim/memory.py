@@ -127,7 +127,7 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
     activations and graphs)."""
     calib = calib or params.fitted_calibration()
     policy = sim_policy(config.engine)
-    usable = config.gpu.memory_bytes * calib.efficiency(config.gpu.name).usable_scale
+    usable = config.gpu.memory_bytes * calib.efficiency(config.gpu).usable_scale
     weights = weight_bytes_per_gpu(config)
     act = activation_bytes(config)
     ranks = config.tensor_parallel * config.data_parallel

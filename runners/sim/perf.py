@@ -42,7 +42,7 @@ class Rates:
 
 def _rates(config: ServingConfig, calib: params.Calibration) -> Rates:
     gpu = config.gpu
-    eff = calib.efficiency(gpu.name)
+    eff = calib.efficiency(gpu)
     kernel = calib.engine(config.engine).kernel
     bf16 = gpu.bf16_tflops * 1e12
     if config.weight_quant in ("awq", "gptq"):
