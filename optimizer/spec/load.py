@@ -85,7 +85,7 @@ def load_spec(name_or_path: str | Path, strict_versions: bool = False) -> StudyS
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation(path, exc)) from None
-    problems = cross_check(spec, strict_versions)
+    problems = cross_check(spec, strict_versions, path.resolve().parent)
     if problems:
         raise SpecError(f"{path}: " + "; ".join(problems))
     return spec

@@ -14,11 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
+from runners.catalog import QuantFormat
 from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
 Scalar = bool | int | float | str
@@ -140,11 +149,40 @@ ParamSpec = Annotated[
 ]
 
 
+def _drop_unset(data: dict[str, object], fields: tuple[str, ...]) -> dict[str, object]:
+    """A section's dump without the optional fields added after studies were first stored,
+    when unset: the study identity hashes these dumps, and old studies must still resume."""
+    return {k: v for k, v in data.items() if not (k in fields and v is None)}
+
+
+class VariantSection(_Strict):
+    """A checkpoint with its own config.json (a file, or a local model folder in HF layout)."""
+
+    checkpoint: str = Field(min_length=1)
+    config: str | None = Field(default=None, min_length=1)
+
+
 class ModelSection(_Strict):
-    name: str = Field(description="catalogue name of the model architecture")
-    variants: dict[Literal["bf16", "fp8"], str] = Field(
-        min_length=1, description="checkpoint per weight dtype; more than one makes it searched"
+    name: str = Field(description="catalogue name, alias or checkpoint id of the model")
+    config: str | None = Field(
+        default=None, min_length=1, description="the model's config.json or HF-layout folder"
     )
+    variants: dict[QuantFormat, str | VariantSection] = Field(
+        min_length=1, description="checkpoint per format; more than one makes it searched"
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return _drop_unset(handler(self), ("config",))
+
+    def checkpoint(self, variant: str) -> str:
+        """The checkpoint id of `variant` (a key of `variants`)."""
+        value = self.variants[variant]  # type: ignore[index]
+        return value if isinstance(value, str) else value.checkpoint
+
+    def variant_config(self, variant: str) -> str | None:
+        value = self.variants[variant]  # type: ignore[index]
+        return None if isinstance(value, str) else value.config
 
 
 RESERVED_RAY_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "accelerator_type")
@@ -163,10 +201,31 @@ def _ray_resource_problem(value: str) -> str | None:
     return None
 
 
+class NetworkSection(_Strict):
+    """The network between a group's nodes: `nics` per node of `gbit_s` each (e.g. 8 x 400
+    Gb/s InfiniBand)."""
+
+    kind: Literal["infiniband", "roce", "ethernet", "nvlink"] = "infiniband"
+    nics: int = Field(ge=1, le=64)
+    gbit_s: float
+
+    @field_validator("gbit_s")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be above 0 (Gb/s per NIC), got {value}")
+        return value
+
+    def gb_s_per_gpu(self, gpus_per_node: int) -> float:
+        """Each GPU's share of the node's network, GB/s in one direction."""
+        return self.nics * self.gbit_s / 8.0 / gpus_per_node
+
+
 class NodeGroupSection(_Strict):
     """A set of identical nodes trials are placed on; `ray_resource` (default: the name) is the
     custom Ray resource each of its nodes declares, one unit per GPU (`ray start --resources
-    '{"pool_a": 8}'`); `ray_label` (``key=value``) further selects nodes by Ray label."""
+    '{"pool_a": 8}'`); `ray_label` (``key=value``) further selects nodes by Ray label;
+    `network` the links between its nodes (default: the GPU's typical inter-node figure)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     gpu: str
@@ -174,6 +233,15 @@ class NodeGroupSection(_Strict):
     nodes: int = Field(default=1, ge=1)
     ray_resource: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     ray_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*=\S+$")
+    network: NetworkSection | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return _drop_unset(handler(self), ("network",))
+
+    @property
+    def inter_node_gb_s(self) -> float | None:
+        return None if self.network is None else self.network.gb_s_per_gpu(self.gpus_per_node)
 
     @model_validator(mode="after")
     def _ray_names(self) -> NodeGroupSection:
@@ -196,16 +264,67 @@ class NodeGroupSection(_Strict):
         return key, value
 
 
+ArchitectureName = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "davinci"]
+InterconnectName = Literal["nvlink", "pcie", "infinity-fabric", "hccs", "none"]
+GPU_FIGURES = (
+    ("memory_gib", "GiB"),
+    ("hbm_tb_s", "TB/s"),
+    ("bf16_tflops", "TFLOPS"),
+    ("fp8_tflops", "TFLOPS"),
+    ("fp4_tflops", "TFLOPS"),
+    ("int8_tops", "TOPS"),
+    ("link_gb_s", "GB/s per GPU and direction"),
+    ("inter_node_gb_s", "GB/s per GPU and direction"),
+)
+
+
+class GpuSpecSection(_Strict):
+    """A GPU outside the catalogue, described by its figures (dense peaks, no sparsity). The
+    architecture gives its traits and the simulator efficiencies carried over from its
+    generation; a figure left out is unknown (what that limits is said where it matters)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_. -]*$")
+    architecture: ArchitectureName
+    memory_gib: float
+    hbm_tb_s: float
+    bf16_tflops: float
+    fp8_tflops: float | None = None
+    fp4_tflops: float | None = None
+    int8_tops: float | None = None
+    interconnect: InterconnectName
+    link_gb_s: float | None = None
+    inter_node_gb_s: float | None = None
+    compute_capability: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _figures(self) -> GpuSpecSection:
+        for field, unit in GPU_FIGURES:
+            value = getattr(self, field)
+            if value is not None and not (isinstance(value, int | float) and value > 0):
+                raise ValueError(
+                    f"{field}: must be above 0 ({unit}), got {value}; leave a figure out when "
+                    "it is unknown"
+                )
+        return self
+
+
 class HardwareSection(_Strict):
     """Node groups of one GPU type and node size: interchangeable capacity for the trials.
 
     `fill_node_group` (default true): a configuration smaller than a node is replicated to fill
     it and measured as one deployment of the whole node; false: a trial uses exactly its own
     TP x PP x DP GPUs, so trials of different sizes can share a node (with the Ray runner).
+    `gpu_spec` describes a GPU the catalogue does not have (the node groups name it).
     """
 
     node_groups: list[NodeGroupSection] = Field(min_length=1)
     fill_node_group: bool = True
+    gpu_spec: GpuSpecSection | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return _drop_unset(handler(self), ("gpu_spec",))
 
     @model_validator(mode="after")
     def _interchangeable(self) -> HardwareSection:
@@ -370,7 +489,7 @@ class EngineSection(_Strict):
 
 class BaselineSection(_Strict):
     engine: EngineName
-    variant: Literal["bf16", "fp8"]
+    variant: QuantFormat
     settings: dict[str, Scalar] = Field(default_factory=dict)
 
 
@@ -420,13 +539,13 @@ class StudySpec(_Strict):
     @property
     def node_group(self) -> NodeGroup:
         """The shape every trial is checked against (all node groups share it)."""
-        group = self.hardware.node_groups[0]
-        return NodeGroup(group.name, group.gpu, group.gpus_per_node, group.nodes)
+        return self.node_groups[0]
 
     @property
     def node_groups(self) -> tuple[NodeGroup, ...]:
         return tuple(
-            NodeGroup(g.name, g.gpu, g.gpus_per_node, g.nodes) for g in self.hardware.node_groups
+            NodeGroup(g.name, g.gpu, g.gpus_per_node, g.nodes, g.inter_node_gb_s)
+            for g in self.hardware.node_groups
         )
 
     @property
