@@ -61,6 +61,18 @@ def engine_names() -> tuple[str, ...]:
     return tuple(ENTRIES)
 
 
+def canonical_engine(name: str) -> str:
+    """The registered engine `name` or one of its aliases names (``vllm-ascend`` is vLLM);
+    `EngineError` for an unknown one."""
+    if name in ENTRIES:
+        return name
+    for entry in ENTRIES.values():
+        if name in entry.aliases:
+            return entry.name
+    get_entry(name)  # raises, listing the known engines
+    return name
+
+
 def get_entry(name: str) -> EngineEntry:
     entry = ENTRIES.get(name)
     if entry is None:
@@ -163,6 +175,7 @@ __all__ = [
     "ENTRIES",
     "Release",
     "adapter_for",
+    "canonical_engine",
     "engine_names",
     "get_engine",
     "get_entry",
