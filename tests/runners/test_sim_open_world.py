@@ -51,8 +51,9 @@ def out_tok_s(config: ServingConfig, work: Workload = WORK) -> float:
     return float(rec.output_len.sum() / rec.duration_s)
 
 
-def test_deepseek_v3_fp8_serves_on_eight_h200() -> None:
-    config = config_of(
+def deepseek_v3_on_h200() -> ServingConfig:
+    """DeepSeek-V3 (block FP8, MLA) read from its config, TP8 on one node of 8x H200."""
+    return config_of(
         "deepseek-ai/DeepSeek-V3",
         "H200",
         8,
@@ -60,6 +61,10 @@ def test_deepseek_v3_fp8_serves_on_eight_h200() -> None:
         {"tensor-parallel-size": 8, "max-model-len": 16384},
         MODELS / "deepseek-ai--DeepSeek-V3.json",
     )
+
+
+def test_deepseek_v3_fp8_serves_on_eight_h200() -> None:
+    config = deepseek_v3_on_h200()
     assert config.model.mla is not None and config.weight_dtype == "fp8"
     plan = plan_memory(config)
     # ~671B FP8 weights over 8 GPUs, MLA latent KV replicated on every rank
@@ -69,14 +74,7 @@ def test_deepseek_v3_fp8_serves_on_eight_h200() -> None:
 
 
 def test_mla_decode_streams_far_fewer_kv_bytes_than_full_heads() -> None:
-    config = config_of(
-        "deepseek-ai/DeepSeek-V3",
-        "H200",
-        8,
-        "fp8",
-        {"tensor-parallel-size": 8, "max-model-len": 16384},
-        MODELS / "deepseek-ai--DeepSeek-V3.json",
-    )
+    config = deepseek_v3_on_h200()
     as_mha = dataclasses.replace(
         config, model=dataclasses.replace(config.model, mla=None, kv_heads=128, head_dim=192)
     )
