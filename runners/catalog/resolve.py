@@ -82,8 +82,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def read_config_files(path: Path) -> ConfigFiles:
     """A config.json, or a model folder holding one, with its companion if present."""
-    config_path = path / "config.json" if path.is_dir() else path
-    if not config_path.is_file():
+    try:
+        config_path = path / "config.json" if path.is_dir() else path
+        found = config_path.is_file()
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{path!r}: not a usable path: {exc}") from None
+    if not found:
         raise CatalogError(
             f"{path}: no such config.json (give a config.json file or a model folder in "
             "Hugging Face layout)"
@@ -153,11 +157,15 @@ def find_config(
     if config is not None:
         return read_config_files(config), f"the config path {config}"
     folder = models_dir or models_dir_from_env()
-    if folder is not None and (path := _in_models_dir(name, folder)) is not None:
-        return read_config_files(path), f"the models folder {folder}"
-    hub = hf_hub_dir()
-    if (path := _in_hf_cache(name, hub)) is not None:
-        return read_config_files(path), f"the Hugging Face cache {hub}"
+    try:
+        in_folder = _in_models_dir(name, folder) if folder is not None else None
+        in_cache = None if in_folder is not None else _in_hf_cache(name, hf_hub_dir())
+    except (OSError, ValueError):  # a name no file can have (a NUL, too long): not there
+        return None
+    if in_folder is not None:
+        return read_config_files(in_folder), f"the models folder {folder}"
+    if in_cache is not None:
+        return read_config_files(in_cache), f"the Hugging Face cache {hf_hub_dir()}"
     return None
 
 
