@@ -37,7 +37,7 @@ from runners.errors import CatalogError
 
 
 def get_gpu(name: str) -> GpuSpec:
-    gpu: GpuSpec | None = GPU_TABLE.find(name)
+    gpu = GPU_TABLE.find(name)
     if gpu is None:
         raise CatalogError(
             f"unknown GPU {name!r}; the catalogue knows: {', '.join(known_gpus())} (describe "
@@ -47,7 +47,7 @@ def get_gpu(name: str) -> GpuSpec:
 
 
 def get_model(name: str) -> ModelSpec:
-    model: ModelSpec | None = MODEL_TABLE.find(name)
+    model = MODEL_TABLE.find(name)
     if model is None:
         raise CatalogError(
             f"unknown model {name!r}; the catalogue knows: {', '.join(known_models())} "

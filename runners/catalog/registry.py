@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 from runners.catalog.gpus import GPUS
 from runners.catalog.models import MODELS
@@ -35,17 +35,20 @@ def model_key(name: str) -> str:
     return name.strip().lower()
 
 
-class _Table:
+Entry = TypeVar("Entry", GpuSpec, ModelSpec)
+
+
+class _Table(Generic[Entry]):
     """Entries of one kind by canonical name, and every name and alias to the canonical one."""
 
-    def __init__(self, kind: str, key: Any) -> None:
+    def __init__(self, kind: str, key: Callable[[str], str]) -> None:
         self.kind = kind
         self.key = key
-        self.entries: dict[str, Any] = {}
+        self.entries: dict[str, Entry] = {}
         self.names: dict[str, str] = {}
         self.builtin: set[str] = set()
 
-    def add(self, entry: Any, names: Iterable[str], builtin: bool) -> bool:
+    def add(self, entry: Entry, names: Iterable[str], builtin: bool) -> bool:
         """Add `entry`; False when an equal entry is there already. A name taken by another
         entry is a `CatalogError`."""
         known = self.entries.get(entry.name)
@@ -70,16 +73,16 @@ class _Table:
             self.builtin.add(entry.name)
         return True
 
-    def find(self, name: str) -> Any | None:
+    def find(self, name: str) -> Entry | None:
         canonical = self.names.get(self.key(name))
         return None if canonical is None else self.entries[canonical]
 
-    def extras(self) -> list[Any]:
+    def extras(self) -> list[Entry]:
         return [e for n, e in self.entries.items() if n not in self.builtin]
 
 
-GPU_TABLE = _Table("GPU", gpu_key)
-MODEL_TABLE = _Table("model", model_key)
+GPU_TABLE: _Table[GpuSpec] = _Table("GPU", gpu_key)
+MODEL_TABLE: _Table[ModelSpec] = _Table("model", model_key)
 CHECKPOINTS: dict[str, Quantization] = {}
 
 for _gpu in GPUS:

@@ -177,7 +177,7 @@ def _catalogue(name: str) -> ModelSpec | None:
     """A catalogued model by name or checkpoint id; an org-less name matches a unique id."""
     found = MODEL_TABLE.find(name)
     if found is not None:
-        return found  # type: ignore[no-any-return]
+        return found
     short = _short_name(name).lower()
     matches = {
         model.name
@@ -185,7 +185,7 @@ def _catalogue(name: str) -> ModelSpec | None:
         if any(_short_name(i).lower() == short for i in model.hf_ids)
     }
     if len(matches) == 1:
-        return MODEL_TABLE.entries[matches.pop()]  # type: ignore[no-any-return]
+        return MODEL_TABLE.entries[matches.pop()]
     return None
 
 

@@ -146,7 +146,7 @@ def command_settings(adapter: EngineAdapter, command: str) -> dict[str, SettingV
 
 
 def _settings(row: Mapping[str, str], adapter: EngineAdapter) -> dict[str, SettingValue]:
-    if (row.get("flags_json") or "").strip() or "flags_json" in row:
+    if "flags_json" in row:
         settings = _json_settings(row)
     else:
         command = next((row[c] for c in COMMAND_COLUMNS[1:] if (row.get(c) or "").strip()), "")
