@@ -1,7 +1,9 @@
 """The space file as typed values: the pydantic models of every section of the YAML.
 
 Place in the data flow: `optimizer.spec.load` validates a file into a `StudySpec` (shape and
-types here, cross-checks against the catalogue and engines in `optimizer.spec.checks`); every
+types here and, for the model, an inline GPU and a node group's network, in
+`optimizer.spec.catalog_sections`; cross-checks against the catalogue and engines in
+`optimizer.spec.checks`); every
 later stage reads only these frozen models. The space language is documented field by field in
 docs/space-language.md (tests/optimizer/test_space_language_doc.py keeps the two in step).
 """
@@ -27,6 +29,12 @@ from pydantic import (
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
+from optimizer.spec.catalog_sections import (
+    GpuSpecSection,
+    ModelSection,
+    NetworkSection,
+    drop_unset,
+)
 from runners.catalog import QuantFormat
 from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
@@ -149,42 +157,6 @@ ParamSpec = Annotated[
 ]
 
 
-def _drop_unset(data: dict[str, object], fields: tuple[str, ...]) -> dict[str, object]:
-    """A section's dump without the optional fields added after studies were first stored,
-    when unset: the study identity hashes these dumps, and old studies must still resume."""
-    return {k: v for k, v in data.items() if not (k in fields and v is None)}
-
-
-class VariantSection(_Strict):
-    """A checkpoint with its own config.json (a file, or a local model folder in HF layout)."""
-
-    checkpoint: str = Field(min_length=1)
-    config: str | None = Field(default=None, min_length=1)
-
-
-class ModelSection(_Strict):
-    name: str = Field(description="catalogue name, alias or checkpoint id of the model")
-    config: str | None = Field(
-        default=None, min_length=1, description="the model's config.json or HF-layout folder"
-    )
-    variants: dict[QuantFormat, str | VariantSection] = Field(
-        min_length=1, description="checkpoint per format; more than one makes it searched"
-    )
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        return _drop_unset(handler(self), ("config",))
-
-    def checkpoint(self, variant: str) -> str:
-        """The checkpoint id of `variant` (a key of `variants`)."""
-        value = self.variants[variant]  # type: ignore[index]
-        return value if isinstance(value, str) else value.checkpoint
-
-    def variant_config(self, variant: str) -> str | None:
-        value = self.variants[variant]  # type: ignore[index]
-        return None if isinstance(value, str) else value.config
-
-
 RESERVED_RAY_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "accelerator_type")
 
 
@@ -199,26 +171,6 @@ def _ray_resource_problem(value: str) -> str | None:
     if value in RESERVED_RAY_RESOURCES or value.startswith(("node:", "accelerator_type:")):
         return f"{value!r} is one of Ray's own resource names; choose e.g. 'pool_a'"
     return None
-
-
-class NetworkSection(_Strict):
-    """The network between a group's nodes: `nics` per node of `gbit_s` each (e.g. 8 x 400
-    Gb/s InfiniBand)."""
-
-    kind: Literal["infiniband", "roce", "ethernet", "nvlink"] = "infiniband"
-    nics: int = Field(ge=1, le=64)
-    gbit_s: float
-
-    @field_validator("gbit_s")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be above 0 (Gb/s per NIC), got {value}")
-        return value
-
-    def gb_s_per_gpu(self, gpus_per_node: int) -> float:
-        """Each GPU's share of the node's network, GB/s in one direction."""
-        return self.nics * self.gbit_s / 8.0 / gpus_per_node
 
 
 class NodeGroupSection(_Strict):
@@ -237,7 +189,7 @@ class NodeGroupSection(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        return _drop_unset(handler(self), ("network",))
+        return drop_unset(handler(self), ("network",))
 
     @property
     def inter_node_gb_s(self) -> float | None:
@@ -264,51 +216,6 @@ class NodeGroupSection(_Strict):
         return key, value
 
 
-ArchitectureName = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "davinci"]
-InterconnectName = Literal["nvlink", "pcie", "infinity-fabric", "hccs", "none"]
-GPU_FIGURES = (
-    ("memory_gib", "GiB"),
-    ("hbm_tb_s", "TB/s"),
-    ("bf16_tflops", "TFLOPS"),
-    ("fp8_tflops", "TFLOPS"),
-    ("fp4_tflops", "TFLOPS"),
-    ("int8_tops", "TOPS"),
-    ("link_gb_s", "GB/s per GPU and direction"),
-    ("inter_node_gb_s", "GB/s per GPU and direction"),
-)
-
-
-class GpuSpecSection(_Strict):
-    """A GPU outside the catalogue, described by its figures (dense peaks, no sparsity). The
-    architecture gives its traits and the simulator efficiencies carried over from its
-    generation; a figure left out is unknown (what that limits is said where it matters)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_. -]*$")
-    architecture: ArchitectureName
-    memory_gib: float
-    hbm_tb_s: float
-    bf16_tflops: float
-    fp8_tflops: float | None = None
-    fp4_tflops: float | None = None
-    int8_tops: float | None = None
-    interconnect: InterconnectName
-    link_gb_s: float | None = None
-    inter_node_gb_s: float | None = None
-    compute_capability: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
-    source: str = ""
-
-    @model_validator(mode="after")
-    def _figures(self) -> GpuSpecSection:
-        for field, unit in GPU_FIGURES:
-            value = getattr(self, field)
-            if value is not None and not (isinstance(value, int | float) and value > 0):
-                raise ValueError(
-                    f"{field}: must be above 0 ({unit}), got {value}; leave a figure out when "
-                    "it is unknown"
-                )
-        return self
-
-
 class HardwareSection(_Strict):
     """Node groups of one GPU type and node size: interchangeable capacity for the trials.
 
@@ -324,7 +231,7 @@ class HardwareSection(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        return _drop_unset(handler(self), ("gpu_spec",))
+        return drop_unset(handler(self), ("gpu_spec",))
 
     @model_validator(mode="after")
     def _interchangeable(self) -> HardwareSection:

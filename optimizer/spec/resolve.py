@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimizer.spec.models import GpuSpecSection, StudySpec
+from optimizer.spec.catalog_sections import GpuSpecSection
+from optimizer.spec.models import StudySpec
 from runners.catalog import (
     ARCHITECTURE_TRAITS,
     Architecture,

@@ -287,3 +287,11 @@ def test_bad_inputs_are_one_clear_error_exit_2_nothing_written(
     for part in expected:
         assert part in message, message
     assert not (tmp_path / "studies").exists(), "nothing is written"
+
+
+def test_unset_new_fields_leave_the_study_identity_of_older_studies_alone() -> None:
+    spec = load_spec("qwen3-moe.yaml")
+    dumped = spec.model_dump(mode="json")
+    assert "config" not in dumped["model"]
+    assert "gpu_spec" not in dumped["hardware"]
+    assert all("network" not in group for group in dumped["hardware"]["node_groups"])
