@@ -27,7 +27,9 @@ MEANINGFUL_SECTIONS = ("model", "hardware", "engines", "workload", "objectives",
 
 def space_sections(spec: StudySpec) -> dict[str, str]:
     """A short hash per space-file section that changes what trials mean."""
-    dumped = spec.model_dump(mode="json")
+    dumped = spec.model_dump(
+        mode="json", exclude={"workload": spec.workload.defaulted_additions()}
+    )
     return {
         name: hashlib.sha256(json.dumps(dumped[name], sort_keys=True).encode()).hexdigest()[:12]
         for name in MEANINGFUL_SECTIONS

@@ -30,7 +30,7 @@ from optimizer.objectives import objective_values
 from optimizer.record import baseline_record
 from optimizer.report.build import write_report
 from optimizer.space import Walk, candidate_from_params
-from optimizer.spec.models import StudySpec, WorkloadSection
+from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
 from runners import Runner
 from runners.engines import serve_command
@@ -59,19 +59,6 @@ class Subject:
     candidate: Candidate
 
 
-def workload_of(section: WorkloadSection) -> Workload:
-    return Workload(
-        name=section.name,
-        dataset=section.dataset,
-        num_prompts=section.num_prompts,
-        input_len=section.input_len,
-        output_len=section.output_len,
-        request_rate=section.request_rate,
-        max_concurrency=section.max_concurrency,
-        seed=section.seed,
-    )
-
-
 class Validator:
     """Runs the four parts for one study and returns the measurements."""
 
@@ -95,7 +82,9 @@ class Validator:
         self.top = top or v.top
         self.concurrency = list(concurrency or v.concurrency)
         self.workloads = (
-            list(workloads) if workloads is not None else [workload_of(w) for w in v.workloads]
+            list(workloads)
+            if workloads is not None
+            else [spec.workload_for(w) for w in v.workloads]
         )
         self.progress = progress or (lambda _line: None)
         group = spec.node_group

@@ -2,13 +2,15 @@
 
 Second stage of a real trial (after `runners.launch`, which started the engine; any pool that
 can start, address and tear down an engine can use this stage as it is). It knows nothing
-about processes: the workload's request list (`runners.workload.make_requests`) becomes
-token-id prompts, `runners.bench.loadgen` sends them at the list's send times and times them
-like `vllm bench serve`, `runners.bench.summarize` turns the records into `Metrics`, and the
-run is saved as ``bench.json`` with the keys of `vllm bench serve --save-result`. A benchmark
-that does not finish within its deadline is ``load:timeout``; a run in which every request
-failed is ``invalid:config`` when all were refused as bad requests (HTTP 4xx, e.g. a
-max-model-len below the workload) and ``load:error`` otherwise (5xx answers, broken streams).
+about processes: the workload's request list (`runners.workload.make_requests`, the very list
+the simulator plays) becomes prompts (`runners.workload.bench_requests`: the source's texts, or
+token-id prompts with its shared prefixes), `runners.bench.loadgen` sends them at the list's
+send times, each session's turns one after another, and times them like `vllm bench serve`,
+`runners.bench.summarize` turns the records into `Metrics`, and the run is saved as
+``bench.json`` with the keys of `vllm bench serve --save-result`. A benchmark that does not
+finish within its deadline is ``load:timeout``; a run in which every request failed is
+``invalid:config`` when all were refused as bad requests (HTTP 4xx, e.g. a max-model-len below
+the workload) and ``load:error`` otherwise (5xx answers, broken streams).
 
 An emulator endpoint (`python -m runners.sim.serve`) may run `time_scale` x faster than real
 time: the arrival schedule is then sent that much faster and every measured time is scaled back
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from runners.bench.results import save_result, to_vllm_json
 from runners.catalog import get_model
 from runners.errors import NoMetricValue
 from runners.types import Candidate, Crash, CrashClass, TrialOutcome, Workload
-from runners.workload import BenchRequest, make_requests, token_prompts
+from runners.workload import BenchRequest, bench_requests, make_requests
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def measure(
     the time scale and, when it completed, the failed requests.
     """
     requests = make_requests(workload)
-    prompts = token_prompts(requests, vocab_size, workload.seed)
+    prompts = bench_requests(requests, vocab_size, workload.seed)
+    parents = None if requests.parent is None else requests.parent.tolist()
     config = LoadConfig(
         base_url=endpoint.base_url,
         model=endpoint.model,
@@ -82,7 +86,9 @@ def measure(
     )
     # an emulator running `time_scale` x faster than real time must see the arrivals as fast
     times = [float(t) / time_scale for t in requests.send_s]
-    result = _benchmark(config, prompts, times, workload, timeout_s / min(time_scale, 1.0))
+    result = _benchmark(
+        config, prompts, times, parents, workload, timeout_s / min(time_scale, 1.0)
+    )
     diagnostics: list[tuple[str, float]] = [("time_scale", time_scale)]
     if result is None:
         crash = Crash(
@@ -147,8 +153,9 @@ def scale_records(records: RequestRecords, scale: float) -> RequestRecords:
 
 def _benchmark(
     config: LoadConfig,
-    prompts: tuple[BenchRequest, ...],
+    prompts: Sequence[BenchRequest],
     send_times_s: list[float],
+    parents: list[int] | None,
     workload: Workload,
     timeout_s: float,
 ) -> BenchResult | None:
@@ -163,6 +170,7 @@ def _benchmark(
                         send_times_s,
                         workload.request_rate,
                         workload.burstiness,
+                        parents,
                     ),
                     timeout_s,
                 )
@@ -187,6 +195,7 @@ def _scaled(result: BenchResult, records: RequestRecords, scale: float) -> Bench
     return dataclasses.replace(
         result,
         duration_s=records.duration_s,
+        intended_s=tuple(t * scale for t in result.intended_s),
         results=tuple(
             dataclasses.replace(
                 r,

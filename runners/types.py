@@ -91,17 +91,24 @@ class Placement:
     host: str = "127.0.0.1"
 
 
-DatasetName = Literal["sharegpt-like", "random"]
+DatasetName = Literal["sharegpt-like", "random", "sharegpt", "jsonl", "csv", "mooncake", "azure"]
 
 
 @dataclass(frozen=True)
 class Workload:
     """What load to send, with `vllm bench serve` semantics.
 
-    `request_rate` is requests per second; ``math.inf`` sends every request at t=0.
-    `max_concurrency` is the client-side limit (None = unlimited). `burstiness` is the gamma
-    shape of finite-rate arrivals (1 = Poisson). `prefix_groups` groups of requests share a
-    prefix of `prefix_len` tokens; `turns` > 1 makes multi-turn conversations.
+    `dataset` is a synthetic source (``sharegpt-like``, ``random``) or a file format read from
+    `path` (an absolute path, readable where the trial runs): ``sharegpt``, ``jsonl``, ``csv``,
+    ``mooncake``, ``azure`` (`runners.workload.sources`). `request_rate` is requests per
+    second; ``math.inf`` sends every request at t=0; a trace with timestamps is replayed at its
+    own times multiplied by `time_scale`, inside the window of trace time `window_start_s` ..
+    `window_start_s + window_s`. `max_concurrency` is the client-side limit (None =
+    unlimited). `burstiness` is the gamma shape of finite-rate arrivals (1 = Poisson).
+    `prefix_groups` groups of requests share a prefix of `prefix_len` tokens; `turns` > 1 makes
+    multi-turn conversations. `hash_block_size` is the tokens per hash id of a trace's blocks.
+    `tokenizer` counts text prompts: a local model folder or Hugging Face id that must load
+    from local files, or "" for the estimate of `runners.workload.tokens`.
     `draft_acceptance_rate` is the per-token acceptance of speculative drafts on this data.
     """
 
@@ -118,6 +125,12 @@ class Workload:
     prefix_groups: int = 0
     turns: int = 1
     draft_acceptance_rate: float = 0.7
+    path: str = ""
+    time_scale: float = 1.0
+    window_start_s: float = 0.0
+    window_s: float = math.inf
+    hash_block_size: int = 512
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)

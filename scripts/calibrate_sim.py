@@ -45,7 +45,7 @@ from runners.sim.replay import ReplayCase, load_cases, predict
 from runners.sim.rules import check_config
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "calibration"
+DEFAULT_DATA = ROOT / "runners" / "sim" / "data" / "calibration"
 OUT_MODULE = ROOT / "runners" / "sim" / "calibration.py"
 METRICS = ("total_token_throughput", "ttft_mean_ms", "tpot_mean_ms", "itl_mean_ms")
 FAIL_LOSS = 3.0  # loss of a target row the simulator predicts as a crash

@@ -32,8 +32,9 @@ from optimizer.spec.models import (
 from optimizer.spec.resolve import resolve_space
 from runners.catalog import GpuSpec, ModelSpec, Quantization
 from runners.engines import EngineAdapter, engine_names, get_engine, get_entry, release
-from runners.errors import EngineError
+from runners.errors import DatasetError, EngineError
 from runners.types import NodeGroup, SettingValue
+from runners.workload import make_requests
 
 AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
 SINGLE_VALUE_RULES = ("gpus", "tp_heads")
@@ -48,6 +49,26 @@ def cross_check(
     relative config paths from `base_dir`, default the working directory). An engine release
     outside the catalogue takes the nearest catalogued release (with one warning);
     `strict_versions` makes it a problem instead."""
+    return _check_engines(spec, strict_versions, base_dir) + check_workloads(spec)
+
+
+def check_workloads(spec: StudySpec) -> list[str]:
+    """Each workload's request list can be had: its file is read (and kept in the workload
+    cache for the trials), so a bad file is named with its line before anything is stored."""
+    problems: list[str] = []
+    sections = [("workload", spec.workload)] + [
+        (f"validation.workloads.{index}", section)
+        for index, section in enumerate(spec.validation.workloads)
+    ]
+    for field, section in sections:
+        try:
+            make_requests(spec.workload_for(section))
+        except DatasetError as exc:
+            problems.append(f"{field}: {exc}")
+    return problems
+
+
+def _check_engines(spec: StudySpec, strict_versions: bool, base_dir: Path | None) -> list[str]:
     resolution = resolve_space(spec, base_dir or Path.cwd())
     if resolution.problems:
         return list(resolution.problems)

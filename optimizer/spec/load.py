@@ -2,7 +2,8 @@
 
 The edge of the system: `load_spec` finds the file (a path, or a shipped name in
 search_spaces/), reads the YAML (duplicate keys are errors), validates it into the pydantic
-models of `optimizer.spec.models` and runs the cross-checks of `optimizer.spec.checks`. Any
+models of `optimizer.spec.models` (a workload file's path is relative to the space file) and
+runs the cross-checks of `optimizer.spec.checks` (which also read the workload files). Any
 problem is raised as `SpecError` with the file, the field path and what to do, before any
 storage is touched.
 """
@@ -82,7 +83,7 @@ def load_spec(name_or_path: str | Path, strict_versions: bool = False) -> StudyS
             f"engines, workload, objectives and baseline; it holds {type(raw).__name__}"
         )
     try:
-        spec = StudySpec.model_validate(raw)
+        spec = StudySpec.model_validate(raw, context={"space_dir": path.parent})
     except ValidationError as exc:
         raise SpecError(_format_validation(path, exc)) from None
     problems = cross_check(spec, strict_versions, path.resolve().parent)
@@ -104,6 +105,13 @@ def _format_validation(path: Path, exc: ValidationError) -> str:
         if loc and loc[-1] == "[key]":
             loc.pop()
             message = f"not a valid key: {message}"
+        if error["type"] == "value_error":
+            # a section's own check names the field: "path: ..." -> "workload.path: ..."
+            message = message.removeprefix("Value error, ")
+            field, colon, rest = message.partition(": ")
+            if colon and field.replace("_", "").replace(".", "").isalnum():
+                loc.append(field)
+                message = rest
         parts.append(f"{'.'.join(loc) or '(top level)'}: {message}")
     more = len(errors) - 6
     suffix = f"; and {more} more" if more > 0 else ""

@@ -1,17 +1,16 @@
 """The space file as typed values: the pydantic models of every section of the YAML.
 
 Place in the data flow: `optimizer.spec.load` validates a file into a `StudySpec` (shape and
-types here and, for the model, an inline GPU and a node group's network, in
+types here; the model, an inline GPU and a node group's network in
 `optimizer.spec.catalog_sections`; cross-checks against the catalogue and engines in
-`optimizer.spec.checks`); every
-later stage reads only these frozen models. The space language is documented field by field in
-docs/space-language.md (tests/optimizer/test_space_language_doc.py keeps the two in step).
+`optimizer.spec.checks`); every later stage reads only these frozen models. The space language
+is documented field by field in docs/space-language.md
+(tests/optimizer/test_space_language_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -35,6 +34,7 @@ from optimizer.spec.catalog_sections import (
     NetworkSection,
     drop_unset,
 )
+from optimizer.spec.workload import WorkloadSection
 from runners.catalog import QuantFormat
 from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
@@ -256,22 +256,6 @@ class HardwareSection(_Strict):
         return self
 
 
-class WorkloadSection(_Strict):
-    name: str
-    dataset: Literal["sharegpt-like", "random"]
-    num_prompts: int = Field(ge=1, le=100_000)
-    input_len: int | None = Field(default=None, ge=1)
-    output_len: int | None = Field(default=None, ge=1)
-    request_rate: float = Field(default=math.inf, gt=0)
-    max_concurrency: int | None = Field(default=None, ge=1)
-    seed: int = 0
-
-    @field_validator("request_rate", mode="before")
-    @classmethod
-    def _inf(cls, value: object) -> object:
-        return math.inf if value in ("inf", "Infinity", "infinity") else value
-
-
 class ThroughputObjective(_Strict):
     metric: Literal["output_throughput", "total_token_throughput", "request_throughput"]
     scope: Literal["node_group", "gpu"] = "node_group"
@@ -457,14 +441,15 @@ class StudySpec(_Strict):
 
     @property
     def workload_spec(self) -> Workload:
-        w = self.workload
-        return Workload(
-            name=w.name,
-            dataset=w.dataset,
-            num_prompts=w.num_prompts,
-            input_len=w.input_len,
-            output_len=w.output_len,
-            request_rate=w.request_rate,
-            max_concurrency=w.max_concurrency,
-            seed=w.seed,
+        """The search's workload, as the runners take it."""
+        return self.workload_for(self.workload)
+
+    def workload_for(self, section: WorkloadSection) -> Workload:
+        """A workload of this space (the search's or a validation one) for the runners: a
+        tokenizer "auto" is the baseline checkpoint's when it is on this machine."""
+        variant = (
+            self.baseline.variant
+            if self.baseline.variant in self.model.variants
+            else next(iter(self.model.variants))
         )
+        return section.workload(self.model.checkpoint(variant))

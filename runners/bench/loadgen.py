@@ -1,26 +1,34 @@
 """The async load generator: sends `BenchRequest`s to an OpenAI-compatible server and times them.
 
 Second stage of a real benchmark (after `runners.workload`, before
-`runners.bench.metrics.summarize`): requests are dispatched in order at their send times (all at
-once, Poisson or gamma arrivals), each waits for the client-side concurrency semaphore (closed
-loop), then streams its completion. Timing follows `vllm bench serve` exactly:
+`runners.bench.metrics.summarize`): sessions are dispatched in order at their first turn's send
+time (all at once, Poisson or gamma arrivals, a trace's times), each waits for the client-side
+concurrency semaphore (closed loop) and keeps its slot until its last turn; a later turn is sent
+when the previous one has finished, but not before its own send time, and a failed turn fails
+the rest of its session unsent (a request without `parents` is a session of one turn). This is
+exactly how the simulator's client plays a request list (`runners.sim.replica`). `BenchResult`
+keeps each request's intended send time next to its actual one (the send log). Timing follows
+`vllm bench serve` exactly:
 the clock starts right before the POST (after the semaphore), TTFT is the first SSE chunk that
 has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. Send times are kept to well under a
-millisecond (the loop's timers alone round up to one). Failures (HTTP status, exceptions, no
-content chunk) are counted, never dropped. Warm-up requests run before the clock starts and are
-not recorded. The HTTP client is passed in (`make_client` builds a suitable one), so tests can
-use any transport.
+millisecond (the loop's timers alone round up to one): each request is built and encoded
+before it is due, and no garbage collection pauses the run (`_collections_between_sends`).
+Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
+requests run before the clock starts and are not recorded. The HTTP client is passed in
+(`make_client` builds a suitable one), so tests can use any transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +40,8 @@ from runners.bench.transport import LeanHTTPTransport
 from runners.workload import BenchRequest
 
 Endpoint = Literal["completions", "chat"]
+JSON_HEADERS = {"Content-Type": "application/json"}
+GC_IDLE_S = 0.004
 
 
 @dataclass(frozen=True)
@@ -64,13 +74,27 @@ class RequestResult:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """All requests of one run in dispatch order, and the run's duration."""
+    """All requests of one run in request-list order, and the run's duration.
+
+    `intended_s` is when each request was due (its send time, or later when its previous turn
+    finished after it), relative to the run's start like `RequestResult.start_s`; a turn never
+    sent because an earlier one failed has NaN.
+    """
 
     results: tuple[RequestResult, ...]
     duration_s: float
     request_rate: float
     burstiness: float
     max_concurrency: int | None
+    intended_s: tuple[float, ...] = ()
+
+    def lateness_s(self) -> list[float]:
+        """Actual minus intended send time of every request that was sent."""
+        return [
+            r.start_s - due
+            for r, due in zip(self.results, self.intended_s, strict=True)
+            if math.isfinite(due)
+        ]
 
     def records(self) -> RequestRecords:
         ok = [r.success for r in self.results]
@@ -111,7 +135,7 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
         "stream_options": {"include_usage": True},
     }
     if config.endpoint == "chat":
-        body["messages"] = [{"role": "user", "content": request.prompt_for_chat()}]
+        body["messages"] = request.chat_messages()
         body["max_completion_tokens"] = request.output_len
     else:
         body["prompt"] = request.prompt_for_completions()
@@ -121,12 +145,23 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
     return body
 
 
+def encode_request(config: LoadConfig, request: BenchRequest) -> bytes:
+    """The JSON body of one request, encoded ahead of its send time (a long token-id prompt
+    takes a millisecond or more to encode)."""
+    return json.dumps(_payload(config, request), separators=(",", ":")).encode()
+
+
 async def send_one(
-    client: httpx.AsyncClient, config: LoadConfig, request: BenchRequest, origin_s: float
+    client: httpx.AsyncClient,
+    config: LoadConfig,
+    request: BenchRequest,
+    origin_s: float,
+    body: bytes | None = None,
 ) -> RequestResult:
-    """Stream one request and time it like `vllm bench serve`'s OpenAI backends."""
+    """Stream one request (`body`: its `encode_request`, made now when not given) and time it
+    like `vllm bench serve`'s OpenAI backends."""
     path = "/chat/completions" if config.endpoint == "chat" else "/completions"
-    body = _payload(config, request)
+    content = body if body is not None else encode_request(config, request)
     prompt_len = request.prompt_len
     output_len = 0
     chunks = 0
@@ -135,7 +170,9 @@ async def send_one(
     st = time.perf_counter()
     last = st
     try:
-        async with client.stream("POST", config.base_url + path, json=body) as response:
+        async with client.stream(
+            "POST", config.base_url + path, content=content, headers=JSON_HEADERS
+        ) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status_code}: {text[:500]}"
@@ -197,35 +234,121 @@ async def run_benchmark(
     send_times_s: Sequence[float] | None = None,
     request_rate: float = math.inf,
     burstiness: float = 1.0,
+    parents: Sequence[int] | None = None,
 ) -> BenchResult:
-    """Warm up, then dispatch every request at its send time and wait for all of them."""
-    if send_times_s is not None and len(send_times_s) != len(requests):
-        raise ValueError(f"{len(send_times_s)} send times for {len(requests)} requests")
+    """Warm up, then play every session (`parents`: previous turn per request, -1 = first)
+    from its send times and wait for all of them."""
+    n = len(requests)
+    times = [0.0] * n if send_times_s is None else [float(t) for t in send_times_s]
+    if len(times) != n:
+        raise ValueError(f"{len(times)} send times for {n} requests")
+    next_turn = _next_turns(parents, n)
+    roots = [i for i in range(n) if parents is None or parents[i] < 0]
     for _ in range(config.num_warmups):
         await send_one(client, config, requests[0], time.perf_counter())
     semaphore = (
         asyncio.Semaphore(config.max_concurrency) if config.max_concurrency is not None else None
     )
+    results: list[RequestResult | None] = [None] * n
+    intended = [math.nan] * n
 
-    async def limited(request: BenchRequest, origin: float) -> RequestResult:
-        if semaphore is None:
-            return await send_one(client, config, request, origin)
-        async with semaphore:
-            return await send_one(client, config, request, origin)
+    async def session(root: int, first: BenchRequest, body: bytes, origin: float) -> None:
+        if semaphore is not None:
+            await semaphore.acquire()
+        try:
+            rid, request, free_at = root, first, origin
+            while True:
+                await _until(max(origin + times[rid], free_at))
+                intended[rid] = max(times[rid], free_at - origin)
+                result = await send_one(client, config, request, origin, body)
+                results[rid] = result
+                following = next_turn[rid]
+                if following < 0:
+                    return
+                if not result.success:
+                    _fail_rest(results, next_turn, following, requests, result)
+                    return
+                free_at = time.perf_counter()
+                rid, request = following, requests[following]
+                body = encode_request(config, request)
+        finally:
+            if semaphore is not None:
+                semaphore.release()
 
-    origin = time.perf_counter()
-    tasks: list[asyncio.Task[RequestResult]] = []
-    for index, request in enumerate(requests):
-        if send_times_s is not None:
-            due = origin + send_times_s[index]
-            # the event loop's timers are rounded up to the millisecond: sleep to about a
-            # millisecond before the send time, then yield until it (sub-ms dispatch)
-            while (delay := due - time.perf_counter()) > 0:
-                await asyncio.sleep(delay - 0.001 if delay > 0.0015 else 0)
-        tasks.append(asyncio.create_task(limited(request, origin)))
-    results = await asyncio.gather(*tasks)
-    duration = time.perf_counter() - origin
-    return BenchResult(tuple(results), duration, request_rate, burstiness, config.max_concurrency)
+    tasks: list[asyncio.Task[None]] = []
+    with _collections_between_sends():
+        origin = time.perf_counter()
+        for root in roots:
+            first = requests[root]  # built and encoded before its send time, not in it
+            body = encode_request(config, first)
+            if origin + times[root] - time.perf_counter() > GC_IDLE_S:
+                gc.collect(1)  # young garbage only, while there is time
+            await _until(origin + times[root])
+            tasks.append(asyncio.create_task(session(root, first, body, origin)))
+            await asyncio.sleep(0)  # let it send now, before the next one is built
+        await asyncio.gather(*tasks)
+        duration = time.perf_counter() - origin
+    done = tuple(r for r in results if r is not None)
+    assert len(done) == n
+    return BenchResult(
+        done, duration, request_rate, burstiness, config.max_concurrency, tuple(intended)
+    )
+
+
+@contextlib.contextmanager
+def _collections_between_sends() -> Iterator[None]:
+    """No garbage collection pauses while requests are due (as `vllm bench serve` freezes the
+    objects made before the run): what exists is frozen, automatic collection is off, and the
+    dispatcher collects young garbage itself when the next send is more than `GC_IDLE_S`
+    away; everything is restored afterwards."""
+    gc.collect()
+    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+async def _until(due: float) -> None:
+    """Sleep until `due` (perf_counter seconds). The event loop's timers are rounded up to the
+    millisecond: sleep to about a millisecond before, then yield until it (sub-ms sends)."""
+    while (delay := due - time.perf_counter()) > 0:
+        await asyncio.sleep(delay - 0.001 if delay > 0.0015 else 0)
+
+
+def _next_turns(parents: Sequence[int] | None, n: int) -> list[int]:
+    """The next turn of each request's session (-1 = none)."""
+    following = [-1] * n
+    if parents is None:
+        return following
+    if len(parents) != n:
+        raise ValueError(f"{len(parents)} parents for {n} requests")
+    for index, parent in enumerate(parents):
+        if parent >= 0:
+            if following[parent] >= 0:
+                raise ValueError(f"request {parent} is the previous turn of two requests")
+            following[parent] = index
+    return following
+
+
+def _fail_rest(
+    results: list[RequestResult | None],
+    next_turn: list[int],
+    rid: int,
+    requests: Sequence[BenchRequest],
+    failed: RequestResult,
+) -> None:
+    """The turns after a failed one are never sent; they fail with it."""
+    while rid >= 0:
+        error = f"an earlier turn of the session failed: {failed.error}"[:500]
+        results[rid] = RequestResult(
+            False, requests[rid].prompt_len, 0, failed.start_s, 0.0, 0.0, (), error
+        )
+        rid = next_turn[rid]
 
 
 def run_benchmark_sync(
@@ -234,13 +357,14 @@ def run_benchmark_sync(
     send_times_s: Sequence[float] | None = None,
     request_rate: float = math.inf,
     burstiness: float = 1.0,
+    parents: Sequence[int] | None = None,
 ) -> BenchResult:
     """`run_benchmark` with its own event loop and client, for synchronous callers."""
 
     async def main() -> BenchResult:
         async with make_client(config.request_timeout_s) as client:
             return await run_benchmark(
-                client, config, requests, send_times_s, request_rate, burstiness
+                client, config, requests, send_times_s, request_rate, burstiness, parents
             )
 
     return asyncio.run(main())

@@ -90,6 +90,8 @@ def to_vllm_json(
     doc["input_lens"] = [r.prompt_len for r in result.results]
     doc["output_lens"] = [r.output_len for r in result.results]
     doc["start_times"] = [r.start_s for r in result.results]
+    if result.intended_s:  # the send log: when each request was due (NaN: never sent)
+        doc["intended_start_times"] = [None if math.isnan(t) else t for t in result.intended_s]
     doc["ttfts"] = [r.ttft_s for r in result.results]
     doc["itls"] = [list(r.itl_s) for r in result.results]
     doc["errors"] = [r.error for r in result.results]

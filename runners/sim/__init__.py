@@ -104,6 +104,8 @@ def _split(requests: RequestSet, replicas: int) -> list[RequestSet]:
 
 
 def _merge(parts: list[RequestSet], results: list[ReplicaResult]) -> RequestRecords:
+    if len(parts) == 1:
+        return results[0].records  # one replica played the whole list, in request order
     merged = RequestRecords.concat([r.records for r in results])
     order = np.argsort(np.concatenate([p.request_id for p in parts]), kind="stable")
     return RequestRecords(

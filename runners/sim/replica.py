@@ -2,12 +2,12 @@
 
 Place in the data flow: `scheduler.run_replica` builds one `ReplicaEngine` subclass (the
 scheduler model the engine's simulator policy names) per replica. This base plays the benchmark
-client and the API server (`frontend`), holds the paged KV pool (with LRU-retained prefix blocks
-and prefix-group sharing), executes steps through the `perf.StepModel`, collapses decode-only
-stretches into macro-steps (also through request finishes when nothing can enter any more), and
-turns the run into `RequestRecords`. Subclasses decide what runs in each step (`_iterate`).
-Optional noise (`params.Noise`) scales step times from its own random stream, so the workload
-and the noiseless path are unchanged.
+client and the API server (`frontend`), holds the paged KV pool (with LRU-retained blocks of
+preempted requests, and the shared prefix segments of `prefix.PrefixCache`), executes steps
+through the `perf.StepModel`, collapses decode-only stretches into macro-steps (also through
+request finishes when nothing can enter any more), and turns the run into `RequestRecords`.
+Subclasses decide what runs in each step (`_iterate`). Optional noise (`params.Noise`) scales
+step times from its own random stream, so the workload and the noiseless path are unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from runners.engines import sim_policy
 from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
+from runners.sim.prefix import PrefixCache
 from runners.types import ServingConfig
 from runners.workload import RequestSet
 
@@ -100,6 +101,7 @@ class ReplicaEngine:
         self.preemptions = 0
         self.max_running = 0
         self.now = 0.0
+        self._run_memo: tuple[int, float, FloatArray] | None = None
         speedup = float(max(self.dp, config.api_server_count))
         self.ingest = Ingestion(speedup)
         self.stream = OutputStream(speedup, costs.c_out_s)
@@ -115,11 +117,9 @@ class ReplicaEngine:
             self.child[requests.parent[has]] = np.nonzero(has)[0]
             self.is_root = ~has
         self.roots = np.nonzero(self.is_root)[0]
-        self.parent_of = requests.parent
-        self.group = requests.prefix_group
-        self.group_prefix_tok = (requests.prefix_len // self.page) * self.page
-        n_groups = int(self.group.max()) + 1 if self.group is not None and n else 0
-        self.group_ready = np.zeros(n_groups, dtype=np.bool_)
+        self.cache: PrefixCache | None = None
+        if self.prefix_caching and requests.chains is not None:
+            self.cache = PrefixCache(requests.chains, self.page)
         self.prompt_limit = min(config.max_model_len, self.capacity_tok)
         self.slots = requests.max_concurrency if requests.max_concurrency else n
         self.next_client = 0
@@ -201,7 +201,10 @@ class ReplicaEngine:
 
     def _release(self, rid: int, cache: bool) -> None:
         b = int(self.blocks[rid])
-        if cache and self.prefix_caching:
+        if self.cache is not None and self.cache.held[rid]:
+            own = b - int(self.cache.chain_pages[rid])
+            b = own + self.cache.release(rid, own, self.q_tail)
+        elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
             self.cache_blocks[rid] = int(self.kv_len[rid]) // self.page
@@ -210,29 +213,47 @@ class ReplicaEngine:
         self.blocks[rid] = 0
 
     def _cached_hit_blocks(self, rid: int) -> int:
-        """Leading full blocks already cached: this request's own blocks from before a
-        preemption, or its previous turn's, while still in the LRU free queue; or its prefix
-        group's shared prefix once one request of the group has computed it."""
-        hit = 0
+        """Leading full blocks already cached: the request's shared prefix segments, or its own
+        blocks from before a preemption while still in the LRU free queue."""
         if not self.prefix_caching:
             return 0
-        full = int(self.cache_blocks[rid])
-        if full == 0:
-            hit = self._parent_hit(rid)
+        if self.cache is not None and self.cache.has_chain(rid):
+            hit = self.cache.hit_tokens(rid, self.q_front) // self.page
         else:
+            full = int(self.cache_blocks[rid])
             alive = int(self.cache_base[rid]) + int(self.cache_total[rid]) - self.q_front
             hit = max(0, min(alive, full))
-        if self.group is not None and self.group_ready[int(self.group[rid])]:
-            hit = max(hit, self.group_prefix_tok // self.page)
         return min(hit, (int(self.seq_len[rid]) - 1) // self.page)
 
-    def _parent_hit(self, rid: int) -> int:
-        parent = self.parent_of[rid] if self.parent_of is not None else -1
-        if parent < 0:
-            return 0
-        full = int(self.cache_blocks[parent])
-        alive = int(self.cache_base[parent]) + int(self.cache_total[parent]) - self.q_front
-        return max(0, min(alive, full))
+    def _chained(self, rid: int) -> bool:
+        """Whether `rid`'s admission goes through the prefix cache's segments."""
+        return self.cache is not None and self.cache.has_chain(rid)
+
+    def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
+        """(pages revived from the free queue, pages allocated) to admit chained request `rid`
+        computing up to `kv_after` tokens: its uncached segments and its own pages beyond its
+        chain."""
+        assert self.cache is not None
+        revived, fresh = self.cache.charge(rid, self.q_front)
+        own = max(0, -(-kv_after // self.page) - int(self.cache.chain_pages[rid]))
+        return revived, fresh + own
+
+    def _admit_chained(
+        self, rid: int, hit_tok: int, kv_after: int, pages: tuple[int, int]
+    ) -> None:
+        """Take the `pages` of `_admission_pages` and hold the chain's segments."""
+        assert self.cache is not None
+        revived, allocated = pages
+        self.cache.hold(rid, self.q_front)
+        self.free -= revived
+        self._allocate(allocated)
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = max(int(self.cache.chain_pages[rid]), -(-kv_after // self.page))
+
+    def _first_tokens(self, ids: IntArray) -> None:
+        """Requests that produced their first token have computed their prompt's segments."""
+        if self.cache is not None and ids.size:
+            self.cache.computed(ids)
 
     def _preempt(self, rid: int) -> None:
         self._release(rid, cache=True)
@@ -246,7 +267,8 @@ class ReplicaEngine:
         kv0 = self.kv_len[ids]
         seq = self.seq_len[ids]
         kv1 = kv0 + tok
-        if int(tok.sum()) == len(ids) and bool((kv1 == seq).all()):
+        tokens = int(tok.sum())
+        if tokens == len(ids) and bool((kv1 == seq).all()):
             flop_units = kv_toks = 0.0
             ctx_sum = float(kv1.sum())
         else:
@@ -259,9 +281,7 @@ class ReplicaEngine:
             ctx_sum = float(kv1[is_dec].sum())
         self.kv_len[ids] = kv1
         sampled = ids[kv1 == seq]
-        dt = self.model.step_s(
-            int(tok.sum()), len(ids), len(sampled), ctx_sum, flop_units, kv_toks
-        )
+        dt = self.model.step_s(tokens, len(ids), len(sampled), ctx_sum, flop_units, kv_toks)
         if self.noise is not None:
             dt = float(self._jitter(np.array([dt]))[0])
         self.now += dt
@@ -271,15 +291,15 @@ class ReplicaEngine:
             self._emit(sampled, d)
 
     def _emit(self, sampled: IntArray, d: float) -> None:
-        had = self.gen[sampled] > 0
+        gen = self.gen[sampled]
+        had = gen > 0
         if had.any():
             self.itl.append(d - self.last_s[sampled[had]])
         firsts = sampled[~had]
         self.first_s[firsts] = d
-        if self.group is not None and firsts.size:
-            self.group_ready[self.group[firsts]] = True
+        self._first_tokens(firsts)
         self.last_s[sampled] = d
-        gen = self.gen[sampled] + 1
+        gen += 1
         self.gen[sampled] = gen
         self.seq_len[sampled] += 1
         self._finish_done(sampled[gen >= self.out[sampled]], d)
@@ -300,7 +320,7 @@ class ReplicaEngine:
         ids = self.running
         n = len(ids)
         kv0 = self.kv_len[ids]
-        times = self.model.decode_run_s(n, float(kv0.sum() + n), k)
+        times = self._decode_run_s(n, float(kv0.sum() + n), k)
         if self.noise is not None:
             times = self._jitter(times)
         ends = self.now + np.cumsum(times)
@@ -317,8 +337,7 @@ class ReplicaEngine:
             had = gen0 > 0
             self.itl.append(d[0] - self.last_s[ids[had]])
             self.first_s[ids[~had]] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[ids[~had]]] = True
+            self._first_tokens(ids[~had])
         if k > 1:
             gaps = d[1:] - d[:-1]
             self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
@@ -406,8 +425,7 @@ class ReplicaEngine:
         if not had.all():
             fresh = ids[~had]
             self.first_s[fresh] = d[0]
-            if self.group is not None:
-                self.group_ready[self.group[fresh]] = True
+            self._first_tokens(fresh)
         if k > 1:
             self.itl.append(np.repeat(d[1:] - d[:-1], n_j[1:]))
         last = d[steps - 1]
@@ -443,13 +461,23 @@ class ReplicaEngine:
                 hi = mid - 1
         return lo
 
+    def _decode_run_s(self, n: int, ctx_sum: float, k: int) -> FloatArray:
+        """`StepModel.decode_run_s`, remembered: step j's time depends on j alone, so the run
+        `_macro_len` priced is the start of the run `_macro_decode` then takes."""
+        memo = self._run_memo
+        if memo is not None and memo[0] == n and memo[1] == ctx_sum and len(memo[2]) >= k:
+            return memo[2][:k]
+        times = self.model.decode_run_s(n, ctx_sum, k)
+        self._run_memo = (n, ctx_sum, times)
+        return times
+
     def _macro_len(self, k_limit: int, t_limit_s: float) -> int:
         """Cap k so the stretch ends at the first step that reaches `t_limit_s`."""
         if not math.isfinite(t_limit_s) or k_limit <= 1:
             return k_limit
         ids = self.running
         n = len(ids)
-        times = self.model.decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
+        times = self._decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
         ends = self.now + np.cumsum(times)
         return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
 

@@ -44,13 +44,15 @@ class VllmEngine(ReplicaEngine):
     def _iterate(self) -> bool:
         r = self.running
         bs = self.page
-        need = self.seq_len[r] - self.kv_len[r]
-        if int(need.sum()) <= self.budget:
+        kv = self.kv_len[r]
+        need = self.seq_len[r] - kv
+        need_sum = int(need.sum())
+        if need_sum <= self.budget:
             tok = need
         else:
             before = np.cumsum(need) - need
             tok = np.minimum(np.maximum(self.budget - before, 0), need)
-        new_blocks = np.where(tok > 0, ceil_div(self.kv_len[r] + tok, bs) - self.blocks[r], 0)
+        new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
         new_blocks = np.maximum(new_blocks, 0)
         total = int(new_blocks.sum())
         preempted = False
@@ -65,12 +67,13 @@ class VllmEngine(ReplicaEngine):
             r, tok, new_blocks = r[:keep], tok[:keep], new_blocks[:keep]
             self.running = r
             preempted = True
-        self._allocate(int(new_blocks.sum()))
+        self._allocate(total)  # the kept requests' new blocks
         self.blocks[r] += new_blocks
         admitted: list[int] = []
         admitted_tok: list[int] = []
         if not preempted:
-            self._admit(self.budget - int(tok.sum()), len(r), admitted, admitted_tok)
+            scheduled = min(need_sum, self.budget)  # = tok.sum()
+            self._admit(self.budget - scheduled, len(r), admitted, admitted_tok)
         sched = tok > 0
         ids = r[sched]
         toks = tok[sched]
@@ -80,7 +83,8 @@ class VllmEngine(ReplicaEngine):
             toks = np.concatenate([toks, np.array(admitted_tok, dtype=np.int64)])
         if ids.size == 0:
             return False
-        if not admitted and not preempted and bool(np.all(need == 1)) and ids.size == r.size:
+        # every running request decodes one token (all need >= 1: they sum to their count)
+        if not admitted and not preempted and need_sum == r.size and ids.size == r.size:
             if self._draining():
                 k = self._drain_k()
                 if k > 1:
@@ -119,14 +123,20 @@ class VllmEngine(ReplicaEngine):
         if not self.config.chunked_prefill and n > budget:
             return
         n = min(n, budget)
-        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
-        if need_blocks + hit_blocks > self.free:
-            return
-        self.free -= hit_blocks
-        self._allocate(need_blocks)
-        self.cache_blocks[rid] = 0
-        self.kv_len[rid] = hit_tok
-        self.blocks[rid] = hit_blocks + need_blocks
+        if self._chained(rid):
+            pages = self._admission_pages(rid, hit_tok + n)
+            if sum(pages) > self.free:
+                return
+            self._admit_chained(rid, hit_tok, hit_tok + n, pages)
+        else:
+            need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+            if need_blocks + hit_blocks > self.free:
+                return
+            self.free -= hit_blocks
+            self._allocate(need_blocks)
+            self.cache_blocks[rid] = 0
+            self.kv_len[rid] = hit_tok
+            self.blocks[rid] = hit_blocks + need_blocks
         self.waiting.popleft()
         ids.append(rid)
         toks.append(n)
@@ -229,10 +239,14 @@ class SglangEngine(ReplicaEngine):
         if self.partial >= 0:
             rid = self.partial
             n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
-            if n > self.free:
+            grow = n
+            if self._chained(rid):  # its chain's pages were taken at admission
+                held = int(self.blocks[rid])
+                grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
+            if grow > self.free:
                 return False
-            self._allocate(n)
-            self.blocks[rid] += n
+            self._allocate(grow)
+            self.blocks[rid] += grow
             ids.append(rid)
             toks.append(n)
             budget -= n
@@ -258,20 +272,27 @@ class SglangEngine(ReplicaEngine):
             if 0 < self.max_prefill_batch <= len(ids):
                 break
             rid = self.waiting[0]
-            hit = self._cached_hit_blocks(rid)
+            chained = self._chained(rid)
+            hit = self._cached_hit_blocks(rid) * (self.page if chained else 1)
             extend = int(self.seq_len[rid]) - hit
             if not self.config.chunked_prefill and extend > budget and ids:
                 break
             n = min(extend, budget) if self.config.chunked_prefill else extend
             left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
             cost = extend + left * self.ratio
-            if cost > rem or n + hit > self.free:
-                break
-            self.free -= hit
-            self._allocate(n)
-            self.cache_blocks[rid] = 0
-            self.kv_len[rid] = hit
-            self.blocks[rid] = hit + n
+            if chained:
+                pages = self._admission_pages(rid, hit + n)
+                if cost > rem or sum(pages) > self.free:
+                    break
+                self._admit_chained(rid, hit, hit + n, pages)
+            else:
+                if cost > rem or n + hit > self.free:
+                    break
+                self.free -= hit
+                self._allocate(n)
+                self.cache_blocks[rid] = 0
+                self.kv_len[rid] = hit
+                self.blocks[rid] = hit + n
             rem -= cost
             budget -= n
             self.waiting.popleft()

@@ -13,7 +13,9 @@ time-stamped on a virtual clock and the requests so far are re-simulated with
 `runners.sim.scheduler.run_replica`, the same engine policy, API-server front end and step
 model as the in-process `SimRunner`), and streams each request's tokens at the simulated
 times, in real time divided by ``--time-scale`` (reported at /emulator so clients scale their
-measurements back). Shared prefixes are not recognised over HTTP. A runtime-OOM configuration
+measurements back). Prompt lengths and shared prefixes (of token-id prompts) are recognised as
+`runners.sim.received` describes, and every received request is logged at /emulator/requests.
+A runtime-OOM configuration
 dies with the CUDA OOM text and exit 1 once half a step budget of prompt tokens has arrived;
 ``--hang start|load`` makes it hang before readiness or once load arrives. The output is
 always exactly ``max_tokens`` tokens (as with ``ignore_eos``).
@@ -47,6 +49,7 @@ from runners.engines import (
 )
 from runners.sim import _replica_count, _sim_rng, _step_model, step_budget
 from runners.sim.memory import check_memory, plan_memory
+from runners.sim.received import ReceivedRequests, prompt_length
 from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica
 from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
@@ -252,15 +255,18 @@ class ReplayEngine:
         self.resimulations = 0
         self.resimulation_wall_s = 0.0
         self.load_tokens = 0
+        self.received = ReceivedRequests()
 
     def virtual_now(self) -> float:
         return (time.perf_counter() - self.origin) * self.time_scale
 
-    def submit(self, prompt_len: int, output_len: int) -> asyncio.Queue[int | None]:
+    def submit(self, body: dict[str, object], output_len: int) -> asyncio.Queue[int | None]:
         queue: asyncio.Queue[int | None] = asyncio.Queue()
+        arrival = self.virtual_now()
+        prompt_len = self.received.add(body, output_len, arrival).prompt_len
         self.prompt.append(prompt_len)
         self.output.append(output_len)
-        self.arrival_s.append(self.virtual_now())
+        self.arrival_s.append(arrival)
         self.queues.append(queue)
         self.sent.append(0)
         self.times.append(None)
@@ -279,11 +285,14 @@ class ReplayEngine:
         prompt = np.array(self.prompt, dtype=np.int64)
         output = np.array(self.output, dtype=np.int64)
         send = np.array(self.arrival_s, dtype=np.float64)
+        chains = self.received.chains()
         for replica in range(self.replicas):
             part = ids[ids % self.replicas == replica]
             if len(part) == 0:
                 continue
-            requests = RequestSet(part, prompt[part], output[part], send[part], None)
+            requests = RequestSet(
+                part, prompt[part], output[part], send[part], None, chains=chains.take(part)
+            )
             records = run_replica(self.config, requests, self.kv_tokens, self.model).records
             for index, rid in enumerate(part.tolist()):
                 if not records.success[index]:
@@ -310,6 +319,7 @@ class ReplayEngine:
         return heap
 
     def _finish(self, rid: int) -> None:
+        self.received.done_s[rid] = self.virtual_now()
         self.queues[rid].put_nowait(None)
         self.sent[rid] = -1  # done
 
@@ -342,21 +352,6 @@ class ReplayEngine:
                 await asyncio.wait_for(self.dirty.wait(), max(0.0, wait_s))
 
 
-def _count_prompt(body: dict[str, object]) -> int:
-    prompt = body.get("prompt")
-    if isinstance(prompt, list):
-        return max(1, len(prompt))
-    if isinstance(prompt, str):
-        return max(1, len(prompt.split()))
-    messages = body.get("messages")
-    words = 0
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                words += len(str(message.get("content", "")).split()) + 4
-    return max(1, words)
-
-
 def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application:
     from aiohttp import web
 
@@ -384,13 +379,16 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
             }
         )
 
+    async def received(_: web.Request) -> web.Response:
+        return web.json_response(engine.received.records())
+
     async def generate(request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
         body = await request.json()
         if body.get("model") != options.served_name:
             message = f"The model `{body.get('model')}` does not exist."
             return web.json_response({"error": {"message": message, "code": 404}}, status=404)
-        prompt_len = _count_prompt(body)
+        prompt_len = prompt_length(body)
         output_len = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
         limit = engine.config.max_model_len
         if prompt_len + output_len > limit:
@@ -406,7 +404,7 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
             return web.json_response({**error, "code": 500}, status=500)
         if options.hang == "load":
             engine.hung = True
-        tokens = engine.submit(prompt_len, output_len)
+        tokens = engine.submit(body, output_len)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         rid = f"cmpl-{id(tokens):x}"
@@ -439,6 +437,7 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/emulator", info)
+    app.router.add_get("/emulator/requests", received)
     app.router.add_post("/v1/completions", generate)
     app.router.add_post("/v1/chat/completions", generate)
     return app

@@ -1,34 +1,52 @@
-"""Workload generation, the one source of request lists for the simulator and the load generator.
+"""Workloads, the one source of request lists for the simulator and the load generator.
 
 Data flow: a `Workload` -> `make_requests` -> `RequestSet` (per request: prompt and output
-lengths, earliest send time, shared-prefix group, previous turn of its session). The simulator
-(`runners.sim.simulate`) plays that value through its scheduler; a real trial
-(`runners.measure`) turns the same value into token-id prompts (`token_prompts`) and sends them
-at its send times, so a simulated and a real trial of one workload see the same requests.
-Modules: `lengths` (ShareGPT-like and fixed lengths), `arrivals` (seeded streams, open-loop send
-times), `requests` (the request list: prefixes, sessions), `prompts` (what each request sends),
-`sharegpt` (ShareGPT files read and filtered like vllm bench). A new source (a trace file, a
-data set) only has to produce a `RequestSet`.
+lengths, earliest send time, previous turn of its session, shared prefixes as `PrefixChains`,
+and the real prompts of a text source). The simulator (`runners.sim.simulate`) plays that value
+through its scheduler; a real trial (`runners.measure`) turns the same value into prompts
+(`bench_requests`) and sends them at its send times, each session's turns one after another, so
+a simulated and a real trial of one workload see the same requests.
+Modules: `sources` (`make_requests`: synthetic or a file format), `requests` (the request list
+and the synthetic sources), `lengths` (ShareGPT-like and fixed lengths), `arrivals` (seeded
+streams, open-loop send times), `chains` (shared prefixes), `rows` (a file's rows -> request
+list: window, time scale, sessions, prefixes), the file formats `sharegpt`, `table` (JSONL and
+CSV) and `traces` (Mooncake, Azure) on the bounded reader `reader`, `tokens` (token counts of
+text prompts) and `prompts` (what each request sends).
 """
 
 from runners.workload.arrays import FloatArray, IntArray
 from runners.workload.arrivals import send_times, workload_streams
+from runners.workload.chains import ChainBuilder, PrefixChains
 from runners.workload.lengths import sharegpt_like_lengths
-from runners.workload.prompts import TOKEN_ID_LOW, BenchRequest, token_prompts
-from runners.workload.requests import RequestSet, make_requests
-from runners.workload.sharegpt import load_sharegpt, whitespace_tokens
+from runners.workload.prompts import TOKEN_ID_LOW, BenchRequest, TokenPrompts, bench_requests
+from runners.workload.requests import RequestSet, TextPrompt
+from runners.workload.sources import (
+    FORMATS,
+    SYNTHETIC_DATASETS,
+    describe_requests,
+    make_requests,
+)
+from runners.workload.tokens import TokenCounter, estimate_tokens, local_tokenizer
 
 __all__ = [
+    "FORMATS",
+    "SYNTHETIC_DATASETS",
     "TOKEN_ID_LOW",
     "BenchRequest",
+    "ChainBuilder",
     "FloatArray",
     "IntArray",
+    "PrefixChains",
     "RequestSet",
-    "load_sharegpt",
+    "TextPrompt",
+    "TokenCounter",
+    "TokenPrompts",
+    "bench_requests",
+    "describe_requests",
+    "estimate_tokens",
+    "local_tokenizer",
     "make_requests",
     "send_times",
     "sharegpt_like_lengths",
-    "token_prompts",
-    "whitespace_tokens",
     "workload_streams",
 ]

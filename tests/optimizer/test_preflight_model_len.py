@@ -8,11 +8,14 @@ from pathlib import Path
 
 import optuna
 
+from optimizer.config import StudyConfig
 from optimizer.constraints import violations
 from optimizer.feasibility import FeasibilityChecker
+from optimizer.loop import run_study
 from optimizer.space import candidate_from_params
-from optimizer.spec import StudySpec, load_spec
-from optimizer.study import Options, run_study
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
+from runners.engines import resolve_candidate
 from runners.sim.runner import SimRunner
 from runners.types import Candidate, Placement, TrialOutcome, Workload
 
@@ -33,8 +36,10 @@ def test_a_tiny_cpu_study_never_launches_a_context_above_the_models_limit(tmp_pa
     spec = load_spec("tiny-qwen3-moe-cpu.yaml")
     url = f"sqlite:///{tmp_path / 'tiny.db'}"
     runner = Recording()
-    options = Options("tiny-qwen3-moe-cpu.yaml", 12, url, "tiny", "tpe", 0, quiet=True)
-    assert run_study(spec, options, runner) == 0
+    config = StudyConfig.of(
+        spec, storage=url, study_name="tiny", n_trials=12, sampler="tpe", seed=0, quiet=True
+    )
+    assert run_study(config, runner) == 0
     lengths = [dict(c.settings).get("max-model-len") for c in runner.launched]
     assert len(lengths) == 12 and 8192 not in lengths
     study = optuna.load_study(study_name="tiny", storage=url)
@@ -63,7 +68,8 @@ def test_the_first_such_candidate_is_refused_with_no_history() -> None:
         "vllm.dtype": "auto",
     }
     candidate = candidate_from_params(tiny, params)  # type: ignore[arg-type]
-    verdict = FeasibilityChecker(tiny).check(candidate, params, {}, [])
+    resolved = resolve_candidate(candidate, tiny.node_group)
+    verdict = FeasibilityChecker(tiny).check(resolved, params, {}, [])
     assert (verdict.launch, verdict.crash_class) == (False, "rejected:max_model_len")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from runners.bench.metrics import request_goodput, summarize
 from runners.bench.records import RequestRecords
 from runners.bench.results import metrics_from_vllm_json, save_result, to_vllm_json
 from runners.types import Workload
-from runners.workload import BenchRequest, make_requests, token_prompts
+from runners.workload import BenchRequest, TokenPrompts, make_requests
 
 pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
 
@@ -45,7 +46,7 @@ def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
 
 
 def prompts(workload: Workload, vocab_size: int) -> tuple[BenchRequest, ...]:
-    return token_prompts(make_requests(workload), vocab_size, workload.seed)
+    return tuple(TokenPrompts(make_requests(workload), vocab_size, workload.seed))
 
 
 def run(requests: list[BenchRequest], config: LoadConfig, state: dict[str, int]):  # type: ignore[no-untyped-def]
@@ -118,3 +119,81 @@ def test_goodput_applies_every_slo() -> None:
     assert request_goodput(records, {"tpot": 5.0}) == 0.0
     assert request_goodput(records, {}) == 1.0
     assert math.isfinite(request_goodput(records, {"e2el": 1000.0}))
+
+
+def logging_handler(log: list[tuple[float, int]], fail_len: int = -1) -> httpx.MockTransport:
+    """Streams 3 chunks after 5 ms; logs (arrival time, prompt length); fails one length."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        log.append((time.perf_counter(), len(body["prompt"])))
+        if len(body["prompt"]) == fail_len:
+            return httpx.Response(500, json={"error": "boom"})
+        await asyncio.sleep(0.005)
+        chunk = json.dumps({"choices": [{"index": 0, "text": "x"}]})
+        usage = json.dumps({"choices": [], "usage": {"completion_tokens": 3}})
+        text = f"data: {chunk}\n\n" * 3 + f"data: {usage}\n\ndata: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    return httpx.MockTransport(handle)
+
+
+def run_sessions(  # type: ignore[no-untyped-def]
+    requests: list[BenchRequest],
+    times: list[float],
+    parents: list[int],
+    log: list[tuple[float, int]],
+    max_concurrency: int | None = None,
+    fail_len: int = -1,
+):
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=logging_handler(log, fail_len)) as client:
+            config = LoadConfig("http://x/v1", "m", max_concurrency=max_concurrency)
+            return await run_benchmark(client, config, requests, times, parents=parents)
+
+    return asyncio.run(main())
+
+
+def by_length(*lengths: int) -> list[BenchRequest]:
+    return [BenchRequest(n, 3, prompt_ids=tuple(range(1, n + 1))) for n in lengths]
+
+
+def test_a_later_turn_waits_for_the_previous_one_and_for_its_own_time() -> None:
+    # session A: 10 -> 11 (due at 0, so right after 10 ends); session B: 20 -> 21 (due 0.05 s)
+    requests = by_length(10, 20, 11, 21)
+    log: list[tuple[float, int]] = []
+    result = run_sessions(requests, [0.0, 0.0, 0.0, 0.05], [-1, -1, 0, 1], log)
+    start = {n: t for t, n in log}
+    ends = [r.start_s + r.latency_s for r in result.results]
+    assert all(r.success for r in result.results)
+    assert result.results[2].start_s >= ends[0]  # after its previous turn finished
+    assert result.results[3].start_s >= 0.05  # not before its own send time
+    assert start[11] > start[10] and start[21] > start[20]  # as the server saw them
+    intended = result.intended_s
+    assert intended[0] == intended[1] == 0.0
+    assert intended[2] >= ends[0] and intended[3] == 0.05
+    assert min(result.lateness_s()) >= -1e-9  # never sent before it was due
+
+
+def test_a_session_keeps_its_concurrency_slot_until_its_last_turn() -> None:
+    requests = by_length(10, 20, 11, 21)
+    log: list[tuple[float, int]] = []
+    run_sessions(requests, [0.0] * 4, [-1, -1, 0, 1], log, max_concurrency=1)
+    assert [n for _, n in log] == [10, 11, 20, 21]
+
+
+def test_a_failed_turn_fails_the_rest_of_its_session_unsent() -> None:
+    requests = by_length(10, 13, 11, 12)
+    log: list[tuple[float, int]] = []
+    result = run_sessions(requests, [0.0] * 4, [-1, 0, 1, -1], log, fail_len=13)
+    assert sorted(n for _, n in log) == [10, 12, 13]  # 11 followed the failed 13: never sent
+    assert [r.success for r in result.results] == [True, False, False, True]
+    assert "earlier turn of the session failed" in result.results[2].error
+    assert math.isnan(result.intended_s[2])
+    records = result.records()
+    assert records.num_requests == 4 and int(records.success.sum()) == 2
+
+
+def test_two_next_turns_of_one_request_are_refused() -> None:
+    with pytest.raises(ValueError, match="previous turn of two requests"):
+        run_sessions(by_length(10, 11, 12), [0.0] * 3, [-1, 0, 0], [])

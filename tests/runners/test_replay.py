@@ -16,6 +16,7 @@ from runners.catalog.resolve import MODELS_DIR_ENV
 from runners.sim.replay import OUT_COLUMNS, load_case, load_cases, main, predict
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+PUBLISHED = Path(__file__).resolve().parents[2] / "runners" / "sim" / "data" / "calibration"
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +112,7 @@ def test_missing_input_file_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_every_published_row_predicts_or_says_why() -> None:
-    cases = load_cases(DATA / "calibration")
+    cases = load_cases(PUBLISHED)
     assert len(cases) == 81  # 79 result blocks and crashes, 2 conclusion-table headlines
     outcomes = [predict(case)["outcome"] for _, case in cases]
     predicted = sum(o in ("ok", "crash") for o in outcomes)
@@ -238,6 +239,6 @@ def test_cli_reads_a_folder_and_prints_how_many_rows_it_predicted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "pred.csv"
-    assert main(["--runs", str(DATA / "calibration"), "--out", str(out)]) == 0
+    assert main(["--runs", str(PUBLISHED), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "predicted 81 of 81 rows (100.0%)" in printed

@@ -10,12 +10,21 @@ from typing import Any
 
 import pytest
 
+from optimizer.config import StudyConfig
+from optimizer.errors import SpecError
 from optimizer.feasibility import FeasibilityChecker
+from optimizer.loop import run_study
 from optimizer.space import baseline_params, candidate_from_params
-from optimizer.spec import SpecError, load_spec
-from optimizer.study import Options, run_study
+from optimizer.spec.load import load_spec
 from runners.catalog import get_gpu, get_model
-from runners.engines import engine_names, register, resolve, serve_command, unregister
+from runners.engines import (
+    engine_names,
+    register,
+    resolve,
+    resolve_candidate,
+    serve_command,
+    unregister,
+)
 from runners.errors import EngineError
 from runners.sim import simulate
 from runners.sim.runner import SimRunner
@@ -87,7 +96,8 @@ def test_a_space_file_naming_the_toy_loads_and_passes_pre_flight(
     params = baseline_params(spec, get_model("Qwen3-30B-A3B"), get_gpu(spec.node_group.gpu))
     candidate = candidate_from_params(spec, params)
     assert candidate.engine == "toy"
-    verdict = FeasibilityChecker(spec).check(candidate, params, {}, [])
+    resolved = resolve_candidate(candidate, spec.node_group)
+    verdict = FeasibilityChecker(spec).check(resolved, params, {}, [])
     assert verdict.launch, verdict
 
 
@@ -98,9 +108,11 @@ def test_a_study_of_the_toy_on_the_simulator_stops_with_the_policy_error(
 ) -> None:
     path = write_space(toy_space(shipped_space))
     url = f"sqlite:///{tmp_path / 'toy.db'}"
-    options = Options(str(path), 2, url, "toy-study", "tpe", 0, quiet=True)
+    config = StudyConfig.of(
+        load_spec(path), storage=url, study_name="toy-study", n_trials=2, seed=0, quiet=True
+    )
     with pytest.raises(EngineError, match=NO_POLICY):
-        run_study(load_spec(path), options, SimRunner())
+        run_study(config, SimRunner())
 
 
 def test_once_unregistered_a_space_naming_it_is_an_error(

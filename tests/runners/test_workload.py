@@ -14,13 +14,13 @@ from runners.engines import resolve
 from runners.errors import DatasetError
 from runners.sim import simulate
 from runners.types import Candidate, NodeGroup, ServingConfig, Workload
-from runners.workload import (
-    RequestSet,
-    load_sharegpt,
-    make_requests,
-    token_prompts,
-    whitespace_tokens,
-)
+from runners.workload import RequestSet, TokenPrompts, make_requests
+from runners.workload.prompts import BenchRequest
+
+
+def token_prompts(requests: RequestSet, vocab_size: int, seed: int) -> list[BenchRequest]:
+    return list(TokenPrompts(requests, vocab_size, seed))
+
 
 PINNED = {
     # digests of (prompt_len, output_len, send_s), taken from the simulator's own generator
@@ -70,17 +70,32 @@ def test_shared_prefix_groups_share_their_prefix() -> None:
 
 
 def test_prefix_ids_do_not_depend_on_how_many_requests_use_them() -> None:
-    """Every group's prefix is drawn, also when fewer requests than groups exist, so the ids
-    that follow stay those of the full list (a replica's share keeps its group count)."""
+    """A segment's ids depend on the seed and the segment alone, so a replica's share of a list
+    sends the very prompts the full list does."""
     w = Workload("w", "random", 3, input_len=10, output_len=2, prefix_len=4, prefix_groups=5)
     requests = make_requests(w)
-    assert requests.prefix_groups == 5
     share = requests.take(np.array([0, 2], dtype=np.int64), None)
-    assert share.prefix_groups == 5 and share.prefix_len == 4
     full = token_prompts(requests, 1000, w.seed)
+    assert token_prompts(share, 1000, w.seed) == [full[0], full[2]]
     five = Workload("w", "random", 5, input_len=10, output_len=2, prefix_len=4, prefix_groups=5)
     bigger = token_prompts(make_requests(five), 1000, five.seed)
     assert [p.prompt_ids[:4] for p in full] == [p.prompt_ids[:4] for p in bigger[:3]]
+
+
+def test_a_later_turn_starts_with_the_whole_previous_prompt() -> None:
+    w = Workload(
+        "w", "random", 6, input_len=20, output_len=5, prefix_len=8, prefix_groups=2, turns=3
+    )
+    requests = make_requests(w)
+    prompts = token_prompts(requests, 1000, w.seed)
+    assert requests.parent is not None and requests.chains is not None
+    for child, parent in enumerate(requests.parent.tolist()):
+        if parent >= 0:
+            before = prompts[parent].prompt_ids
+            assert prompts[child].prompt_ids[: len(before)] == before
+            assert requests.chains.shared_tokens(child, parent) == len(before)
+    # the answer stand-in and the new message are the turn's own
+    assert prompts[1].prompt_ids[28:] != prompts[4].prompt_ids[28:]
 
 
 def test_token_prompts_have_exactly_the_requested_lengths_and_ids_in_range() -> None:
@@ -91,7 +106,7 @@ def test_token_prompts_have_exactly_the_requested_lengths_and_ids_in_range() -> 
     assert [len(p.prompt_ids) for p in prompts] == requests.prompt_len.tolist()
     assert [p.output_len for p in prompts] == requests.output_len.tolist()
     assert all(300 <= i < 5000 for p in prompts for i in p.prompt_ids)
-    assert token_prompts(requests, 5000, w.seed) == prompts
+    assert token_prompts(requests, 5000, w.seed) == prompts  # built on access, deterministic
     assert token_prompts(requests, 5000, w.seed + 1) != prompts
 
 
@@ -122,18 +137,25 @@ def test_the_simulator_plays_the_request_list_the_load_generator_sends() -> None
 
 def test_sharegpt_file_is_read_and_filtered(tmp_path: Path) -> None:
     convs = [
-        {"conversations": [{"from": "human", "value": "a b c d e"}, {"from": "gpt", "value": v}]}
-        for v in ("one two three four five", "too short")
+        {
+            "conversations": [
+                {"from": "human", "value": "a b c d e f g h i j k l m n o p q"},
+                {"from": "gpt", "value": v},
+            ]
+        }
+        for v in ("one two three four five six seven eight nine ten eleven", "too short")
     ]
     path = tmp_path / "sg.json"
     path.write_text(json.dumps(convs * 3))
-    requests = load_sharegpt(path, 3, whitespace_tokens)
-    assert [r.output_len for r in requests] == [5, 5, 5]
-    with pytest.raises(DatasetError, match="only 3 usable conversations, 4 requested"):
-        load_sharegpt(path, 4, whitespace_tokens)
+    w = Workload("sg", "sharegpt", 3, path=str(path))
+    requests = make_requests(w)
+    assert requests.output_len.tolist() == [14, 14, 14]  # 4 bytes per token, rounded up
+    assert requests.texts is not None and len(set(requests.texts)) == 1
+    with pytest.raises(DatasetError, match="only 3 requests to replay"):
+        make_requests(Workload("sg", "sharegpt", 4, path=str(path)))
     path.write_text("{}")
     with pytest.raises(DatasetError, match="expected a JSON list"):
-        load_sharegpt(path, 1, whitespace_tokens)
+        make_requests(w)
 
 
 def test_the_load_generator_does_not_import_the_simulator() -> None:

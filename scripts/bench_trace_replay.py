@@ -1,0 +1,127 @@
+"""Does the real load generator keep to a trace's send times at 200 requests/s?
+
+Run: ``python scripts/bench_trace_replay.py [--rate 200] [--requests 2000]``. An Azure-format
+trace from scripts/make_traces.py (conversation lengths, prompts of about 1,500 tokens) is
+replayed `time_scale`-compressed to the given rate, through `runners.bench.loadgen` against the
+engine emulator (`python -m runners.sim.serve`, a real HTTP server re-simulating the engine, in
+real time) started by the real-run launcher. Outputs are cut to 8 tokens (`output_len`) so the
+run measures sending, not streaming. The emulator runs on core 1 and the load generator on core
+0. Lateness is the load generator's actual send (right before the POST) minus the trace's send
+time, from its send log. The machine baseline, measured in this run on the same core, is the
+lateness of the same wait (`loadgen._until`) with nothing sent: the floor this machine's timers
+and scheduler allow. Target: p99 lateness at most 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from make_traces import write_azure  # noqa: E402
+
+from runners.bench.loadgen import LoadConfig, _until, run_benchmark_sync  # noqa: E402
+from runners.launch import EmulatorLaunch, Launched, Launcher  # noqa: E402
+from runners.settings import RealRunSettings  # noqa: E402
+from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
+from runners.workload import bench_requests, describe_requests, make_requests  # noqa: E402
+
+TARGET_P99_MS = 1.0
+TRACE_REQUESTS = 20_000
+TRACE_S = 3600.0
+CANDIDATE = Candidate.make(
+    "vllm", "0.33.0", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16", {"tensor-parallel-size": 8}
+)
+PLACEMENT = Placement(NodeGroup("h100", "H100-SXM-80GB", 8), tuple(range(8)))
+
+
+def pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > core:
+        os.sched_setaffinity(0, {core})
+
+
+def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
+    ms = np.array(values) * 1000.0
+    p50, p99 = np.percentile(ms, [50, 99])
+    return float(p50), float(p99), float(ms.max())
+
+
+def baseline_lateness(send_s: list[float]) -> list[float]:
+    """Lateness of the load generator's wait alone, on the same schedule, nothing sent."""
+
+    async def main() -> list[float]:
+        origin = time.perf_counter()
+        late: list[float] = []
+        for due in send_s:
+            await _until(origin + due)
+            late.append(time.perf_counter() - origin - due)
+            await asyncio.sleep(0)
+        return late
+
+    return asyncio.run(main())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        trace = write_azure(Path(tmp) / "azure.csv", TRACE_REQUESTS, TRACE_S, 0, "conversation")
+        scale = (TRACE_REQUESTS / TRACE_S) / args.rate
+        workload = Workload(
+            "azure", "azure", args.requests, path=str(trace), time_scale=scale, output_len=8
+        )
+        requests = make_requests(workload)
+        span = float(requests.send_s[-1])
+        print(f"trace: {describe_requests(requests)} (time_scale {scale:.4f})")
+        print(f"rate: {args.requests / span:,.0f} requests/s over {span:.1f} s\n")
+        pin(1)  # the emulator (a child) runs on core 1
+        launcher = Launcher(
+            RealRunSettings(), Path(tmp) / "cache", emulator=EmulatorLaunch(startup_s=0.2)
+        )
+        instance = launcher.start(CANDIDATE, PLACEMENT, Path(tmp) / "trial")
+        pin(0)
+        try:
+            ready = instance.wait_ready()
+            if not isinstance(ready, Launched):
+                print(f"emulator did not start: {ready.crash.message}")
+                return 2
+            baseline = baseline_lateness(requests.send_s.tolist())
+            config = LoadConfig(ready.endpoint.base_url, ready.endpoint.model, num_warmups=1)
+            result = run_benchmark_sync(
+                config, bench_requests(requests, 151_936, 0), requests.send_s.tolist()
+            )
+        finally:
+            instance.stop()
+    failed = sum(not r.success for r in result.results)
+    late = result.lateness_s()
+    rows = (("machine baseline (wait only)", baseline), ("load generator -> emulator", late))
+    print(f"{'send lateness':32s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    for label, values in rows:
+        p50, p99, worst = percentiles_ms(values)
+        print(f"{label:32s} {p50:8.3f} {p99:8.3f} {worst:8.3f}")
+    p99 = percentiles_ms(late)[1]
+    floor = percentiles_ms(baseline)[1]
+    print(
+        f"\n{len(late):,} requests sent ({failed} failed); p99 lateness {p99:.3f} ms = "
+        f"{p99 / max(floor, 1e-6):.1f} x the machine baseline's {floor:.3f} ms; target "
+        f"{TARGET_P99_MS:g} ms: {'ok' if p99 <= TARGET_P99_MS else 'OVER'}"
+    )
+    print(f"median gap between sends {statistics.median(np.diff(requests.send_s)) * 1e3:.2f} ms")
+    return 0 if p99 <= TARGET_P99_MS else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Time loading and simulating a 100k-request trace, as ratios to a machine baseline of this run.
+
+Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1]``. The budget is 5 s
+per simulated trial (load the trace, simulate it, summarize the metrics) on the project's 2-core
+development machine, whose machine baseline (the fixed Python + NumPy loop of
+scripts/bench_sim.py) takes `REFERENCE_BASELINE_MS`; on any machine the budget is that many
+baselines, measured in the same run. Two traces in the public formats, written by
+scripts/make_traces.py at the published traces' request rates (about 6.5 requests/s, so 100k
+requests are 4.2 hours of traffic): an Azure-format trace (conversation lengths) and a
+Mooncake-format one (long prompts sharing prefixes as hash-id chains). Each is replayed by the
+simulator runner on the main job's baseline (Qwen3-235B, vLLM, TP8 on 8 x H100) and on FP8
+TP4 (two replicas), at the trace's own pace and ten times faster (`time_scale` 0.1, a node kept
+busy). The Mooncake trace overloads a single node (its queue grows for the whole trace), which
+is what a study on it would simulate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_sim import baseline_unit, timed  # noqa: E402
+from make_traces import write_azure, write_mooncake  # noqa: E402
+
+from runners.sim.runner import SimRunner  # noqa: E402
+from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
+from runners.workload import describe_requests, make_requests  # noqa: E402
+
+REFERENCE_BASELINE_MS = 13.0
+BUDGET_S = 5.0
+RATE_REQ_S = 23_600 / 3600.0  # the Mooncake-format default: one hour of 23,600 requests
+NODE = NodeGroup("h100", "H100-SXM-80GB", 8)
+CANDIDATES = {
+    "vllm tp8 (qwen3-moe baseline)": Candidate.make(
+        "vllm", "0.33.0", "Qwen3-235B-A22B-Instruct-2507",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507", "bf16", {"tensor-parallel-size": 8},
+    ),
+    "vllm tp4 fp8 (2 replicas)": Candidate.make(
+        "vllm", "0.33.0", "Qwen3-235B-A22B-Instruct-2507",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "fp8", {"tensor-parallel-size": 4},
+    ),
+}  # fmt: skip
+
+
+def trial(candidate: Candidate, workload: Workload) -> tuple[float, float, str]:
+    """(seconds to load, seconds to simulate and summarize, outcome), from a cold cache."""
+    from runners.workload.sources import _file_requests
+
+    _file_requests.cache_clear()
+    started = time.perf_counter()
+    make_requests(workload)
+    loaded = time.perf_counter()
+    outcome = SimRunner().run(candidate, workload, Placement(NODE, tuple(range(8))))
+    done = time.perf_counter()
+    if outcome.metrics is None:
+        shown = f"crashed {outcome.crash.crash_class if outcome.crash else outcome.status}"
+    else:
+        m = outcome.metrics
+        shown = (
+            f"{m.completed:,} ok, {m.output_throughput_tok_s:,.0f} out tok/s, p99 TTFT "
+            f"{m.ttft_ms.p99 / 1000:,.1f} s"
+        )
+    return loaded - started, done - loaded, shown
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    base_ms = statistics.median(timed(baseline_unit, 9))
+    budget_units = BUDGET_S * 1000.0 / REFERENCE_BASELINE_MS
+    print(
+        f"machine baseline (fixed Python+NumPy loop): {base_ms:.1f} ms (reference machine "
+        f"{REFERENCE_BASELINE_MS:.1f} ms); budget {BUDGET_S:g} s there = {budget_units:.0f} "
+        f"baselines = {budget_units * base_ms / 1000:.1f} s here"
+    )
+    duration = args.requests / RATE_REQ_S
+    worst = 0.0
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:
+        traces = {
+            "azure": write_azure(
+                Path(tmp) / "azure.csv", args.requests, duration, 0, "conversation"
+            ),
+            "mooncake": write_mooncake(Path(tmp) / "mooncake.jsonl", args.requests, duration, 0),
+        }
+        for fmt, path in traces.items():
+            workload = Workload(f"{fmt}-{args.requests}", fmt, args.requests, path=str(path))  # type: ignore[arg-type]
+            print(f"\n{fmt} trace: {describe_requests(make_requests(workload))}")
+            print(f"  {'configuration':40s} {'load s':>7s} {'sim s':>7s} {'total s':>8s} "
+                  f"{'x base':>7s} {'verdict':>8s}  outcome")  # fmt: skip
+            for (label, candidate), scale in itertools.product(CANDIDATES.items(), (1.0, 0.1)):
+                scaled = dataclasses.replace(workload, time_scale=scale)
+                label = f"{label}{'' if scale == 1.0 else ', x10 faster'}"
+                runs = [trial(candidate, scaled) for _ in range(args.repeat)]
+                load_s = statistics.median(r[0] for r in runs)
+                sim_s = statistics.median(r[1] for r in runs)
+                units = (load_s + sim_s) * 1000.0 / base_ms
+                worst = max(worst, units)
+                verdict = "ok" if units <= budget_units else "OVER"
+                print(
+                    f"  {label:40s} {load_s:7.2f} {sim_s:7.2f} {load_s + sim_s:8.2f} "
+                    f"{units:7.0f} {verdict:>8s}  {runs[0][2]}"
+                )
+    print(
+        f"\nworst trial: {worst:.0f} baselines ({worst * REFERENCE_BASELINE_MS / 1000:.1f} s on "
+        f"the reference machine; budget {budget_units:.0f} = {BUDGET_S:g} s)"
+    )
+    return 0 if worst <= budget_units else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

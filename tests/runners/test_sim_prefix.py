@@ -1,0 +1,134 @@
+"""The simulator's prefix cache of segment chains: hits, sharing the pool, eviction."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from runners.engines import sim_policy
+from runners.sim import _step_model, simulate, step_budget
+from runners.sim.prefix import PrefixCache
+from runners.sim.reference import reference_config
+from runners.sim.scheduler import SCHEDULERS
+from runners.types import ServingConfig, Workload
+from runners.workload import ChainBuilder, RequestSet, make_requests
+
+ENGINES = {
+    "vllm": {"engine_version": "0.33.0"},
+    "sglang": {"engine_version": "0.5.9", "mem_fraction": 0.85},
+    "trtllm": {"engine_version": "1.2.0", "block_size": 32, "mem_fraction": 0.9},
+}
+
+
+def config(engine: str = "vllm", caching: bool = True) -> ServingConfig:
+    fields: dict[str, object] = {"engine": engine, "prefix_caching": caching, **ENGINES[engine]}
+    return dataclasses.replace(reference_config(), **fields)  # type: ignore[arg-type]
+
+
+def shared_list(n: int, shared: int, own: int, output: int, gap_s: float) -> RequestSet:
+    """`n` requests, each `shared` tokens of one common prefix (16-token blocks) + `own`."""
+    builder = ChainBuilder()
+    blocks = shared // 16
+    chain = builder.extend_all([], list(range(blocks)), [16] * blocks)
+    return RequestSet(
+        request_id=np.arange(n, dtype=np.int64),
+        prompt_len=np.full(n, shared + own, dtype=np.int64),
+        output_len=np.full(n, output, dtype=np.int64),
+        send_s=np.arange(n, dtype=np.float64) * gap_s,
+        max_concurrency=None,
+        chains=builder.finish([chain] * n),
+    )
+
+
+def replay(cfg: ServingConfig, requests: RequestSet, kv_tokens: int):  # type: ignore[no-untyped-def]
+    model = _step_model(cfg, step_budget(cfg, kv_tokens))
+    engine = SCHEDULERS[sim_policy(cfg.engine).scheduler](cfg, requests, kv_tokens, model)
+    return engine, engine.run()
+
+
+def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
+    builder = ChainBuilder()
+    a = builder.extend_all([], ["x", "y"], [32, 40])  # pages of 16: 2 and 3 (the 72nd token
+    b = builder.extend_all([], ["x", "z"], [32, 8])  # is in a page that straddles the end)
+    cache = PrefixCache(builder.finish([a, b]), page=16)
+    assert cache.pages.tolist() == [2, 2, 0]
+    assert cache.hit_tokens(0, q_front=0) == 0  # nothing computed yet
+    assert cache.charge(0, q_front=0) == (0, 4)  # both segments allocated anew
+    cache.hold(0, q_front=0)
+    cache.computed(np.array([0]))
+    assert cache.hit_tokens(1, q_front=0) == 32  # "x" is held and computed; "z" is not
+    assert cache.charge(1, q_front=0) == (0, 0)  # "x" is already counted, "z" has no page
+    returned = cache.release(0, own_pages=5, q_tail=100)
+    assert returned == 4
+    # queue: own pages 100..104, then "y" (105..106), then "x" (107..108): "x" is evicted last
+    assert cache.pos[[0, 1]].tolist() == [107, 105]
+    assert cache.hit_tokens(1, q_front=107) == 32
+    assert cache.charge(1, q_front=107) == (2, 0)  # revived from the free queue
+    assert cache.hit_tokens(1, q_front=108) == 0  # its first page is gone
+    assert cache.charge(1, q_front=108) == (0, 2)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_shared_prefix_is_computed_once_and_cuts_ttft(engine: str) -> None:
+    requests = shared_list(40, shared=4096, own=64, output=8, gap_s=0.5)
+    _, cached = replay(config(engine), requests, 200_000)
+    _, cold = replay(config(engine, caching=False), requests, 200_000)
+    ttft, cold_ttft = cached.records.ttft_s, cold.records.ttft_s
+    assert ttft[1:].mean() < 0.7 * cold_ttft[1:].mean()  # (the rest is fixed overhead)
+    assert ttft[0] == pytest.approx(cold_ttft[0], rel=0.05)  # the first one computes it
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_held_prefix_counts_once_in_the_pool(engine: str) -> None:
+    """With the prefix shared, many more requests fit in the same KV pool at once."""
+    requests = shared_list(60, shared=8192, own=64, output=400, gap_s=0.05)
+    kv = 40_000
+    shared_engine, shared = replay(config(engine), requests, kv)
+    cold_engine, cold = replay(config(engine, caching=False), requests, kv)
+    assert shared.max_running >= 3 * cold.max_running
+    for engine_run in (shared_engine, cold_engine):
+        assert engine_run.free == engine_run.total_blocks  # every page came back
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_the_pool_comes_back_whole_under_pressure(engine: str) -> None:
+    """Sessions and prefix groups with preemptions: every page and every hold is returned."""
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    engine_run, result = replay(config(engine), make_requests(w), 40_000)
+    assert result.records.success.all()
+    assert engine_run.free == engine_run.total_blocks
+    assert engine_run.cache is not None and int(engine_run.cache.ref.sum()) == 0
+
+
+def test_today_s_workloads_never_build_a_prefix_cache() -> None:
+    """Without shared prefixes the old path runs, so today's studies are unchanged."""
+    w = Workload("s", "sharegpt-like", 200)
+    engine_run, _ = replay(config(), make_requests(w), 200_000)
+    assert engine_run.cache is None
+    assert simulate(config(), w).records is not None
+
+
+def test_an_evicted_prefix_is_computed_again() -> None:
+    """Unrelated long requests between two users of a prefix push it out of a small pool."""
+    builder = ChainBuilder()
+    prefix = builder.extend_all([], list(range(256)), [16] * 256)  # 4,096 tokens
+    chains = [prefix] + [[] for _ in range(30)] + [prefix]
+    n = len(chains)
+    prompt = np.array([4160] + [6000] * 30 + [4160], dtype=np.int64)
+    requests = RequestSet(
+        np.arange(n, dtype=np.int64), prompt, np.full(n, 4, dtype=np.int64),
+        np.arange(n, dtype=np.float64) * 2.0, None, chains=builder.finish(chains),
+    )  # fmt: skip
+    requests_near = RequestSet(
+        requests.request_id, prompt, requests.output_len,
+        np.array([0.0] + [1000.0] * 30 + [2.0]), None, chains=requests.chains,
+    )  # fmt: skip
+    _, far = replay(config(), requests, 20_000)
+    _, near = replay(config(), requests_near, 20_000)
+    assert near.records.ttft_s[-1] < 0.7 * near.records.ttft_s[0]  # still cached: a hit
+    assert far.records.ttft_s[-1] == pytest.approx(far.records.ttft_s[0], rel=0.1)  # evicted
