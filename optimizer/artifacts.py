@@ -110,6 +110,8 @@ class NoteFacts:
     crash_message: str = ""
     crash_phase: str = ""
     constraints: Mapping[str, float] | None = None
+    efficiency_note: str = ""
+    """For a simulated trial on a GPU never measured: whose efficiencies it took."""
 
 
 def note_body(facts: NoteFacts) -> str:
@@ -138,6 +140,8 @@ def note_body(facts: NoteFacts) -> str:
         lines += ["; ".join(parts), ""]
         if runner.get("name") == "sim":
             lines += ["_Simulated engine: numbers are model estimates, not measurements._", ""]
+            if facts.efficiency_note:
+                lines += [f"_{facts.efficiency_note}_", ""]
     if facts.constraints:
         broken = {k: v for k, v in facts.constraints.items() if v > 0}
         if broken:

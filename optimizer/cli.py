@@ -117,6 +117,12 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         help="continue a study whose space file changed since it was created",
     )
     parser.add_argument(
+        "--strict-versions",
+        action="store_true",
+        help="refuse engine releases outside the catalogue (default: the nearest catalogued "
+        "release applies, with a warning naming it)",
+    )
+    parser.add_argument(
         "--no-preflight",
         action="store_true",
         help="launch every candidate, even those pre-flight checks predict will crash",
@@ -125,7 +131,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
-    spec = load_spec(ns.space)
+    spec = load_spec(ns.space, strict_versions=ns.strict_versions)
     real_run = real_run_settings(
         spec.real_run,
         start_deadline_s=ns.start_deadline,

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Value, evaluate, names
 from optimizer.spec.models import StudySpec, UserRule
-from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
+from runners.catalog import (
+    GpuSpec,
+    ModelSpec,
+    Quantization,
+    checkpoint_quantization,
+    get_gpu,
+    get_model,
+)
 from runners.engines import EngineAdapter, adapter_for, rule_breaks
 from runners.types import Candidate, NodeGroup, SettingValue
 
@@ -89,11 +96,11 @@ def builtin_violations(
     model: ModelSpec,
     gpu: GpuSpec,
     node_group: NodeGroup,
-    fp8: bool,
+    quantization: Quantization,
 ) -> list[Violation]:
     """The static rules pre-flight rejects on (the engine's registry entry holds them, with
     the engine's own text), plus the adapter's own argument checks."""
-    breaks = rule_breaks(adapter, effective, model, gpu, node_group, "fp8" if fp8 else "bf16")
+    breaks = rule_breaks(adapter, effective, model, gpu, node_group, quantization)
     found = [Violation(b.rule, b.crash.message) for b in breaks]
     if not found:
         crash = adapter.validate(effective, model, node_group)
@@ -131,7 +138,8 @@ def violations(spec: StudySpec, candidate: Candidate) -> list[Violation]:
     gpu = get_gpu(node_group.gpu)
     effective = adapter.effective_settings(candidate.settings_dict(), model, gpu)
     fp8 = candidate.weight_dtype == "fp8"
-    found = builtin_violations(adapter, effective, model, gpu, node_group, fp8)
+    quantization = checkpoint_quantization(candidate.checkpoint, candidate.weight_dtype, model)
+    found = builtin_violations(adapter, effective, model, gpu, node_group, quantization)
     section = spec.engines.get(candidate.engine)
     rules = section.rules if section is not None else ()
     if rules:

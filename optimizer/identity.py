@@ -4,7 +4,8 @@ Place in the data flow: the loop calls `describe_study` once per run, before any
 names the two objectives for optuna-dashboard, stores a short hash of every space-file section
 that changes what a trial means (`space_sections`), and refuses to resume a study from a space
 file that differs in one of them (unless `allow_change`), since the old and new trials would
-not be comparable. The study's user attributes (model, hardware, workload) head the report.
+not be comparable. The study's user attributes (model, hardware, workload, and on a GPU the
+simulator never measured whose efficiencies it takes) head the report.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import optuna
 from optimizer.errors import StudyError
 from optimizer.objectives import metric_names
 from optimizer.spec.models import StudySpec
+from runners.catalog import get_gpu
+from runners.sim.params import efficiency_note
 
 MEANINGFUL_SECTIONS = ("model", "hardware", "engines", "workload", "objectives", "baseline")
 
@@ -58,6 +61,9 @@ def describe_study(study: optuna.Study, spec: StudySpec, allow_change: bool) -> 
         f"{spec.workload.num_prompts} prompts)",
         "objectives": metric_names(spec.objectives),
     }
+    carried = efficiency_note(get_gpu(spec.node_group.gpu))
+    if carried:
+        attrs["efficiency_note"] = carried
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)

@@ -31,7 +31,8 @@ def readiness_request(spec: StudySpec, runner: LocalRunner) -> ReadinessRequest:
     programs = []
     checkpoints = []
     for engine, section in spec.engines.items():
-        for variant, checkpoint in spec.model.variants.items():
+        for variant in spec.model.variants:
+            checkpoint = spec.model.checkpoint(variant)
             candidate = absolute_checkpoint(
                 Candidate.make(engine, section.version, spec.model.name, checkpoint, variant, {})
             )

@@ -34,9 +34,11 @@ from optimizer.artifacts import (
 from optimizer.objectives import constraint_values, objective_values
 from optimizer.space import VARIANT_PARAM
 from optimizer.spec.models import StudySpec
+from runners.catalog import get_gpu
 from runners.engines import Resolved
 from runners.launch import started_command
 from runners.pool import Finished
+from runners.sim.params import efficiency_note
 from runners.types import SettingValue, TrialOutcome
 
 # user attributes (the storage keys of every study so far)
@@ -390,6 +392,7 @@ def _note_and_files(
         crash_message=crash.message if crash else "",
         crash_phase=crash.phase if crash else "",
         constraints=constraint_values(metrics, spec.objectives.slos) if metrics else None,
+        efficiency_note=efficiency_note(get_gpu(resolved.node_group.gpu)),
     )
     try:
         write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from optimizer.errors import SpecError
 from optimizer.spec.models import BoolParam, CategoricalParam, FloatParam, IntParam, StudySpec
-from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
+from runners.catalog import FORMATS, GpuSpec, ModelSpec, get_gpu, get_model
 from runners.engines import EngineAdapter, check_version, default_in_context, get_engine
-from runners.types import Candidate, EngineName, SettingValue, WeightDtype
+from runners.types import Candidate, CheckpointFormat, EngineName, SettingValue
 
 ENGINE_PARAM = "engine"
 VARIANT_PARAM = "model_variant"
@@ -130,8 +130,8 @@ def suggest(trial: Suggester, spec: StudySpec) -> Candidate:
         engine=adapter.name,
         engine_version=check_version(adapter, section.version),
         model=get_model(spec.model.name).name,
-        checkpoint=spec.model.variants[variant],  # type: ignore[index]
-        weight_dtype=_weight_dtype(variant),
+        checkpoint=spec.model.checkpoint(variant),
+        weight_dtype=_checkpoint_format(variant),
         settings=walk.chosen,
     )
 
@@ -140,8 +140,11 @@ def _pick(trial: Suggester, name: str, options: list[str]) -> str:
     return str(trial.suggest_categorical(name, list(options)))
 
 
-def _weight_dtype(variant: str) -> WeightDtype:
-    return "fp8" if variant == "fp8" else "bf16"
+def _checkpoint_format(variant: str) -> CheckpointFormat:
+    """A variant key is its checkpoint's format (the space file's variants are keyed so)."""
+    if variant not in FORMATS:
+        raise SpecError(f"model variant {variant!r} is not a checkpoint format ({FORMATS})")
+    return variant
 
 
 def _suggest_one(trial: Suggester, name: str, param: AnyParam) -> SettingValue:

@@ -205,7 +205,11 @@ def ablation_steps(
     """
     steps: list[tuple[str, Candidate]] = []
     if best.weight_dtype != base.weight_dtype:
-        checkpoint = spec.model.variants.get(base.weight_dtype)
+        checkpoint = (
+            spec.model.checkpoint(base.weight_dtype)
+            if base.weight_dtype in spec.model.variants
+            else None
+        )
         if checkpoint is not None:
             swapped = dataclasses.replace(
                 best, checkpoint=checkpoint, weight_dtype=base.weight_dtype

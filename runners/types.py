@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
+from runners.catalog.quant import QuantFormat
+
 if TYPE_CHECKING:
     from runners.catalog import GpuSpec, ModelSpec
 
@@ -22,6 +24,10 @@ EngineName = str
 """The name of a registered engine (``vllm``, ``sglang``, ...): `runners.engines.engine_names()`
 lists them; any other name is an `EngineError` where an engine is looked up."""
 WeightDtype = Literal["bf16", "fp8"]
+"""The storage class of a resolved checkpoint's weights, as engines and their rules ask it."""
+CheckpointFormat = QuantFormat
+"""A candidate's checkpoint format (``bf16``, ``fp8``, ``int8``, ``awq``, ``gptq``, ``mxfp4``,
+``nvfp4``): the space file's variant key; details come from the checkpoint's own files."""
 SettingValue = int | float | str | bool
 
 
@@ -31,14 +37,15 @@ class Candidate:
 
     `settings` holds engine-native setting names (the flag without its leading dashes, e.g.
     ``max-num-seqs``) and the value the search chose; a setting that is absent takes the
-    engine's default. `checkpoint` is what the engine loads (a Hugging Face repo id).
+    engine's default. `checkpoint` is what the engine loads (a Hugging Face repo id);
+    `weight_dtype` its format (how its weights are quantized, `CheckpointFormat`).
     """
 
     engine: EngineName
     engine_version: str
     model: str
     checkpoint: str
-    weight_dtype: WeightDtype
+    weight_dtype: CheckpointFormat
     settings: tuple[tuple[str, SettingValue], ...] = ()
 
     def settings_dict(self) -> dict[str, SettingValue]:
@@ -50,7 +57,7 @@ class Candidate:
         engine_version: str,
         model: str,
         checkpoint: str,
-        weight_dtype: WeightDtype,
+        weight_dtype: CheckpointFormat,
         settings: Mapping[str, SettingValue],
     ) -> Candidate:
         return Candidate(
@@ -60,12 +67,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class NodeGroup:
-    """A set of identical GPU nodes that trials are placed on."""
+    """A set of identical GPU nodes that trials are placed on. `inter_node_gb_s` is each
+    GPU's share of the network between the nodes (GB/s, one direction; None: the GPU's
+    typical figure, `GpuSpec.inter_node_gb_s`)."""
 
     name: str
     gpu: str
     gpus_per_node: int
     nodes: int = 1
+    inter_node_gb_s: float | None = None
 
     @property
     def total_gpus(self) -> int:
@@ -264,8 +274,10 @@ class ServingConfig:
     `max_prefill_tokens` are MindIE's maxPrefillBatchSize / maxPrefillTokens (SGLang's
     max-prefill-tokens too); 0 means no such limit. `spec_method` / `spec_tokens` describe
     speculative decoding (None = off); the acceptance rate is a workload property.
-    `weight_quant` names a weight-only checkpoint format beyond `weight_dtype` ("awq", "gptq";
-    empty = none). `kv_cache_gib` is an explicit KV-cache size per GPU (MindIE npuMemSize, vLLM
+    `weight_quant` names the checkpoint's format beyond `weight_dtype` ("fp8-tensor" for
+    per-tensor FP8, "int8", "awq", "gptq", "mxfp4", "nvfp4"; empty = BF16 or block FP8, with
+    routed experts in `model.expert_weight_bits` when only they are quantized).
+    `kv_cache_gib` is an explicit KV-cache size per GPU (MindIE npuMemSize, vLLM
     kv-cache-memory-bytes); 0 = derived from `mem_fraction`.
     """
 

@@ -1,14 +1,17 @@
-"""Shared fixtures: the shipped space file as text, and a writer for edited copies of it."""
+"""Shared fixtures: the shipped space file as text, a writer for edited copies of it, and a
+catalogue that forgets what a test registered (models read from config.json, inline GPUs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from optimizer.spec.load import SEARCH_SPACES_DIR
+from runners.catalog import registry
 
 SHIPPED = SEARCH_SPACES_DIR / "qwen3-moe.yaml"
 
@@ -28,3 +31,24 @@ def write_space(tmp_path: Path) -> Callable[[dict[str, object]], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def isolated_catalogue() -> Iterator[None]:
+    """Whatever a test registers in the catalogue (and exports to the environment) is gone
+    after it, so tests cannot see each other's models and GPUs."""
+    tables = [
+        (table, dict(table.entries), dict(table.names), set(table.builtin))
+        for table in (registry.GPU_TABLE, registry.MODEL_TABLE)
+    ]
+    checkpoints = dict(registry.CHECKPOINTS)
+    exported = os.environ.get(registry.CATALOG_ENV)
+    yield
+    for table, entries, names, builtin in tables:
+        table.entries, table.names, table.builtin = entries, names, builtin
+    registry.CHECKPOINTS.clear()
+    registry.CHECKPOINTS.update(checkpoints)
+    if exported is None:
+        os.environ.pop(registry.CATALOG_ENV, None)
+    else:
+        os.environ[registry.CATALOG_ENV] = exported

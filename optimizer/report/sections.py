@@ -36,6 +36,8 @@ def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
                 "estimates (calibrated only at the baseline so far), not measurements."
             )
         )
+        if attrs.get("efficiency_note"):
+            blocks.append(Para(f"**Carried-over efficiencies**: {attrs['efficiency_note']}"))
     blocks.append(
         Para(
             f"Objectives: maximize **{tput}**, minimize **{lat}**. {report.complete} trials "

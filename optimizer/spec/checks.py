@@ -1,8 +1,10 @@
 """Cross-checks of a parsed space file against the catalogue and the engine adapters.
 
-Second half of `load_spec`: pydantic has checked the shape of the file; this module checks
-what needs the model and GPU catalogue and the engine release's own catalogue of settings.
-Engine versions must be catalogued; every setting must exist at that version (with the
+Second half of `load_spec`: pydantic has checked the shape of the file; this module resolves
+the model, its checkpoints and the GPU (`optimizer.spec.resolve`) and checks what needs them
+and the engine release's own catalogue of settings.
+An engine release outside the catalogue takes its nearest catalogued release (an error with
+``--strict-versions``); every setting must exist at that release (with the
 closest valid name otherwise, or where it moved); values and ranges must be valid engine
 values; conditions must refer to settings declared above them and to reachable values; a value
 that can never run on its own (more GPUs than the node group, TP not dividing the heads) is
@@ -14,6 +16,7 @@ default where not set, reachable by the space, and satisfy every constraint. Eac
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from optimizer.constraints import builtin_violations, check_names, violations
 from optimizer.errors import SpecError
@@ -26,9 +29,10 @@ from optimizer.spec.models import (
     IntParam,
     StudySpec,
 )
-from runners.catalog import GpuSpec, ModelSpec, get_gpu, get_model
-from runners.engines import EngineAdapter, engine_names, get_engine
-from runners.errors import CatalogError, DatasetError, EngineError
+from optimizer.spec.resolve import resolve_space
+from runners.catalog import GpuSpec, ModelSpec, Quantization
+from runners.engines import EngineAdapter, engine_names, get_engine, get_entry, release
+from runners.errors import DatasetError, EngineError
 from runners.types import NodeGroup, SettingValue
 from runners.workload import make_requests
 
@@ -36,9 +40,16 @@ AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
 SINGLE_VALUE_RULES = ("gpus", "tp_heads")
 
 
-def cross_check(spec: StudySpec) -> list[str]:
-    """Every problem found, as ``field.path: message`` strings (empty when the file is good)."""
-    return _check_engines(spec) + check_workloads(spec)
+def cross_check(
+    spec: StudySpec, strict_versions: bool = False, base_dir: Path | None = None
+) -> list[str]:
+    """Every problem found, as ``field.path: message`` strings (empty when the file is good).
+
+    The model, its checkpoints and the GPU are resolved first (`optimizer.spec.resolve`;
+    relative config paths from `base_dir`, default the working directory). An engine release
+    outside the catalogue takes the nearest catalogued release (with one warning);
+    `strict_versions` makes it a problem instead."""
+    return _check_engines(spec, strict_versions, base_dir) + check_workloads(spec)
 
 
 def check_workloads(spec: StudySpec) -> list[str]:
@@ -57,19 +68,26 @@ def check_workloads(spec: StudySpec) -> list[str]:
     return problems
 
 
-def _check_engines(spec: StudySpec) -> list[str]:
-    try:
-        model = get_model(spec.model.name)
-    except CatalogError as exc:
-        return [f"model.name: {exc}"]
-    try:
-        gpu = get_gpu(spec.node_group.gpu)
-    except CatalogError as exc:
-        return [f"hardware.node_groups.0.gpu: {exc}"]
+def _check_engines(spec: StudySpec, strict_versions: bool, base_dir: Path | None) -> list[str]:
+    resolution = resolve_space(spec, base_dir or Path.cwd())
+    if resolution.problems:
+        return list(resolution.problems)
+    model, gpu = resolution.model, resolution.gpu
+    assert model is not None and gpu is not None
     problems: list[str] = []
     for engine_name, section in spec.engines.items():
         where = f"engines.{engine_name}"
         try:
+            found = release(engine_name, section.version)
+            if strict_versions and not found.catalogued:
+                adapter_type = get_entry(engine_name).adapter
+                problems.append(
+                    f"{where}.version: {engine_name} {section.version!r} is not in the "
+                    f"catalogue (supported: {adapter_type.supported_text()}); choose a "
+                    f"catalogued release, or drop --strict-versions to use {found.used}, the "
+                    "nearest catalogued release"
+                )
+                continue
             adapter = get_engine(engine_name, section.version)
         except EngineError as exc:
             known = engine_name in engine_names()
@@ -176,7 +194,8 @@ def _check_runnable(
         if check_value(value) is not None:
             continue
         effective = adapter.effective_settings({setting: value}, model, gpu)
-        for found in builtin_violations(adapter, effective, model, gpu, node_group, False):
+        unquantized = Quantization("bf16")
+        for found in builtin_violations(adapter, effective, model, gpu, node_group, unquantized):
             if found.rule in SINGLE_VALUE_RULES:
                 problems.append(
                     f"{field}: {value!r} can never run: {found.message}; remove it from the space"

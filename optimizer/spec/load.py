@@ -62,8 +62,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_spec(name_or_path: str | Path) -> StudySpec:
-    """Read, validate and cross-check a space file; raise `SpecError` on any problem."""
+def load_spec(name_or_path: str | Path, strict_versions: bool = False) -> StudySpec:
+    """Read, validate and cross-check a space file; raise `SpecError` on any problem
+    (`strict_versions`: an engine release outside the catalogue is one)."""
     path = resolve_space_path(name_or_path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
@@ -85,7 +86,7 @@ def load_spec(name_or_path: str | Path) -> StudySpec:
         spec = StudySpec.model_validate(raw, context={"space_dir": path.parent})
     except ValidationError as exc:
         raise SpecError(_format_validation(path, exc)) from None
-    problems = cross_check(spec)
+    problems = cross_check(spec, strict_versions, path.resolve().parent)
     if problems:
         raise SpecError(f"{path}: " + "; ".join(problems))
     return spec

@@ -1,9 +1,11 @@
 """The space file as typed values: the pydantic models of every section of the YAML.
 
 Place in the data flow: `optimizer.spec.load` validates a file into a `StudySpec` (shape and
-types here, cross-checks against the catalogue and engines in `optimizer.spec.checks`); every
-later stage reads only these frozen models. The space language is documented field by field in
-docs/space-language.md (tests/optimizer/test_space_language_doc.py keeps the two in step).
+types here; the model, an inline GPU and a node group's network in
+`optimizer.spec.catalog_sections`; cross-checks against the catalogue and engines in
+`optimizer.spec.checks`); every later stage reads only these frozen models. The space language
+is documented field by field in docs/space-language.md
+(tests/optimizer/test_space_language_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
@@ -13,12 +15,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
+from optimizer.spec.catalog_sections import (
+    GpuSpecSection,
+    ModelSection,
+    NetworkSection,
+    drop_unset,
+)
 from optimizer.spec.workload import WorkloadSection
+from runners.catalog import QuantFormat
 from runners.types import EngineName, NodeGroup, SettingValue, Workload
 
 Scalar = bool | int | float | str
@@ -140,13 +157,6 @@ ParamSpec = Annotated[
 ]
 
 
-class ModelSection(_Strict):
-    name: str = Field(description="catalogue name of the model architecture")
-    variants: dict[Literal["bf16", "fp8"], str] = Field(
-        min_length=1, description="checkpoint per weight dtype; more than one makes it searched"
-    )
-
-
 RESERVED_RAY_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "accelerator_type")
 
 
@@ -166,7 +176,8 @@ def _ray_resource_problem(value: str) -> str | None:
 class NodeGroupSection(_Strict):
     """A set of identical nodes trials are placed on; `ray_resource` (default: the name) is the
     custom Ray resource each of its nodes declares, one unit per GPU (`ray start --resources
-    '{"pool_a": 8}'`); `ray_label` (``key=value``) further selects nodes by Ray label."""
+    '{"pool_a": 8}'`); `ray_label` (``key=value``) further selects nodes by Ray label;
+    `network` the links between its nodes (default: the GPU's typical inter-node figure)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     gpu: str
@@ -174,6 +185,15 @@ class NodeGroupSection(_Strict):
     nodes: int = Field(default=1, ge=1)
     ray_resource: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     ray_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*=\S+$")
+    network: NetworkSection | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return drop_unset(handler(self), ("network",))
+
+    @property
+    def inter_node_gb_s(self) -> float | None:
+        return None if self.network is None else self.network.gb_s_per_gpu(self.gpus_per_node)
 
     @model_validator(mode="after")
     def _ray_names(self) -> NodeGroupSection:
@@ -202,10 +222,16 @@ class HardwareSection(_Strict):
     `fill_node_group` (default true): a configuration smaller than a node is replicated to fill
     it and measured as one deployment of the whole node; false: a trial uses exactly its own
     TP x PP x DP GPUs, so trials of different sizes can share a node (with the Ray runner).
+    `gpu_spec` describes a GPU the catalogue does not have (the node groups name it).
     """
 
     node_groups: list[NodeGroupSection] = Field(min_length=1)
     fill_node_group: bool = True
+    gpu_spec: GpuSpecSection | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return drop_unset(handler(self), ("gpu_spec",))
 
     @model_validator(mode="after")
     def _interchangeable(self) -> HardwareSection:
@@ -354,7 +380,7 @@ class EngineSection(_Strict):
 
 class BaselineSection(_Strict):
     engine: EngineName
-    variant: Literal["bf16", "fp8"]
+    variant: QuantFormat
     settings: dict[str, Scalar] = Field(default_factory=dict)
 
 
@@ -447,13 +473,13 @@ class StudySpec(_Strict):
     @property
     def node_group(self) -> NodeGroup:
         """The shape every trial is checked against (all node groups share it)."""
-        group = self.hardware.node_groups[0]
-        return NodeGroup(group.name, group.gpu, group.gpus_per_node, group.nodes)
+        return self.node_groups[0]
 
     @property
     def node_groups(self) -> tuple[NodeGroup, ...]:
         return tuple(
-            NodeGroup(g.name, g.gpu, g.gpus_per_node, g.nodes) for g in self.hardware.node_groups
+            NodeGroup(g.name, g.gpu, g.gpus_per_node, g.nodes, g.inter_node_gb_s)
+            for g in self.hardware.node_groups
         )
 
     @property
@@ -464,7 +490,9 @@ class StudySpec(_Strict):
     def workload_for(self, section: WorkloadSection) -> Workload:
         """A workload of this space (the search's or a validation one) for the runners: a
         tokenizer "auto" is the baseline checkpoint's when it is on this machine."""
-        checkpoint = self.model.variants.get(
-            self.baseline.variant, next(iter(self.model.variants.values()))
+        variant = (
+            self.baseline.variant
+            if self.baseline.variant in self.model.variants
+            else next(iter(self.model.variants))
         )
-        return section.workload(checkpoint)
+        return section.workload(self.model.checkpoint(variant))

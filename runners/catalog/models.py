@@ -1,7 +1,10 @@
 """Model table: architecture facts from each model's Hugging Face config.json.
 
 Every entry names its source. Derived quantities (parameter counts, KV bytes per token) are
-computed by `ModelSpec` properties, never stored.
+computed by `ModelSpec` properties, never stored. Models outside this table come from their
+own config.json (`runners.catalog.resolve`); tests check that the entries here agree with the
+published config.json of each (gpt-oss: alternating 128-token sliding-window and full-attention
+layers, with attention sinks).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ MODELS: tuple[ModelSpec, ...] = (
             "HF Qwen/Qwen3-235B-A22B-Instruct-2507 config.json (transformers 4.51): same shapes "
             "as Qwen3-235B-A22B, max_position_embeddings 262144, rope_theta 5e6"
         ),
+        model_type="qwen3_moe",
     ),
     ModelSpec(
         name="Qwen3-235B-A22B",
@@ -54,6 +58,7 @@ MODELS: tuple[ModelSpec, ...] = (
             "HF Qwen/Qwen3-235B-A22B config.json "
             "(transformers 4.51), every layer MoE, 40960 max positions (131072 with YaRN x4)"
         ),
+        model_type="qwen3_moe",
     ),
     ModelSpec(
         name="Qwen3-30B-A3B",
@@ -77,6 +82,7 @@ MODELS: tuple[ModelSpec, ...] = (
             "HF Qwen/Qwen3-30B-A3B config.json "
             "(transformers 4.51), every layer MoE (intermediate 6144 unused)"
         ),
+        model_type="qwen3_moe",
     ),
     ModelSpec(
         name="Qwen3-32B",
@@ -98,6 +104,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=40960,
         source=("HF Qwen/Qwen3-32B config.json (transformers 4.51), dense decoder"),
+        model_type="qwen3",
     ),
     ModelSpec(
         name="Qwen3-14B",
@@ -119,6 +126,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=40960,
         source=("HF Qwen/Qwen3-14B config.json (transformers 4.51), dense decoder"),
+        model_type="qwen3",
     ),
     ModelSpec(
         name="Qwen3-8B",
@@ -139,6 +147,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=40960,
         source=("HF Qwen/Qwen3-8B config.json (transformers 4.51), dense decoder"),
+        model_type="qwen3",
     ),
     ModelSpec(
         name="gpt-oss-20b",
@@ -162,6 +171,10 @@ MODELS: tuple[ModelSpec, ...] = (
             "bits), attention, router and embeddings BF16"
         ),
         expert_weight_bits=4.25,
+        sliding_window=128,
+        sliding_layers=12,
+        attention_sinks=True,
+        model_type="gpt_oss",
     ),
     ModelSpec(
         name="gpt-oss-120b",
@@ -185,6 +198,10 @@ MODELS: tuple[ModelSpec, ...] = (
             "bits), attention, router and embeddings BF16"
         ),
         expert_weight_bits=4.25,
+        sliding_window=128,
+        sliding_layers=18,
+        attention_sinks=True,
+        model_type="gpt_oss",
     ),
     ModelSpec(
         name="Llama-3.1-8B",
@@ -209,6 +226,7 @@ MODELS: tuple[ModelSpec, ...] = (
             "HF meta-llama/Llama-3.1-8B config.json (via aiconfigurator "
             "model_configs), rope_scaling llama3 to 131072 positions"
         ),
+        model_type="llama",
     ),
     ModelSpec(
         name="Llama-3.1-70B",
@@ -233,6 +251,7 @@ MODELS: tuple[ModelSpec, ...] = (
             "HF meta-llama/Llama-3.1-70B config.json (via aiconfigurator "
             "model_configs), rope_scaling llama3 to 131072 positions"
         ),
+        model_type="llama",
     ),
     ModelSpec(
         name="tiny-qwen3-moe",
@@ -250,6 +269,7 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=4096,
         source="scripts/make_tiny_model.py: random-weight Qwen3-MoE built locally, no download",
+        model_type="qwen3_moe",
     ),
     ModelSpec(
         name="tiny-qwen3",
@@ -267,5 +287,6 @@ MODELS: tuple[ModelSpec, ...] = (
         tied_embeddings=False,
         max_position_embeddings=4096,
         source="scripts/make_tiny_model.py: random-weight Qwen3 built locally, no download",
+        model_type="qwen3",
     ),
 )

@@ -32,11 +32,14 @@ from runners.engines.parallel import Parallelism
 from runners.engines.policy import EngineCosts, SchedulerKind, SimPolicy
 from runners.engines.registry import (
     ADAPTERS,
+    Release,
     adapter_for,
+    canonical_engine,
     engine_names,
     get_engine,
     get_entry,
     register,
+    release,
     sim_policy,
     unregister,
 )
@@ -98,6 +101,7 @@ __all__ = [
     "EngineEntry",
     "LaunchParts",
     "Parallelism",
+    "Release",
     "Resolved",
     "Rule",
     "RuleBreak",
@@ -108,6 +112,7 @@ __all__ = [
     "VersionRange",
     "adapter_for",
     "candidate_minimal_settings",
+    "canonical_engine",
     "check_version",
     "classify",
     "default_in_context",
@@ -120,6 +125,7 @@ __all__ = [
     "minimal_settings",
     "parse_version",
     "register",
+    "release",
     "render",
     "resolve",
     "resolve_candidate",

@@ -317,13 +317,13 @@ def format_value(value: SettingValue) -> str:
     return str(value)
 
 
-def check_version(adapter: EngineAdapter, version: str) -> str:
-    """The canonical spelling of `version` if `adapter`'s engine supports it; else `EngineError`.
-
-    ``0.11`` and ``v0.11.0`` give ``0.11.0``; ``0.5.5.post1`` stays ``0.5.5.post1``.
-    """
+def check_version(adapter: EngineAdapter, version: str, strict: bool = False) -> str:
+    """The canonical spelling of `version` (``0.11`` and ``v0.11.0`` give ``0.11.0``;
+    ``0.5.5.post1`` stays ``0.5.5.post1``); `EngineError` when it is no version, or when
+    `strict` and `adapter`'s engine has no catalogue for it (otherwise the nearest catalogued
+    release applies: `runners.engines.registry.release`)."""
     parsed = parse_version(version)
-    if not any(line.contains(parsed) for line in adapter.supported):
+    if strict and not any(line.contains(parsed) for line in adapter.supported):
         raise EngineError(
             f"{adapter.name} version {version!r} is not in the catalogue; supported: "
             f"{adapter.supported_text()}"

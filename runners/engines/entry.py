@@ -42,7 +42,9 @@ class CommandLine:
 
 @dataclass(frozen=True)
 class EngineEntry:
-    """One engine, complete. `launch` says in words how it starts (for the README table)."""
+    """One engine, complete. `launch` says in words how it starts (for the README table);
+    `aliases` are other names published results use for it (a distribution of the same
+    engine, with its releases and flags)."""
 
     name: str
     adapter: type[EngineAdapter]
@@ -51,3 +53,4 @@ class EngineEntry:
     crashes: CrashTable
     sim_policy: SimPolicy | None = None
     command_line: CommandLine | None = None
+    aliases: tuple[str, ...] = ()

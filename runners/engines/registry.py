@@ -6,17 +6,26 @@ test (or a plug-in) may `register` another. `get_entry`, `get_engine` (the adapt
 release), `adapter_for` (of a `Candidate`) and `sim_policy` answer; an engine that is not
 registered, or has no simulator policy when one is asked for, is an `EngineError` naming what
 to do, never a silent fallback.
+
+Any release string an engine publishes is accepted: `release` says which catalogued release's
+flags, defaults and checks apply to it (the release itself when catalogued, else the nearest
+catalogued one), and `get_engine` returns that release's adapter, printing one warning per
+process naming the release used (``--strict-versions`` refuses such releases instead, through
+`check_version`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 
 from runners.engines import mindie, sglang, trtllm, vllm
 from runners.engines.base import EngineAdapter
 from runners.engines.entry import EngineEntry
 from runners.engines.policy import SimPolicy
+from runners.engines.versions import Version, nearest_release, parse_version
 from runners.errors import EngineError
 from runners.types import Candidate
 
@@ -52,6 +61,18 @@ def engine_names() -> tuple[str, ...]:
     return tuple(ENTRIES)
 
 
+def canonical_engine(name: str) -> str:
+    """The registered engine `name` or one of its aliases names (``vllm-ascend`` is vLLM);
+    `EngineError` for an unknown one."""
+    if name in ENTRIES:
+        return name
+    for entry in ENTRIES.values():
+        if name in entry.aliases:
+            return entry.name
+    get_entry(name)  # raises, listing the known engines
+    return name
+
+
 def get_entry(name: str) -> EngineEntry:
     entry = ENTRIES.get(name)
     if entry is None:
@@ -59,10 +80,59 @@ def get_entry(name: str) -> EngineEntry:
     return entry
 
 
+@dataclass(frozen=True)
+class Release:
+    """A release of an engine as asked (`asked`) and the catalogued release whose flags,
+    defaults and checks apply to it (`used`; the same release when it is catalogued)."""
+
+    engine: str
+    asked: Version
+    used: Version
+
+    @property
+    def catalogued(self) -> bool:
+        return self.asked == self.used
+
+    def notice(self) -> str:
+        """The one warning an uncatalogued release gets."""
+        return (
+            f"{self.engine} {self.asked} is not in the catalogue; the flags, defaults and "
+            f"checks of {self.engine} {self.used}, the nearest catalogued release, apply "
+            "(--strict-versions refuses uncatalogued releases)"
+        )
+
+
+def release(name: str, version: str | None = None) -> Release:
+    """Which catalogued release applies to release `version` of engine `name` (None: the
+    newest catalogued); `EngineError` for an unknown engine or a string that is no version."""
+    adapter_type = get_entry(name).adapter
+    asked = parse_version(version or adapter_type.newest)
+    nearest = nearest_release(asked, adapter_type.supported, adapter_type.newest)
+    return Release(name, asked, asked if nearest is None else nearest)
+
+
+_NOTICED: set[tuple[str, Version]] = set()
+
+
+def _notice_once(found: Release) -> None:
+    key = (found.engine, found.asked)
+    if found.catalogued or key in _NOTICED:
+        return
+    _NOTICED.add(key)
+    print(f"warning: {found.notice()}", file=sys.stderr)
+
+
 @cache
 def get_engine(name: str, version: str | None = None) -> EngineAdapter:
-    """The adapter of engine `name` at release `version` (None: the newest catalogued)."""
-    return get_entry(name).adapter(version)
+    """The adapter of engine `name` at release `version` (None: the newest catalogued).
+
+    An uncatalogued release gets the adapter of its nearest catalogued release (`release`),
+    with one warning per process naming the release used.
+    """
+    found = release(name, version)
+    _notice_once(found)
+    text = version if found.catalogued else found.used.text
+    return get_entry(name).adapter(text)
 
 
 def adapter_for(candidate: Candidate) -> EngineAdapter:
@@ -103,11 +173,14 @@ ADAPTERS: Mapping[str, type[EngineAdapter]] = _Adapters()
 __all__ = [
     "ADAPTERS",
     "ENTRIES",
+    "Release",
     "adapter_for",
+    "canonical_engine",
     "engine_names",
     "get_engine",
     "get_entry",
     "register",
+    "release",
     "sim_policy",
     "unregister",
 ]

@@ -2,7 +2,8 @@
 
 Place in the data flow: right after the search proposes a `Candidate`, `resolve_candidate`
 applies the engine's defaults on the node group's GPU, runs the engine's own argument checks,
-and computes everything later stages ask about the same candidate: the effective settings,
+applies the checkpoint's quantization, and computes everything later stages ask about the
+same candidate: the effective settings,
 the settings that differ from the defaults (for display), the instance shape, the copy-paste
 serve command and the engine-neutral `ServingConfig` the simulator consumes. Pre-flight, the
 trial record, progress lines, pools and runners all read this one value instead of resolving
@@ -14,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from runners.catalog import get_gpu, get_model
+from runners.catalog import checkpoint_quantization, get_gpu, get_model
 from runners.engines.base import minimal_settings, serve_command
 from runners.engines.parallel import Parallelism
+from runners.engines.quantized import with_quantization
 from runners.engines.registry import adapter_for
 from runners.types import Candidate, Crash, NodeGroup, ServingConfig, SettingValue
 
@@ -65,11 +67,13 @@ def resolve_candidate(candidate: Candidate, node_group: NodeGroup) -> Resolved:
     effective = adapter.effective_settings(explicit, model, gpu)
     minimal = minimal_settings(adapter, explicit, model, gpu)
     problem = adapter.validate(effective, model, node_group)
-    config = (
-        adapter.to_serving_config(candidate.weight_dtype, effective, model, gpu, node_group)
-        if problem is None
-        else None
-    )
+    config = None
+    if problem is None:
+        quantization = checkpoint_quantization(candidate.checkpoint, candidate.weight_dtype, model)
+        config = with_quantization(
+            adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
+            quantization,
+        )
     split = adapter.parallelism(effective, model)
     return Resolved(
         candidate=candidate,

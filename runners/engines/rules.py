@@ -147,9 +147,10 @@ EXPERT_PARALLEL = Rule("expert_parallel", _expert_parallel)
 
 def _fp8_block_shard(subject: Subject) -> Crash | None:
     """Block-FP8 weights split across ranks must keep whole 128-wide blocks (vLLM's
-    fp8_utils checks). Nothing is split when experts are placed whole or TP is 1."""
+    fp8_utils checks). Nothing is split when experts are placed whole or TP is 1; per-tensor
+    FP8 has no blocks."""
     config, split = subject.config, subject.split
-    if config.weight_dtype != "fp8":
+    if config.weight_dtype != "fp8" or config.weight_quant == "fp8-tensor":
         return None
     model = config.model
     width = model.moe_intermediate if model.is_moe else model.intermediate

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runners.catalog import GpuSpec, ModelSpec
+from runners.catalog import GpuSpec, ModelSpec, Quantization
 from runners.engines.base import EngineAdapter
+from runners.engines.quantized import with_quantization
 from runners.engines.registry import get_entry, sim_policy
 from runners.engines.rules import RuleBreak, Subject, breaks, first_break
-from runners.types import NodeGroup, ServingConfig, SettingValue, WeightDtype
+from runners.types import NodeGroup, ServingConfig, SettingValue
 
 
 def rule_breaks(
@@ -24,12 +25,16 @@ def rule_breaks(
     model: ModelSpec,
     gpu: GpuSpec,
     node_group: NodeGroup,
-    weight_dtype: WeightDtype,
+    quantization: Quantization,
     preflight_only: bool = True,
 ) -> list[RuleBreak]:
-    """The static rules these effective settings break on `node_group`, in rule order
-    (`preflight_only`: just the rules pre-flight rejects on)."""
-    config = adapter.to_serving_config(weight_dtype, effective, model, gpu, node_group)
+    """The static rules these effective settings break on `node_group` with a checkpoint
+    quantized as `quantization`, in rule order (`preflight_only`: just the rules pre-flight
+    rejects on)."""
+    config = with_quantization(
+        adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
+        quantization,
+    )
     subject = Subject(config, adapter.parallelism(effective, model), node_group)
     return breaks(get_entry(adapter.name).rules, subject, preflight_only)
 

@@ -1,10 +1,13 @@
 """Engine version strings as users and calibration data write them, parsed and compared.
 
 Space files, calibration rows and the catalogue all name engine releases, in several spellings:
-``0.11``, ``v0.11.0``, ``0.5.5.post1``, ``1.2.0rc1``, MindIE's ``2.0.RC1``. `parse_version`
-turns any of them into a `Version` (release numbers, pre-release, post-release) that orders the
-way the releases do, and `VersionRange` says where a catalogue setting exists (``since``
-inclusive, ``until`` exclusive). Used by the adapters' catalogues and by `check_version`.
+``0.11``, ``v0.11.0``, ``0.5.5.post1``, ``1.2.0rc1``, MindIE's ``2.0.RC1``, vLLM's
+``0.10.1.1`` and builds such as ``0.11.1.dev3+g1a2b3c.cu128``. `parse_version` turns any of them
+into a `Version` (release numbers, pre-release, post-release) that orders the way the releases
+do, and `VersionRange` says where a catalogue setting exists (``since`` inclusive, ``until``
+exclusive). `nearest_release` picks, for a release outside an engine's catalogued ranges, the
+catalogued release whose flags and behaviour apply to it. Used by the adapters' catalogues, the
+registry and `check_version`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from runners.errors import EngineError
 _PATTERN = re.compile(
     r"^v?(?P<release>\d+(?:\.\d+){0,3})"
     r"(?:[.-]?(?P<pre>rc|RC|a|b|alpha|beta)\.?(?P<pre_n>\d*))?"
-    r"(?:[.-]?post\.?(?P<post>\d+))?$"
+    r"(?:[.-]?post\.?(?P<post>\d+))?"
+    r"(?:[.-]?dev\.?(?P<dev>\d*))?"
+    r"(?:\+[A-Za-z0-9.]+)?$"
 )
 
 
@@ -41,7 +46,12 @@ class Version:
 
 
 def parse_version(text: str) -> Version:
-    """Parse ``0.11``, ``v0.11.0``, ``0.5.5.post1``, ``1.2.0rc1``, ``2.0.RC1``; else raise."""
+    """Parse ``0.11``, ``v0.11.0``, ``0.5.5.post1``, ``1.2.0rc1``, ``2.0.RC1``; else raise.
+
+    A fourth release number (``0.10.1.1``), a development build (``.dev3``) and a local label
+    (``+cu128``) are accepted and do not change where the release sorts: the catalogue knows
+    releases to the patch level.
+    """
     cleaned = text.strip()
     match = _PATTERN.match(cleaned)
     if match is None:
@@ -49,18 +59,23 @@ def parse_version(text: str) -> Version:
             f"{text!r} is not a version number (expected e.g. 0.11.0, v0.33.0, 0.5.5.post1, "
             "1.2.0rc1)"
         )
-    numbers = [int(part) for part in match["release"].split(".")][:3]
+    given = [int(part) for part in match["release"].split(".")]
+    numbers = given[:3]
     while len(numbers) < 3:
         numbers.append(0)
     pre_rank = 1_000_000  # a final release sorts after all of its pre-releases
     if match["pre"] is not None:
         pre_rank = int(match["pre_n"] or 0)
+    elif match["dev"] is not None and match["post"] is None:
+        pre_rank = 0  # a development build precedes the release it leads to
     post = int(match["post"]) if match["post"] is not None else 0
-    canonical = ".".join(str(n) for n in numbers)
+    canonical = ".".join(str(n) for n in numbers + given[3:])
     if match["pre"] is not None:
         canonical += f"rc{match['pre_n'] or 0}"
     if match["post"] is not None:
         canonical += f".post{post}"
+    if match["dev"] is not None:
+        canonical += f".dev{match['dev'] or 0}"
     return Version((numbers[0], numbers[1], numbers[2], pre_rank, post), canonical)
 
 
@@ -92,3 +107,38 @@ class VersionRange:
 
 
 ALWAYS = VersionRange("0")
+
+
+def _position(version: Version) -> int:
+    """A release as one number for distances: major, minor and patch as digits."""
+    major, minor, patch = version.release
+    return major * 1_000_000 + minor * 1_000 + patch
+
+
+def nearest_release(
+    version: Version, supported: tuple[VersionRange, ...], newest: str
+) -> Version | None:
+    """The catalogued release whose catalogue applies to `version`, or None when `version`
+    lies inside a catalogued range (it is catalogued itself).
+
+    The nearest range by release numbers wins (ties: the newer range). Below a range its first
+    release applies (``1.0`` -> ``1.2.0`` for a range from 1.2); above it, the newest
+    catalogued release when the range holds it, else the range's first release (``0.12`` ->
+    ``0.11.0`` for a range 0.11 - <0.12).
+    """
+    if any(line.contains(version) for line in supported):
+        return None
+    newest_version = parse_version(newest)
+    best: tuple[int, int, Version] | None = None
+    for order, line in enumerate(supported):
+        since = parse_version(line.since)
+        if version < earliest(line.since):
+            distance, used = _position(since) - _position(version), since
+        else:
+            end = parse_version(line.until) if line.until is not None else newest_version
+            distance = max(0, _position(version) - _position(end))
+            used = newest_version if line.contains(newest_version) else since
+        if best is None or (distance, -order) < (best[0], -best[1]):
+            best = (distance, order, used)
+    assert best is not None, "an engine supports at least one release range"
+    return best[2]

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runners.catalog import GIB
+from runners.catalog import FORMATS, GIB, ModelSpec, QuantFormat
+from runners.catalog.quant import FORMAT_FACTS
 from runners.engines import SimPolicy, sim_policy
 from runners.engines.policy import MemoryFacts, torch_oom_text
 from runners.sim import params
@@ -54,33 +55,59 @@ class MemoryPlan:
     transient_factor: float = 1.0
 
 
+def checkpoint_format(config: ServingConfig) -> QuantFormat:
+    """The format of the checkpoint's (non-expert) weights."""
+    quant = config.weight_quant
+    if quant == "fp8-tensor":
+        return "fp8"
+    if quant in FORMATS:
+        return quant
+    return "fp8" if config.weight_dtype == "fp8" else "bf16"
+
+
 def weight_bytes_per_param(config: ServingConfig) -> tuple[float, float]:
-    """(dense, routed-expert) bytes per weight: BF16 2, FP8 1, 4-bit weight-only ~0.53 with
-    group scales; a model whose checkpoint ships its own expert format (MXFP4) uses it."""
-    if config.weight_quant in ("awq", "gptq"):
-        dense = 0.53
-    else:
-        dense = 1.0 if config.weight_dtype == "fp8" else 2.0
+    """(dense, routed-expert) bytes per weight: BF16 2, FP8 and INT8 1, 4-bit formats ~0.53
+    to 0.56 with their scales; a checkpoint that quantizes only its experts (gpt-oss MXFP4)
+    gives their bits on the model."""
+    dense = FORMAT_FACTS[checkpoint_format(config)].weight_bytes
     bits = config.model.expert_weight_bits
     expert = bits / 8.0 if bits > 0 else dense
     return dense, expert
 
 
+def attention_params_per_gpu(m: ModelSpec, tp: int) -> float:
+    """Attention weights one TP rank holds per layer: q/o sharded, k/v replicated beyond TP =
+    kv_heads; MLA's down-projections (to the query and KV latents) replicated, its
+    up-projections and output sharded."""
+    if m.mla is None:
+        d = m.head_dim
+        return 2 * m.hidden * m.heads * d / tp + 2 * m.hidden * m.kv_heads_per_gpu(tp) * d
+    mla, h = m.mla, m.hidden
+    replicated = h * mla.q_lora_rank + h * mla.latent_width
+    q_up = (mla.q_lora_rank or h) * m.heads * mla.qk_head_dim
+    kv_up = mla.kv_lora_rank * m.heads * (mla.qk_nope_head_dim + mla.v_head_dim)
+    return replicated + (q_up + kv_up + m.heads * mla.v_head_dim * h) / tp
+
+
 def weight_bytes_per_gpu(config: ServingConfig) -> float:
-    """Weights on one GPU: non-expert params / TP + expert params / (TP*DP); FP8 keeps
-    embeddings, LM head and the router in BF16; KV projections replicate beyond TP=kv_heads."""
+    """Weights on one GPU: non-expert params / TP + expert params / (TP*DP); quantized
+    checkpoints keep embeddings, LM head and the router in BF16; KV projections replicate
+    beyond TP=kv_heads; a MoE model's leading dense layers hold a dense MLP instead."""
     m, tp = config.model, config.tensor_parallel
     w, w_expert = weight_bytes_per_param(config)
-    d = m.head_dim
-    qo = 2 * m.hidden * m.heads * d / tp
-    kv = 2 * m.hidden * m.kv_heads_per_gpu(tp) * d
-    per_layer = (qo + kv) * w
+    attention = attention_params_per_gpu(m, tp) * w
+    per_layer = attention
     if m.is_moe:
         per_layer += m.hidden * m.num_experts * 2.0  # router, replicated, BF16
         per_layer += m.expert_params_per_layer * w_expert / _moe_ranks(config)
+        if m.shared_expert_intermediate:
+            per_layer += m.shared_expert_params_per_layer * w / tp
     else:
         per_layer += 3 * m.hidden * m.intermediate * w / tp
     embeddings = m.embedding_params * 2.0 / tp
+    if m.dense_layers:
+        dense_layer = attention + 3 * m.hidden * m.intermediate * w / tp
+        return m.moe_layers * per_layer + m.dense_layers * dense_layer + embeddings
     return m.layers * per_layer + embeddings
 
 
@@ -92,6 +119,8 @@ def activation_bytes(config: ServingConfig) -> float:
     if m.is_moe:
         wide = params.ACT_MOE_COEF * m.experts_per_token * m.moe_intermediate
         wide /= _moe_ranks(config) if not config.expert_parallel else 1
+        if m.dense_layers:
+            wide = max(wide, params.ACT_MOE_COEF * m.intermediate / config.tensor_parallel)
     else:
         wide = params.ACT_MOE_COEF * m.intermediate / config.tensor_parallel
     forward = t_max * (params.ACT_H_COEF * m.hidden + wide) * 2.0
@@ -127,7 +156,7 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
     activations and graphs)."""
     calib = calib or params.fitted_calibration()
     policy = sim_policy(config.engine)
-    usable = config.gpu.memory_bytes * calib.efficiency(config.gpu.name).usable_scale
+    usable = config.gpu.memory_bytes * calib.efficiency(config.gpu).usable_scale
     weights = weight_bytes_per_gpu(config)
     act = activation_bytes(config)
     ranks = config.tensor_parallel * config.data_parallel
@@ -244,9 +273,9 @@ def _kv_capacity_crash(
 
 def _weights_oom(config: ServingConfig, plan: MemoryPlan) -> Crash:
     m = config.model
-    w = 1.0 if config.weight_dtype == "fp8" else 2.0
+    w, w_expert = weight_bytes_per_param(config)
     if m.is_moe:
-        chunk = m.expert_params_per_layer * w / _moe_ranks(config)
+        chunk = m.expert_params_per_layer * w_expert / _moe_ranks(config)
     else:
         chunk = 3 * m.hidden * m.intermediate * w / config.tensor_parallel
     free_mib = max(0.0, plan.usable_gib * 1024 * 0.004)

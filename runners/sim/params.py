@@ -4,8 +4,10 @@ The physics modules (`memory`, `perf`, `frontend`, `scheduler`) import their pri
 from here and nothing else holds a magic number. Values marked "§9.3" are the single-stage fit of
 the design notes' reference implementation (vLLM 0.11, GPUStack runs); values
 marked "prior" are physically motivated guesses from §2-§5 that a later calibration will refit.
-Per-GPU efficiencies are keyed by `GpuSpec.name`; a GPU without an entry cannot be simulated
-(`CatalogError` saying how to add one). Per-engine host-side cost priors are part of each
+Per-GPU efficiencies are keyed by `GpuSpec.name`; a GPU without an entry of its own (never
+measured) takes those of its architecture generation's reference device (`GENERATION_REFERENCE`:
+an L4 those of the L40S, an H20 or H100 PCIe those of the H100), fitted values included, and
+`efficiency_note` says so for the report. Per-engine host-side cost priors are part of each
 engine's simulator policy (`runners.engines.sim_policy(name).costs`).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
+from runners.catalog import Architecture, GpuSpec, get_gpu
 from runners.engines import EngineCosts, sim_policy
 from runners.errors import CatalogError
 
@@ -122,6 +125,38 @@ GPU_EFFICIENCY: dict[str, GpuEfficiency] = {
 # GPUs whose efficiencies are transferred from another entry when the calibration has them
 # (same kernels): a fitted H100 value is used for H200.
 EFFICIENCY_TRANSFER: dict[str, str] = {"H200-SXM-141GB": "H100-SXM-80GB"}
+# The device whose efficiencies a never-measured GPU of each architecture generation takes
+# (same kernels and tensor-core generation; the reference's fitted values included).
+GENERATION_REFERENCE: dict[Architecture, str] = {
+    Architecture.AMPERE: "A100-SXM-80GB",
+    Architecture.ADA: "L40S-48GB",
+    Architecture.HOPPER: "H100-SXM-80GB",
+    Architecture.BLACKWELL: "B200-SXM-180GB",
+    Architecture.CDNA3: "MI300X-192GB",
+    Architecture.DAVINCI: "Ascend-910B",
+    Architecture.X86_CPU: "CPU-2core-AVX512",
+}
+FITTED_REFERENCES = ("H100-SXM-80GB", "A100-SXM-80GB")
+"""References whose efficiencies were fitted on measurements (the others are priors)."""
+
+
+def efficiency_source(gpu: GpuSpec) -> str:
+    """The GPU whose efficiencies the simulator uses for `gpu` (itself when it has its own)."""
+    if gpu.name in GPU_EFFICIENCY:
+        return gpu.name
+    return GENERATION_REFERENCE[gpu.architecture]
+
+
+def efficiency_note(gpu: GpuSpec) -> str:
+    """One sentence when `gpu`'s efficiencies are carried over from its generation (else "")."""
+    source = efficiency_source(gpu)
+    if source == gpu.name:
+        return ""
+    kind = "fitted on measurements" if source in FITTED_REFERENCES else "unfitted priors"
+    return (
+        f"{gpu.name} was never measured: the simulator's efficiencies for it are carried over "
+        f"from {source} ({gpu.architecture.value} generation; {kind})."
+    )
 
 
 # Attention-backend multipliers on eta_attn and on decode KV-streaming bandwidth (priors; names
@@ -256,8 +291,9 @@ class Calibration:
         merged.update(changes)
         return Calibration(tuple(sorted(merged.items())))
 
-    def efficiency(self, gpu_name: str) -> GpuEfficiency:
-        return _efficiency(self, gpu_name)
+    def efficiency(self, gpu: GpuSpec | str) -> GpuEfficiency:
+        spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+        return _efficiency(self, spec.name, efficiency_source(spec))
 
     def engine(self, engine: str) -> EngineCosts:
         return _engine_costs(self, engine)
@@ -269,6 +305,8 @@ class Calibration:
 def _prior_efficiency(gpu_name: str) -> GpuEfficiency:
     base = GPU_EFFICIENCY.get(gpu_name)
     if base is None:
+        base = GPU_EFFICIENCY.get(efficiency_source(get_gpu(gpu_name)))
+    if base is None:
         raise CatalogError(
             f"GPU {gpu_name!r} has no simulator efficiencies; add a GpuEfficiency entry for it "
             "to GPU_EFFICIENCY in runners/sim/params.py (or fit one with "
@@ -277,20 +315,28 @@ def _prior_efficiency(gpu_name: str) -> GpuEfficiency:
     return base
 
 
+def _own_keys(values: dict[str, float], gpu_name: str) -> dict[str, float]:
+    return {
+        name: values[f"gpu.{gpu_name}.{name}"]
+        for name in _field_names(GpuEfficiency)
+        if f"gpu.{gpu_name}.{name}" in values
+    }
+
+
 @lru_cache(maxsize=256)
-def _efficiency(calib: Calibration, gpu_name: str) -> GpuEfficiency:
+def _efficiency(calib: Calibration, gpu_name: str, source_name: str) -> GpuEfficiency:
+    if source_name != gpu_name:
+        # never measured: its generation reference's efficiencies (fitted ones included),
+        # with any value fitted for this GPU itself on top
+        carried = _efficiency(calib, source_name, source_name)
+        return replace(carried, **_own_keys(calib.as_dict(), gpu_name))
     values = calib.as_dict()
     base = _prior_efficiency(gpu_name)
     source = gpu_name
     if not any(k.startswith(f"gpu.{gpu_name}.") for k in values):
         source = EFFICIENCY_TRANSFER.get(gpu_name, gpu_name)
         base = GPU_EFFICIENCY.get(source, base)
-    changes = {
-        name: values[f"gpu.{source}.{name}"]
-        for name in _field_names(GpuEfficiency)
-        if f"gpu.{source}.{name}" in values
-    }
-    return replace(base, **changes)
+    return replace(base, **_own_keys(values, source))
 
 
 @lru_cache(maxsize=64)

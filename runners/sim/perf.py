@@ -11,6 +11,15 @@ Efficiencies and per-step CPU costs come from a `params.Calibration` (GPU x dtyp
 Speculative decoding (§4.6) is folded into decode steps: a verifier step runs (k+1) query tokens
 per sequence plus the drafter, and yields E_acc = (1 - a^(k+1)) / (1 - a) tokens per sequence,
 so one simulated decode step (one token per sequence) costs the verifier step divided by E_acc.
+
+Architectures: multi-head latent attention streams its latent KV on every TP rank (decode with
+absorbed up-projections, prefill expanded), leading dense layers of a MoE model and shared
+experts run as dense MLPs, and layers whose attention is capped (sliding windows when decoding;
+DeepSeek sparse attention's top-k, plus its indexer over the whole context) attend to at most
+their cap per sequence: a step's capped attention is min(context sum, sequences x cap), the
+bound for contexts longer than the cap. Checkpoint formats choose the GEMM path: the GPU's
+FP8, INT8 or FP4 tensor cores, or 4-bit weight-only kernels at the BF16 rate; a rate or link
+bandwidth the GPU's sources leave unknown is a `CatalogError` naming it, never a guess.
 """
 
 from __future__ import annotations
@@ -21,9 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from runners.bench.records import FloatArray, IntArray
+from runners.catalog import GpuSpec
 from runners.engines import sim_policy
+from runners.errors import CatalogError
 from runners.sim import params
-from runners.sim.memory import weight_bytes_per_param
+from runners.sim.memory import attention_params_per_gpu, weight_bytes_per_param
 from runners.types import ServingConfig
 
 
@@ -40,15 +51,37 @@ class Rates:
     link_bw: float
 
 
+def _known(gpu: GpuSpec, figure: float | None, what: str, field: str) -> float:
+    """A figure the simulation needs; unknown (None) is an error naming it and the fix."""
+    if figure is None:
+        raise CatalogError(
+            f"{gpu.name}: its {what} is unknown (no source gives it), so this configuration "
+            f"cannot be simulated on it; describe the GPU with hardware.gpu_spec.{field}, or "
+            "run it with a real runner"
+        )
+    return figure
+
+
 def _rates(config: ServingConfig, calib: params.Calibration) -> Rates:
     gpu = config.gpu
-    eff = calib.efficiency(gpu.name)
+    eff = calib.efficiency(gpu)
     kernel = calib.engine(config.engine).kernel
     bf16 = gpu.bf16_tflops * 1e12
-    if config.weight_quant in ("awq", "gptq"):
+    if config.weight_quant in ("awq", "gptq", "mxfp4") or (
+        config.weight_quant == "nvfp4" and not gpu.fp4_compute
+    ):
+        # 4-bit weights dequantized into BF16 GEMMs (NVFP4 too where no FP4 tensor cores)
         dense, moe = bf16 * eff.w4a16, bf16 * eff.w4a16
+    elif config.weight_quant == "nvfp4":
+        peak = _known(gpu, gpu.fp4_tflops, "FP4 dense TFLOPS", "fp4_tflops") * 1e12
+        dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
+    elif config.weight_quant == "int8":
+        peak = _known(gpu, gpu.int8_tops, "INT8 dense TOPS", "int8_tops") * 1e12
+        dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
     elif config.weight_dtype == "fp8":
         # FP8 tensor cores where the GPU has them, else W8A16 at the BF16 peak (§4.5).
+        if gpu.fp8_compute:
+            _known(gpu, gpu.fp8_tflops, "FP8 dense TFLOPS", "fp8_tflops")
         peak = (gpu.fp8_tflops or gpu.bf16_tflops) * 1e12 * calib.engine(config.engine).fp8
         dense, moe = peak * eff.dense_fp8, peak * eff.moe_fp8
     else:
@@ -66,7 +99,7 @@ def _rates(config: ServingConfig, calib: params.Calibration) -> Rates:
         attn_flops=bf16 * eff.attention * attn_factor * kernel,
         mem_bw=bw,
         attn_bw=bw * attn_factor,
-        link_bw=gpu.link_gb_s * 1e9 * params.LINK_EFF,
+        link_bw=(gpu.link_gb_s or math.nan) * 1e9 * params.LINK_EFF,
     )
 
 
@@ -126,18 +159,46 @@ class StepModel:
             self.cpu_per_seq_s += params.SPEC_CPU_PER_SEQ_S * self.spec_k
         max_tokens = max(max_tokens, max_tokens * (self.spec_k + 1))
         tp = config.tensor_parallel
+        if (tp > 1 or (self.dp > 1 and m.is_moe)) and config.gpu.link_gb_s is None:
+            _known(config.gpu, None, "intra-node link bandwidth", "link_gb_s")
         kv_bytes = 1 if config.kv_cache_dtype == "fp8" else 2
-        kvh = m.kv_heads_per_gpu(tp)
         r = self.rates
         # Attention seconds per unit, per step, all layers, per rank (merged sums / DP).
-        flops_per_ctx = 4.0 * (m.heads / tp) * m.head_dim
-        bytes_per_ctx = 2.0 * kvh * m.head_dim * kv_bytes
+        decode_flops = m.attention_flops_per_ctx(tp, decode=True)
+        prefill_flops = m.attention_flops_per_ctx(tp, decode=False)
+        bytes_per_ctx = m.kv_read_bytes_per_ctx(tp, kv_bytes)
         q = float(self.spec_k + 1)  # verifier query tokens per sequence (1 without spec)
+        # Layers attending to the whole context; the others attend to at most `cap` tokens.
+        # Sliding windows cap decode only: the GPUStack gpt-oss-20b runs with 32K prompts on
+        # H100 match a full-cost prefill (capping it too predicts TPOT 13% low); sparse
+        # attention picks its top-k for every query, prefill included.
+        self.cap = m.sparse_topk or m.sliding_window
+        capped = m.layers if m.sparse_topk else m.sliding_layers
+        full = m.layers - capped
+        prefill_full = full if m.sparse_topk else m.layers
         self.decode_s_per_ctx = (
-            m.layers * max(q * flops_per_ctx / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
+            full * max(q * decode_flops / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
         )
-        self.prefill_s_per_flop_unit = m.layers * flops_per_ctx / r.attn_flops / self.dp
-        self.prefill_s_per_kv_tok = m.layers * bytes_per_ctx / r.mem_bw / self.dp
+        self.prefill_s_per_flop_unit = prefill_full * prefill_flops / r.attn_flops / self.dp
+        self.prefill_s_per_kv_tok = prefill_full * bytes_per_ctx / r.mem_bw / self.dp
+        self.capped_decode_s_per_ctx = (
+            capped * max(q * decode_flops / r.attn_flops, bytes_per_ctx / r.attn_bw) / self.dp
+        )
+        prefill_capped = m.layers - prefill_full
+        self.capped_prefill_s_per_flop_unit = (
+            prefill_capped * prefill_flops / r.attn_flops / self.dp
+        )
+        self.capped_prefill_s_per_kv_tok = prefill_capped * bytes_per_ctx / r.mem_bw / self.dp
+        if m.index_head_dim:
+            # the sparse-attention indexer scores every cached token (FP8 keys) in every layer
+            index_flops = 2.0 * m.index_heads * m.index_head_dim
+            self.decode_s_per_ctx += (
+                m.layers
+                * max(q * index_flops / r.attn_flops, m.index_key_bytes / r.attn_bw)
+                / self.dp
+            )
+            self.prefill_s_per_flop_unit += m.layers * index_flops / r.attn_flops / self.dp
+        self.capped = capped > 0
         self.table_size = max_tokens + 1
         self.t_tokens_s = self._token_costs(np.arange(self.table_size, dtype=np.float64))
         self.t_lm_s = self._lm_costs(np.arange(self.table_size, dtype=np.float64))
@@ -150,18 +211,9 @@ class StepModel:
         self.pad_mult = 1 if interactive else params.GRAPH_PAD_MULTIPLE
 
     # --- tabulated token-dependent parts ---------------------------------------------------
-    def _token_costs(self, tokens: FloatArray) -> FloatArray:
-        c, m, r = self.config, self.config.model, self.rates
-        tp, dp = c.tensor_parallel, self.dp
-        w, w_expert = weight_bytes_per_param(c)
-        t_rank = tokens / dp
-        # Dense linears: q/o sharded, k/v replicated beyond TP = kv_heads, dense MLP or router.
-        d = m.head_dim
-        p_dense = 2 * m.hidden * m.heads * d / tp + 2 * m.hidden * m.kv_heads_per_gpu(tp) * d
-        if m.is_moe:
-            p_dense += m.hidden * m.num_experts
-        else:
-            p_dense += 3 * m.hidden * m.intermediate / tp
+    def _linear_s(self, t_rank: FloatArray, p_dense: float, w: float) -> FloatArray:
+        """Time of the dense linears of one layer (`p_dense` weights per rank)."""
+        m, r = self.config.model, self.rates
         s_dense = t_rank / (t_rank + params.M_HALF_DENSE)
         f_lin = 2.0 * t_rank * p_dense
         b_lin = p_dense * w + params.ACT_RW_FACTOR * t_rank * m.hidden * 2.0
@@ -170,6 +222,24 @@ class StepModel:
                 np.where(s_dense > 0, f_lin / (r.dense_flops * s_dense), 0.0), b_lin / r.mem_bw
             )
         t_lin += params.GEMMS_PER_LAYER * params.GEMM_TAIL_S
+        return np.asarray(t_lin, dtype=np.float64)
+
+    def _token_costs(self, tokens: FloatArray) -> FloatArray:
+        c, m, r = self.config, self.config.model, self.rates
+        tp, dp = c.tensor_parallel, self.dp
+        w, w_expert = weight_bytes_per_param(c)
+        t_rank = tokens / dp
+        # Dense linears: q/o sharded, k/v replicated beyond TP = kv_heads (MLA: the latent
+        # down-projections replicated), dense MLP or router (and shared expert).
+        p_attn = attention_params_per_gpu(m, tp)
+        p_dense = p_attn
+        if m.is_moe:
+            p_dense += m.hidden * m.num_experts
+            if m.shared_expert_intermediate:
+                p_dense += 3 * m.hidden * m.shared_expert_intermediate / tp
+        else:
+            p_dense += 3 * m.hidden * m.intermediate / tp
+        t_lin = self._linear_s(t_rank, p_dense, w)
         t_moe = np.zeros_like(tokens)
         if m.is_moe:
             ranks = self.moe_ranks
@@ -197,7 +267,17 @@ class StepModel:
             gather = _allreduce_alpha_s(c, n) + (n - 1) / n * tokens * act / r.link_bw
             t_comm += 2.0 * gather  # all-gather dispatch + reduce-scatter combine
         per_layer = t_lin + t_moe + t_comm + params.LAYER_TAIL_S
-        out = m.layers * per_layer
+        if m.dense_layers:
+            # leading dense layers of a MoE model: a TP-sharded dense MLP, TP all-reduces only
+            p_mlp = p_attn + 3 * m.hidden * m.intermediate / tp
+            t_dense = self._linear_s(t_rank, p_mlp, w) + params.LAYER_TAIL_S
+            if tp > 1:
+                t_dense += 2.0 * (
+                    _allreduce_alpha_s(c, tp) + 2.0 * (tp - 1) / tp * t_rank * act / r.link_bw
+                )
+            out = m.moe_layers * per_layer + m.dense_layers * t_dense
+        else:
+            out = m.layers * per_layer
         out[0] = 0.0
         return np.asarray(out, dtype=np.float64)
 
@@ -256,6 +336,14 @@ class StepModel:
                 prefill_flop_units * self.prefill_s_per_flop_unit,
                 prefill_kv_tokens * self.prefill_s_per_kv_tok,
             )
+        if self.capped:
+            gpu += min(decode_ctx_sum, n_seqs * self.cap) * self.capped_decode_s_per_ctx
+            if not decode_only and self.capped_prefill_s_per_flop_unit:
+                gpu += max(
+                    min(prefill_flop_units, tokens * self.cap)
+                    * self.capped_prefill_s_per_flop_unit,
+                    min(prefill_kv_tokens, tokens * self.cap) * self.capped_prefill_s_per_kv_tok,
+                )
         gpu += self._launch_s(gpu, full_graph)
         return self._combine(gpu, n_seqs)
 
@@ -287,6 +375,8 @@ class StepModel:
         if self.spec_k:
             gpu = gpu + self.spec_k * self.draft_cost * self.t_tokens_s[n_seqs]
         gpu = gpu + ctx_sum * self.decode_s_per_ctx
+        if self.capped:
+            gpu = gpu + np.minimum(ctx_sum, n_seqs * self.cap) * self.capped_decode_s_per_ctx
         if self.cuda_graphs:
             gpu = gpu + np.where(full, params.GRAPH_REPLAY_S, self.piecewise_s)
         else:
@@ -310,6 +400,9 @@ class StepModel:
             base += self.spec_k * self.draft_cost * self._tokens_s(n_seqs)
         j = np.arange(steps, dtype=np.float64)
         gpu = base + (ctx_sum0 + n_seqs * j) * self.decode_s_per_ctx
+        if self.capped:
+            capped_ctx = np.minimum(ctx_sum0 + n_seqs * j, float(n_seqs * self.cap))
+            gpu = gpu + capped_ctx * self.capped_decode_s_per_ctx
         if full_graph:
             gpu += params.GRAPH_REPLAY_S
         elif self.cuda_graphs:

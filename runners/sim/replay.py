@@ -1,43 +1,32 @@
-"""`python -m runners.sim.replay --runs RUNS.csv --out PRED.csv`: predict measured runs.
+"""`python -m runners.sim.replay --runs RUNS.csv|DIR --out PRED.csv`: predict published runs.
 
-Reads benchmark rows in the schema of ``data/calibration/gpustack_runs.csv`` (model, gpu, engine,
-engine_version, flags_json, env, dataset, input_len, output_len, num_prompts, request_rate,
-max_concurrency), turns each row into a `Candidate` on a one-instance `NodeGroup`, resolves it
-through the engine adapters (`runners.engines.resolve`: the engine's own defaults and argument
-checks, never a copy of them here), simulates it, and writes one row per input with the same
-metric column names plus `outcome` (ok / crash / error), `crash_class` and `reason`. A row the
-tool cannot express (unknown model, GPU, engine version or flag) gets ``outcome=error`` with the
-reason; the tool itself never fails on a row. `scripts/calibrate_sim.py` uses `load_cases` and
-`predict` to fit and cross-validate the simulator on the same path users take.
+Reads benchmark rows (the schema of a calibration CSV, or published headlines carrying their
+serve command; a folder means every CSV in it), turns each into a simulator case
+(`runners.sim.replay_rows.load_case`: the one model resolver, the engine registry with the
+nearest catalogued release for an uncatalogued one, the engine adapters' defaults and argument
+checks, the GPUs its flags need when a row states no node size), simulates it, and writes one
+row per input with the same metric column names plus `outcome` (ok / crash / error),
+`crash_class`, `reason` (one line) and `note` (what was assumed). ok and crash are
+predictions; an error row says in its reason why the tool cannot express it. The tool itself
+never fails on a row, and it prints how many rows it predicted. `scripts/calibrate_sim.py` uses
+`load_cases` and `predict` to fit and cross-validate the simulator on the same path users take.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from runners.bench.metrics import NoMetricValue, summarize
-from runners.catalog import get_gpu, get_model
-from runners.engines import engine_names, resolve
+from runners.catalog.resolve import MODELS_DIR_ENV
 from runners.errors import ServingOptimizerError
 from runners.sim import simulate
 from runners.sim.params import Calibration
-from runners.types import (
-    Candidate,
-    Crash,
-    EngineName,
-    NodeGroup,
-    ServingConfig,
-    SettingValue,
-    WeightDtype,
-    Workload,
-)
+from runners.sim.replay_rows import ReplayCase, load_case
 
 METRIC_COLUMNS: tuple[str, ...] = (
     "duration_s",
@@ -70,141 +59,36 @@ OUT_COLUMNS: tuple[str, ...] = (
     "outcome",
     "crash_class",
     "reason",
+    "note",
     "kv_cache_tokens",
 )
 
 
-@dataclass(frozen=True)
-class ReplayCase:
-    """A row turned into something the simulator can run, or the reason it cannot be.
-
-    Exactly one of `config` (resolved), `crash` (the adapter's own argument check failed) and
-    `error` (the row cannot be expressed) is set.
-    """
-
-    run_id: str
-    config: ServingConfig | None
-    workload: Workload | None
-    crash: Crash | None = None
-    error: str = ""
+def run_files(path: Path) -> list[Path]:
+    """`path` itself, or every CSV of a folder (sorted)."""
+    return sorted(path.glob("*.csv")) if path.is_dir() else [path]
 
 
-def _number(row: Mapping[str, str], key: str) -> float | None:
-    text = (row.get(key) or "").strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _settings(row: Mapping[str, str]) -> dict[str, SettingValue]:
-    """flags_json keys are underscore-spelled; the adapter accepts every spelling of a setting
-    (``max_num_seqs`` for ``--max-num-seqs``)."""
-    raw = json.loads(row.get("flags_json") or "{}")
-    if not isinstance(raw, dict):
-        raise ValueError(f"flags_json is not an object: {row.get('flags_json')!r}")
-    settings: dict[str, SettingValue] = {}
-    for key, value in raw.items():
-        if not isinstance(value, bool | int | float | str):
-            raise ValueError(f"flag {key!r} has a value the tool cannot express: {value!r}")
-        settings[str(key)] = value
-    for item in (row.get("env") or "").split():
-        if "=" in item:
-            # Environment settings are adapter settings named by their variable.
-            name, value = item.split("=", 1)
-            settings[name] = value
-    # Unknown names are the adapter's call: `resolve` rejects them with its own message.
-    return settings
-
-
-def _workload(row: Mapping[str, str]) -> Workload:
-    """The benchmark as run. Request count and mean output length are workload facts the row
-    records (successful requests; outputs shorter than output_len because EOS was not ignored)."""
-    dataset = (row.get("dataset") or "").strip().lower()
-    prompts = int(_number(row, "num_prompts") or 0)
-    succeeded = _number(row, "successful_requests")
-    if succeeded:
-        prompts = int(succeeded)
-    rate = _number(row, "request_rate")
-    concurrency = _number(row, "max_concurrency")
-    common = {
-        "num_prompts": prompts,
-        "request_rate": math.inf if rate is None or math.isinf(rate) else rate,
-        "max_concurrency": int(concurrency) if concurrency else None,
-    }
-    if prompts <= 0:
-        raise ValueError("num_prompts is missing")
-    if dataset == "sharegpt":
-        return Workload(name="sharegpt", dataset="sharegpt-like", **common)  # type: ignore[arg-type]
-    if dataset == "random":
-        in_len, out_len = _number(row, "input_len"), _number(row, "output_len")
-        if in_len is None or out_len is None:
-            raise ValueError("a random-dataset row needs input_len and output_len")
-        out_tokens = _number(row, "total_output_tokens")
-        if out_tokens and succeeded:
-            out_len = max(1.0, round(out_tokens / succeeded))
-        return Workload(
-            name=f"random-{int(in_len)}-{int(out_len)}",
-            dataset="random",
-            input_len=int(in_len),
-            output_len=int(out_len),
-            **common,  # type: ignore[arg-type]
-        )
-    raise ValueError(f"dataset {dataset!r} is not simulated (known: sharegpt, random)")
-
-
-def _engine(text: str) -> EngineName:
-    if text not in engine_names():
-        raise ValueError(f"engine {text!r} is not one of {', '.join(engine_names())}")
-    return text
-
-
-def load_case(row: Mapping[str, str]) -> ReplayCase:
-    """Turn one CSV row into a `ReplayCase`; never raises."""
-    run_id = row.get("run_id", "")
-    try:
-        engine = _engine((row.get("engine") or "").strip().lower())
-        checkpoint = (row.get("model") or "").strip()
-        model = get_model(checkpoint)
-        gpu = get_gpu((row.get("gpu") or "").strip())
-        gpus = int(_number(row, "num_gpus_used") or 1)
-        node_group = NodeGroup(f"{gpu.name}x{gpus}", gpu.name, gpus)
-        weight: WeightDtype = "fp8" if "fp8" in checkpoint.lower() else "bf16"
-        candidate = Candidate.make(
-            engine,
-            (row.get("engine_version") or "").strip(),
-            model.name,
-            checkpoint,
-            weight,
-            _settings(row),
-        )
-        workload = _workload(row)
-        resolved = resolve(candidate, node_group)
-    except (ServingOptimizerError, ValueError, KeyError, TypeError) as exc:
-        return ReplayCase(run_id, None, None, error=f"{type(exc).__name__}: {exc}")
-    if isinstance(resolved, Crash):
-        return ReplayCase(run_id, None, workload, crash=resolved)
-    config = resolved
-    lowered = checkpoint.lower()
-    if not config.weight_quant and (lowered.endswith("-awq") or "-awq-" in lowered):
-        config = replace(config, weight_quant="awq")
-    # One row is one engine instance: never replicate it to fill a node.
-    return ReplayCase(run_id, replace(config, replicas=1), workload)
-
-
-def load_cases(path: Path) -> list[tuple[dict[str, str], ReplayCase]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [(row, load_case(row)) for row in rows]
+def load_cases(
+    path: Path, models_dir: Path | None = None, strict_versions: bool = False
+) -> list[tuple[dict[str, str], ReplayCase]]:
+    rows: list[dict[str, str]] = []
+    for file in run_files(path):
+        with file.open(newline="", encoding="utf-8") as handle:
+            rows.extend(csv.DictReader(handle))
+    return [(row, load_case(row, models_dir, strict_versions)) for row in rows]
 
 
 def predict(
     case: ReplayCase, calibration: Calibration | None = None, seed: int = 0
 ) -> dict[str, str | float]:
     """Simulated metrics of one case, in the calibration CSV's column names."""
-    out: dict[str, str | float] = {"run_id": case.run_id, "crash_class": "", "reason": ""}
+    out: dict[str, str | float] = {
+        "run_id": case.run_id,
+        "crash_class": "",
+        "reason": "",
+        "note": case.note,
+    }
     if case.error:
         out.update(outcome="error", reason=case.error)
         return out
@@ -216,7 +100,11 @@ def predict(
             reason=crash.message if crash else "",
         )
         return out
-    result = simulate(case.config, case.workload, seed=seed, calibration=calibration)
+    try:
+        result = simulate(case.config, case.workload, seed=seed, calibration=calibration)
+    except ServingOptimizerError as exc:  # a figure the simulation needs is unknown
+        out.update(outcome="error", reason=f"{type(exc).__name__}: {exc}")
+        return out
     out["kv_cache_tokens"] = float(result.kv_cache_tokens)
     if result.crash is not None or result.records is None:
         crash_class = result.crash.crash_class.value if result.crash else "start:exited"
@@ -259,14 +147,31 @@ def _format(value: str | float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runners.sim.replay",
-        description="Predict benchmark rows (gpustack_runs.csv schema) with the simulator.",
+        description="Predict published benchmark rows with the simulator.",
     )
-    parser.add_argument("--runs", type=Path, required=True, help="input CSV of measured runs")
+    parser.add_argument(
+        "--runs", type=Path, required=True, help="input CSV of measured runs, or a folder of them"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output CSV of predictions")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="folder of config.json files (<org>--<name>.json or <org>/<name>/config.json) "
+        f"for models outside the catalogue (default: ${MODELS_DIR_ENV})",
+    )
+    parser.add_argument(
+        "--strict-versions",
+        action="store_true",
+        help="rows of uncatalogued engine releases are errors (default: the nearest "
+        "catalogued release applies)",
+    )
     args = parser.parse_args(argv)
+    if not args.runs.exists():
+        print(f"error: cannot read {args.runs}: no such file or folder", file=sys.stderr)
+        return 2
     try:
-        cases = load_cases(args.runs)
+        cases = load_cases(args.runs, args.models_dir, args.strict_versions)
     except OSError as exc:
         print(f"error: cannot read {args.runs}: {exc}", file=sys.stderr)
         return 2
@@ -283,7 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts[outcome] = counts.get(outcome, 0) + 1
     summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
     print(f"wrote {len(cases)} predictions to {args.out} ({summary})")
+    predicted = counts.get("ok", 0) + counts.get("crash", 0)
+    share = 100.0 * predicted / len(cases) if cases else 100.0
+    print(
+        f"predicted {predicted} of {len(cases)} rows ({share:.1f}%); each of the other "
+        f"{len(cases) - predicted} says why in its reason column"
+    )
     return 0
+
+
+__all__ = ["METRIC_COLUMNS", "OUT_COLUMNS", "ReplayCase", "load_case", "load_cases", "predict"]
 
 
 if __name__ == "__main__":

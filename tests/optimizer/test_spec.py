@@ -11,6 +11,7 @@ import pytest
 
 from optimizer.errors import SpecError
 from optimizer.spec.load import load_spec, resolve_space_path
+from runners.engines import registry
 
 Writer = Callable[[dict[str, Any]], Path]
 
@@ -85,9 +86,17 @@ def test_invalid_choice_for_engine(write_space: Writer, shipped_space: dict[str,
     assert "balanced" in message
 
 
-def test_unsupported_engine_version(write_space: Writer, shipped_space: dict[str, Any]) -> None:
+def test_uncatalogued_engine_version_takes_the_nearest_release(
+    write_space: Writer, shipped_space: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     shipped_space["engines"]["sglang"]["version"] = "0.3.1"
-    assert "engines.sglang.version" in _error_for(write_space, shipped_space)
+    registry.get_engine.cache_clear()
+    registry._NOTICED.clear()  # the one warning per process may have been given already
+    spec = load_spec(write_space(shipped_space))
+    assert spec.engines["sglang"].version == "0.3.1"
+    assert "sglang 0.5.4, the nearest catalogued release" in capsys.readouterr().err
+    with pytest.raises(SpecError, match=r"engines\.sglang\.version: sglang '0\.3\.1' is not"):
+        load_spec(write_space(shipped_space), strict_versions=True)
 
 
 def test_condition_on_undeclared_setting(

@@ -173,11 +173,6 @@ CASES: list[tuple[str, Callable[[Space], None], tuple[str, ...]]] = [
         ("hardware.node_groups.0.gpu", "H100-SXM-80GB"),
     ),
     (
-        "unsupported-version",
-        _set("engines/sglang/version", "0.3.1"),
-        ("engines.sglang.version", "0.5.4"),
-    ),
-    (
         "garbage-version",
         _set("engines/vllm/version", "latest"),
         ("engines.vllm.version", "not a version number"),
@@ -244,8 +239,13 @@ RAW_CASES: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
-def _run(tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    code = study.main(["--space", str(space_file), "--n-trials", "2"])
+def _run(
+    tmp_path: Path,
+    space_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...] = (),
+) -> str:
+    code = study.main(["--space", str(space_file), "--n-trials", "2", *extra])
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
@@ -292,6 +292,19 @@ def test_malformed_file_is_one_clear_error(
         assert part in message, message
 
 
+def test_strict_versions_refuse_an_uncatalogued_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    space = copy.deepcopy(SHIPPED)
+    space["engines"]["sglang"]["version"] = "0.3.1"
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    message = _run(tmp_path, path, capsys, ("--strict-versions",))
+    for part in ("engines.sglang.version", "not in the catalogue", "0.5.4", "--strict-versions"):
+        assert part in message, message
+
+
 def test_there_are_at_least_25_distinct_cases() -> None:
-    ids = [c[0] for c in CASES] + [c[0] for c in RAW_CASES]
+    ids = [c[0] for c in CASES] + [c[0] for c in RAW_CASES] + ["strict-versions"]
     assert len(set(ids)) == len(ids) >= 25

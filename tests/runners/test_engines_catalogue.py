@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from runners.engines import ADAPTERS, get_engine, parse_version, resolve
+from runners.engines import (
+    ADAPTERS,
+    check_version,
+    get_engine,
+    parse_version,
+    registry,
+    release,
+    resolve,
+)
 from runners.errors import EngineError
 from runners.types import Candidate, NodeGroup, ServingConfig, SettingValue
 
@@ -49,12 +57,70 @@ def test_calibration_versions_resolve(engine: str, version: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("engine", "version"),
-    [("vllm", "0.20.0"), ("sglang", "0.4.9"), ("trtllm", "1.3.0"), ("mindie", "1.0.RC3")],
+    ("engine", "version", "used"),
+    [
+        ("vllm", "0.12", "0.11.0"),
+        ("vllm", "0.15.1", "0.11.0"),
+        ("vllm", "0.18.0", "0.11.0"),
+        ("vllm", "0.31.0", "0.32.0"),
+        ("vllm", "0.40.0", "0.33.0"),
+        ("vllm", "0.10.1.1", "0.11.0"),
+        ("sglang", "0.5.1", "0.5.4"),
+        ("sglang", "0.4.9", "0.5.4"),
+        ("sglang", "0.6.0", "0.5.23"),
+        ("trtllm", "1.0.0", "1.2.0"),
+        ("trtllm", "1.3.0", "1.2.1"),
+        ("mindie", "1.0.RC3", "2.0.0"),
+    ],
 )
-def test_uncatalogued_versions_are_errors(engine: str, version: str) -> None:
+def test_uncatalogued_releases_take_the_nearest_catalogued_one(
+    engine: str, version: str, used: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = release(engine, version)
+    assert not found.catalogued
+    assert found.used.text == used
+    adapter = get_engine(engine, version)
+    assert adapter.version.text == used
+    get_engine(engine, version)  # cached: no second warning
+    err = capsys.readouterr().err
+    assert err.count("warning:") <= 1  # another test may have warned first in this process
+    assert "strict" in found.notice() and used in found.notice()
     with pytest.raises(EngineError, match="not in the catalogue; supported"):
-        get_engine(engine, version)
+        check_version(adapter, version, strict=True)
+    assert check_version(adapter, version) == parse_version(version).text
+
+
+def test_an_uncatalogued_release_warns_once_naming_the_release_used(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    get_engine.cache_clear()
+    registry._NOTICED.clear()
+    get_engine("vllm", "0.14.2")
+    get_engine("vllm", "v0.14.2")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(lines) == 1, lines
+    assert "vllm 0.14.2 is not in the catalogue" in lines[0]
+    assert "vllm 0.11.0, the nearest catalogued release" in lines[0]
+
+
+def test_catalogued_releases_never_warn(capsys: pytest.CaptureFixture[str]) -> None:
+    get_engine.cache_clear()
+    assert release("vllm", "v0.11.0").catalogued
+    get_engine("vllm", "v0.11.0")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["0.11.1.dev3+g1a2b3c.cu128", "v0.9.2rc1", "1.1.0rc5", "2.1.RC1", "0.10.1.1"]
+)
+def test_published_release_spellings_parse(text: str) -> None:
+    assert parse_version(text).release[0] in (0, 1, 2)
+
+
+def test_a_flag_missing_from_the_release_used_is_still_an_error() -> None:
+    adapter = get_engine("vllm", "0.12.0")  # the 0.11 catalogue applies
+    with pytest.raises(EngineError, match=r"vllm 0\.11\.0 has no setting 'attention-backend'"):
+        adapter.normalize({"attention-backend": "FLASHINFER"})
 
 
 def test_removed_and_renamed_settings_name_the_version_and_replacement() -> None:

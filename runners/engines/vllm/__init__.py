@@ -21,6 +21,8 @@ ENTRY = EngineEntry(
     crashes=CRASHES,
     sim_policy=POLICY,
     command_line=CommandLine(prog="vllm serve", prefix=("vllm", "serve")),
+    # vLLM-Ascend is vLLM with Huawei's plug-in: vLLM's releases and flags
+    aliases=("vllm-ascend",),
 )
 
 __all__ = ["ENTRY", "VllmAdapter"]
