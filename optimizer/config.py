@@ -9,12 +9,13 @@ the space file (`search.n_trials`, `search.sampler`, `search.seed`, the name). T
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from optimizer.spec.models import SamplerName, StudySpec
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
 
-RunnerName = Literal["sim", "local", "ray"]
+RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
 
 
@@ -23,10 +24,13 @@ class RunnerChoice:
     """Which runner runs the trials, and its options.
 
     `name`: ``sim`` (the embedded simulated engine), ``local`` (the real engine on this
-    machine) or ``ray`` (trials on Ray actors, each running `ray_worker`). `noise`: the
-    simulator's run-to-run noise model (validation repeats use it; the search does not).
-    `emulator_scale`: the local runner starts the engine emulator (runners.sim.serve) instead
-    of the engine, that many times faster than real time.
+    machine), ``emulator`` (the local runner with the engine emulator, runners.sim.serve, in
+    place of the engine: a real HTTP engine) or ``ray`` (trials on Ray actors, each running
+    `ray_worker`). `noise`: the simulator's run-to-run noise model (validation repeats use it;
+    the search does not). `emulator_scale`: the local runner starts the engine emulator instead
+    of the engine, that many times faster than real time. `emulator_profile`: the emulator's
+    truth profile file (docs/emulator-profile.md), which the study never reads beyond checking
+    it.
     """
 
     name: RunnerName = "sim"
@@ -34,6 +38,7 @@ class RunnerChoice:
     ray_worker: WorkerName = "sim"
     noise: bool = False
     emulator_scale: float | None = None
+    emulator_profile: Path | None = None
 
 
 @dataclass(frozen=True)

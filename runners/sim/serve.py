@@ -19,6 +19,11 @@ A runtime-OOM configuration
 dies with the CUDA OOM text and exit 1 once half a step budget of prompt tokens has arrived;
 ``--hang start|load`` makes it hang before readiness or once load arrives. The output is
 always exactly ``max_tokens`` tokens (as with ``ignore_eos``).
+
+``--profile FILE`` makes it behave unlike the study's simulator: a truth profile
+(`runners.sim.profile`, docs/emulator-profile.md) scales the calibration it runs with, per
+engine, and adds run-to-run noise. ``--weight-dtype`` says what the checkpoint holds (a real
+engine reads it from the checkpoint; the emulator has none to read).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -47,12 +52,23 @@ from runners.engines import (
     get_entry,
     resolve,
 )
+from runners.errors import ProfileError
 from runners.sim import _replica_count, _sim_rng, _step_model, step_budget
 from runners.sim.memory import check_memory, plan_memory
 from runners.sim.received import ReceivedRequests, prompt_length
+from runners.sim.params import Calibration, Noise
+from runners.sim.profile import TruthProfile, identity_profile, load_profile
 from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica
-from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
+from runners.types import (
+    Candidate,
+    Crash,
+    EngineName,
+    NodeGroup,
+    ServingConfig,
+    SettingValue,
+    WeightDtype,
+)
 from runners.workload import RequestSet
 
 if TYPE_CHECKING:
@@ -83,6 +99,13 @@ class EmulatorOptions:
     startup_s: float
     hang: Literal["none", "start", "load"]
     fault: Literal["none", "http500", "malformed"] = "none"
+    weight_dtype: WeightDtype = "bf16"
+    profile: TruthProfile = field(default_factory=identity_profile)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration this engine really runs with: the profile's, for its engine."""
+        return self.profile.calibration(self.engine, self.gpu)
 
 
 def engine_parser(adapter: EngineAdapter, command: CommandLine) -> argparse.ArgumentParser:
@@ -160,9 +183,21 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         default="none",
         help="answer every generation request with HTTP 500, or stream malformed data",
     )
+    own.add_argument(
+        "--weight-dtype",
+        choices=["bf16", "fp8"],
+        default="bf16",
+        help="what the checkpoint holds (default %(default)s)",
+    )
+    own.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="truth profile: how this engine really behaves (docs/emulator-profile.md)",
+    )
     args = list(argv)
     split = args.index("--") if "--" in args else len(args)
     ns = own.parse_args(args[:split])
+    profile = load_profile(ns.profile) if ns.profile else identity_profile()
     engine_argv = args[split + 1 :]
     found = _emulated_command(engine_argv)
     if found is None:
@@ -193,6 +228,8 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         startup_s=ns.startup_s,
         hang=ns.hang,
         fault=ns.fault,
+        weight_dtype=ns.weight_dtype,
+        profile=profile,
     )
 
 
@@ -203,7 +240,7 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
         options.engine_version,
         options.model,
         options.model_path,
-        "bf16",
+        options.weight_dtype,
         options.settings,
     )
     node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node)
@@ -213,7 +250,8 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
     refused = check_config(resolved)  # what the engine refuses at model initialisation
     if refused is not None:
         return refused
-    crash = check_memory(resolved, plan_memory(resolved), _sim_rng(0))
+    calib = options.calibration
+    crash = check_memory(resolved, plan_memory(resolved, calib), _sim_rng(0), calib)
     if crash is not None and crash.phase == "startup":
         return crash
     return resolved
@@ -225,23 +263,35 @@ class ReplayEngine:
     Each arrival is stamped with the virtual time (wall time since start x time scale). When
     requests have arrived since the last simulation, every request so far is simulated again
     with `runners.sim.scheduler.run_replica` (the same engine policy, front end and step model
-    as `simulate`, split over replicas the same way). The simulator is causal and, without
-    noise, deterministic, so a later arrival changes only the future: tokens already streamed
-    keep their times. Each request's tokens are streamed at its simulated first-token time and
-    then evenly up to its simulated last-token time (per-request TTFT, TPOT and E2EL are the
-    simulator's; ITLs within a request are evened out). A request the simulator fails ends
+    as `simulate`, split over replicas the same way, with the profile's calibration and noise).
+    The simulator is causal and deterministic for a noise seed (each re-simulation draws from
+    the same seed), so a later arrival changes only the future: tokens already streamed keep
+    their times (with step jitter, nearly so). Each request's tokens are streamed at its
+    simulated first-token time and then evenly up to its simulated last-token time
+    (per-request TTFT, TPOT and E2EL are the simulator's; ITLs within a request are evened
+    out). A request the simulator fails ends
     with no token.
     """
 
-    def __init__(self, config: ServingConfig, time_scale: float, runtime_oom: str | None) -> None:
+    def __init__(
+        self,
+        config: ServingConfig,
+        time_scale: float,
+        runtime_oom: str | None,
+        calibration: Calibration | None = None,
+        noise: Noise | None = None,
+        noise_seed: int = 0,
+    ) -> None:
         self.config = config
         self.time_scale = time_scale
         self.runtime_oom = runtime_oom
-        plan = plan_memory(config)
+        plan = plan_memory(config, calibration)
         self.kv_tokens = max(1, plan.kv_tokens)
         self.replicas = max(1, _replica_count(config))
         self.budget = max(config.max_num_batched_tokens, 1)
-        self.model = _step_model(config, step_budget(config, plan.kv_tokens))
+        self.model = _step_model(config, step_budget(config, plan.kv_tokens), calibration)
+        self.noise = noise if noise is not None and noise.enabled else None
+        self.noise_seed = noise_seed
         self.origin = time.perf_counter()
         self.prompt: list[int] = []
         self.output: list[int] = []
@@ -286,6 +336,7 @@ class ReplayEngine:
         output = np.array(self.output, dtype=np.int64)
         send = np.array(self.arrival_s, dtype=np.float64)
         chains = self.received.chains()
+        streams = np.random.SeedSequence(self.noise_seed).spawn(self.replicas)
         for replica in range(self.replicas):
             part = ids[ids % self.replicas == replica]
             if len(part) == 0:
@@ -293,7 +344,12 @@ class ReplayEngine:
             requests = RequestSet(
                 part, prompt[part], output[part], send[part], None, chains=chains.take(part)
             )
-            records = run_replica(self.config, requests, self.kv_tokens, self.model).records
+            # the same stream every time: the run factor and the jitter of the steps so far
+            # come out the same, so tokens already streamed keep their times
+            rng = np.random.Generator(np.random.PCG64(streams[replica]))
+            records = run_replica(
+                self.config, requests, self.kv_tokens, self.model, self.noise, rng
+            ).records
             for index, rid in enumerate(part.tolist()):
                 if not records.success[index]:
                     self.times[rid] = np.zeros(0, dtype=np.float64)
@@ -446,7 +502,15 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
 async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: str | None) -> None:
     from aiohttp import web
 
-    engine = ReplayEngine(config, options.time_scale, runtime_oom)
+    profile = options.profile
+    engine = ReplayEngine(
+        config,
+        options.time_scale,
+        runtime_oom,
+        options.calibration,
+        profile.noise,
+        profile.noise_seed(),
+    )
     await asyncio.sleep(options.startup_s / max(options.time_scale, 1.0))
     if options.hang == "start":
         await asyncio.Event().wait()
@@ -465,7 +529,11 @@ async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(sys.argv[1:] if argv is None else argv)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     resolved = startup_check(options)
     if isinstance(resolved, Crash):
         time.sleep(min(options.startup_s, 2.0) / max(options.time_scale, 1.0))
@@ -473,7 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'  File "{options.engine}/engine/core.py", in __init__', file=sys.stderr)
         print(resolved.message, file=sys.stderr, flush=True)
         return EXIT_START_FAILURE
-    crash = check_memory(resolved, plan_memory(resolved), _sim_rng(0))
+    calib = options.calibration
+    crash = check_memory(resolved, plan_memory(resolved, calib), _sim_rng(0), calib)
     runtime_oom = crash.message if crash is not None and crash.phase == "load" else None
     np.seterr(all="ignore")
     try:
