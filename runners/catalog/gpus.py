@@ -3,7 +3,8 @@
 Peaks are datasheet numbers; all realism (achieved fractions) lives in the simulator's fitted
 efficiencies. `memory_gib_usable` is what the CUDA runtime reports, not the marketing figure.
 Traits (vendor, architecture, compute capability, FP8/FP4 tensor cores, interconnect, device
-kind, the device-visibility variable) come from the vendors' datasheets.
+kind, the device-visibility variable) come from the vendors' datasheets; the Kubernetes resource
+name is what the vendor's device plugin advertises (none for a CPU standing in for a device).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(9, 0),
     ),
@@ -50,6 +52,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(9, 0),
     ),
@@ -71,6 +74,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=False,
         compute_capability=(8, 0),
     ),
@@ -92,6 +96,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="pcie",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(8, 9),
     ),
@@ -113,6 +118,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         fp4_compute=True,
         compute_capability=(10, 0),
@@ -135,6 +141,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="infinity-fabric",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="amd.com/gpu",
         fp8_compute=True,
     ),
     GpuSpec(
@@ -155,6 +162,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="npu",
         interconnect="hccs",
         visible_devices_env="ASCEND_RT_VISIBLE_DEVICES",
+        kubernetes_resource="huawei.com/Ascend910",
         fp8_compute=False,
     ),
     GpuSpec(
@@ -177,6 +185,7 @@ GPUS: tuple[GpuSpec, ...] = (
         interconnect="none",
         # vLLM's CPU backend ignores it; set so a launch looks the same as on a GPU
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="",
         fp8_compute=False,
     ),
 )

@@ -38,10 +38,11 @@ class GpuSpec:
     """One accelerator model: peak dense rates, memory, intra-node link, and its traits.
 
     The traits (`vendor`, `architecture`, `compute_capability` for NVIDIA parts, FP8 and FP4
-    tensor-core support, `interconnect`, `device` kind and the environment variable that
-    selects visible devices) are what engines and the simulator ask; nothing is inferred from
-    the name. `fp8_compute` must agree with `fp8_tflops` (a rate exists exactly when the
-    hardware computes in FP8).
+    tensor-core support, `interconnect`, `device` kind, the environment variable that
+    selects visible devices and the `kubernetes_resource` a pod requests them by) are what
+    engines, the simulator and the exported deployments ask; nothing is inferred from the name.
+    `fp8_compute` must agree with `fp8_tflops` (a rate exists exactly when the hardware
+    computes in FP8).
     """
 
     name: str
@@ -58,6 +59,7 @@ class GpuSpec:
     device: DeviceKind
     interconnect: Interconnect
     visible_devices_env: str
+    kubernetes_resource: str
     fp8_compute: bool
     fp4_compute: bool = False
     compute_capability: tuple[int, int] | None = None
@@ -72,6 +74,11 @@ class GpuSpec:
             raise CatalogError(
                 f"GPU {self.name!r}: an NVIDIA part needs its compute_capability (and only "
                 "NVIDIA parts have one)"
+            )
+        if (self.device == "cpu") != (self.kubernetes_resource == ""):
+            raise CatalogError(
+                f"GPU {self.name!r}: a device needs the Kubernetes resource its device plugin "
+                "advertises (e.g. nvidia.com/gpu), and a CPU has none"
             )
 
     @property

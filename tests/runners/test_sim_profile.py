@@ -1,4 +1,4 @@
-"""Truth profiles of the emulator (`runners.sim.profile`, ``python -m runners.sim.serve --profile``).
+"""Truth profiles of the emulator (`runners.sim.profile`, ``runners.sim.serve --profile``).
 
 A profile scales, per engine, the calibration the emulator runs with (compute efficiency,
 memory bandwidth, per-step overhead, usable memory) and sets its noise; a bad file is one clear
@@ -60,7 +60,8 @@ def test_a_profile_scales_each_engine_on_its_own(tmp_path: Path) -> None:
     vllm = profile.calibration("vllm", NODE.gpu)
     assert vllm.engine("vllm").kernel == pytest.approx(base.engine("vllm").kernel * 0.5)
     assert vllm.engine("vllm").cpu_step_s == pytest.approx(base.engine("vllm").cpu_step_s * 3)
-    assert vllm.efficiency(NODE.gpu).mem_bw == pytest.approx(base.efficiency(NODE.gpu).mem_bw * 0.8)
+    bandwidth = base.efficiency(NODE.gpu).mem_bw
+    assert vllm.efficiency(NODE.gpu).mem_bw == pytest.approx(bandwidth * 0.8)
     # an engine the profile does not name runs as the study's simulator does
     sglang = profile.calibration("sglang", NODE.gpu)
     assert sglang.engine("sglang") == base.engine("sglang")
@@ -106,9 +107,7 @@ def test_default_section_applies_to_engines_not_named(tmp_path: Path) -> None:
         ("engines: {vllm: [unclosed", "not a valid YAML"),
     ],
 )
-def test_a_bad_profile_names_the_file_and_the_field(
-    tmp_path: Path, text: str, named: str
-) -> None:
+def test_a_bad_profile_names_the_file_and_the_field(tmp_path: Path, text: str, named: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
@@ -152,8 +151,9 @@ def test_the_emulated_engine_behaves_as_its_profile_says(tmp_path: Path) -> None
     )
     workload = Workload("w", "random", 256, input_len=512, output_len=128)
     candidate = Candidate.make(
-        "vllm", "0.33.0", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16", {"tensor-parallel-size": 8}
-    )
+        "vllm", "0.33.0", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16",
+        {"tensor-parallel-size": 8},
+    )  # fmt: skip
     placement = Placement(NODE, tuple(range(8)))
     throughput = {}
     for name, profile in (("truth", None), ("slow", slow)):
