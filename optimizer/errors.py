@@ -10,6 +10,8 @@
           +-- SamplerError       a sampler that cannot be used on this machine or space
           +-- UsageError         command-line options that do not go together
           +-- NothingToValidateError  a study lacks what validation compares against
+          +-- ExportError        a trial cannot be exported as asked (says what to pick instead)
+          +-- RetuneError        retune cannot compare or re-measure as asked
 
 Engine faults during a trial are not exceptions: runners report them inside a `TrialOutcome`,
 and the trial record stores them. tests/test_exception_trees.py keeps this drawing
@@ -55,3 +57,11 @@ class UsageError(OptimizerError):
 
 class NothingToValidateError(OptimizerError):
     """A study that lacks what validation compares against (a baseline, a feasible front)."""
+
+
+class ExportError(OptimizerError):
+    """A trial or format that cannot be exported as asked; the message says what to do."""
+
+
+class RetuneError(OptimizerError):
+    """Retune cannot re-measure or compare as asked; the message says what to do."""
