@@ -357,3 +357,34 @@ def test_the_command_line_writes_under_the_study_folder(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "studies" / "qwen3-moe" / "export" / "front.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_recommendation_of_a_real_qwen3_moe_study_exports_in_every_format(
+    tmp_path: Path,
+) -> None:
+    """The shipped main job on the simulator (a short run), exported as a user would."""
+    run = subprocess.run(
+        [sys.executable, "-m", "optimizer.study", "--space", "qwen3-moe.yaml", "--n-trials", "12",
+         "--quiet"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    url = f"sqlite:///{tmp_path / 'studies' / 'qwen3-moe.db'}"
+    out = tmp_path / "export"
+    assert main(["qwen3-moe", "--storage", url, "--out", str(out)]) == 0
+    written = files_in(out)
+    folder = next(name.split("/")[0] for name in written if name.startswith("trial-"))
+    assert {f"{folder}/launch.sh", f"{folder}/nginx.conf", f"{folder}/kubernetes.yaml"} <= set(
+        written
+    )
+    for name, text in written.items():
+        if name.endswith(".yaml") and "/engine/" in name:
+            assert isinstance(yaml.safe_load(text), dict), name
+    version = kubernetes_validate.latest_version()
+    for doc in kubernetes_documents(out / folder / "kubernetes.yaml"):
+        kubernetes_validate.validate(doc, version, strict=True)
+    points = json.loads(written["front.json"])["points"]
+    assert sum(p["recommended"] for p in points) == 1
+    assert f"trial-{next(p['trial'] for p in points if p['recommended'])}" == folder
