@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import difflib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -299,22 +299,30 @@ class EngineAdapter(abc.ABC):
     ) -> int:
         return max(1, node_group.gpus_per_node // self.gpus_per_instance(effective, model))
 
-    def flags(self, settings: Mapping[str, SettingValue]) -> list[str]:
-        """The ``source == "flag"`` settings as CLI arguments, in catalogue order."""
-        argv: list[str] = []
+    def _flag_items(
+        self, settings: Mapping[str, SettingValue]
+    ) -> Iterator[tuple[str, SettingValue | None]]:
+        """(flag, value) of each ``source == "flag"`` setting in catalogue order; a boolean is
+        the flag that sets its value, with None."""
         for name, info in self._settings.items():
             if name not in settings or info.source != "flag":
                 continue
             value = settings[name]
-            if info.kind == "bool":
-                spelling = info.true_flag if value else info.false_flag
-                if spelling is None:
-                    raise EngineError(
-                        f"{self.name} {self.version} has no flag to set {name} to {value}"
-                    )
-                argv.append(spelling)
-            else:
-                argv.extend([info.spelling, format_value(value)])
+            if info.kind != "bool":
+                yield info.spelling, value
+                continue
+            spelling = info.true_flag if value else info.false_flag
+            if spelling is None:
+                raise EngineError(
+                    f"{self.name} {self.version} has no flag to set {name} to {value}"
+                )
+            yield spelling, None
+
+    def flags(self, settings: Mapping[str, SettingValue]) -> list[str]:
+        """The ``source == "flag"`` settings as CLI arguments, in catalogue order."""
+        argv: list[str] = []
+        for flag, value in self._flag_items(settings):
+            argv += [flag] if value is None else [flag, format_value(value)]
         return argv
 
     def flag_config(self, settings: Mapping[str, SettingValue]) -> dict[str, SettingValue]:
@@ -322,21 +330,28 @@ class EngineAdapter(abc.ABC):
         each flag's spelling without its dashes. A boolean is written as the flag that sets it,
         with the value true: both loaders turn ``key: true`` into ``--key`` and may drop a
         ``key: false``, so ``no-enable-prefix-caching: true`` is how false is said."""
-        out: dict[str, SettingValue] = {}
-        for name, info in self._settings.items():
-            if name not in settings or info.source != "flag":
-                continue
-            value = settings[name]
-            if info.kind == "bool":
-                spelling = info.true_flag if value else info.false_flag
-                if spelling is None:
-                    raise EngineError(
-                        f"{self.name} {self.version} has no flag to set {name} to {value}"
-                    )
-                out[spelling.lstrip("-")] = True
-            else:
-                out[info.spelling.lstrip("-")] = value
-        return out
+        return {
+            flag.lstrip("-"): True if value is None else value
+            for flag, value in self._flag_items(settings)
+        }
+
+    def config_flag_launch(
+        self,
+        argv: Sequence[str],
+        file_name: str,
+        minimal: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        """`argv` reading the flag settings of `minimal` from the ``--config`` YAML `file_name`
+        (vLLM, SGLang); host and port on the command line, environment settings in the env."""
+        config = self.flag_config(minimal)
+        files: tuple[tuple[str, str], ...] = ()
+        if config:
+            argv = [*argv, "--config", file_name]
+            files = ((file_name, config_yaml(config)),)
+        argv = [*argv, *listen_flags(host, port)]
+        return LaunchParts(argv=tuple(argv), env=tuple(self.env_vars(minimal)), files=files)
 
     def env_vars(self, settings: Mapping[str, SettingValue]) -> list[tuple[str, str]]:
         """The ``source == "env"`` settings as environment variables, in catalogue order."""

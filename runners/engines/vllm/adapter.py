@@ -26,7 +26,6 @@ from runners.engines.base import (
     EngineAdapter,
     LaunchParts,
     SettingInfo,
-    config_yaml,
     listen_flags,
 )
 from runners.engines.parallel import Parallelism
@@ -234,14 +233,8 @@ class VllmAdapter(EngineAdapter):
         host: str,
         port: int,
     ) -> LaunchParts:
-        config = self.flag_config(minimal)
         argv = ["vllm", "serve", candidate.checkpoint]
-        files: tuple[tuple[str, str], ...] = ()
-        if config:
-            argv += ["--config", CONFIG_FILE]
-            files = ((CONFIG_FILE, config_yaml(config)),)
-        argv += listen_flags(host, port)
-        return LaunchParts(argv=tuple(argv), env=tuple(self.env_vars(minimal)), files=files)
+        return self.config_flag_launch(argv, CONFIG_FILE, minimal, host, port)
 
     def container_image(self) -> str:
         return f"vllm/vllm-openai:v{self.version.text}"
