@@ -52,8 +52,9 @@ def front_rows(study: optuna.Study, spec: StudySpec) -> list[FrontRow]:
     front = sorted((read(t) for t in study.best_trials), key=lambda r: (-r.throughput, r.number))
     chosen = recommended(study)
     records = list(front)
+    on_front = {r.number for r in front}
     base = baseline_record(study)
-    if base is not None and all(r.number != base.number for r in front):
+    if base is not None and base.number not in on_front:
         records.append(base)
     rows = []
     for record in records:
@@ -61,7 +62,7 @@ def front_rows(study: optuna.Study, spec: StudySpec) -> list[FrontRow]:
         rows.append(
             FrontRow(
                 record=record,
-                on_front=record in front,
+                on_front=record.number in on_front,
                 recommended=chosen is not None and record.number == chosen.number,
                 engine_version=candidate.engine_version,
                 settings=candidate.settings_dict(),

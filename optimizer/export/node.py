@@ -105,10 +105,10 @@ def _start(dep: Deployment, instance: Instance) -> list[str]:
     devices = ",".join(str(d) for d in instance.devices)
     env = [(dep.gpu.visible_devices_env, devices), *instance.launch.env]
     command = shlex.join(["setsid", "env", *(f"{k}={v}" for k, v in env), *instance.launch.argv])
-    workdir = shlex.quote(instance.workdir)
+    folder = f'"$here"/{shlex.quote(instance.workdir)}' if instance.launch.files else '"$here"'
     return [
         f"# instance {instance.index}: devices {devices}, port {instance.port}",
-        f'(cd "$here"/{workdir} && exec {command}) \\',
+        f"(cd {folder} && exec {command}) \\",
         f'    >"$here/logs/instance-{instance.index}.log" 2>&1 &',
         'pids+=("$!")',
         "",

@@ -38,6 +38,8 @@ class Instance:
     port: int
     launch: LaunchParts
     workdir: str
+    """Folder of its engine files (unused when the launch has none: every setting is a flag
+    default or an environment variable)."""
 
     @property
     def health_url(self) -> str:

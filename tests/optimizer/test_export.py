@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from optimizer.export.cli import main
-from optimizer.spec.load import SEARCH_SPACES_DIR
+from optimizer.space import baseline_params
+from optimizer.spec.load import SEARCH_SPACES_DIR, load_spec
 from tests.optimizer.export_study import MINDIE_TRIALS, QWEN3_MOE_TRIALS, make_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +210,8 @@ def test_slo_values_are_in_the_front(tmp_path: Path, write_space: object) -> Non
 
 def stand_ins(folder: Path) -> Path:
     """A PATH with stand-ins: each engine records its argv and environment, then waits; curl
-    answers at once; nginx records its argv and exits (so the script stops everything)."""
+    answers once an engine with the URL's port has recorded itself; nginx records its argv and
+    exits (so the script stops everything)."""
     folder.mkdir()
     record = (
         "#!/usr/bin/env python3\n"
@@ -225,7 +227,15 @@ def stand_ins(folder: Path) -> Path:
     for name in ("vllm", "nginx", "trtllm-serve"):
         (folder / name).write_text(record)
         (folder / name).chmod(0o755)
-    (folder / "curl").write_text("#!/bin/sh\nexit 0\n")
+    (folder / "curl").write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, os, sys\n"
+        "port = sys.argv[-1].split(':')[2].split('/')[0]\n"
+        "path = os.environ['STAND_IN_LOG']\n"
+        "calls = open(path).read().splitlines() if os.path.exists(path) else []\n"
+        "ready = any(port in json.loads(line)['argv'] for line in calls)\n"
+        "sys.exit(0 if ready else 7)\n"
+    )
     (folder / "curl").chmod(0o755)
     return folder
 
@@ -388,3 +398,25 @@ def test_the_recommendation_of_a_real_qwen3_moe_study_exports_in_every_format(
     points = json.loads(written["front.json"])["points"]
     assert sum(p["recommended"] for p in points) == 1
     assert f"trial-{next(p['trial'] for p in points if p['recommended'])}" == folder
+
+
+def test_a_configuration_without_engine_files_still_deploys(tmp_path: Path) -> None:
+    """The CPU space's baseline sets only an environment variable: no config file, no GPU."""
+    space = "tiny-qwen3-moe-cpu.yaml"
+    params = baseline_params(load_spec(space))
+    _, url, spec = make_study(tmp_path, space, [(params, (900.0, 40.0), {"shape": (1, 1)})])
+    out = tmp_path / "export"
+    assert main([spec.name, "--storage", url, "--out", str(out), "--format", "all",
+                 "--image", "vllm-cpu:0.32.0"]) == 0  # fmt: skip
+    assert not (out / "trial-0" / "engine").exists()
+    script = (out / "trial-0" / "launch.sh").read_text()
+    assert '(cd "$here" && exec setsid env CUDA_VISIBLE_DEVICES=0 VLLM_CPU_KVCACHE_SPACE=1' in (
+        script
+    )
+    docs = kubernetes_documents(out / "trial-0" / "kubernetes.yaml")
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    container = docs[0]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert "resources" not in container, "a CPU standing in for a device requests none"
+    assert container["env"] == [{"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"}]
+    for doc in docs:
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
