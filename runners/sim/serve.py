@@ -4,21 +4,21 @@ Where it sits: `LocalRunner` (or a person) starts it in place of a real engine, 
 engine's own command line after ``--`` (``-- vllm serve MODEL --max-num-seqs 64 ...`` or ``--
 python -m sglang.launch_server --model-path MODEL ...``: any registered engine whose entry
 describes its command line and has a simulator policy). The flags are parsed by a parser built
-from the engine adapter's settings table (unknown flags and bad values fail like argparse does
-in the engine: exit 2); the candidate is resolved by the adapter and checked by the simulator's
-memory planner, so a configuration that would fail at start prints the engine's error text and
-exits 1. Otherwise it serves /health, /v1/models, /v1/completions and /v1/chat/completions
-(streaming), running the simulator's own scheduler online (`ReplayEngine`: every arrival is
-time-stamped on a virtual clock and the requests so far are re-simulated with
-`runners.sim.scheduler.run_replica`, the same engine policy, API-server front end and step
-model as the in-process `SimRunner`), and streams each request's tokens at the simulated
-times, in real time divided by ``--time-scale`` (reported at /emulator so clients scale their
-measurements back). Prompt lengths and shared prefixes (of token-id prompts) are recognised as
-`runners.sim.received` describes, and every received request is logged at /emulator/requests.
-A runtime-OOM configuration
-dies with the CUDA OOM text and exit 1 once half a step budget of prompt tokens has arrived;
-``--hang start|load`` makes it hang before readiness or once load arrives. The output is
-always exactly ``max_tokens`` tokens (as with ``ignore_eos``).
+from the engine adapter's settings table (`runners.sim.emulator_options`; unknown flags and bad
+values fail like argparse does in the engine: exit 2); the candidate is resolved by the adapter
+and checked by the simulator's memory planner, so a configuration that would fail at start
+prints the engine's error text and exits 1. Otherwise it serves /health, /v1/models,
+/v1/completions and /v1/chat/completions (streaming), running the simulator's own scheduler
+online (`ReplayEngine`: every arrival is time-stamped on a virtual clock and the requests so
+far are re-simulated with `runners.sim.scheduler.run_replica`, the same engine policy,
+API-server front end and step model as the in-process `SimRunner`), and streams each request's
+tokens at the simulated times, in real time divided by ``--time-scale`` (reported at /emulator
+so clients scale their measurements back). Prompt lengths and shared prefixes (of token-id
+prompts) are recognised as `runners.sim.received` describes, and every received request is
+logged at /emulator/requests. A runtime-OOM configuration dies with the CUDA OOM text and exit
+1 once half a step budget of prompt tokens has arrived; ``--hang start|load`` makes it hang
+before readiness or once load arrives. The output is always exactly ``max_tokens`` tokens (as
+with ``ignore_eos``).
 
 ``--profile FILE`` makes it behave unlike the study's simulator: a truth profile
 (`runners.sim.profile`, docs/emulator-profile.md) scales the calibration it runs with, per
@@ -28,7 +28,6 @@ engine reads it from the checkpoint; the emulator has none to read).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import heapq
@@ -37,38 +36,21 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from runners.catalog import get_model
-from runners.engines import (
-    CommandLine,
-    EngineAdapter,
-    engine_names,
-    get_engine,
-    get_entry,
-    resolve,
-)
+from runners.engines import resolve
 from runners.errors import ProfileError
 from runners.sim import _replica_count, _sim_rng, _step_model, step_budget
+from runners.sim.emulator_options import EmulatorOptions, parse_options
 from runners.sim.memory import check_memory, plan_memory
-from runners.sim.received import ReceivedRequests, prompt_length
 from runners.sim.params import Calibration, Noise
-from runners.sim.profile import TruthProfile, identity_profile, load_profile
+from runners.sim.received import ReceivedRequests, prompt_length
 from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica
-from runners.types import (
-    Candidate,
-    Crash,
-    EngineName,
-    NodeGroup,
-    ServingConfig,
-    SettingValue,
-    WeightDtype,
-)
+from runners.types import Candidate, Crash, NodeGroup, ServingConfig
 from runners.workload import RequestSet
 
 if TYPE_CHECKING:
@@ -81,156 +63,6 @@ MALFORMED = (
     b'data: {"choices": [], "usage": {"completion_tokens": "many"}}\n\n',
 )
 EXIT_USAGE = 2
-
-
-@dataclass(frozen=True)
-class EmulatorOptions:
-    engine: EngineName
-    model_path: str
-    served_name: str
-    host: str
-    port: int
-    settings: tuple[tuple[str, SettingValue], ...]
-    gpu: str
-    gpus_per_node: int
-    model: str
-    engine_version: str
-    time_scale: float
-    startup_s: float
-    hang: Literal["none", "start", "load"]
-    fault: Literal["none", "http500", "malformed"] = "none"
-    weight_dtype: WeightDtype = "bf16"
-    profile: TruthProfile = field(default_factory=identity_profile)
-
-    @property
-    def calibration(self) -> Calibration:
-        """The calibration this engine really runs with: the profile's, for its engine."""
-        return self.profile.calibration(self.engine, self.gpu)
-
-
-def engine_parser(adapter: EngineAdapter, command: CommandLine) -> argparse.ArgumentParser:
-    """An argparse parser accepting the engine's launch flags, from the adapter's table."""
-    parser = argparse.ArgumentParser(prog=command.prog)
-    if command.model_flags:
-        parser.add_argument(*command.model_flags, dest="model_tag", required=True)
-    else:
-        parser.add_argument("model_tag")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=adapter.default_port)
-    parser.add_argument("--served-model-name", nargs="+")
-    for name, info in adapter.settings().items():
-        dest = "s:" + name
-        if info.source != "flag":
-            continue
-        if info.kind == "bool":
-            if info.true_flag:
-                parser.add_argument(info.true_flag, dest=dest, action="store_true", default=None)
-            if info.false_flag:
-                parser.add_argument(info.false_flag, dest=dest, action="store_false")
-        elif info.kind == "int":
-            parser.add_argument(info.spelling, dest=dest, type=int)
-        elif info.kind == "float":
-            parser.add_argument(info.spelling, dest=dest, type=float)
-        else:
-            choices = [str(c) for c in info.choices]
-            parser.add_argument(info.spelling, dest=dest, choices=choices)
-    return parser
-
-
-def _emulated_commands() -> list[tuple[EngineName, CommandLine]]:
-    """The registered engines the emulator can stand in for, with their command lines."""
-    found: list[tuple[EngineName, CommandLine]] = []
-    for name in engine_names():
-        entry = get_entry(name)
-        if entry.command_line is not None and entry.sim_policy is not None:
-            found.append((name, entry.command_line))
-    return found
-
-
-def _emulated_command(argv: list[str]) -> tuple[EngineName, CommandLine, list[str]] | None:
-    """(engine, its command line, the arguments after it) for an engine's own `argv`."""
-    for name, command in _emulated_commands():
-        rest = command.rest(argv)
-        if rest is not None:
-            return name, command, rest
-    return None
-
-
-def _typed(adapter: EngineAdapter, name: str, value: SettingValue) -> SettingValue:
-    info = adapter.settings()[name]
-    if info.kind == "choice" and isinstance(value, str):
-        for choice in info.choices:
-            if str(choice) == value:
-                return choice
-    return value
-
-
-def parse_options(argv: Sequence[str]) -> EmulatorOptions:
-    own = argparse.ArgumentParser(
-        prog="python -m runners.sim.serve",
-        description="Emulated LLM engine: python -m runners.sim.serve [options] -- ENGINE ARGV",
-    )
-    own.add_argument("--gpu", default="H100-SXM-80GB", help="catalogue GPU to emulate")
-    own.add_argument("--gpus-per-node", type=int, default=8)
-    own.add_argument("--model", help="catalogue model (default: looked up from the checkpoint)")
-    own.add_argument("--engine-version", default="", help="default: the newest catalogued")
-    own.add_argument("--time-scale", type=float, default=1.0, help="run this many times faster")
-    own.add_argument("--startup-s", type=float, default=1.0, help="emulated start-up time")
-    own.add_argument("--hang", choices=["none", "start", "load"], default="none")
-    own.add_argument(
-        "--fault",
-        choices=["none", "http500", "malformed"],
-        default="none",
-        help="answer every generation request with HTTP 500, or stream malformed data",
-    )
-    own.add_argument(
-        "--weight-dtype",
-        choices=["bf16", "fp8"],
-        default="bf16",
-        help="what the checkpoint holds (default %(default)s)",
-    )
-    own.add_argument(
-        "--profile",
-        metavar="FILE",
-        help="truth profile: how this engine really behaves (docs/emulator-profile.md)",
-    )
-    args = list(argv)
-    split = args.index("--") if "--" in args else len(args)
-    ns = own.parse_args(args[:split])
-    profile = load_profile(ns.profile) if ns.profile else identity_profile()
-    engine_argv = args[split + 1 :]
-    found = _emulated_command(engine_argv)
-    if found is None:
-        known = " or ".join(f"`{c.prog} ...`" for _, c in _emulated_commands())
-        own.error(f"after --, give {known}")
-    engine, command, rest = found
-    adapter = get_engine(engine, ns.engine_version or None)
-    parsed = vars(engine_parser(adapter, command).parse_args(rest))
-    settings = tuple(
-        (key[2:], _typed(adapter, key[2:], value))
-        for key, value in parsed.items()
-        if key.startswith("s:") and value is not None
-    )
-    model_path = str(parsed["model_tag"])
-    served = parsed["served_model_name"]
-    return EmulatorOptions(
-        engine=engine,
-        model_path=model_path,
-        served_name=served[0] if served else model_path,
-        host=str(parsed["host"]),
-        port=int(parsed["port"]),
-        settings=settings,
-        gpu=ns.gpu,
-        gpus_per_node=ns.gpus_per_node,
-        model=ns.model or get_model(model_path).name,
-        engine_version=ns.engine_version or str(adapter.version),
-        time_scale=ns.time_scale,
-        startup_s=ns.startup_s,
-        hang=ns.hang,
-        fault=ns.fault,
-        weight_dtype=ns.weight_dtype,
-        profile=profile,
-    )
 
 
 def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
