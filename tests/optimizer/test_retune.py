@@ -130,6 +130,24 @@ def test_change_verdicts_follow_each_objectives_direction() -> None:
     assert Change("latency", 100.0, 103.0, 0.05).verdict == "holds"
 
 
+def test_validation_repeats_are_the_stored_reference_where_there_are_two() -> None:
+    from optimizer.measurements import Measurement
+    from optimizer.retune import stored_runs
+
+    record = subjects()[0].record
+    repeats = [
+        Measurement("repeat", "trial 1", 1, str(i), "", throughput=t, latency=lat)
+        for i, (t, lat) in enumerate(((5200.0, 310.0), (5260.0, 305.0)))
+    ]
+    other = Measurement("repeat", "trial 3", 3, "0", "", throughput=1.0, latency=1.0)
+    crashed = Measurement("repeat", "trial 1", 1, "2", "", crash_class="oom:runtime")
+    runs, source = stored_runs(record, [*repeats, other, crashed])
+    assert (runs.throughput, runs.latency) == ((5200.0, 5260.0), (310.0, 305.0))
+    assert runs.crashes == ("oom:runtime",) and source == "2 validation runs"
+    runs, source = stored_runs(record, repeats[:1])
+    assert (runs.throughput, runs.latency, source) == ((5305.9,), (300.9,), "the search trial")
+
+
 # --- a new engine release ------------------------------------------------------------------
 
 
@@ -184,6 +202,9 @@ def test_a_changed_workload_is_drift_and_warm_starts_a_new_study(
     assert main([str(space), *base]) == 0, "the same workload: the recommendation holds"
     report = json.loads((space.parent / "studies" / "rep" / "retune" / "retune.json").read_text())
     assert report["recommendation_holds"] is True and report["new_study"] is None
+    table = (space.parent / "studies" / "rep" / "retune" / "retune.md").read_text()
+    assert "| configuration | stored from | output throughput (tok/s): stored |" in table
+    assert "holds (within noise)" in table
 
     content = yaml.safe_load(space.read_text())
     content["workload"] = {**content["workload"], "num_prompts": 20}
