@@ -105,7 +105,10 @@ def plan_deployment(
     adapter = adapter_for(candidate)
     stride = adapter.ports_per_instance
     if not 0 < port <= 65535 - stride * replicas:
-        raise ExportError(f"--port {port}: the instances need ports {port + 1} and up")
+        raise ExportError(
+            f"--port {port}: give a port from 1 to {65535 - stride * replicas} (the "
+            f"{replicas} instance(s) listen on the ports after it)"
+        )
     launches = [deploy(candidate, group, LOOPBACK, port + 1 + i * stride) for i in range(replicas)]
     shared = all(launch.files == launches[0].files for launch in launches)
     instances = tuple(

@@ -335,6 +335,7 @@ def test_a_mindie_instance_has_its_own_config_with_its_ports(tmp_path: Path) -> 
         (["--trial", "4"], "did not complete (PRUNED, oom:runtime)"),
         (["--trial", "99"], "no trial 99"),
         (["--format", "pdf"], "not a format"),
+        (["--port", "0"], "--port 0: give a port from 1 to 65533"),
     ],
 )
 def test_a_bad_request_exits_2_and_writes_nothing(
