@@ -41,6 +41,9 @@ from runners.errors import ServingOptimizerError
 from runners.local import LocalRunner
 
 EXIT_USAGE = 2
+EMULATOR_TIME_SCALE = 5.0
+"""``--runner emulator`` default: at 5x the emulator's numbers stay within a few percent of the
+simulator's on the main job; at 20x the arrival of 1000 requests at once is spread out."""
 
 
 def parse_args(argv: Sequence[str] | None) -> StudyConfig:
@@ -70,12 +73,15 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     parser.add_argument(
         "--runner",
-        choices=["sim", "local", "ray"],
+        choices=["sim", "local", "emulator", "ray"],
         default="sim",
         help="sim: the embedded simulated engine (default); local: start the real engine "
-        "on this machine for every trial; ray: as many trials at once as the node groups' "
-        "free GPUs allow, one Ray actor per trial (running --ray-worker)",
+        "on this machine for every trial; emulator: start the engine emulator "
+        "(python -m runners.sim.serve, a real HTTP engine) in its place; ray: as many trials "
+        "at once as the node groups' free GPUs allow, one Ray actor per trial (running "
+        "--ray-worker)",
     )
+    add_emulator_arguments(parser)
     parser.add_argument(
         "--ray-address",
         help="with --runner ray: join this Ray cluster (auto, ray://host:10001, ...) instead "
@@ -140,6 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         env=dict(ns.engine_env or []),
         pass_env=ns.pass_env or [],
     )
+    emulator = emulator_choice(ns)
     return StudyConfig.of(
         spec,
         study_name=ns.study_name,
@@ -147,7 +154,9 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         n_trials=ns.n_trials,
         sampler=ns.sampler,
         seed=ns.seed,
-        runner=RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker, real_run=real_run),
+        runner=emulator
+        if emulator is not None
+        else RunnerChoice(ns.runner, ns.ray_address, ns.ray_worker, real_run=real_run),
         heartbeat_s=ns.heartbeat_interval,
         grace_s=ns.grace_period,
         warm_start=ns.warm_start,
@@ -234,17 +243,60 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--emulator-profile`` and ``--emulator-time-scale`` (with ``--runner emulator``)."""
+    parser.add_argument(
+        "--emulator-profile",
+        metavar="FILE",
+        help="with --runner emulator: the truth profile of the emulated engine (how it really "
+        "behaves, unknown to the study; docs/emulator-profile.md)",
+    )
+    parser.add_argument(
+        "--emulator-time-scale",
+        type=float,
+        metavar="X",
+        help="with --runner emulator: run the emulated engine X times faster than real time "
+        f"(default {EMULATOR_TIME_SCALE:g}; smaller is more faithful, larger is quicker)",
+    )
+
+
+def emulator_choice(ns: argparse.Namespace) -> RunnerChoice | None:
+    """The emulator runner of ``--runner emulator`` (None for another runner); its profile is
+    read and checked here, before anything is stored."""
+    if ns.runner != "emulator":
+        if ns.emulator_profile is not None or ns.emulator_time_scale is not None:
+            raise UsageError("--emulator-profile and --emulator-time-scale need --runner emulator")
+        return None
+    scale = ns.emulator_time_scale if ns.emulator_time_scale is not None else EMULATOR_TIME_SCALE
+    if not scale > 0:
+        raise UsageError(f"--emulator-time-scale must be above 0, got {scale:g}")
+    profile = None
+    if ns.emulator_profile is not None:
+        from runners.sim.profile import load_profile
+
+        profile = Path(ns.emulator_profile)
+        load_profile(profile)  # a bad file stops here: exit 2, nothing stored
+    return RunnerChoice("emulator", emulator_scale=scale, emulator_profile=profile)
+
+
 def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
-    """The one runner factory (study and validate): the simulated engine (with its run-to-run
-    noise model when `choice.noise`), or the real engine on this machine, writing its files
-    under `artifacts_dir` (optionally the engine emulator instead of the engine). The simulator
-    is imported only when used. With ``ray`` this is the runner each trial's actor runs."""
+    """The one runner factory (study, validate, retune): the simulated engine (with its
+    run-to-run noise model when `choice.noise`), or the real engine on this machine, writing its
+    files under `artifacts_dir` (or the engine emulator instead of the engine, with its truth
+    profile). Runners are imported only when used. With ``ray`` this is the runner each trial's
+    actor runs."""
     name = choice.ray_worker if choice.name == "ray" else choice.name
-    if name == "local":
+    if name in ("local", "emulator"):
         from runners.local import EmulatorLaunch
 
+        if name == "emulator" and choice.emulator_scale is None:
+            raise UsageError("the emulator runner needs a time scale")
         emulator = (
-            EmulatorLaunch(time_scale=choice.emulator_scale, startup_s=0.2)
+            EmulatorLaunch(
+                time_scale=choice.emulator_scale,
+                startup_s=0.2,
+                profile=choice.emulator_profile,
+            )
             if choice.emulator_scale is not None
             else None
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from optimizer.errors import UsageError
@@ -20,7 +21,7 @@ from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
 from runners.settings import RealRunSettings
 
-RunnerName = Literal["sim", "local", "ray"]
+RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
 
 
@@ -29,11 +30,14 @@ class RunnerChoice:
     """Which runner runs the trials, and its options.
 
     `name`: ``sim`` (the embedded simulated engine), ``local`` (the real engine on this
-    machine) or ``ray`` (trials on Ray actors, each running `ray_worker`). `noise`: the
-    simulator's run-to-run noise model (validation repeats use it; the search does not).
-    `emulator_scale`: the local runner starts the engine emulator (runners.sim.serve) instead
-    of the engine, that many times faster than real time. `real_run`: deadlines and engine
-    environment of a real engine (`real_run_settings`); a Ray trial's actor gets the same.
+    machine), ``emulator`` (the local runner with the engine emulator, runners.sim.serve, in
+    place of the engine: a real HTTP engine) or ``ray`` (trials on Ray actors, each running
+    `ray_worker`). `noise`: the simulator's run-to-run noise model (validation repeats use it;
+    the search does not). `emulator_scale`: the local runner starts the engine emulator instead
+    of the engine, that many times faster than real time. `emulator_profile`: the emulator's
+    truth profile file (docs/emulator-profile.md), which the study never reads beyond checking
+    it. `real_run`: deadlines and engine environment of a real engine (`real_run_settings`); a
+    Ray trial's actor gets the same.
     """
 
     name: RunnerName = "sim"
@@ -41,6 +45,7 @@ class RunnerChoice:
     ray_worker: WorkerName = "sim"
     noise: bool = False
     emulator_scale: float | None = None
+    emulator_profile: Path | None = None
     real_run: RealRunSettings = field(default_factory=RealRunSettings)
 
     @property

@@ -11,6 +11,8 @@
           +-- UsageError         command-line options that do not go together
           +-- NothingToValidateError  a study lacks what validation compares against
           +-- NotReadyError      a node cannot run real trials (engine, model, devices, ports)
+          +-- ExportError        a trial cannot be exported as asked (says what to pick instead)
+          +-- RetuneError        retune cannot compare or re-measure as asked
 
 Engine faults during a trial are not exceptions: runners report them inside a `TrialOutcome`,
 and the trial record stores them. tests/test_exception_trees.py keeps this drawing
@@ -61,3 +63,9 @@ class NothingToValidateError(OptimizerError):
 class NotReadyError(OptimizerError):
     """A node that cannot run real trials: the message names each node, its Python
     environment, and what is missing there (engine, model files, devices, ports)."""
+class ExportError(OptimizerError):
+    """A trial or format that cannot be exported as asked; the message says what to do."""
+
+
+class RetuneError(OptimizerError):
+    """Retune cannot re-measure or compare as asked; the message says what to do."""

@@ -8,6 +8,7 @@
      +-- ResultFileError    a benchmark result file is missing, unreadable, or lacks a key
      +-- ProcessError       an engine process could not be started or cleaned up (infrastructure)
      +-- RayPoolError       the Ray cluster cannot host the study's node groups
+     +-- ProfileError       an emulator truth profile cannot be used (names file, field, fix)
 
 The optimizer's errors derive from `ServingOptimizerError` too, in its own errors module.
 Engine faults during a trial (OOM, invalid combination, crash under load) are not exceptions:
@@ -49,3 +50,7 @@ class ProcessError(ServingOptimizerError):
 
 class RayPoolError(ServingOptimizerError):
     """The Ray cluster cannot host the study's node groups (message says what to change)."""
+
+
+class ProfileError(ServingOptimizerError):
+    """An emulator truth profile that cannot be used; the message names file, field and fix."""

@@ -48,12 +48,15 @@ class EmulatorLaunch:
     """Run `python -m runners.sim.serve` with the engine's flags instead of the engine.
 
     `fault` is one of the emulator's fault modes (``http500``, ``malformed``; ``none`` = off).
+    `profile` is a truth profile file (docs/emulator-profile.md): how the emulated engine
+    really behaves, unlike the study's simulator (None: as the simulator).
     """
 
     time_scale: float = 1.0
     startup_s: float = 1.0
     hang: str = "none"
     fault: str = "none"
+    profile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,8 @@ class Launcher:
             str(group.gpus_per_node),
             "--model",
             candidate.model,
+            "--weight-dtype",
+            candidate.weight_dtype,
             "--engine-version",
             candidate.engine_version,
             "--time-scale",
@@ -230,6 +235,8 @@ class Launcher:
         ]
         if self.emulator.fault != "none":
             argv += ["--fault", self.emulator.fault]
+        if self.emulator.profile is not None:
+            argv += ["--profile", str(self.emulator.profile.resolve())]
         return argv
 
 

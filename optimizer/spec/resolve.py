@@ -98,6 +98,7 @@ def gpu_spec(section: GpuSpecSection) -> GpuSpec:
         link_kind=section.interconnect,
         source=section.source or "the space file's hardware.gpu_spec",
         vendor=traits.vendor,
+        kubernetes_resource=traits.kubernetes_resource,
         architecture=architecture,
         device=traits.device,
         interconnect=section.interconnect,

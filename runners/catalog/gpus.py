@@ -7,7 +7,9 @@ gives it (GB figures taken as GiB), so their KV capacity may be overstated by a 
 A figure no retrieved source gives is left None (unknown, never guessed): what that limits is
 `GpuSpec.unknown_figures`. Traits (vendor, architecture, compute capability, FP8/FP4 tensor
 cores, interconnect, device kind, the device-visibility variable) come from the vendors'
-datasheets. Inter-node figures are the sources' per-GPU share of a 1:1 node fabric.
+datasheets; the Kubernetes resource name is what the vendor's device plugin advertises (none
+for a CPU standing in for a device). Inter-node figures are the sources' per-GPU share of a 1:1
+node fabric.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(9, 0),
         int8_tops=1978.0,
@@ -66,6 +69,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(9, 0),
         int8_tops=1978.0,
@@ -99,6 +103,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=False,
         compute_capability=(8, 0),
         int8_tops=624.0,
@@ -125,6 +130,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="pcie",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         compute_capability=(8, 9),
         int8_tops=733.0,
@@ -150,6 +156,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="nvlink",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="nvidia.com/gpu",
         fp8_compute=True,
         fp4_compute=True,
         compute_capability=(10, 0),
@@ -178,6 +185,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="gpu",
         interconnect="infinity-fabric",
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="amd.com/gpu",
         fp8_compute=True,
         typical_gpus_per_node=8,
     ),
@@ -200,6 +208,7 @@ GPUS: tuple[GpuSpec, ...] = (
         device="npu",
         interconnect="hccs",
         visible_devices_env="ASCEND_RT_VISIBLE_DEVICES",
+        kubernetes_resource="huawei.com/Ascend910",
         fp8_compute=False,
     ),
     GpuSpec(
@@ -226,6 +235,7 @@ GPUS: tuple[GpuSpec, ...] = (
         inter_node_gb_s=50.0,
         inter_node_kind="1:1 400 Gb/s per GPU (aiconfigurator h100_pcie.yaml)",
         typical_gpus_per_node=8,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="GB200",
@@ -258,6 +268,7 @@ GPUS: tuple[GpuSpec, ...] = (
         ),
         link_domain_gpus=72,
         typical_gpus_per_node=4,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="A100-SXM-40GB",
@@ -281,6 +292,7 @@ GPUS: tuple[GpuSpec, ...] = (
         fp8_compute=False,
         compute_capability=(8, 0),
         int8_tops=624.0,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="A100-PCIe-80GB",
@@ -306,6 +318,7 @@ GPUS: tuple[GpuSpec, ...] = (
         inter_node_gb_s=25.0,
         inter_node_kind="1:1 200 Gb/s per GPU (aiconfigurator a100_pcie.yaml)",
         typical_gpus_per_node=8,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="L4",
@@ -331,6 +344,7 @@ GPUS: tuple[GpuSpec, ...] = (
         inter_node_gb_s=25.0,
         inter_node_kind="1:1 200 Gb/s per GPU (aiconfigurator l4.yaml)",
         typical_gpus_per_node=8,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="A10G",
@@ -356,6 +370,7 @@ GPUS: tuple[GpuSpec, ...] = (
         compute_capability=(8, 6),
         int8_tops=140.0,
         typical_gpus_per_node=8,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="H20",
@@ -379,6 +394,7 @@ GPUS: tuple[GpuSpec, ...] = (
         fp8_compute=True,
         compute_capability=(9, 0),
         int8_tops=296.0,
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="RTX-4090",
@@ -401,6 +417,7 @@ GPUS: tuple[GpuSpec, ...] = (
         visible_devices_env="CUDA_VISIBLE_DEVICES",
         fp8_compute=True,
         compute_capability=(8, 9),
+        kubernetes_resource="nvidia.com/gpu",
     ),
     GpuSpec(
         name="MI325X-256GB",
@@ -423,6 +440,7 @@ GPUS: tuple[GpuSpec, ...] = (
         visible_devices_env="CUDA_VISIBLE_DEVICES",
         fp8_compute=True,
         typical_gpus_per_node=8,
+        kubernetes_resource="amd.com/gpu",
     ),
     GpuSpec(
         name="CPU-2core-AVX512",
@@ -444,6 +462,7 @@ GPUS: tuple[GpuSpec, ...] = (
         interconnect="none",
         # vLLM's CPU backend ignores it; set so a launch looks the same as on a GPU
         visible_devices_env="CUDA_VISIBLE_DEVICES",
+        kubernetes_resource="",
         fp8_compute=False,
     ),
 )

@@ -39,8 +39,8 @@ Interconnect = Literal["nvlink", "pcie", "infinity-fabric", "hccs", "none"]
 class ArchitectureTraits:
     """What every device of one architecture generation shares: the vendor, the device kind
     and its visibility variable, the NVIDIA compute capability of its data-centre part, and
-    whether its tensor cores compute in FP8 / FP4 (an inline GPU spec takes these from its
-    `architecture`)."""
+    whether its tensor cores compute in FP8 / FP4, and the Kubernetes resource its vendor's
+    device plugin advertises (an inline GPU spec takes these from its `architecture`)."""
 
     vendor: Vendor
     device: DeviceKind
@@ -48,29 +48,30 @@ class ArchitectureTraits:
     compute_capability: tuple[int, int] | None
     fp8_compute: bool
     fp4_compute: bool
+    kubernetes_resource: str
 
 
 ARCHITECTURE_TRAITS: dict[Architecture, ArchitectureTraits] = {
     Architecture.AMPERE: ArchitectureTraits(
-        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (8, 0), False, False
+        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (8, 0), False, False, "nvidia.com/gpu"
     ),
     Architecture.ADA: ArchitectureTraits(
-        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (8, 9), True, False
+        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (8, 9), True, False, "nvidia.com/gpu"
     ),
     Architecture.HOPPER: ArchitectureTraits(
-        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (9, 0), True, False
+        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (9, 0), True, False, "nvidia.com/gpu"
     ),
     Architecture.BLACKWELL: ArchitectureTraits(
-        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (10, 0), True, True
+        "nvidia", "gpu", "CUDA_VISIBLE_DEVICES", (10, 0), True, True, "nvidia.com/gpu"
     ),
     Architecture.CDNA3: ArchitectureTraits(
-        "amd", "gpu", "CUDA_VISIBLE_DEVICES", None, True, False
+        "amd", "gpu", "CUDA_VISIBLE_DEVICES", None, True, False, "amd.com/gpu"
     ),
     Architecture.DAVINCI: ArchitectureTraits(
-        "huawei", "npu", "ASCEND_RT_VISIBLE_DEVICES", None, False, False
+        "huawei", "npu", "ASCEND_RT_VISIBLE_DEVICES", None, False, False, "huawei.com/Ascend910"
     ),
     Architecture.X86_CPU: ArchitectureTraits(
-        "intel", "cpu", "CUDA_VISIBLE_DEVICES", None, False, False
+        "intel", "cpu", "CUDA_VISIBLE_DEVICES", None, False, False, ""
     ),
 }
 
@@ -80,14 +81,15 @@ class GpuSpec:
     """One accelerator model: peak dense rates, memory, intra-node link, and its traits.
 
     The traits (`vendor`, `architecture`, `compute_capability` for NVIDIA parts, FP8 and FP4
-    tensor-core support, `interconnect`, `device` kind and the environment variable that
-    selects visible devices) are what engines and the simulator ask; nothing is inferred from
-    the name. A rate is given only where the hardware computes in that format
-    (`fp8_tflops` needs `fp8_compute`, `fp4_tflops` needs `fp4_compute`); None means no
-    source gives it. `link_gb_s` (intra-node, per GPU and direction) may be unknown too;
-    `inter_node_gb_s` is the per-GPU share of the node's network (one direction) and
-    `link_domain_gpus` how many GPUs the intra-node link reaches (8 for an HGX board, 72 for
-    an NVL72 rack). `typical_gpus_per_node` is the usual node size, when a source states it.
+    tensor-core support, `interconnect`, `device` kind, the environment variable that selects
+    visible devices and the `kubernetes_resource` a pod requests them by) are what engines, the
+    simulator and the exported deployments ask; nothing is inferred from the name. A rate is
+    given only where the hardware computes in that format (`fp8_tflops` needs `fp8_compute`,
+    `fp4_tflops` needs `fp4_compute`); None means no source gives it. `link_gb_s` (intra-node,
+    per GPU and direction) may be unknown too; `inter_node_gb_s` is the per-GPU share of the
+    node's network (one direction) and `link_domain_gpus` how many GPUs the intra-node link
+    reaches (8 for an HGX board, 72 for an NVL72 rack). `typical_gpus_per_node` is the usual
+    node size, when a source states it.
     """
 
     name: str
@@ -104,6 +106,7 @@ class GpuSpec:
     device: DeviceKind
     interconnect: Interconnect
     visible_devices_env: str
+    kubernetes_resource: str
     fp8_compute: bool
     fp4_compute: bool = False
     compute_capability: tuple[int, int] | None = None
@@ -129,6 +132,11 @@ class GpuSpec:
             raise CatalogError(
                 f"GPU {self.name!r}: an NVIDIA part needs its compute_capability (and only "
                 "NVIDIA parts have one)"
+            )
+        if (self.device == "cpu") != (self.kubernetes_resource == ""):
+            raise CatalogError(
+                f"GPU {self.name!r}: a device needs the Kubernetes resource its device plugin "
+                "advertises (e.g. nvidia.com/gpu), and a CPU has none"
             )
         for label, value in (
             ("bf16_tflops", self.bf16_tflops),

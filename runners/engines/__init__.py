@@ -6,9 +6,10 @@ simulator policy; `registry` registers them. This module is the facade other pac
 `get_engine(name, version)` returns the adapter of one release; on a `Candidate`, `resolve`
 gives the engine-neutral `ServingConfig` the simulator consumes (or the `Crash` of the engine's
 own argument checks), `render` the exact `LaunchSpec` (argv, env, files, port, URLs),
-`serve_command` the copy-paste command line; `diagnose` turns a failed engine's exit code and
-log into a `Crash` (class and root cause); `rule_breaks` / `simulator_check` ask the static
-rules. Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
+`serve_command` the copy-paste command line, `deploy` the launch of a deployed instance whose
+settings live in the engine's own configuration file; `diagnose` turns a failed engine's exit
+code and log into a `Crash` (class and root cause); `rule_breaks` / `simulator_check` ask the
+static rules. Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
 ``max-num-seqs``, ``kv_cache_free_gpu_memory_fraction`` for ``free_gpu_memory_fraction``).
 Modules inside runners/engines import from the submodules, never from here.
 """
@@ -24,6 +25,7 @@ from runners.engines.base import (
     default_in_context,
     listen_flags,
     minimal_settings,
+    render_deploy,
     render_launch,
 )
 from runners.engines.diagnose import classify, diagnose, root_cause
@@ -81,6 +83,15 @@ def launch_spec(candidate: Candidate, placement: Placement, port: int) -> Launch
     return render(candidate, placement, port)
 
 
+def deploy(candidate: Candidate, node_group: NodeGroup, host: str, port: int) -> LaunchParts:
+    """One deployed instance of `candidate` on `node_group`'s GPU, listening on `host`:`port`:
+    the engine's own configuration file(s), and the argv and env that start it with them."""
+    adapter = adapter_for(candidate)
+    model = get_model(candidate.model)
+    gpu = get_gpu(node_group.gpu)
+    return render_deploy(adapter, candidate, model, gpu, host, port)
+
+
 def serve_command(candidate: Candidate, node_group: NodeGroup) -> str:
     return resolve_candidate(candidate, node_group).serve_command
 
@@ -116,6 +127,7 @@ __all__ = [
     "check_version",
     "classify",
     "default_in_context",
+    "deploy",
     "diagnose",
     "engine_names",
     "get_engine",
@@ -127,6 +139,7 @@ __all__ = [
     "register",
     "release",
     "render",
+    "render_deploy",
     "resolve",
     "resolve_candidate",
     "root_cause",

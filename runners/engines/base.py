@@ -9,7 +9,9 @@ hardware (`effective_settings`), the engine's own argument validation with its r
 
 From `effective_settings` follow the engine default of one setting in context
 (`default_in_context`), the minimal set of settings that reproduces a configuration
-(`minimal_settings`), and the exact launch (`render_launch`, `serve_command`).
+(`minimal_settings`), the exact launch (`render_launch`, `serve_command`), and the launch of a
+deployed instance whose settings live in the engine's own configuration file
+(`render_deploy`: a ``--config`` YAML, an extra-options YAML, a config.json).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import abc
 import difflib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import yaml
 
 from runners.catalog import GpuSpec, ModelSpec
 from runners.engines.parallel import Parallelism
@@ -143,6 +147,8 @@ class EngineAdapter(abc.ABC):
     supported: tuple[VersionRange, ...]
     newest: str
     default_port: int = 8000
+    ports_per_instance: int = 1
+    """Consecutive ports one instance listens on from its own port (MindIE: 3)."""
 
     def __init__(self, version: str | None = None) -> None:
         parsed = parse_version(version or self.newest)
@@ -268,6 +274,23 @@ class EngineAdapter(abc.ABC):
         how the copy-paste serve command is written; `devices` is empty then too.
         """
 
+    @abc.abstractmethod
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        """One deployed instance listening on `host`:`port`: the engine's own configuration
+        file(s) holding the `minimal` settings (`files`, names relative to the instance's
+        working directory), and the argv and env that start the engine with them."""
+
+    def container_image(self) -> str:
+        """The engine's public container image at this release ("" when there is none)."""
+        return ""
+
     def gpus_per_instance(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> int:
         return self.parallelism(effective, model).gpus
 
@@ -276,23 +299,59 @@ class EngineAdapter(abc.ABC):
     ) -> int:
         return max(1, node_group.gpus_per_node // self.gpus_per_instance(effective, model))
 
-    def flags(self, settings: Mapping[str, SettingValue]) -> list[str]:
-        """The ``source == "flag"`` settings as CLI arguments, in catalogue order."""
-        argv: list[str] = []
+    def _flag_items(
+        self, settings: Mapping[str, SettingValue]
+    ) -> Iterator[tuple[str, SettingValue | None]]:
+        """(flag, value) of each ``source == "flag"`` setting in catalogue order; a boolean is
+        the flag that sets its value, with None."""
         for name, info in self._settings.items():
             if name not in settings or info.source != "flag":
                 continue
             value = settings[name]
-            if info.kind == "bool":
-                spelling = info.true_flag if value else info.false_flag
-                if spelling is None:
-                    raise EngineError(
-                        f"{self.name} {self.version} has no flag to set {name} to {value}"
-                    )
-                argv.append(spelling)
-            else:
-                argv.extend([info.spelling, format_value(value)])
+            if info.kind != "bool":
+                yield info.spelling, value
+                continue
+            spelling = info.true_flag if value else info.false_flag
+            if spelling is None:
+                raise EngineError(
+                    f"{self.name} {self.version} has no flag to set {name} to {value}"
+                )
+            yield spelling, None
+
+    def flags(self, settings: Mapping[str, SettingValue]) -> list[str]:
+        """The ``source == "flag"`` settings as CLI arguments, in catalogue order."""
+        argv: list[str] = []
+        for flag, value in self._flag_items(settings):
+            argv += [flag] if value is None else [flag, format_value(value)]
         return argv
+
+    def flag_config(self, settings: Mapping[str, SettingValue]) -> dict[str, SettingValue]:
+        """The ``source == "flag"`` settings as the keys of a ``--config`` YAML (vLLM, SGLang):
+        each flag's spelling without its dashes. A boolean is written as the flag that sets it,
+        with the value true: both loaders turn ``key: true`` into ``--key`` and may drop a
+        ``key: false``, so ``no-enable-prefix-caching: true`` is how false is said."""
+        return {
+            flag.lstrip("-"): True if value is None else value
+            for flag, value in self._flag_items(settings)
+        }
+
+    def config_flag_launch(
+        self,
+        argv: Sequence[str],
+        file_name: str,
+        minimal: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        """`argv` reading the flag settings of `minimal` from the ``--config`` YAML `file_name`
+        (vLLM, SGLang); host and port on the command line, environment settings in the env."""
+        config = self.flag_config(minimal)
+        files: tuple[tuple[str, str], ...] = ()
+        if config:
+            argv = [*argv, "--config", file_name]
+            files = ((file_name, config_yaml(config)),)
+        argv = [*argv, *listen_flags(host, port)]
+        return LaunchParts(argv=tuple(argv), env=tuple(self.env_vars(minimal)), files=files)
 
     def env_vars(self, settings: Mapping[str, SettingValue]) -> list[tuple[str, str]]:
         """The ``source == "env"`` settings as environment variables, in catalogue order."""
@@ -392,6 +451,27 @@ def render_launch(
         files=parts.files,
         api_prefix=parts.api_prefix,
     )
+
+
+def render_deploy(
+    adapter: EngineAdapter,
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    host: str,
+    port: int,
+) -> LaunchParts:
+    """The deployed launch of `candidate` on `host`:`port`, its settings in the engine's own
+    configuration file (the same minimal settings as the serve command)."""
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    effective = adapter.effective_settings(explicit, model, gpu)
+    return adapter.deploy_launch(candidate, minimal, effective, host, port)
+
+
+def config_yaml(tree: Mapping[str, object]) -> str:
+    """A configuration mapping as block YAML, in the given key order."""
+    return yaml.safe_dump(dict(tree), sort_keys=False, default_flow_style=False)
 
 
 def serve_command(

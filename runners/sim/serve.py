@@ -4,26 +4,30 @@ Where it sits: `LocalRunner` (or a person) starts it in place of a real engine, 
 engine's own command line after ``--`` (``-- vllm serve MODEL --max-num-seqs 64 ...`` or ``--
 python -m sglang.launch_server --model-path MODEL ...``: any registered engine whose entry
 describes its command line and has a simulator policy). The flags are parsed by a parser built
-from the engine adapter's settings table (unknown flags and bad values fail like argparse does
-in the engine: exit 2); the candidate is resolved by the adapter and checked by the simulator's
-memory planner, so a configuration that would fail at start prints the engine's error text and
-exits 1. Otherwise it serves /health, /v1/models, /v1/completions and /v1/chat/completions
-(streaming), running the simulator's own scheduler online (`ReplayEngine`: every arrival is
-time-stamped on a virtual clock and the requests so far are re-simulated with
-`runners.sim.scheduler.run_replica`, the same engine policy, API-server front end and step
-model as the in-process `SimRunner`), and streams each request's tokens at the simulated
-times, in real time divided by ``--time-scale`` (reported at /emulator so clients scale their
-measurements back). Prompt lengths and shared prefixes (of token-id prompts) are recognised as
-`runners.sim.received` describes, and every received request is logged at /emulator/requests.
-A runtime-OOM configuration
-dies with the CUDA OOM text and exit 1 once half a step budget of prompt tokens has arrived;
-``--hang start|load`` makes it hang before readiness or once load arrives. The output is
-always exactly ``max_tokens`` tokens (as with ``ignore_eos``).
+from the engine adapter's settings table (`runners.sim.emulator_options`; unknown flags and bad
+values fail like argparse does in the engine: exit 2); the candidate is resolved by the adapter
+and checked by the simulator's memory planner, so a configuration that would fail at start
+prints the engine's error text and exits 1. Otherwise it serves /health, /v1/models,
+/v1/completions and /v1/chat/completions (streaming), running the simulator's own scheduler
+online (`ReplayEngine`: every arrival is time-stamped on a virtual clock and the requests so
+far are re-simulated with `runners.sim.scheduler.run_replica`, the same engine policy,
+API-server front end and step model as the in-process `SimRunner`), and streams each request's
+tokens at the simulated times, in real time divided by ``--time-scale`` (reported at /emulator
+so clients scale their measurements back). Prompt lengths and shared prefixes (of token-id
+prompts) are recognised as `runners.sim.received` describes, and every received request is
+logged at /emulator/requests. A runtime-OOM configuration dies with the CUDA OOM text and exit
+1 once half a step budget of prompt tokens has arrived; ``--hang start|load`` makes it hang
+before readiness or once load arrives. The output is always exactly ``max_tokens`` tokens (as
+with ``ignore_eos``).
+
+``--profile FILE`` makes it behave unlike the study's simulator: a truth profile
+(`runners.sim.profile`, docs/emulator-profile.md) scales the calibration it runs with, per
+engine, and adds run-to-run noise. ``--weight-dtype`` says what the checkpoint holds (a real
+engine reads it from the checkpoint; the emulator has none to read).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import heapq
@@ -32,27 +36,21 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from runners.catalog import get_model
-from runners.engines import (
-    CommandLine,
-    EngineAdapter,
-    engine_names,
-    get_engine,
-    get_entry,
-    resolve,
-)
+from runners.engines import resolve
+from runners.errors import ProfileError
 from runners.sim import _replica_count, _sim_rng, _step_model, step_budget
+from runners.sim.emulator_options import EmulatorOptions, parse_options
 from runners.sim.memory import check_memory, plan_memory
+from runners.sim.params import Calibration, Noise
 from runners.sim.received import ReceivedRequests, prompt_length
 from runners.sim.rules import check_config
 from runners.sim.scheduler import run_replica
-from runners.types import Candidate, Crash, EngineName, NodeGroup, ServingConfig, SettingValue
+from runners.types import Candidate, Crash, NodeGroup, ServingConfig
 from runners.workload import RequestSet
 
 if TYPE_CHECKING:
@@ -67,135 +65,6 @@ MALFORMED = (
 EXIT_USAGE = 2
 
 
-@dataclass(frozen=True)
-class EmulatorOptions:
-    engine: EngineName
-    model_path: str
-    served_name: str
-    host: str
-    port: int
-    settings: tuple[tuple[str, SettingValue], ...]
-    gpu: str
-    gpus_per_node: int
-    model: str
-    engine_version: str
-    time_scale: float
-    startup_s: float
-    hang: Literal["none", "start", "load"]
-    fault: Literal["none", "http500", "malformed"] = "none"
-
-
-def engine_parser(adapter: EngineAdapter, command: CommandLine) -> argparse.ArgumentParser:
-    """An argparse parser accepting the engine's launch flags, from the adapter's table."""
-    parser = argparse.ArgumentParser(prog=command.prog)
-    if command.model_flags:
-        parser.add_argument(*command.model_flags, dest="model_tag", required=True)
-    else:
-        parser.add_argument("model_tag")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=adapter.default_port)
-    parser.add_argument("--served-model-name", nargs="+")
-    for name, info in adapter.settings().items():
-        dest = "s:" + name
-        if info.source != "flag":
-            continue
-        if info.kind == "bool":
-            if info.true_flag:
-                parser.add_argument(info.true_flag, dest=dest, action="store_true", default=None)
-            if info.false_flag:
-                parser.add_argument(info.false_flag, dest=dest, action="store_false")
-        elif info.kind == "int":
-            parser.add_argument(info.spelling, dest=dest, type=int)
-        elif info.kind == "float":
-            parser.add_argument(info.spelling, dest=dest, type=float)
-        else:
-            choices = [str(c) for c in info.choices]
-            parser.add_argument(info.spelling, dest=dest, choices=choices)
-    return parser
-
-
-def _emulated_commands() -> list[tuple[EngineName, CommandLine]]:
-    """The registered engines the emulator can stand in for, with their command lines."""
-    found: list[tuple[EngineName, CommandLine]] = []
-    for name in engine_names():
-        entry = get_entry(name)
-        if entry.command_line is not None and entry.sim_policy is not None:
-            found.append((name, entry.command_line))
-    return found
-
-
-def _emulated_command(argv: list[str]) -> tuple[EngineName, CommandLine, list[str]] | None:
-    """(engine, its command line, the arguments after it) for an engine's own `argv`."""
-    for name, command in _emulated_commands():
-        rest = command.rest(argv)
-        if rest is not None:
-            return name, command, rest
-    return None
-
-
-def _typed(adapter: EngineAdapter, name: str, value: SettingValue) -> SettingValue:
-    info = adapter.settings()[name]
-    if info.kind == "choice" and isinstance(value, str):
-        for choice in info.choices:
-            if str(choice) == value:
-                return choice
-    return value
-
-
-def parse_options(argv: Sequence[str]) -> EmulatorOptions:
-    own = argparse.ArgumentParser(
-        prog="python -m runners.sim.serve",
-        description="Emulated LLM engine: python -m runners.sim.serve [options] -- ENGINE ARGV",
-    )
-    own.add_argument("--gpu", default="H100-SXM-80GB", help="catalogue GPU to emulate")
-    own.add_argument("--gpus-per-node", type=int, default=8)
-    own.add_argument("--model", help="catalogue model (default: looked up from the checkpoint)")
-    own.add_argument("--engine-version", default="", help="default: the newest catalogued")
-    own.add_argument("--time-scale", type=float, default=1.0, help="run this many times faster")
-    own.add_argument("--startup-s", type=float, default=1.0, help="emulated start-up time")
-    own.add_argument("--hang", choices=["none", "start", "load"], default="none")
-    own.add_argument(
-        "--fault",
-        choices=["none", "http500", "malformed"],
-        default="none",
-        help="answer every generation request with HTTP 500, or stream malformed data",
-    )
-    args = list(argv)
-    split = args.index("--") if "--" in args else len(args)
-    ns = own.parse_args(args[:split])
-    engine_argv = args[split + 1 :]
-    found = _emulated_command(engine_argv)
-    if found is None:
-        known = " or ".join(f"`{c.prog} ...`" for _, c in _emulated_commands())
-        own.error(f"after --, give {known}")
-    engine, command, rest = found
-    adapter = get_engine(engine, ns.engine_version or None)
-    parsed = vars(engine_parser(adapter, command).parse_args(rest))
-    settings = tuple(
-        (key[2:], _typed(adapter, key[2:], value))
-        for key, value in parsed.items()
-        if key.startswith("s:") and value is not None
-    )
-    model_path = str(parsed["model_tag"])
-    served = parsed["served_model_name"]
-    return EmulatorOptions(
-        engine=engine,
-        model_path=model_path,
-        served_name=served[0] if served else model_path,
-        host=str(parsed["host"]),
-        port=int(parsed["port"]),
-        settings=settings,
-        gpu=ns.gpu,
-        gpus_per_node=ns.gpus_per_node,
-        model=ns.model or get_model(model_path).name,
-        engine_version=ns.engine_version or str(adapter.version),
-        time_scale=ns.time_scale,
-        startup_s=ns.startup_s,
-        hang=ns.hang,
-        fault=ns.fault,
-    )
-
-
 def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
     """What the engine does at start: argument checks, then the memory plan."""
     candidate = Candidate(
@@ -203,7 +72,7 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
         options.engine_version,
         options.model,
         options.model_path,
-        "bf16",
+        options.weight_dtype,
         options.settings,
     )
     node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node)
@@ -213,7 +82,8 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
     refused = check_config(resolved)  # what the engine refuses at model initialisation
     if refused is not None:
         return refused
-    crash = check_memory(resolved, plan_memory(resolved), _sim_rng(0))
+    calib = options.calibration
+    crash = check_memory(resolved, plan_memory(resolved, calib), _sim_rng(0), calib)
     if crash is not None and crash.phase == "startup":
         return crash
     return resolved
@@ -225,23 +95,35 @@ class ReplayEngine:
     Each arrival is stamped with the virtual time (wall time since start x time scale). When
     requests have arrived since the last simulation, every request so far is simulated again
     with `runners.sim.scheduler.run_replica` (the same engine policy, front end and step model
-    as `simulate`, split over replicas the same way). The simulator is causal and, without
-    noise, deterministic, so a later arrival changes only the future: tokens already streamed
-    keep their times. Each request's tokens are streamed at its simulated first-token time and
-    then evenly up to its simulated last-token time (per-request TTFT, TPOT and E2EL are the
-    simulator's; ITLs within a request are evened out). A request the simulator fails ends
+    as `simulate`, split over replicas the same way, with the profile's calibration and noise).
+    The simulator is causal and deterministic for a noise seed (each re-simulation draws from
+    the same seed), so a later arrival changes only the future: tokens already streamed keep
+    their times (with step jitter, nearly so). Each request's tokens are streamed at its
+    simulated first-token time and then evenly up to its simulated last-token time
+    (per-request TTFT, TPOT and E2EL are the simulator's; ITLs within a request are evened
+    out). A request the simulator fails ends
     with no token.
     """
 
-    def __init__(self, config: ServingConfig, time_scale: float, runtime_oom: str | None) -> None:
+    def __init__(
+        self,
+        config: ServingConfig,
+        time_scale: float,
+        runtime_oom: str | None,
+        calibration: Calibration | None = None,
+        noise: Noise | None = None,
+        noise_seed: int = 0,
+    ) -> None:
         self.config = config
         self.time_scale = time_scale
         self.runtime_oom = runtime_oom
-        plan = plan_memory(config)
+        plan = plan_memory(config, calibration)
         self.kv_tokens = max(1, plan.kv_tokens)
         self.replicas = max(1, _replica_count(config))
         self.budget = max(config.max_num_batched_tokens, 1)
-        self.model = _step_model(config, step_budget(config, plan.kv_tokens))
+        self.model = _step_model(config, step_budget(config, plan.kv_tokens), calibration)
+        self.noise = noise if noise is not None and noise.enabled else None
+        self.noise_seed = noise_seed
         self.origin = time.perf_counter()
         self.prompt: list[int] = []
         self.output: list[int] = []
@@ -286,6 +168,7 @@ class ReplayEngine:
         output = np.array(self.output, dtype=np.int64)
         send = np.array(self.arrival_s, dtype=np.float64)
         chains = self.received.chains()
+        streams = np.random.SeedSequence(self.noise_seed).spawn(self.replicas)
         for replica in range(self.replicas):
             part = ids[ids % self.replicas == replica]
             if len(part) == 0:
@@ -293,7 +176,12 @@ class ReplayEngine:
             requests = RequestSet(
                 part, prompt[part], output[part], send[part], None, chains=chains.take(part)
             )
-            records = run_replica(self.config, requests, self.kv_tokens, self.model).records
+            # the same stream every time: the run factor and the jitter of the steps so far
+            # come out the same, so tokens already streamed keep their times
+            rng = np.random.Generator(np.random.PCG64(streams[replica]))
+            records = run_replica(
+                self.config, requests, self.kv_tokens, self.model, self.noise, rng
+            ).records
             for index, rid in enumerate(part.tolist()):
                 if not records.success[index]:
                     self.times[rid] = np.zeros(0, dtype=np.float64)
@@ -446,7 +334,15 @@ def build_app(options: EmulatorOptions, engine: ReplayEngine) -> web.Application
 async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: str | None) -> None:
     from aiohttp import web
 
-    engine = ReplayEngine(config, options.time_scale, runtime_oom)
+    profile = options.profile
+    engine = ReplayEngine(
+        config,
+        options.time_scale,
+        runtime_oom,
+        options.calibration,
+        profile.noise,
+        profile.noise_seed(),
+    )
     await asyncio.sleep(options.startup_s / max(options.time_scale, 1.0))
     if options.hang == "start":
         await asyncio.Event().wait()
@@ -465,7 +361,11 @@ async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(sys.argv[1:] if argv is None else argv)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     resolved = startup_check(options)
     if isinstance(resolved, Crash):
         time.sleep(min(options.startup_s, 2.0) / max(options.time_scale, 1.0))
@@ -473,7 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'  File "{options.engine}/engine/core.py", in __init__', file=sys.stderr)
         print(resolved.message, file=sys.stderr, flush=True)
         return EXIT_START_FAILURE
-    crash = check_memory(resolved, plan_memory(resolved), _sim_rng(0))
+    calib = options.calibration
+    crash = check_memory(resolved, plan_memory(resolved, calib), _sim_rng(0), calib)
     runtime_oom = crash.message if crash is not None and crash.phase == "load" else None
     np.seterr(all="ignore")
     try:

@@ -10,7 +10,9 @@ The contracts: the entry is registered under its adapter's name; catalogue entri
 formed for every release range; every catalogued release resolves its version spelling; the
 defaults resolve on a GPU (and, where the engine runs there, on the CPU device) to a
 `ServingConfig` that breaks none of the entry's static rules; every setting renders into the
-launch under its own spelling and is found again from that spelling; the argument checks refuse
+launch under its own spelling and is found again from that spelling; a deployed instance keeps
+its settings in the engine's own configuration files (which parse, and which its launch names),
+not on its command line, and listens on the port it is given; the argument checks refuse
 an instance that does not fit the node with a `Crash` carrying a class and the engine's text;
 every crash signature classifies its own example lines; and a simulator policy, when present,
 answers everything the simulator asks of it.
@@ -18,11 +20,13 @@ answers everything the simulator asks of it.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from runners.catalog import get_gpu, get_model
 from runners.engines import (
@@ -30,6 +34,7 @@ from runners.engines import (
     EngineEntry,
     SettingInfo,
     check_version,
+    deploy,
     diagnose,
     get_engine,
     get_entry,
@@ -176,6 +181,46 @@ class EngineEntrySuite:
         env = dict(render(self.candidate(), placement, port=8000).env)
         assert get_gpu(self.gpu).visible_devices_env in env
 
+    # --- deployment ---------------------------------------------------------------------------
+    def test_a_deployed_instance_keeps_its_settings_in_the_engines_own_files(self) -> None:
+        port = 9100
+        base = deploy(self.candidate(), self.node_group(), "0.0.0.0", port)
+        written = " ".join(base.argv) + "".join(text for _, text in base.files)
+        assert str(port) in written, "the instance listens on the port it is given"
+        for name, text in (*base.files, *self._deployed_files()):
+            assert name and not name.startswith("/") and ".." not in name, name
+            _parses(name, text)
+        adapter = self.adapter()
+        for name, info in adapter.settings().items():
+            value = _non_default(info)
+            if value is None:
+                continue
+            candidate = self.candidate({name: value})
+            if name not in resolve_candidate(candidate, self.node_group()).minimal_dict():
+                continue
+            parts = deploy(candidate, self.node_group(), "0.0.0.0", port)
+            assert (parts.files, parts.env) != (base.files, base.env), (name, value)
+            for file_name, _ in parts.files:
+                named = (*parts.argv, *(v for _, v in parts.env))
+                assert any(file_name in arg for arg in named), f"{file_name} is never read"
+            if info.source == "flag":
+                spelling = info.true_flag if info.kind == "bool" and value else info.spelling
+                if info.kind == "bool" and not value:
+                    spelling = info.false_flag
+                assert spelling not in parts.argv, (name, "belongs in the config file")
+
+    def _deployed_files(self) -> list[tuple[str, str]]:
+        """The files of a deployment with every setting at a non-default value at once."""
+        settings: dict[str, SettingValue] = {}
+        for name, info in self.adapter().settings().items():
+            value = _non_default(info)
+            if value is not None and info.kind in ("bool", "choice"):
+                settings[name] = value
+        candidate = self.candidate(settings)
+        if not resolve_candidate(candidate, self.node_group()).ok:
+            return []
+        return list(deploy(candidate, self.node_group(), "0.0.0.0", 9100).files)
+
     # --- argument checks and static rules -----------------------------------------------------
     def test_an_instance_that_does_not_fit_the_node_is_refused_with_the_engines_text(
         self,
@@ -235,6 +280,14 @@ class EngineEntrySuite:
             return
         result = simulate(config, TINY_WORKLOAD)
         assert result.crash is None or result.crash.crash_class in CrashClass
+
+
+def _parses(name: str, text: str) -> None:
+    """A YAML or JSON configuration file holds a mapping."""
+    if name.endswith((".yaml", ".yml")):
+        assert isinstance(yaml.safe_load(text), dict), name
+    elif name.endswith(".json"):
+        assert isinstance(json.loads(text), dict), name
 
 
 def _non_default(info: SettingInfo) -> SettingValue | None:

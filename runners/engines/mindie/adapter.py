@@ -8,7 +8,8 @@ per instance) must equal the number of devices in ``npuDeviceIds``. The rendered
 complete (stock values for everything not searched), so a launch never depends on the file
 shipped with the install. The daemon reads it from ``MIES_CONFIG_JSON_PATH`` (not verified
 against a MindIE install), and the management API (health) listens on port + 1; readiness is
-probed on the service port's ``/v1/models``.
+probed on the service port's ``/v1/models``. A deployed instance is the same launch: its
+config.json already holds every setting (and its ports, so each instance has its own file).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class MindieAdapter(EngineAdapter):
     supported = (VersionRange("2.0", "3.0"),)
     newest = "2.3.0"
     default_port = 1025
+    ports_per_instance = 3  # service, management (health) and metrics ports
 
     @classmethod
     def catalogue(cls) -> tuple[SettingInfo, ...]:
@@ -188,3 +190,13 @@ class MindieAdapter(EngineAdapter):
             files=((CONFIG_FILE, text),),
             health_path="/v1/models",
         )
+
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        return self.launch_parts(candidate, minimal, effective, host, port, ())

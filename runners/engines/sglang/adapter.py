@@ -7,6 +7,9 @@ below 90 GB), ``-1`` disables chunked prefill, mem-fraction-static defaults to
 ``(memory - reserved) / memory`` with a 10 GB reserve floor on GPUs above 60 GB,
 max-running-requests is derived from the KV pool when unset (left to the simulator: 0 here),
 and EP is carved out of the TP group (``ep_size <= tp_size``).
+
+A deployed instance reads its flags from a ``--config`` YAML (`deploy_launch`; SGLang 0.5.4
+already merges it, flag names without dashes as keys, flags on the command line after it).
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, SettingInfo, listen_flags
+from runners.engines.base import (
+    EngineAdapter,
+    LaunchParts,
+    SettingInfo,
+    listen_flags,
+)
 from runners.engines.parallel import Parallelism
 from runners.engines.sglang.catalogue import CATALOGUE
 from runners.engines.sglang.checks import argument_checks
@@ -27,6 +35,8 @@ from runners.types import (
     SettingValue,
     WeightDtype,
 )
+
+CONFIG_FILE = "sglang-config.yaml"  # SGLang refuses a --config file without a YAML suffix
 
 
 def _memory_defaults(gpu: GpuSpec, tp: int, newer: bool) -> tuple[int, int]:
@@ -176,3 +186,17 @@ class SglangAdapter(EngineAdapter):
         argv = ["python", "-m", "sglang.launch_server", "--model-path", candidate.checkpoint]
         argv += listen_flags(host, port)
         return LaunchParts(argv=(*argv, *self.flags(minimal)), env=tuple(self.env_vars(minimal)))
+
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        argv = ["python", "-m", "sglang.launch_server", "--model-path", candidate.checkpoint]
+        return self.config_flag_launch(argv, CONFIG_FILE, minimal, host, port)
+
+    def container_image(self) -> str:
+        return f"lmsysorg/sglang:v{self.version.text}"

@@ -6,16 +6,25 @@ extra-options YAML overrides the CLI. ``free_gpu_memory_fraction`` is a fraction
 *free after weights* that goes to the KV cache (not vLLM's fraction of total memory). CUDA
 graphs are on by default; ``cuda_graph_config: false`` writes ``cuda_graph_config: null``. The
 capacity scheduler defaults to GUARANTEED_NO_EVICT (set by `get_llm_args`).
+
+A deployed instance carries every setting in one complete extra-options YAML (`deploy_launch`):
+the flags under their LLM-API names (``tp_size`` is ``tensor_parallel_size``,
+``free_gpu_memory_fraction`` is ``kv_cache_config.free_gpu_memory_fraction``, ...), nested
+like the config-file keys, so `trtllm-serve MODEL --extra_llm_api_options FILE` reproduces it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import yaml
-
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, SettingInfo, listen_flags
+from runners.engines.base import (
+    EngineAdapter,
+    LaunchParts,
+    SettingInfo,
+    config_yaml,
+    listen_flags,
+)
 from runners.engines.parallel import Parallelism
 from runners.engines.trtllm.catalogue import CATALOGUE
 from runners.engines.trtllm.checks import argument_checks
@@ -31,6 +40,14 @@ from runners.types import (
 
 OPTIONS_FILE = "extra-llm-api-options.yaml"
 GRAPH_SUBKEYS = ("cuda_graph_config.max_batch_size", "cuda_graph_config.enable_padding")
+LLM_API_KEYS = {
+    "tp_size": "tensor_parallel_size",
+    "pp_size": "pipeline_parallel_size",
+    "ep_size": "moe_expert_parallel_size",
+    "free_gpu_memory_fraction": "kv_cache_config.free_gpu_memory_fraction",
+}
+"""The `TorchLlmArgs` key of each `trtllm-serve` flag whose name differs (the others, e.g.
+``max_batch_size``, are spelled the same in both)."""
 
 
 class TrtllmAdapter(EngineAdapter):
@@ -119,11 +136,14 @@ class TrtllmAdapter(EngineAdapter):
             stream_interval=int(effective["stream_interval"]),
         )
 
-    def options_yaml(self, minimal: Mapping[str, SettingValue]) -> str | None:
-        """The extra-options YAML for the config-file settings in `minimal` (None if none)."""
+    def options_yaml(
+        self, minimal: Mapping[str, SettingValue], with_flags: bool = False
+    ) -> str | None:
+        """The extra-options YAML for the config-file settings in `minimal` (None if none);
+        `with_flags`: the flag settings too, under their LLM-API names (a complete file)."""
         tree: dict[str, object] = {}
         for name, info in self.settings().items():
-            if name not in minimal or info.source != "config":
+            if name not in minimal or (info.source != "config" and not with_flags):
                 continue
             value = minimal[name]
             if name == "cuda_graph_config":
@@ -132,8 +152,9 @@ class TrtllmAdapter(EngineAdapter):
                 continue
             if name.startswith("cuda_graph_config.") and tree.get("cuda_graph_config", 0) is None:
                 continue
+            key = LLM_API_KEYS.get(name, name) if info.source == "flag" else name
             node = tree
-            *parents, leaf = name.split(".")
+            *parents, leaf = key.split(".")
             for part in parents:
                 child = node.setdefault(part, {})
                 assert isinstance(child, dict)
@@ -141,7 +162,7 @@ class TrtllmAdapter(EngineAdapter):
             node[leaf] = value
         if not tree:
             return None
-        return yaml.safe_dump(tree, sort_keys=False, default_flow_style=False)
+        return config_yaml(tree)
 
     def launch_parts(
         self,
@@ -161,3 +182,22 @@ class TrtllmAdapter(EngineAdapter):
             argv += ["--extra_llm_api_options", OPTIONS_FILE]
             files = ((OPTIONS_FILE, options),)
         return LaunchParts(argv=tuple(argv), files=files)
+
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        argv = ["trtllm-serve", candidate.checkpoint, *listen_flags(host, port)]
+        options = self.options_yaml(minimal, with_flags=True)
+        files: tuple[tuple[str, str], ...] = ()
+        if options is not None:
+            argv += ["--extra_llm_api_options", OPTIONS_FILE]
+            files = ((OPTIONS_FILE, options),)
+        return LaunchParts(argv=tuple(argv), files=files)
+
+    def container_image(self) -> str:
+        return f"nvcr.io/nvidia/tensorrt-llm/release:{self.version.text}"

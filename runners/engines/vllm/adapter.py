@@ -11,6 +11,10 @@ tokens and 128 sequences per TP x PP rank for the API server;
 `CpuPlatform.check_and_update_config`: block size 128, async scheduling forced off), and
 ``--gpu-memory-utilization`` is the fraction of the NUMA node's memory reserved, checked only
 when ``VLLM_CPU_KVCACHE_SPACE`` is unset (the KV cache is then that many GiB).
+
+A deployed instance reads its flags from a ``--config`` YAML (`deploy_launch`): the flag names
+without dashes as keys (``--config`` values yield to flags given on the command line, so host
+and port stay there); environment settings stay environment variables.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runners.catalog import Architecture, GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, SettingInfo, listen_flags
+from runners.engines.base import (
+    EngineAdapter,
+    LaunchParts,
+    SettingInfo,
+    listen_flags,
+)
 from runners.engines.parallel import Parallelism
 from runners.engines.versions import VersionRange
 from runners.engines.vllm.catalogue import CATALOGUE
@@ -31,6 +40,8 @@ from runners.types import (
     SettingValue,
     WeightDtype,
 )
+
+CONFIG_FILE = "vllm-config.yaml"
 
 
 def _batch_defaults(gpu: GpuSpec, newer_tier: bool, world: int = 1) -> tuple[int, int]:
@@ -213,3 +224,17 @@ class VllmAdapter(EngineAdapter):
         argv = ["vllm", "serve", candidate.checkpoint]
         argv += listen_flags(host, port)
         return LaunchParts(argv=(*argv, *self.flags(minimal)), env=tuple(self.env_vars(minimal)))
+
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        argv = ["vllm", "serve", candidate.checkpoint]
+        return self.config_flag_launch(argv, CONFIG_FILE, minimal, host, port)
+
+    def container_image(self) -> str:
+        return f"vllm/vllm-openai:v{self.version.text}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
@@ -127,3 +128,20 @@ class ToyAdapter(EngineAdapter):
     ) -> LaunchParts:
         argv = ("toy-serve", candidate.checkpoint, *listen_flags(host, port), *self.flags(minimal))
         return LaunchParts(argv=argv, env=tuple(self.env_vars(minimal)))
+
+    def deploy_launch(
+        self,
+        candidate: Candidate,
+        minimal: Mapping[str, SettingValue],
+        effective: Mapping[str, SettingValue],
+        host: str,
+        port: int,
+    ) -> LaunchParts:
+        """The toy engine reads its flags from a JSON file given with ``--settings``."""
+        text = json.dumps(self.flag_config(minimal), indent=2) + "\n"
+        argv = ("toy-serve", candidate.checkpoint, "--settings", "toy.json")
+        return LaunchParts(
+            argv=(*argv, *listen_flags(host, port)),
+            env=tuple(self.env_vars(minimal)),
+            files=(("toy.json", text),),
+        )
