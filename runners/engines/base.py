@@ -9,7 +9,9 @@ hardware (`effective_settings`), the engine's own argument validation with its r
 
 From `effective_settings` follow the engine default of one setting in context
 (`default_in_context`), the minimal set of settings that reproduces a configuration
-(`minimal_settings`), and the exact launch (`render_launch`, `serve_command`).
+(`minimal_settings`), and the exact launch (`render_launch`, `serve_command`); an instance that
+spans nodes gets one launch per node (`render_node_launches`, through the adapter's
+`multi_node_parts` for releases that `spans_nodes`).
 """
 
 from __future__ import annotations
@@ -134,6 +136,25 @@ class LaunchParts:
     files: tuple[tuple[str, str], ...] = ()
     health_path: str = "/health"
     api_prefix: str = "/v1"
+
+
+@dataclass(frozen=True)
+class NodeRole:
+    """One node's part in an instance that spans `nodes` nodes: its `rank` (0 serves), the
+    address and port of rank 0's distributed rendezvous (`head`, `dist_port`; port 0: the
+    engine's default), every node's (address, GPU count) in rank order, and the variable that
+    names a node's devices (the GPU spec's)."""
+
+    rank: int
+    nodes: int
+    head: str
+    dist_port: int
+    layout: tuple[tuple[str, int], ...]
+    device_env: str
+
+    @property
+    def world(self) -> int:
+        return sum(gpus for _, gpus in self.layout)
 
 
 class EngineAdapter(abc.ABC):
@@ -268,6 +289,22 @@ class EngineAdapter(abc.ABC):
         how the copy-paste serve command is written; `devices` is empty then too.
         """
 
+    def spans_nodes(self) -> bool:
+        """This release can run one instance over several nodes (`multi_node_parts`)."""
+        return False
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        """The launch of node `role.rank` of an instance spanning nodes, from the one-node
+        launch `parts` (argv empty: nothing to start on that node, the head's launcher reaches
+        it). Only for releases that `spans_nodes`."""
+        raise EngineError(self.cannot_span_text())
+
+    def cannot_span_text(self) -> str:
+        return (
+            f"{self.name} {self.version} cannot run one instance over several nodes in this "
+            "tool; keep its instances within one node"
+        )
+
     def gpus_per_instance(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> int:
         return self.parallelism(effective, model).gpus
 
@@ -392,6 +429,52 @@ def render_launch(
         files=parts.files,
         api_prefix=parts.api_prefix,
     )
+
+
+def render_node_launches(
+    adapter: EngineAdapter,
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    placement: Placement,
+    port: int | None = None,
+) -> tuple[LaunchSpec, ...]:
+    """The launch on every node `placement` holds, rank 0 (the one that serves) first: one
+    `render_launch` on one node; over several, each node's part (`multi_node_parts`) with its
+    own devices. A node whose argv is empty has nothing to start (the head's launcher reaches
+    it)."""
+    if not placement.others:
+        return (render_launch(adapter, candidate, model, gpu, placement, port),)
+    if not adapter.spans_nodes():
+        raise EngineError(adapter.cannot_span_text())
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    effective = adapter.effective_settings(explicit, model, gpu)
+    port = port or adapter.default_port
+    nodes = placement.nodes
+    layout = tuple((node.host, len(node.gpu_ids)) for node in nodes)
+    launches: list[LaunchSpec] = []
+    for rank, node in enumerate(nodes):
+        parts = adapter.launch_parts(
+            candidate, minimal, effective, placement.host, port, node.gpu_ids
+        )
+        role = NodeRole(
+            rank, len(nodes), nodes[0].host, placement.dist_port, layout, gpu.visible_devices_env
+        )
+        parts = adapter.multi_node_parts(parts, role)
+        devices = ",".join(str(i) for i in node.gpu_ids)
+        launches.append(
+            LaunchSpec(
+                argv=parts.argv,
+                env=((gpu.visible_devices_env, devices), *parts.env),
+                port=port,
+                health_path=parts.health_path,
+                host=placement.host,
+                files=parts.files,
+                api_prefix=parts.api_prefix,
+            )
+        )
+    return tuple(launches)
 
 
 def serve_command(

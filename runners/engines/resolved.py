@@ -2,8 +2,8 @@
 
 Place in the data flow: right after the search proposes a `Candidate`, `resolve_candidate`
 applies the engine's defaults on the node group's GPU, runs the engine's own argument checks,
-applies the checkpoint's quantization, and computes everything later stages ask about the
-same candidate: the effective settings,
+applies the checkpoint's quantization and the instance's place on the nodes (how many it
+spans), and computes everything later stages ask about the same candidate: the effective settings,
 the settings that differ from the defaults (for display), the instance shape, the copy-paste
 serve command and the engine-neutral `ServingConfig` the simulator consumes. Pre-flight, the
 trial record, progress lines, pools and runners all read this one value instead of resolving
@@ -20,6 +20,7 @@ from runners.engines.base import minimal_settings, serve_command
 from runners.engines.parallel import Parallelism
 from runners.engines.quantized import with_quantization
 from runners.engines.registry import adapter_for
+from runners.engines.topology import with_topology
 from runners.types import Candidate, Crash, NodeGroup, ServingConfig, SettingValue
 
 
@@ -70,9 +71,12 @@ def resolve_candidate(candidate: Candidate, node_group: NodeGroup) -> Resolved:
     config = None
     if problem is None:
         quantization = checkpoint_quantization(candidate.checkpoint, candidate.weight_dtype, model)
-        config = with_quantization(
-            adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
-            quantization,
+        config = with_topology(
+            with_quantization(
+                adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
+                quantization,
+            ),
+            node_group,
         )
     split = adapter.parallelism(effective, model)
     return Resolved(

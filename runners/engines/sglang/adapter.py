@@ -11,10 +11,17 @@ and EP is carved out of the TP group (``ep_size <= tp_size``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
-from runners.engines.base import EngineAdapter, LaunchParts, SettingInfo, listen_flags
+from runners.engines.base import (
+    EngineAdapter,
+    LaunchParts,
+    NodeRole,
+    SettingInfo,
+    listen_flags,
+)
 from runners.engines.parallel import Parallelism
 from runners.engines.sglang.catalogue import CATALOGUE
 from runners.engines.sglang.checks import argument_checks
@@ -52,6 +59,11 @@ def _default_mem_fraction(gpu: GpuSpec, tp: int, chunk: int, graph_bs: int) -> f
     if total_mib > 60 * 1000:
         reserved_mib = max(reserved_mib, 10 * 1024)
     return round((total_mib - reserved_mib) / total_mib, 3)
+
+
+DIST_INIT_PORT = 5000
+"""Rendezvous port on rank 0 when the placement names none (the port SGLang's multi-node
+examples use)."""
 
 
 class SglangAdapter(EngineAdapter):
@@ -105,7 +117,7 @@ class SglangAdapter(EngineAdapter):
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> Crash | None:
         world = self.gpus_per_instance(effective, model)
-        return argument_checks(effective, world, model, node_group)
+        return argument_checks(effective, world, model, node_group, self.spans_nodes())
 
     def to_serving_config(
         self,
@@ -125,13 +137,15 @@ class SglangAdapter(EngineAdapter):
         )
         spec = str(effective["speculative-algorithm"])
         dp_replicas = 1 if effective["enable-dp-attention"] else int(effective["dp-size"])
+        tp, attention_dp = int(effective["tp-size"]), self.attention_dp(effective)
         return ServingConfig(
             engine="sglang",
             engine_version=str(self.version),
             model=model,
             gpu=gpu,
             weight_dtype=weight_dtype,
-            tensor_parallel=int(effective["tp-size"]),
+            tensor_parallel=max(1, tp // attention_dp),
+            attention_dp=attention_dp,
             data_parallel=1,
             pipeline_parallel=int(effective["pp-size"]),
             expert_parallel=int(effective["ep-size"]) > 1,
@@ -156,6 +170,14 @@ class SglangAdapter(EngineAdapter):
             stream_interval=int(effective["stream-interval"]),
         )
 
+    @staticmethod
+    def attention_dp(effective: Mapping[str, SettingValue]) -> int:
+        """Attention data-parallel groups inside the TP group: ``--attn-dp-size`` (0.5.23), or
+        ``--dp-size`` with ``--enable-dp-attention``."""
+        if effective["enable-dp-attention"]:
+            return int(effective["dp-size"])
+        return int(effective.get("attn-dp-size", 1))
+
     def replicas(
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> int:
@@ -176,3 +198,21 @@ class SglangAdapter(EngineAdapter):
         argv = ["python", "-m", "sglang.launch_server", "--model-path", candidate.checkpoint]
         argv += listen_flags(host, port)
         return LaunchParts(argv=(*argv, *self.flags(minimal)), env=tuple(self.env_vars(minimal)))
+
+    def spans_nodes(self) -> bool:
+        """Every 0.5 release runs one instance over several nodes: the same command on each
+        node with ``--nnodes``, ``--node-rank`` and ``--dist-init-addr`` (rank 0 serves)."""
+        return True
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        port = role.dist_port or DIST_INIT_PORT
+        argv = (
+            *parts.argv,
+            "--nnodes",
+            str(role.nodes),
+            "--node-rank",
+            str(role.rank),
+            "--dist-init-addr",
+            f"{role.head}:{port}",
+        )
+        return dataclasses.replace(parts, argv=argv)
