@@ -18,7 +18,9 @@ measurements back). Prompt lengths and shared prefixes (of token-id prompts) are
 A runtime-OOM configuration
 dies with the CUDA OOM text and exit 1 once half a step budget of prompt tokens has arrived;
 ``--hang start|load`` makes it hang before readiness or once load arrives. The output is
-always exactly ``max_tokens`` tokens (as with ``ignore_eos``).
+always exactly ``max_tokens`` tokens (as with ``ignore_eos``). An instance spanning nodes is
+emulated by rank 0 (``--nodes N``); every other node runs it with ``--node-rank R``, which only
+waits until it is stopped.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class EmulatorOptions:
     startup_s: float
     hang: Literal["none", "start", "load"]
     fault: Literal["none", "http500", "malformed"] = "none"
+    nodes: int = 1
+    node_rank: int = 0
 
 
 def engine_parser(adapter: EngineAdapter, command: CommandLine) -> argparse.ArgumentParser:
@@ -154,6 +158,10 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
     own.add_argument("--time-scale", type=float, default=1.0, help="run this many times faster")
     own.add_argument("--startup-s", type=float, default=1.0, help="emulated start-up time")
     own.add_argument("--hang", choices=["none", "start", "load"], default="none")
+    own.add_argument("--nodes", type=int, default=1, help="nodes the instance spans")
+    own.add_argument(
+        "--node-rank", type=int, default=0, help="this node's rank (above 0: it only waits)"
+    )
     own.add_argument(
         "--fault",
         choices=["none", "http500", "malformed"],
@@ -193,6 +201,8 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         startup_s=ns.startup_s,
         hang=ns.hang,
         fault=ns.fault,
+        nodes=ns.nodes,
+        node_rank=ns.node_rank,
     )
 
 
@@ -206,7 +216,7 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
         "bf16",
         options.settings,
     )
-    node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node)
+    node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node, options.nodes)
     resolved = resolve(candidate, node_group)
     if isinstance(resolved, Crash):
         return resolved
@@ -466,6 +476,13 @@ async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: st
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(sys.argv[1:] if argv is None else argv)
+    if options.node_rank > 0:
+        # another node of an instance spanning nodes: it serves nothing, rank 0 does
+        print(f"INFO: node {options.node_rank} of {options.nodes} joined (emulated)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+        return 0
     resolved = startup_check(options)
     if isinstance(resolved, Crash):
         time.sleep(min(options.startup_s, 2.0) / max(options.time_scale, 1.0))
