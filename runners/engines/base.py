@@ -489,6 +489,37 @@ def serve_command(
     minimal = minimal_settings(adapter, explicit, model, gpu)
     effective = adapter.effective_settings(explicit, model, gpu)
     parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
+    return _command_line(adapter, parts, minimal)
+
+
+def multi_node_serve_command(
+    adapter: EngineAdapter,
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    nodes: int,
+    gpus_per_node: int,
+) -> str:
+    """The shortest command lines that start `candidate` as one instance over `nodes` nodes:
+    ``[node 0] ... [node 1] ...``, node r reached at ``NODE<r>_IP`` (a node with nothing to
+    start, whose processes the head's launcher starts, is left out)."""
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    effective = adapter.effective_settings(explicit, model, gpu)
+    layout = tuple((f"NODE{rank}_IP", gpus_per_node) for rank in range(nodes))
+    lines: list[str] = []
+    for rank in range(nodes):
+        parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
+        role = NodeRole(rank, nodes, layout[0][0], 0, layout, gpu.visible_devices_env)
+        parts = adapter.multi_node_parts(parts, role)
+        if parts.argv:
+            lines.append(f"[node {rank}] {_command_line(adapter, parts, minimal)}")
+    return " ".join(lines)
+
+
+def _command_line(
+    adapter: EngineAdapter, parts: LaunchParts, minimal: Mapping[str, SettingValue]
+) -> str:
     env = [f"{k}={shlex.quote(v)}" for k, v in parts.env]
     command = " ".join([*env, shlex.join(parts.argv)])
     table = adapter.settings()
