@@ -403,6 +403,30 @@ def setting_flags(adapter: EngineAdapter, settings: Mapping[str, SettingValue]) 
     return adapter.flags(adapter.normalize(settings))
 
 
+def _minimal_and_effective(
+    adapter: EngineAdapter, candidate: Candidate, model: ModelSpec, gpu: GpuSpec
+) -> tuple[dict[str, SettingValue], dict[str, SettingValue]]:
+    """The candidate's minimal settings (what a command line must say) and effective ones."""
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    return minimal, adapter.effective_settings(explicit, model, gpu)
+
+
+def _launch_spec(
+    parts: LaunchParts, gpu: GpuSpec, devices: tuple[int, ...], host: str, port: int
+) -> LaunchSpec:
+    """`parts` started on `devices` (named by the GPU's visibility variable)."""
+    return LaunchSpec(
+        argv=parts.argv,
+        env=((gpu.visible_devices_env, ",".join(str(i) for i in devices)), *parts.env),
+        port=port,
+        health_path=parts.health_path,
+        host=host,
+        files=parts.files,
+        api_prefix=parts.api_prefix,
+    )
+
+
 def render_launch(
     adapter: EngineAdapter,
     candidate: Candidate,
@@ -412,23 +436,12 @@ def render_launch(
     port: int | None = None,
 ) -> LaunchSpec:
     """The exact launch (argv without shell, env, files) of `candidate` on `placement`."""
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     port = port or adapter.default_port
     parts = adapter.launch_parts(
         candidate, minimal, effective, placement.host, port, placement.gpu_ids
     )
-    devices = ",".join(str(i) for i in placement.gpu_ids)
-    return LaunchSpec(
-        argv=parts.argv,
-        env=((gpu.visible_devices_env, devices), *parts.env),
-        port=port,
-        health_path=parts.health_path,
-        host=placement.host,
-        files=parts.files,
-        api_prefix=parts.api_prefix,
-    )
+    return _launch_spec(parts, gpu, placement.gpu_ids, placement.host, port)
 
 
 def render_node_launches(
@@ -447,9 +460,7 @@ def render_node_launches(
         return (render_launch(adapter, candidate, model, gpu, placement, port),)
     if not adapter.spans_nodes():
         raise EngineError(adapter.cannot_span_text())
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     port = port or adapter.default_port
     nodes = placement.nodes
     layout = tuple((node.host, len(node.gpu_ids)) for node in nodes)
@@ -462,18 +473,7 @@ def render_node_launches(
             rank, len(nodes), nodes[0].host, placement.dist_port, layout, gpu.visible_devices_env
         )
         parts = adapter.multi_node_parts(parts, role)
-        devices = ",".join(str(i) for i in node.gpu_ids)
-        launches.append(
-            LaunchSpec(
-                argv=parts.argv,
-                env=((gpu.visible_devices_env, devices), *parts.env),
-                port=port,
-                health_path=parts.health_path,
-                host=placement.host,
-                files=parts.files,
-                api_prefix=parts.api_prefix,
-            )
-        )
+        launches.append(_launch_spec(parts, gpu, node.gpu_ids, placement.host, port))
     return tuple(launches)
 
 
@@ -485,9 +485,7 @@ def serve_command(
     Environment settings are prefixed (``VLLM_ATTENTION_BACKEND=FLASHINFER vllm serve ...``);
     config-file settings are in the file the command names.
     """
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
     return _command_line(adapter, parts, minimal)
 
@@ -503,9 +501,7 @@ def multi_node_serve_command(
     """The shortest command lines that start `candidate` as one instance over `nodes` nodes:
     ``[node 0] ... [node 1] ...``, node r reached at ``NODE<r>_IP`` (a node with nothing to
     start, whose processes the head's launcher starts, is left out)."""
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     layout = tuple((f"NODE{rank}_IP", gpus_per_node) for rank in range(nodes))
     lines: list[str] = []
     for rank in range(nodes):

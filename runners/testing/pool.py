@@ -35,33 +35,24 @@ import pytest
 
 from runners import Runner
 from runners.pool import Finished, TrialPool, trial_gpus
-from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
+from runners.types import Candidate, NodeGroup, Placement, SettingValue, TrialOutcome, Workload
 
 WORKLOAD = Workload("conformance", "random", 1, input_len=8, output_len=4)
 
 
+def _qwen3_235b(settings: dict[str, SettingValue]) -> Candidate:
+    model = "Qwen3-235B-A22B-Instruct-2507"
+    return Candidate.make("vllm", "0.33.0", model, f"Qwen/{model}", "bf16", settings)
+
+
 def tp(size: int) -> Candidate:
     """A candidate holding `size` GPUs when node groups are not filled."""
-    return Candidate.make(
-        "vllm",
-        "0.33.0",
-        "Qwen3-235B-A22B-Instruct-2507",
-        "Qwen/Qwen3-235B-A22B-Instruct-2507",
-        "bf16",
-        {"tensor-parallel-size": size},
-    )
+    return _qwen3_235b({"tensor-parallel-size": size})
 
 
 def spanning() -> Candidate:
     """A candidate whose one instance needs two nodes of 8 GPUs (TP8 x PP2)."""
-    return Candidate.make(
-        "vllm",
-        "0.33.0",
-        "Qwen3-235B-A22B-Instruct-2507",
-        "Qwen/Qwen3-235B-A22B-Instruct-2507",
-        "bf16",
-        {"tensor-parallel-size": 8, "pipeline-parallel-size": 2},
-    )
+    return _qwen3_235b({"tensor-parallel-size": 8, "pipeline-parallel-size": 2})
 
 
 class NodeProbeRunner:

@@ -17,8 +17,10 @@ import yaml
 
 from optimizer import study
 from optimizer.spec.load import SEARCH_SPACES_DIR, load_spec
+from tests.optimizer.test_open_world_spec import space
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+H100 = "H100-SXM-80GB"
 NEW_SPACES = (
     "mixtral-8x7b-l40s.yaml",
     "deepseek-v3-2x8-h100.yaml",
@@ -26,30 +28,13 @@ NEW_SPACES = (
     "phi-4-from-config.yaml",
 )
 MOE = "Qwen3-235B-A22B-Instruct-2507"
-SPACE: dict[str, Any] = {
-    "name": "spanning",
-    "model": {"name": MOE, "variants": {"bf16": f"Qwen/{MOE}"}},
-    "hardware": {"node_groups": [{"name": "g", "gpu": "H100-SXM-80GB", "gpus_per_node": 8}]},
-    "workload": {
-        "name": "short",
-        "dataset": "random",
-        "num_prompts": 40,
-        "input_len": 256,
-        "output_len": 32,
-    },
-    "objectives": {
-        "throughput": {"metric": "output_throughput"},
-        "latency": {"metric": "tpot", "percentile": 99},
-    },
-    "baseline": {"engine": "vllm", "variant": "bf16", "settings": {"tensor-parallel-size": 8}},
-    "engines": {
-        "vllm": {
-            "version": "0.33.0",
-            "settings": {"tensor-parallel-size": {"type": "categorical", "choices": [8, 16]}},
-        }
-    },
-    "search": {"n_trials": 2, "seed": 1},
+SPACE: dict[str, Any] = space({"name": MOE, "variants": {"bf16": f"Qwen/{MOE}"}}, H100, 8)
+SPACE["name"] = "spanning"
+SPACE["baseline"]["settings"] = {"tensor-parallel-size": 8}
+SPACE["engines"]["vllm"]["settings"] = {
+    "tensor-parallel-size": {"type": "categorical", "choices": [8, 16]}
 }
+SPACE["search"]["n_trials"] = 2
 
 
 @pytest.fixture(autouse=True)

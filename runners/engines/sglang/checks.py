@@ -21,6 +21,7 @@ from runners.engines.rules import (
     Subject,
     backend_crash,
     model_len_rule,
+    nodes_divide_rule,
     sm90_or_newer,
 )
 from runners.engines.topology import node_limit_crash
@@ -107,17 +108,12 @@ def _backends(subject: Subject) -> Crash | None:
     return None
 
 
-def _nodes_divide_ranks(subject: Subject) -> Crash | None:
-    """An instance over several nodes puts the same number of TP x PP ranks on each node (the
-    wording is this tool's: no SGLang log of this failure was at hand)."""
-    config = subject.config
-    ranks = config.gpus_per_replica
-    if config.nodes == 1 or ranks % config.nodes == 0:
-        return None
-    return Crash(
-        CrashClass.INVALID_CONFIG,
-        f"AssertionError: tp_size * pp_size ({ranks}) must be divisible by the number of "
-        f"nodes (--nnodes {config.nodes}).",
+def nodes_divide_text(nodes: int, ranks: int) -> str:
+    """TP x PP ranks the nodes must share evenly (the wording is this tool's: no SGLang log of
+    this failure was at hand)."""
+    return (
+        f"AssertionError: tp_size * pp_size ({ranks}) must be divisible by the number of nodes "
+        f"(--nnodes {nodes})."
     )
 
 
@@ -125,7 +121,7 @@ RULES: tuple[Rule, ...] = (
     model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
-    Rule("nodes_divide_world", _nodes_divide_ranks, preflight=True),
+    nodes_divide_rule(nodes_divide_text),
     EXPERT_PARALLEL,
     FP8_BLOCK_SHARD,
     SPEC_TOKENS,

@@ -21,6 +21,7 @@ from runners.engines.rules import (
     Subject,
     backend_crash,
     model_len_rule,
+    nodes_divide_rule,
     sm90_or_newer,
 )
 from runners.engines.topology import node_limit_crash
@@ -203,19 +204,13 @@ def _cpu_block_size(subject: Subject) -> Crash | None:
     )
 
 
-def _nodes_divide_world(subject: Subject) -> Crash | None:
-    """An instance over several nodes puts world / nnodes ranks on each (vLLM's multi-node
-    launch options check, 0.32)."""
-    config = subject.config
-    world = config.gpus_per_replica
-    if config.nodes == 1 or world % config.nodes == 0:
-        return None
-    return Crash(
-        CrashClass.INVALID_CONFIG,
-        f"ValueError: Invalid data-parallel launch options: `--nnodes {config.nodes}` must "
-        f"evenly divide the total world size ({world}). Adjust `--nnodes`, "
-        "`--data-parallel-size`, `--pipeline-parallel-size`, `--tensor-parallel-size`, or "
-        "`--prefill-context-parallel-size`.",
+def nodes_divide_text(nodes: int, world: int) -> str:
+    """vLLM's multi-node launch options check (0.32)."""
+    return (
+        f"ValueError: Invalid data-parallel launch options: `--nnodes {nodes}` must evenly "
+        f"divide the total world size ({world}). Adjust `--nnodes`, `--data-parallel-size`, "
+        "`--pipeline-parallel-size`, `--tensor-parallel-size`, or "
+        "`--prefill-context-parallel-size`."
     )
 
 
@@ -223,7 +218,7 @@ RULES: tuple[Rule, ...] = (
     model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
-    Rule("nodes_divide_world", _nodes_divide_world, preflight=True),
+    nodes_divide_rule(nodes_divide_text),
     EXPERT_PARALLEL,
     FP8_BLOCK_SHARD,
     Rule("chunked_off_budget", _chunked_off_budget, preflight=True),
