@@ -7,7 +7,7 @@ The search hands a `Candidate`, a `Workload` and a `Placement` to a `Runner` and
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from runners.types import (
     Candidate,
@@ -36,6 +36,15 @@ class Runner(Protocol):
     ) -> TrialOutcome: ...
 
 
+@runtime_checkable
+class NodeStarter(Protocol):
+    """A runner that starts processes per node: it starts node `rank`'s part of an instance
+    spanning nodes, when the pool's own worker on that node asks (`Placement.others_started`);
+    the process runs until that worker ends."""
+
+    def start_node(self, candidate: Candidate, placement: Placement, rank: int) -> None: ...
+
+
 __all__ = [
     "Candidate",
     "Crash",
@@ -44,6 +53,7 @@ __all__ = [
     "LaunchSpec",
     "Metrics",
     "NodeGroup",
+    "NodeStarter",
     "Placement",
     "Runner",
     "ServingConfig",

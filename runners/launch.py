@@ -2,9 +2,11 @@
 
 First stage of a real trial (`runners.local.LocalRunner`; `runners.measure` is the second).
 `Launcher.start` renders the candidate's launch through its engine adapter on a leased port
-(`runners.engines.launch_spec`, `process.PortLease`), swaps the argv for the vLLM shim or the
+(`runners.engines.render_nodes`, `process.PortLease`), swaps the argv for the vLLM shim or the
 emulator where needed (`command`), and starts it as an `process.EngineProcess` with the
-runner's environment (`runners.settings.engine_env`). The returned `EngineInstance` waits until
+runner's environment (`runners.settings.engine_env`). An instance spanning nodes has one
+process per node: rank 0 serves; the others are started here too (all on this machine), or
+each by the pool's worker on its node (`start_node`). The returned `EngineInstance` waits until
 the engine is ready: `Launched` with the `ServingEndpoint` to measure, or `StartFailed` with a
 `Crash` (a process that exits during start is classified at once from its exit code and log;
 no 200 within the start deadline is ``start:timeout``). After the benchmark, `crash_under_load`
@@ -20,6 +22,7 @@ command line, which the trial record keeps as the command that works where the t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from runners.checkpoint import offline_reason
-from runners.engines import diagnose, launch_spec
+from runners.engines import diagnose, launch_spec, render_nodes
 from runners.errors import ProcessError
 from runners.measure import ServingEndpoint
 from runners.process import EngineProcess, PortLease, StartExited, StartTimeout
@@ -76,7 +79,9 @@ class StartFailed:
 
 
 class EngineInstance:
-    """One started engine of one trial: its launch, process and port lease. Not thread-safe."""
+    """One started engine of one trial: its launch, process and port lease, and the processes
+    of the other nodes of an instance spanning nodes that this runner started (`followers`,
+    with the lease of the rendezvous port in `extra_leases`). Not thread-safe."""
 
     def __init__(
         self,
@@ -85,12 +90,16 @@ class EngineInstance:
         process: EngineProcess,
         lease: PortLease,
         settings: RealRunSettings,
+        followers: tuple[EngineProcess, ...] = (),
+        extra_leases: tuple[PortLease, ...] = (),
     ) -> None:
         self.candidate = candidate
         self.spec = spec
         self.process = process
         self.lease = lease
         self.settings = settings
+        self.followers = followers
+        self.extra_leases = extra_leases
 
     @property
     def log_path(self) -> Path:
@@ -127,14 +136,19 @@ class EngineInstance:
         return classify_failure(self.candidate.engine, exit_code, self.process.log_text(), "load")
 
     def stop(self) -> str:
-        """Tear the process group down and release the port; "" or what went wrong."""
+        """Tear the process groups down (rank 0 first, then the other nodes' processes) and
+        release the ports; "" or what went wrong."""
+        problems: list[str] = []
         try:
-            self.process.stop(self.settings.stop_grace_s)
-            return ""
-        except ProcessError as exc:
-            return str(exc)
+            for process in (self.process, *self.followers):
+                try:
+                    process.stop(self.settings.stop_grace_s)
+                except ProcessError as exc:
+                    problems.append(str(exc))
         finally:
-            self.lease.release()
+            for lease in (self.lease, *self.extra_leases):
+                lease.release()
+        return "; ".join(problems)
 
 
 class Launcher:
@@ -160,33 +174,85 @@ class Launcher:
     def start(self, candidate: Candidate, placement: Placement, trial_dir: Path) -> EngineInstance:
         """Lease a port, write the launch's files and start the engine (not yet ready).
 
-        Raises `ProcessError` when the program cannot be started at all (an infrastructure
-        fault, e.g. the engine is not installed on this node); the lease is then released.
+        An instance spanning nodes also gets a rendezvous port (leased here when the placement
+        names none) and, unless the pool's own workers start them (`others_started`), the
+        processes of its other nodes, on this machine, each in its own folder
+        ``node-<rank>``. Raises `ProcessError` when a program cannot be started at all (an
+        infrastructure fault, e.g. the engine is not installed on this node); whatever was
+        started is then stopped and the leases released.
         """
         lease = PortLease(placement.host)
+        leases: list[PortLease] = []
+        started: list[EngineProcess] = []
         try:
-            spec = self.command(
-                launch_spec(candidate, placement, lease.port), candidate, placement
-            )
+            if placement.others and not placement.dist_port:
+                leases.append(PortLease("0.0.0.0"))
+                placement = dataclasses.replace(placement, dist_port=leases[0].port)
+            specs = render_nodes(candidate, placement, lease.port)
+            spec = self.command(specs[0], candidate, placement)
             process = EngineProcess(
                 spec, trial_dir, trial_dir / "engine.log", self.environment(candidate)
             )
             process.start()
+            started.append(process)
+            if not placement.others_started:
+                for rank in range(1, len(specs)):
+                    node_dir = trial_dir / f"node-{rank}"
+                    follower = self._start_node(specs[rank], candidate, placement, rank, node_dir)
+                    if follower is not None:
+                        started.append(follower)
         except BaseException:
-            lease.release()
+            for done in started:
+                with contextlib.suppress(ProcessError):
+                    done.stop(self.settings.stop_grace_s)
+            for held in (lease, *leases):
+                held.release()
             raise
-        return EngineInstance(candidate, spec, process, lease, self.settings)
+        return EngineInstance(
+            candidate, spec, process, lease, self.settings, tuple(started[1:]), tuple(leases)
+        )
+
+    def start_node(
+        self, candidate: Candidate, placement: Placement, rank: int, workdir: Path
+    ) -> EngineProcess | None:
+        """Start node `rank`'s part of an instance spanning nodes, in `workdir` (None: that
+        node has nothing to start, the head's launcher reaches it)."""
+        spec = render_nodes(candidate, placement)[rank]
+        return self._start_node(spec, candidate, placement, rank, workdir)
+
+    def _start_node(
+        self,
+        spec: LaunchSpec,
+        candidate: Candidate,
+        placement: Placement,
+        rank: int,
+        workdir: Path,
+    ) -> EngineProcess | None:
+        if not spec.argv:
+            return None
+        spec = self.command(spec, candidate, placement, rank)
+        process = EngineProcess(spec, workdir, workdir / "engine.log", self.environment(candidate))
+        process.start()
+        return process
 
     def environment(self, candidate: Candidate) -> dict[str, str]:
         """What this runner adds to the user's environment for `candidate`'s engine."""
         offline = bool(offline_reason(self.settings, candidate.checkpoint))
         return engine_env(self.settings, self.cache_dir, offline)
 
-    def command(self, spec: LaunchSpec, candidate: Candidate, placement: Placement) -> LaunchSpec:
-        """The argv actually started: the engine's own, through the vLLM shim or the emulator."""
+    def command(
+        self, spec: LaunchSpec, candidate: Candidate, placement: Placement, rank: int = 0
+    ) -> LaunchSpec:
+        """The argv actually started: the engine's own, through the vLLM shim or the emulator
+        (which, for an instance spanning nodes, reads the one-node command line and is told
+        the nodes and its rank)."""
         argv = [*spec.argv, *self.extra_args.get(candidate.engine, ())]
         if self.emulator is not None:
-            argv = [*self._emulator_argv(candidate, placement), "--", *argv]
+            if placement.others:
+                one_node = dataclasses.replace(placement, others=())
+                argv = [*launch_spec(candidate, one_node, spec.port).argv]
+                argv += self.extra_args.get(candidate.engine, ())
+            argv = [*self._emulator_argv(candidate, placement, rank), "--", *argv]
         elif argv[0] == VLLM_PROGRAM:
             argv = [sys.executable, "-m", VLLM_SHIM, *argv[1:]]
         elif argv[0] == "python":
@@ -209,9 +275,10 @@ class Launcher:
             return EngineProgram(candidate.engine, module=argv[2])
         return EngineProgram(candidate.engine, executable=argv[0])
 
-    def _emulator_argv(self, candidate: Candidate, placement: Placement) -> list[str]:
+    def _emulator_argv(self, candidate: Candidate, placement: Placement, rank: int) -> list[str]:
         assert self.emulator is not None
         group = placement.node_group
+        nodes = ["--nodes", str(group.nodes), "--node-rank", str(rank)] if group.nodes > 1 else []
         argv = [
             sys.executable,
             "-m",
@@ -232,6 +299,7 @@ class Launcher:
             f"{self.emulator.startup_s:g}",
             "--hang",
             self.emulator.hang,
+            *nodes,
         ]
         if self.emulator.fault != "none":
             argv += ["--fault", self.emulator.fault]

@@ -10,6 +10,9 @@ down and the port verified free. The `TrialOutcome` carries the engine log, the 
 and the benchmark JSON (same keys as `vllm bench serve --save-result`) as artifacts. The runner
 never raises for engine faults; only infrastructure faults (teardown failed) give
 ``infra_error``. Deadlines and the engine's environment come from one `RealRunSettings`.
+An instance spanning nodes starts one process per node: all of them here, on this machine (the
+sequential path; meant for the emulator), or, on Ray, rank 0 here and each other node's part
+by the pool's worker on that node (`start_node`).
 `EmulatorLaunch` swaps the engine for `python -m runners.sim.serve` with the same flags.
 """
 
@@ -27,6 +30,7 @@ from runners.checkpoint import absolute_checkpoint, missing_checkpoint
 from runners.engines import resolve_candidate
 from runners.launch import EmulatorLaunch, EngineInstance, Launcher, StartFailed
 from runners.measure import emulator_time_scale, measure, prompt_vocab_size
+from runners.process import EngineProcess
 from runners.settings import RealRunSettings
 from runners.types import (
     Candidate,
@@ -67,6 +71,7 @@ class LocalRunner:
         )
         self.endpoint = endpoint
         self.num_warmups = num_warmups
+        self._nodes: list[EngineProcess] = []  # started by `start_node`, live with this process
 
     @property
     def emulator(self) -> EmulatorLaunch | None:
@@ -75,6 +80,15 @@ class LocalRunner:
     def command(self, spec: LaunchSpec, candidate: Candidate, placement: Placement) -> LaunchSpec:
         """The argv actually started: the engine's own, through the vLLM shim or the emulator."""
         return self.launcher.command(spec, candidate, placement)
+
+    def start_node(self, candidate: Candidate, placement: Placement, rank: int) -> None:
+        """Start node `rank`'s part of an instance spanning nodes (asked by the pool's worker
+        on that node); it runs until that worker ends, which stops it."""
+        candidate = absolute_checkpoint(candidate)
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}-node{rank}"
+        process = self.launcher.start_node(candidate, placement, rank, self.artifacts_dir / stamp)
+        if process is not None:
+            self._nodes.append(process)
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         started = time.perf_counter()
@@ -129,7 +143,7 @@ class LocalRunner:
             ready.endpoint,
             workload,
             vocab_size=prompt_vocab_size(candidate),
-            num_gpus=len(placement.gpu_ids),
+            num_gpus=placement.gpu_count,
             out_dir=trial_dir,
             timeout_s=self.settings.bench_timeout_s,
             api=self.endpoint,

@@ -83,12 +83,42 @@ class NodeGroup:
 
 
 @dataclass(frozen=True)
+class NodeSlot:
+    """One node of a placement: the address other nodes reach it at, and its GPU ids."""
+
+    host: str
+    gpu_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Placement:
-    """Where one trial runs: its node group and the GPU ids it was given there."""
+    """Where one trial runs: its node group and the GPU ids it was given there.
+
+    `gpu_ids` are on the first node (rank 0, the one that serves), whose engine listens on
+    `host`. An instance that spans nodes also holds `others`: the further nodes (ranks 1, 2,
+    ...), each reached at its own address, with its GPU ids there; `head_address` is the
+    address they reach rank 0 at and `dist_port` the port of the engine's distributed
+    rendezvous on it (0: the engine's default). `others_started` says that the pool's own
+    workers, one per node, start the processes of `others` (on Ray); otherwise the runner
+    starts them itself. `node_group` then has one node per node held.
+    """
 
     node_group: NodeGroup
     gpu_ids: tuple[int, ...]
     host: str = "127.0.0.1"
+    others: tuple[NodeSlot, ...] = ()
+    head_address: str = ""
+    dist_port: int = 0
+    others_started: bool = False
+
+    @property
+    def nodes(self) -> tuple[NodeSlot, ...]:
+        """Every node held, rank 0 first (rank 0 at `head_address`, or `host` when unset)."""
+        return (NodeSlot(self.head_address or self.host, self.gpu_ids), *self.others)
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(len(node.gpu_ids) for node in self.nodes)
 
 
 DatasetName = Literal["sharegpt-like", "random", "sharegpt", "jsonl", "csv", "mooncake", "azure"]
@@ -279,6 +309,12 @@ class ServingConfig:
     routed experts in `model.expert_weight_bits` when only they are quantized).
     `kv_cache_gib` is an explicit KV-cache size per GPU (MindIE npuMemSize, vLLM
     kv-cache-memory-bytes); 0 = derived from `mem_fraction`.
+    `attention_dp` is the number of attention data-parallel groups of one replica (SGLang's
+    attention DP, TensorRT-LLM's enable_attention_dp): each runs attention at TP =
+    `tensor_parallel` on its own sequences, and the MoE layers span all of them. `nodes` is
+    how many nodes one replica spans (TP innermost, then DP, then PP stages, as the engines
+    number their ranks) and `inter_node_gb_s` each GPU's share of the network between them
+    (GB/s, one direction; None: unknown).
     """
 
     engine: EngineName
@@ -317,10 +353,15 @@ class ServingConfig:
     api_server_count: int = 1
     weight_quant: str = ""
     kv_cache_gib: float = 0.0
+    attention_dp: int = 1
+    nodes: int = 1
+    inter_node_gb_s: float | None = None
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.tensor_parallel * self.data_parallel
+        return (
+            self.tensor_parallel * self.data_parallel * self.attention_dp * self.pipeline_parallel
+        )
 
 
 OutcomeStatus = Literal["ok", "crashed", "infra_error"]

@@ -7,10 +7,11 @@ An engine release outside the catalogue takes its nearest catalogued release (an
 ``--strict-versions``); every setting must exist at that release (with the
 closest valid name otherwise, or where it moved); values and ranges must be valid engine
 values; conditions must refer to settings declared above them and to reachable values; a value
-that can never run on its own (more GPUs than the node group, TP not dividing the heads) is
-rejected; user constraints may only name settings and facts; the baseline must be the engine
-default where not set, reachable by the space, and satisfy every constraint. Each problem is
-``field.path: what is wrong and how to fix it``.
+that can never run on its own (TP not dividing the heads; an instance larger than the node
+group, or than one node where the engine release cannot span nodes: the node group is too
+small) is rejected; user constraints may only name settings and facts; the baseline must be the
+engine default where not set, reachable by the space, fit the node group and satisfy every
+constraint. Each problem is ``field.path: what is wrong and how to fix it``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from optimizer.spec.models import (
 )
 from optimizer.spec.resolve import resolve_space
 from runners.catalog import GpuSpec, ModelSpec, Quantization
-from runners.engines import EngineAdapter, engine_names, get_engine, get_entry, release
+from runners.engines import (
+    EngineAdapter,
+    adapter_for,
+    engine_names,
+    get_engine,
+    get_entry,
+    instance_nodes,
+    release,
+)
 from runners.errors import DatasetError, EngineError
 from runners.types import NodeGroup, SettingValue
 from runners.workload import make_requests
@@ -194,6 +203,13 @@ def _check_runnable(
         if check_value(value) is not None:
             continue
         effective = adapter.effective_settings({setting: value}, model, gpu)
+        world = adapter.gpus_per_instance(effective, model)
+        too_small = node_group_too_small(
+            f"{field} = {value!r}", f"remove {value!r} from {field}", world, adapter, node_group
+        )
+        if too_small is not None:
+            problems.append(too_small)
+            continue
         unquantized = Quantization("bf16")
         for found in builtin_violations(adapter, effective, model, gpu, node_group, unquantized):
             if found.rule in SINGLE_VALUE_RULES:
@@ -201,6 +217,33 @@ def _check_runnable(
                     f"{field}: {value!r} can never run: {found.message}; remove it from the space"
                 )
     return problems
+
+
+def node_group_too_small(
+    what: str, other_fix: str, world: int, adapter: EngineAdapter, node_group: NodeGroup
+) -> str | None:
+    """Why the node group cannot hold one instance of `world` GPUs (`what` asks for it), with
+    the fix, or None when it can: on one node, or over several where the engine release can
+    span nodes."""
+    per_node, nodes = node_group.gpus_per_node, node_group.nodes
+    if world <= per_node:
+        return None
+    shape = f"{nodes} node{'s' if nodes > 1 else ''} of {per_node} x {node_group.gpu}"
+    if not adapter.spans_nodes():
+        return (
+            f"hardware.node_groups.0.gpus_per_node: {what} needs {world} GPUs in one instance, "
+            f"and {adapter.name} {adapter.version} runs an instance on one node ({shape}); "
+            f"use nodes of {world} GPUs or more, an engine release that spans nodes, or "
+            f"{other_fix}"
+        )
+    if world <= node_group.total_gpus:
+        return None
+    needed = instance_nodes(world, per_node)
+    return (
+        f"hardware.node_groups.0.nodes: the node group ({shape}) is too small for {what}: one "
+        f"instance needs {world} GPUs ({needed} nodes of {per_node}); set nodes: {needed} or "
+        f"more (with the network between them), or {other_fix}"
+    )
 
 
 def _check_baseline(spec: StudySpec, model: ModelSpec, gpu: GpuSpec) -> list[str]:
@@ -230,6 +273,17 @@ def _check_baseline(spec: StudySpec, model: ModelSpec, gpu: GpuSpec) -> list[str
     except SpecError as exc:
         return [str(exc)]
     candidate = candidate_from_params(spec, params)
+    adapter = adapter_for(candidate)
+    effective = adapter.effective_settings(candidate.settings_dict(), model, gpu)
+    too_small = node_group_too_small(
+        "the baseline",
+        "set smaller parallelism under baseline.settings",
+        adapter.gpus_per_instance(effective, model),
+        adapter,
+        spec.node_group,
+    )
+    if too_small is not None:
+        return [too_small]
     for broken in violations(spec, candidate):
         problems.append(
             f"baseline: the engine-defaults configuration breaks rule {broken.rule!r} "

@@ -6,8 +6,9 @@ simulator policy; `registry` registers them. This module is the facade other pac
 `get_engine(name, version)` returns the adapter of one release; on a `Candidate`, `resolve`
 gives the engine-neutral `ServingConfig` the simulator consumes (or the `Crash` of the engine's
 own argument checks), `render` the exact `LaunchSpec` (argv, env, files, port, URLs),
-`serve_command` the copy-paste command line, `deploy` the launch of a deployed instance whose
-settings live in the engine's own configuration file; `diagnose` turns a failed engine's exit
+`serve_command` the copy-paste command line, `render_nodes` the launch on every node of an
+instance that spans nodes, `deploy` the launch of a deployed instance whose settings live in the
+engine's own configuration file; `diagnose` turns a failed engine's exit
 code and log into a `Crash` (class and root cause); `rule_breaks` / `simulator_check` ask the
 static rules. Candidate settings may use any spelling the engine accepts (``max_num_seqs`` for
 ``max-num-seqs``, ``kv_cache_free_gpu_memory_fraction`` for ``free_gpu_memory_fraction``).
@@ -20,6 +21,7 @@ from runners.catalog import get_gpu, get_model
 from runners.engines.base import (
     EngineAdapter,
     LaunchParts,
+    NodeRole,
     SettingInfo,
     check_version,
     default_in_context,
@@ -27,6 +29,7 @@ from runners.engines.base import (
     minimal_settings,
     render_deploy,
     render_launch,
+    render_node_launches,
 )
 from runners.engines.diagnose import classify, diagnose, root_cause
 from runners.engines.entry import CommandLine, EngineEntry
@@ -48,6 +51,7 @@ from runners.engines.registry import (
 from runners.engines.resolved import Resolved, resolve_candidate
 from runners.engines.rules import Rule, RuleBreak
 from runners.engines.static_check import rule_breaks, simulator_check
+from runners.engines.topology import instance_nodes, network_gb_s, with_topology
 from runners.engines.versions import Version, VersionRange, parse_version
 from runners.types import (
     Candidate,
@@ -90,6 +94,16 @@ def deploy(candidate: Candidate, node_group: NodeGroup, host: str, port: int) ->
     model = get_model(candidate.model)
     gpu = get_gpu(node_group.gpu)
     return render_deploy(adapter, candidate, model, gpu, host, port)
+def render_nodes(
+    candidate: Candidate, placement: Placement, port: int | None = None
+) -> tuple[LaunchSpec, ...]:
+    """The launch on every node of `placement`, rank 0 (the one that serves) first; one
+    launch when it holds one node. An engine release that cannot span nodes is an
+    `EngineError`."""
+    adapter = adapter_for(candidate)
+    model = get_model(candidate.model)
+    gpu = get_gpu(placement.node_group.gpu)
+    return render_node_launches(adapter, candidate, model, gpu, placement, port)
 
 
 def serve_command(candidate: Candidate, node_group: NodeGroup) -> str:
@@ -111,6 +125,7 @@ __all__ = [
     "EngineCosts",
     "EngineEntry",
     "LaunchParts",
+    "NodeRole",
     "Parallelism",
     "Release",
     "Resolved",
@@ -132,14 +147,17 @@ __all__ = [
     "engine_names",
     "get_engine",
     "get_entry",
+    "instance_nodes",
     "launch_spec",
     "listen_flags",
     "minimal_settings",
+    "network_gb_s",
     "parse_version",
     "register",
     "release",
     "render",
     "render_deploy",
+    "render_nodes",
     "resolve",
     "resolve_candidate",
     "root_cause",
@@ -148,4 +166,5 @@ __all__ = [
     "sim_policy",
     "simulator_check",
     "unregister",
+    "with_topology",
 ]

@@ -9,9 +9,11 @@ hardware (`effective_settings`), the engine's own argument validation with its r
 
 From `effective_settings` follow the engine default of one setting in context
 (`default_in_context`), the minimal set of settings that reproduces a configuration
-(`minimal_settings`), the exact launch (`render_launch`, `serve_command`), and the launch of a
+(`minimal_settings`), the exact launch (`render_launch`, `serve_command`), the launch of a
 deployed instance whose settings live in the engine's own configuration file
-(`render_deploy`: a ``--config`` YAML, an extra-options YAML, a config.json).
+(`render_deploy`: a ``--config`` YAML, an extra-options YAML, a config.json); an instance that
+spans nodes gets one launch per node (`render_node_launches`, through the adapter's
+`multi_node_parts` for releases that `spans_nodes`).
 """
 
 from __future__ import annotations
@@ -138,6 +140,25 @@ class LaunchParts:
     files: tuple[tuple[str, str], ...] = ()
     health_path: str = "/health"
     api_prefix: str = "/v1"
+
+
+@dataclass(frozen=True)
+class NodeRole:
+    """One node's part in an instance that spans `nodes` nodes: its `rank` (0 serves), the
+    address and port of rank 0's distributed rendezvous (`head`, `dist_port`; port 0: the
+    engine's default), every node's (address, GPU count) in rank order, and the variable that
+    names a node's devices (the GPU spec's)."""
+
+    rank: int
+    nodes: int
+    head: str
+    dist_port: int
+    layout: tuple[tuple[str, int], ...]
+    device_env: str
+
+    @property
+    def world(self) -> int:
+        return sum(gpus for _, gpus in self.layout)
 
 
 class EngineAdapter(abc.ABC):
@@ -290,6 +311,21 @@ class EngineAdapter(abc.ABC):
     def container_image(self) -> str:
         """The engine's public container image at this release ("" when there is none)."""
         return ""
+    def spans_nodes(self) -> bool:
+        """This release can run one instance over several nodes (`multi_node_parts`)."""
+        return False
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        """The launch of node `role.rank` of an instance spanning nodes, from the one-node
+        launch `parts` (argv empty: nothing to start on that node, the head's launcher reaches
+        it). Only for releases that `spans_nodes`."""
+        raise EngineError(self.cannot_span_text())
+
+    def cannot_span_text(self) -> str:
+        return (
+            f"{self.name} {self.version} cannot run one instance over several nodes in this "
+            "tool; keep its instances within one node"
+        )
 
     def gpus_per_instance(self, effective: Mapping[str, SettingValue], model: ModelSpec) -> int:
         return self.parallelism(effective, model).gpus
@@ -425,6 +461,30 @@ def setting_flags(adapter: EngineAdapter, settings: Mapping[str, SettingValue]) 
     return adapter.flags(adapter.normalize(settings))
 
 
+def _minimal_and_effective(
+    adapter: EngineAdapter, candidate: Candidate, model: ModelSpec, gpu: GpuSpec
+) -> tuple[dict[str, SettingValue], dict[str, SettingValue]]:
+    """The candidate's minimal settings (what a command line must say) and effective ones."""
+    explicit = adapter.normalize(candidate.settings_dict())
+    minimal = minimal_settings(adapter, explicit, model, gpu)
+    return minimal, adapter.effective_settings(explicit, model, gpu)
+
+
+def _launch_spec(
+    parts: LaunchParts, gpu: GpuSpec, devices: tuple[int, ...], host: str, port: int
+) -> LaunchSpec:
+    """`parts` started on `devices` (named by the GPU's visibility variable)."""
+    return LaunchSpec(
+        argv=parts.argv,
+        env=((gpu.visible_devices_env, ",".join(str(i) for i in devices)), *parts.env),
+        port=port,
+        health_path=parts.health_path,
+        host=host,
+        files=parts.files,
+        api_prefix=parts.api_prefix,
+    )
+
+
 def render_launch(
     adapter: EngineAdapter,
     candidate: Candidate,
@@ -434,23 +494,45 @@ def render_launch(
     port: int | None = None,
 ) -> LaunchSpec:
     """The exact launch (argv without shell, env, files) of `candidate` on `placement`."""
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     port = port or adapter.default_port
     parts = adapter.launch_parts(
         candidate, minimal, effective, placement.host, port, placement.gpu_ids
     )
-    devices = ",".join(str(i) for i in placement.gpu_ids)
-    return LaunchSpec(
-        argv=parts.argv,
-        env=((gpu.visible_devices_env, devices), *parts.env),
-        port=port,
-        health_path=parts.health_path,
-        host=placement.host,
-        files=parts.files,
-        api_prefix=parts.api_prefix,
-    )
+    return _launch_spec(parts, gpu, placement.gpu_ids, placement.host, port)
+
+
+def render_node_launches(
+    adapter: EngineAdapter,
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    placement: Placement,
+    port: int | None = None,
+) -> tuple[LaunchSpec, ...]:
+    """The launch on every node `placement` holds, rank 0 (the one that serves) first: one
+    `render_launch` on one node; over several, each node's part (`multi_node_parts`) with its
+    own devices. A node whose argv is empty has nothing to start (the head's launcher reaches
+    it)."""
+    if not placement.others:
+        return (render_launch(adapter, candidate, model, gpu, placement, port),)
+    if not adapter.spans_nodes():
+        raise EngineError(adapter.cannot_span_text())
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
+    port = port or adapter.default_port
+    nodes = placement.nodes
+    layout = tuple((node.host, len(node.gpu_ids)) for node in nodes)
+    launches: list[LaunchSpec] = []
+    for rank, node in enumerate(nodes):
+        parts = adapter.launch_parts(
+            candidate, minimal, effective, placement.host, port, node.gpu_ids
+        )
+        role = NodeRole(
+            rank, len(nodes), nodes[0].host, placement.dist_port, layout, gpu.visible_devices_env
+        )
+        parts = adapter.multi_node_parts(parts, role)
+        launches.append(_launch_spec(parts, gpu, node.gpu_ids, placement.host, port))
+    return tuple(launches)
 
 
 def render_deploy(
@@ -482,10 +564,37 @@ def serve_command(
     Environment settings are prefixed (``VLLM_ATTENTION_BACKEND=FLASHINFER vllm serve ...``);
     config-file settings are in the file the command names.
     """
-    explicit = adapter.normalize(candidate.settings_dict())
-    minimal = minimal_settings(adapter, explicit, model, gpu)
-    effective = adapter.effective_settings(explicit, model, gpu)
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
     parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
+    return _command_line(adapter, parts, minimal)
+
+
+def multi_node_serve_command(
+    adapter: EngineAdapter,
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    nodes: int,
+    gpus_per_node: int,
+) -> str:
+    """The shortest command lines that start `candidate` as one instance over `nodes` nodes:
+    ``[node 0] ... [node 1] ...``, node r reached at ``NODE<r>_IP`` (a node with nothing to
+    start, whose processes the head's launcher starts, is left out)."""
+    minimal, effective = _minimal_and_effective(adapter, candidate, model, gpu)
+    layout = tuple((f"NODE{rank}_IP", gpus_per_node) for rank in range(nodes))
+    lines: list[str] = []
+    for rank in range(nodes):
+        parts = adapter.launch_parts(candidate, minimal, effective, "", None, ())
+        role = NodeRole(rank, nodes, layout[0][0], 0, layout, gpu.visible_devices_env)
+        parts = adapter.multi_node_parts(parts, role)
+        if parts.argv:
+            lines.append(f"[node {rank}] {_command_line(adapter, parts, minimal)}")
+    return " ".join(lines)
+
+
+def _command_line(
+    adapter: EngineAdapter, parts: LaunchParts, minimal: Mapping[str, SettingValue]
+) -> str:
     env = [f"{k}={shlex.quote(v)}" for k, v in parts.env]
     command = " ".join([*env, shlex.join(parts.argv)])
     table = adapter.settings()

@@ -111,8 +111,10 @@ class SimPolicy:
         return 1 if self.kv_page == "token" else max(1, config.block_size)
 
     def engine_cores(self, config: ServingConfig) -> int:
-        """Engine cores of one instance that share its scheduler's budget (vLLM DP)."""
-        return config.data_parallel if self.data_parallel == "engine_cores" else 1
+        """Engine cores of one instance that share its scheduler's budget (vLLM DP; the
+        attention-DP groups of SGLang and TensorRT-LLM)."""
+        cores = config.data_parallel if self.data_parallel == "engine_cores" else 1
+        return cores * config.attention_dp
 
     def instances(self, config: ServingConfig) -> int:
         """Independent instances serving the workload (SGLang DP: whole replicas)."""

@@ -2,12 +2,13 @@
 
 Place in the data flow: right after the search proposes a `Candidate`, `resolve_candidate`
 applies the engine's defaults on the node group's GPU, runs the engine's own argument checks,
-applies the checkpoint's quantization, and computes everything later stages ask about the
-same candidate: the effective settings,
-the settings that differ from the defaults (for display), the instance shape, the copy-paste
-serve command and the engine-neutral `ServingConfig` the simulator consumes. Pre-flight, the
-trial record, progress lines, pools and runners all read this one value instead of resolving
-the candidate again. Results are cached per (candidate, node group): both are frozen.
+applies the checkpoint's quantization and the instance's place on the nodes (how many it
+spans), and computes everything later stages ask about the same candidate: the effective
+settings, the settings that differ from the defaults (for display), the instance shape, the
+copy-paste serve command (one per node for an instance spanning nodes) and the engine-neutral
+`ServingConfig` the simulator consumes. Pre-flight, the trial record, progress lines, pools and
+runners all read this one value instead of resolving the candidate again. Results are cached
+per (candidate, node group): both are frozen.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from runners.catalog import checkpoint_quantization, get_gpu, get_model
-from runners.engines.base import minimal_settings, serve_command
+from runners.engines.base import minimal_settings, multi_node_serve_command, serve_command
 from runners.engines.parallel import Parallelism
 from runners.engines.quantized import with_quantization
 from runners.engines.registry import adapter_for
+from runners.engines.topology import instance_nodes, with_topology
 from runners.types import Candidate, Crash, NodeGroup, ServingConfig, SettingValue
 
 
@@ -70,11 +72,21 @@ def resolve_candidate(candidate: Candidate, node_group: NodeGroup) -> Resolved:
     config = None
     if problem is None:
         quantization = checkpoint_quantization(candidate.checkpoint, candidate.weight_dtype, model)
-        config = with_quantization(
-            adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
-            quantization,
+        config = with_topology(
+            with_quantization(
+                adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
+                quantization,
+            ),
+            node_group,
         )
     split = adapter.parallelism(effective, model)
+    nodes = instance_nodes(split.gpus, node_group.gpus_per_node)
+    if problem is None and 1 < nodes <= node_group.nodes and adapter.spans_nodes():
+        command = multi_node_serve_command(
+            adapter, candidate, model, gpu, nodes, -(-split.gpus // nodes)
+        )
+    else:
+        command = serve_command(adapter, candidate, model, gpu)
     return Resolved(
         candidate=candidate,
         node_group=node_group,
@@ -82,7 +94,7 @@ def resolve_candidate(candidate: Candidate, node_group: NodeGroup) -> Resolved:
         minimal=tuple(minimal.items()),
         instance_gpus=split.gpus,
         replicas=adapter.replicas(effective, model, node_group),
-        serve_command=serve_command(adapter, candidate, model, gpu),
+        serve_command=command,
         config=config,
         problem=problem,
         split=split,

@@ -131,6 +131,20 @@ def _node_gpus(subject: Subject) -> Crash | None:
 NODE_GPUS = Rule("gpus", _node_gpus, preflight=True)
 
 
+def nodes_divide_rule(text: Callable[[int, int], str]) -> Rule:
+    """An instance over several nodes puts the same number of ranks on each: the nodes it spans
+    must divide its GPUs; `text(nodes, gpus)` is the engine's error text."""
+
+    def check(subject: Subject) -> Crash | None:
+        config = subject.config
+        gpus = config.gpus_per_replica
+        if config.nodes == 1 or gpus % config.nodes == 0:
+            return None
+        return Crash(CrashClass.INVALID_CONFIG, text(config.nodes, gpus))
+
+    return Rule("nodes_divide_world", check, preflight=True)
+
+
 def _expert_parallel(subject: Subject) -> Crash | None:
     config = subject.config
     if config.expert_parallel and not config.model.is_moe:
@@ -214,5 +228,6 @@ __all__ = [
     "breaks",
     "first_break",
     "model_len_rule",
+    "nodes_divide_rule",
     "sm90_or_newer",
 ]

@@ -16,6 +16,7 @@ from runners.engines.base import EngineAdapter
 from runners.engines.quantized import with_quantization
 from runners.engines.registry import get_entry, sim_policy
 from runners.engines.rules import RuleBreak, Subject, breaks, first_break
+from runners.engines.topology import with_topology
 from runners.types import NodeGroup, ServingConfig, SettingValue
 
 
@@ -31,9 +32,12 @@ def rule_breaks(
     """The static rules these effective settings break on `node_group` with a checkpoint
     quantized as `quantization`, in rule order (`preflight_only`: just the rules pre-flight
     rejects on)."""
-    config = with_quantization(
-        adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
-        quantization,
+    config = with_topology(
+        with_quantization(
+            adapter.to_serving_config(quantization.storage, effective, model, gpu, node_group),
+            quantization,
+        ),
+        node_group,
     )
     subject = Subject(config, adapter.parallelism(effective, model), node_group)
     return breaks(get_entry(adapter.name).rules, subject, preflight_only)

@@ -33,10 +33,20 @@ class DeviceLedger:
     def allocate(self, node_id: str, node_gpus: int, count: int, owner: str) -> list[int] | None:
         """`count` free device ids of `node_id` for `owner`, contiguous when possible (NVLink
         islands); None when the node has fewer free ids."""
-        held = self.held.setdefault(node_id, {})
-        if node_gpus - len(held) < count:
+        found = self.allocate_nodes([(node_id, node_gpus)], count, owner)
+        return None if found is None else found[0]
+
+    def allocate_nodes(
+        self, nodes: list[tuple[str, int]], count: int, owner: str
+    ) -> list[list[int]] | None:
+        """`count` device ids on each of `nodes` ((node id, its GPUs), one instance spanning
+        them) for `owner`: the same ids on every node (an MPI launch names one device list for
+        all), contiguous when possible; None when the nodes have no such ids free in common."""
+        helds = [self.held.setdefault(node_id, {}) for node_id, _ in nodes]
+        if any(gpus - len(held) < count for (_, gpus), held in zip(nodes, helds, strict=True)):
             self._drop_orphans()
-        free = [i for i in range(node_gpus) if i not in held]
+        width = min(gpus for _, gpus in nodes)
+        free = [i for i in range(width) if all(i not in held for held in helds)]
         if len(free) < count:
             return None
         runs = [
@@ -45,9 +55,10 @@ class DeviceLedger:
             if free[i + count - 1] - free[i] == count - 1
         ]
         chosen = runs[0] if runs else free[:count]
-        for device in chosen:
-            held[device] = owner
-        return chosen
+        for held in helds:
+            for device in chosen:
+                held[device] = owner
+        return [list(chosen) for _ in nodes]
 
     def release(self, owner: str) -> None:
         for held in self.held.values():

@@ -40,6 +40,8 @@ class EmulatorOptions:
     fault: Literal["none", "http500", "malformed"] = "none"
     weight_dtype: WeightDtype = "bf16"
     profile: TruthProfile = field(default_factory=identity_profile)
+    nodes: int = 1
+    node_rank: int = 0
 
     @property
     def calibration(self) -> Calibration:
@@ -133,6 +135,10 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         metavar="FILE",
         help="truth profile: how this engine really behaves (docs/emulator-profile.md)",
     )
+    own.add_argument("--nodes", type=int, default=1, help="nodes the instance spans")
+    own.add_argument(
+        "--node-rank", type=int, default=0, help="this node's rank (above 0: it only waits)"
+    )
     args = list(argv)
     split = args.index("--") if "--" in args else len(args)
     ns = own.parse_args(args[:split])
@@ -169,4 +175,6 @@ def parse_options(argv: Sequence[str]) -> EmulatorOptions:
         fault=ns.fault,
         weight_dtype=ns.weight_dtype,
         profile=profile,
+        nodes=ns.nodes,
+        node_rank=ns.node_rank,
     )

@@ -92,7 +92,8 @@ def attention_params_per_gpu(m: ModelSpec, tp: int) -> float:
 def weight_bytes_per_gpu(config: ServingConfig) -> float:
     """Weights on one GPU: non-expert params / TP + expert params / (TP*DP); quantized
     checkpoints keep embeddings, LM head and the router in BF16; KV projections replicate
-    beyond TP=kv_heads; a MoE model's leading dense layers hold a dense MLP instead."""
+    beyond TP=kv_heads; a MoE model's leading dense layers hold a dense MLP instead; with
+    pipeline stages, the fullest stage's layers and the embedding or the LM head."""
     m, tp = config.model, config.tensor_parallel
     w, w_expert = weight_bytes_per_param(config)
     attention = attention_params_per_gpu(m, tp) * w
@@ -107,8 +108,31 @@ def weight_bytes_per_gpu(config: ServingConfig) -> float:
     embeddings = m.embedding_params * 2.0 / tp
     if m.dense_layers:
         dense_layer = attention + 3 * m.hidden * m.intermediate * w / tp
-        return m.moe_layers * per_layer + m.dense_layers * dense_layer + embeddings
-    return m.layers * per_layer + embeddings
+        layers = m.moe_layers * per_layer + m.dense_layers * dense_layer
+    else:
+        layers = m.layers * per_layer
+    if config.pipeline_parallel > 1:
+        # the fullest stage: its share of the layers and (first or last stage) the embedding
+        # or the LM head
+        return layers * stage_share(config) + (embeddings if m.tied_embeddings else embeddings / 2)
+    return layers + embeddings
+
+
+def stage_share(config: ServingConfig) -> float:
+    """The share of the decoder layers the fullest pipeline stage holds (1 without PP)."""
+    layers, stages = config.model.layers, config.pipeline_parallel
+    return -(-layers // stages) / layers
+
+
+def kv_bytes_per_token(config: ServingConfig, kv_bytes: int) -> int:
+    """KV-cache bytes per token on one GPU: its TP rank's heads (an MLA latent on every rank)
+    in the layers of its pipeline stage (the fullest one)."""
+    full = config.model.kv_bytes_per_token_per_gpu(config.tensor_parallel, kv_bytes)
+    if config.pipeline_parallel == 1:
+        return full
+    layers = config.model.layers
+    stage_layers = -(-layers // config.pipeline_parallel)
+    return -(-full * stage_layers // layers)
 
 
 def activation_bytes(config: ServingConfig) -> float:
@@ -159,7 +183,7 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
     usable = config.gpu.memory_bytes * calib.efficiency(config.gpu).usable_scale
     weights = weight_bytes_per_gpu(config)
     act = activation_bytes(config)
-    ranks = config.tensor_parallel * config.data_parallel
+    ranks = config.gpus_per_replica
     non_torch = (params.NON_TORCH_GIB + (params.NCCL_BUFFER_GIB if ranks > 1 else 0.0)) * GIB
     non_torch += params.ATTENTION_WORKSPACE_GIB.get(config.attention_backend.lower(), 0.0) * GIB
     graph_bs = min(config.cuda_graph_max_batch, max(config.max_num_seqs, 1))
@@ -183,7 +207,7 @@ def plan_memory(config: ServingConfig, calib: params.Calibration | None = None) 
         headroom = usable - budget - graphs
     page = policy.page_tokens(config)
     kv_kind = 1 if config.kv_cache_dtype == "fp8" else 2
-    kvb = config.model.kv_bytes_per_token_per_gpu(config.tensor_parallel, kv_kind)
+    kvb = kv_bytes_per_token(config, kv_kind)
     blocks = max(0, math.floor(kv / (page * kvb)))
     kv_tokens = blocks * page
     factor = calib.scalar("runtime_transient_factor")

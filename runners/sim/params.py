@@ -50,6 +50,12 @@ AR_ALPHA_BASE_S = 6e-6  # all-reduce latency floor (prior; alpha ~ 8-20 us at TP
 AR_ALPHA_PER_RANK_S = 1.5e-6  # grows with ranks in the ring / custom all-reduce
 PCIE_ALPHA_FACTOR = 2.5  # §4.3: 2-3x larger latency over PCIe
 LINK_EFF = 0.7  # achieved fraction of link bandwidth (prior)
+# Between nodes (runners/sim/comm.py): a pipeline hand-off or one step of an inter-node
+# collective costs a point-to-point latency (aiconfigurator's system files: p2p latency 10 us)
+# plus the NIC hop; NCCL reaches most of an InfiniBand/RoCE line rate on large messages.
+P2P_ALPHA_S = 10e-6  # stage-to-stage send inside a node (prior, aiconfigurator p2p latency)
+INTER_NODE_ALPHA_S = 15e-6  # one inter-node step of a collective or a hand-off (prior)
+INTER_NODE_EFF = 0.8  # achieved fraction of each GPU's share of the network (prior)
 EP_IMBALANCE = 1.15  # busiest-rank expert load factor under EP (§4.2: 1.1-1.4)
 
 # --- speculative decoding (§4.6) -------------------------------------------------------------

@@ -6,7 +6,12 @@ that depends only on the number of tokens in the step (dense and MoE GEMMs, TP/D
 per-layer tails) is tabulated for every token count up to the step budget; attention is linear
 in the batch's context sums and costs two multiply-adds per step. Data parallel ranks are
 modelled mean-field as symmetric lockstep replicas: the scheduler runs one merged batch, each
-rank computes 1/DP of it, and the MoE layers (sharded over TP*DP) see all of its tokens.
+rank computes 1/DP of it, and the MoE layers (sharded over TP*DP) see all of its tokens;
+attention-DP groups (SGLang, TensorRT-LLM) are such ranks too. Pipeline stages run as many
+micro-batches as the step's tokens allow, up to PP: a step costs the whole model over one
+micro-batch (weights read once per micro-batch) plus the stage hand-offs, and its attention
+1/PP of the contexts. Collectives and hand-offs, inside a node or across the nodes an instance
+spans, are `comm.Collectives`.
 Efficiencies and per-step CPU costs come from a `params.Calibration` (GPU x dtype x engine).
 Speculative decoding (§4.6) is folded into decode steps: a verifier step runs (k+1) query tokens
 per sequence plus the drafter, and yields E_acc = (1 - a^(k+1)) / (1 - a) tokens per sequence,
@@ -34,6 +39,7 @@ from runners.catalog import GpuSpec
 from runners.engines import sim_policy
 from runners.errors import CatalogError
 from runners.sim import params
+from runners.sim.comm import Collectives
 from runners.sim.memory import attention_params_per_gpu, weight_bytes_per_param
 from runners.types import ServingConfig
 
@@ -109,13 +115,6 @@ def accepted_per_step(spec_tokens: int, acceptance: float) -> float:
     return (1.0 - a ** (spec_tokens + 1)) / (1.0 - a)
 
 
-def _allreduce_alpha_s(config: ServingConfig, ranks: int) -> float:
-    alpha = params.AR_ALPHA_BASE_S + params.AR_ALPHA_PER_RANK_S * ranks
-    if config.gpu.interconnect == "pcie":
-        alpha *= params.PCIE_ALPHA_FACTOR
-    return alpha
-
-
 def graph_pad(tokens: int, multiple: int = params.GRAPH_PAD_MULTIPLE) -> int:
     """Batch size a CUDA-graph replay runs at (capture sizes 1, 2, 4, then multiples of 8;
     every size with `multiple` = 1, as vLLM's ``--performance-mode interactivity`` captures)."""
@@ -159,7 +158,8 @@ class StepModel:
             self.cpu_per_seq_s += params.SPEC_CPU_PER_SEQ_S * self.spec_k
         max_tokens = max(max_tokens, max_tokens * (self.spec_k + 1))
         tp = config.tensor_parallel
-        if (tp > 1 or (self.dp > 1 and m.is_moe)) and config.gpu.link_gb_s is None:
+        collective = tp > 1 or (self.dp > 1 and m.is_moe) or config.pipeline_parallel > 1
+        if collective and config.gpu.link_gb_s is None:
             _known(config.gpu, None, "intra-node link bandwidth", "link_gb_s")
         kv_bytes = 1 if config.kv_cache_dtype == "fp8" else 2
         r = self.rates
@@ -198,6 +198,17 @@ class StepModel:
                 / self.dp
             )
             self.prefill_s_per_flop_unit += m.layers * index_flops / r.attn_flops / self.dp
+        self.pp = config.pipeline_parallel
+        if self.pp > 1:
+            # in steady state each stage runs its layers for all PP micro-batches in turn: a
+            # step's attention is the whole model's over 1/PP of the contexts
+            self.decode_s_per_ctx /= self.pp
+            self.prefill_s_per_flop_unit /= self.pp
+            self.prefill_s_per_kv_tok /= self.pp
+            self.capped_decode_s_per_ctx /= self.pp
+            self.capped_prefill_s_per_flop_unit /= self.pp
+            self.capped_prefill_s_per_kv_tok /= self.pp
+        self.comm = Collectives(config, self.rates.link_bw, self.dp)
         self.capped = capped > 0
         self.table_size = max_tokens + 1
         self.t_tokens_s = self._token_costs(np.arange(self.table_size, dtype=np.float64))
@@ -228,6 +239,10 @@ class StepModel:
         c, m, r = self.config, self.config.model, self.rates
         tp, dp = c.tensor_parallel, self.dp
         w, w_expert = weight_bytes_per_param(c)
+        if self.pp > 1:
+            # PP micro-batches (as many as tokens allow): a step costs the whole model over
+            # one micro-batch's tokens, weights read once per micro-batch
+            tokens = tokens / np.minimum(float(self.pp), np.maximum(tokens, 1.0))
         t_rank = tokens / dp
         # Dense linears: q/o sharded, k/v replicated beyond TP = kv_heads (MLA: the latent
         # down-projections replicated), dense MLP or router (and shared expert).
@@ -259,25 +274,25 @@ class StepModel:
             t_moe += 2 * params.GEMM_TAIL_S
         t_comm = np.zeros_like(tokens)
         act = m.hidden * 2.0
+        layout = self.comm.layout
         if tp > 1:
-            ar = _allreduce_alpha_s(c, tp) + 2.0 * (tp - 1) / tp * t_rank * act / r.link_bw
+            ar = self.comm.allreduce_s(layout.tensor, t_rank, act)
             t_comm += ar * (2.0 if dp == 1 or not m.is_moe else 1.0)
         if dp > 1 and m.is_moe:
-            n = tp * dp
-            gather = _allreduce_alpha_s(c, n) + (n - 1) / n * tokens * act / r.link_bw
-            t_comm += 2.0 * gather  # all-gather dispatch + reduce-scatter combine
+            # all-gather dispatch + reduce-scatter combine
+            t_comm += 2.0 * self.comm.allgather_s(layout.moe, tokens, act)
         per_layer = t_lin + t_moe + t_comm + params.LAYER_TAIL_S
         if m.dense_layers:
             # leading dense layers of a MoE model: a TP-sharded dense MLP, TP all-reduces only
             p_mlp = p_attn + 3 * m.hidden * m.intermediate / tp
             t_dense = self._linear_s(t_rank, p_mlp, w) + params.LAYER_TAIL_S
             if tp > 1:
-                t_dense += 2.0 * (
-                    _allreduce_alpha_s(c, tp) + 2.0 * (tp - 1) / tp * t_rank * act / r.link_bw
-                )
+                t_dense += 2.0 * self.comm.allreduce_s(layout.tensor, t_rank, act)
             out = m.moe_layers * per_layer + m.dense_layers * t_dense
         else:
             out = m.layers * per_layer
+        if self.pp > 1:
+            out = out + self.comm.handoff_s(t_rank, act)
         out[0] = 0.0
         return np.asarray(out, dtype=np.float64)
 

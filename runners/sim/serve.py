@@ -18,7 +18,8 @@ prompts) are recognised as `runners.sim.received` describes, and every received 
 logged at /emulator/requests. A runtime-OOM configuration dies with the CUDA OOM text and exit
 1 once half a step budget of prompt tokens has arrived; ``--hang start|load`` makes it hang
 before readiness or once load arrives. The output is always exactly ``max_tokens`` tokens (as
-with ``ignore_eos``).
+with ``ignore_eos``). An instance spanning nodes is emulated by rank 0 (``--nodes N``); every
+other node runs it with ``--node-rank R``, which only waits until it is stopped.
 
 ``--profile FILE`` makes it behave unlike the study's simulator: a truth profile
 (`runners.sim.profile`, docs/emulator-profile.md) scales the calibration it runs with, per
@@ -75,7 +76,7 @@ def startup_check(options: EmulatorOptions) -> ServingConfig | Crash:
         options.weight_dtype,
         options.settings,
     )
-    node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node)
+    node_group = NodeGroup("emulated", options.gpu, options.gpus_per_node, options.nodes)
     resolved = resolve(candidate, node_group)
     if isinstance(resolved, Crash):
         return resolved
@@ -366,6 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options.node_rank > 0:
+        # another node of an instance spanning nodes: it serves nothing, rank 0 does
+        print(f"INFO: node {options.node_rank} of {options.nodes} joined (emulated)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+        return 0
     resolved = startup_check(options)
     if isinstance(resolved, Crash):
         time.sleep(min(options.startup_s, 2.0) / max(options.time_scale, 1.0))

@@ -13,7 +13,10 @@ defaults resolve on a GPU (and, where the engine runs there, on the CPU device) 
 launch under its own spelling and is found again from that spelling; a deployed instance keeps
 its settings in the engine's own configuration files (which parse, and which its launch names),
 not on its command line, and listens on the port it is given; the argument checks refuse
-an instance that does not fit the node with a `Crash` carrying a class and the engine's text;
+an instance that does not fit the node with a `Crash` carrying a class and the engine's text; an
+instance of two nodes' GPUs renders one launch per node (each with its own devices, rank 0's
+address as the rendezvous) where the release can span nodes, and keeps its one-node error where
+it cannot;
 every crash signature classifies its own example lines; and a simulator policy, when present,
 answers everything the simulator asks of it.
 """
@@ -40,6 +43,7 @@ from runners.engines import (
     get_entry,
     parse_version,
     render,
+    render_nodes,
     resolve_candidate,
     simulator_check,
 )
@@ -50,6 +54,7 @@ from runners.types import (
     Candidate,
     CrashClass,
     NodeGroup,
+    NodeSlot,
     Placement,
     ServingConfig,
     SettingValue,
@@ -70,6 +75,8 @@ class EngineEntrySuite:
     cpu: ClassVar[str | None] = None
     """A CPU device the engine runs on (its defaults must resolve there too), or None."""
     cpu_model: ClassVar[str] = "tiny-qwen3-moe"
+    spanning_settings: ClassVar[dict[str, SettingValue] | None] = None
+    """Settings of one instance of two nodes' GPUs (e.g. TP 16 on nodes of 8), or None."""
 
     # --- helpers ------------------------------------------------------------------------------
     def entry(self) -> EngineEntry:
@@ -229,6 +236,37 @@ class EngineEntrySuite:
         assert resolved.problem is not None and resolved.config is None
         assert isinstance(resolved.problem.crash_class, CrashClass)
         assert resolved.problem.message.strip()
+
+    def test_an_instance_over_two_nodes_launches_on_each_or_keeps_its_one_node_error(
+        self,
+    ) -> None:
+        if self.spanning_settings is None:
+            pytest.skip(f"no instance over two nodes is given for {self.engine}")
+        candidate = self.candidate(self.spanning_settings)
+        group = NodeGroup("suite", self.gpu, self.gpus_per_node, 2, 50.0)
+        ids = tuple(range(self.gpus_per_node))
+        placement = Placement(
+            group, ids, others=(NodeSlot("10.0.0.2", ids),), head_address="10.0.0.1"
+        )
+        resolved = resolve_candidate(candidate, group)
+        one_node = resolve_candidate(candidate, self.node_group())
+        assert one_node.problem is not None
+        assert one_node.problem.crash_class == CrashClass.TOO_MANY_GPUS
+        if not self.adapter().spans_nodes():
+            assert resolved.problem is not None
+            assert resolved.problem.message == one_node.problem.message
+            with pytest.raises(EngineError, match="cannot run one instance over several nodes"):
+                render_nodes(candidate, placement, port=8000)
+            return
+        assert resolved.problem is None and resolved.config is not None
+        assert (resolved.config.nodes, resolved.config.inter_node_gb_s) == (2, 50.0)
+        launches = render_nodes(candidate, placement, port=8000)
+        assert len(launches) == 2 and launches[0].argv, "rank 0 starts the instance"
+        device_env = get_gpu(self.gpu).visible_devices_env
+        for launch, node in zip(launches, placement.nodes, strict=True):
+            assert dict(launch.env)[device_env] == ",".join(map(str, node.gpu_ids))
+        assert "10.0.0.1" in " ".join(launches[0].argv), "the rendezvous is rank 0's address"
+        assert "[node 0]" in resolved.serve_command
 
     def test_rules_have_distinct_ids(self) -> None:
         ids = [rule.id for rule in self.entry().rules]

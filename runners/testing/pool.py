@@ -3,10 +3,13 @@
 The contract it checks, with probe runners defined here (importable by any worker process):
 an idle pool has room and `wait` returns nothing; every submitted trial comes back exactly once
 as a `Finished` with its key, its outcome and a `Placement` of as many GPUs as `trial_gpus`
-says; room is finite; two trials in flight at the same time never hold the same GPU of the
-same node; an exception raised by the runner reaches the driver from `wait`; `release_all` is
-idempotent and leaves no trial (nor what a trial started) running; and, for pools whose
-workers can be lost, a lost worker is a `Finished` without outcome and with a fault text.
+says; an instance larger than a node holds two nodes of a `spanning_node_group` (each other
+node's part started by the pool's own worker where it has one, with its devices and rank 0's
+rendezvous port); room is finite; two trials in flight at the same time never hold the same GPU
+of the same node; an exception raised by the runner reaches the driver from `wait`;
+`release_all` is idempotent and leaves no trial (nor what a trial started) running; and, for
+pools whose workers can be lost, a lost worker is a `Finished` without outcome and with a fault
+text.
 
     class TestMyPool(TrialPoolConformance):
         starts_on_submit = workers_can_be_lost = sets_visible_devices = True
@@ -19,6 +22,7 @@ workers can be lost, a lost worker is a `Finished` without outcome and with a fa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,21 +35,55 @@ import pytest
 
 from runners import Runner
 from runners.pool import Finished, TrialPool, trial_gpus
-from runners.types import Candidate, NodeGroup, Placement, TrialOutcome, Workload
+from runners.types import Candidate, NodeGroup, Placement, SettingValue, TrialOutcome, Workload
 
 WORKLOAD = Workload("conformance", "random", 1, input_len=8, output_len=4)
 
 
+def _qwen3_235b(settings: dict[str, SettingValue]) -> Candidate:
+    model = "Qwen3-235B-A22B-Instruct-2507"
+    return Candidate.make("vllm", "0.33.0", model, f"Qwen/{model}", "bf16", settings)
+
+
 def tp(size: int) -> Candidate:
     """A candidate holding `size` GPUs when node groups are not filled."""
-    return Candidate.make(
-        "vllm",
-        "0.33.0",
-        "Qwen3-235B-A22B-Instruct-2507",
-        "Qwen/Qwen3-235B-A22B-Instruct-2507",
-        "bf16",
-        {"tensor-parallel-size": size},
-    )
+    return _qwen3_235b({"tensor-parallel-size": size})
+
+
+def spanning() -> Candidate:
+    """A candidate whose one instance needs two nodes of 8 GPUs (TP8 x PP2)."""
+    return _qwen3_235b({"tensor-parallel-size": 8, "pipeline-parallel-size": 2})
+
+
+class NodeProbeRunner:
+    """Records what each node of a spanning trial was given: `start_node` (called by the
+    pool's worker on that node) writes ``node-<rank>.json`` to `folder`; `run` waits (up to a
+    minute) for the other nodes' files and reports rank 0's devices and rendezvous port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def start_node(self, candidate: Candidate, placement: Placement, rank: int) -> None:
+        seen = {
+            "devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            "dist_port": placement.dist_port,
+            "gpu_ids": list(placement.nodes[rank].gpu_ids),
+        }
+        (self.folder / f"node-{rank}.json").write_text(json.dumps(seen))
+
+    def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
+        if placement.others_started:
+            deadline = time.monotonic() + 60.0
+            wanted = [self.folder / f"node-{r}.json" for r in range(1, len(placement.nodes))]
+            while not all(p.exists() for p in wanted) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        return TrialOutcome(
+            "ok",
+            artifacts=(
+                ("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", "")),
+                ("dist_port", str(placement.dist_port)),
+            ),
+        )
 
 
 class HoldRunner:
@@ -107,8 +145,15 @@ class TrialPoolConformance:
     """The trial's process sees exactly its placement's devices as CUDA_VISIBLE_DEVICES."""
     timeout_s: ClassVar[float] = 60.0
 
+    spanning_node_group: ClassVar[NodeGroup | None] = None
+    """A node group of two nodes of 8 GPUs for `make_spanning_pool` (None: not checked)."""
+
     def make_pool(self, runner: Runner, fill_node_group: bool) -> TrialPool:
         raise NotImplementedError("a TrialPoolConformance subclass must implement make_pool")
+
+    def make_spanning_pool(self, runner: Runner, fill_node_group: bool) -> TrialPool:
+        """A pool on `spanning_node_group`."""
+        raise NotImplementedError("set spanning_node_group and implement make_spanning_pool")
 
     def collect(self, pool: TrialPool, count: int) -> list[Finished]:
         """Wait until `count` trials have finished (or the suite's timeout passes)."""
@@ -150,6 +195,36 @@ class TrialPoolConformance:
         if self.sets_visible_devices:
             visible = dict(done.outcome.artifacts)["cuda_visible_devices"]
             assert visible == ",".join(str(i) for i in done.placement.gpu_ids)
+
+    @pytest.mark.parametrize("fill_node_group", [True, False])
+    def test_an_instance_larger_than_a_node_holds_several_nodes(
+        self, fill_node_group: bool, tmp_path: Path
+    ) -> None:
+        group = self.spanning_node_group
+        if group is None:
+            pytest.skip("this suite was given no node group of several nodes")
+        pool = self.make_spanning_pool(NodeProbeRunner(tmp_path), fill_node_group)
+        try:
+            pool.submit(3, spanning(), WORKLOAD)
+            [done] = self.collect(pool, 1)
+        finally:
+            pool.release_all()
+        assert done.outcome is not None and done.outcome.status == "ok"
+        placement = done.placement
+        assert placement is not None
+        assert (placement.node_group.nodes, placement.node_group.gpus_per_node) == (2, 8)
+        assert placement.node_group.inter_node_gb_s == group.inter_node_gb_s
+        assert len(placement.nodes) == 2
+        assert all(len(set(node.gpu_ids)) == 8 for node in placement.nodes)
+        assert placement.gpu_count == trial_gpus(spanning(), group, fill_node_group) == 16
+        artifacts = dict(done.outcome.artifacts)
+        if self.sets_visible_devices:
+            assert artifacts["cuda_visible_devices"] == ",".join(map(str, placement.gpu_ids))
+        if placement.others_started:  # the pool's own worker started node 1's part
+            node = json.loads((tmp_path / "node-1.json").read_text())
+            assert node["gpu_ids"] == list(placement.others[0].gpu_ids)
+            assert node["devices"] == ",".join(map(str, placement.others[0].gpu_ids))
+            assert node["dist_port"] == placement.dist_port == int(artifacts["dist_port"]) > 0
 
     def test_room_is_finite(self) -> None:
         pool = self.make_pool(HoldRunner(30.0), fill_node_group=True)

@@ -3,8 +3,10 @@
 The contract it checks: a feasible candidate completes with metrics in `vllm bench serve` units
 and a positive duration, and the outcome says how many instances of how many GPUs served it; a
 configuration the engine refuses comes back as a `Crash` with a class, a message and a phase,
-never as an exception; every artifact the outcome names exists; a process-based runner leaves
-no process of the groups it started and no bound port behind; a runner that loads weights
+never as an exception; an instance spanning two nodes is served as one instance (a
+process-based runner starts one process per node and stops them all); every artifact the
+outcome names exists; a process-based runner leaves no process of the groups it started and no
+bound port behind; a runner that loads weights
 reports a local checkpoint missing on its node as ``setup:model_missing`` without starting
 anything.
 
@@ -34,6 +36,7 @@ from runners.types import (
     Candidate,
     CrashClass,
     NodeGroup,
+    NodeSlot,
     Placement,
     SettingValue,
     TrialOutcome,
@@ -80,6 +83,16 @@ class RunnerConformance:
 
     def workload(self) -> Workload:
         return Workload("conformance", "random", 24, input_len=64, output_len=12)
+
+    def spanning_placement(self) -> Placement:
+        """Two nodes of 8 x H100 joined by 50 GB/s per GPU, all reached on this machine."""
+        group = NodeGroup("h100x2", "H100-SXM-80GB", 8, 2, 50.0)
+        ids = tuple(range(8))
+        return Placement(group, ids, others=(NodeSlot("127.0.0.1", ids),))
+
+    def spanning(self) -> Candidate:
+        """A candidate whose one instance spans both nodes (TP8 x PP2)."""
+        return _qwen3_30b({"tensor-parallel-size": 8, "pipeline-parallel-size": 2})
 
     # --- fixtures -----------------------------------------------------------------------------
 
@@ -142,6 +155,18 @@ class RunnerConformance:
         assert outcome.replicas >= 1
         assert outcome.gpus_per_replica >= 1
         assert outcome.replicas * outcome.gpus_per_replica <= len(placement.gpu_ids)
+
+    def test_an_instance_spanning_nodes_completes_as_one_instance(
+        self, runner: Runner, started_groups: list[int]
+    ) -> None:
+        placement = self.spanning_placement()
+        outcome = runner.run(self.spanning(), self.workload(), placement)
+        assert outcome.status == "ok", outcome.crash
+        assert outcome.metrics is not None and outcome.metrics.completed > 0
+        assert (outcome.replicas, outcome.gpus_per_replica) == (1, placement.gpu_count)
+        if self.process_based:
+            assert len(started_groups) >= len(placement.nodes), "one process per node"
+        self._check_after(outcome, started_groups)
 
     def test_a_refused_configuration_is_a_crash_not_an_exception(
         self, runner: Runner, started_groups: list[int]

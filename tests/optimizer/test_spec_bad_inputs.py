@@ -159,7 +159,11 @@ CASES: list[tuple[str, Callable[[Space], None], tuple[str, ...]]] = [
     (
         "tp-larger-than-node",
         _set("engines/vllm/settings/tensor-parallel-size/choices", [8, 16]),
-        ("tensor-parallel-size: 16 can never run", "the node group has 8"),
+        (
+            "hardware.node_groups.0.nodes: the node group (1 node of 8 x H100-SXM-80GB) is too "
+            "small for engines.vllm.settings.tensor-parallel-size = 16",
+            "set nodes: 2 or more",
+        ),
     ),
     (
         "tp-not-dividing-heads",

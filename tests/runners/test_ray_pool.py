@@ -1,9 +1,12 @@
-"""`RayPool` on a local two-node Ray cluster with simulated GPUs (one node group per node).
+"""`RayPool` on a local three-node Ray cluster with simulated GPUs.
 
 One cluster for the module: node group a on the head node, b on a second raylet, 8 logical GPUs
-each. Trials of mixed sizes must be packed, never over capacity, on disjoint GPUs that the engine
-sees as CUDA_VISIBLE_DEVICES; an actor killed mid-trial (with an engine-like child process in its
-own session) must come back as a retried trial, with the child gone and everything released.
+each, and a third raylet that also declares a's resource (group a2: a's two nodes, for
+instances spanning nodes). Trials of mixed sizes must be packed, never over capacity, on
+disjoint GPUs that the engine sees as CUDA_VISIBLE_DEVICES; an actor killed mid-trial (with an
+engine-like child process in its own session) must come back as a retried trial, with the child
+gone and everything released; an instance larger than a node holds one bundle on each of two
+nodes, and each node's part is started there.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from runners.testing.pool import (  # noqa: E402
     HoldRunner,
     TrialPoolConformance,
     process_gone,
+    spanning,
     tp,
 )
 
@@ -44,6 +48,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 GROUP_A = RayNodeGroup(NodeGroup("a", "H100-SXM-80GB", 8), "pool_a")
 GROUP_B = RayNodeGroup(NodeGroup("b", "H100-SXM-80GB", 8), "pool_b")
+GROUP_A2 = RayNodeGroup(NodeGroup("a2", "H100-SXM-80GB", 8, 2, 50.0), "pool_a")
+ALL_GPUS = 24.0
 CHILD_MARKER = "SERVING_OPTIMIZER_TEST_ENGINE"
 
 
@@ -88,6 +94,7 @@ def cluster() -> Iterator[None]:
             head_node_args={"num_cpus": 2, "num_gpus": 8, "resources": {"pool_a": 8}},
         )
         local.add_node(num_cpus=2, num_gpus=8, resources={"pool_b": 8})
+        local.add_node(num_cpus=2, num_gpus=8, resources={"pool_a": 8})
         ray.init(address=local.address, include_dashboard=False, log_to_driver=False)
         try:
             yield
@@ -163,7 +170,7 @@ def test_mixed_sizes_are_packed_on_disjoint_gpus_within_capacity(cluster: None) 
                 )
             )
             seen |= gpus
-    assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
+    assert wait_all_gpus_free(ALL_GPUS) == ALL_GPUS, "every placement group was released"
 
 
 def test_a_node_group_missing_from_the_cluster_is_a_clear_error(cluster: None) -> None:
@@ -202,7 +209,7 @@ def test_killed_actor_is_retried_and_leaves_no_orphan(cluster: None, tmp_path: P
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     child = int(flag.read_text())
     assert process_gone(child, 30.0), "the engine process died with its actor"
-    assert wait_all_gpus_free(16.0) == 16.0, "every placement group was released"
+    assert wait_all_gpus_free(ALL_GPUS) == ALL_GPUS, "every placement group was released"
 
 
 def test_children_keep_their_exit_status_while_ray_runs(cluster: None) -> None:
@@ -239,11 +246,51 @@ def test_two_drivers_sharing_a_node_group_get_disjoint_devices(cluster: None) ->
     assert ids[0] | ids[1] == set(range(8)), "the dead owner's devices were reclaimed"
 
 
+def test_a_spanning_trial_holds_one_bundle_on_each_of_two_nodes(cluster: None) -> None:
+    """TP8 x PP2 on group a2: both of a's nodes, the whole of each; a one-node trial waits for
+    it, then runs on one of them; everything is released."""
+    pool = RayPool([GROUP_A2], HoldRunner(2.0), fill_node_group=False)
+    assert pool.capacity["a2"].nodes == 2
+    workload = Workload("w", "random", 1)
+    try:
+        pool.submit(0, spanning(), workload)
+        pool.submit(1, tp(8), workload)
+        held = pool.trial_nodes()
+        assert list(held) == [0], "the one-node trial waits for the spanning one"
+        assert len(set(held[0])) == 2, "one bundle on each of two nodes"
+        assert pool.gpus_in_use() == 16
+        finished = []
+        deadline = time.monotonic() + 60
+        while len(finished) < 2 and time.monotonic() < deadline:
+            finished += pool.wait(1.0)
+    finally:
+        pool.release_all()
+    by_key = {done.key: done for done in finished}
+    assert sorted(by_key) == [0, 1]
+    first = by_key[0].placement
+    assert first is not None and len(first.nodes) == 2 and first.gpu_count == 16
+    assert first.others_started and first.dist_port > 0
+    assert wait_all_gpus_free(ALL_GPUS) == ALL_GPUS, "every placement group was released"
+
+
+def test_a_spanning_trial_needs_enough_alive_nodes(cluster: None) -> None:
+    """The space says b has two nodes; Ray has one node with b's resource."""
+    pool = RayPool(
+        [RayNodeGroup(NodeGroup("b2", "H100-SXM-80GB", 8, 2), "pool_b")], HoldRunner(0.0)
+    )
+    with pytest.raises(RayPoolError, match=r"needs 2 nodes of 8 GPUs.*pool_b"):
+        pool.submit(0, spanning(), Workload("w", "random", 1))
+
+
 class TestRayPoolConformance(TrialPoolConformance):
-    """The TrialPool contract (runners.testing.pool) on the module's two-node cluster."""
+    """The TrialPool contract (runners.testing.pool) on the module's cluster."""
 
     starts_on_submit = workers_can_be_lost = sets_visible_devices = True
     node_group = GROUP_A.node_group
+    spanning_node_group = GROUP_A2.node_group
+
+    def make_spanning_pool(self, runner: Runner, fill_node_group: bool) -> TrialPool:
+        return RayPool([GROUP_A2], runner, fill_node_group)
 
     @pytest.fixture(autouse=True)
     def _on_the_cluster(self, cluster: None) -> None:

@@ -22,6 +22,7 @@ from runners.engines.rules import (
     Subject,
     model_len_rule,
 )
+from runners.engines.topology import node_limit_crash
 from runners.types import Crash, CrashClass, NodeGroup, SettingValue
 
 
@@ -30,12 +31,17 @@ def argument_checks(
 ) -> Crash | None:
     """What MindIE Service refuses in its config.json, in its order."""
     world, ep = int(effective["worldSize"]), int(effective["moe_ep"])
-    if world > node_group.gpus_per_node:
-        return Crash(
-            CrashClass.TOO_MANY_GPUS,
-            f"worldSize ({world}) is larger than the {node_group.gpus_per_node} NPUs of "
-            "this node (worldSize must equal the number of devices in npuDeviceIds).",
-        )
+    # MindIE spans nodes only with a rank table of every NPU's device IP, which a placement
+    # cannot know: its instances stay within one node.
+    too_many = node_limit_crash(
+        world,
+        node_group,
+        False,
+        f"worldSize ({world}) is larger than the {node_group.gpus_per_node} NPUs of "
+        "this node (worldSize must equal the number of devices in npuDeviceIds).",
+    )
+    if too_many is not None:
+        return too_many
     if world % ep != 0 or (ep > 1 and not model.is_moe):
         return Crash(
             CrashClass.INVALID_CONFIG,

@@ -14,12 +14,14 @@ already merges it, flag names without dashes as keys, flags on the command line 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
 from runners.engines.base import (
     EngineAdapter,
     LaunchParts,
+    NodeRole,
     SettingInfo,
     listen_flags,
 )
@@ -62,6 +64,11 @@ def _default_mem_fraction(gpu: GpuSpec, tp: int, chunk: int, graph_bs: int) -> f
     if total_mib > 60 * 1000:
         reserved_mib = max(reserved_mib, 10 * 1024)
     return round((total_mib - reserved_mib) / total_mib, 3)
+
+
+DIST_INIT_PORT = 5000
+"""Rendezvous port on rank 0 when the placement names none (the port SGLang's multi-node
+examples use)."""
 
 
 class SglangAdapter(EngineAdapter):
@@ -115,7 +122,7 @@ class SglangAdapter(EngineAdapter):
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> Crash | None:
         world = self.gpus_per_instance(effective, model)
-        return argument_checks(effective, world, model, node_group)
+        return argument_checks(effective, world, model, node_group, self.spans_nodes())
 
     def to_serving_config(
         self,
@@ -135,13 +142,15 @@ class SglangAdapter(EngineAdapter):
         )
         spec = str(effective["speculative-algorithm"])
         dp_replicas = 1 if effective["enable-dp-attention"] else int(effective["dp-size"])
+        tp, attention_dp = int(effective["tp-size"]), self.attention_dp(effective)
         return ServingConfig(
             engine="sglang",
             engine_version=str(self.version),
             model=model,
             gpu=gpu,
             weight_dtype=weight_dtype,
-            tensor_parallel=int(effective["tp-size"]),
+            tensor_parallel=max(1, tp // attention_dp),
+            attention_dp=attention_dp,
             data_parallel=1,
             pipeline_parallel=int(effective["pp-size"]),
             expert_parallel=int(effective["ep-size"]) > 1,
@@ -165,6 +174,14 @@ class SglangAdapter(EngineAdapter):
             spec_tokens=int(effective["speculative-num-draft-tokens"]),
             stream_interval=int(effective["stream-interval"]),
         )
+
+    @staticmethod
+    def attention_dp(effective: Mapping[str, SettingValue]) -> int:
+        """Attention data-parallel groups inside the TP group: ``--attn-dp-size`` (0.5.23), or
+        ``--dp-size`` with ``--enable-dp-attention``."""
+        if effective["enable-dp-attention"]:
+            return int(effective["dp-size"])
+        return int(effective.get("attn-dp-size", 1))
 
     def replicas(
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
@@ -200,3 +217,20 @@ class SglangAdapter(EngineAdapter):
 
     def container_image(self) -> str:
         return f"lmsysorg/sglang:v{self.version.text}"
+    def spans_nodes(self) -> bool:
+        """Every 0.5 release runs one instance over several nodes: the same command on each
+        node with ``--nnodes``, ``--node-rank`` and ``--dist-init-addr`` (rank 0 serves)."""
+        return True
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        port = role.dist_port or DIST_INIT_PORT
+        argv = (
+            *parts.argv,
+            "--nnodes",
+            str(role.nodes),
+            "--node-rank",
+            str(role.rank),
+            "--dist-init-addr",
+            f"{role.head}:{port}",
+        )
+        return dataclasses.replace(parts, argv=argv)

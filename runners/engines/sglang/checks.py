@@ -21,23 +21,33 @@ from runners.engines.rules import (
     Subject,
     backend_crash,
     model_len_rule,
+    nodes_divide_rule,
     sm90_or_newer,
 )
+from runners.engines.topology import node_limit_crash
 from runners.types import Crash, CrashClass, NodeGroup, SettingValue
 
 
 def argument_checks(
-    effective: Mapping[str, SettingValue], world: int, model: ModelSpec, node_group: NodeGroup
+    effective: Mapping[str, SettingValue],
+    world: int,
+    model: ModelSpec,
+    node_group: NodeGroup,
+    spans_nodes: bool = True,
 ) -> Crash | None:
-    """What SGLang refuses while it checks its server arguments, in its order."""
+    """What SGLang refuses while it checks its server arguments, in its order (an instance
+    larger than a node spans nodes with ``--nnodes`` when `spans_nodes`)."""
     tp = int(effective["tp-size"])
     ep = int(effective["ep-size"])
-    if world > node_group.gpus_per_node:
-        return Crash(
-            CrashClass.TOO_MANY_GPUS,
-            f"RuntimeError: tp_size * pp_size * dp_size = {world} exceeds the "
-            f"{node_group.gpus_per_node} GPUs visible on this node.",
-        )
+    too_many = node_limit_crash(
+        world,
+        node_group,
+        spans_nodes,
+        f"RuntimeError: tp_size * pp_size * dp_size = {world} exceeds the "
+        f"{node_group.gpus_per_node} GPUs visible on this node.",
+    )
+    if too_many is not None:
+        return too_many
     if ep > tp or tp % ep != 0:
         return Crash(
             CrashClass.INVALID_CONFIG,
@@ -98,10 +108,20 @@ def _backends(subject: Subject) -> Crash | None:
     return None
 
 
+def nodes_divide_text(nodes: int, ranks: int) -> str:
+    """TP x PP ranks the nodes must share evenly (the wording is this tool's: no SGLang log of
+    this failure was at hand)."""
+    return (
+        f"AssertionError: tp_size * pp_size ({ranks}) must be divisible by the number of nodes "
+        f"(--nnodes {nodes})."
+    )
+
+
 RULES: tuple[Rule, ...] = (
     model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
+    nodes_divide_rule(nodes_divide_text),
     EXPERT_PARALLEL,
     FP8_BLOCK_SHARD,
     SPEC_TOKENS,

@@ -15,12 +15,14 @@ like the config-file keys, so `trtllm-serve MODEL --extra_llm_api_options FILE` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from runners.catalog import GpuSpec, ModelSpec
 from runners.engines.base import (
     EngineAdapter,
     LaunchParts,
+    NodeRole,
     SettingInfo,
     config_yaml,
     listen_flags,
@@ -39,6 +41,7 @@ from runners.types import (
 )
 
 OPTIONS_FILE = "extra-llm-api-options.yaml"
+LLMAPI_LAUNCH = "trtllm-llmapi-launch"
 GRAPH_SUBKEYS = ("cuda_graph_config.max_batch_size", "cuda_graph_config.enable_padding")
 LLM_API_KEYS = {
     "tp_size": "tensor_parallel_size",
@@ -89,7 +92,7 @@ class TrtllmAdapter(EngineAdapter):
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> Crash | None:
         world = self.gpus_per_instance(effective, model)
-        return argument_checks(effective, world, model, node_group)
+        return argument_checks(effective, world, model, node_group, self.spans_nodes())
 
     def to_serving_config(
         self,
@@ -104,13 +107,17 @@ class TrtllmAdapter(EngineAdapter):
         assert policy in ("max_utilization", "guaranteed_no_evict", "static_batch")
         decoding = str(effective["speculative_config.decoding_type"])
         graphs = bool(effective["cuda_graph_config"])
+        tp = int(effective["tp_size"])
+        # attention DP: every rank runs attention on its own requests, MoE spans all tp ranks
+        attention_dp = tp if effective["enable_attention_dp"] else 1
         return ServingConfig(
             engine="trtllm",
             engine_version=str(self.version),
             model=model,
             gpu=gpu,
             weight_dtype=weight_dtype,
-            tensor_parallel=int(effective["tp_size"]),
+            tensor_parallel=tp // attention_dp,
+            attention_dp=attention_dp,
             data_parallel=1,
             pipeline_parallel=int(effective["pp_size"]),
             expert_parallel=int(effective["ep_size"]) > 1,
@@ -201,3 +208,19 @@ class TrtllmAdapter(EngineAdapter):
 
     def container_image(self) -> str:
         return f"nvcr.io/nvidia/tensorrt-llm/release:{self.version.text}"
+    def spans_nodes(self) -> bool:
+        """An instance over several nodes is one MPI job started on rank 0:
+        ``mpirun -np WORLD -H node:gpus,... trtllm-llmapi-launch trtllm-serve ...`` (MPI
+        starts the ranks of the other nodes; rank 0's leader reads the options file). The
+        nodes need OpenMPI and ssh between them, and the same device ids."""
+        return True
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        if role.rank > 0:
+            return LaunchParts(argv=())  # mpirun on rank 0 starts this node's ranks
+        hosts = ",".join(f"{host}:{gpus}" for host, gpus in role.layout)
+        forwarded: list[str] = []
+        for name in (role.device_env, *(name for name, _ in parts.env)):
+            forwarded += ["-x", name]
+        argv = ("mpirun", "-np", str(role.world), "-H", hosts, *forwarded, LLMAPI_LAUNCH)
+        return dataclasses.replace(parts, argv=(*argv, *parts.argv))

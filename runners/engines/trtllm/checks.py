@@ -22,20 +22,29 @@ from runners.engines.rules import (
     Subject,
     model_len_rule,
 )
+from runners.engines.topology import node_limit_crash
 from runners.types import Crash, CrashClass, NodeGroup, SettingValue
 
 
 def argument_checks(
-    effective: Mapping[str, SettingValue], world: int, model: ModelSpec, node_group: NodeGroup
+    effective: Mapping[str, SettingValue],
+    world: int,
+    model: ModelSpec,
+    node_group: NodeGroup,
+    spans_nodes: bool = True,
 ) -> Crash | None:
-    """What `trtllm-serve` refuses while it builds its LLM arguments, in its order."""
+    """What `trtllm-serve` refuses while it builds its LLM arguments, in its order (an instance
+    larger than a node spans nodes through MPI when `spans_nodes`)."""
     tp, ep = int(effective["tp_size"]), int(effective["ep_size"])
-    if world > node_group.gpus_per_node:
-        return Crash(
-            CrashClass.TOO_MANY_GPUS,
-            f"RuntimeError: world_size ({world}) = tp_size x pp_size exceeds the "
-            f"{node_group.gpus_per_node} GPUs of this node.",
-        )
+    too_many = node_limit_crash(
+        world,
+        node_group,
+        spans_nodes,
+        f"RuntimeError: world_size ({world}) = tp_size x pp_size exceeds the "
+        f"{node_group.gpus_per_node} GPUs of this node.",
+    )
+    if too_many is not None:
+        return too_many
     if tp % ep != 0:
         return Crash(
             CrashClass.INVALID_CONFIG,

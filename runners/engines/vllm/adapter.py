@@ -19,12 +19,14 @@ and port stay there); environment settings stay environment variables.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from runners.catalog import Architecture, GpuSpec, ModelSpec
 from runners.engines.base import (
     EngineAdapter,
     LaunchParts,
+    NodeRole,
     SettingInfo,
     listen_flags,
 )
@@ -147,7 +149,7 @@ class VllmAdapter(EngineAdapter):
         self, effective: Mapping[str, SettingValue], model: ModelSpec, node_group: NodeGroup
     ) -> Crash | None:
         world = self.gpus_per_instance(effective, model)
-        return argument_checks(effective, world, model, node_group)
+        return argument_checks(effective, world, model, node_group, self.spans_nodes())
 
     def _backends(self, effective: Mapping[str, SettingValue], fp8: bool) -> tuple[str, str]:
         if "attention-backend" in effective:
@@ -211,6 +213,27 @@ class VllmAdapter(EngineAdapter):
             stream_interval=int(effective.get("stream-interval", 1)),
             api_server_count=int(effective["api-server-count"]),
         )
+
+    def spans_nodes(self) -> bool:
+        """0.32 runs one instance over several nodes with its multiprocessing backend
+        (``--nnodes``, ``--node-rank``, ``--master-addr``, ``--master-port``; the other nodes
+        ``--headless``). 0.11 spans nodes only through a Ray cluster of its own
+        (``--distributed-executor-backend ray``), which this tool does not start."""
+        return self._at_least((0, 32))
+
+    def multi_node_parts(self, parts: LaunchParts, role: NodeRole) -> LaunchParts:
+        argv = list(parts.argv)
+        if role.rank > 0 and "--api-server-count" in argv:
+            # headless nodes start no API server: vLLM refuses the flag there
+            at = argv.index("--api-server-count")
+            del argv[at : at + 2]
+        argv += ["--nnodes", str(role.nodes), "--node-rank", str(role.rank)]
+        argv += ["--master-addr", role.head]
+        if role.dist_port:
+            argv += ["--master-port", str(role.dist_port)]
+        if role.rank > 0:
+            argv.append("--headless")
+        return dataclasses.replace(parts, argv=tuple(argv))
 
     def launch_parts(
         self,

@@ -21,8 +21,10 @@ from runners.engines.rules import (
     Subject,
     backend_crash,
     model_len_rule,
+    nodes_divide_rule,
     sm90_or_newer,
 )
+from runners.engines.topology import node_limit_crash
 from runners.engines.versions import parse_version
 from runners.types import Crash, CrashClass, NodeGroup, SettingValue
 
@@ -46,18 +48,26 @@ def budget_below_seqs_text(tokens: int, seqs: int) -> str:
 
 
 def argument_checks(
-    effective: Mapping[str, SettingValue], world: int, model: ModelSpec, node_group: NodeGroup
+    effective: Mapping[str, SettingValue],
+    world: int,
+    model: ModelSpec,
+    node_group: NodeGroup,
+    spans_nodes: bool = False,
 ) -> Crash | None:
-    """What `vllm serve` refuses while building its config, in its order."""
+    """What `vllm serve` refuses while building its config, in its order (`spans_nodes`: the
+    release runs an instance over several nodes with ``--nnodes``)."""
     tokens = int(effective["max-num-batched-tokens"])
     seqs = int(effective["max-num-seqs"])
     max_model_len = int(effective["max-model-len"])
-    if world > node_group.gpus_per_node:
-        return Crash(
-            CrashClass.TOO_MANY_GPUS,
-            f"ValueError: World size ({world}) is larger than the number of available GPUs "
-            f"({node_group.gpus_per_node}) in this node.",
-        )
+    too_many = node_limit_crash(
+        world,
+        node_group,
+        spans_nodes,
+        f"ValueError: World size ({world}) is larger than the number of available GPUs "
+        f"({node_group.gpus_per_node}) in this node.",
+    )
+    if too_many is not None:
+        return too_many
     if effective["enable-expert-parallel"] and not model.is_moe:
         return Crash(
             CrashClass.INVALID_CONFIG,
@@ -194,10 +204,21 @@ def _cpu_block_size(subject: Subject) -> Crash | None:
     )
 
 
+def nodes_divide_text(nodes: int, world: int) -> str:
+    """vLLM's multi-node launch options check (0.32)."""
+    return (
+        f"ValueError: Invalid data-parallel launch options: `--nnodes {nodes}` must evenly "
+        f"divide the total world size ({world}). Adjust `--nnodes`, `--data-parallel-size`, "
+        "`--pipeline-parallel-size`, `--tensor-parallel-size`, or "
+        "`--prefill-context-parallel-size`."
+    )
+
+
 RULES: tuple[Rule, ...] = (
     model_len_rule(model_len_text, preflight=True),
     TP_HEADS,
     NODE_GPUS,
+    nodes_divide_rule(nodes_divide_text),
     EXPERT_PARALLEL,
     FP8_BLOCK_SHARD,
     Rule("chunked_off_budget", _chunked_off_budget, preflight=True),
