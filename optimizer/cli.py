@@ -23,9 +23,11 @@ import optuna
 
 from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
+from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
 from optimizer.readiness import check_local, ensure_ready, readiness_request
+from optimizer.recommend import RULES
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
@@ -134,6 +136,14 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         help="launch every candidate, even those pre-flight checks predict will crash",
     )
     _add_real_run_arguments(parser)
+    parser.add_argument(
+        "--recommend",
+        choices=RULES,
+        help="how the configuration to deploy is picked (default: the file's recommendation."
+        "rule, else its objectives preset's, else throughput): throughput = within noise of "
+        "the best throughput, the lowest latency; latency = within noise of the lowest "
+        "latency, the highest throughput; balanced = the most throughput per latency",
+    )
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
@@ -164,6 +174,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         anchors=not ns.no_anchors,
         allow_space_change=ns.allow_space_change,
         quiet=ns.quiet,
+        recommend=ns.recommend,
     )
 
 
@@ -323,6 +334,8 @@ def trials_dir(study_name: str, storage_url: str | None = None) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_args(argv)
+        for warning in workload_warnings(config.spec):
+            print(f"warning: {warning}", file=sys.stderr)
         runner = make_runner(config.runner, trials_dir(config.study_name, config.storage_url))
         if config.runner.name == "ray":
             return _run_on_ray(config, runner)

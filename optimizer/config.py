@@ -18,6 +18,7 @@ from typing import Literal
 
 from optimizer.errors import UsageError
 from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
+from optimizer.spec.presets import RecommendRule
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
 from runners.settings import RealRunSettings
 
@@ -106,6 +107,8 @@ class StudyConfig:
     quiet: bool = False
     storage_given: bool = False
     """The user named the storage (the closing hint then repeats --storage)."""
+    recommend: RecommendRule | None = None
+    """--recommend: the recommendation rule instead of the space file's."""
 
     @classmethod
     def of(
@@ -125,6 +128,7 @@ class StudyConfig:
         anchors: bool = True,
         allow_space_change: bool = False,
         quiet: bool = False,
+        recommend: RecommendRule | None = None,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
         name = study_name or spec.name
@@ -144,4 +148,5 @@ class StudyConfig:
             allow_space_change=allow_space_change,
             quiet=quiet,
             storage_given=storage is not None,
+            recommend=recommend,
         )

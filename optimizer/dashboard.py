@@ -7,8 +7,9 @@ metrics, instance shape, crash class) and its files (benchmark JSON, engine log 
 Objective names come from the study's metric names, and SLO-breaking trials show as infeasible
 because the record writes the legacy ``constraints`` attribute that optuna-dashboard 0.21
 reads. Trials recorded before notes existed get one here (`optimizer.record.backfill_notes`;
-artifacts can only be attached while a trial runs, so older trials have none). Read-only
-otherwise.
+artifacts can only be attached while a trial runs, so older trials have none), and the study
+note is brought up to date with the recommendation and why (`optimizer.report.recommendation`;
+validation may have changed the noise it allows for). Read-only otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from optimizer.artifacts import artifact_store
 from optimizer.cli import StudyRef, add_study_arguments, locate, open_study
 from optimizer.record import backfill_notes
+from optimizer.report.pareto import pareto_points
+from optimizer.report.recommendation import write_study_note
 from runners.errors import ServingOptimizerError
 
 DEFAULT_PORT = 8080
@@ -50,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     added = backfill_notes(study)
     if added:
         print(f"added notes to {added} trials recorded before notes existed")
+    write_study_note(study, pareto_points(study))
     print(
         f"Study {ref.name!r} ({len(study.trials)} trials) at http://{ns.host}:{ns.port}/ "
         f"with artifacts from {ref.directory / 'artifacts'}; Ctrl-C stops it.",

@@ -2,10 +2,12 @@
 
 Place in the data flow: the loop calls `describe_study` once per run, before any trial. It
 names the two objectives for optuna-dashboard, stores a short hash of every space-file section
-that changes what a trial means (`space_sections`), and refuses to resume a study from a space
-file that differs in one of them (unless `allow_change`), since the old and new trials would
-not be comparable. The study's user attributes (model, hardware, workload, and on a GPU the
-simulator never measured whose efficiencies it takes) head the report.
+that changes what a trial means (`space_sections`; `workloads` only when the file has
+several, and fields added later only when set, so older studies keep resuming), and refuses to
+resume a study from a space file that differs in one of them (unless `allow_change`), since the
+old and new trials would not be comparable. The study's user attributes (model, hardware,
+workload, and on a GPU the simulator never measured whose efficiencies it takes) head the
+report.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ MEANINGFUL_SECTIONS = ("model", "hardware", "engines", "workload", "objectives",
 def space_sections(spec: StudySpec) -> dict[str, str]:
     """A short hash per space-file section that changes what trials mean."""
     dumped = spec.model_dump(
-        mode="json", exclude={"workload": spec.workload.defaulted_additions()}
+        mode="json",
+        exclude={
+            "workload": spec.workload.defaulted_additions(),
+            "objectives": spec.objectives.defaulted_additions(),
+        },
     )
+    names = [*MEANINGFUL_SECTIONS, *(["workloads"] if spec.workloads else [])]
     return {
         name: hashlib.sha256(json.dumps(dumped[name], sort_keys=True).encode()).hexdigest()[:12]
-        for name in MEANINGFUL_SECTIONS
+        for name in names
     }
 
 

@@ -2,15 +2,18 @@
 
 Place in the data flow: `run_study(config, runner_or_pool)` is what the CLI, the scripts and
 the tests call. It opens the storage (SQLite under studies/ by default), describes the study
-(`optimizer.identity`), enqueues the openings (`optimizer.enqueue`: warm start, baseline,
+(`optimizer.identity`) and stores what later readers need (the recommendation rule, the
+workload warnings, the SLOs), enqueues the openings (`optimizer.enqueue`: warm start, baseline,
 anchors), then loops: ask for a trial under the study's trial slot, suggest a candidate
 (`optimizer.space`), resolve it once (`runners.engines.resolve_candidate`) and carry that
-`Resolved` to pre-flight (`optimizer.feasibility`), the pool and the record; tell each trial
-as it finishes (`optimizer.record`) and print one line (`optimizer.progress`). `n_trials` is
-the total the study should hold: running again resumes and runs only what is missing. The
-driver stops early, with its own exit status, when pre-flight rejects nearly everything, when
-workers keep getting lost, and when a real engine fails to start 3 times in a row for the
-same reason (the machine or its install, not the configurations, is then the problem).
+`Resolved` to pre-flight (`optimizer.feasibility`), the pool (with the workload every trial
+sends, `optimizer.objectives.trial_workload`) and the record; tell each trial as it finishes
+(`optimizer.record`) and print one line (`optimizer.progress`). At the end, when no trial meets
+the SLOs, a rate search on the closest (`optimizer.rescue`). `n_trials` is the total the study
+should hold: running again resumes and runs only what is missing. The driver stops early, with
+its own exit status, when pre-flight rejects nearly everything, when workers keep getting lost,
+and when a real engine fails to start 3 times in a row for the same reason (the machine or its
+install, not the configurations, is then the problem).
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from dataclasses import dataclass, field
 import optuna
 
 from optimizer.config import StudyConfig
+from optimizer.degenerate import store_warnings, workload_warnings
 from optimizer.enqueue import enqueue_grid_point, enqueue_openings
 from optimizer.feasibility import FeasibilityChecker
 from optimizer.identity import describe_study
+from optimizer.objectives import trial_workload
 from optimizer.progress import print_end, print_start, print_trial
+from optimizer.recommend import remember_settings
 from optimizer.record import (
     DONE_STATES,
     WORKER_FAULT,
@@ -40,7 +46,9 @@ from optimizer.record import (
     tell_rejected,
     trial_id,
 )
+from optimizer.rescue import rescue_empty_front
 from optimizer.samplers import GridPlan, make_sampler
+from optimizer.slo_gap import store_slos
 from optimizer.space import suggest
 from optimizer.storage import (
     Heartbeat,
@@ -52,7 +60,7 @@ from optimizer.storage import (
 from runners import Runner
 from runners.engines import Resolved, resolve_candidate
 from runners.pool import Finished, InlinePool, TrialPool
-from runners.types import Crash, TrialOutcome
+from runners.types import Crash, TrialOutcome, Workload
 
 EXIT_INTERRUPTED = 130
 EXIT_INFEASIBLE = 3
@@ -121,6 +129,9 @@ def run_study(
     seed = config.seed + _finished_count(storage, config.study_name)
     study = load_or_create(storage, config.study_name, make_sampler(config.sampler, seed))
     describe_study(study, spec, config.allow_space_change)
+    remember_settings(study, spec, config.recommend)
+    store_warnings(study, workload_warnings(spec))
+    store_slos(study, spec)
     with trial_slot(storage, config.study_name):
         enqueue_openings(study, config, storage)
     loop = _Loop(
@@ -136,6 +147,7 @@ def run_study(
     print_start(config, count_trials(study))
     status = loop.run()
     if status == 0:
+        rescue_empty_front(study, config, loop.pool)
         print_end(study, config)
     return status
 
@@ -166,6 +178,11 @@ class _Loop:
     rejected_in_a_row: int = 0
     lost_in_a_row: int = 0
     start_failures: StartFailures = field(default_factory=StartFailures)
+
+    @property
+    def workload(self) -> Workload:
+        """What every trial sends (with goodput's load search and further workloads)."""
+        return trial_workload(self.config.spec)
 
     def run(self) -> int:
         poll_s = min(2.0, self.config.heartbeat_s / 2)
@@ -243,7 +260,7 @@ class _Loop:
         self.rejected_in_a_row = 0
         self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
         self.starting.clear()
-        self.pool.submit(trial.number, resolved.candidate, spec.workload_spec)
+        self.pool.submit(trial.number, resolved.candidate, self.workload)
 
     def _finish(self, done: Finished) -> None:
         flight = self.in_flight[done.key]

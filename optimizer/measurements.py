@@ -21,9 +21,11 @@ from typing import Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-Kind = Literal["repeat", "ablation", "sweep", "workload"]
-KINDS: tuple[Kind, ...] = ("repeat", "ablation", "sweep", "workload")
+Kind = Literal["repeat", "ablation", "sweep", "rate", "workload"]
+KINDS: tuple[Kind, ...] = ("repeat", "ablation", "sweep", "rate", "workload")
 ATTR = "validation"
+RATE_LEVELS = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5)
+"""Rates of validation's goodput sweep, as multiples of the recommended trial's knee."""
 
 
 def companion_name(study_name: str) -> str:
@@ -34,7 +36,8 @@ def companion_name(study_name: str) -> str:
 class Measurement:
     """One validation run. `subject` names the configuration ("baseline", "trial 48",
     "best without max-num-seqs"); `label` the variation (repeat index, reverted setting,
-    concurrency, workload name). Objective values are None when the run crashed."""
+    concurrency, request rate, workload name). Objective values are None when the run crashed;
+    `broken` names the SLOs the run broke (comma-separated; "" when all held)."""
 
     kind: Kind
     subject: str
@@ -47,6 +50,7 @@ class Measurement:
     failed: int = 0
     crash_class: str = ""
     detail: str = ""
+    broken: str = ""
 
     @property
     def ok(self) -> bool:

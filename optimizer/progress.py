@@ -4,11 +4,13 @@ Place in the data flow: the loop calls these and nothing else prints for it. A t
 shows the position among the trials that reached the runner, the headline metrics or the crash
 class, and the candidate's settings that differ from the engine defaults (from the `Resolved`
 the loop carries). At the end: the Pareto table (`optimizer.report.pareto`), the report files
-(`optimizer.report.build`) and how to browse the study.
+(`optimizer.report.build`), the dashboard's study note with the recommendation
+(`optimizer.report.recommendation`) and how to browse the study.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 import optuna
@@ -18,6 +20,7 @@ from optimizer.feasibility import Verdict
 from optimizer.record import Counts, count_trials
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
+from optimizer.report.recommendation import write_study_note
 from optimizer.storage import redact
 from runners.engines import Resolved
 from runners.pool import Finished
@@ -84,7 +87,7 @@ def progress_line(
         result = (
             f"{m.output_throughput_tok_s:>9,.0f} out tok/s  p99 TPOT {m.tpot_ms.p99:>7.1f} ms  "
             f"p99 TTFT {m.ttft_ms.p99 / 1000:>5.1f} s"
-        )
+        ) + knee_note(outcome)
     elif outcome.crash is not None:
         result = f"PRUNED {outcome.crash.crash_class}"
     else:
@@ -92,11 +95,26 @@ def progress_line(
     return f"{head}  {result}"
 
 
+def knee_note(outcome: TrialOutcome) -> str:
+    """Where a goodput trial's numbers were measured: its knee, or no load that held."""
+    curve = outcome.workloads[0].curve if outcome.workloads else None
+    if curve is None:
+        return ""
+    unit = "req/s" if curve.knob == "request_rate" else "in flight"
+    knee = curve.knee
+    if knee is None:
+        return f"  no load holds the SLOs ({len(curve.probes)} tried; lowest shown)"
+    at = "unbounded" if math.isinf(knee.load) else f"{knee.load:,.2f} {unit}"
+    return f"  at the knee: {at} ({len(curve.probes)} loads)"
+
+
 def print_end(study: optuna.Study, config: StudyConfig) -> None:
     """The Pareto table, the report files, and how to browse the study."""
     print()
-    print(format_pareto(pareto_points(study), config.spec))
+    report = pareto_points(study)
+    print(format_pareto(report, config.spec))
     try:
+        write_study_note(study, report)
         files = write_report(study)
     except (OSError, ImportError, ValueError) as exc:  # the study itself is complete
         print(f"warning: report not written: {exc}", file=sys.stderr)

@@ -3,10 +3,12 @@
 Place in the data flow: the loop hands each finished trial to `tell_outcome` (the runner's
 `TrialOutcome` of a resolved candidate), `tell_rejected` (pre-flight's verdict) or `tell_lost`
 (a worker died); they write the user attributes, the dashboard note and the artifact files, and
-tell Optuna. `read` turns a stored trial back into a typed `TrialRecord` for the report,
-validation, pre-flight's crash history, warm start and the dashboard; the keys are those of
-every earlier study, so old studies still read (their runner info may lack the instance shape,
-which then reads as unknown). This is the only module that touches Optuna internals
+tell Optuna with the trial's objective values (`optimizer.objectives.trial_values`: goodput at
+the knee, several workloads combined; each workload and load curve stored by
+`optimizer.workload_runs`). `read` turns a stored trial back into a typed `TrialRecord` for
+the report, validation, pre-flight's crash history, warm start and the dashboard; the keys are
+those of every earlier study, so old studies still read (their runner info may lack the
+instance shape, which then reads as unknown). This is the only module that touches Optuna internals
 (`_storage`, `_trial_id`, `_study_id`, the legacy ``constraints`` system attribute).
 """
 
@@ -31,9 +33,10 @@ from optimizer.artifacts import (
     study_dir,
     write_note,
 )
-from optimizer.objectives import constraint_values, objective_values
+from optimizer.objectives import TrialValues, trial_values
 from optimizer.space import VARIANT_PARAM
 from optimizer.spec.models import StudySpec
+from optimizer.workload_runs import WORKLOAD_RUNS, StoredRun, read_runs, stored_runs
 from runners.catalog import get_gpu
 from runners.engines import Resolved
 from runners.launch import started_command
@@ -117,6 +120,8 @@ class TrialRecord:
     artifacts: Mapping[str, str] | None = None
     constraints: Mapping[str, float] | None = None
     worker_fault: str = ""
+    workload_runs: tuple[StoredRun, ...] = ()
+    """Each workload of the trial and its load curve (goodput, several workloads)."""
 
     @property
     def shape(self) -> InstanceShape | None:
@@ -201,6 +206,7 @@ def read(trial: FrozenTrial) -> TrialRecord:
         else None,
         constraints={str(k): float(v) for k, v in trial.constraints.items()} or None,
         worker_fault=str(attrs.get(WORKER_FAULT, "")),
+        workload_runs=read_runs(attrs.get(WORKLOAD_RUNS)),
     )
 
 
@@ -329,23 +335,26 @@ def tell_outcome(
     if launched:
         trial.set_user_attr(LAUNCH_COMMAND, launched)
     runner_info = _runner_attr(outcome, runner_name)
-    _note_and_files(trial, spec, resolved, outcome, runner_info, launched)
+    worth = trial_values(outcome, spec) if outcome.status == "ok" and outcome.metrics else None
+    _note_and_files(trial, resolved, outcome, runner_info, launched, worth)
     trial.set_user_attr(RUNNER, runner_info)
     if outcome.artifacts:
         trial.set_user_attr(ARTIFACTS, dict(outcome.artifacts))
-    if outcome.status == "ok" and outcome.metrics is not None:
+    if worth is not None and outcome.metrics is not None:
         flat = outcome.metrics.flat()
         trial.set_user_attr(METRICS, flat)
         for key in HEADLINE_METRICS:
             trial.set_user_attr(key, flat[key])
-        constraints = constraint_values(outcome.metrics, spec.objectives.slos)
+        if outcome.workloads:
+            trial.set_user_attr(WORKLOAD_RUNS, stored_runs(outcome, worth, spec.objectives))
+        constraints = worth.constraints
         if constraints:
             for name, value in constraints.items():
                 trial.set_constraint(name, value)
             study._storage.set_trial_system_attr(
                 trial._trial_id, LEGACY_CONSTRAINTS, list(constraints.values())
             )
-        study.tell(trial, list(objective_values(outcome.metrics, spec.objectives)))
+        study.tell(trial, list(worth.values))
     elif outcome.status == "crashed" and outcome.crash is not None:
         trial.set_user_attr(CRASH_CLASS, str(outcome.crash.crash_class))
         trial.set_user_attr(CRASH_MESSAGE, outcome.crash.message)
@@ -368,11 +377,11 @@ def _runner_attr(outcome: TrialOutcome, runner_name: str) -> dict[str, float | s
 
 def _note_and_files(
     trial: optuna.Trial,
-    spec: StudySpec,
     resolved: Resolved,
     outcome: TrialOutcome,
     runner_info: Mapping[str, float | str],
     launched: str,
+    worth: TrialValues | None,
 ) -> None:
     """The dashboard note and the artifact files of a trial that reached the runner."""
     if outcome.status not in ("ok", "crashed"):
@@ -391,7 +400,7 @@ def _note_and_files(
         crash_class=str(crash.crash_class) if crash else "",
         crash_message=crash.message if crash else "",
         crash_phase=crash.phase if crash else "",
-        constraints=constraint_values(metrics, spec.objectives.slos) if metrics else None,
+        constraints=worth.constraints if worth is not None and metrics else None,
         efficiency_note=efficiency_note(get_gpu(resolved.node_group.gpu)),
     )
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,16 +26,25 @@ import optuna
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
 from optimizer.config import RunnerChoice, real_run_settings
 from optimizer.errors import NothingToValidateError, UsageError
-from optimizer.measurements import Kind, Measurement, companion_name, save_measurements
-from optimizer.objectives import objective_values
+from optimizer.measurements import (
+    RATE_LEVELS,
+    Kind,
+    Measurement,
+    companion_name,
+    save_measurements,
+)
+from optimizer.objectives import load_search, trial_values, trial_workload
 from optimizer.readiness import check_local
-from optimizer.record import baseline_record
+from optimizer.recommend import study_recommendation
+from optimizer.record import baseline_record, read
 from optimizer.report.build import write_report
+from optimizer.report.pareto import pareto_points
+from optimizer.report.recommendation import write_study_note
 from optimizer.space import Walk, candidate_from_params
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
 from runners import Runner
-from runners.engines import serve_command
+from runners.engines import resolve_candidate, serve_command
 from runners.errors import ServingOptimizerError
 from runners.local import LocalRunner
 from runners.types import (
@@ -45,6 +55,7 @@ from runners.types import (
     TrialOutcome,
     Workload,
 )
+from runners.workload import at_rate
 
 EXIT_USAGE = 2
 
@@ -62,7 +73,7 @@ class Subject:
 
 
 class Validator:
-    """Runs the four parts for one study and returns the measurements."""
+    """Runs the parts for one study and returns the measurements."""
 
     def __init__(
         self,
@@ -101,13 +112,27 @@ class Validator:
             "the study has no completed baseline trial; validation compares against it"
         )
 
-    def front(self) -> list[Subject]:
-        """Feasible Pareto points, highest throughput first (the first is "best")."""
+    def front(self, repeats: Sequence[Measurement] | None = None) -> list[Subject]:
+        """The recommended trial first (with the noise of `repeats` when given), then the
+        feasible Pareto points, highest throughput first."""
+        found = study_recommendation(self.study, measurements=repeats)
+        picked = [found.pick.number] if found is not None else []
         front = sorted(self.study.best_trials, key=lambda t: -(t.values or [0.0])[0])
+        numbers = list(dict.fromkeys([*picked, *(t.number for t in front)]))
+        params = {t.number: t.params for t in self.study.get_trials(deepcopy=False)}
         return [
-            Subject(f"trial {t.number}", t.number, candidate_from_params(self.spec, t.params))
-            for t in front
+            Subject(f"trial {n}", n, candidate_from_params(self.spec, params[n])) for n in numbers
         ]
+
+    def knee(self, subject: Subject) -> float | None:
+        """The finite request rate at which the search found `subject`'s goodput knee."""
+        if subject.trial is None or self.spec.objectives.goodput is None:
+            return None
+        runs = read(self.study.trials[subject.trial]).workload_runs
+        knee = runs[0].knee if runs else None
+        if knee is None or runs[0].knob != "request_rate" or math.isinf(knee.load):
+            return None
+        return knee.load
 
     # measuring
     def measure(
@@ -120,7 +145,8 @@ class Validator:
             if m.ok and m.throughput is not None and m.latency is not None
             else f"crashed {m.crash_class}"
         )
-        self.progress(f"  {kind:<8} {m.subject:<34} {label:<24} {shown}")
+        broken = f"  breaks {m.broken}" if m.broken else ""
+        self.progress(f"  {kind:<8} {m.subject:<34} {label:<24} {shown}{broken}")
         return m
 
     def _measurement(
@@ -129,13 +155,14 @@ class Validator:
         command = serve_command(subject.candidate, self.spec.node_group)
         base = Measurement(kind, name or subject.name, subject.trial, label, command)
         if outcome.status == "ok" and outcome.metrics is not None:
-            tput, lat = objective_values(outcome.metrics, self.spec.objectives)
+            worth = trial_values(outcome, self.spec)
             return dataclasses.replace(
                 base,
-                throughput=tput,
-                latency=lat,
+                throughput=worth.values[0],
+                latency=worth.values[1],
                 p99_ttft_ms=outcome.metrics.ttft_ms.p99,
                 failed=outcome.metrics.failed,
+                broken=", ".join(k for k, v in worth.constraints.items() if v > 0),
             )
         crash = outcome.crash
         return dataclasses.replace(
@@ -149,19 +176,20 @@ class Validator:
         front = self.front()
         if not front:
             raise NothingToValidateError("the study has no feasible completed trial to validate")
-        best = front[0]
         out: list[Measurement] = []
         out += self.run_repeats([base, *[s for s in front[: self.top] if s.trial != base.trial]])
+        best = self.front(out)[0]  # the repeats measured the noise the pick allows for
         out += self.run_ablation(base, best)
         out += self.run_sweep(base, best)
+        out += self.run_rate_sweep(base, best)
         out += self.run_workloads(base, best)
         return out
 
     def run_repeats(self, subjects: Sequence[Subject]) -> list[Measurement]:
         self.progress(f"repeats: {len(subjects)} configurations x {self.repeats} runs")
-        w = self.spec.workload_spec
+        w = trial_workload(self.spec)
         return [
-            self.measure("repeat", s, str(i), dataclasses.replace(w, seed=w.seed + i))
+            self.measure("repeat", s, str(i), _reseeded(w, i))
             for s in subjects
             for i in range(self.repeats)
         ]
@@ -169,7 +197,7 @@ class Validator:
     def run_ablation(self, base: Subject, best: Subject) -> list[Measurement]:
         steps = ablation_steps(self.spec, base.candidate, best.candidate)
         self.progress(f"ablation of {best.name}: {len(steps)} settings reverted one at a time")
-        w = self.spec.workload_spec
+        w = trial_workload(self.spec)
         out = [self.measure("ablation", best, "(best as found)", w)]
         for label, candidate in steps:
             subject = Subject(best.name, best.trial, candidate)
@@ -186,10 +214,33 @@ class Validator:
             for s in (base, best)
         ]
 
+    def run_rate_sweep(self, base: Subject, best: Subject) -> list[Measurement]:
+        """Goodput: both at request rates around the recommended trial's knee."""
+        knee = self.knee(best)
+        if knee is None:
+            return []
+        rates = [round(knee * level, 3) for level in RATE_LEVELS]
+        self.progress(f"rate sweep around the knee of {best.name} ({knee:,.2f} req/s): {rates}")
+        w = self.spec.workload_spec
+        return [
+            self.measure("rate", s, f"{rate:g}", at_rate(w, rate))
+            for rate in rates
+            for s in (base, best)
+        ]
+
     def run_workloads(self, base: Subject, best: Subject) -> list[Measurement]:
-        loads = [self.spec.workload_spec, *self.workloads]
+        search = load_search(self.spec.objectives)
+        study_loads = [self.spec.workload_for(w) for w, _ in self.spec.weighted_workloads]
+        loads = [dataclasses.replace(w, load_search=search) for w in study_loads]
+        loads += [dataclasses.replace(w, load_search=search) for w in self.workloads]
         self.progress(f"workloads {[w.name for w in loads]}: baseline and {best.name}")
         return [self.measure("workload", s, w.name, w) for w in loads for s in (base, best)]
+
+
+def _reseeded(workload: Workload, index: int) -> Workload:
+    """Repeat `index`: every workload with its seed moved on by `index`."""
+    also = tuple(dataclasses.replace(w, seed=w.seed + index) for w in workload.also)
+    return dataclasses.replace(workload, seed=workload.seed + index, also=also)
 
 
 def ablation_steps(
@@ -201,7 +252,8 @@ def ablation_steps(
     the engine default when the baseline does not set it), and settings whose `when` no longer
     holds are dropped, as the search would. Another engine: each setting goes back to that
     engine's default, plus one step with every setting at its default. A different checkpoint
-    is one more step.
+    is one more step. A step the engine would start exactly like `best` (a setting the
+    search set to the engine's own default) is no difference and is left out.
     """
     steps: list[tuple[str, Candidate]] = []
     if best.weight_dtype != base.weight_dtype:
@@ -246,7 +298,14 @@ def ablation_steps(
             best.engine, best.engine_version, best.model, best.checkpoint, best.weight_dtype, {}
         )
         steps.append((f"every {best.engine} setting -> default", bare))
-    return steps
+    found = _effective(best, spec)
+    return [(label, c) for label, c in steps if _effective(c, spec) != found]
+
+
+def _effective(candidate: Candidate, spec: StudySpec) -> object:
+    """What the engine starts with (a step that changes nothing here is no difference)."""
+    resolved = resolve_candidate(candidate, spec.node_group)
+    return (candidate.checkpoint, resolved.effective)
 
 
 def _v(value: object) -> str:
@@ -340,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     save_measurements(ref.url, ref.name, measurements, info)
     print(f"{len(measurements)} measurements stored in study {companion_name(ref.name)!r}")
+    write_study_note(study, pareto_points(study))  # the noise may have changed the pick
     if not ns.no_report:
         files = write_report(study, ref.directory)
         print(f"Report: {files.markdown}")

@@ -4,8 +4,10 @@ Data flow of one real trial: the candidate's checkpoint is made absolute and che
 node (`runners.checkpoint`; a local path missing here is ``setup:model_missing``, nothing is
 started) -> `runners.launch` starts the engine (adapter launch on a leased port, own process
 group, readiness; a start failure comes back classified) -> `runners.measure` benchmarks its
-endpoint (request list, load generator, `summarize`, ``bench.json``) -> an engine that died
-under load is classified from its log (phase ``load``) -> the process group is always torn
+endpoint (request list, load generator, `summarize`, ``bench.json``), once per workload and
+load when the workload asks for a load search or more workloads (`runners.load_search`; all on
+this one engine start, each in its own folder) -> an engine that died under load is classified
+from its log (phase ``load``) -> the process group is always torn
 down and the port verified free. The `TrialOutcome` carries the engine log, the launch record
 and the benchmark JSON (same keys as `vllm bench serve --save-result`) as artifacts. The runner
 never raises for engine faults; only infrastructure faults (teardown failed) give
@@ -29,6 +31,7 @@ from runners.bench.loadgen import Endpoint
 from runners.checkpoint import absolute_checkpoint, missing_checkpoint
 from runners.engines import resolve_candidate
 from runners.launch import EmulatorLaunch, EngineInstance, Launcher, StartFailed
+from runners.load_search import measure_workloads
 from runners.measure import emulator_time_scale, measure, prompt_vocab_size
 from runners.process import EngineProcess
 from runners.settings import RealRunSettings
@@ -139,23 +142,28 @@ class LocalRunner:
         if isinstance(ready, StartFailed):
             return TrialOutcome("crashed", crash=ready.crash, diagnostics=(startup,))
         scale = emulator_time_scale(ready.endpoint) if self.emulator is not None else 1.0
-        measured = measure(
-            ready.endpoint,
-            workload,
-            vocab_size=prompt_vocab_size(candidate),
-            num_gpus=placement.gpu_count,
-            out_dir=trial_dir,
-            timeout_s=self.settings.bench_timeout_s,
-            api=self.endpoint,
-            num_warmups=self.num_warmups,
-            time_scale=scale,
-        )
-        died = instance.crash_under_load()
-        if died is not None:
-            return TrialOutcome(
-                "crashed", crash=died, diagnostics=(startup, ("time_scale", scale))
+        runs: list[TrialOutcome] = []
+
+        def once(plain: Workload) -> TrialOutcome:
+            measured = measure(
+                ready.endpoint,
+                plain,
+                vocab_size=prompt_vocab_size(candidate),
+                num_gpus=placement.gpu_count,
+                out_dir=trial_dir if not runs else trial_dir / f"run-{len(runs)}",
+                timeout_s=self.settings.bench_timeout_s,
+                api=self.endpoint,
+                num_warmups=self.num_warmups if not runs else 0,
+                time_scale=scale,
             )
-        return dataclasses.replace(measured, diagnostics=(startup, *measured.diagnostics))
+            runs.append(measured)
+            died = instance.crash_under_load()
+            if died is not None:
+                return TrialOutcome("crashed", crash=died, diagnostics=(("time_scale", scale),))
+            return measured
+
+        outcome = measure_workloads(workload, once).outcome
+        return dataclasses.replace(outcome, diagnostics=(startup, *outcome.diagnostics))
 
 
 __all__ = ["EmulatorLaunch", "LocalRunner", "RealRunSettings"]

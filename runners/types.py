@@ -2,13 +2,17 @@
 
 Everything that crosses the boundary between "what to try" and "how to run it" is defined here as
 a frozen dataclass: the `Candidate` the search proposes, where it runs (`NodeGroup`,
-`Placement`), what load to send (`Workload`), what comes back (`TrialOutcome` with `Metrics` or a
-`Crash`), and the engine-neutral `ServingConfig` that an engine adapter resolves a candidate into
-(engine defaults applied) for the simulator. This module imports nothing from optuna or optimizer.
+`Placement`), what load to send (`Workload`, optionally with a `LoadSearch` for the highest load
+that holds its `SloLimit`s, and further workloads measured on the same engine start), what comes
+back (`TrialOutcome` with `Metrics` or a `Crash`, and per workload a `WorkloadRun` with its
+`LoadCurve`), and the engine-neutral `ServingConfig` that an engine adapter resolves a candidate
+into (engine defaults applied) for the simulator. This module imports nothing from optuna or
+optimizer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +128,65 @@ class Placement:
 DatasetName = Literal["sharegpt-like", "random", "sharegpt", "jsonl", "csv", "mooncake", "azure"]
 
 
+LoadKnob = Literal["request_rate", "max_concurrency"]
+
+
+@dataclass(frozen=True)
+class SloLimit:
+    """A bound on one metric of a run: `metric` is a key of `Metrics.flat()` (``p99_ttft_ms``,
+    ``output_throughput_tok_s``, ...), a throughput key with ``_per_gpu``, or
+    ``failed_fraction``; exactly one of `max` and `min` is set."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    @property
+    def name(self) -> str:
+        bound = f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
+        return f"{self.metric} {bound}"
+
+    def value(self, metrics: Metrics) -> float:
+        if self.metric == "failed_fraction":
+            return metrics.failed / max(1, metrics.completed + metrics.failed)
+        flat = metrics.flat()
+        if self.metric.endswith("_per_gpu"):
+            return flat[self.metric.removesuffix("_per_gpu")] / max(1, metrics.num_gpus)
+        return flat[self.metric]
+
+    def excess(self, metrics: Metrics) -> float:
+        """How far the run is past the bound (<= 0: the SLO holds)."""
+        value = self.value(metrics)
+        return value - self.max if self.max is not None else (self.min or 0.0) - value
+
+    def holds(self, metrics: Metrics) -> bool:
+        return self.excess(metrics) <= 0
+
+
+@dataclass(frozen=True)
+class LoadSearch:
+    """Find the highest load at which every SLO of `slos` holds, on one engine start.
+
+    `knob` is what is varied: the mean request rate of the workload's request list (the same
+    requests re-timed, `runners.workload.at_load`) or the client's max concurrency. The first
+    probe sends the list with the knob unbounded (every request at once, or no concurrency
+    limit); when every SLO holds there, that is the answer. Otherwise the load rises from
+    `start` by `growth` while the SLOs hold (up to twice the first probe's request rate, or the
+    number of requests), falls by `growth` while they break when `start` already breaks, then
+    bisects between the highest load that held and the lowest that broke until the two are
+    within `tolerance` of each other (relative; concurrency stops 1 apart). `start` None: an
+    eighth of the first probe's request throughput (requests/s), or concurrency 1. At most
+    `max_probes` measurements in all (`runners.load_search`).
+    """
+
+    slos: tuple[SloLimit, ...]
+    knob: LoadKnob = "request_rate"
+    start: float | None = None
+    growth: float = 2.0
+    tolerance: float = 0.05
+    max_probes: int = 10
+
+
 @dataclass(frozen=True)
 class Workload:
     """What load to send, with `vllm bench serve` semantics.
@@ -140,6 +203,10 @@ class Workload:
     `tokenizer` counts text prompts: a local model folder or Hugging Face id that must load
     from local files, or "" for the estimate of `runners.workload.tokens`.
     `draft_acceptance_rate` is the per-token acceptance of speculative drafts on this data.
+    `load_search` (None: send the list as it is) asks the runner for the highest load that
+    holds its SLOs. `also` are further workloads measured after this one on the same engine
+    start (a study with several workloads); the outcome's `workloads` then has one
+    `WorkloadRun` each. Neither changes the request list (`runners.workload.make_requests`).
     """
 
     name: str
@@ -161,6 +228,14 @@ class Workload:
     window_s: float = math.inf
     hash_block_size: int = 512
     tokenizer: str = ""
+    load_search: LoadSearch | None = None
+    also: tuple[Workload, ...] = ()
+
+    def alone(self) -> Workload:
+        """This workload's own request list, without a load search or further workloads."""
+        if self.load_search is None and not self.also:
+            return self
+        return dataclasses.replace(self, load_search=None, also=())
 
 
 @dataclass(frozen=True)
@@ -364,6 +439,56 @@ class ServingConfig:
         )
 
 
+@dataclass(frozen=True)
+class LoadProbe:
+    """One measurement of a load search: the load sent (requests/s or max concurrency;
+    ``math.inf`` = unbounded), its metrics, and the names of the SLOs that did not hold."""
+
+    load: float
+    metrics: Metrics
+    broken: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> bool:
+        return not self.broken
+
+
+@dataclass(frozen=True)
+class LoadCurve:
+    """Every probe of one load search, in the order measured (the unbounded one first)."""
+
+    knob: LoadKnob
+    probes: tuple[LoadProbe, ...]
+
+    @property
+    def knee(self) -> LoadProbe | None:
+        """The highest load at which every SLO held (None when none did)."""
+        held = [p for p in self.probes if p.held]
+        return max(held, key=lambda p: p.load) if held else None
+
+    @property
+    def lowest(self) -> LoadProbe:
+        return min(self.probes, key=lambda p: p.load)
+
+    def by_load(self) -> tuple[LoadProbe, ...]:
+        return tuple(sorted(self.probes, key=lambda p: p.load))
+
+
+@dataclass(frozen=True)
+class WorkloadRun:
+    """One workload of a trial: its metrics (with a load search: at the knee, or at the lowest
+    load probed when no load held every SLO) and the search's curve."""
+
+    name: str
+    metrics: Metrics
+    curve: LoadCurve | None = None
+
+    @property
+    def held(self) -> bool:
+        """No load search, or one that found a load holding every SLO."""
+        return self.curve is None or self.curve.knee is not None
+
+
 OutcomeStatus = Literal["ok", "crashed", "infra_error"]
 
 
@@ -383,3 +508,6 @@ class TrialOutcome:
     """Engine instances that served the workload (0: the runner did not get to start one)."""
     gpus_per_replica: int = 0
     """GPUs each of those instances used (TP x PP x DP)."""
+    workloads: tuple[WorkloadRun, ...] = ()
+    """Each workload measured, the trial's own first then `Workload.also`, when there was a
+    load search or more than one workload (empty otherwise); `metrics` is then the first's."""

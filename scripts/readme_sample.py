@@ -61,7 +61,7 @@ def excerpt(output: str) -> list[str]:
     shown.update(crashes[:1])
     front = next(i for i, line in enumerate(lines) if line.startswith("Pareto front:"))
     table = next(i for i in range(front, len(lines)) if lines[i].startswith("-----"))
-    closing = next(i for i, line in enumerate(lines) if line.startswith("Highest throughput"))
+    closing = next(i for i, line in enumerate(lines) if line.startswith("Recommended:"))
     out = [lines[0]]
     out += [lines[i] for i in sorted(shown)]
     out += ["...", ""]

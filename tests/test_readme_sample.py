@@ -45,7 +45,7 @@ def test_the_excerpt_keeps_the_lines_a_reader_needs() -> None:
             "    3  2 x 4 GPUs",
             "        trtllm-serve x",
             "",
-            "Highest throughput: trial 3.",
+            "Recommended: trial 3 (rule: throughput within noise of the best, ...).",
             "Browse it: python -m optimizer.dashboard x",
         ]
     )

@@ -1,10 +1,10 @@
 """The report files of a study: report.md, report.html, pareto.png and hypervolume.png.
 
 Place in the data flow: last stage, after `optimizer.loop` (and optionally `optimizer.validate`)
-filled the storage. `build_report` assembles the document from the sections (summary and
-Pareto table, validation tables, importances, crashes, hypervolume); `write_report` draws the
-plots and renders the document beside the study. Written at the end of every study and by
-``python -m optimizer.report STUDY``.
+filled the storage. `build_report` assembles the document from the sections (summary, the
+recommendation, the Pareto table, validation tables, importances, crashes, hypervolume);
+`write_report` draws the plots and renders the document beside the study. Written at the end
+of every study and by ``python -m optimizer.report STUDY``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from optimizer.report.hypervolume import hypervolume_blocks
 from optimizer.report.importance import importance_blocks
 from optimizer.report.pareto import pareto_points
 from optimizer.report.plots import plot_hypervolume, plot_pareto
+from optimizer.report.recommendation import recommendation_blocks
 from optimizer.report.render import to_html, to_markdown
 from optimizer.report.sections import pareto_blocks, summary_blocks
 from optimizer.report.validation import validation_blocks
+from optimizer.spec.presets import RecommendRule
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,11 @@ def build_report(
     info: Mapping[str, object] | None = None,
     pareto_png: str | None = None,
     hypervolume_png: str | None = None,
+    rule: RecommendRule | None = None,
 ) -> list[Block]:
-    report = pareto_points(study)
+    report = pareto_points(study, rule)
     blocks = summary_blocks(study, report)
+    blocks += recommendation_blocks(study, report)
     blocks += pareto_blocks(study, report, pareto_png)
     blocks += validation_blocks(study, measurements, info or {})
     blocks += importance_blocks(study)
@@ -59,17 +63,20 @@ def build_report(
     return blocks
 
 
-def write_report(study: optuna.Study, directory: Path | None = None) -> ReportFiles:
-    """Write report.md, report.html, pareto.png and hypervolume.png of `study`."""
+def write_report(
+    study: optuna.Study, directory: Path | None = None, rule: RecommendRule | None = None
+) -> ReportFiles:
+    """Write report.md, report.html, pareto.png and hypervolume.png of `study` (`rule`: the
+    recommendation rule instead of the study's)."""
     directory = directory or study_dir_of(study)
     directory.mkdir(parents=True, exist_ok=True)
     url = study_url(study)
     measurements, info = load_measurements(url, study.study_name) if url else ([], {})
-    report = pareto_points(study)
+    report = pareto_points(study, rule)
     pareto = plot_pareto(study, report, directory / "pareto.png", measurements)
     hv = plot_hypervolume(study, directory / "hypervolume.png")
     blocks = build_report(
-        study, measurements, info, pareto.name, hv.name if hv is not None else None
+        study, measurements, info, pareto.name, hv.name if hv is not None else None, rule
     )
     md = directory / "report.md"
     md.write_text(to_markdown(blocks))

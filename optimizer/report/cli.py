@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optimizer.cli import add_study_arguments, locate, open_study
+from optimizer.recommend import RULES
 from optimizer.report.build import write_report
 from runners.errors import ServingOptimizerError
 
@@ -24,6 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_study_arguments(parser)
     parser.add_argument("--out", type=Path, help="directory (default: studies/<name>/)")
+    parser.add_argument(
+        "--recommend",
+        choices=RULES,
+        help="the recommendation rule for this report (default: the one the study ran with)",
+    )
     ns = parser.parse_args(argv)
     try:
         ref = locate(ns.study, ns.storage, ns.study_name)
@@ -31,6 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    files = write_report(study, ns.out or ref.directory)
+    files = write_report(study, ns.out or ref.directory, ns.recommend)
     print(f"Report: {files.markdown}\n        {files.html}\n        {files.pareto_png}")
     return 0

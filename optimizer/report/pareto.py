@@ -10,13 +10,18 @@ the plain engine command for the target machine). The report's sections use the 
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
+from optimizer.objectives import metric_names
+from optimizer.recommend import Recommendation, study_recommendation
 from optimizer.record import InstanceShape, TrialRecord, baseline_record, read, read_all
+from optimizer.slo_gap import SloGap, slo_gap
 from optimizer.spec.models import StudySpec
+from optimizer.spec.presets import RecommendRule
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,19 @@ class ParetoReport:
     pruned: int
     rejected: int = 0
     infeasible: int = 0
+    recommendation: Recommendation | None = None
+    slo_gap: SloGap | None = None
+    baseline_record: TrialRecord | None = None
+
+    @property
+    def pick(self) -> Point | None:
+        rec = self.recommendation
+        return Point.of(rec.pick) if rec is not None else None
 
 
-def pareto_points(study: optuna.Study) -> ParetoReport:
-    """The feasible front (highest throughput first), the baseline, and trial counts."""
+def pareto_points(study: optuna.Study, rule: RecommendRule | None = None) -> ParetoReport:
+    """The feasible front (highest throughput first), the baseline, trial counts, and the
+    recommendation (`optimizer.recommend`; `rule` instead of the study's)."""
     records = read_all(study)
     front = sorted((Point.of(read(t)) for t in study.best_trials), key=lambda p: -p.throughput)
     base = baseline_record(study)
@@ -93,6 +107,9 @@ def pareto_points(study: optuna.Study) -> ParetoReport:
         pruned=len(pruned),
         rejected=sum(r.is_rejection for r in pruned),
         infeasible=sum(not r.feasible for r in complete),
+        recommendation=study_recommendation(study, rule),
+        slo_gap=slo_gap(study),
+        baseline_record=base,
     )
 
 
@@ -116,8 +133,7 @@ def percent_change(value: float, reference: float) -> str:
 
 
 def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
-    tput = spec.objectives.throughput.label
-    lat = spec.objectives.latency.label
+    tput, lat = metric_names(spec.objectives)
     lines = [
         f"Pareto front: {len(report.points)} points of {report.complete} completed trials; "
         f"{report.pruned - report.rejected} crashed and {report.rejected} were rejected before "
@@ -146,20 +162,40 @@ def format_pareto(report: ParetoReport, spec: StudySpec) -> str:
         d_tput = percent_change(point.throughput, base.throughput) if base else "n/a"
         d_lat = percent_change(point.latency, base.latency) if base else "n/a"
         marker = "*" if base is not None and point.number == base.number else " "
+        picked = report.pick is not None and point.number == report.pick.number
         lines.append(
             f"{point.number:>5}{marker}  {point.throughput:>32,.1f}  {d_tput:>8}  "
             f"{point.latency:>18,.1f}  {d_lat:>8}  {point.placement}"
+            + ("  <- recommended" if picked else "")
         )
         lines += [f"        {command}" for command in point.command_lines()]
-    if report.points and base is not None:
-        best = report.points[0]
-        d_tput = percent_change(best.throughput, base.throughput)
-        d_lat = percent_change(best.latency, base.latency)
-        lines += [
-            "",
-            f"Highest throughput: trial {best.number}, {d_tput} throughput and {d_lat} latency "
-            "vs the engine defaults.",
-        ]
-        if best.deploy_hint is not None:
-            lines.append(best.deploy_hint)
-    return "\n".join(lines)
+    return "\n".join(lines + headline(report, spec))
+
+
+def headline(report: ParetoReport, spec: StudySpec) -> list[str]:
+    """The closing lines: the recommended configuration against the baseline, and why."""
+    rec, pick, base = report.recommendation, report.pick, report.baseline
+    if rec is None or pick is None:
+        gap = report.slo_gap
+        return ["", *gap.lines()] if gap is not None else []
+    tput, lat = metric_names(spec.objectives)
+    versus = ""
+    if base is not None:
+        versus = (
+            f": {percent_change(pick.throughput, base.throughput)} throughput and "
+            f"{percent_change(pick.latency, base.latency)} latency vs the engine defaults"
+        )
+    lines = ["", f"Recommended: trial {pick.number} (rule: {RULE_NAMES[rec.rule]}){versus}."]
+    lines += textwrap.wrap(f"Why: {rec.why(tput, lat)}", 99, subsequent_indent="    ")
+    if all(point.number != pick.number for point in report.points):
+        lines += [f"    {command}" for command in pick.command_lines()]
+    if pick.deploy_hint is not None:
+        lines.append(pick.deploy_hint)
+    return lines
+
+
+RULE_NAMES = {
+    "throughput": "throughput within noise of the best, then the lowest latency",
+    "latency": "latency within noise of the lowest, then the highest throughput",
+    "balanced": "the most throughput per latency",
+}

@@ -81,10 +81,6 @@ def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
         blocks.append(Para(COMMANDS_NOTE))
     blocks.append(Para(f"Baseline (engine defaults), trial {base.number}:"))
     blocks.append(Code("\n".join(base.command_lines())))
-    blocks.append(Para(f"Highest throughput, trial {best_tput.number}:"))
-    blocks.append(Code("\n".join(best_tput.command_lines())))
-    if best_tput.deploy_hint is not None:
-        blocks.append(Para(best_tput.deploy_hint))
     return blocks
 
 

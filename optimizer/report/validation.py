@@ -1,12 +1,16 @@
-"""The validation tables: repeats of the front, ablation of the best, concurrency sweep and
-other workloads, each as "baseline | optimized | change".
+"""The validation tables: repeats of the front, ablation of the recommended configuration,
+concurrency sweep, goodput's rate sweep around the knee, and the workloads, each as "baseline |
+optimized | change".
 
 Place in the data flow: one section of the report, from the measurements `optimizer.validate`
-stored (`optimizer.measurements`); "Not validated yet" until then.
+stored (`optimizer.measurements`); "Not validated yet" until then. Changes within the noise of
+`optimizer.noise` (measured by the repeats themselves when there are some) read "no measurable
+effect" in the ablation rather than a percentage.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from optimizer.measurements import KINDS, Measurement, dominated, interval
+from optimizer.measurements import KINDS, RATE_LEVELS, Measurement, dominated, interval
+from optimizer.noise import ESTIMATE, NoiseEstimate, noise_of
 from optimizer.record import read_all
 from optimizer.report.document import Block, Heading, Para, Table, labels, num
 from optimizer.report.pareto import percent_change
@@ -168,32 +173,50 @@ def validation_blocks(
         )
     # ablation
     ablation = by_kind["ablation"]
+    noise = noise_of(measurements, _noise_setting(study))
     if ablation:
-        blocks += ablation_blocks(ablation, tput, lat)
+        blocks += ablation_blocks(ablation, tput, lat, noise)
     sweep = by_kind["sweep"]
     if sweep:
         best = next((m.subject for m in sweep if m.subject != "baseline"), "")
         levels = sorted({m.label for m in sweep}, key=int)
         blocks.append(Heading(f"Concurrency sweep: baseline vs optimized ({best})", 3))
-        blocks.append(_pair_table("max concurrency", sweep, levels, best, tput, lat))
+        blocks.append(_pair_table("max concurrency", sweep, levels, best, *_measured(tput, lat)))
+    rates = by_kind["rate"]
+    if rates:
+        blocks += rate_sweep_blocks(rates, *_measured(tput, lat))
     loads = by_kind["workload"]
     if loads:
         best = next((m.subject for m in loads if m.subject != "baseline"), "")
         names = list(dict.fromkeys(m.label for m in loads))
-        blocks.append(Heading(f"Other workloads: baseline vs optimized ({best})", 3))
+        blocks.append(Heading(f"Per workload: baseline vs optimized ({best})", 3))
         blocks.append(
             Para(
-                "The first row is the search workload. A configuration tuned for it can lose "
-                "elsewhere (for example a short max-model-len fails long prompts)."
+                "The study's workloads first, then the space file's validation workloads, each "
+                "measured alone (with goodput, by its own load search). A configuration tuned "
+                "for the study's workloads can lose elsewhere (for example a short "
+                "max-model-len fails long prompts)."
             )
         )
         blocks.append(_pair_table("workload", loads, names, best, tput, lat))
     return blocks
 
 
+def _measured(tput: str, lat: str) -> tuple[str, str]:
+    """The objectives' names for a run at one load (not goodput's load search)."""
+    return tput.removeprefix("goodput, "), lat.removesuffix(" at goodput")
+
+
+def _noise_setting(study: optuna.Study) -> float | str:
+    stored = study.user_attrs.get("recommendation")
+    setting = stored.get("noise", "auto") if isinstance(stored, dict) else "auto"
+    return setting if isinstance(setting, float | int | str) else "auto"
+
+
 @dataclass(frozen=True)
 class AblationFinding:
-    """The setting whose reversion costs the most of each objective."""
+    """The setting whose reversion costs the most of each objective ("" when no reversion
+    has an effect beyond noise on that objective)."""
 
     throughput_setting: str
     throughput_change: str
@@ -201,32 +224,55 @@ class AblationFinding:
     latency_change: str
 
 
-def ablation_finding(ablation: Sequence[Measurement]) -> AblationFinding | None:
+def measurable(m: Measurement, best: Measurement, noise: NoiseEstimate) -> tuple[bool, bool]:
+    """Does reverting this setting change throughput / latency beyond noise?"""
+    assert m.throughput is not None and m.latency is not None
+    assert best.throughput is not None and best.latency is not None
+    return (
+        abs(_log(m.throughput) - _log(best.throughput)) > noise.band("throughput"),
+        abs(_log(m.latency) - _log(best.latency)) > noise.band("latency"),
+    )
+
+
+def _log(value: float) -> float:
+    return math.log(max(value, 1e-12))
+
+
+def ablation_finding(
+    ablation: Sequence[Measurement], noise: NoiseEstimate = ESTIMATE
+) -> AblationFinding | None:
     best = next((m for m in ablation if m.label == "(best as found)" and m.ok), None)
     steps = [m for m in ablation if not m.label.startswith("(") and m.ok]
     if best is None or best.throughput is None or best.latency is None or not steps:
         return None
-    worst_tput = min(steps, key=lambda m: m.throughput or 0.0)
-    worst_lat = max(steps, key=lambda m: m.latency or 0.0)
-    assert worst_tput.throughput is not None and worst_lat.latency is not None
+    tput_steps = [m for m in steps if m.throughput and measurable(m, best, noise)[0]]
+    lat_steps = [m for m in steps if m.latency is not None and measurable(m, best, noise)[1]]
+    worst_tput = min(tput_steps, key=lambda m: m.throughput or 0.0, default=None)
+    worst_lat = max(lat_steps, key=lambda m: m.latency or 0.0, default=None)
     return AblationFinding(
-        worst_tput.label,
-        percent_change(worst_tput.throughput, best.throughput),
-        worst_lat.label,
-        percent_change(worst_lat.latency, best.latency),
+        worst_tput.label if worst_tput else "",
+        percent_change(worst_tput.throughput or 0.0, best.throughput) if worst_tput else "",
+        worst_lat.label if worst_lat else "",
+        percent_change(worst_lat.latency or 0.0, best.latency) if worst_lat else "",
     )
 
 
-def ablation_blocks(ablation: Sequence[Measurement], tput: str, lat: str) -> list[Block]:
+NO_EFFECT = "no measurable effect"
+
+
+def ablation_blocks(
+    ablation: Sequence[Measurement], tput: str, lat: str, noise: NoiseEstimate = ESTIMATE
+) -> list[Block]:
     best = next((m for m in ablation if m.label == "(best as found)"), None)
     subject = best.subject if best else "best"
-    blocks: list[Block] = [Heading(f"Ablation of the best configuration ({subject})", 3)]
+    blocks: list[Block] = [Heading(f"Ablation of the recommended configuration ({subject})", 3)]
     blocks.append(
         Para(
-            "Each setting that differs from the baseline is reverted alone (settings that "
-            "depend on it follow, as in the search) and the configuration re-measured; the "
-            "change is against the best as found. Crashed means the setting cannot be reverted "
-            "alone."
+            "Each setting that differs from the baseline (and from the engine's default) is "
+            "reverted alone (settings that depend on it follow, as in the search) and the "
+            "configuration re-measured; the change is against the recommended configuration as "
+            'found. A change within noise reads "no measurable effect". Crashed means the '
+            f"setting cannot be reverted alone. Noise: {noise.describe()}."
         )
     )
     rows = []
@@ -234,8 +280,14 @@ def ablation_blocks(ablation: Sequence[Measurement], tput: str, lat: str) -> lis
         if m.ok and best is not None and best.ok:
             assert m.throughput is not None and m.latency is not None
             assert best.throughput is not None and best.latency is not None
+            seen_t, seen_l = measurable(m, best, noise)
+            step = not m.label.startswith("(")
             d_t = percent_change(m.throughput, best.throughput)
             d_l = percent_change(m.latency, best.latency)
+            if step and not seen_t:
+                d_t = NO_EFFECT
+            if step and not seen_l:
+                d_l = NO_EFFECT
             rows.append((m.label, num(m.throughput), d_t, num(m.latency), d_l))
         else:
             rows.append((m.label, f"crashed `{m.crash_class}`", "", "", ""))
@@ -250,15 +302,96 @@ def ablation_blocks(ablation: Sequence[Measurement], tput: str, lat: str) -> lis
                 + "."
             )
         )
-    finding = ablation_finding(ablation)
+    finding = ablation_finding(ablation, noise)
     if finding is not None:
-        blocks.append(
-            Para(
-                f"Of the separable settings, contributed most to throughput: "
-                f"**{finding.throughput_setting}** (reverting "
-                f"it alone: {finding.throughput_change} throughput). Contributed most to "
-                f"latency: **{finding.latency_setting}** (reverting it alone: "
-                f"{finding.latency_change} latency)."
-            )
-        )
+        blocks.append(Para(_finding_text(finding)))
     return blocks
+
+
+def _finding_text(finding: AblationFinding) -> str:
+    if not finding.throughput_setting and not finding.latency_setting:
+        return (
+            "No separable setting has a measurable effect alone: reverting any one of them "
+            "changes neither objective beyond noise. The gain over the baseline comes from the "
+            "settings together (or from those that cannot be reverted alone)."
+        )
+    parts = []
+    for what, setting, change in (
+        ("throughput", finding.throughput_setting, finding.throughput_change),
+        ("latency", finding.latency_setting, finding.latency_change),
+    ):
+        parts.append(
+            f"Contributed most to {what}: **{setting}** (reverting it alone: {change} {what})."
+            if setting
+            else f"No setting alone has a measurable effect on {what}."
+        )
+    return "Of the separable settings: " + " ".join(parts)
+
+
+def rate_sweep_blocks(rates: Sequence[Measurement], tput: str, lat: str) -> list[Block]:
+    """Goodput's rate sweep: both configurations at rates around the recommended trial's knee,
+    and whether the sweep confirms the knee."""
+    best = next((m.subject for m in rates if m.subject != "baseline"), "")
+    levels = sorted({m.label for m in rates}, key=float)
+    rows = []
+    for level in levels:
+        row = [level]
+        for who in ("baseline", best):
+            m = next((x for x in rates if x.label == level and x.subject == who), None)
+            row += _rate_cells(m)
+        rows.append(tuple(row))
+    verdict = knee_verdict([m for m in rates if m.subject == best])
+    return [
+        Heading(f"Rate sweep around the knee of {best}", 3),
+        Para(
+            "The study's workload re-timed to each mean request rate (Poisson), measured once "
+            "each, baseline and recommended. " + verdict
+        ),
+        Table(
+            (
+                "request rate (req/s)",
+                *(f"{who} {what}" for who in ("baseline", best) for what in (tput, lat, "SLOs")),
+            ),
+            tuple(rows),
+            (0, 1, 2, 4, 5),
+        ),
+    ]
+
+
+def _rate_cells(m: Measurement | None) -> list[str]:
+    if m is None:
+        return ["n/a", "", ""]
+    if not m.ok or m.throughput is None or m.latency is None:
+        return [f"crashed `{m.crash_class}`", "", ""]
+    return [num(m.throughput, 2), num(m.latency), f"breaks {m.broken}" if m.broken else "hold"]
+
+
+def knee_verdict(sweep: Sequence[Measurement]) -> str:
+    """Confirmed when every rate up to 0.9 x the knee holds every SLO and every rate from
+    1.25 x breaks one (the knee's own neighbourhood is within the search's tolerance and the
+    run-to-run noise)."""
+    by_rate = sorted(((float(m.label), m) for m in sweep), key=lambda pair: pair[0])
+    if not by_rate:
+        return ""
+    knee = _knee_rate(by_rate)
+    low = [m for rate, m in by_rate if rate <= 0.9 * knee * (1 + 1e-9)]
+    high = [m for rate, m in by_rate if rate >= 1.25 * knee * (1 - 1e-9)]
+    holds_low = all(m.ok and not m.broken for m in low)
+    breaks_high = all(not m.ok or bool(m.broken) for m in high)
+    if holds_low and breaks_high:
+        return (
+            f"**The knee is confirmed**: every SLO holds up to {0.9 * knee:,.2f} req/s and "
+            f"breaks from {1.25 * knee:,.2f} req/s."
+        )
+    problems = []
+    if not holds_low:
+        problems.append("an SLO breaks below the knee")
+    if not breaks_high:
+        problems.append("the SLOs still hold well above it")
+    return f"**The knee is not confirmed**: {' and '.join(problems)}."
+
+
+def _knee_rate(by_rate: Sequence[tuple[float, Measurement]]) -> float:
+    """The search's knee: the sweep's rates are `RATE_LEVELS` multiples of it."""
+    index = RATE_LEVELS.index(1.0)
+    return by_rate[index][0] if len(by_rate) > index else by_rate[-1][0]

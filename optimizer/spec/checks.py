@@ -31,6 +31,7 @@ from optimizer.spec.models import (
     StudySpec,
 )
 from optimizer.spec.resolve import resolve_space
+from optimizer.spec.workload import WorkloadSection
 from runners.catalog import GpuSpec, ModelSpec, Quantization
 from runners.engines import (
     EngineAdapter,
@@ -43,7 +44,7 @@ from runners.engines import (
 )
 from runners.errors import DatasetError, EngineError
 from runners.types import NodeGroup, SettingValue
-from runners.workload import make_requests
+from runners.workload import at_rate, make_requests
 
 AnyParam = IntParam | FloatParam | CategoricalParam | BoolParam
 SINGLE_VALUE_RULES = ("gpus", "tp_heads")
@@ -65,13 +66,22 @@ def check_workloads(spec: StudySpec) -> list[str]:
     """Each workload's request list can be had: its file is read (and kept in the workload
     cache for the trials), so a bad file is named with its line before anything is stored."""
     problems: list[str] = []
-    sections = [("workload", spec.workload)] + [
+    searched: list[tuple[str, WorkloadSection]] = (
+        [(f"workloads.{index}", section) for index, section in enumerate(spec.workloads)]
+        if spec.workloads
+        else [("workload", spec.workload)]
+    )
+    sections = searched + [
         (f"validation.workloads.{index}", section)
         for index, section in enumerate(spec.validation.workloads)
     ]
+    goodput = spec.objectives.goodput
     for field, section in sections:
         try:
-            make_requests(spec.workload_for(section))
+            workload = spec.workload_for(section)
+            make_requests(workload)
+            if goodput is not None and goodput.load == "request_rate":
+                make_requests(at_rate(workload, 1.0))  # a load search re-times the list
         except DatasetError as exc:
             problems.append(f"{field}: {exc}")
     return problems

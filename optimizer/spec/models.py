@@ -34,9 +34,20 @@ from optimizer.spec.catalog_sections import (
     NetworkSection,
     drop_unset,
 )
+from optimizer.spec.presets import (
+    GOODPUT_NEEDS_SLOS,
+    Combine,
+    GoodputSection,
+    Preset,
+    RecommendationSection,
+    WeightedWorkload,
+    check_workload_names,
+    expand_preset,
+    first_workload,
+)
 from optimizer.spec.workload import WorkloadSection
 from runners.catalog import QuantFormat
-from runners.types import EngineName, NodeGroup, SettingValue, Workload
+from runners.types import EngineName, NodeGroup, SettingValue, SloLimit, Workload
 
 Scalar = bool | int | float | str
 
@@ -319,16 +330,53 @@ class Slo(_Strict):
 
     @property
     def name(self) -> str:
-        bound = f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
-        return f"{self.metric} {bound}"
+        return self.limit.name
+
+    @property
+    def limit(self) -> SloLimit:
+        """The bound as the runners check it."""
+        return SloLimit(self.metric, self.max, self.min)
+
+
+ADDED_OBJECTIVE_FIELDS = ("preset", "goodput", "combine")
+"""Fields added after the first studies were stored (see `defaulted_additions`)."""
 
 
 class ObjectivesSection(_Strict):
+    """The two objectives (or a `preset` that fills them in), SLOs, and goodput."""
+
+    preset: Preset | None = None
     throughput: ThroughputObjective
     latency: LatencyObjective
     slos: list[Slo] = Field(
         default_factory=list, description="constraints; the reported front is feasible only"
     )
+    goodput: GoodputSection | None = None
+    combine: Combine = "weighted"
+
+    _preset = model_validator(mode="before")(expand_preset)
+
+    @model_validator(mode="after")
+    def _goodput_has_slos(self) -> ObjectivesSection:
+        if self.goodput is not None and not any(slo.max is not None for slo in self.slos):
+            raise ValueError(GOODPUT_NEEDS_SLOS)
+        return self
+
+    @property
+    def throughput_label(self) -> str:
+        label = self.throughput.label
+        return f"goodput, {label}" if self.goodput is not None else label
+
+    @property
+    def latency_label(self) -> str:
+        label = self.latency.label
+        return f"{label} at goodput" if self.goodput is not None else label
+
+    def defaulted_additions(self) -> set[str]:
+        """Fields added after the first studies were stored that hold their defaults: left out
+        of a study's identity, so studies made from older space files keep resuming."""
+        fields = type(self).model_fields
+        return {n for n in ADDED_OBJECTIVE_FIELDS if getattr(self, n) == fields[n].default}
 
 
 @dataclass(frozen=True)
@@ -464,11 +512,27 @@ class StudySpec(_Strict):
     hardware: HardwareSection
     engines: dict[EngineName, EngineSection] = Field(min_length=1)
     workload: WorkloadSection
+    workloads: list[WeightedWorkload] = Field(default_factory=list)
     objectives: ObjectivesSection
     baseline: BaselineSection
     search: SearchSection = SearchSection()
     validation: ValidationSection = ValidationSection()
     real_run: RealRunSection = RealRunSection()
+    recommendation: RecommendationSection = RecommendationSection()
+
+    _first_workload = model_validator(mode="before")(first_workload)
+
+    @model_validator(mode="after")
+    def _workload_names(self) -> StudySpec:
+        check_workload_names([w.name for w in self.workloads])
+        return self
+
+    @property
+    def weighted_workloads(self) -> list[tuple[WorkloadSection, float]]:
+        """Every workload of the search with its weight (one workload: weight 1)."""
+        if not self.workloads:
+            return [(self.workload, 1.0)]
+        return [(w, w.weight) for w in self.workloads]
 
     @property
     def node_group(self) -> NodeGroup:

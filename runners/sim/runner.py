@@ -5,8 +5,11 @@ rules, scheduler) -> request records -> `summarize` -> `TrialOutcome`. The workl
 fixes the prompts, so every trial of a study sees the same requests; run-to-run noise is off
 unless a `Noise` is given (drawn from the workload seed, so a study stays reproducible).
 
-Every outcome also carries `trial_seconds`: how long the same trial would occupy its GPUs on
-real hardware (launch, then the benchmark or the time until the crash). Search benchmarks add
+A workload with a load search, or with further workloads (`Workload.also`), is simulated once
+per load and workload on the same resolved configuration (`runners.load_search`), as one
+engine start would serve them. Every outcome also carries `trial_seconds`: how long the same
+trial would occupy its GPUs on real hardware (one launch, then every benchmark or the time
+until the crash). Search benchmarks add
 these up to measure how much runner time crashes waste. Given an artifacts folder, the runner
 writes each trial's simulated benchmark JSON and engine log there (`runners.sim.artifacts`)
 and returns them in `TrialOutcome.artifacts`, as `LocalRunner` does with the real ones. An
@@ -22,6 +25,7 @@ from pathlib import Path
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog import GIB
 from runners.engines import Resolved, resolve_candidate, sim_policy
+from runners.load_search import measure_workloads
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
 from runners.types import (
@@ -84,6 +88,28 @@ class SimRunner:
             )
         resolved = shape.config
         assert resolved is not None
+        launches: list[float] = []
+
+        def once(plain: Workload) -> TrialOutcome:
+            outcome, launch_s = self._once(resolved, plain)
+            launches.append(launch_s)
+            return outcome
+
+        measured = measure_workloads(workload, once)
+        # one launch, then every benchmark: each call's estimate holds its own launch
+        seconds = sum(dict(c.diagnostics)["trial_seconds"] for c in measured.calls)
+        seconds -= sum(launches[1:])
+        diagnostics = tuple(
+            (key, seconds if key == "trial_seconds" else value)
+            for key, value in measured.outcome.diagnostics
+        )
+        return dataclasses.replace(
+            measured.outcome, wall_s=time.perf_counter() - started, diagnostics=diagnostics
+        )
+
+    def _once(self, resolved: ServingConfig, workload: Workload) -> tuple[TrialOutcome, float]:
+        """One simulated benchmark of one request list, and the launch it would need."""
+        started = time.perf_counter()
         result = simulate(resolved, workload, seed=workload.seed, noise=self.noise)
         gpus_used = resolved.replicas * resolved.gpus_per_replica
         launch_s = launch_seconds(resolved, result)
@@ -107,7 +133,7 @@ class SimRunner:
                 diagnostics=(*diagnostics, ("trial_seconds", spent)),
                 replicas=resolved.replicas,
                 gpus_per_replica=resolved.gpus_per_replica,
-            )
+            ), launch_s
         try:
             metrics = summarize(result.records, num_gpus=gpus_used)
         except NoMetricValue as exc:
@@ -117,7 +143,7 @@ class SimRunner:
                 crash=crash,
                 wall_s=time.perf_counter() - started,
                 diagnostics=(*diagnostics, ("trial_seconds", launch_s + LOAD_CRASH_AFTER_S)),
-            )
+            ), launch_s
         return TrialOutcome(
             "ok",
             metrics=metrics,
@@ -125,4 +151,4 @@ class SimRunner:
             diagnostics=(*diagnostics, ("trial_seconds", launch_s + metrics.duration_s)),
             replicas=resolved.replicas,
             gpus_per_replica=resolved.gpus_per_replica,
-        )
+        ), launch_s

@@ -8,7 +8,9 @@ process-based runner starts one process per node and stops them all); every arti
 outcome names exists; a process-based runner leaves no process of the groups it started and no
 bound port behind; a runner that loads weights
 reports a local checkpoint missing on its node as ``setup:model_missing`` without starting
-anything.
+anything; a workload with a `LoadSearch` comes back with its load curve (the unbounded load
+first, every probe judged by the SLOs, the trial's metrics those of the knee), and further
+workloads (`Workload.also`) come back one `WorkloadRun` each, measured on the same engine start.
 
     class TestMyRunner(RunnerConformance):
         process_based = True
@@ -22,6 +24,7 @@ candidates (the defaults are a small vLLM model on one node of 8 x H100).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -35,10 +38,12 @@ from runners.process import group_pids, port_is_free
 from runners.types import (
     Candidate,
     CrashClass,
+    LoadSearch,
     NodeGroup,
     NodeSlot,
     Placement,
     SettingValue,
+    SloLimit,
     TrialOutcome,
     Workload,
 )
@@ -201,6 +206,55 @@ class RunnerConformance:
         assert outcome.crash.crash_class == CrashClass.MODEL_MISSING
         assert missing in outcome.crash.message
         assert started_groups == [], "nothing is started for a model that is not there"
+
+    def test_a_load_search_reports_every_probe_and_the_knee(
+        self, runner: Runner, started_groups: list[int]
+    ) -> None:
+        workload = self.workload()
+        plain = runner.run(self.feasible(), workload, self.placement())
+        assert plain.status == "ok" and plain.metrics is not None, plain.crash
+        starts = len(started_groups)
+        # half the unbounded run's p99 TTFT: broken there, so the search has to look lower
+        slo = SloLimit("p99_ttft_ms", max=plain.metrics.ttft_ms.p99 / 2)
+        search = LoadSearch((slo,), start=None, max_probes=4)
+        searched = dataclasses.replace(workload, load_search=search)
+        outcome = runner.run(self.feasible(), searched, self.placement())
+        assert outcome.status == "ok", outcome.crash
+        [run] = outcome.workloads
+        assert run.name == workload.name and run.curve is not None
+        probes = run.curve.probes
+        assert probes[0].load == math.inf and not probes[0].held
+        assert 1 < len(probes) <= search.max_probes
+        assert len({p.load for p in probes}) == len(probes)
+        for probe in probes:
+            assert probe.metrics.completed + probe.metrics.failed == workload.num_prompts
+            assert probe.broken == (() if slo.holds(probe.metrics) else (slo.name,))
+        chosen = run.curve.knee or run.curve.lowest
+        assert outcome.metrics == chosen.metrics == run.metrics
+        if self.process_based:
+            assert len(started_groups) == 2 * starts, "one engine start for the whole search"
+        self._check_after(outcome, started_groups)
+
+    def test_further_workloads_are_measured_on_the_same_start(
+        self, runner: Runner, started_groups: list[int]
+    ) -> None:
+        workload = self.workload()
+        plain = runner.run(self.feasible(), workload, self.placement())
+        starts = len(started_groups)
+        half = workload.num_prompts // 2
+        second = dataclasses.replace(workload, name="second", num_prompts=half)
+        outcome = runner.run(
+            self.feasible(), dataclasses.replace(workload, also=(second,)), self.placement()
+        )
+        assert plain.status == outcome.status == "ok", outcome.crash
+        assert [r.name for r in outcome.workloads] == [workload.name, "second"]
+        first, other = outcome.workloads
+        assert outcome.metrics == first.metrics
+        assert other.metrics.completed + other.metrics.failed == second.num_prompts
+        assert first.curve is None and other.curve is None
+        if self.process_based:
+            assert len(started_groups) == 2 * starts, "one engine start for both workloads"
+        self._check_after(outcome, started_groups)
 
     def _check_after(self, outcome: TrialOutcome, started_groups: list[int]) -> None:
         """Every named artifact exists; a process-based runner left nothing running."""

@@ -11,7 +11,8 @@ and the synthetic sources), `lengths` (ShareGPT-like and fixed lengths), `arriva
 streams, open-loop send times), `chains` (shared prefixes), `rows` (a file's rows -> request
 list: window, time scale, sessions, prefixes), the file formats `sharegpt`, `table` (JSONL and
 CSV) and `traces` (Mooncake, Azure) on the bounded reader `reader`, `tokens` (token counts of
-text prompts) and `prompts` (what each request sends).
+text prompts), `prompts` (what each request sends) and `retime` (the same list at another
+load, for a load search).
 """
 
 from runners.workload.arrays import FloatArray, IntArray
@@ -20,6 +21,7 @@ from runners.workload.chains import ChainBuilder, PrefixChains
 from runners.workload.lengths import sharegpt_like_lengths
 from runners.workload.prompts import TOKEN_ID_LOW, BenchRequest, TokenPrompts, bench_requests
 from runners.workload.requests import RequestSet, TextPrompt
+from runners.workload.retime import at_load, at_rate, mean_rate
 from runners.workload.sources import (
     FORMATS,
     SYNTHETIC_DATASETS,
@@ -41,11 +43,14 @@ __all__ = [
     "TextPrompt",
     "TokenCounter",
     "TokenPrompts",
+    "at_load",
+    "at_rate",
     "bench_requests",
     "describe_requests",
     "estimate_tokens",
     "local_tokenizer",
     "make_requests",
+    "mean_rate",
     "send_times",
     "sharegpt_like_lengths",
     "workload_streams",

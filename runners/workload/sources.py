@@ -49,6 +49,7 @@ FORMATS: dict[str, FormatReader] = {
 
 def make_requests(workload: Workload) -> RequestSet:
     """All requests of the workload in send order (a `DatasetError` when they cannot be had)."""
+    workload = workload.alone()  # a load search or further workloads change nothing here
     if workload.dataset in SYNTHETIC_DATASETS:
         return synthetic_requests(workload)
     read = FORMATS.get(workload.dataset)

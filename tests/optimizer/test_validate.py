@@ -15,8 +15,11 @@ from optimizer.measurements import (
     load_measurements,
     save_measurements,
 )
+from optimizer.noise import ESTIMATE, noise_of
+from optimizer.recommend import recommended
 from optimizer.report.build import write_report
-from optimizer.report.validation import ablation_finding
+from optimizer.report.render import to_markdown
+from optimizer.report.validation import ablation_blocks, ablation_finding
 from optimizer.space import candidate_from_params
 from optimizer.spec.load import load_spec
 from optimizer.validate import Validator, ablation_steps, main
@@ -44,10 +47,12 @@ def test_four_parts_are_measured(validated: tuple[optuna.Study, Path, list[Measu
     subjects = {m.subject for m in repeats}
     assert "baseline" in subjects and len(subjects) <= 1 + spec.validation.top
     assert all(sum(m.subject == s for m in repeats) == 3 for s in subjects)
-    best = max(study.best_trials, key=lambda t: t.values[0])
+    pick = recommended(study)
+    assert pick is not None
     sweep = [m for m in ms if m.kind == "sweep"]
     assert {m.label for m in sweep} == {"32", "256"}
-    assert {m.subject for m in sweep} == {"baseline", f"trial {best.number}"}
+    assert {m.subject for m in sweep} == {"baseline", f"trial {pick.number}"}
+    assert not [m for m in ms if m.kind == "rate"], "a rate sweep only with goodput"
     loads = {m.label for m in ms if m.kind == "workload"}
     assert loads == {spec.workload.name, "random-2000-100"}
     ablation = [m for m in ms if m.kind == "ablation"]
@@ -76,12 +81,12 @@ def test_report_renders_validation_tables(
     study, _, ms = validated
     md = write_report(study, tmp_path).markdown.read_text()
     assert "### Repeats: does the front hold up?" in md
-    assert "### Ablation of the best configuration" in md
+    assert "### Ablation of the recommended configuration" in md
     assert "### Concurrency sweep: baseline vs optimized" in md
-    assert "### Other workloads: baseline vs optimized" in md
+    assert "### Per workload: baseline vs optimized" in md
     assert "| 32 |" in md and "| random-2000-100 |" in md
-    finding = ablation_finding([m for m in ms if m.kind == "ablation"])
-    if finding is not None:
+    finding = ablation_finding([m for m in ms if m.kind == "ablation"], noise_of(ms))
+    if finding is not None and finding.throughput_setting:
         assert f"**{finding.throughput_setting}**" in md
 
 
@@ -108,6 +113,39 @@ def test_ablation_reverts_one_setting_and_its_dependents() -> None:
     tp8 = steps["tensor-parallel-size 4 -> 8"].settings_dict()
     assert tp8["tensor-parallel-size"] == 8 and "data-parallel-size" not in tp8
     assert steps["checkpoint fp8 -> bf16"].weight_dtype == "bf16"
+
+
+def test_a_setting_at_the_engines_own_default_is_no_step() -> None:
+    """The issue's "data-parallel-size 1 -> default (+0.0%)": reverting a setting the search
+    set to the engine's default changes nothing, so it is not ablated."""
+    spec = load_spec("qwen3-moe.yaml")
+    base = candidate_from_params(spec, _baseline(spec))
+    settings = {**base.settings_dict(), "tensor-parallel-size": 4, "data-parallel-size": 1}
+    best = base.make("vllm", base.engine_version, base.model, base.checkpoint, "bf16", settings)
+    assert set(dict(ablation_steps(spec, base, best))) == {"tensor-parallel-size 4 -> 8"}
+
+
+def ablated(label: str, tput: float, lat: float) -> Measurement:
+    return Measurement("ablation", "trial 7", 7, label, "cmd", tput, lat)
+
+
+def test_a_change_within_noise_is_no_measurable_effect() -> None:
+    rows = [
+        ablated("(best as found)", 1000.0, 50.0),
+        ablated("max-num-seqs 256 -> default", 1003.0, 50.4),
+        ablated("kv-cache-dtype fp8 -> default", 700.0, 50.2),
+        ablated("(baseline)", 600.0, 80.0),
+    ]
+    text = to_markdown(ablation_blocks(rows, "tput", "lat", ESTIMATE))
+    assert "| max-num-seqs 256 -> default | 1,003.0 | no measurable effect |" in text
+    assert (
+        "| kv-cache-dtype fp8 -> default | 700.0 | -30.0% | 50.2 | no measurable effect |" in text
+    )
+    assert "+0.3%" not in text
+    assert "Contributed most to throughput: **kv-cache-dtype fp8 -> default**" in text
+    assert "No setting alone has a measurable effect on latency." in text
+    nothing = to_markdown(ablation_blocks(rows[:2], "tput", "lat", ESTIMATE))
+    assert "No separable setting has a measurable effect alone" in nothing
 
 
 def _baseline(spec: object) -> dict[str, object]:

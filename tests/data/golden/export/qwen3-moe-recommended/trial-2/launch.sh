@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Trial 1 of study qwen3-moe: vllm 0.33.0, 2 instance(s) of 4 x H100-SXM-80GB.
+# Trial 2 of study qwen3-moe: sglang 0.5.23, 2 instance(s) of 4 x H100-SXM-80GB.
 # Written by python -m optimizer.export. Run it on each node of the group: it starts
 # every instance on its devices and port, waits until each answers its health check,
 # then serves them through nginx on 0.0.0.0:8000 (nginx.conf). Ctrl-C, or
 # any process exiting, stops everything it started. Needs bash >= 4.3, curl, setsid,
 # nginx and the engine. Logs: logs/.
-# Measured: vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --tensor-parallel-size 4 --enable-expert-parallel --max-model-len 32768 --gpu-memory-utilization 0.9 --max-num-batched-tokens 12000 --max-num-seqs 512 --disable-prefix-caching --kv-cache-dtype fp8 --attention-backend FLASHINFER --performance-mode throughput
+# Measured: python -m sglang.launch_server --model-path Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --tp-size 4 --ep-size 4 --context-length 32768 --mem-fraction-static 0.85 --chunked-prefill-size 4096 --max-running-requests 256 --disable-radix-cache --schedule-conservativeness 0.8 --kv-cache-dtype fp8_e4m3 --attention-backend fa3
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,12 +41,12 @@ ready() {  # instance index, health URL, pid
 }
 
 # instance 0: devices 0,1,2,3, port 8001
-(cd "$here"/engine && exec setsid env CUDA_VISIBLE_DEVICES=0,1,2,3 vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --config vllm-config.yaml --host 127.0.0.1 --port 8001) \
+(cd "$here"/engine && exec setsid env CUDA_VISIBLE_DEVICES=0,1,2,3 python -m sglang.launch_server --model-path Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --config sglang-config.yaml --host 127.0.0.1 --port 8001) \
     >"$here/logs/instance-0.log" 2>&1 &
 pids+=("$!")
 
 # instance 1: devices 4,5,6,7, port 8002
-(cd "$here"/engine && exec setsid env CUDA_VISIBLE_DEVICES=4,5,6,7 vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --config vllm-config.yaml --host 127.0.0.1 --port 8002) \
+(cd "$here"/engine && exec setsid env CUDA_VISIBLE_DEVICES=4,5,6,7 python -m sglang.launch_server --model-path Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 --config sglang-config.yaml --host 127.0.0.1 --port 8002) \
     >"$here/logs/instance-1.log" 2>&1 &
 pids+=("$!")
 
