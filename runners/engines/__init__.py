@@ -24,15 +24,17 @@ from runners.engines.base import (
     NodeRole,
     SettingInfo,
     check_version,
-    default_in_context,
     listen_flags,
+)
+from runners.engines.diagnose import classify, diagnose, root_cause
+from runners.engines.entry import CommandLine, EngineEntry
+from runners.engines.launches import (
+    default_in_context,
     minimal_settings,
     render_deploy,
     render_launch,
     render_node_launches,
 )
-from runners.engines.diagnose import classify, diagnose, root_cause
-from runners.engines.entry import CommandLine, EngineEntry
 from runners.engines.parallel import Parallelism
 from runners.engines.policy import EngineCosts, SchedulerKind, SimPolicy
 from runners.engines.registry import (
@@ -94,6 +96,8 @@ def deploy(candidate: Candidate, node_group: NodeGroup, host: str, port: int) ->
     model = get_model(candidate.model)
     gpu = get_gpu(node_group.gpu)
     return render_deploy(adapter, candidate, model, gpu, host, port)
+
+
 def render_nodes(
     candidate: Candidate, placement: Placement, port: int | None = None
 ) -> tuple[LaunchSpec, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from runners.catalog import checkpoint_quantization, get_gpu, get_model
-from runners.engines.base import minimal_settings, multi_node_serve_command, serve_command
+from runners.engines.launches import minimal_settings, multi_node_serve_command, serve_command
 from runners.engines.parallel import Parallelism
 from runners.engines.quantized import with_quantization
 from runners.engines.registry import adapter_for

@@ -38,7 +38,7 @@ QWEN3_MOE_TRIALS: Trials = [
         (4010.6, 231.4),
         {"baseline": True, "shape": (1, 8)},
     ),
-    (  # 1: vLLM FP8 TP4 x 2: the highest throughput, so the recommendation
+    (  # 1: vLLM FP8 TP4 x 2: the highest throughput
         {
             "engine": "vllm", "model_variant": "fp8", "vllm.tensor-parallel-size": 4,
             "vllm.data-parallel-size": 1, "vllm.enable-expert-parallel": True,
@@ -52,7 +52,7 @@ QWEN3_MOE_TRIALS: Trials = [
         (5305.9, 300.9),
         {"shape": (2, 4)},
     ),
-    (  # 2: SGLang FP8 TP4 EP4, the lowest latency of the front
+    (  # 2: SGLang FP8 TP4 EP4, the lowest latency of the front: the recommendation
         {
             "engine": "sglang", "model_variant": "fp8", "sglang.tp-size": 4,
             "sglang.ep-size[0]": 4, "sglang.context-length": 32768,

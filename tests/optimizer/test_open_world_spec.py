@@ -153,7 +153,7 @@ def test_an_uncatalogued_engine_release_runs_with_one_warning(
     content["engines"]["vllm"]["settings"] = {}
     code, _, err = run(write(tmp_path, content), capsys)
     assert code == 0, err
-    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning: vllm")]
     assert warnings == [
         "warning: vllm 0.12.0 is not in the catalogue; the flags, defaults and checks of "
         "vllm 0.11.0, the nearest catalogued release, apply (--strict-versions refuses "

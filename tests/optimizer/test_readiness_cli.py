@@ -44,7 +44,8 @@ def run_study(cwd: Path, space: str, pythonpath: str) -> subprocess.CompletedPro
 def assert_refused_and_nothing_stored(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.startswith("error: not ready for real trials")
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: not ready for real trials")
     assert f"Python environment {sys.executable}" in done.stderr
     assert "] trial " not in done.stdout, "no trial ran"
     assert not (cwd / "studies").exists(), "nothing stored: no database, no study folder"

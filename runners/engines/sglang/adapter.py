@@ -217,6 +217,7 @@ class SglangAdapter(EngineAdapter):
 
     def container_image(self) -> str:
         return f"lmsysorg/sglang:v{self.version.text}"
+
     def spans_nodes(self) -> bool:
         """Every 0.5 release runs one instance over several nodes: the same command on each
         node with ``--nnodes``, ``--node-rank`` and ``--dist-init-addr`` (rank 0 serves)."""

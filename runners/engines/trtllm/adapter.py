@@ -208,6 +208,7 @@ class TrtllmAdapter(EngineAdapter):
 
     def container_image(self) -> str:
         return f"nvcr.io/nvidia/tensorrt-llm/release:{self.version.text}"
+
     def spans_nodes(self) -> bool:
         """An instance over several nodes is one MPI job started on rank 0:
         ``mpirun -np WORLD -H node:gpus,... trtllm-llmapi-launch trtllm-serve ...`` (MPI
