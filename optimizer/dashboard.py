@@ -23,6 +23,7 @@ from optimizer.cli import StudyRef, add_study_arguments, locate, open_study
 from optimizer.record import backfill_notes
 from optimizer.report.pareto import pareto_points
 from optimizer.report.recommendation import write_study_note
+from optimizer.version import add_version_argument
 from runners.errors import ServingOptimizerError
 
 DEFAULT_PORT = 8080
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Browse a study in optuna-dashboard with its trial notes and artifacts.",
         epilog="Example: python -m optimizer.dashboard qwen3-moe",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="default %(default)s (loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")

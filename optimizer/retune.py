@@ -63,6 +63,7 @@ from optimizer.space import candidate_from_params
 from optimizer.spec.checks import cross_check
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
+from optimizer.version import add_version_argument
 from runners import Runner
 from runners.errors import ServingOptimizerError
 from runners.types import Candidate, Placement
@@ -247,6 +248,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "recommendation no longer holds, warm-start a new study from the old front.",
         epilog="Example: python -m optimizer.retune qwen3-moe --engine-version vllm=0.33.1",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument(
         "--runner",

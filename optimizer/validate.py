@@ -43,6 +43,7 @@ from optimizer.report.recommendation import write_study_note
 from optimizer.space import Walk, candidate_from_params
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
+from optimizer.version import add_version_argument
 from runners import Runner
 from runners.engines import resolve_candidate, serve_command
 from runners.errors import ServingOptimizerError
@@ -337,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "configuration, a concurrency sweep and other workloads; then rewrite its report.",
         epilog="Example: python -m optimizer.validate qwen3-moe",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--runner", choices=["sim", "local"], default="sim")
     parser.add_argument("--repeats", type=int, help="default: the space file's validation")
