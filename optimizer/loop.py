@@ -35,6 +35,7 @@ from optimizer.feasibility import FeasibilityChecker
 from optimizer.identity import describe_study
 from optimizer.objectives import trial_workload
 from optimizer.progress import print_end, print_start, print_trial
+from optimizer.provenance import Provenance, provenance_of, store_provenance
 from optimizer.recommend import remember_settings
 from optimizer.record import (
     DONE_STATES,
@@ -132,6 +133,8 @@ def run_study(
     remember_settings(study, spec, config.recommend)
     store_warnings(study, workload_warnings(spec))
     store_slos(study, spec)
+    provenance = provenance_of(config.runner, spec)
+    store_provenance(study, provenance)
     with trial_slot(storage, config.study_name):
         enqueue_openings(study, config, storage)
     loop = _Loop(
@@ -143,12 +146,13 @@ def run_study(
         else InlinePool(runner, spec.node_group, spec.hardware.fill_node_group),
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
         checker=FeasibilityChecker(spec) if config.preflight else None,
+        provenance=provenance,
     )
-    print_start(config, count_trials(study))
+    print_start(config, count_trials(study), provenance)
     status = loop.run()
     if status == 0:
         rescue_empty_front(study, config, loop.pool)
-        print_end(study, config)
+        print_end(study, config, provenance)
     return status
 
 
@@ -173,6 +177,7 @@ class _Loop:
     pool: TrialPool
     grid: GridPlan | None
     checker: FeasibilityChecker | None
+    provenance: Provenance
     in_flight: dict[int, _InFlight] = field(default_factory=dict)  # by trial number
     starting: list[_InFlight] = field(default_factory=list)  # asked, not yet submitted
     rejected_in_a_row: int = 0
@@ -281,6 +286,7 @@ class _Loop:
                 done.outcome,
                 self.config.runner.name,
                 done,
+                self.provenance,
             )
         del self.in_flight[done.key]
         flight.heartbeat.close()

@@ -34,6 +34,7 @@ from optimizer.artifacts import (
     write_note,
 )
 from optimizer.objectives import TrialValues, trial_values
+from optimizer.provenance import KIND_KEY, Kind, Provenance, sentences, trial_kind
 from optimizer.space import VARIANT_PARAM
 from optimizer.spec.models import StudySpec
 from optimizer.workload_runs import WORKLOAD_RUNS, StoredRun, read_runs, stored_runs
@@ -89,6 +90,8 @@ class RunnerInfo:
     wall_s: float
     diagnostics: Mapping[str, float]
     shape: InstanceShape | None
+    numbers: Kind | None = None
+    """simulated, emulated or measured (`optimizer.provenance`)."""
 
     def value(self, key: str, default: float = 0.0) -> float:
         return float(self.diagnostics.get(key, default))
@@ -218,11 +221,13 @@ def _runner_info(raw: object) -> RunnerInfo | None:
         for k, v in raw.items()
         if k not in ("name", "wall_s") and isinstance(v, int | float)
     }
+    name = str(raw.get("name", "?"))
     return RunnerInfo(
-        name=str(raw.get("name", "?")),
+        name=name,
         wall_s=float(raw.get("wall_s", 0.0)),
         diagnostics=diagnostics,
         shape=_shape(diagnostics),
+        numbers=trial_kind(name, str(raw.get(KIND_KEY, ""))),
     )
 
 
@@ -317,10 +322,12 @@ def tell_outcome(
     outcome: TrialOutcome,
     runner_name: str,
     done: Finished | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
     """Record what the runner measured and tell Optuna: COMPLETE with the two objective
-    values, PRUNED with the crash, FAIL for an infrastructure fault. Attributes are few and
-    grouped: each one is a storage round trip."""
+    values, PRUNED with the crash, FAIL for an infrastructure fault; with `provenance`, the
+    trial's runner record and note say whether its numbers are simulated, emulated or
+    measured. Attributes are few and grouped: each one is a storage round trip."""
     if done is not None and done.placement is not None:
         where: dict[str, object] = {
             "node_group": done.placement.node_group.name,
@@ -335,8 +342,10 @@ def tell_outcome(
     if launched:
         trial.set_user_attr(LAUNCH_COMMAND, launched)
     runner_info = _runner_attr(outcome, runner_name)
+    if provenance is not None:
+        runner_info[KIND_KEY] = provenance.kind
     worth = trial_values(outcome, spec) if outcome.status == "ok" and outcome.metrics else None
-    _note_and_files(trial, resolved, outcome, runner_info, launched, worth)
+    _note_and_files(trial, resolved, outcome, runner_info, launched, worth, provenance)
     trial.set_user_attr(RUNNER, runner_info)
     if outcome.artifacts:
         trial.set_user_attr(ARTIFACTS, dict(outcome.artifacts))
@@ -382,6 +391,7 @@ def _note_and_files(
     runner_info: Mapping[str, float | str],
     launched: str,
     worth: TrialValues | None,
+    provenance: Provenance | None,
 ) -> None:
     """The dashboard note and the artifact files of a trial that reached the runner."""
     if outcome.status not in ("ok", "crashed"):
@@ -402,6 +412,7 @@ def _note_and_files(
         crash_phase=crash.phase if crash else "",
         constraints=worth.constraints if worth is not None and metrics else None,
         efficiency_note=efficiency_note(get_gpu(resolved.node_group.gpu)),
+        provenance=provenance.sentence if provenance is not None else "",
     )
     try:
         write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))
@@ -468,6 +479,7 @@ def backfill_notes(study: optuna.Study) -> int:
         if not trial.state.is_finished() or note_keys(trial._trial_id)[0] in existing:
             continue
         record = read(trial)
+        kind = record.runner.numbers if record.runner is not None else None
         facts = NoteFacts(
             engine=record.engine,
             weight_dtype=record.weight_dtype,
@@ -481,6 +493,7 @@ def backfill_notes(study: optuna.Study) -> int:
             crash_message=record.crash_message,
             crash_phase=record.crash_phase,
             constraints=record.constraints,
+            provenance=sentences(study, [kind])[0] if kind is not None else "",
         )
         write_note(storage, study._study_id, trial._trial_id, note_body(facts))
         added += 1
@@ -503,6 +516,8 @@ def _runner_note(runner: RunnerInfo | None) -> dict[str, float | str] | None:
     if runner is None:
         return None
     info: dict[str, float | str] = {"name": runner.name, **runner.diagnostics}
+    if runner.numbers is not None:
+        info[KIND_KEY] = runner.numbers
     if runner.shape is not None:
         info["replicas"] = runner.shape.replicas
         info["gpus_per_replica"] = runner.shape.gpus_per_replica

@@ -57,6 +57,7 @@ from optimizer.errors import RetuneError, SpecError, UsageError
 from optimizer.loop import run_study
 from optimizer.measurements import Measurement, load_measurements
 from optimizer.objectives import constraint_values, objective_values
+from optimizer.provenance import provenance_of
 from optimizer.recommend import choose, recommended
 from optimizer.record import TrialRecord, read
 from optimizer.space import candidate_from_params
@@ -362,7 +363,8 @@ def retune(
     print(
         f"Retuning study {ref.name!r} in {redact(ref.url)}: {len(subjects)} configurations x "
         f"{ns.repeats} runs on runner {choice.name}; engines "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f".\n{provenance_of(choice, spec).sentence}",
         flush=True,
     )
     remeasure = Remeasure(spec, runner, ns.repeats, progress)

@@ -34,6 +34,7 @@ from optimizer.measurements import (
     save_measurements,
 )
 from optimizer.objectives import load_search, trial_values, trial_workload
+from optimizer.provenance import provenance_of
 from optimizer.readiness import check_local
 from optimizer.recommend import study_recommendation
 from optimizer.record import baseline_record, read
@@ -387,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             workloads=[] if ns.no_workloads else None,
             progress=lambda line: print(line, flush=True),
         )
+        numbers = provenance_of(choice, spec)
         print(f"Validating study {ref.name!r} in {redact(ref.url)} with runner {ns.runner}")
+        print(numbers.sentence, flush=True)
         measurements = validator.run()
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -398,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": validator.repeats,
         "noise": noise,
         "repeat_seeds": "workload seed + repeat index (fresh prompts and noise per repeat)",
+        "numbers": numbers.sentence,
     }
     save_measurements(ref.url, ref.name, measurements, info)
     print(f"{len(measurements)} measurements stored in study {companion_name(ref.name)!r}")
