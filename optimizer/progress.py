@@ -19,7 +19,9 @@ import optuna
 
 from optimizer.config import StudyConfig
 from optimizer.feasibility import Verdict
-from optimizer.provenance import Provenance, kind_of
+from optimizer.live import StudyProgress
+from optimizer.objectives import trial_values
+from optimizer.provenance import Provenance
 from optimizer.record import Counts, count_trials
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
@@ -32,9 +34,9 @@ from runners.pool import Finished
 HEADER_WIDTH = 100
 
 
-def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> None:
+def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> StudyProgress:
     """What the study is about to run, and what its numbers will be (simulated, with the
-    calibration; emulated, with the profile; or measured)."""
+    calibration; emulated, with the profile; or measured); the progress of this run."""
     total = config.n_trials
     print(
         f"Study {config.study_name!r} in {redact(config.storage_url)}: {counts.finished} trials "
@@ -43,9 +45,17 @@ def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> 
         flush=True,
     )
     print(textwrap.fill(provenance.sentence, HEADER_WIDTH, subsequent_indent="    "), flush=True)
+    return StudyProgress(
+        total=total,
+        done=counts.finished,
+        kind=provenance.kind,
+        objectives=config.spec.objectives,
+        quiet=config.quiet,
+    )
 
 
 def print_trial(
+    progress: StudyProgress,
     study: optuna.Study,
     config: StudyConfig,
     number: int,
@@ -53,11 +63,14 @@ def print_trial(
     done: Finished | None,
     verdict: Verdict | None,
 ) -> None:
-    """One line for a finished trial: measured (`done`) or rejected by pre-flight (`verdict`)."""
+    """One line for a finished trial: measured (`done`) or rejected by pre-flight (`verdict`);
+    its values also update the best so far of the live display."""
     if config.quiet:
         return
     total = config.n_trials
     position = count_trials(study).finished
+    values: tuple[float, float] | None = None
+    feasible = False
     if done is not None and done.outcome is None:
         line = (
             f"[{position:>3}/{total}] trial {number:>3}  FAIL (worker lost: "
@@ -65,10 +78,21 @@ def print_trial(
         )
     else:
         outcome = done.outcome if done is not None else None
+        if outcome is not None and outcome.status == "ok" and outcome.metrics is not None:
+            worth = trial_values(outcome, config.spec)
+            values, feasible = worth.values, all(v <= 0 for v in worth.constraints.values())
         line = progress_line(
-            number, position, total, outcome, verdict, config.spec, kind_of(config.runner)
+            number,
+            position,
+            total,
+            outcome,
+            verdict,
+            config.spec.objectives,
+            progress.kind,
+            values,
         )
-    print(f"{line}  | {describe(resolved)}", flush=True)
+    line = f"{line}  | {describe(resolved)}"
+    progress.finished(number, position, line, values, feasible, ran=done is not None)
 
 
 def print_end(study: optuna.Study, config: StudyConfig, provenance: Provenance) -> None:

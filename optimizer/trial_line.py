@@ -1,11 +1,11 @@
 """The text of one finished trial's progress line: position, kind of numbers, the space's own
 objectives (or the crash), and the settings that differ from the engine defaults.
 
-Place in the data flow: `optimizer.progress` prints these lines (and shows them in its live
-display); the values are the trial's objective values as the record computes them
-(`optimizer.objectives.trial_values`), named, with units and directions, as the space file's
-`objectives` section defines them, so a study of per-GPU throughput and p95 E2E latency shows
-exactly those.
+Place in the data flow: `optimizer.progress` prints these lines (above its live display on a
+terminal); the values are the trial's objective values as the record computes them
+(`optimizer.objectives.trial_values`, by the caller), named, with units and directions, as the
+space file's `objectives` section defines them, so a study of per-GPU throughput and p95 E2E
+latency shows exactly those.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 
 from optimizer.feasibility import Verdict
-from optimizer.objectives import trial_values
 from optimizer.provenance import Kind
-from optimizer.spec.models import LatencyObjective, ObjectivesSection, StudySpec
+from optimizer.spec.models import LatencyObjective, ObjectivesSection
 from runners.engines import Resolved
 from runners.types import TrialOutcome
 
@@ -67,16 +66,17 @@ def progress_line(
     total: int,
     outcome: TrialOutcome | None,
     verdict: Verdict | None,
-    spec: StudySpec,
+    objectives: ObjectivesSection,
     kind: Kind,
+    values: tuple[float, float] | None = None,
 ) -> str:
+    """The line of a finished trial: `values` are its objective values when it completed."""
     head = f"[{position:>3}/{total}] trial {number:>3}"
     if outcome is None:
         reason = verdict.crash_class if verdict is not None else "rejected"
         return f"{head}  PRUNED {reason} (pre-flight, no runner time)"
-    if outcome.status == "ok" and outcome.metrics is not None:
-        values = trial_values(outcome, spec).values
-        result = f"{kind}  {objectives_text(values, spec.objectives)}" + knee_note(outcome)
+    if values is not None:
+        result = f"{kind}  {objectives_text(values, objectives)}" + knee_note(outcome)
     elif outcome.crash is not None:
         result = f"{kind}  PRUNED {outcome.crash.crash_class}"
     else:
