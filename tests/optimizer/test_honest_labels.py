@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna_dashboard._note import get_note, get_note_from_system_attrs
 
 from optimizer import study
@@ -20,38 +18,20 @@ from optimizer.spec.load import load_spec
 from runners.catalog import get_gpu
 from runners.sim import calibration
 from runners.sim.provenance import calibration_text, gpu_text
+from tests.optimizer.test_open_world_spec import space, write
 
 NAME = "per-gpu-e2e"
 
 
 def per_gpu_space(tmp_path: Path) -> Path:
-    content: dict[str, Any] = {
-        "name": NAME,
-        "model": {"name": "Qwen3-8B", "variants": {"bf16": "Qwen/Qwen3-8B"}},
-        "hardware": {"node_groups": [{"name": "g", "gpu": "H100-SXM-80GB", "gpus_per_node": 2}]},
-        "workload": {
-            "name": "short",
-            "dataset": "random",
-            "num_prompts": 40,
-            "input_len": 256,
-            "output_len": 32,
-        },
-        "objectives": {
-            "throughput": {"metric": "output_throughput", "scope": "gpu"},
-            "latency": {"metric": "e2el", "percentile": 95},
-        },
-        "baseline": {"engine": "vllm", "variant": "bf16", "settings": {}},
-        "engines": {
-            "vllm": {
-                "version": "0.33.0",
-                "settings": {"max-num-seqs": {"type": "int", "low": 8, "high": 1024, "log": True}},
-            }
-        },
-        "search": {"n_trials": 3, "seed": 1},
+    """A small Qwen3-8B space whose objectives are per-GPU throughput and p95 E2E latency."""
+    objectives = {
+        "throughput": {"metric": "output_throughput", "scope": "gpu"},
+        "latency": {"metric": "e2el", "percentile": 95},
     }
-    path = tmp_path / f"{NAME}.yaml"
-    path.write_text(yaml.safe_dump(content))
-    return path
+    model = {"name": "Qwen3-8B", "variants": {"bf16": "Qwen/Qwen3-8B"}}
+    content = space(model, "H100-SXM-80GB", 2, name=NAME, objectives=objectives)
+    return write(tmp_path, content, f"{NAME}.yaml")
 
 
 @pytest.fixture(scope="module")
