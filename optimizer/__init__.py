@@ -7,3 +7,5 @@ re-measures a finished study and `dashboard` serves it. `spec/` is the space fil
 `errors` the package's exception tree. This package imports `runners`; `runners` never
 imports it.
 """
+
+__version__ = "0.1.0"

@@ -112,6 +112,8 @@ class NoteFacts:
     constraints: Mapping[str, float] | None = None
     efficiency_note: str = ""
     """For a simulated trial on a GPU never measured: whose efficiencies it took."""
+    provenance: str = ""
+    """Whether the numbers are simulated (with the calibration), emulated or measured."""
 
 
 def note_body(facts: NoteFacts) -> str:
@@ -138,7 +140,9 @@ def note_body(facts: NoteFacts) -> str:
         if "trial_seconds" in runner:
             parts.append(f"~{float(runner['trial_seconds']):,.0f} s of GPU time")
         lines += ["; ".join(parts), ""]
-        if runner.get("name") == "sim":
+        if facts.provenance:  # the calibration it names includes any carried-over GPU
+            lines += [f"_{facts.provenance}_", ""]
+        elif runner.get("name") == "sim":
             lines += ["_Simulated engine: numbers are model estimates, not measurements._", ""]
             if facts.efficiency_note:
                 lines += [f"_{facts.efficiency_note}_", ""]

@@ -1,7 +1,7 @@
 """The command line of a study: arguments -> `StudyConfig`, the one runner factory, study lookup.
 
 Place in the data flow: first stage. `parse_args` turns ``python -m optimizer.study`` arguments
-(and the ``serving-optimizer`` console script's) into a typed `StudyConfig`, loading the space
+(and ``serving-optimizer study``'s) into a typed `StudyConfig`, loading the space
 file on the way (a bad file exits 2 before any storage is touched); `main` builds the runner
 with `make_runner` (also used by validate), checks that every node can run real trials
 (`optimizer.readiness`, before anything is stored) and hands both to
@@ -38,6 +38,7 @@ from optimizer.storage import (
     default_storage_url,
     redact,
 )
+from optimizer.version import add_version_argument
 from runners import Runner
 from runners.errors import ServingOptimizerError
 from runners.local import LocalRunner
@@ -83,6 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         "at once as the node groups' free GPUs allow, one Ray actor per trial (running "
         "--ray-worker)",
     )
+    add_version_argument(parser)
     add_emulator_arguments(parser)
     parser.add_argument(
         "--ray-address",

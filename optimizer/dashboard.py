@@ -6,7 +6,7 @@ on 127.0.0.1 with the study's `FileSystemArtifactStore` (``<study dir>/artifacts
 metrics, instance shape, crash class) and its files (benchmark JSON, engine log tail).
 Objective names come from the study's metric names, and SLO-breaking trials show as infeasible
 because the record writes the legacy ``constraints`` attribute that optuna-dashboard 0.21
-reads. Trials recorded before notes existed get one here (`optimizer.record.backfill_notes`;
+reads. Trials recorded before notes existed get one here (`optimizer.notes.backfill_notes`;
 artifacts can only be attached while a trial runs, so older trials have none), and the study
 note is brought up to date with the recommendation and why (`optimizer.report.recommendation`;
 validation may have changed the noise it allows for). Read-only otherwise.
@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 from optimizer.artifacts import artifact_store
 from optimizer.cli import StudyRef, add_study_arguments, locate, open_study
-from optimizer.record import backfill_notes
+from optimizer.notes import backfill_notes
 from optimizer.report.pareto import pareto_points
 from optimizer.report.recommendation import write_study_note
+from optimizer.version import add_version_argument
 from runners.errors import ServingOptimizerError
 
 DEFAULT_PORT = 8080
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Browse a study in optuna-dashboard with its trial notes and artifacts.",
         epilog="Example: python -m optimizer.dashboard qwen3-moe",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="default %(default)s (loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")

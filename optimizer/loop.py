@@ -8,7 +8,8 @@ anchors), then loops: ask for a trial under the study's trial slot, suggest a ca
 (`optimizer.space`), resolve it once (`runners.engines.resolve_candidate`) and carry that
 `Resolved` to pre-flight (`optimizer.feasibility`), the pool (with the workload every trial
 sends, `optimizer.objectives.trial_workload`) and the record; tell each trial as it finishes
-(`optimizer.record`) and print one line (`optimizer.progress`). At the end, when no trial meets
+(`optimizer.record`) and print one line (`optimizer.progress`; on a terminal above a live
+display that the runners' phases reach through `runners.phases`). At the end, when no trial meets
 the SLOs, a rate search on the closest (`optimizer.rescue`). `n_trials` is the total the study
 should hold: running again resumes and runs only what is missing. The driver stops early, with
 its own exit status, when pre-flight rejects nearly everything, when workers keep getting lost,
@@ -31,10 +32,12 @@ import optuna
 from optimizer.config import StudyConfig
 from optimizer.degenerate import store_warnings, workload_warnings
 from optimizer.enqueue import enqueue_grid_point, enqueue_openings
-from optimizer.feasibility import FeasibilityChecker
+from optimizer.feasibility import FeasibilityChecker, Verdict
 from optimizer.identity import describe_study
+from optimizer.live import StudyProgress
 from optimizer.objectives import trial_workload
 from optimizer.progress import print_end, print_start, print_trial
+from optimizer.provenance import Provenance, provenance_of, store_provenance
 from optimizer.recommend import remember_settings
 from optimizer.record import (
     DONE_STATES,
@@ -57,8 +60,10 @@ from optimizer.storage import (
     open_storage,
     trial_slot,
 )
+from optimizer.trial_line import describe
 from runners import Runner
 from runners.engines import Resolved, resolve_candidate
+from runners.phases import Phase, phase_listener
 from runners.pool import Finished, InlinePool, TrialPool
 from runners.types import Crash, TrialOutcome, Workload
 
@@ -132,6 +137,8 @@ def run_study(
     remember_settings(study, spec, config.recommend)
     store_warnings(study, workload_warnings(spec))
     store_slos(study, spec)
+    provenance = provenance_of(config.runner, spec)
+    store_provenance(study, provenance)
     with trial_slot(storage, config.study_name):
         enqueue_openings(study, config, storage)
     loop = _Loop(
@@ -143,12 +150,14 @@ def run_study(
         else InlinePool(runner, spec.node_group, spec.hardware.fill_node_group),
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
         checker=FeasibilityChecker(spec) if config.preflight else None,
+        provenance=provenance,
     )
-    print_start(config, count_trials(study))
-    status = loop.run()
+    loop.progress = print_start(config, count_trials(study), provenance)
+    with loop.progress.live():
+        status = loop.run()
     if status == 0:
         rescue_empty_front(study, config, loop.pool)
-        print_end(study, config)
+        print_end(study, config, provenance)
     return status
 
 
@@ -173,6 +182,8 @@ class _Loop:
     pool: TrialPool
     grid: GridPlan | None
     checker: FeasibilityChecker | None
+    provenance: Provenance
+    progress: StudyProgress | None = None
     in_flight: dict[int, _InFlight] = field(default_factory=dict)  # by trial number
     starting: list[_InFlight] = field(default_factory=list)  # asked, not yet submitted
     rejected_in_a_row: int = 0
@@ -202,7 +213,9 @@ class _Loop:
                             return 0
                         time.sleep(poll_s)  # other drivers' trials in flight
                         continue
-                for done in self.pool.wait(poll_s):
+                with phase_listener(self._phase):
+                    collected = self.pool.wait(poll_s)
+                for done in collected:
                     self._finish(done)
         except KeyboardInterrupt:
             self._fail_untold()
@@ -255,12 +268,14 @@ class _Loop:
             self.starting.clear()
             beat.close()
             self.rejected_in_a_row += 1
-            print_trial(self.study, self.config, trial.number, resolved, None, verdict)
+            self._print(trial.number, resolved, None, verdict)
             return
         self.rejected_in_a_row = 0
         self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
         self.starting.clear()
         self.pool.submit(trial.number, resolved.candidate, self.workload)
+        if self.progress is not None:
+            self.progress.trial_started(trial.number, describe(resolved))
 
     def _finish(self, done: Finished) -> None:
         flight = self.in_flight[done.key]
@@ -281,10 +296,21 @@ class _Loop:
                 done.outcome,
                 self.config.runner.name,
                 done,
+                self.provenance,
             )
         del self.in_flight[done.key]
         flight.heartbeat.close()
-        print_trial(self.study, self.config, flight.trial.number, flight.resolved, done, None)
+        self._print(flight.trial.number, flight.resolved, done, None)
+
+    def _print(
+        self, number: int, resolved: Resolved, done: Finished | None, verdict: Verdict | None
+    ) -> None:
+        if self.progress is not None:
+            print_trial(self.progress, self.study, self.config, number, resolved, done, verdict)
+
+    def _phase(self, number: int, phase: Phase) -> None:
+        if self.progress is not None:
+            self.progress.phase(number, phase)
 
     def _stop_reason(self) -> tuple[str, int] | None:
         """Why this driver must stop asking for trials (message, exit status), if it must."""

@@ -1,35 +1,42 @@
 """What the study prints: one line when it starts, one per finished trial, the front at the end.
 
-Place in the data flow: the loop calls these and nothing else prints for it. A trial line
-shows the position among the trials that reached the runner, the headline metrics or the crash
-class, and the candidate's settings that differ from the engine defaults (from the `Resolved`
-the loop carries). At the end: the Pareto table (`optimizer.report.pareto`), the report files
-(`optimizer.report.build`), the dashboard's study note with the recommendation
-(`optimizer.report.recommendation`) and how to browse the study.
+Place in the data flow: the loop calls these and nothing else prints for it. The first line
+says whether the numbers are simulated (and on which calibration), emulated or measured; a
+trial line (`optimizer.trial_line`) shows the position among the trials that reached the
+runner, that kind, the space's own objectives or the crash class, and the candidate's settings
+that differ from the engine defaults (from the `Resolved` the loop carries). At the end: the
+Pareto table (`optimizer.report.pareto`), the report files (`optimizer.report.build`), the
+dashboard's study note with the recommendation (`optimizer.report.recommendation`) and how to
+browse the study.
 """
 
 from __future__ import annotations
 
-import math
 import sys
+import textwrap
 
 import optuna
 
 from optimizer.config import StudyConfig
 from optimizer.feasibility import Verdict
+from optimizer.live import StudyProgress
+from optimizer.objectives import trial_values
+from optimizer.provenance import Provenance
 from optimizer.record import Counts, count_trials
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
 from optimizer.report.recommendation import write_study_note
 from optimizer.storage import redact
+from optimizer.trial_line import describe, progress_line
 from runners.engines import Resolved
 from runners.pool import Finished
-from runners.types import TrialOutcome
 
-MAX_DESCRIPTION = 110
+HEADER_WIDTH = 100
 
 
-def print_start(config: StudyConfig, counts: Counts) -> None:
+def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> StudyProgress:
+    """What the study is about to run, and what its numbers will be (simulated, with the
+    calibration; emulated, with the profile; or measured); the progress of this run."""
     total = config.n_trials
     print(
         f"Study {config.study_name!r} in {redact(config.storage_url)}: {counts.finished} trials "
@@ -37,9 +44,18 @@ def print_start(config: StudyConfig, counts: Counts) -> None:
         f"{config.sampler}).",
         flush=True,
     )
+    print(textwrap.fill(provenance.sentence, HEADER_WIDTH, subsequent_indent="    "), flush=True)
+    return StudyProgress(
+        total=total,
+        done=counts.finished,
+        kind=provenance.kind,
+        objectives=config.spec.objectives,
+        quiet=config.quiet,
+    )
 
 
 def print_trial(
+    progress: StudyProgress,
     study: optuna.Study,
     config: StudyConfig,
     number: int,
@@ -47,11 +63,14 @@ def print_trial(
     done: Finished | None,
     verdict: Verdict | None,
 ) -> None:
-    """One line for a finished trial: measured (`done`) or rejected by pre-flight (`verdict`)."""
+    """One line for a finished trial: measured (`done`) or rejected by pre-flight (`verdict`);
+    its values also update the best so far of the live display."""
     if config.quiet:
         return
     total = config.n_trials
     position = count_trials(study).finished
+    values: tuple[float, float] | None = None
+    feasible = False
     if done is not None and done.outcome is None:
         line = (
             f"[{position:>3}/{total}] trial {number:>3}  FAIL (worker lost: "
@@ -59,58 +78,27 @@ def print_trial(
         )
     else:
         outcome = done.outcome if done is not None else None
-        line = progress_line(number, position, total, outcome, verdict)
-    print(f"{line}  | {describe(resolved)}", flush=True)
+        if outcome is not None and outcome.status == "ok" and outcome.metrics is not None:
+            worth = trial_values(outcome, config.spec)
+            values, feasible = worth.values, all(v <= 0 for v in worth.constraints.values())
+        line = progress_line(
+            number,
+            position,
+            total,
+            outcome,
+            verdict,
+            config.spec.objectives,
+            progress.kind,
+            values,
+        )
+    line = f"{line}  | {describe(resolved)}"
+    progress.finished(number, position, line, values, feasible, ran=done is not None)
 
 
-def describe(resolved: Resolved) -> str:
-    """Engine, checkpoint and the settings that differ from the engine defaults."""
-    candidate = resolved.candidate
-    text = " ".join(f"{k}={v}" for k, v in resolved.minimal) or "(defaults)"
-    full = f"{candidate.engine} {candidate.weight_dtype} {text}"
-    return full if len(full) <= MAX_DESCRIPTION else full[: MAX_DESCRIPTION - 1] + "…"
-
-
-def progress_line(
-    number: int,
-    position: int,
-    total: int,
-    outcome: TrialOutcome | None,
-    verdict: Verdict | None,
-) -> str:
-    head = f"[{position:>3}/{total}] trial {number:>3}"
-    if outcome is None:
-        reason = verdict.crash_class if verdict is not None else "rejected"
-        return f"{head}  PRUNED {reason} (pre-flight, no runner time)"
-    if outcome.status == "ok" and outcome.metrics is not None:
-        m = outcome.metrics
-        result = (
-            f"{m.output_throughput_tok_s:>9,.0f} out tok/s  p99 TPOT {m.tpot_ms.p99:>7.1f} ms  "
-            f"p99 TTFT {m.ttft_ms.p99 / 1000:>5.1f} s"
-        ) + knee_note(outcome)
-    elif outcome.crash is not None:
-        result = f"PRUNED {outcome.crash.crash_class}"
-    else:
-        result = "FAIL (infrastructure)"
-    return f"{head}  {result}"
-
-
-def knee_note(outcome: TrialOutcome) -> str:
-    """Where a goodput trial's numbers were measured: its knee, or no load that held."""
-    curve = outcome.workloads[0].curve if outcome.workloads else None
-    if curve is None:
-        return ""
-    unit = "req/s" if curve.knob == "request_rate" else "in flight"
-    knee = curve.knee
-    if knee is None:
-        return f"  no load holds the SLOs ({len(curve.probes)} tried; lowest shown)"
-    at = "unbounded" if math.isinf(knee.load) else f"{knee.load:,.2f} {unit}"
-    return f"  at the knee: {at} ({len(curve.probes)} loads)"
-
-
-def print_end(study: optuna.Study, config: StudyConfig) -> None:
-    """The Pareto table, the report files, and how to browse the study."""
-    print()
+def print_end(study: optuna.Study, config: StudyConfig, provenance: Provenance) -> None:
+    """The Pareto table (its numbers labelled as the first line did), the report files, and
+    how to browse the study."""
+    print(f"\nNumbers below: {provenance.kind} (see the start of the output).")
     report = pareto_points(study)
     print(format_pareto(report, config.spec))
     try:

@@ -28,12 +28,12 @@ from optimizer.artifacts import (
     NoteFacts,
     attach_files,
     note_body,
-    note_keys,
     storage_url,
     study_dir,
     write_note,
 )
 from optimizer.objectives import TrialValues, trial_values
+from optimizer.provenance import KIND_KEY, Kind, Provenance, trial_kind
 from optimizer.space import VARIANT_PARAM
 from optimizer.spec.models import StudySpec
 from optimizer.workload_runs import WORKLOAD_RUNS, StoredRun, read_runs, stored_runs
@@ -89,6 +89,8 @@ class RunnerInfo:
     wall_s: float
     diagnostics: Mapping[str, float]
     shape: InstanceShape | None
+    numbers: Kind | None = None
+    """simulated, emulated or measured (`optimizer.provenance`)."""
 
     def value(self, key: str, default: float = 0.0) -> float:
         return float(self.diagnostics.get(key, default))
@@ -218,11 +220,13 @@ def _runner_info(raw: object) -> RunnerInfo | None:
         for k, v in raw.items()
         if k not in ("name", "wall_s") and isinstance(v, int | float)
     }
+    name = str(raw.get("name", "?"))
     return RunnerInfo(
-        name=str(raw.get("name", "?")),
+        name=name,
         wall_s=float(raw.get("wall_s", 0.0)),
         diagnostics=diagnostics,
         shape=_shape(diagnostics),
+        numbers=trial_kind(name, str(raw.get(KIND_KEY, ""))),
     )
 
 
@@ -317,10 +321,12 @@ def tell_outcome(
     outcome: TrialOutcome,
     runner_name: str,
     done: Finished | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
     """Record what the runner measured and tell Optuna: COMPLETE with the two objective
-    values, PRUNED with the crash, FAIL for an infrastructure fault. Attributes are few and
-    grouped: each one is a storage round trip."""
+    values, PRUNED with the crash, FAIL for an infrastructure fault; with `provenance`, the
+    trial's runner record and note say whether its numbers are simulated, emulated or
+    measured. Attributes are few and grouped: each one is a storage round trip."""
     if done is not None and done.placement is not None:
         where: dict[str, object] = {
             "node_group": done.placement.node_group.name,
@@ -335,8 +341,10 @@ def tell_outcome(
     if launched:
         trial.set_user_attr(LAUNCH_COMMAND, launched)
     runner_info = _runner_attr(outcome, runner_name)
+    if provenance is not None:
+        runner_info[KIND_KEY] = provenance.kind
     worth = trial_values(outcome, spec) if outcome.status == "ok" and outcome.metrics else None
-    _note_and_files(trial, resolved, outcome, runner_info, launched, worth)
+    _note_and_files(trial, resolved, outcome, runner_info, launched, worth, provenance)
     trial.set_user_attr(RUNNER, runner_info)
     if outcome.artifacts:
         trial.set_user_attr(ARTIFACTS, dict(outcome.artifacts))
@@ -382,6 +390,7 @@ def _note_and_files(
     runner_info: Mapping[str, float | str],
     launched: str,
     worth: TrialValues | None,
+    provenance: Provenance | None,
 ) -> None:
     """The dashboard note and the artifact files of a trial that reached the runner."""
     if outcome.status not in ("ok", "crashed"):
@@ -402,6 +411,7 @@ def _note_and_files(
         crash_phase=crash.phase if crash else "",
         constraints=worth.constraints if worth is not None and metrics else None,
         efficiency_note=efficiency_note(get_gpu(resolved.node_group.gpu)),
+        provenance=provenance.sentence if provenance is not None else "",
     )
     try:
         write_note(trial.storage, trial.study._study_id, trial._trial_id, note_body(facts))
@@ -457,53 +467,3 @@ def tell_failed(study: optuna.Study, trials: Iterable[optuna.Trial]) -> None:
     for trial in trials:
         with contextlib.suppress(RuntimeError, ValueError):  # already told
             study.tell(trial, state=TrialState.FAIL)
-
-
-def backfill_notes(study: optuna.Study) -> int:
-    """Give every finished trial without a note one built from its record (older studies)."""
-    storage = study._storage
-    existing = storage.get_study_system_attrs(study._study_id)
-    added = 0
-    for trial in study.get_trials(deepcopy=False):
-        if not trial.state.is_finished() or note_keys(trial._trial_id)[0] in existing:
-            continue
-        record = read(trial)
-        facts = NoteFacts(
-            engine=record.engine,
-            weight_dtype=record.weight_dtype,
-            serve_command=record.serve_command,
-            launch_command=record.launch_command,
-            state=trial.state.name,
-            baseline=record.baseline,
-            metrics=record.metrics,
-            runner=_runner_note(record.runner),
-            crash_class=record.crash_class,
-            crash_message=record.crash_message,
-            crash_phase=record.crash_phase,
-            constraints=record.constraints,
-        )
-        write_note(storage, study._study_id, trial._trial_id, note_body(facts))
-        added += 1
-    return added
-
-
-def read_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
-    """The dashboard note of `trial` (None when it has none)."""
-    attrs = study._storage.get_study_system_attrs(study._study_id)
-    version_key, prefix = note_keys(trial._trial_id)
-    if version_key not in attrs:
-        return None
-    chunks: list[str] = []
-    while f"{prefix}{len(chunks)}" in attrs:
-        chunks.append(str(attrs[f"{prefix}{len(chunks)}"]))
-    return "".join(chunks)
-
-
-def _runner_note(runner: RunnerInfo | None) -> dict[str, float | str] | None:
-    if runner is None:
-        return None
-    info: dict[str, float | str] = {"name": runner.name, **runner.diagnostics}
-    if runner.shape is not None:
-        info["replicas"] = runner.shape.replicas
-        info["gpus_per_replica"] = runner.shape.gpus_per_replica
-    return info

@@ -57,12 +57,14 @@ from optimizer.errors import RetuneError, SpecError, UsageError
 from optimizer.loop import run_study
 from optimizer.measurements import Measurement, load_measurements
 from optimizer.objectives import constraint_values, objective_values
+from optimizer.provenance import provenance_of
 from optimizer.recommend import choose, recommended
 from optimizer.record import TrialRecord, read
 from optimizer.space import candidate_from_params
 from optimizer.spec.checks import cross_check
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
+from optimizer.version import add_version_argument
 from runners import Runner
 from runners.errors import ServingOptimizerError
 from runners.types import Candidate, Placement
@@ -247,6 +249,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "recommendation no longer holds, warm-start a new study from the old front.",
         epilog="Example: python -m optimizer.retune qwen3-moe --engine-version vllm=0.33.1",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument(
         "--runner",
@@ -360,7 +363,8 @@ def retune(
     print(
         f"Retuning study {ref.name!r} in {redact(ref.url)}: {len(subjects)} configurations x "
         f"{ns.repeats} runs on runner {choice.name}; engines "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f".\n{provenance_of(choice, spec).sentence}",
         flush=True,
     )
     remeasure = Remeasure(spec, runner, ns.repeats, progress)

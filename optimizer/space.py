@@ -45,6 +45,15 @@ def param_name(engine: str, setting: str, index: int, alternatives: int) -> str:
     return f"{engine}.{setting}" if alternatives == 1 else f"{engine}.{setting}[{index}]"
 
 
+def setting_of(param: str) -> tuple[str, str]:
+    """(engine, setting) of an Optuna parameter name (the inverse of `param_name`); the
+    study-wide choices (engine, checkpoint variant) have no engine."""
+    if param in (ENGINE_PARAM, VARIANT_PARAM):
+        return "", param
+    engine, _, setting = param.partition(".")
+    return engine, setting.split("[", 1)[0]
+
+
 @dataclass(frozen=True)
 class Slot:
     """One active setting on a walk: the setting, its Optuna parameter name, what it allows."""

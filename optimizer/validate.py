@@ -18,8 +18,10 @@ import argparse
 import dataclasses
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 
@@ -34,6 +36,7 @@ from optimizer.measurements import (
     save_measurements,
 )
 from optimizer.objectives import load_search, trial_values, trial_workload
+from optimizer.provenance import provenance_of
 from optimizer.readiness import check_local
 from optimizer.recommend import study_recommendation
 from optimizer.record import baseline_record, read
@@ -43,6 +46,8 @@ from optimizer.report.recommendation import write_study_note
 from optimizer.space import Walk, candidate_from_params
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
+from optimizer.trial_line import latency_name, latency_text, throughput_name
+from optimizer.version import add_version_argument
 from runners import Runner
 from runners.engines import resolve_candidate, serve_command
 from runners.errors import ServingOptimizerError
@@ -62,6 +67,8 @@ EXIT_USAGE = 2
 
 # --- the runs ------------------------------------------------------------------------------
 
+
+SUBJECT_WIDTH = 13
 
 @dataclass(frozen=True)
 class Subject:
@@ -140,14 +147,25 @@ class Validator:
     ) -> Measurement:
         outcome = self.runner.run(subject.candidate, workload, self.placement)
         m = self._measurement(kind, subject, label, outcome, name)
+        _, unit = throughput_name(self.spec.objectives)
         shown = (
-            f"{m.throughput:,.0f} / {m.latency:,.1f}"
+            f"{m.throughput:>14,.1f} {unit:<13} {latency_text(m.latency):>14}"
             if m.ok and m.throughput is not None and m.latency is not None
-            else f"crashed {m.crash_class}"
+            else f"{'crashed ' + str(m.crash_class):<43}"
         )
-        broken = f"  breaks {m.broken}" if m.broken else ""
-        self.progress(f"  {kind:<8} {m.subject:<34} {label:<24} {shown}{broken}")
+        broken = f"  (breaks {m.broken})" if m.broken else ""
+        self.progress(f"  {kind:<8} {m.subject:<{SUBJECT_WIDTH}} {shown}  {label}{broken}")
         return m
+
+    def section(self, title: str, label: str) -> None:
+        """A section's title and the header of its columns (names, units, directions)."""
+        name, _ = throughput_name(self.spec.objectives)
+        latency = f"min {latency_name(self.spec.objectives.latency)}"
+        self.progress(title)
+        self.progress(
+            f"  {'kind':<8} {'configuration':<{SUBJECT_WIDTH}} {'max ' + name:>28} "
+            f"{latency:>14}  {label}"
+        )
 
     def _measurement(
         self, kind: Kind, subject: Subject, label: str, outcome: TrialOutcome, name: str
@@ -186,7 +204,7 @@ class Validator:
         return out
 
     def run_repeats(self, subjects: Sequence[Subject]) -> list[Measurement]:
-        self.progress(f"repeats: {len(subjects)} configurations x {self.repeats} runs")
+        self.section(f"repeats: {len(subjects)} configurations x {self.repeats} runs", "run")
         w = trial_workload(self.spec)
         return [
             self.measure("repeat", s, str(i), _reseeded(w, i))
@@ -196,7 +214,9 @@ class Validator:
 
     def run_ablation(self, base: Subject, best: Subject) -> list[Measurement]:
         steps = ablation_steps(self.spec, base.candidate, best.candidate)
-        self.progress(f"ablation of {best.name}: {len(steps)} settings reverted one at a time")
+        self.section(
+            f"ablation of {best.name}: {len(steps)} settings reverted one at a time", "reverted"
+        )
         w = trial_workload(self.spec)
         out = [self.measure("ablation", best, "(best as found)", w)]
         for label, candidate in steps:
@@ -206,7 +226,9 @@ class Validator:
         return out
 
     def run_sweep(self, base: Subject, best: Subject) -> list[Measurement]:
-        self.progress(f"concurrency sweep {self.concurrency}: baseline and {best.name}")
+        self.section(
+            f"concurrency sweep {self.concurrency}: baseline and {best.name}", "max concurrency"
+        )
         w = self.spec.workload_spec
         return [
             self.measure("sweep", s, str(c), dataclasses.replace(w, max_concurrency=c))
@@ -220,7 +242,10 @@ class Validator:
         if knee is None:
             return []
         rates = [round(knee * level, 3) for level in RATE_LEVELS]
-        self.progress(f"rate sweep around the knee of {best.name} ({knee:,.2f} req/s): {rates}")
+        self.section(
+            f"rate sweep around the knee of {best.name} ({knee:,.2f} req/s): {rates}",
+            "request rate (req/s)",
+        )
         w = self.spec.workload_spec
         return [
             self.measure("rate", s, f"{rate:g}", at_rate(w, rate))
@@ -233,7 +258,7 @@ class Validator:
         study_loads = [self.spec.workload_for(w) for w, _ in self.spec.weighted_workloads]
         loads = [dataclasses.replace(w, load_search=search) for w in study_loads]
         loads += [dataclasses.replace(w, load_search=search) for w in self.workloads]
-        self.progress(f"workloads {[w.name for w in loads]}: baseline and {best.name}")
+        self.section(f"workloads {[w.name for w in loads]}: baseline and {best.name}", "workload")
         return [self.measure("workload", s, w.name, w) for w in loads for s in (base, best)]
 
 
@@ -337,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "configuration, a concurrency sweep and other workloads; then rewrite its report.",
         epilog="Example: python -m optimizer.validate qwen3-moe",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--runner", choices=["sim", "local"], default="sim")
     parser.add_argument("--repeats", type=int, help="default: the space file's validation")
@@ -358,6 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --runner local: start the engine emulator (python -m runners.sim.serve) "
         "with the engine's flags instead of the engine, TIME_SCALE x faster than real time",
     )
+    parser.add_argument(
+        "--emulator-profile",
+        metavar="FILE",
+        help="with --emulator: the truth profile of the emulated engine (how it really "
+        "behaves; docs/emulator-profile.md)",
+    )
     ns = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -366,10 +398,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec_for(ref, study)
         if ns.emulator is not None and ns.runner != "local":
             raise UsageError("--emulator needs --runner local")
+        profile = emulator_profile(ns.emulator_profile, ns.emulator)
         choice = RunnerChoice(
             ns.runner,
             noise=not ns.no_noise,
             emulator_scale=ns.emulator,
+            emulator_profile=profile,
             real_run=real_run_settings(spec.real_run),
         )
         runner = make_runner(choice, ref.directory / "validation")
@@ -385,17 +419,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             workloads=[] if ns.no_workloads else None,
             progress=lambda line: print(line, flush=True),
         )
+        numbers = provenance_of(choice, spec)
         print(f"Validating study {ref.name!r} in {redact(ref.url)} with runner {ns.runner}")
+        print(textwrap.fill(numbers.sentence, 100, subsequent_indent="    "), flush=True)
         measurements = validator.run()
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     noise = "off" if ns.no_noise or ns.runner != "sim" else "typical (2% per run, 3% per step)"
     info: dict[str, object] = {
-        "runner": ns.runner if ns.emulator is None else f"local (emulator, x{ns.emulator:g})",
+        "runner": ns.runner if ns.emulator is None else f"local (emulator, x{ns.emulator:g}"
+        + (f", profile {profile.name})" if profile is not None else ")"),
         "repeats": validator.repeats,
         "noise": noise,
         "repeat_seeds": "workload seed + repeat index (fresh prompts and noise per repeat)",
+        "numbers": numbers.sentence,
     }
     save_measurements(ref.url, ref.name, measurements, info)
     print(f"{len(measurements)} measurements stored in study {companion_name(ref.name)!r}")
@@ -404,6 +442,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = write_report(study, ref.directory)
         print(f"Report: {files.markdown}")
     return 0
+
+
+def emulator_profile(path: str | None, time_scale: float | None) -> Path | None:
+    """``--emulator-profile``: checked here (a bad file stops before anything is measured)."""
+    if path is None:
+        return None
+    if time_scale is None:
+        raise UsageError("--emulator-profile needs --emulator TIME_SCALE (and --runner local)")
+    from runners.sim.profile import load_profile
+
+    load_profile(path)
+    return Path(path)
 
 
 if __name__ == "__main__":

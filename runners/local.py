@@ -33,6 +33,7 @@ from runners.engines import resolve_candidate
 from runners.launch import EmulatorLaunch, EngineInstance, Launcher, StartFailed
 from runners.load_search import measure_workloads
 from runners.measure import emulator_time_scale, measure, prompt_vocab_size
+from runners.phases import report_phase
 from runners.process import EngineProcess
 from runners.settings import RealRunSettings
 from runners.types import (
@@ -100,6 +101,7 @@ class LocalRunner:
         missing = missing_checkpoint(candidate, socket.gethostname())
         if missing is not None:
             return TrialOutcome("crashed", crash=missing, wall_s=time.perf_counter() - started)
+        report_phase("launching")
         instance = self.launcher.start(candidate, placement, trial_dir)
         artifacts: list[tuple[str, str]] = [
             ("engine_log", str(instance.log_path)),

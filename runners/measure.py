@@ -34,6 +34,7 @@ from runners.bench.records import RequestRecords
 from runners.bench.results import save_result, to_vllm_json
 from runners.catalog import get_model
 from runners.errors import NoMetricValue
+from runners.phases import report_phase
 from runners.types import Candidate, Crash, CrashClass, TrialOutcome, Workload
 from runners.workload import BenchRequest, bench_requests, make_requests
 
@@ -86,6 +87,7 @@ def measure(
     )
     # an emulator running `time_scale` x faster than real time must see the arrivals as fast
     times = [float(t) / time_scale for t in requests.send_s]
+    report_phase("warming up" if num_warmups > 0 else "measuring")
     result = _benchmark(
         config, prompts, times, parents, workload, timeout_s / min(time_scale, 1.0)
     )

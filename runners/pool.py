@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 from runners import Runner
 from runners.checkpoint import absolute_checkpoint
 from runners.engines import instance_nodes, resolve_candidate
+from runners.phases import trial_phases
 from runners.types import Candidate, NodeGroup, NodeSlot, Placement, TrialOutcome, Workload
 
 
@@ -152,7 +153,8 @@ class InlinePool:
         shape = trial_shape(candidate, self.node_group, self.fill_node_group)
         placement = local_placement(self.node_group, shape)
         try:
-            outcome = self.runner.run(candidate, workload, placement)
+            with trial_phases(key):
+                outcome = self.runner.run(candidate, workload, placement)
         finally:
             self._queued = None
         return [Finished(key, outcome, placement)]

@@ -2,7 +2,7 @@
 
 Runs ``python -m optimizer.study --space qwen3-moe.yaml`` (the README's main job, 50 trials on
 the embedded simulator; deterministic for the file's seed) in a scratch folder, takes an
-excerpt of what it prints (the first line, the first trials, the first runner crash, the head
+excerpt of what it prints (the opening lines, the first trials, the first runner crash, the head
 of the Pareto table and the closing lines; long lines shortened with ``...``) and writes it
 into README.md between the two marker lines. tests/test_readme_sample.py fails when the
 committed README differs from what this produces now.
@@ -62,10 +62,11 @@ def excerpt(output: str) -> list[str]:
     front = next(i for i, line in enumerate(lines) if line.startswith("Pareto front:"))
     table = next(i for i in range(front, len(lines)) if lines[i].startswith("-----"))
     closing = next(i for i, line in enumerate(lines) if line.startswith("Recommended:"))
-    out = [lines[0]]
+    labelled = front - 1 if lines[front - 1].startswith("Numbers below:") else front
+    out = lines[: trials[0]]  # the study line and what its numbers are
     out += [lines[i] for i in sorted(shown)]
     out += ["...", ""]
-    out += lines[front : table + 1 + 2 * FRONT_POINTS]
+    out += lines[labelled : table + 1 + 2 * FRONT_POINTS]
     out += ["...", ""]
     out += lines[closing:]
     return [shorten(line) for line in out]

@@ -34,11 +34,14 @@ def test_the_excerpt_keeps_the_lines_a_reader_needs() -> None:
     printed = "\n".join(
         [
             "Study 'x' in sqlite:///studies/x.db: 0 trials finished, running 3 more.",
-            "[  1/3] trial   0      4,011 out tok/s  | vllm bf16 tensor-parallel-size=8",
+            "Simulated: every number is an estimate of the embedded simulated engine, not a",
+            "    measurement. Basis: calibration of ...",
+            "[  1/3] trial   0  simulated  max output throughput  4,011 tok/s  | vllm bf16",
             "[  1/3] trial   1  PRUNED rejected:weights_oom (pre-flight, no runner time)  | x",
             "[  2/3] trial   2  PRUNED oom:runtime  | vllm fp8 " + "max-num-seqs=64 " * 12,
-            "[  3/3] trial   3      5,000 out tok/s  | trtllm fp8",
+            "[  3/3] trial   3  simulated  max output throughput  5,000 tok/s  | trtllm fp8",
             "",
+            "Numbers below: simulated (see the start of the output).",
             "Pareto front: 1 points of 2 completed trials",
             " trial  placement",
             "----------------",
@@ -51,6 +54,10 @@ def test_the_excerpt_keeps_the_lines_a_reader_needs() -> None:
     )
     lines = script.excerpt(printed)
     assert lines[0].startswith("Study 'x'")
+    assert lines[1].startswith("Simulated:") and lines[2].endswith("calibration of ..."), (
+        "what the numbers are stays in the excerpt"
+    )
+    assert "Numbers below: simulated (see the start of the output)." in lines
     assert any("oom:runtime" in line and line.endswith(" ...") for line in lines)
     assert all(len(line) <= script.WIDTH for line in lines)
     assert lines[-1] == "Browse it: python -m optimizer.dashboard x"

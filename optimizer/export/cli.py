@@ -37,6 +37,7 @@ from optimizer.recommend import recommended
 from optimizer.record import TrialRecord, read
 from optimizer.spec.models import StudySpec
 from optimizer.storage import redact
+from optimizer.version import add_version_argument
 from runners.errors import ServingOptimizerError
 
 EXIT_USAGE = 2
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "balancer, Kubernetes manifests, and the Pareto front as JSON and CSV.",
         epilog="Example: python -m optimizer.export qwen3-moe --format engine launch",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--trial", type=int, help="trial number (default: the recommended one)")
     parser.add_argument(

@@ -14,6 +14,7 @@ from pathlib import Path
 from optimizer.cli import add_study_arguments, locate, open_study
 from optimizer.recommend import RULES
 from optimizer.report.build import write_report
+from optimizer.version import add_version_argument
 from runners.errors import ServingOptimizerError
 
 
@@ -23,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write report.md, report.html and pareto.png of a finished study.",
         epilog="Example: python -m optimizer.report qwen3-moe",
     )
+    add_version_argument(parser)
     add_study_arguments(parser)
     parser.add_argument("--out", type=Path, help="directory (default: studies/<name>/)")
     parser.add_argument(

@@ -1,5 +1,6 @@
-"""The report's figures: the Pareto front (with re-measured means when validated) and the
-hypervolume by trial, as PNG files beside report.md.
+"""The report's figures: the Pareto front (points coloured by engine, the baseline marked,
+labels that do not overlap, re-measured means when validated) and the hypervolume by trial, as
+PNG files beside report.md.
 
 Place in the data flow: called by `optimizer.report.build`; matplotlib is imported only here,
 and only when a figure is drawn.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -18,7 +20,14 @@ from optimizer.measurements import Measurement, interval
 from optimizer.record import read_all
 from optimizer.report.document import labels
 from optimizer.report.hypervolume import hypervolume_history
+from optimizer.report.label_layout import RINGS, Box, place_labels
 from optimizer.report.pareto import ParetoReport
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+LABEL_FONT = 8
 
 
 def plot_pareto(
@@ -27,38 +36,45 @@ def plot_pareto(
     path: Path,
     measurements: Sequence[Measurement] = (),
 ) -> Path:
+    """Every completed trial coloured by engine (the front's points larger, joined, and
+    labelled with their trial numbers where a label fits without overlapping), the baseline as
+    a star, trials breaking an SLO as crosses, and re-measured means when validated."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     tput, lat = labels(study)
-    complete = read_all(study, (TrialState.COMPLETE,))
+    complete = [r for r in read_all(study, (TrialState.COMPLETE,)) if r.values]
     front = {p.number for p in report.points}
+    engines = sorted({r.engine for r in complete})
+    palette = plt.get_cmap("tab10")
+    colour = {engine: palette(i % 10) for i, engine in enumerate(engines)}
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    others = [r for r in complete if r.number not in front and r.feasible and r.values]
-    infeasible = [r for r in complete if not r.feasible and r.values]
-    ax.scatter(
-        [r.latency for r in others], [r.throughput for r in others],
-        c="#9aa5b1", s=22, label="completed trials",
-    )  # fmt: skip
+    for engine in engines:
+        mine = [r for r in complete if r.engine == engine and r.feasible]
+        ax.scatter(
+            [r.latency for r in mine], [r.throughput for r in mine],
+            color=colour[engine], s=[46 if r.number in front else 18 for r in mine],
+            edgecolors=["black" if r.number in front else "none" for r in mine],
+            linewidths=0.8, alpha=0.9, label=engine,
+        )  # fmt: skip
+    infeasible = [r for r in complete if not r.feasible]
     if infeasible:
         ax.scatter(
             [r.latency for r in infeasible], [r.throughput for r in infeasible],
-            c="#d9a441", marker="x", s=28, label="breaks an SLO (infeasible)",
+            color=[colour[r.engine] for r in infeasible], marker="x", s=28,
+            label="breaks an SLO (infeasible)",
         )  # fmt: skip
     pts = sorted(report.points, key=lambda p: p.latency)
     ax.plot(
         [p.latency for p in pts], [p.throughput for p in pts],
-        "-o", c="#c0392b", ms=6, label="Pareto front", drawstyle="steps-post",
+        "-", c="#34495e", lw=1.2, label="Pareto front", drawstyle="steps-post",
     )  # fmt: skip
-    for p in pts:
-        ax.annotate(str(p.number), (p.latency, p.throughput), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)  # fmt: skip
     if report.baseline is not None:
         b = report.baseline
-        ax.scatter([b.latency], [b.throughput], marker="*", s=220, c="#2c7be5", zorder=5,
-                   label=f"baseline (trial {b.number})")  # fmt: skip
+        ax.scatter([b.latency], [b.throughput], marker="*", s=260, c="gold", edgecolors="black",
+                   zorder=5, label=f"baseline: engine defaults (trial {b.number})")  # fmt: skip
     repeats = [m for m in measurements if m.kind == "repeat" and m.ok]
     subjects = list(dict.fromkeys(m.subject for m in repeats))
     for index, s in enumerate(subjects):
@@ -78,9 +94,46 @@ def plot_pareto(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    others = [(r.latency, r.throughput) for r in complete if r.number not in front]
+    _label_front(ax, fig.dpi, [(p.number, p.latency, p.throughput) for p in pts], others)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _label_front(
+    ax: Axes,
+    dpi: float,
+    points: Sequence[tuple[int, float, float]],
+    others: Sequence[tuple[float, float]],
+) -> None:
+    """Trial numbers beside the front's points, where they overlap no other label or point
+    (`label_layout`); a label set further away gets a thin leader line."""
+    to_display = ax.transData.transform
+    shown = [tuple(to_display((x, y))) for _, x, y in points]
+    obstacles = [tuple(to_display(xy)) for xy in others]
+    pixel = dpi / 72.0
+    sizes = [
+        (len(str(n)) * LABEL_FONT * 0.62 * pixel, LABEL_FONT * 1.25 * pixel) for n, _, _ in points
+    ]
+    x0, y0, x1, y1 = ax.bbox.extents
+    offsets = place_labels(
+        [(float(x), float(y)) for x, y in shown],
+        sizes,
+        [(float(x), float(y)) for x, y in obstacles],
+        bounds=Box(x0, y0, x1, y1),
+    )
+    for (number, x, y), offset in zip(points, offsets, strict=True):
+        if offset is None:
+            continue
+        dx, dy = offset
+        far = math.hypot(dx, dy) > RINGS[0] * 1.5
+        ax.annotate(
+            str(number), (x, y), textcoords="offset points",
+            xytext=(dx / pixel, dy / pixel), fontsize=LABEL_FONT,
+            ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top",
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#7f8c8d"} if far else None,
+        )  # fmt: skip
 
 
 def plot_hypervolume(study: optuna.Study, path: Path) -> Path | None:

@@ -19,6 +19,7 @@ from optimizer.record import TrialRecord
 from optimizer.report.document import Block, Code, Heading, Para, Table, labels, num
 from optimizer.report.pareto import RULE_NAMES, ParetoReport, percent_change
 from optimizer.report.render import to_markdown
+from optimizer.report.sections import numbers_blocks
 from optimizer.workload_runs import StoredRun
 
 
@@ -157,8 +158,9 @@ def _curve(label: str, run: StoredRun, tput: str, lat: str) -> list[Block]:
 
 
 def study_note(study: optuna.Study, report: ParetoReport) -> str:
-    """optuna-dashboard's study note: the recommendation and why (or why there is none)."""
-    return to_markdown(pick_blocks(study, report))
+    """optuna-dashboard's study note: what the numbers are (simulated, emulated, measured),
+    the recommendation and why (or why there is none)."""
+    return to_markdown([*numbers_blocks(study), *pick_blocks(study, report)])
 
 
 def write_study_note(study: optuna.Study, report: ParetoReport) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import optuna
 
+from optimizer.provenance import sentences
 from optimizer.record import read_all
 from optimizer.report.document import Block, Code, Heading, Image, Para, Table, labels, num
 from optimizer.report.pareto import (
@@ -16,6 +17,18 @@ from optimizer.report.pareto import (
     has_launch_commands,
     percent_change,
 )
+
+
+def numbers_blocks(study: optuna.Study) -> list[Block]:
+    """Whether the study's numbers are simulated (with the calibration), emulated or measured:
+    one paragraph per kind among its trials (`optimizer.provenance`)."""
+    records = read_all(study)
+    kinds = [r.runner.numbers for r in records if r.runner and r.runner.numbers]
+    blocks: list[Block] = []
+    for text in sentences(study, kinds):
+        kind, _, rest = text.partition(":")
+        blocks.append(Para(f"**{kind}**:{rest}"))
+    return blocks
 
 
 def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
@@ -28,16 +41,7 @@ def summary_blocks(study: optuna.Study, report: ParetoReport) -> list[Block]:
         f"workload {attrs['workload']}" if "workload" in attrs else "",
     ]
     blocks.append(Para("; ".join(f for f in facts if f) + "." if any(facts) else ""))
-    runner_names = {r.runner.name for r in read_all(study) if r.runner is not None}
-    if "sim" in runner_names:
-        blocks.append(
-            Para(
-                "**Simulated**: trials ran on the embedded simulated engine; numbers are model "
-                "estimates (calibrated only at the baseline so far), not measurements."
-            )
-        )
-        if attrs.get("efficiency_note"):
-            blocks.append(Para(f"**Carried-over efficiencies**: {attrs['efficiency_note']}"))
+    blocks += numbers_blocks(study)
     blocks.append(
         Para(
             f"Objectives: maximize **{tput}**, minimize **{lat}**. {report.complete} trials "

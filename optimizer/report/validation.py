@@ -111,6 +111,9 @@ def validation_blocks(
             f"Stored in study `{study.study_name}.validation`."
         )
     )
+    if info.get("numbers"):
+        kind, _, rest = str(info["numbers"]).partition(":")
+        blocks.append(Para(f"**{kind}**:{rest}"))
     by_kind = {kind: [m for m in measurements if m.kind == kind] for kind in KINDS}
     search = {r.number: r.values for r in read_all(study, (TrialState.COMPLETE,))}
     # repeats

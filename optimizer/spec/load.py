@@ -19,7 +19,9 @@ from optimizer.errors import DuplicateKeyError, SpecError
 from optimizer.spec.checks import cross_check
 from optimizer.spec.models import StudySpec
 
-SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
+SEARCH_SPACES_DIR = (Path(__file__).parent.parent / "search_spaces").resolve()
+"""The shipped space files: package data of `optimizer` in an installed package; in a
+checkout, ``optimizer/search_spaces`` links to the repository's ``search_spaces/``."""
 
 
 def resolve_space_path(name_or_path: str | Path) -> Path:

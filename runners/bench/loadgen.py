@@ -37,6 +37,7 @@ import numpy as np
 
 from runners.bench.records import RequestRecords
 from runners.bench.transport import LeanHTTPTransport
+from runners.phases import report_phase
 from runners.workload import BenchRequest
 
 Endpoint = Literal["completions", "chat"]
@@ -246,6 +247,7 @@ async def run_benchmark(
     roots = [i for i in range(n) if parents is None or parents[i] < 0]
     for _ in range(config.num_warmups):
         await send_one(client, config, requests[0], time.perf_counter())
+    report_phase("measuring")
     semaphore = (
         asyncio.Semaphore(config.max_concurrency) if config.max_concurrency is not None else None
     )

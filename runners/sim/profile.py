@@ -75,6 +75,8 @@ class TruthProfile:
     engines: tuple[tuple[str, EngineScales], ...] = ()
     noise: Noise = field(default_factory=Noise)
     seed: int | None = None
+    description: str = ""
+    """The file's own words on how this engine behaves (shown with emulated numbers)."""
 
     def scales(self, engine: str) -> EngineScales:
         table = dict(self.engines)
@@ -143,6 +145,7 @@ def load_profile(path: str | Path) -> TruthProfile:
             stall_s=noise.stall_ms / 1000.0,
         ),
         seed=noise.seed,
+        description=model.description.strip(),
     )
 
 

@@ -26,6 +26,7 @@ from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog import GIB
 from runners.engines import Resolved, resolve_candidate, sim_policy
 from runners.load_search import measure_workloads
+from runners.phases import report_phase
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
 from runners.types import (
@@ -70,6 +71,7 @@ class SimRunner:
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         sim_policy(candidate.engine)  # an engine the simulator cannot run is refused here
+        report_phase("simulating")
         resolved = resolve_candidate(candidate, placement.node_group)
         outcome = self._simulate(resolved, workload)
         if self.artifacts_dir is None:

@@ -11,7 +11,8 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all
 from optuna.trial import TrialState
 from optuna_dashboard._note import get_note_from_system_attrs
 
-from optimizer.record import backfill_notes, study_dir_of
+from optimizer.notes import backfill_notes
+from optimizer.record import study_dir_of
 from runners.bench.results import metrics_from_vllm_json
 from tests.optimizer.report_study import study_in
 

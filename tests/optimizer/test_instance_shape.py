@@ -13,7 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optimizer.record import read, read_note
+from optimizer.notes import read_note
+from optimizer.record import read
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
 from tests.optimizer.emulated_study import Emulated, emulated_study

@@ -20,7 +20,8 @@ import httpx
 import optuna
 import pytest
 
-from optimizer.record import read, read_note
+from optimizer.notes import read_note
+from optimizer.record import read
 from optimizer.report.build import write_report
 from optimizer.report.pareto import format_pareto, pareto_points
 from runners.launch import launch_command
