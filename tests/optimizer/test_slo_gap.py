@@ -98,7 +98,8 @@ def test_the_study_command_prints_the_warnings_and_the_report_repeats_them(
     assert "### Workload warnings" in md and "no request shares a prompt prefix" in md
     attrs = study._storage.get_study_system_attrs(study._study_id)
     note = get_note_from_system_attrs(attrs, None)["body"]
-    assert note.startswith("## Recommended configuration")
+    assert note.startswith("**Simulated**"), "the note says first where its numbers come from"
+    assert "\n## Recommended configuration" in note
     assert "It meets every SLO" in note
 
 
