@@ -3,7 +3,8 @@
 Place in the data flow: `optimizer.spec.load` validates a file into a `StudySpec` (shape and
 types here; the model, an inline GPU and a node group's network in
 `optimizer.spec.catalog_sections`; cross-checks against the catalogue and engines in
-`optimizer.spec.checks`); every later stage reads only these frozen models. The space language
+`optimizer.spec.checks`; the searched parameters' own models in `optimizer.spec.params`); every
+later stage reads only these frozen models. The space language
 is documented field by field in docs/space-language.md
 (tests/optimizer/test_space_language_doc.py keeps the two in step).
 """
@@ -11,13 +12,10 @@ is documented field by field in docs/space-language.md
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -34,6 +32,12 @@ from optimizer.spec.catalog_sections import (
     NetworkSection,
     drop_unset,
 )
+from optimizer.spec.params import BoolParam as BoolParam
+from optimizer.spec.params import CategoricalParam as CategoricalParam
+from optimizer.spec.params import FloatParam as FloatParam
+from optimizer.spec.params import IntParam as IntParam
+from optimizer.spec.params import ParamSpec, Scalar
+from optimizer.spec.params import StrictModel as _Strict
 from optimizer.spec.presets import (
     GOODPUT_NEEDS_SLOS,
     Combine,
@@ -47,126 +51,7 @@ from optimizer.spec.presets import (
 )
 from optimizer.spec.workload import WorkloadSection
 from runners.catalog import QuantFormat
-from runners.types import EngineName, NodeGroup, SettingValue, SloLimit, Workload
-
-Scalar = bool | int | float | str
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _ParamBase(_Strict):
-    when: dict[str, Scalar | list[Scalar]] = Field(
-        default_factory=dict,
-        description="only suggest this setting when every named setting has one of these values",
-    )
-
-    def applies(self, chosen: Mapping[str, SettingValue]) -> bool:
-        for name, wanted in self.when.items():
-            if name not in chosen:
-                return False
-            allowed = wanted if isinstance(wanted, list) else [wanted]
-            if not any(_same(chosen[name], value) for value in allowed):
-                return False
-        return True
-
-
-def _same(a: Scalar, b: Scalar) -> bool:
-    """Equality that does not confuse True with 1."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
-
-
-class IntParam(_ParamBase):
-    type: Literal["int"]
-    low: int
-    high: int
-    step: int = 1
-    log: bool = False
-
-    def check_bounds(self) -> str | None:
-        if self.low > self.high:
-            return f"low ({self.low}) must not exceed high ({self.high})"
-        if self.log and self.step != 1:
-            return "log: true needs step 1 (Optuna cannot step a log scale)"
-        if self.log and self.low < 1:
-            return "log: true needs low >= 1"
-        return None
-
-    def contains(self, value: SettingValue) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return False
-        return self.low <= value <= self.high and (value - self.low) % self.step == 0
-
-    def describe(self) -> str:
-        scale = ", log scale" if self.log else f", step {self.step}"
-        return f"integers {self.low}..{self.high}{scale}"
-
-
-class FloatParam(_ParamBase):
-    type: Literal["float"]
-    low: float
-    high: float
-    step: float | None = None
-    log: bool = False
-
-    def check_bounds(self) -> str | None:
-        if self.low > self.high:
-            return f"low ({self.low}) must not exceed high ({self.high})"
-        if self.log and self.step is not None:
-            return "log: true cannot be combined with step"
-        if self.log and self.low <= 0:
-            return "log: true needs low > 0"
-        return None
-
-    def contains(self, value: SettingValue) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if not self.low - 1e-12 <= value <= self.high + 1e-12:
-            return False
-        if self.step is None:
-            return True
-        steps = (value - self.low) / self.step
-        return abs(steps - round(steps)) < 1e-6
-
-    def describe(self) -> str:
-        scale = ", log scale" if self.log else (f", step {self.step}" if self.step else "")
-        return f"numbers {self.low}..{self.high}{scale}"
-
-
-class CategoricalParam(_ParamBase):
-    type: Literal["categorical"]
-    choices: list[Scalar] = Field(min_length=1)
-
-    def check_bounds(self) -> str | None:
-        if len({(type(c), c) for c in self.choices}) != len(self.choices):
-            return f"choices {self.choices} contain duplicates"
-        return None
-
-    def contains(self, value: SettingValue) -> bool:
-        return any(_same(value, choice) for choice in self.choices)
-
-    def describe(self) -> str:
-        return f"one of {self.choices}"
-
-
-class BoolParam(_ParamBase):
-    type: Literal["bool"]
-
-    def check_bounds(self) -> str | None:
-        return None
-
-    def contains(self, value: SettingValue) -> bool:
-        return isinstance(value, bool)
-
-    def describe(self) -> str:
-        return "true or false"
-
-
-ParamSpec = Annotated[
-    IntParam | FloatParam | CategoricalParam | BoolParam, Field(discriminator="type")
-]
-
+from runners.types import EngineName, NodeGroup, SloLimit, Workload
 
 RESERVED_RAY_RESOURCES = ("CPU", "GPU", "TPU", "memory", "object_store_memory", "accelerator_type")
 
