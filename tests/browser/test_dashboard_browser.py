@@ -1,5 +1,6 @@
 """`python -m optimizer.dashboard` seen by headless Chromium: the Pareto-front plot with the
-study's trials, and a trial's note and artifacts. Screenshots go to the test's directory."""
+study's trials, and a trial's note and artifacts, all through the read-only guard (the page's
+own attempt to delete the study is refused). Screenshots go to the test's directory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -62,10 +64,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 @pytest.mark.skipif(chromium_path() is None, reason="no chromium (CI installs Debian's)")
 def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     study, base = dashboard
+    url = study._storage._backend.url
+    foreign = httpx.get(f"{base}/api/studies", headers={"Host": "rebind.example"}, trust_env=False)
+    assert foreign.status_code == 421
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     sid = study._study_id
 
-    async def run() -> tuple[int, str]:
+    async def run() -> tuple[int, str, int]:
         async with Browser(tmp_path / "profile") as page:
             await page.goto(f"{base}/dashboard/studies/{sid}")
             points = await page.wait_for(
@@ -74,15 +79,22 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
             title = await page.evaluate("document.body.innerText")
             assert "output throughput (tok/s)" in title and "p99 TPOT (ms)" in title
             await page.screenshot(tmp_path / "pareto.png")
+            refused = await page.evaluate(
+                f"fetch('/api/studies/{sid}', {{method: 'DELETE'}}).then(r => r.status)"
+            )
             await page.goto(f"{base}/dashboard/studies/{sid}/trials?numbers=0")
             await page.wait_for(
                 "document.body && document.body.innerText.includes('bench-simulated.json')"
             )
             text = str(await page.evaluate("document.body.innerText"))
             await page.screenshot(tmp_path / "trial.png")
-            return int(points), text
+            return int(points), text, int(refused)
 
-    points, text = asyncio.run(run())
+    points, text, refused = asyncio.run(run())
+    assert refused == 403  # the guard is in place, and the page loaded through it
+    assert len(optuna.load_study(study_name=study.study_name, storage=url).trials) == len(
+        study.trials
+    )
     assert points == len(complete)
     baseline = study.trials[0]
     assert baseline.user_attrs["serve_command"] in text  # the note
