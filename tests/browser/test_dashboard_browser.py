@@ -18,6 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from optimizer.dashboard import TOKEN_ENV
 from tests.browser.cdp import Browser, chromium_path
 from tests.optimizer.report_study import study_in
 
@@ -33,11 +34,17 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def dashboard(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def dashboard(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The dashboard on a fresh study; an indirect parameter sets its token (by environment)."""
+    token = getattr(request, "param", None)
     study, _ = study_in(tmp_path_factory, "browser", n_trials=10)
     url = study._storage._backend.url  # type: ignore[attr-defined]
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     proc = subprocess.Popen(
         [sys.executable, "-m", "optimizer.dashboard", study.study_name, "--storage", url,
          "--port", str(port)],
@@ -48,7 +55,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{base}/api/studies", trust_env=False).status_code == 200:
+            ready = httpx.get(f"{base}/api/studies", headers=auth, trust_env=False)
+            if ready.status_code == 200:
                 break
         except httpx.HTTPError:
             pass
@@ -101,3 +109,25 @@ def test_pareto_plot_note_and_artifact_are_visible(dashboard, tmp_path: Path) ->
     assert "baseline (engine defaults)" in text
     assert "trial-0-engine-log-tail.txt" in text  # the artifacts
     assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="no chromium (CI installs Debian's)")
+@pytest.mark.parametrize("dashboard", ["browser-test-token"], indirect=True)
+def test_a_token_in_the_first_url_is_enough_for_the_page(dashboard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    study, base = dashboard
+    assert httpx.get(f"{base}/api/studies", trust_env=False).status_code == 401
+    sid = study._study_id
+
+    async def run() -> tuple[int, int]:
+        async with Browser(tmp_path / "profile") as page:
+            await page.goto(f"{base}/dashboard/studies/{sid}?token=browser-test-token")
+            points = await page.wait_for(
+                "document.querySelectorAll('#graph-pareto-front .scatterlayer .point').length"
+            )
+            # later requests of the page carry the cookie, not the token
+            later = await page.evaluate("fetch('/api/studies').then(r => r.status)")
+            return int(points), int(later)
+
+    points, later = asyncio.run(run())
+    assert points == len([t for t in study.trials if t.state == TrialState.COMPLETE])
+    assert later == 200
