@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if ns.expose and not is_loopback(ns.host):
         print(
-            f"warning: the dashboard listens on {ns.host}, not only loopback; "
+            f"warning: the dashboard listens on {ns.host}, not only loopback; it answers "
+            f"Host {', '.join(sorted(policy.hosts))} (--allow-host adds names); "
             + ("a token is required" if policy.token else "no token is set (see --token)"),
             file=sys.stderr,
         )

@@ -44,10 +44,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_wildcard(host: str) -> bool:
+    """True for the every-interface addresses (``0.0.0.0``, ``::``), which include loopback."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
     """The ``Host`` header values accepted for a server bound to ``host:port``."""
     names = {host, *extra}
-    if is_loopback(host):
+    if is_loopback(host) or is_wildcard(host):
         names.update(LOOPBACK_NAMES)
     hosts = {f"{name.lower()}:{port}" for name in names}
     if port == 80:  # a browser leaves the default port out of the header

@@ -22,6 +22,7 @@ from optimizer.dashboard_guard import (
     guarded_server,
     is_loopback,
 )
+from tests.optimizer.report_study import study_in
 
 TOKEN = "t0ken-for-tests"
 
@@ -138,7 +139,8 @@ def test_loopback_and_allowed_hosts() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
     assert allowed_hosts("127.0.0.1", 8080) == {"127.0.0.1:8080", "localhost:8080"}
-    assert allowed_hosts("0.0.0.0", 80, ["box"]) == {"0.0.0.0:80", "box:80", "0.0.0.0", "box"}
+    assert allowed_hosts("10.1.2.3", 80, ["box"]) == {"10.1.2.3:80", "box:80", "10.1.2.3", "box"}
+    assert "localhost:9" in allowed_hosts("0.0.0.0", 9)  # every interface includes loopback
 
 
 def test_a_non_loopback_host_needs_expose(
@@ -151,3 +153,37 @@ def test_a_non_loopback_host_needs_expose(
     assert err.count("\n") == 1 and "--expose" in err and "Traceback" not in err
     status = main(["g", "--storage", url, "--token", "short"])
     assert status == 2 and "--token" in capsys.readouterr().err
+
+
+class Stopped:
+    """Stands in for the bound server: the test never listens beyond loopback."""
+
+    def serve_forever(self) -> None:
+        raise KeyboardInterrupt
+
+    def server_close(self) -> None:
+        pass
+
+
+def test_expose_warns_and_names_the_hosts_it_answers(
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study, _ = study_in(tmp_path_factory, "expose", n_trials=3)
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    policies: list[GuardPolicy] = []
+
+    def bind(ref: object, host: str, port: int, policy: GuardPolicy) -> Stopped:
+        policies.append(policy)
+        return Stopped()
+
+    monkeypatch.setattr("optimizer.dashboard.bind", bind)
+    monkeypatch.setenv("SERVING_OPTIMIZER_DASHBOARD_TOKEN", TOKEN)
+    argv = [study.study_name, "--storage", url, "--host", "0.0.0.0", "--port", "9", "--expose"]
+    assert main([*argv, "--allow-host", "box.lan"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the dashboard listens on 0.0.0.0" in err and "box.lan:9" in err
+    assert "a token is required" in err
+    assert policies[0].token == TOKEN and not policies[0].allow_writes
+    assert "box.lan:9" in policies[0].hosts
