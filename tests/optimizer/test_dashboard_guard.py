@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -187,3 +188,17 @@ def test_expose_warns_and_names_the_hosts_it_answers(
     assert "a token is required" in err
     assert policies[0].token == TOKEN and not policies[0].allow_writes
     assert "box.lan:9" in policies[0].hosts
+
+
+def test_a_busy_port_is_one_error_line(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study, _ = study_in(tmp_path_factory, "busy", n_trials=2)
+    url = study._storage._backend.url  # type: ignore[attr-defined]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main([study.study_name, "--storage", url, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
