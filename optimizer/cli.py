@@ -25,6 +25,7 @@ from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
+from optimizer.identity import refuse_foreign
 from optimizer.loop import run_study
 from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
@@ -415,11 +416,13 @@ def open_study(ref: StudyRef) -> optuna.Study:
             f"{ref.name}.yaml` first, or pass --storage"
         )
     try:
-        return optuna.load_study(study_name=ref.name, storage=ref.url)
+        study = optuna.load_study(study_name=ref.name, storage=ref.url)
     except KeyError:
         raise StudyError(
             f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
         ) from None
+    refuse_foreign(study)
+    return study
 
 
 def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:

@@ -5,9 +5,10 @@ names the two objectives for optuna-dashboard, stores a short hash of every spac
 that changes what a trial means (`space_sections`; `workloads` only when the file has
 several, and fields added later only when set, so older studies keep resuming), and refuses to
 resume a study from a space file that differs in one of them (unless `allow_change`), since the
-old and new trials would not be comparable. The study's user attributes (model, hardware,
-workload, and on a GPU the simulator never measured whose efficiencies it takes) head the
-report.
+old and new trials would not be comparable. A study made by something else is refused
+(`refuse_foreign`), by the study command and by every command that opens a stored study. The
+study's user attributes (model, hardware, workload, and on a GPU the simulator never measured
+whose efficiencies it takes) head the report.
 """
 
 from __future__ import annotations
@@ -43,9 +44,33 @@ def space_sections(spec: StudySpec) -> dict[str, str]:
     }
 
 
+def refuse_foreign(study: optuna.Study) -> None:
+    """Refuse a study this tool did not make: its trials are not serving configurations.
+
+    A study of this tool has two objectives and, before its first trial, the description
+    `describe_study` stores. A study with another number of objectives, or with trials but no
+    description, was made by something else (a plain Optuna script, say); adopting it would
+    count its trials toward --n-trials and put them on the front with no serve command.
+    """
+    count = len(study.directions)
+    if count != 2:
+        raise StudyError(
+            f"study {study.study_name!r} has {count} objective(s), but this tool's studies have "
+            "two (throughput and latency): it was not made by this tool. Use another "
+            "--study-name (or --storage) for this tool's study"
+        )
+    if "space_sections" not in study.user_attrs and study.get_trials(deepcopy=False):
+        raise StudyError(
+            f"study {study.study_name!r} holds trials this tool did not make (it has no space "
+            "description): they are not serving configurations. Use another --study-name (or "
+            "--storage) for this tool's study"
+        )
+
+
 def describe_study(study: optuna.Study, spec: StudySpec, allow_change: bool) -> None:
-    """Name the objectives and describe the study; refuse to resume it from a space that
-    means something else."""
+    """Name the objectives and describe the study; refuse a study this tool did not make, and
+    refuse to resume one from a space that means something else."""
+    refuse_foreign(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names(spec.objectives))
