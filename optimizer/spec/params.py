@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runners.types import SettingValue
 
+# A float range with a step is a grid: finer than this and the step is a precision the search
+# cannot use, and at float's precision limits Optuna's own rounding fails on the first trial
+MAX_FLOAT_STEPS = 1_000_000
+
 Scalar = bool | int | float | str
 
 
@@ -56,6 +60,8 @@ class IntParam(_ParamBase):
     def check_bounds(self) -> str | None:
         if self.low > self.high:
             return f"low ({self.low}) must not exceed high ({self.high})"
+        if self.step < 1:
+            return f"step ({self.step}) must be a whole number >= 1"
         if self.log and self.step != 1:
             return "log: true needs step 1 (Optuna cannot step a log scale)"
         if self.log and self.low < 1:
@@ -84,6 +90,13 @@ class FloatParam(_ParamBase):
             return f"low ({self.low}) must not exceed high ({self.high})"
         if self.log and self.step is not None:
             return "log: true cannot be combined with step"
+        if self.step is not None and not self.step > 0:
+            return f"step ({self.step}) must be above 0"
+        if self.step is not None and (self.high - self.low) / self.step > MAX_FLOAT_STEPS:
+            return (
+                f"step ({self.step}) cuts {self.low}..{self.high} into more than "
+                f"{MAX_FLOAT_STEPS:,} values; use a coarser step or leave step out"
+            )
         if self.log and self.low <= 0:
             return "log: true needs low > 0"
         return None

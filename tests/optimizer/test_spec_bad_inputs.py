@@ -127,6 +127,23 @@ CASES: list[tuple[str, Callable[[Space], None], tuple[str, ...]]] = [
         ("engines.vllm.settings.max-num-seqs", "log: true needs step 1"),
     ),
     (
+        "int-step-zero",
+        _set(
+            "engines/vllm/settings/max-num-seqs", {"type": "int", "low": 8, "high": 64, "step": 0}
+        ),
+        ("engines.vllm.settings.max-num-seqs", "step (0) must be a whole number >= 1"),
+    ),
+    (
+        "float-step-zero",
+        _set("engines/vllm/settings/gpu-memory-utilization/step", 0),
+        ("engines.vllm.settings.gpu-memory-utilization", "step (0", "must be above 0"),
+    ),
+    (
+        "float-step-below-precision",
+        _set("engines/vllm/settings/gpu-memory-utilization/step", 1e-300),
+        ("engines.vllm.settings.gpu-memory-utilization", "more than 1,000,000 values"),
+    ),
+    (
         "value-engine-rejects",
         _set("engines/vllm/settings/gpu-memory-utilization/high", 1.5),
         ("engines.vllm.settings.gpu-memory-utilization", "above the maximum 1"),
