@@ -1,7 +1,8 @@
 """Reading a space file: YAML in, a checked `StudySpec` out, or one `SpecError` naming the fix.
 
 The edge of the system: `load_spec` finds the file (a path, or a shipped name in
-search_spaces/), reads the YAML (duplicate keys are errors), validates it into the pydantic
+search_spaces/), reads the YAML within `optimizer.spec.bounded`'s limits (duplicate keys are
+errors), validates it into the pydantic
 models of `optimizer.spec.models` (a workload file's path is relative to the space file) and
 runs the cross-checks of `optimizer.spec.checks` (which also read the workload files). Any
 problem is raised as `SpecError` with the file, the field path and what to do, before any
@@ -16,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from optimizer.errors import DuplicateKeyError, SpecError
+from optimizer.spec.bounded import read_bounded
 from optimizer.spec.checks import cross_check
 from optimizer.spec.models import StudySpec
 
@@ -69,7 +71,7 @@ def load_spec(name_or_path: str | Path, strict_versions: bool = False) -> StudyS
     (`strict_versions`: an engine release outside the catalogue is one)."""
     path = resolve_space_path(name_or_path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        raw = yaml.load(read_bounded(path), Loader=_UniqueKeyLoader)
     except DuplicateKeyError as exc:
         raise SpecError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
