@@ -6,7 +6,9 @@ space file is loaded (`parse`), into a tree of frozen nodes, and evaluated per c
 is no `eval`: only numbers, strings, true/false, setting names, lists ``[a, b]``, arithmetic
 ``+ - * / // %``, one comparison ``== != < <= > >= in``, and ``and or not`` with parentheses.
 Setting names may contain ``-`` and ``.`` (``max-num-seqs``, ``kv_cache_config.dtype``), so
-subtraction needs spaces around the minus: ``a - b``.
+subtraction needs spaces around the minus: ``a - b``. An expression is bounded (`MAX_CHARS`
+characters, `MAX_NESTING` levels, integers up to `MAX_INTEGER`), so no input can exhaust the
+stack or spend minutes on arithmetic.
 """
 
 from __future__ import annotations
@@ -57,7 +59,14 @@ _TOKEN = re.compile(
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*)"
     r"|(?P<op>//|==|!=|<=|>=|[-+*/%<>()\[\],]))"
 )
+_BLANK_TO_END = re.compile(r"\s*\Z")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false"}
+
+# Bounds no constraint a person writes comes near; past them an expression is refused with an
+# ExpressionError instead of running out of stack or spending minutes on integer arithmetic
+MAX_CHARS = 2000
+MAX_NESTING = 50
+MAX_INTEGER = 10**18
 _COMPARISONS = ("==", "!=", "<=", ">=", "<", ">", "in")
 
 
@@ -65,7 +74,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     position = 0
     while position < len(text):
-        if text[position:].strip() == "":
+        if _BLANK_TO_END.match(text, position):
             break
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
@@ -86,6 +95,16 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokenize(text)
         self.index = 0
+        self.nesting = 0
+
+    def deeper(self) -> None:
+        """One more level of parentheses, brackets or prefix operators (the caller steps back
+        out when the level is parsed)."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ExpressionError(
+                f"nested more than {MAX_NESTING} levels deep; split it into simpler constraints"
+            )
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -126,7 +145,10 @@ class _Parser:
 
     def not_(self) -> Node:
         if self.take("not"):
-            return Unary("not", self.not_())
+            self.deeper()
+            node = Unary("not", self.not_())
+            self.nesting -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -152,7 +174,10 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.take("-"):
-            return Unary("-", self.unary())
+            self.deeper()
+            node = Unary("-", self.unary())
+            self.nesting -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
@@ -161,19 +186,23 @@ class _Parser:
             raise ExpressionError("the expression ends too early")
         kind, text = token
         if self.take("("):
+            self.deeper()
             node = self.or_()
             self.expect(")")
+            self.nesting -= 1
             return node
         if self.take("["):
+            self.deeper()
             items = [self.or_()]
             while self.take(","):
                 items.append(self.or_())
             self.expect("]")
+            self.nesting -= 1
             return ListOf(tuple(items))
         self.index += 1
         if kind == "number":
             number = float(text) if any(c in text for c in ".eE") else int(text)
-            return Literal(number)
+            return Literal(_bounded(number))
         if kind == "string":
             return Literal(text[1:-1])
         if kind == "keyword" and text in ("true", "false"):
@@ -185,7 +214,19 @@ class _Parser:
 
 def parse(text: str) -> Node:
     """Parse `text` into a tree, or raise `ExpressionError` saying what is wrong."""
+    if len(text) > MAX_CHARS:
+        raise ExpressionError(
+            f"{len(text):,} characters; an expression is at most {MAX_CHARS:,}, so split it "
+            "into several constraints"
+        )
     return _Parser(text).parse()
+
+
+def _bounded(number: float) -> float:
+    """`number`, if it is within the integers an expression may hold."""
+    if isinstance(number, int) and abs(number) > MAX_INTEGER:
+        raise ExpressionError(f"a number beyond 10^18 ({str(number)[:20]}...) is not a setting")
+    return number
 
 
 def names(node: Node) -> set[str]:
@@ -260,7 +301,9 @@ def evaluate(node: Node, env: Mapping[str, Value]) -> Value:
     if node.op in ("/", "//", "%") and b == 0:
         raise ExpressionError(f"division by zero in {node.op!r}")
     result = _ARITHMETIC[node.op](a, b)
-    return int(result) if isinstance(a, int) and isinstance(b, int) and node.op != "/" else result
+    if isinstance(a, int) and isinstance(b, int) and node.op != "/":
+        return _bounded(int(result))
+    return result
 
 
 def _truth(value: Value) -> bool:
