@@ -34,6 +34,7 @@ from optimizer.degenerate import store_warnings, workload_warnings
 from optimizer.enqueue import enqueue_grid_point, enqueue_openings
 from optimizer.feasibility import FeasibilityChecker, Verdict
 from optimizer.identity import describe_study
+from optimizer.interrupts import EXIT_TERMINATED, Terminated, sigterm_interrupts
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_workload
 from optimizer.progress import print_end, print_start, print_trial
@@ -124,8 +125,8 @@ def run_study(
     Trials in flight: a plain `Runner` is wrapped in an `InlinePool` (one trial at a time, run
     in this thread); a `TrialPool` such as `RayPool` keeps as many in flight as it has room
     for. Each trial in flight has its own heartbeat. A worker lost mid-trial is failed and
-    retried with the same parameters; Ctrl-C fails every trial in flight (exit 130), any other
-    exception too (and propagates).
+    retried with the same parameters; Ctrl-C (exit 130) or SIGTERM (exit 143) fails every trial
+    in flight and enqueues it again for the next run, any other exception too (and propagates).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = config.spec
@@ -153,7 +154,7 @@ def run_study(
         provenance=provenance,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
-    with loop.progress.live():
+    with loop.progress.live(), sigterm_interrupts():
         status = loop.run()
     if status == 0:
         rescue_empty_front(study, config, loop.pool)
@@ -217,10 +218,10 @@ class _Loop:
                     collected = self.pool.wait(poll_s)
                 for done in collected:
                     self._finish(done)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             self._fail_untold()
             print("\ninterrupted; run the same command again to resume", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
         except BaseException:
             self._fail_untold()
             raise
@@ -343,7 +344,7 @@ class _Loop:
         """FAIL every trial not told yet, stop their heartbeats, release the pool."""
         flights: Sequence[_InFlight] = [*self.starting, *self.in_flight.values()]
         try:
-            tell_failed(self.study, [f.trial for f in flights])
+            tell_failed(self.study, self.storage, [f.trial for f in flights])
         finally:
             for flight in flights:
                 flight.heartbeat.close()

@@ -454,16 +454,27 @@ def tell_lost(study: optuna.Study, storage: BaseStorage, trial: optuna.Trial, fa
     retry limit and lineage attributes). Call it under `optimizer.storage.trial_slot`."""
     trial.set_user_attr(WORKER_FAULT, fault)
     study.tell(trial, state=TrialState.FAIL)
+    _retry(study, storage, trial, drop=WORKER_FAULT)
+
+
+def tell_failed(study: optuna.Study, storage: BaseStorage, trials: Iterable[optuna.Trial]) -> None:
+    """FAIL trials this driver asked for and has not told (interrupted or broken driver), and
+    enqueue each again so the next run retries it: anchors and the baseline keep their marks."""
+    for trial in trials:
+        try:
+            study.tell(trial, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # already told
+            continue
+        with contextlib.suppress(RuntimeError, ValueError):
+            _retry(study, storage, trial)
+
+
+def _retry(study: optuna.Study, storage: BaseStorage, trial: optuna.Trial, drop: str = "") -> None:
+    """Enqueue a FAILed trial again through the heartbeat retry callback (its retry limit and
+    lineage), without the user attribute `drop` that belongs to the failed attempt only."""
     if isinstance(storage, RDBStorage):
         callback = storage.get_heartbeat_stale_trial_callback()
         if callback is not None:
             frozen = storage.get_trial(trial._trial_id)
-            frozen.user_attrs = {k: v for k, v in frozen.user_attrs.items() if k != WORKER_FAULT}
+            frozen.user_attrs = {k: v for k, v in frozen.user_attrs.items() if k != drop}
             callback(study, frozen)
-
-
-def tell_failed(study: optuna.Study, trials: Iterable[optuna.Trial]) -> None:
-    """FAIL trials this driver asked for and has not told (interrupted or broken driver)."""
-    for trial in trials:
-        with contextlib.suppress(RuntimeError, ValueError):  # already told
-            study.tell(trial, state=TrialState.FAIL)

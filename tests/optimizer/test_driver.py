@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import optuna
@@ -44,13 +46,16 @@ def metrics(throughput: float, p99_tpot_ms: float) -> Metrics:
 class ScriptedRunner:
     """Crashes every FP8 candidate; otherwise more sequences = more throughput, more latency."""
 
-    def __init__(self, interrupt_on_call: int | None = None) -> None:
+    def __init__(self, interrupt_on_call: int | None = None, sigterm: bool = False) -> None:
         self.calls: list[Candidate] = []
         self.interrupt_on_call = interrupt_on_call
+        self.sigterm = sigterm
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         self.calls.append(candidate)
         if self.interrupt_on_call == len(self.calls):
+            if self.sigterm:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stops the driver
             raise KeyboardInterrupt
         settings = candidate.settings_dict()
         if candidate.weight_dtype == "fp8":
@@ -126,6 +131,30 @@ def test_interrupt_fails_the_running_trial_and_resume_completes(
     run_study(config(spec, tmp_path, 8), ScriptedRunner())
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     assert sum(t.state in finished for t in load(tmp_path).trials) == 8
+    assert_retried(load(tmp_path), interrupted=trials[2])
+
+
+def assert_retried(study: optuna.Study, interrupted: optuna.trial.FrozenTrial) -> None:
+    """The interrupted configuration ran again, with its marks (an anchor stays an anchor)."""
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted.number]
+    assert len(retries) == 1, "the interrupted trial is retried once"
+    retry = retries[0]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.params == interrupted.params
+    assert retry.user_attrs.get("anchor") == interrupted.user_attrs.get("anchor") is not None
+
+
+def test_sigterm_fails_the_running_trial_at_once_and_resume_retries_it(
+    tmp_path: Path, spec: StudySpec
+) -> None:
+    runner = ScriptedRunner(interrupt_on_call=3, sigterm=True)
+    assert run_study(config(spec, tmp_path, 8), runner) == 143
+    trials = [t for t in load(tmp_path).trials if t.state != TrialState.WAITING]
+    assert [t.state for t in trials].count(TrialState.RUNNING) == 0
+    assert trials[2].state == TrialState.FAIL
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler is put back"
+    run_study(config(spec, tmp_path, 8), ScriptedRunner())
+    assert_retried(load(tmp_path), interrupted=trials[2])
 
 
 def test_pareto_front_excludes_crashes(tmp_path: Path, spec: StudySpec) -> None:
