@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import sqlite3
 import threading
 import time
 import warnings
@@ -82,6 +83,7 @@ def open_storage(
                 f"cannot create the studies folder {str(folder)!r} ({exc.strerror}); choose "
                 "another place with --storage sqlite:///PATH.db"
             ) from None
+        _refuse_damaged_sqlite(Path(url.removeprefix("sqlite:///")))
     last_error: Exception | None = None
     for attempt in range(SCHEMA_RACE_RETRIES):
         try:
@@ -109,6 +111,37 @@ def open_storage(
     if password:
         first_line = first_line.replace(password, "***")
     raise StudyError(f"cannot open storage {redact(url)!r}: {first_line}")
+
+
+def _refuse_damaged_sqlite(path: Path) -> None:
+    """Check an existing SQLite file read-only before anything opens it for writing.
+
+    Opening a damaged file through SQLAlchemy would already write to it (the journal mode is
+    switched on connect), so a corrupt database is detected here, with a read-only connection
+    and SQLite's own `quick_check`, and refused untouched.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    problem = ""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("PRAGMA quick_check").fetchall()
+        finally:
+            connection.close()
+        if rows != [("ok",)]:
+            problem = "; ".join(str(row[0]) for row in rows[:3])
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "unable to open" in str(exc):
+            return  # busy or unreadable: the real open below reports it
+        problem = str(exc)
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem:
+        raise StudyError(
+            f"{path} is damaged (SQLite: {problem}); nothing was written to it. Restore it "
+            "from a backup, or start another study with --storage sqlite:///OTHER.db"
+        )
 
 
 def _tune_sqlite(storage: RDBStorage) -> None:
