@@ -39,6 +39,11 @@ from optimizer.storage import (
     default_storage_url,
     redact,
 )
+from optimizer.storage_faults import (
+    EXIT_STORAGE_FAULT,
+    STORAGE_FAULTS,
+    storage_fault_message,
+)
 from optimizer.version import add_version_argument
 from runners import Runner
 from runners.errors import ServingOptimizerError
@@ -348,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except STORAGE_FAULTS as exc:
+        print(f"error: {storage_fault_message(exc)}", file=sys.stderr)
+        return EXIT_STORAGE_FAULT
 
 
 def _run_on_ray(config: StudyConfig, worker: Runner) -> int:

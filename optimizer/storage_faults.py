@@ -1,0 +1,35 @@
+"""A storage that fails in the middle of a study, said in one line instead of a traceback.
+
+Place in the data flow: `optimizer.cli.main` catches `STORAGE_FAULTS` around the whole study.
+By then the loop has failed the trials in flight where the storage still took the write (and
+queued them again), so the next run retries them; a trial the storage refused to fail stays
+RUNNING until a later driver finds its heartbeat stale and retries it. The message names the
+database's own reason (a read-only file, a full disk, a lock held too long), never Optuna's
+generic "exceeding max length" wrapper, and the storage URL is never printed with its secret.
+"""
+
+from __future__ import annotations
+
+import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+EXIT_STORAGE_FAULT = 5
+STORAGE_FAULTS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+)
+
+
+def storage_fault_message(exc: BaseException) -> str:
+    """The database's reason for `exc` (the cause Optuna wrapped, if any) and what to do."""
+    cause: BaseException = exc
+    while isinstance(cause, optuna.exceptions.StorageInternalError) and cause.__cause__:
+        cause = cause.__cause__
+    reason = getattr(cause, "orig", None) or cause
+    text = str(reason).strip().splitlines()
+    first = text[0] if text else type(reason).__name__
+    return (
+        f"the study's storage failed mid-study ({first}). Trials in flight were marked failed "
+        "where the storage still accepted it, and the next run retries them. Fix the storage "
+        "(disk space, permissions, the process holding its lock) and run the same command again"
+    )
