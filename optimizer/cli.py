@@ -26,6 +26,7 @@ from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
+from optimizer.paths import check_name
 from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
 from optimizer.samplers import SAMPLERS
@@ -404,6 +405,7 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
     except SpecError:
         space = None
         name = study_name or Path(target).name.removesuffix(".db")
+    name = check_name(name, "--study-name")
     url = storage or default_storage_url(name, STUDIES_DIR)
     return StudyRef(name, url, space)
 
