@@ -29,6 +29,7 @@ from optimizer.loop import run_study
 from optimizer.paths import check_name
 from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
+from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
@@ -335,6 +336,7 @@ def trials_dir(study_name: str, storage_url: str | None = None) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config: StudyConfig | None = None
     try:
         config = parse_args(argv)
         for warning in workload_warnings(config.spec):
@@ -346,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_local(config.spec, runner)  # before anything is stored
         return run_study(config, runner)
     except ServingOptimizerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        url = config.storage_url if config is not None else None
+        print(f"error: {scrub(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -413,7 +416,7 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 def open_study(ref: StudyRef) -> optuna.Study:
     if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
         raise StudyError(
-            f"no study database at {ref.url}; run `python -m optimizer.study --space "
+            f"no study database at {redact(ref.url)}; run `python -m optimizer.study --space "
             f"{ref.name}.yaml` first, or pass --storage"
         )
     try:
