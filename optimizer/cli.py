@@ -23,6 +23,7 @@ import optuna
 
 from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
+from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.loop import run_study
@@ -416,8 +417,9 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 def open_study(ref: StudyRef) -> optuna.Study:
     if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
         raise StudyError(
-            f"no study database at {redact(ref.url)}; run `python -m optimizer.study --space "
-            f"{ref.name}.yaml` first, or pass --storage"
+            f"no study database at {redact(ref.url)}; run "
+            f"`{command_line('python', '-m', 'optimizer.study', '--space', ref.name + '.yaml')}` "
+            "first, or pass --storage"
         )
     try:
         return optuna.load_study(study_name=ref.name, storage=ref.url)
