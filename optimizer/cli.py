@@ -427,6 +427,11 @@ def open_study(ref: StudyRef) -> optuna.Study:
         raise StudyError(
             f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
         ) from None
+    except Exception as exc:  # sqlalchemy and the database driver raise many types
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StudyError(
+            f"cannot open storage {redact(ref.url)!r}: {scrub(first_line, ref.url)}"
+        ) from None
 
 
 def spec_for(ref: StudyRef, study: optuna.Study) -> StudySpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,29 @@ def test_unreachable_postgresql_with_query_password_never_shows_it(
     assert code == 2
     assert "cannot open storage" in captured.err and "password=***" in captured.err
     assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("command", ["report", "validate", "export", "dashboard"])
+def test_stored_study_commands_report_unreachable_storage_without_secret(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(COMMAND_MODULES[command])
+    url = f"postgresql://ann@127.0.0.1:1/x?password={SECRET}&connect_timeout=2"
+    code = module.main(["qwen3-moe", "--storage", url])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "cannot open storage" in captured.err and "Traceback" not in captured.err
+    assert SECRET not in captured.out + captured.err
+    assert list(tmp_path.iterdir()) == []
+
+
+COMMAND_MODULES = {
+    "report": "optimizer.report.cli",
+    "validate": "optimizer.validate",
+    "export": "optimizer.export.cli",
+    "dashboard": "optimizer.dashboard",
+}
