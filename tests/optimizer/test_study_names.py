@@ -3,6 +3,7 @@ and writes nothing, neither under the storage folder nor in the working director
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 import yaml
 
 from optimizer import cli, dashboard, retune, validate
+from optimizer.artifacts import study_dir
+from optimizer.errors import UsageError
 from optimizer.export import cli as export_cli
 from optimizer.paths import MAX_NAME_LENGTH, check_name, is_safe_name
 from optimizer.report import cli as report_cli
@@ -111,3 +114,10 @@ def test_space_file_name_is_checked(
     err = capsys.readouterr().err
     assert code == 2 and "name" in err and "Traceback" not in err
     assert files_under(tmp_path) == [space]
+
+
+def test_study_folder_is_one_step_below_the_database_folder() -> None:
+    assert study_dir("a", "sqlite:///d/a.db") == Path("d/a")
+    assert study_dir("a", None) == Path("studies/a")
+    with pytest.raises(UsageError, match=re.escape("study name '../../x'")):
+        study_dir("../../x", "sqlite:///studies/../../x.db")
