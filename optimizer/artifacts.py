@@ -24,6 +24,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage, RDBStorage
 
+from optimizer.paths import check_name
 from optimizer.storage import STUDIES_DIR
 from runners.types import (
     TrialOutcome,
@@ -41,6 +42,7 @@ def storage_url(storage: BaseStorage) -> str | None:
 
 def study_dir(study_name: str, url: str | None) -> Path:
     """Where a study's artifacts and report live: beside its SQLite file, else studies/<name>."""
+    check_name(study_name, "study name")  # the name is one folder, never a path
     if url is not None and url.startswith("sqlite:///"):
         database = Path(url.removeprefix("sqlite:///"))
         return database.parent / study_name

@@ -23,12 +23,15 @@ import optuna
 
 from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
+from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
 from optimizer.identity import refuse_foreign
 from optimizer.loop import run_study
+from optimizer.paths import check_name
 from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
+from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
@@ -340,6 +343,7 @@ def trials_dir(study_name: str, storage_url: str | None = None) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config: StudyConfig | None = None
     try:
         config = parse_args(argv)
         for warning in workload_warnings(config.spec):
@@ -351,10 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_local(config.spec, runner)  # before anything is stored
         return run_study(config, runner)
     except ServingOptimizerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        url = config.storage_url if config is not None else None
+        print(f"error: {scrub(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE
     except STORAGE_FAULTS as exc:
-        print(f"error: {storage_fault_message(exc)}", file=sys.stderr)
+        url = config.storage_url if config is not None else None
+        print(f"error: {scrub(storage_fault_message(exc), url)}", file=sys.stderr)
         return EXIT_STORAGE_FAULT
 
 
@@ -413,6 +419,7 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
     except SpecError:
         space = None
         name = study_name or Path(target).name.removesuffix(".db")
+    name = check_name(name, "--study-name")
     url = storage or default_storage_url(name, STUDIES_DIR)
     return StudyRef(name, url, space)
 
@@ -420,14 +427,20 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 def open_study(ref: StudyRef) -> optuna.Study:
     if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
         raise StudyError(
-            f"no study database at {ref.url}; run `python -m optimizer.study --space "
-            f"{ref.name}.yaml` first, or pass --storage"
+            f"no study database at {redact(ref.url)}; run "
+            f"`{command_line('python', '-m', 'optimizer.study', '--space', ref.name + '.yaml')}` "
+            "first, or pass --storage"
         )
     try:
         study = optuna.load_study(study_name=ref.name, storage=ref.url)
     except KeyError:
         raise StudyError(
             f"no study named {ref.name!r} in {redact(ref.url)}; pass --study-name or --storage"
+        ) from None
+    except Exception as exc:  # sqlalchemy and the database driver raise many types
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StudyError(
+            f"cannot open storage {redact(ref.url)!r}: {scrub(first_line, ref.url)}"
         ) from None
     refuse_foreign(study)
     return study

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from optimizer.errors import UsageError
+from optimizer.paths import check_name
 from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.spec.presets import RecommendRule
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
@@ -131,7 +132,7 @@ class StudyConfig:
         recommend: RecommendRule | None = None,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
-        name = study_name or spec.name
+        name = check_name(study_name, "--study-name") if study_name else spec.name
         return cls(
             spec=spec,
             study_name=name,

@@ -18,6 +18,7 @@ import textwrap
 import optuna
 
 from optimizer.config import StudyConfig
+from optimizer.copy_paste import study_command
 from optimizer.feasibility import Verdict
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_values
@@ -108,5 +109,5 @@ def print_end(study: optuna.Study, config: StudyConfig, provenance: Provenance) 
         print(f"warning: report not written: {exc}", file=sys.stderr)
     else:
         print(f"\nReport: {files.markdown} (and report.html, {files.pareto_png})")
-    where = f" --storage {redact(config.storage_url)}" if config.storage_given else ""
-    print(f"Browse it: python -m optimizer.dashboard {study.study_name}{where}")
+    url = config.storage_url if config.storage_given else None
+    print(f"Browse it: {study_command('dashboard', study.study_name, url)}")

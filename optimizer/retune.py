@@ -57,6 +57,7 @@ from optimizer.errors import RetuneError, SpecError, UsageError
 from optimizer.loop import run_study
 from optimizer.measurements import Measurement, load_measurements
 from optimizer.objectives import constraint_values, objective_values
+from optimizer.paths import check_name
 from optimizer.provenance import provenance_of
 from optimizer.recommend import choose, recommended
 from optimizer.record import TrialRecord, read
@@ -322,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--z must be above 0 and --min-change in [0, 1)")
         choice = runner_choice(ns)
         ref = locate(ns.study, ns.storage, ns.study_name)
+        if ns.new_study is not None:
+            check_name(ns.new_study, "--new-study")
         study = open_study(ref)
         spec = with_engine_versions(spec_for(ref, study), ns.engine_version)
         subjects = subjects_of(study, spec, ns.top or spec.validation.top)

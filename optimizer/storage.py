@@ -38,22 +38,14 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from sqlalchemy import event, text
 
 from optimizer.errors import StudyError
+from optimizer.redaction import redact as redact  # re-exported: callers import it from here
+from optimizer.redaction import scrub
 
 STUDIES_DIR = Path("studies")
 DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 30
 MAX_RETRY = 3
 SCHEMA_RACE_RETRIES = 4
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for messages, logs and reports."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
 
 
 def default_storage_url(study_name: str, studies_dir: Path = STUDIES_DIR) -> str:
@@ -107,10 +99,7 @@ def open_storage(
             time.sleep(0.5 * (attempt + 1))
     text_ = str(last_error).strip()
     first_line = text_.splitlines()[0] if text_ else type(last_error).__name__
-    password = _password(url)
-    if password:
-        first_line = first_line.replace(password, "***")
-    raise StudyError(f"cannot open storage {redact(url)!r}: {first_line}")
+    raise StudyError(f"cannot open storage {redact(url)!r}: {scrub(first_line, url)}")
 
 
 def _refuse_damaged_sqlite(path: Path) -> None:
@@ -157,16 +146,11 @@ def _tune_sqlite(storage: RDBStorage) -> None:
     storage.engine.dispose()  # connections made while creating the schema lack the pragmas
 
 
-def _password(url: str) -> str:
-    rest = url.partition("://")[2]
-    credentials = rest.rpartition("@")[0]
-    return credentials.split(":", 1)[1] if ":" in credentials else ""
-
-
 def load_or_create(
     storage: BaseStorage, study_name: str, sampler: optuna.samplers.BaseSampler
 ) -> optuna.Study:
     """Load the study if it exists (resume), otherwise create it with our two directions."""
+    url = getattr(storage, "url", None)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -176,10 +160,12 @@ def load_or_create(
             load_if_exists=True,
         )
     except ValueError as exc:
-        raise StudyError(f"study {study_name!r} cannot be used: {exc}") from None
+        raise StudyError(f"study {study_name!r} cannot be used: {scrub(str(exc), url)}") from None
     except Exception as exc:  # a corrupt or foreign database: say so, touch nothing
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StudyError(f"study {study_name!r} cannot be opened: {first_line}") from None
+        raise StudyError(
+            f"study {study_name!r} cannot be opened: {scrub(first_line, url)}"
+        ) from None
     if [d.name for d in study.directions] != ["MAXIMIZE", "MINIMIZE"]:
         raise StudyError(
             f"study {study_name!r} already exists in this storage with directions "

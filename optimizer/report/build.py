@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 
+from optimizer.copy_paste import study_command
 from optimizer.measurements import Measurement, load_measurements
 from optimizer.record import study_dir_of, study_url
 from optimizer.report.crashes import crash_blocks
@@ -56,8 +57,8 @@ def build_report(
     blocks += hypervolume_blocks(study, hypervolume_png)
     blocks.append(
         Para(
-            f"Browse every trial, its note and artifacts: `python -m optimizer.dashboard "
-            f"{study.study_name}`"
+            "Browse every trial, its note and artifacts: "
+            f"`{study_command('dashboard', study.study_name, study_url(study))}`"
         )
     )
     return blocks

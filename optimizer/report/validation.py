@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from optimizer.copy_paste import study_command
 from optimizer.measurements import KINDS, RATE_LEVELS, Measurement, dominated, interval
 from optimizer.noise import ESTIMATE, NoiseEstimate, noise_of
-from optimizer.record import read_all
+from optimizer.record import read_all, study_url
 from optimizer.report.document import Block, Heading, Para, Table, labels, num
 from optimizer.report.pareto import percent_change
 
@@ -98,8 +99,9 @@ def validation_blocks(
     if not measurements:
         blocks.append(
             Para(
-                "Not validated yet: run `python -m optimizer.validate "
-                f"{study.study_name}` to re-measure the front (repeats), ablate the best "
+                "Not validated yet: run "
+                f"`{study_command('validate', study.study_name, study_url(study))}` to "
+                "re-measure the front (repeats), ablate the best "
                 "configuration, sweep concurrency and try other workloads."
             )
         )

@@ -26,6 +26,7 @@ from pydantic import (
 from optimizer.errors import ExpressionError
 from optimizer.expressions import Node
 from optimizer.expressions import parse as parse_expression
+from optimizer.paths import MAX_NAME_LENGTH, NAME_PATTERN
 from optimizer.spec.catalog_sections import (
     GpuSpecSection,
     ModelSection,
@@ -391,7 +392,7 @@ class RealRunSection(_Strict):
 
 
 class StudySpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)
     description: str = ""
     model: ModelSection
     hardware: HardwareSection

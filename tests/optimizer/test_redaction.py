@@ -1,0 +1,88 @@
+"""Storage passwords in every form are hidden from URLs shown to users and from error texts."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from optimizer.cli import main
+from optimizer.redaction import redact, scrub, secrets_in
+
+SECRET = "SeCrEt123"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ann:SeCrEt123@db:5432/x", "postgresql://ann:***@db:5432/x"),
+        ("postgresql://ann@db/x", "postgresql://ann@db/x"),
+        ("sqlite:///studies/a.db", "sqlite:///studies/a.db"),
+        ("postgresql://ann@db/x?password=SeCrEt123", "postgresql://ann@db/x?password=***"),
+        (
+            "postgresql://db/x?sslmode=require&sslpassword=SeCrEt123&passfile=/home/a/.pgpass",
+            "postgresql://db/x?sslmode=require&sslpassword=***&passfile=/home/a/.pgpass",
+        ),
+        ("postgresql://ann:p%40SeCrEt123@db/x", "postgresql://ann:***@db/x"),
+        ("postgresql://ann:SeCrEt123@x@db/x", "postgresql://ann:***@db/x"),
+        ("postgresql://db/x?PASSWORD=SeCrEt123&a=1", "postgresql://db/x?PASSWORD=***&a=1"),
+    ],
+)
+def test_redact_hides_every_form(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_secrets_are_found_as_written_and_decoded() -> None:
+    assert secrets_in("postgresql://ann:p%40ss@db/x?password=a%26b") == {
+        "p%40ss",
+        "p@ss",
+        "a%26b",
+        "a&b",
+    }
+    assert secrets_in("sqlite:///studies/a.db") == set()
+
+
+def test_scrub_removes_the_password_from_a_driver_message() -> None:
+    url = f"postgresql://ann@db/x?password={SECRET}"
+    message = f'invalid dsn: "host=db password={SECRET} dbname=x"'
+    assert scrub(message, url) == 'invalid dsn: "host=db password=*** dbname=x"'
+    assert scrub(message, None) == message
+
+
+def test_unreachable_postgresql_with_query_password_never_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql://ann@127.0.0.1:1/x?password={SECRET}&connect_timeout=2"
+    code = main(["--space", "qwen3-moe.yaml", "--quiet", "--n-trials", "2", "--storage", url])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "cannot open storage" in captured.err and "password=***" in captured.err
+    assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("command", ["report", "validate", "export", "dashboard"])
+def test_stored_study_commands_report_unreachable_storage_without_secret(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(COMMAND_MODULES[command])
+    url = f"postgresql://ann@127.0.0.1:1/x?password={SECRET}&connect_timeout=2"
+    code = module.main(["qwen3-moe", "--storage", url])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "cannot open storage" in captured.err and "Traceback" not in captured.err
+    assert SECRET not in captured.out + captured.err
+    assert list(tmp_path.iterdir()) == []
+
+
+COMMAND_MODULES = {
+    "report": "optimizer.report.cli",
+    "validate": "optimizer.validate",
+    "export": "optimizer.export.cli",
+    "dashboard": "optimizer.dashboard",
+}
