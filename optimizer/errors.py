@@ -63,6 +63,8 @@ class NothingToValidateError(OptimizerError):
 class NotReadyError(OptimizerError):
     """A node that cannot run real trials: the message names each node, its Python
     environment, and what is missing there (engine, model files, devices, ports)."""
+
+
 class ExportError(OptimizerError):
     """A trial or format that cannot be exported as asked; the message says what to do."""
 

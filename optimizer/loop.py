@@ -34,7 +34,7 @@ from optimizer.degenerate import store_warnings, workload_warnings
 from optimizer.enqueue import enqueue_grid_point, enqueue_openings
 from optimizer.feasibility import FeasibilityChecker, Verdict
 from optimizer.identity import describe_study
-from optimizer.interrupts import EXIT_TERMINATED, Terminated, sigterm_interrupts
+from optimizer.interrupts import EXIT_TERMINATED, is_sigterm, sigterm_interrupts
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_workload
 from optimizer.progress import print_end, print_start, print_trial
@@ -221,7 +221,7 @@ class _Loop:
         except KeyboardInterrupt as stop:
             self._fail_untold()
             print("\ninterrupted; run the same command again to resume", file=sys.stderr)
-            return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+            return EXIT_TERMINATED if is_sigterm(stop) else EXIT_INTERRUPTED
         except BaseException:
             self._fail_untold()
             raise

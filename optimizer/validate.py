@@ -70,6 +70,7 @@ EXIT_USAGE = 2
 
 SUBJECT_WIDTH = 13
 
+
 @dataclass(frozen=True)
 class Subject:
     """A configuration to measure: a name, the search trial it came from, its candidate."""
@@ -428,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     noise = "off" if ns.no_noise or ns.runner != "sim" else "typical (2% per run, 3% per step)"
     info: dict[str, object] = {
-        "runner": ns.runner if ns.emulator is None else f"local (emulator, x{ns.emulator:g}"
+        "runner": ns.runner
+        if ns.emulator is None
+        else f"local (emulator, x{ns.emulator:g}"
         + (f", profile {profile.name})" if profile is not None else ")"),
         "repeats": validator.repeats,
         "noise": noise,

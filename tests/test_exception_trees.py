@@ -54,9 +54,7 @@ def drawn_tree(docstring: str) -> dict[str, str | None]:
     """
     lines = docstring.splitlines()
     start = next(
-        i
-        for i, line in enumerate(lines)
-        if line.strip().rpartition(".")[2].startswith(ROOT_CLASS)
+        i for i, line in enumerate(lines) if line.strip().rpartition(".")[2].startswith(ROOT_CLASS)
     )
     tree: dict[str, str | None] = {}
     stack: list[tuple[int, str]] = []  # (column of the name, name)
