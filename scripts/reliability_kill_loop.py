@@ -1,10 +1,11 @@
-"""The full kill loop of the reliability suite: 10 SIGKILLs of the driver per storage.
+"""The full kill loop of the reliability suite: 10 interruptions of the driver per storage.
 
     python scripts/reliability_kill_loop.py [--kills 10] [--trials 30] [--seed 0]
 
 On SQLite and on a throwaway PostgreSQL server (tests/pg_cluster.py), a slowed driver is
-killed with SIGKILL at seeded random points and rerun each time, then the real CLI finishes
-the study. Prints, per storage, the kills survived, the interrupted trials (each must end FAIL
+interrupted at seeded random points and rerun each time, then the real CLI finishes
+the study. Each interruption is SIGKILL, SIGTERM or SIGINT, chosen at random. Prints, per
+storage, the interruptions survived by signal, the interrupted trials (each must end FAIL
 and be retried), the COMPLETE trials recorded after each kill and lost since (must be 0), and
 duplicates (must be 0). Exit status 1 if any check fails. `tests/reliability/test_kill_loop.py`
 runs the same loop with 3 kills in the default suite.

@@ -1,4 +1,4 @@
-"""The kill loop: SIGKILL a driver at seeded random points, rerun, and check nothing was lost.
+"""The kill loop: interrupt a driver at seeded random points, rerun, and check nothing was lost.
 
 Shared by `tests/reliability/test_kill_loop.py` (a reduced count in the default suite) and
 `scripts/reliability_kill_loop.py` (the full count). It reuses the durability tests' helpers:
@@ -7,7 +7,10 @@ trial, so trials are in flight when the signal lands) and the real CLI for the f
 
 A kill point is random: after the driver has finished between 0 and 2 more trials than before
 it started (so every cycle makes progress), plus a random delay of up to one trial's length;
-the signal may land while a trial runs, between trials, or while a tell is being written.
+the signal may land while a trial runs, between trials, or while a tell is being written. The
+signal is random too: SIGKILL (the driver gets no say: its trials stay RUNNING until the next
+driver finds them stale), SIGTERM or SIGINT (the driver fails its trials in flight and queues
+them again itself).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tests.optimizer.test_durability import ran, run_cli, start_slow_driver
 
 TRIAL_SECONDS = 0.5
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
@@ -35,6 +39,7 @@ class KillLoopResult:
     storage: str
     requested: int
     kills: int = 0
+    by_signal: dict[str, int] = field(default_factory=dict)
     interrupted: set[int] = field(default_factory=set)  # trials RUNNING when a kill landed
     completed_seen: dict[int, tuple[float, ...]] = field(default_factory=dict)
     final: list[FrozenTrial] = field(default_factory=list)
@@ -83,8 +88,10 @@ class KillLoopResult:
             state.name: sum(t.state == state for t in self.final)
             for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         }
+        signals = ", ".join(f"{name} {count}" for name, count in sorted(self.by_signal.items()))
         return (
-            f"kills survived {self.kills}; finished {len(self.finished())}/{self.requested}; "
+            f"interruptions survived {self.kills} ({signals}); finished "
+            f"{len(self.finished())}/{self.requested}; "
             f"interrupted trials {len(self.interrupted)} (failed and retried: "
             f"{len(self.interrupted) - len(self.not_retried())}); COMPLETE trials tracked "
             f"{len(self.completed_seen)}, lost {len(self.lost())}; duplicates "
@@ -99,22 +106,30 @@ def _trials(storage: str, name: str) -> list[FrozenTrial] | None:
         return None
 
 
-def _kill(process: subprocess.Popen[str]) -> None:
-    """SIGKILL the process group we started (the driver runs in its own session)."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+def _kill(process: subprocess.Popen[str], sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal the process group we started (the driver runs in its own session); a driver
+    that handles the signal must exit by itself within the wait."""
+    os.killpg(process.pid, sig)
+    process.wait(timeout=60)
+
+
+def _running(trials: list[FrozenTrial]) -> set[int]:
+    return {t.number for t in trials if t.state == TrialState.RUNNING}
 
 
 def kill_once(
     tmp_path: Path, storage: str, name: str, n_trials: int, rng: random.Random
-) -> set[int] | None:
-    """Start a slowed driver, kill it at a random point; the trials it left RUNNING.
+) -> tuple[signal.Signals, set[int]] | None:
+    """Start a slowed driver, interrupt it at a random point with a random signal; the signal
+    and the trials it interrupted (left RUNNING, or RUNNING before and FAIL after).
 
     None when the driver finished the study before the kill point came.
     """
     before = _trials(storage, name) or []
     target = len(ran(before)) + rng.randint(0, 2) + (0 if before else 1)
     delay = rng.uniform(0.0, TRIAL_SECONDS)
+    sig = rng.choice(SIGNALS)
+    running_before: set[int] = set()
     driver = start_slow_driver(tmp_path, TRIAL_SECONDS, storage, name, n_trials)
     deadline = time.monotonic() + 300
     try:
@@ -131,12 +146,14 @@ def kill_once(
         time.sleep(delay)
         if driver.poll() is not None:
             return None
-        _kill(driver)
+        running_before = _running(_trials(storage, name) or [])
+        _kill(driver, sig)
     finally:
         if driver.poll() is None:
             _kill(driver)
     after = _trials(storage, name) or []
-    return {t.number for t in after if t.state == TrialState.RUNNING}
+    failed = {t.number for t in after if t.state == TrialState.FAIL}
+    return sig, _running(after) | (running_before & failed)
 
 
 def kill_loop(
@@ -145,10 +162,12 @@ def kill_loop(
     rng = random.Random(seed)
     result = KillLoopResult(storage, n_trials)
     while result.kills < kills:
-        interrupted = kill_once(tmp_path, storage, name, n_trials, rng)
-        if interrupted is None:
+        outcome = kill_once(tmp_path, storage, name, n_trials, rng)
+        if outcome is None:
             break  # the study finished first: more trials would be needed for more kills
+        sig, interrupted = outcome
         result.kills += 1
+        result.by_signal[sig.name] = result.by_signal.get(sig.name, 0) + 1
         result.interrupted |= interrupted
         for trial in _trials(storage, name) or []:
             if trial.state == TrialState.COMPLETE:

@@ -1,6 +1,7 @@
-"""SIGKILL of the driver at seeded random points, rerun each time: nothing lost, nothing twice.
+"""The driver interrupted (SIGKILL, SIGTERM or SIGINT) at seeded random points, rerun each time:
+nothing lost, nothing twice.
 
-The default suite kills 3 times per storage; `scripts/reliability_kill_loop.py` runs the full
+The default suite interrupts 3 times per storage; `scripts/reliability_kill_loop.py` runs the full
 10 kills per storage. Heartbeats every 1 s with a 3 s grace period, so a killed trial is failed
 and retried within seconds.
 """
