@@ -19,10 +19,11 @@ import string
 from contextlib import redirect_stderr, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from optimizer.cli import main as study_main
@@ -233,15 +234,20 @@ secret_text = st.text(
     host=st.sampled_from(["db", "10.0.0.1:5433", "[::1]", "h/x?y=1"]),
 )
 def test_storage_url_secrets(secret: str, form: str, host: str) -> None:
+    # in a query string a password is percent-encoded (a raw '&' would start another parameter)
+    encoded = quote(secret, safe="")
     if form == "userinfo":
         url = f"postgresql://user:{secret}@{host}/optuna"
     elif form == "query":
-        url = f"postgresql://user@{host}/optuna?password={secret}"
+        url = f"postgresql://user@{host}/optuna?password={encoded}"
     elif form == "sslpassword":
-        url = f"postgresql://{host}/optuna?sslmode=require&sslpassword={secret}"
+        url = f"postgresql://{host}/optuna?sslmode=require&sslpassword={encoded}"
     else:
-        url = f"postgresql://u:{secret}@{host}/optuna?password={secret}"
-    assert secret not in redact(url)
+        url = f"postgresql://u:{secret}@{host}/optuna?password={encoded}"
+    # a "secret" that is also the host or database name cannot be hidden; skip such cases
+    assume(secret not in url.replace(secret, "\x00").replace(encoded, "\x00"))
+    shown = redact(url)
+    assert secret not in shown and encoded not in shown
     assert secret not in scrub(f"connection to {url} failed: password {secret} rejected", url)
 
 
