@@ -26,7 +26,7 @@ from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
 from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
-from optimizer.identity import refuse_foreign
+from optimizer.identity import refuse_other_objectives
 from optimizer.loop import run_study
 from optimizer.paths import check_name
 from optimizer.readiness import check_local, ensure_ready, readiness_request
@@ -424,7 +424,9 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
     return StudyRef(name, url, space)
 
 
-def open_study(ref: StudyRef) -> optuna.Study:
+def open_study(ref: StudyRef, any_objectives: bool = False) -> optuna.Study:
+    """The stored study `ref` names; unless `any_objectives`, refused when it does not have
+    this tool's two objectives (nothing could read its trials)."""
     if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
         raise StudyError(
             f"no study database at {redact(ref.url)}; run "
@@ -442,7 +444,8 @@ def open_study(ref: StudyRef) -> optuna.Study:
         raise StudyError(
             f"cannot open storage {redact(ref.url)!r}: {scrub(first_line, ref.url)}"
         ) from None
-    refuse_foreign(study)
+    if not any_objectives:
+        refuse_other_objectives(study)
     return study
 
 

@@ -104,14 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         policy = check_exposure(ns)
         ref = locate(ns.study, ns.storage, ns.study_name)
-        study = open_study(ref)
+        study = open_study(ref, any_objectives=True)
     except ServingOptimizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    added = backfill_notes(study)
-    if added:
-        print(f"added notes to {added} trials recorded before notes existed")
-    write_study_note(study, pareto_points(study))
+    if len(study.directions) == 2:
+        added = backfill_notes(study)
+        if added:
+            print(f"added notes to {added} trials recorded before notes existed")
+        write_study_note(study, pareto_points(study))
+    else:
+        print(
+            f"note: study {ref.name!r} has {len(study.directions)} objective(s), so this tool did "
+            "not make it; it is shown as it is, without trial notes"
+        )
     try:
         server = bind(ref, ns.host, ns.port, policy)
     except OSError as exc:

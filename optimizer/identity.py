@@ -6,7 +6,8 @@ that changes what a trial means (`space_sections`; `workloads` only when the fil
 several, and fields added later only when set, so older studies keep resuming), and refuses to
 resume a study from a space file that differs in one of them (unless `allow_change`), since the
 old and new trials would not be comparable. A study made by something else is refused
-(`refuse_foreign`), by the study command and by every command that opens a stored study. The
+by the study command (`refuse_foreign`), and one without this tool's two objectives by every
+command that reads a stored study's trials (`refuse_other_objectives`). The
 study's user attributes (model, hardware, workload, and on a GPU the simulator never measured
 whose efficiencies it takes) head the report.
 """
@@ -44,14 +45,9 @@ def space_sections(spec: StudySpec) -> dict[str, str]:
     }
 
 
-def refuse_foreign(study: optuna.Study) -> None:
-    """Refuse a study this tool did not make: its trials are not serving configurations.
-
-    A study of this tool has two objectives and, before its first trial, the description
-    `describe_study` stores. A study with another number of objectives, or with trials but no
-    description, was made by something else (a plain Optuna script, say); adopting it would
-    count its trials toward --n-trials and put them on the front with no serve command.
-    """
+def refuse_other_objectives(study: optuna.Study) -> None:
+    """Refuse a study whose number of objectives is not this tool's two (throughput, latency):
+    nothing here can read its trials as serving configurations."""
     count = len(study.directions)
     if count != 2:
         raise StudyError(
@@ -59,6 +55,17 @@ def refuse_foreign(study: optuna.Study) -> None:
             "two (throughput and latency): it was not made by this tool. Use another "
             "--study-name (or --storage) for this tool's study"
         )
+
+
+def refuse_foreign(study: optuna.Study) -> None:
+    """Refuse to run trials into a study this tool did not make.
+
+    A study of this tool has two objectives and, before its first trial, the description
+    `describe_study` stores. One with trials but no description was made by something else (a
+    plain Optuna script, say); adopting it would count its trials toward --n-trials and put
+    them on the front with no serve command.
+    """
+    refuse_other_objectives(study)
     if "space_sections" not in study.user_attrs and study.get_trials(deepcopy=False):
         raise StudyError(
             f"study {study.study_name!r} holds trials this tool did not make (it has no space "
