@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import kubernetes_validate
+import optuna
 import pytest
 import yaml
 
@@ -212,6 +213,9 @@ def test_slo_values_are_in_the_front(tmp_path: Path, write_space: object) -> Non
     by_trial = {p["trial"]: p for p in points}
     assert by_trial[2]["slos"] == {"p99_ttft_ms <= 10000": {"value": pytest.approx(5608.0),
                                                             "met": True}}  # fmt: skip
+    stored = optuna.load_study(study_name=None, storage=url).trials
+    best = max((t for t in stored if t.values), key=lambda t: t.values[0])
+    assert best.number == 1, "trial 1 has the best throughput: only its SLO keeps it off"
     assert 1 not in by_trial, "trial 1 breaks the SLO (p99 TTFT 12 s): not on the front"
     rows = list(csv.DictReader(io.StringIO((out / "front.csv").read_text())))
     assert float(rows[0]["slo: p99_ttft_ms <= 10000"]) == pytest.approx(6300.0)
