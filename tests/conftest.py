@@ -1,5 +1,6 @@
 """Shared fixtures: the shipped space file as text, a writer for edited copies of it, and a
-catalogue that forgets what a test registered (models read from config.json, inline GPUs)."""
+catalogue that forgets what a test registered (models read from config.json, inline GPUs), and
+a short run of the real study command against a given storage."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from optimizer.cli import main
 from optimizer.spec.load import SEARCH_SPACES_DIR
 from runners.catalog import registry
 
@@ -52,3 +54,24 @@ def isolated_catalogue() -> Iterator[None]:
         os.environ.pop(registry.CATALOG_ENV, None)
     else:
         os.environ[registry.CATALOG_ENV] = exported
+
+
+StudyCli = Callable[[str], tuple[int, str, str]]
+
+
+@pytest.fixture
+def quick_study_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> StudyCli:
+    """Run the real study command on the shipped qwen3-moe space for 2 trials, from inside
+    tmp_path, with the given --storage; its exit status, stdout and stderr."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(storage: str) -> tuple[int, str, str]:
+        code = main(
+            ["--space", "qwen3-moe.yaml", "--quiet", "--n-trials", "2", "--storage", storage]
+        )
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

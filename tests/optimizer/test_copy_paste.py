@@ -6,10 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-import pytest
-
-from optimizer.cli import main
 from optimizer.copy_paste import study_command
+from tests.conftest import StudyCli
 
 
 def test_study_command_names_storage_only_when_not_default() -> None:
@@ -29,12 +27,10 @@ def test_study_command_names_storage_only_when_not_default() -> None:
 
 
 def test_browse_line_splits_back_into_the_exact_argv(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, quick_study_cli: StudyCli
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'my studies; rm -rf x' / 'q.db'}"
-    code = main(["--space", "qwen3-moe.yaml", "--quiet", "--n-trials", "2", "--storage", url])
-    out = capsys.readouterr().out
+    code, out, _ = quick_study_cli(url)
     assert code == 0
     browse = [line for line in out.splitlines() if line.startswith("Browse it: ")]
     assert len(browse) == 1

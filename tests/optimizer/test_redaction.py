@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.cli import main
 from optimizer.redaction import redact, scrub, secrets_in
+from tests.conftest import StudyCli
 
 SECRET = "SeCrEt123"
 
@@ -51,15 +51,13 @@ def test_scrub_removes_the_password_from_a_driver_message() -> None:
 
 
 def test_unreachable_postgresql_with_query_password_never_shows_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    quick_study_cli: StudyCli,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     url = f"postgresql://ann@127.0.0.1:1/x?password={SECRET}&connect_timeout=2"
-    code = main(["--space", "qwen3-moe.yaml", "--quiet", "--n-trials", "2", "--storage", url])
-    captured = capsys.readouterr()
+    code, out, err = quick_study_cli(url)
     assert code == 2
-    assert "cannot open storage" in captured.err and "password=***" in captured.err
-    assert SECRET not in captured.out + captured.err
+    assert "cannot open storage" in err and "password=***" in err
+    assert SECRET not in out + err
 
 
 @pytest.mark.parametrize("command", ["report", "validate", "export", "dashboard"])
