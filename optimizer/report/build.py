@@ -2,7 +2,8 @@
 
 Place in the data flow: last stage, after `optimizer.loop` (and optionally `optimizer.validate`)
 filled the storage. `build_report` assembles the document from the sections (summary, the
-recommendation, the Pareto table, validation tables, importances, crashes, hypervolume);
+recommendation, the Pareto table, validation tables, the simulator against measurement,
+importances, crashes, hypervolume);
 `write_report` draws the plots and renders the document beside the study. Written at the end
 of every study and by ``python -m optimizer.report STUDY``.
 """
@@ -27,6 +28,7 @@ from optimizer.report.plots import plot_hypervolume, plot_pareto
 from optimizer.report.recommendation import recommendation_blocks
 from optimizer.report.render import to_html, to_markdown
 from optimizer.report.sections import pareto_blocks, summary_blocks
+from optimizer.report.shadow import shadow_blocks
 from optimizer.report.validation import validation_blocks
 from optimizer.spec.presets import RecommendRule
 
@@ -52,6 +54,7 @@ def build_report(
     blocks += recommendation_blocks(study, report)
     blocks += pareto_blocks(study, report, pareto_png)
     blocks += validation_blocks(study, measurements, info or {})
+    blocks += shadow_blocks(study)
     blocks += importance_blocks(study)
     blocks += crash_blocks(study)
     blocks += hypervolume_blocks(study, hypervolume_png)
