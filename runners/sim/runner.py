@@ -29,6 +29,7 @@ from runners.load_search import measure_workloads
 from runners.phases import report_phase
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
+from runners.sim.profile import TruthProfile
 from runners.types import (
     Candidate,
     Crash,
@@ -63,11 +64,20 @@ class SimRunner:
     """The default runner: no GPU, no process, deterministic for a workload seed.
 
     `artifacts_dir`: where each trial's simulated files go (None: nothing is written).
+    `profile`: a truth profile (`runners.sim.profile`) whose calibration replaces the shipped
+    one, so the runner behaves as the engine emulator with that profile does, in process (the
+    profile's noise is not applied: pass `noise` for that).
     """
 
-    def __init__(self, noise: Noise | None = None, artifacts_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        noise: Noise | None = None,
+        artifacts_dir: Path | None = None,
+        profile: TruthProfile | None = None,
+    ) -> None:
         self.noise = noise
         self.artifacts_dir = artifacts_dir
+        self.profile = profile
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         sim_policy(candidate.engine)  # an engine the simulator cannot run is refused here
@@ -112,7 +122,14 @@ class SimRunner:
     def _once(self, resolved: ServingConfig, workload: Workload) -> tuple[TrialOutcome, float]:
         """One simulated benchmark of one request list, and the launch it would need."""
         started = time.perf_counter()
-        result = simulate(resolved, workload, seed=workload.seed, noise=self.noise)
+        calibration = (
+            self.profile.calibration(resolved.engine, resolved.gpu.name)
+            if self.profile is not None
+            else None
+        )
+        result = simulate(
+            resolved, workload, seed=workload.seed, noise=self.noise, calibration=calibration
+        )
         gpus_used = resolved.replicas * resolved.gpus_per_replica
         launch_s = launch_seconds(resolved, result)
         diagnostics = (

@@ -20,6 +20,7 @@ from runners.sim.memory import plan_memory
 from runners.sim.params import fitted_calibration
 from runners.sim.perf import StepModel
 from runners.sim.profile import identity_profile, load_profile
+from runners.sim.runner import SimRunner
 from runners.types import Candidate, NodeGroup, Placement, ServingConfig, Workload
 
 NODE = NodeGroup("h100", "H100-SXM-80GB", 8)
@@ -164,3 +165,38 @@ def test_the_emulated_engine_behaves_as_its_profile_says(tmp_path: Path) -> None
         assert outcome.metrics is not None
         throughput[name] = outcome.metrics.output_throughput_tok_s
     assert throughput["slow"] < 0.8 * throughput["truth"], throughput
+
+
+def test_the_in_process_runner_with_a_profile_measures_what_the_emulator_would(
+    tmp_path: Path,
+) -> None:
+    """`SimRunner(profile=...)`: the same calibration as the emulator's, without a process."""
+    slow = load_profile(
+        write(tmp_path, "engines: {vllm: {compute_efficiency: 0.5, step_overhead: 3}}\n")
+    )
+    workload = Workload("w", "random", 64, input_len=512, output_len=64)
+    candidate = Candidate.make(
+        "vllm", "0.33.0", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16",
+        {"tensor-parallel-size": 4},
+    )  # fmt: skip
+    placement = Placement(NODE, (0, 1, 2, 3))
+    plain = SimRunner().run(candidate, workload, placement)
+    profiled = SimRunner(profile=slow).run(candidate, workload, placement)
+    sglang = SimRunner(profile=slow).run(
+        Candidate.make(
+            "sglang", "0.5.23", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16", {"tp-size": 4}
+        ),
+        workload,
+        placement,
+    )
+    unscaled = SimRunner().run(
+        Candidate.make(
+            "sglang", "0.5.23", "Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", "bf16", {"tp-size": 4}
+        ),
+        workload,
+        placement,
+    )
+    assert plain.metrics is not None and profiled.metrics is not None
+    assert profiled.metrics.output_throughput_tok_s < 0.9 * plain.metrics.output_throughput_tok_s
+    assert sglang.metrics is not None and unscaled.metrics is not None
+    assert sglang.metrics.output_throughput_tok_s == unscaled.metrics.output_throughput_tok_s

@@ -1,0 +1,80 @@
+"""The true front of a space under a truth profile, found exhaustively, for bench_sim_to_real.
+
+Every point of the space's lattice (categorical settings only, so the lattice is the space) is
+run once through `SimRunner` with the profile's calibration and no noise: what the emulated
+engine would measure on average. The true front and its hypervolume follow, with the
+reference point the report uses (90% of the worst throughput, 110% of the worst latency, here
+over the whole lattice); a study's progress is measured against them with the same point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from optimizer.objectives import trial_values
+from optimizer.report.hypervolume import hypervolume_2d
+from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk, candidate_from_params
+from optimizer.spec.models import CategoricalParam, StudySpec
+from runners.pool import InlinePool
+from runners.sim.profile import TruthProfile
+from runners.sim.runner import SimRunner
+from runners.types import SettingValue
+
+Point = tuple[float, float]  # (throughput, latency)
+
+
+def lattice(spec: StudySpec) -> Iterator[dict[str, SettingValue]]:
+    """Every point of a space whose settings are all categorical (conditions respected)."""
+    for engine in spec.engines:
+        for variant in spec.model.variants:
+            yield from _walk(spec, engine, variant, [])
+
+
+def _walk(
+    spec: StudySpec, engine: str, variant: str, prefix: list[SettingValue]
+) -> Iterator[dict[str, SettingValue]]:
+    walk = Walk(spec, engine)
+    slots = iter(walk)
+    for value in prefix:
+        walk.choose(next(slots), value)
+    slot = next(slots, None)
+    if slot is None:
+        yield {ENGINE_PARAM: engine, VARIANT_PARAM: variant, **walk.params}
+        return
+    if not isinstance(slot.alt, CategoricalParam):
+        raise SystemExit(f"{spec.name}: setting {slot.setting} is not categorical")
+    for value in slot.alt.choices:
+        yield from _walk(spec, engine, variant, [*prefix, value])
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A profile's truth on a space: each lattice point's values (None: it crashes), the
+    hypervolume reference point and the true front's hypervolume."""
+
+    values: dict[tuple[tuple[str, str], ...], Point | None]
+    ref: Point
+    hypervolume: float
+
+    def hv(self, points: list[Point]) -> float:
+        return hypervolume_2d(points, self.ref)
+
+
+def key(params: dict[str, SettingValue]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def true_front(spec: StudySpec, profile: TruthProfile) -> Truth:
+    pool = InlinePool(SimRunner(profile=profile), spec.node_group)
+    workload = spec.workload_for(spec.weighted_workloads[0][0])
+    values: dict[tuple[tuple[str, str], ...], Point | None] = {}
+    for number, params in enumerate(lattice(spec)):
+        pool.submit(number, candidate_from_params(spec, params), workload)
+        outcome = pool.wait(0.0)[0].outcome
+        assert outcome is not None
+        ok = outcome.status == "ok" and outcome.metrics is not None
+        values[key(params)] = trial_values(outcome, spec).values if ok else None
+    ran = [v for v in values.values() if v is not None]
+    ref = (0.9 * min(t for t, _ in ran), 1.1 * max(lat for _, lat in ran))
+    return Truth(values, ref, hypervolume_2d(ran, ref))
