@@ -9,10 +9,8 @@ engine and returns a `Prediction` whose `log_sigma` carries the corrections' unc
 
 The fit, per engine (engines do not share factors, so each is fitted on its own runs):
 
-1. usable_memory from the outcomes: each run's memory boundary (the smallest factor at which the
-   simulator starts it) is found by bisection; runs that worked need the factor above their
-   boundary, crashed runs below theirs. The prior (1.0) is clipped into that interval, and the
-   interval's width (when bounded on both sides) narrows its sigma.
+1. usable_memory from which runs started and which ran out of memory
+   (`runners.sim.fit_memory`).
 2. The other three by Levenberg-Marquardt on log residuals of total token throughput, mean TTFT
    and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward 1.0 by a Gaussian prior in
    log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a valid input: what it cannot
@@ -39,12 +37,16 @@ import numpy as np
 
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.errors import CalibrationError, ServingOptimizerError
-from runners.sim import _sim_rng, simulate
-from runners.sim.memory import check_memory, plan_memory
+from runners.sim import simulate
+from runners.sim.fit_memory import (
+    USABLE_BOUNDS,
+    USABLE_PRIOR_SIGMA,
+    engine_calibration,
+    fit_usable,
+)
 from runners.sim.params import Calibration, fitted_calibration
 from runners.sim.prediction import Prediction
-from runners.sim.profile import EngineScales, TruthProfile
-from runners.sim.rules import check_config
+from runners.sim.profile import EngineScales
 from runners.types import Metrics, ServingConfig, Workload
 
 FACTORS = ("compute_efficiency", "memory_bandwidth_efficiency", "step_overhead", "usable_memory")
@@ -53,14 +55,14 @@ PRIOR_SIGMA = {
     "compute_efficiency": 0.3,
     "memory_bandwidth_efficiency": 0.3,
     "step_overhead": 0.5,
-    "usable_memory": 0.03,
+    "usable_memory": USABLE_PRIOR_SIGMA,
 }
 """Prior uncertainty of each factor (natural-log units) around 1.0."""
 FACTOR_BOUNDS = {
     "compute_efficiency": (0.25, 2.0),
     "memory_bandwidth_efficiency": (0.25, 2.0),
     "step_overhead": (0.1, 10.0),
-    "usable_memory": (0.5, 1.1),
+    "usable_memory": USABLE_BOUNDS,
 }
 METRIC_SIGMA = {
     "total_token_throughput_tok_s": 0.05,
@@ -127,15 +129,6 @@ class CalibrationFit:
         }
 
 
-def engine_calibration(
-    engine: str, gpu: str, scales: EngineScales, base: Calibration | None
-) -> Calibration:
-    """`base` with `scales` applied for `engine` on `gpu`, exactly as the emulator applies a
-    truth profile (so a fit can recover a profile's factors)."""
-    profile = TruthProfile(source="fit", engines=((engine, scales),))
-    return profile.calibration(engine, gpu, base or fitted_calibration())
-
-
 def _metric_values(metrics: Metrics) -> dict[str, float]:
     flat = metrics.flat()
     return {m: flat[m] for m in METRICS if math.isfinite(flat[m]) and flat[m] > 0}
@@ -159,59 +152,6 @@ def _simulated(
         return _metric_values(summarize(result.records, num_gpus=obs.config.gpus_per_replica))
     except NoMetricValue:
         return None
-
-
-def _crashes(obs: Observation, scales: EngineScales, base: Calibration | None) -> bool:
-    """Whether the simulator refuses to start `obs` at `scales` (config rules and memory)."""
-    if check_config(obs.config) is not None:
-        return True
-    calib = engine_calibration(obs.config.engine, obs.config.gpu.name, scales, base)
-    plan = plan_memory(obs.config, calib)
-    return check_memory(obs.config, plan, _sim_rng(0), calib) is not None
-
-
-def _memory_boundary(obs: Observation, base: Calibration | None) -> float:
-    """The smallest usable_memory factor at which the simulator starts `obs` (inf: none does,
-    the low bound when all do)."""
-    low, high = FACTOR_BOUNDS["usable_memory"]
-
-    def crashes(u: float) -> bool:
-        return _crashes(obs, EngineScales(usable_memory=u), base)
-
-    if check_config(obs.config) is not None or crashes(high):
-        return math.inf
-    if not crashes(low):
-        return low
-    for _ in range(14):
-        mid = math.sqrt(low * high)
-        low, high = (mid, high) if crashes(mid) else (low, mid)
-    return high
-
-
-def _fit_usable(runs: Sequence[Observation], base: Calibration | None) -> tuple[float, float, str]:
-    """(factor, log-sigma, problem) of usable_memory from which runs started and which crashed."""
-    lowest, highest = FACTOR_BOUNDS["usable_memory"]
-    need_above, need_below = lowest, highest
-    problems: list[str] = []
-    for obs in runs:
-        boundary = _memory_boundary(obs, base)
-        if obs.metrics is not None:
-            if math.isinf(boundary):
-                problems.append(f"{obs.label} ran but the simulator cannot start it")
-            else:
-                need_above = max(need_above, boundary)
-        elif math.isfinite(boundary) and boundary > lowest:
-            need_below = min(need_below, boundary * 0.999)
-        elif math.isfinite(boundary):
-            problems.append(f"{obs.label} crashed, which the memory model cannot explain")
-    sigma = PRIOR_SIGMA["usable_memory"]
-    if need_above > need_below:
-        problems.append("the crashed and the working runs disagree on the memory boundary")
-        return need_above, sigma, "; ".join(problems)
-    value = min(max(1.0, need_above), need_below)
-    if need_above > lowest and need_below < highest:
-        sigma = min(sigma, max(1e-3, math.log(need_below / need_above) / 4))
-    return value, sigma, "; ".join(problems)
 
 
 @dataclass
@@ -407,7 +347,7 @@ def fit_calibration(
     problems: list[str] = []
     for engine in sorted({o.config.engine for o in observations}):
         own = [o for o in observations if o.config.engine == engine]
-        usable, usable_sigma, problem = _fit_usable(own, base)
+        usable, usable_sigma, problem = fit_usable(own, base)
         if problem:
             problems.append(problem)
         runs: list[_Run] = []
