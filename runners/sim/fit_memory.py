@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from runners.sim import _sim_rng
 from runners.sim.memory import check_memory, plan_memory
 from runners.sim.params import Calibration, fitted_calibration
 from runners.sim.profile import EngineScales, TruthProfile
 from runners.sim.rules import check_config
+from runners.types import Metrics, ServingConfig
 
-if TYPE_CHECKING:
-    from runners.sim.fit import Observation
+
+class Observation(Protocol):
+    """What this module reads of a measured run (`runners.sim.fit.Observation`)."""
+
+    @property
+    def config(self) -> ServingConfig: ...
+    @property
+    def metrics(self) -> Metrics | None: ...
+    @property
+    def label(self) -> str: ...
+
 
 USABLE_BOUNDS = (0.5, 1.1)
 USABLE_PRIOR_SIGMA = 0.03
