@@ -386,7 +386,7 @@ def fit_calibration(
             "median error above the limit for "
             + ", ".join(f"{m} ({100 * error[m]:.0f}% > {100 * POOR_ERROR[m]:.0f}%)" for m in bad)
         )
-    calibration = _applied(observations, corrections, base)
+    calibration = applied_calibration(corrections, gpus_by_engine(observations), base)
     n = len(observations)
     summary = f"calibrated on {n} run{'s' if n != 1 else ''}"
     if "total_token_throughput_tok_s" in error:
@@ -397,36 +397,47 @@ def fit_calibration(
     )
 
 
-def _applied(
-    observations: Sequence[Observation],
-    corrections: dict[str, tuple[float, float]],
-    base: Calibration | None,
-) -> Calibration:
-    """`base` with every engine's corrections; GPU-keyed ones as the geometric mean over the
-    engines measured on each GPU."""
-    base = base or fitted_calibration()
-    changes: dict[str, float] = {}
-    by_gpu: dict[str, set[str]] = {}
+def gpus_by_engine(observations: Sequence[Observation]) -> dict[str, list[str]]:
+    """The GPUs each engine was measured on (sorted)."""
+    found: dict[str, set[str]] = {}
     for obs in observations:
-        by_gpu.setdefault(obs.config.gpu.name, set()).add(obs.config.engine)
-    for gpu, engines in by_gpu.items():
-        logs = {f: 0.0 for f in FACTORS}
+        found.setdefault(obs.config.engine, set()).add(obs.config.gpu.name)
+    return {engine: sorted(gpus) for engine, gpus in sorted(found.items())}
+
+
+def applied_calibration(
+    corrections: dict[str, tuple[float, float]],
+    gpus: dict[str, list[str]],
+    base: Calibration | None = None,
+) -> Calibration:
+    """`base` with every engine's corrections on the GPUs it was measured on; the GPU-keyed
+    ones (bandwidth, usable memory) as the geometric mean over the engines measured on a GPU."""
+    base = base or fitted_calibration()
+    engines_on: dict[str, list[str]] = {}
+    for engine, names in gpus.items():
+        for gpu in names:
+            engines_on.setdefault(gpu, []).append(engine)
+    changes: dict[str, float] = {}
+    for gpu, engines in sorted(engines_on.items()):
+        shared = {
+            f: math.exp(sum(math.log(corrections[f"{e}.{f}"][0]) for e in engines) / len(engines))
+            for f in ("memory_bandwidth_efficiency", "usable_memory")
+        }
         for engine in engines:
-            for f in FACTORS:
-                logs[f] += math.log(corrections[f"{engine}.{f}"][0]) / len(engines)
-        for engine in engines:
-            own = {f: corrections[f"{engine}.{f}"][0] for f in FACTORS}
-            own["memory_bandwidth_efficiency"] = math.exp(logs["memory_bandwidth_efficiency"])
-            own["usable_memory"] = math.exp(logs["usable_memory"])
+            own = {f: corrections[f"{engine}.{f}"][0] for f in FACTORS} | shared
             calib = engine_calibration(engine, gpu, EngineScales(**own), base)
-            changes.update(
-                {
-                    k: v
-                    for k, v in calib.values
-                    if k.startswith((f"engine.{engine}.", f"gpu.{gpu}."))
-                }
-            )
+            prefixes = (f"engine.{engine}.", f"gpu.{gpu}.")
+            changes.update({k: v for k, v in calib.values if k.startswith(prefixes)})
     return base.updated(changes)
+
+
+def calibration_for(config: ServingConfig, fit: CalibrationFit | None) -> Calibration:
+    """The calibration to simulate `config` with: its engine's corrections on its GPU (the
+    shipped calibration when there is no fit)."""
+    if fit is None:
+        return fitted_calibration()
+    scales, _ = fit.scales(config.engine)
+    return engine_calibration(config.engine, config.gpu.name, scales, fit.base)
 
 
 def crash_probability(crashed: bool) -> float:
@@ -442,12 +453,11 @@ def predict(
     fit's median leave-one-out error and the corrections' sigmas (times `SENSITIVITY`)."""
     engine = config.engine
     if fit is None:
-        scales, sigmas = EngineScales(), dict(PRIOR_SIGMA)
-        base, source = None, "shipped calibration"
+        sigmas, source = dict(PRIOR_SIGMA), "shipped calibration"
     else:
-        scales, sigmas = fit.scales(engine)
-        base, source = fit.base, fit.note.split(";")[0]
-    calib = engine_calibration(engine, config.gpu.name, scales, base)
+        _, sigmas = fit.scales(engine)
+        source = fit.note.split(";")[0]
+    calib = calibration_for(config, fit)
     result = simulate(config, workload, seed=seed, calibration=calib)
     metrics: Metrics | None = None
     if result.records is not None:
@@ -471,8 +481,11 @@ __all__ = [
     "FACTORS",
     "CalibrationFit",
     "Observation",
+    "applied_calibration",
+    "calibration_for",
     "crash_probability",
     "engine_calibration",
     "fit_calibration",
+    "gpus_by_engine",
     "predict",
 ]
