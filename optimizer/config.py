@@ -56,6 +56,13 @@ class RunnerChoice:
         worker = self.ray_worker if self.name == "ray" else self.name
         return worker == "local" and self.emulator_scale is None
 
+    @property
+    def measures_engine(self) -> bool:
+        """Trials measure an engine over HTTP (a real engine or the emulator), not the
+        embedded simulator: pre-flight then rejects only certain memory failures."""
+        worker = self.ray_worker if self.name == "ray" else self.name
+        return worker in ("local", "emulator")
+
 
 def real_run_settings(
     section: RealRunSection,

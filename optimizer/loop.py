@@ -44,6 +44,7 @@ from optimizer.record import (
     DONE_STATES,
     WORKER_FAULT,
     count_trials,
+    note_crash_odds,
     tell_failed,
     tell_lost,
     tell_outcome,
@@ -150,7 +151,9 @@ def run_study(
         if isinstance(runner, TrialPool)
         else InlinePool(runner, spec.node_group, spec.hardware.fill_node_group),
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
-        checker=FeasibilityChecker(spec) if config.preflight else None,
+        checker=FeasibilityChecker(spec, real_runner=config.runner.measures_engine)
+        if config.preflight
+        else None,
         provenance=provenance,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
@@ -272,6 +275,8 @@ class _Loop:
             self._print(trial.number, resolved, None, verdict)
             return
         self.rejected_in_a_row = 0
+        if verdict is not None and self.config.runner.measures_engine:
+            note_crash_odds(trial, verdict.crash_probability)
         self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
         self.starting.clear()
         self.pool.submit(trial.number, resolved.candidate, self.workload)
