@@ -32,9 +32,9 @@ class StopRule:
     """The plateau rule's parameters and the time budget (seconds of this run)."""
 
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    min_trials: int = 30
-    window: int = 20
-    rel_gain: float = 0.002
+    min_trials: int = 20
+    window: int = 10
+    rel_gain: float = 0.005
     max_trials: int = 2_000
     """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
 
