@@ -9,6 +9,7 @@
      +-- ProcessError       an engine process could not be started or cleaned up (infrastructure)
      +-- RayPoolError       the Ray cluster cannot host the study's node groups
      +-- ProfileError       an emulator truth profile cannot be used (names file, field, fix)
+ +-- CalibrationError   measured runs cannot calibrate the simulator (contradictory, unusable)
 
 The optimizer's errors derive from `ServingOptimizerError` too, in its own errors module.
 Engine faults during a trial (OOM, invalid combination, crash under load) are not exceptions:
@@ -54,3 +55,7 @@ class RayPoolError(ServingOptimizerError):
 
 class ProfileError(ServingOptimizerError):
     """An emulator truth profile that cannot be used; the message names file, field and fix."""
+
+
+class CalibrationError(ServingOptimizerError):
+    """Measured runs that cannot calibrate the simulator (names the run and what to fix)."""

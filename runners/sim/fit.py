@@ -1,0 +1,491 @@
+"""Calibration from measured runs: per-engine corrections of the simulator, with uncertainty.
+
+Place in the data flow: measured runs (a calibration CSV, `vllm bench serve` results, or a real
+study's own trials) become `Observation`s; `fit_calibration` fits, per engine, the four factors
+of an emulator truth profile (`runners.sim.profile`: compute_efficiency,
+memory_bandwidth_efficiency, step_overhead, usable_memory) on top of a base calibration (the
+shipped one by default); `predict` then simulates any configuration with the corrections of its
+engine and returns a `Prediction` whose `log_sigma` carries the corrections' uncertainty.
+
+The fit, per engine (engines do not share factors, so each is fitted on its own runs):
+
+1. usable_memory from which runs started and which ran out of memory
+   (`runners.sim.fit_memory`).
+2. The other three by Levenberg-Marquardt on log residuals of total token throughput, mean TTFT
+   and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward 1.0 by a Gaussian prior in
+   log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a valid input: what it cannot
+   show stays at the prior. Jacobians are forward differences of the simulator.
+3. Uncertainty: the Laplace approximation, i.e. the inverse of the Gauss-Newton Hessian (J'J
+   plus the prior's precision) at the optimum, in log space: the reported sigma of each factor.
+
+Speed: a run of more than `MAX_REQUESTS` requests is simulated during the fit on its first
+`MAX_REQUESTS` requests only, and the full run's metrics are reached by the ratio between the
+full and the shortened run at the base calibration (simulated once per run). The final errors
+come from full simulations at the fitted factors. The reported errors are leave-one-out when
+there are at least 3 runs, by the linearised (hat-matrix) correction of each run's residuals,
+not by refitting.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from runners.bench.metrics import NoMetricValue, summarize
+from runners.errors import CalibrationError, ServingOptimizerError
+from runners.sim import simulate
+from runners.sim.fit_memory import (
+    USABLE_BOUNDS,
+    USABLE_PRIOR_SIGMA,
+    engine_calibration,
+    fit_usable,
+)
+from runners.sim.params import Calibration, fitted_calibration
+from runners.sim.prediction import Prediction
+from runners.sim.profile import EngineScales
+from runners.types import Metrics, ServingConfig, Workload
+
+FACTORS = ("compute_efficiency", "memory_bandwidth_efficiency", "step_overhead", "usable_memory")
+FITTED_BY_METRICS = FACTORS[:3]
+PRIOR_SIGMA = {
+    "compute_efficiency": 0.3,
+    "memory_bandwidth_efficiency": 0.3,
+    "step_overhead": 0.5,
+    "usable_memory": USABLE_PRIOR_SIGMA,
+}
+"""Prior uncertainty of each factor (natural-log units) around 1.0."""
+FACTOR_BOUNDS = {
+    "compute_efficiency": (0.25, 2.0),
+    "memory_bandwidth_efficiency": (0.25, 2.0),
+    "step_overhead": (0.1, 10.0),
+    "usable_memory": USABLE_BOUNDS,
+}
+METRIC_SIGMA = {
+    "total_token_throughput_tok_s": 0.05,
+    "mean_ttft_ms": 0.15,
+    "mean_tpot_ms": 0.08,
+}
+"""Expected log mismatch of each metric after a good fit (run-to-run noise plus model error)."""
+METRICS = tuple(METRIC_SIGMA)
+SENSITIVITY = {
+    "compute_efficiency": 0.6,
+    "memory_bandwidth_efficiency": 0.6,
+    "step_overhead": 0.4,
+    "usable_memory": 0.0,
+}
+"""Typical |d log metric / d log factor|, used by `predict` to turn the factors' sigmas into a
+metric sigma without simulating each candidate several times."""
+NOISE_FLOOR = 0.03
+"""Smallest `log_sigma` of a prediction: run-to-run variation of a real engine."""
+MAX_REQUESTS = 200
+CONTRADICTION_RATIO = 1.5
+"""Runs of one configuration and workload whose throughputs differ by more: an error."""
+POOR_ERROR = {"total_token_throughput_tok_s": 0.15, "mean_ttft_ms": 0.35, "mean_tpot_ms": 0.3}
+"""A median error above these makes the fit poor."""
+FD_STEP = 0.05
+MAX_ITERATIONS = 8
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured run: what ran, what was sent, what came out (None: it crashed)."""
+
+    config: ServingConfig
+    workload: Workload
+    metrics: Metrics | None
+    label: str
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """Per-engine corrections fitted from measured runs.
+
+    `corrections` maps ``"<engine>.<factor>"`` to (factor, log-sigma); `calibration` is the base
+    with the corrections applied (the GPU-keyed ones, memory bandwidth and usable memory, as
+    the geometric mean over the engines measured on that GPU; `predict` applies each engine's
+    own). `error` / `max_error` are median / max |relative error| per metric (leave-one-out
+    when n_runs >= 3). A `poor` fit is never applied silently; `note` says why.
+    """
+
+    corrections: dict[str, tuple[float, float]]
+    calibration: Calibration
+    n_runs: int
+    error: dict[str, float]
+    max_error: dict[str, float]
+    poor: bool
+    note: str
+    base: Calibration | None = None
+    """The calibration the corrections apply to (None: the shipped one)."""
+
+    def scales(self, engine: str) -> tuple[EngineScales, dict[str, float]]:
+        """The engine's factors and their log-sigmas (1.0 and the prior when not measured)."""
+        values = {f: self.corrections.get(f"{engine}.{f}", (1.0, PRIOR_SIGMA[f])) for f in FACTORS}
+        return EngineScales(**{f: v[0] for f, v in values.items()}), {
+            f: v[1] for f, v in values.items()
+        }
+
+
+def _metric_values(metrics: Metrics) -> dict[str, float]:
+    flat = metrics.flat()
+    return {m: flat[m] for m in METRICS if math.isfinite(flat[m]) and flat[m] > 0}
+
+
+def _simulated(
+    obs: Observation, scales: EngineScales, base: Calibration | None, requests: int | None
+) -> dict[str, float] | None:
+    """The simulated metrics of `obs` at `scales` (None: the simulation crashes)."""
+    workload = obs.workload
+    if requests is not None and workload.num_prompts > requests:
+        workload = replace(workload, num_prompts=requests)
+    calib = engine_calibration(obs.config.engine, obs.config.gpu.name, scales, base)
+    try:
+        result = simulate(obs.config, workload, seed=0, calibration=calib)
+    except ServingOptimizerError as exc:
+        raise CalibrationError(f"{obs.label}: the simulator cannot run it: {exc}") from None
+    if result.records is None:
+        return None
+    try:
+        return _metric_values(summarize(result.records, num_gpus=obs.config.gpus_per_replica))
+    except NoMetricValue:
+        return None
+
+
+@dataclass
+class _Run:
+    """One working run inside the fit: what it measured and the full-vs-short offsets."""
+
+    obs: Observation
+    measured: dict[str, float]
+    offset: dict[str, float]  # log full(base) - log short(base) - log measured
+
+
+def _scales(theta: np.ndarray, usable: float) -> EngineScales:
+    values = dict(zip(FITTED_BY_METRICS, np.exp(theta).tolist(), strict=True))
+    return EngineScales(usable_memory=usable, **values)
+
+
+def _residuals(
+    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
+) -> np.ndarray | None:
+    """Scaled log residuals of every run and metric (None: some run crashes at `theta`)."""
+    out: list[float] = []
+    for run in runs:
+        sim = _simulated(run.obs, _scales(theta, usable), base, MAX_REQUESTS)
+        if sim is None:
+            return None
+        for metric, offset in run.offset.items():
+            value = sim.get(metric)
+            if value is None:
+                return None
+            out.append((math.log(value) + offset) / METRIC_SIGMA[metric])
+    return np.array(out)
+
+
+def _jacobian(
+    residual: Callable[[np.ndarray], np.ndarray | None], theta: np.ndarray, r0: np.ndarray
+) -> np.ndarray:
+    columns = []
+    for j in range(theta.size):
+        step = np.zeros_like(theta)
+        step[j] = FD_STEP
+        r1 = residual(theta + step)
+        sign = 1.0
+        if r1 is None:
+            r1, sign = residual(theta - step), -1.0
+        columns.append(np.zeros_like(r0) if r1 is None else sign * (r1 - r0) / FD_STEP)
+    return np.stack(columns, axis=1)
+
+
+def _fit_engine(
+    runs: Sequence[_Run],
+    usable: float,
+    base: Calibration | None,
+    theta: np.ndarray,
+    jac: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta, covariance, jacobian) of the three metric-fitted log factors, from `theta`.
+
+    Levenberg-Marquardt; the Jacobian is taken by forward differences once (unless given) and
+    then kept current by Broyden's rank-one updates, one simulation per run and iteration."""
+    precision = np.diag([1.0 / PRIOR_SIGMA[f] ** 2 for f in FITTED_BY_METRICS])
+    low = np.log([FACTOR_BOUNDS[f][0] for f in FITTED_BY_METRICS])
+    high = np.log([FACTOR_BOUNDS[f][1] for f in FITTED_BY_METRICS])
+
+    def residual(point: np.ndarray) -> np.ndarray | None:
+        return _residuals(runs, point, usable, base)
+
+    def cost(point: np.ndarray, r: np.ndarray) -> float:
+        return float(r @ r + point @ precision @ point)
+
+    r = residual(theta)
+    if r is None:
+        raise CalibrationError(
+            f"{runs[0].obs.label}: the simulator cannot reproduce this working run; check "
+            "that its configuration is the one that was measured"
+        )
+    if jac is None:
+        jac = _jacobian(residual, theta, r)
+    damping = 1e-2
+    for _ in range(MAX_ITERATIONS):
+        hessian = jac.T @ jac + precision
+        gradient = jac.T @ r + precision @ theta
+        step = np.linalg.solve(hessian + damping * np.diag(np.diag(hessian)), -gradient)
+        trial = np.clip(theta + step, low, high)
+        moved = trial - theta
+        if float(np.max(np.abs(moved))) < 2e-3:
+            break
+        r_trial = residual(trial)
+        if r_trial is None:
+            damping *= 10
+            continue
+        jac = jac + np.outer(r_trial - r - jac @ moved, moved) / float(moved @ moved)
+        if cost(trial, r_trial) < cost(theta, r):
+            theta, r, damping = trial, r_trial, damping / 3
+        else:
+            damping *= 10
+    covariance = np.linalg.inv(jac.T @ jac + precision)
+    return theta, covariance, jac
+
+
+def _refresh(run: _Run, theta: np.ndarray, usable: float, base: Calibration | None) -> _Run:
+    """`run` with its full-vs-short offsets taken at `theta` instead of the base."""
+    scales = _scales(theta, usable)
+    full = _simulated(run.obs, scales, base, None)
+    short = _simulated(run.obs, scales, base, MAX_REQUESTS)
+    if full is None or short is None:
+        return run
+    offset = {
+        m: math.log(full[m]) - math.log(short[m]) - math.log(run.measured[m])
+        for m in run.offset
+        if m in full and m in short
+    }
+    return _Run(run.obs, run.measured, offset) if len(offset) == len(run.offset) else run
+
+
+def _check_contradictions(observations: Sequence[Observation]) -> None:
+    seen: dict[tuple[ServingConfig, Workload], Observation] = {}
+    for obs in observations:
+        if obs.metrics is None:
+            continue
+        key = (obs.config, obs.workload)
+        other = seen.setdefault(key, obs)
+        if other is obs or other.metrics is None:
+            continue
+        a = other.metrics.total_token_throughput_tok_s
+        b = obs.metrics.total_token_throughput_tok_s
+        if max(a, b) > CONTRADICTION_RATIO * max(min(a, b), 1e-9):
+            raise CalibrationError(
+                f"{obs.label} and {other.label} ran the same configuration and workload but "
+                f"measured {b:.0f} and {a:.0f} tok/s: contradictory runs; remove the wrong one"
+            )
+
+
+def _prepare(obs: Observation, base: Calibration | None, usable: float) -> _Run | None:
+    """The run with its offsets, or None when the simulator cannot make it work."""
+    assert obs.metrics is not None
+    measured = _metric_values(obs.metrics)
+    start = EngineScales(usable_memory=usable)
+    full = _simulated(obs, start, base, None)
+    short = _simulated(obs, start, base, MAX_REQUESTS)
+    if full is None or short is None:
+        return None
+    offset = {
+        m: math.log(full[m]) - math.log(short[m]) - math.log(measured[m])
+        for m in METRICS
+        if m in measured and m in full and m in short
+    }
+    return _Run(obs, measured, offset) if offset else None
+
+
+def _errors(
+    runs: Sequence[_Run], residuals: np.ndarray, jac: np.ndarray, covariance: np.ndarray
+) -> dict[str, list[float]]:
+    """|relative error| per metric of every run; leave-one-out (linearised) with >= 3 runs."""
+    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    row = 0
+    for run in runs:
+        metrics = list(run.offset)
+        rows = slice(row, row + len(metrics))
+        r = residuals[rows]
+        if len(runs) >= 3:
+            j = jac[rows]
+            hat = j @ covariance @ j.T
+            r = np.linalg.solve(np.eye(len(metrics)) - hat + 1e-9 * np.eye(len(metrics)), r)
+        for metric, value in zip(metrics, r, strict=True):
+            out[metric].append(abs(math.exp(float(value) * METRIC_SIGMA[metric]) - 1.0))
+        row += len(metrics)
+    return out
+
+
+def _final_residuals(
+    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
+) -> np.ndarray:
+    """Scaled residuals from full-length simulations at the fitted factors."""
+    out: list[float] = []
+    for run in runs:
+        sim = _simulated(run.obs, _scales(theta, usable), base, None) or {}
+        for metric in run.offset:
+            value = sim.get(metric, 0.0)
+            log_ratio = math.log(value / run.measured[metric]) if value > 0 else 5.0
+            out.append(log_ratio / METRIC_SIGMA[metric])
+    return np.array(out)
+
+
+def fit_calibration(
+    observations: Sequence[Observation], base: Calibration | None = None
+) -> CalibrationFit:
+    """Fit per-engine corrections to `observations` (see the module docstring)."""
+    if not observations:
+        raise CalibrationError("no runs to calibrate on: give at least one measured run")
+    _check_contradictions(observations)
+    corrections: dict[str, tuple[float, float]] = {}
+    errors: dict[str, list[float]] = {m: [] for m in METRICS}
+    problems: list[str] = []
+    for engine in sorted({o.config.engine for o in observations}):
+        own = [o for o in observations if o.config.engine == engine]
+        usable, usable_sigma, problem = fit_usable(own, base)
+        if problem:
+            problems.append(problem)
+        runs: list[_Run] = []
+        for obs in own:
+            if obs.metrics is None:
+                continue
+            run = _prepare(obs, base, usable)
+            if run is None:
+                problems.append(f"{obs.label}: the simulator cannot reproduce this working run")
+            else:
+                runs.append(run)
+        corrections[f"{engine}.usable_memory"] = (usable, usable_sigma)
+        if not runs:
+            for f in FITTED_BY_METRICS:
+                corrections[f"{engine}.{f}"] = (1.0, PRIOR_SIGMA[f])
+            continue
+        theta, _, jac = _fit_engine(runs, usable, base, np.zeros(3))
+        if any(run.obs.workload.num_prompts > MAX_REQUESTS for run in runs):
+            # the shortened runs' ratio to the full ones, taken again where the fit landed
+            runs = [_refresh(run, theta, usable, base) for run in runs]
+            theta, _, jac = _fit_engine(runs, usable, base, theta, jac)
+        covariance = np.linalg.inv(
+            jac.T @ jac + np.diag([PRIOR_SIGMA[f] ** -2 for f in FITTED_BY_METRICS])
+        )
+        for index, f in enumerate(FITTED_BY_METRICS):
+            sigma = math.sqrt(max(float(covariance[index, index]), 0.0))
+            corrections[f"{engine}.{f}"] = (float(math.exp(theta[index])), sigma)
+        final = _final_residuals(runs, theta, usable, base)
+        for metric, values in _errors(runs, final, jac, covariance).items():
+            errors[metric].extend(values)
+    error = {m: statistics.median(v) for m, v in errors.items() if v}
+    max_error = {m: max(v) for m, v in errors.items() if v}
+    bad = [m for m, v in error.items() if v > POOR_ERROR[m]]
+    if bad:
+        problems.append(
+            "median error above the limit for "
+            + ", ".join(f"{m} ({100 * error[m]:.0f}% > {100 * POOR_ERROR[m]:.0f}%)" for m in bad)
+        )
+    calibration = applied_calibration(corrections, gpus_by_engine(observations), base)
+    n = len(observations)
+    summary = f"calibrated on {n} run{'s' if n != 1 else ''}"
+    if "total_token_throughput_tok_s" in error:
+        summary += f"; median throughput error {100 * error['total_token_throughput_tok_s']:.0f}%"
+    note = summary + ("; poor fit: " + "; ".join(problems) if problems else "")
+    return CalibrationFit(
+        corrections, calibration, n, error, max_error, bool(problems), note, base
+    )
+
+
+def gpus_by_engine(observations: Sequence[Observation]) -> dict[str, list[str]]:
+    """The GPUs each engine was measured on (sorted)."""
+    found: dict[str, set[str]] = {}
+    for obs in observations:
+        found.setdefault(obs.config.engine, set()).add(obs.config.gpu.name)
+    return {engine: sorted(gpus) for engine, gpus in sorted(found.items())}
+
+
+def applied_calibration(
+    corrections: dict[str, tuple[float, float]],
+    gpus: dict[str, list[str]],
+    base: Calibration | None = None,
+) -> Calibration:
+    """`base` with every engine's corrections on the GPUs it was measured on; the GPU-keyed
+    ones (bandwidth, usable memory) as the geometric mean over the engines measured on a GPU."""
+    base = base or fitted_calibration()
+    engines_on: dict[str, list[str]] = {}
+    for engine, names in gpus.items():
+        for gpu in names:
+            engines_on.setdefault(gpu, []).append(engine)
+    changes: dict[str, float] = {}
+    for gpu, engines in sorted(engines_on.items()):
+        shared = {
+            f: math.exp(sum(math.log(corrections[f"{e}.{f}"][0]) for e in engines) / len(engines))
+            for f in ("memory_bandwidth_efficiency", "usable_memory")
+        }
+        for engine in engines:
+            own = {f: corrections[f"{engine}.{f}"][0] for f in FACTORS} | shared
+            calib = engine_calibration(engine, gpu, EngineScales(**own), base)
+            prefixes = (f"engine.{engine}.", f"gpu.{gpu}.")
+            changes.update({k: v for k, v in calib.values if k.startswith(prefixes)})
+    return base.updated(changes)
+
+
+def calibration_for(config: ServingConfig, fit: CalibrationFit | None) -> Calibration:
+    """The calibration to simulate `config` with: its engine's corrections on its GPU (the
+    shipped calibration when there is no fit)."""
+    if fit is None:
+        return fitted_calibration()
+    scales, _ = fit.scales(config.engine)
+    return engine_calibration(config.engine, config.gpu.name, scales, fit.base)
+
+
+def crash_probability(crashed: bool) -> float:
+    """The chance the configuration crashes, from the simulation's verdict (one place to
+    swap in the memory model's own probability)."""
+    return 1.0 if crashed else 0.0
+
+
+def predict(
+    config: ServingConfig, workload: Workload, fit: CalibrationFit | None, seed: int = 0
+) -> Prediction:
+    """Simulate `config` with its engine's corrections; `log_sigma` is the noise floor, the
+    fit's median leave-one-out error and the corrections' sigmas (times `SENSITIVITY`)."""
+    engine = config.engine
+    if fit is None:
+        sigmas, source = dict(PRIOR_SIGMA), "shipped calibration"
+    else:
+        _, sigmas = fit.scales(engine)
+        source = fit.note.split(";")[0]
+    calib = calibration_for(config, fit)
+    result = simulate(config, workload, seed=seed, calibration=calib)
+    metrics: Metrics | None = None
+    if result.records is not None:
+        try:
+            metrics = summarize(result.records, num_gpus=config.gpus_per_replica)
+        except NoMetricValue:
+            metrics = None
+    floor = NOISE_FLOOR
+    if fit is not None and fit.error:
+        floor = max(floor, float(np.median(list(fit.error.values()))))
+    spread = sum((SENSITIVITY[f] * sigmas[f]) ** 2 for f in FACTORS)
+    return Prediction(
+        metrics=metrics,
+        log_sigma=math.sqrt(floor**2 + spread),
+        crash_probability=crash_probability(metrics is None),
+        source=source,
+    )
+
+
+__all__ = [
+    "FACTORS",
+    "CalibrationFit",
+    "Observation",
+    "applied_calibration",
+    "calibration_for",
+    "crash_probability",
+    "engine_calibration",
+    "fit_calibration",
+    "gpus_by_engine",
+    "predict",
+]
