@@ -12,7 +12,9 @@ sends, `optimizer.objectives.trial_workload`) and the record; tell each trial as
 display that the runners' phases reach through `runners.phases`). At the end, when no trial meets
 the SLOs, a rate search on the closest (`optimizer.rescue`). `n_trials` is the total the study
 should hold: running again resumes and runs only what is missing. When the study has a
-predictor, each sampled trial is the best of K proposals (`optimizer.screening`); with a stop
+predictor, each sampled trial is the best of K proposals (`optimizer.screening`); a real
+study's predictor is its shadow simulator (`optimizer.shadow`), which predicts each trial before
+it runs (stored on the trial) and refits on each one told; with a stop
 rule (a simulated study without --n-trials) it stops when its front converged or its time
 budget is spent (`optimizer.convergence`), and says which. The driver stops early, with
 its own exit status, when pre-flight rejects nearly everything, when workers keep getting lost,
@@ -59,6 +61,7 @@ from optimizer.record import (
 from optimizer.rescue import rescue_empty_front
 from optimizer.samplers import GridPlan, make_sampler
 from optimizer.screening import Screen
+from optimizer.shadow import ShadowSimulator, study_shadow
 from optimizer.slo_gap import store_slos
 from optimizer.space import suggest
 from optimizer.storage import (
@@ -155,6 +158,7 @@ def run_study(
         if config.preflight
         else None
     )
+    shadow = study_shadow(config, study)
     loop = _Loop(
         config=config,
         study=study,
@@ -165,7 +169,8 @@ def run_study(
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
         checker=checker,
         provenance=provenance,
-        screen=_screen(config, seed, checker),
+        screen=_screen(config, seed, checker, shadow),
+        shadow=shadow,
         stopper=Stopper(config.stop) if config.stop is not None else None,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
@@ -180,9 +185,14 @@ def run_study(
     return status
 
 
-def _screen(config: StudyConfig, seed: int, checker: FeasibilityChecker | None) -> Screen | None:
+def _screen(
+    config: StudyConfig,
+    seed: int,
+    checker: FeasibilityChecker | None,
+    shadow: ShadowSimulator | None,
+) -> Screen | None:
     """The screening of this run (`optimizer.screening`), None when it has no predictor."""
-    predictor = study_predictor(config)
+    predictor = study_predictor(config, shadow)
     if predictor is None:
         return None
     return Screen(
@@ -224,6 +234,7 @@ class _Loop:
     rejected_in_a_row: int = 0
     lost_in_a_row: int = 0
     start_failures: StartFailures = field(default_factory=StartFailures)
+    shadow: ShadowSimulator | None = None  # predicts each real trial, learns from it
     screen: Screen | None = None
     stopper: Stopper | None = None
     stopped: str | None = None  # why the stop rule ended this run
@@ -317,6 +328,8 @@ class _Loop:
         self.rejected_in_a_row = 0
         if verdict is not None and self.config.runner.measures_engine:
             note_crash_odds(trial, verdict.crash_probability)
+        if self.shadow is not None:
+            self.shadow.before_trial(trial, resolved)
         self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
         self.starting.clear()
         self.pool.submit(trial.number, resolved.candidate, self.workload)
@@ -344,6 +357,8 @@ class _Loop:
                 done,
                 self.provenance,
             )
+            if self.shadow is not None:
+                self.shadow.after_trial(self.study)
         del self.in_flight[done.key]
         flight.heartbeat.close()
         self._print(flight.trial.number, flight.resolved, done, None)

@@ -4,8 +4,8 @@ Place in the data flow: `study_predictor` picks the predictor of a study once pe
 screening (`optimizer.screening`) asks it for a `Prediction` of every candidate the sampler
 proposes and runs the one worth most. A simulated study's predictor is the simulator itself,
 with the study's own workload and noise model: its log-sigma is the noise level (0 without
-noise) and a simulated crash is certain (crash probability 1). Real runners have no predictor
-here (no screening) until the shadow simulator provides a calibrated one.
+noise) and a simulated crash is certain (crash probability 1). A real study's predictor is its
+shadow simulator (`optimizer.shadow`), built by the loop and handed in.
 """
 
 from __future__ import annotations
@@ -43,17 +43,18 @@ class SimPredictor:
         return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator")
 
 
-def study_predictor(config: StudyConfig) -> Predictor | None:
+def study_predictor(config: StudyConfig, shadow: Predictor | None = None) -> Predictor | None:
     """The predictor that screens this study's candidates; None: no screening.
 
     Simulated studies (``--runner sim``) screen with the simulator itself. Real runners (local,
-    emulator, Ray) get None here: their calibrated predictor belongs to the shadow simulator.
+    emulator, Ray) screen with the study's `shadow` simulator (`optimizer.shadow`: the
+    simulator refitted on the study's own runs); None when the study has none.
     """
     if not config.screening or config.sampler == "grid":
         return None
     if config.runner.name == "sim":
         return SimPredictor(Noise.typical() if config.runner.noise else None)
-    return None
+    return shadow
 
 
 __all__ = ["Predictor", "SimPredictor", "study_predictor"]

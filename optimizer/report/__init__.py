@@ -7,6 +7,7 @@ and its command line (`python -m optimizer.report STUDY`).
     pareto.py     the front against the baseline; the console table printed after a study
     sections.py   summary, baseline vs best, Pareto table
     importance.py crashes.py hypervolume.py validation.py   the analyses
+    shadow.py     each real trial's stored prediction against its measurement
     plots.py      pareto.png, hypervolume.png
     build.py      assemble and write the files
     cli.py        the command line
