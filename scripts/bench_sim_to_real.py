@@ -1,0 +1,277 @@
+"""Sim-to-real: does the shadow simulator make a real study find the true front sooner?
+
+The "real" engine is the engine emulator under a truth profile (scripts/profiles/*.yaml,
+docs/emulator-profile.md) that the study never sees. For each profile, the true front of the
+space (scripts/profiles/space-qwen3-8b-h100.yaml) is found exhaustively: every lattice point
+simulated with the profile's calibration, noise off (scripts/sim_to_real_truth.py). Then, per
+seed, two studies of at most ``--budget`` runner trials each run through the study loop with
+``--runner emulator``: screening (the sampler proposes K candidates, the shadow simulator,
+refitted after every real trial, picks one) and plain TPE (``--screening off``). Measured:
+
+- real trials until the true values of the configurations tried reach 0.95 of the true
+  front's hypervolume (median over seeds and profiles; a run that never does counts as
+  budget + 1, shown with ">");
+- the shadow simulator's median throughput error after 3, 5 and 10 real trials of the
+  screening run, on the whole lattice: fitted on the first k runner trials, it predicts every
+  lattice point, against the profile's truth; and the same for the trials it predicted in the
+  study (the stored predictions of trials run after k were fitted);
+- the ratio of the medians (screening / plain): the target is <= 0.5.
+
+The bulk runs in process: `SimRunner` with the profile's calibration (no noise) stands in for
+the emulator, through the same loop. ``--http`` also runs seed 0's screening study of every
+profile through the real HTTP emulator (``--runner emulator --emulator-profile``, a process per
+trial, the profile's noise on) and prints both outcomes side by side.
+
+    python scripts/bench_sim_to_real.py [--seeds 5] [--budget 30] [--http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import InMemoryStorage
+from optuna.trial import FrozenTrial, TrialState
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sim_to_real_truth import Point, Truth, key, lattice, true_front
+
+from optimizer.config import RunnerChoice, StudyConfig
+from optimizer.loop import run_study
+from optimizer.predicted import error_summary, prediction_rows
+from optimizer.record import is_rejection
+from optimizer.shadow import ShadowSimulator
+from optimizer.space import candidate_from_params
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
+from runners import Runner
+from runners.engines import resolve_candidate
+from runners.launch import EmulatorLaunch
+from runners.local import LocalRunner
+from runners.sim.profile import load_profile
+from runners.sim.runner import SimRunner
+
+HERE = Path(__file__).resolve().parent / "profiles"
+SPACE = HERE / "space-qwen3-8b-h100.yaml"
+PROFILES = ("slow-kernels", "host-bound", "fast-tight")
+TARGET = 0.95
+MILESTONES = (3, 5, 10)
+TIME_SCALE = 5.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One study: its runner trials in order (rejections left out) and what they tell."""
+
+    trials: list[FrozenTrial]
+    reached: int | None  # runner trials until TARGET of the true hypervolume (None: never)
+    seconds: float
+
+
+def runner_trials(study: optuna.Study) -> list[FrozenTrial]:
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in done]
+    return sorted((t for t in trials if not is_rejection(t)), key=lambda t: t.number)
+
+
+def trials_to_target(trials: list[FrozenTrial], truth: Truth) -> int | None:
+    """Runner trials until the true values of what was tried reach TARGET of the true front."""
+    seen: list[Point] = []
+    for count, trial in enumerate(trials, 1):
+        value = truth.values.get(key(dict(trial.params)))
+        if value is not None:
+            seen.append(value)
+        if truth.hv(seen) >= TARGET * truth.hypervolume:
+            return count
+    return None
+
+
+def study_config(
+    spec: StudySpec, profile: Path, seed: int, budget: int, screening: bool, url: str
+) -> StudyConfig:
+    """Screening: the emulator runner (its shadow simulator screens). Plain TPE: the same
+    trials with the runner choice "sim", which only spares the shadow simulator's refits (it
+    does not change what plain TPE samples)."""
+    emulator = RunnerChoice("emulator", emulator_scale=TIME_SCALE, emulator_profile=profile)
+    return StudyConfig.of(
+        spec,
+        study_name=f"{profile.stem}-{seed}-{'screen' if screening else 'plain'}",
+        storage=url,
+        n_trials=budget,
+        seed=seed,
+        quiet=True,
+        runner=emulator if screening else RunnerChoice("sim"),
+        screening=screening,
+    )
+
+
+def run_one(
+    spec: StudySpec,
+    profile: Path,
+    truth: Truth,
+    seed: int,
+    budget: int,
+    screening: bool,
+    runner: Runner,
+    url: str | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> Run:
+    """A study to `budget` runner trials; a screening run stops early (in steps) once it has
+    reached the target and seen the last milestone, since nothing later is measured."""
+    started = time.perf_counter()
+    steps = [max(MILESTONES), budget] if screening else [budget]
+    study: optuna.Study | None = None
+    for n in steps:
+        config = study_config(spec, profile, seed, n, screening, url or "sqlite://")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = run_study(config, runner, storage)
+        if status != 0:
+            raise SystemExit(f"{config.study_name}: the study ended with status {status}")
+        study = optuna.load_study(study_name=config.study_name, storage=storage or url)
+        if trials_to_target(runner_trials(study), truth) is not None:
+            break
+    assert study is not None
+    trials = runner_trials(study)
+    return Run(trials, trials_to_target(trials, truth), time.perf_counter() - started)
+
+
+def lattice_errors(spec: StudySpec, trials: list[FrozenTrial], truth: Truth) -> dict[int, float]:
+    """After k runner trials: the median |predicted / true - 1| throughput over the lattice."""
+    out = {}
+    for k in MILESTONES:
+        if len(trials) < k:
+            continue
+        shadow = ShadowSimulator(spec)
+        shadow.refresh(trials[:k])
+        errors = []
+        for params in lattice(spec):
+            true = truth.values[key(params)]
+            resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
+            if true is None or resolved.config is None:
+                continue
+            predicted = shadow.foretell(resolved.config).throughput
+            if predicted is not None:
+                errors.append(abs(predicted / true[0] - 1.0))
+        out[k] = statistics.median(errors)
+    return out
+
+
+def fmt_trials(n: int | None, budget: int) -> str:
+    return str(n) if n is not None else f">{budget}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
+    parser.add_argument("--http", action="store_true", help="check seed 0 over real HTTP")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    spec = load_spec(SPACE)
+    budget = args.budget
+    print(f"space {SPACE.name}: {len(list(lattice(spec)))} lattice points; budget {budget}")
+    reached: dict[str, list[int]] = {"screening": [], "plain TPE": []}
+    lattice_err: dict[int, list[float]] = {k: [] for k in MILESTONES}
+    study_err: dict[int, list[float]] = {k: [] for k in MILESTONES}
+    for name in args.profiles:
+        path = HERE / f"{name}.yaml"
+        profile = load_profile(path)
+        truth = true_front(spec, profile)
+        runner = SimRunner(profile=profile)
+        print(f"\nprofile {name}: true hypervolume {truth.hypervolume:.4g}")
+        for seed in range(args.seeds):
+            line = [f"  seed {seed}:"]
+            for label, screening in (("screening", True), ("plain TPE", False)):
+                run = run_one(
+                    spec, path, truth, seed, budget, screening, runner, None, InMemoryStorage()
+                )
+                reached[label].append(run.reached if run.reached is not None else budget + 1)
+                line.append(
+                    f"{label} {fmt_trials(run.reached, budget):>3} trials ({run.seconds:.0f} s)"
+                )
+                if screening:
+                    errors = lattice_errors(spec, run.trials, truth)
+                    for k, e in errors.items():
+                        lattice_err[k].append(e)
+                    stats = {s.label: s for s in error_summary(prediction_rows(run.trials))}
+                    for k in MILESTONES:
+                        s = stats.get(f"after {k} real trials")
+                        if s is not None and s.throughput_median is not None:
+                            study_err[k].append(s.throughput_median)
+                    line.append(
+                        "lattice error "
+                        + " ".join(f"@{k} {100 * e:.1f}%" for k, e in errors.items())
+                    )
+            print("; ".join(line), flush=True)
+        if args.http:
+            http_check(spec, path, truth, budget)
+    print("\nsummary over profiles x seeds")
+    med = {label: statistics.median(v) for label, v in reached.items()}
+    for label, values in reached.items():
+        print(
+            f"  {label:10s} trials to {TARGET} of the true hypervolume: median {med[label]:g} "
+            f"(each: {values})"
+        )
+    print(
+        f"  ratio screening / plain TPE: {med['screening'] / med['plain TPE']:.2f} "
+        "(target <= 0.50)"
+    )
+    for k in MILESTONES:
+        lat = statistics.median(lattice_err[k]) if lattice_err[k] else float("nan")
+        inn = statistics.median(study_err[k]) if study_err[k] else float("nan")
+        print(
+            f"  median throughput error after {k:2d} real trials: lattice {100 * lat:.1f}%, "
+            f"next trials in the study {100 * inn:.1f}%" + ("  (target <= 10%)" if k == 5 else "")
+        )
+
+
+def http_check(spec: StudySpec, path: Path, truth: Truth, budget: int) -> None:
+    """Seed 0's screening study through the real HTTP emulator, beside the in-process one."""
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/http.db"
+        runner = LocalRunner(
+            Path(folder) / "trials",
+            emulator=EmulatorLaunch(time_scale=TIME_SCALE, startup_s=0.2, profile=path),
+            num_warmups=0,
+        )
+        http = run_one(spec, path, truth, 0, budget, True, runner, url)
+        inproc = run_one(
+            spec,
+            path,
+            truth,
+            0,
+            budget,
+            True,
+            SimRunner(profile=load_profile(path)),
+            None,
+            InMemoryStorage(),
+        )
+    same = sum(1 for a, b in zip(http.trials, inproc.trials, strict=False) if a.params == b.params)
+    ratios = []
+    for trial in http.trials:
+        true = truth.values.get(key(dict(trial.params)))
+        if true is not None and trial.values:
+            ratios.append(abs(trial.values[0] / true[0] - 1.0))
+    print(
+        f"  HTTP emulator, seed 0 screening: {fmt_trials(http.reached, budget)} trials to "
+        f"{TARGET} (in process: {fmt_trials(inproc.reached, budget)}); {same} of "
+        f"{len(http.trials)} trials ran the same configuration as the in-process trial of the "
+        "same number; measured "
+        f"throughput vs the profile's truth: median {100 * statistics.median(ratios):.1f}% "
+        f"apart ({http.seconds:.0f} s over HTTP)"
+    )
+
+
+if __name__ == "__main__":
+    main()
