@@ -203,7 +203,8 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["on", "off"],
         default="on",
         help="each sampled trial is the best of K proposals by the study's predictor (the "
-        "simulator in simulated studies; real runners have none yet); default %(default)s",
+        "simulator in simulated studies, the shadow simulator refitted on the study's own "
+        "runs with a real runner); default %(default)s",
     )
     parser.add_argument(
         "--screening-candidates",
