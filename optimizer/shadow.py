@@ -12,7 +12,10 @@ real study (`optimizer.predictors.study_predictor`).
 What a trial measured is read back from the storage (its stored metrics and parameters), so
 trials run by other drivers on the same study, and trials of earlier runs of the study, are
 learned from as well. Crashes other than out-of-memory (timeouts, argument errors, a broken
-install) say nothing about the four factors the fit corrects and are left out.
+install) say nothing about the four factors the fit corrects and are left out. Runs the fit
+cannot explain (`CalibrationError`: the simulator crashes where the engine ran, two runs of one
+configuration disagree) are set aside with a note on stderr, and the study goes on with the fit
+it had; a poor fit is used, said once on stderr and marked in each stored prediction's source.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from optimizer.record import METRICS, crash_class_of, is_runner_crash
 from optimizer.space import candidate_from_params
 from optimizer.spec.models import StudySpec
 from runners.engines import Resolved, resolve_candidate
+from runners.errors import CalibrationError
 from runners.sim.fit import CalibrationFit, Observation, fit_calibration, predict
 from runners.sim.prediction import Prediction
 from runners.types import Distribution, LatencyMetric, Metrics, ServingConfig, Workload
@@ -73,6 +77,7 @@ class ShadowSimulator:
     spec: StudySpec
     fit: CalibrationFit | None = None
     observations: dict[int, Observation] = field(default_factory=dict)  # by trial number
+    set_aside: dict[int, str] = field(default_factory=dict)  # trials it could not learn: why
     _cache: dict[tuple[ServingConfig, Workload], Prediction] = field(
         default_factory=dict, repr=False
     )
@@ -90,15 +95,29 @@ class ShadowSimulator:
         new = {
             t.number: obs
             for t in trials
-            if t.number not in self.observations
+            if t.number not in self.observations and t.number not in self.set_aside
             for obs in [self._observation(t)]
             if obs is not None
         }
         if not new:
             return False
-        self.observations.update(new)
-        ordered = [self.observations[n] for n in sorted(self.observations)]
-        self.fit = fit_calibration(ordered)
+        learned = {**self.observations, **new}
+        try:
+            fit = fit_calibration([learned[n] for n in sorted(learned)])
+        except CalibrationError as exc:
+            # the simulator cannot explain these runs (it crashes where the engine ran, or two
+            # runs of one configuration disagree): they are set aside, said once, and the
+            # study goes on with the fit it had
+            self.set_aside.update(dict.fromkeys(new, str(exc)))
+            print(
+                f"note: the shadow simulator did not learn from {_trials(new)}: {exc}",
+                file=sys.stderr,
+            )
+            return False
+        self.observations = learned
+        if fit.poor and (self.fit is None or not self.fit.poor):
+            print(f"note: the shadow simulator's fit is poor: {fit.note}", file=sys.stderr)
+        self.fit = fit
         self._cache.clear()
         return True
 
@@ -136,7 +155,7 @@ class ShadowSimulator:
             log_sigma=prediction.log_sigma,
             crash_probability=prediction.crash_probability,
             n_runs=self.n_runs,
-            source=prediction.source,
+            source=prediction.source + (" (poor fit)" if self.fit and self.fit.poor else ""),
         )
 
     def before_trial(self, trial: optuna.Trial, resolved: Resolved) -> None:
@@ -169,6 +188,10 @@ class ShadowSimulator:
             metrics=metrics,
             label=f"trial {trial.number}",
         )
+
+
+def _trials(numbers: Mapping[int, object]) -> str:
+    return "trial " + ", ".join(str(n) for n in sorted(numbers))
 
 
 def _measured(observation: Observation) -> Prediction:

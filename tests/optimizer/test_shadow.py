@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from optimizer import shadow as shadow_module
 from optimizer.config import RunnerChoice, StudyConfig
 from optimizer.loop import run_study
 from optimizer.predicted import PREDICTION, prediction_rows, read_prediction
@@ -25,6 +26,7 @@ from optimizer.space import candidate_from_params
 from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
+from runners.errors import CalibrationError
 from runners.local import EmulatorLaunch, LocalRunner
 from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
@@ -208,3 +210,26 @@ def test_a_real_emulator_study_reports_prediction_against_measurement(
     md = write_report(study, tmp_path / "report").markdown.read_text()
     assert "## Simulator against measurement" in md
     assert "| every real trial | 3 |" in md
+
+
+def test_runs_the_fit_cannot_explain_are_set_aside_and_the_study_goes_on(
+    tmp_path: Path,
+    files: tuple[StudySpec, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec, profile = files
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise CalibrationError("trial 0: the simulator cannot reproduce this working run")
+
+    monkeypatch.setattr(shadow_module, "fit_calibration", refuse)
+    study = emulated(tmp_path, spec, profile, screening=True, n_trials=2)
+    assert len(study.trials) == 2 and all(t.values for t in study.trials)
+    # nothing learned: both predicted by the shipped calibration, and said once per trial
+    assert [r.prediction.n_runs for r in prediction_rows(study.trials)] == [0, 0]
+    err = capsys.readouterr().err
+    assert "did not learn from trial 0: trial 0: the simulator cannot reproduce" in err
+    shadow = ShadowSimulator(spec)
+    assert not shadow.refresh(study.get_trials())
+    assert set(shadow.set_aside) == {0, 1} and shadow.fit is None
