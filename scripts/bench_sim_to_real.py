@@ -183,6 +183,13 @@ def main() -> None:
         help="only the check: seed 0's screening study of each profile over real HTTP, beside "
         "the same study in process",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=TIME_SCALE,
+        help="with --http: the emulator's speed-up; lower it when the host's CPU sets the pace "
+        "(docs/emulator-profile.md)",
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec = load_spec(SPACE)
@@ -192,7 +199,7 @@ def main() -> None:
         for name in args.profiles:
             path = HERE / f"{name}.yaml"
             print(f"profile {name}:")
-            http_check(spec, path, true_front(spec, load_profile(path)), budget)
+            http_check(spec, path, true_front(spec, load_profile(path)), budget, args.time_scale)
         return
     reached: dict[str, list[int]] = {"screening": [], "plain TPE": []}
     lattice_err: dict[int, list[float]] = {k: [] for k in MILESTONES}
@@ -247,13 +254,13 @@ def main() -> None:
         )
 
 
-def http_check(spec: StudySpec, path: Path, truth: Truth, budget: int) -> None:
+def http_check(spec: StudySpec, path: Path, truth: Truth, budget: int, time_scale: float) -> None:
     """Seed 0's screening study through the real HTTP emulator, beside the in-process one."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/http.db"
         runner = LocalRunner(
             Path(folder) / "trials",
-            emulator=EmulatorLaunch(time_scale=TIME_SCALE, startup_s=0.2, profile=path),
+            emulator=EmulatorLaunch(time_scale=time_scale, startup_s=0.2, profile=path),
             num_warmups=0,
         )
         http = run_one(spec, path, truth, 0, budget, True, runner, url)
