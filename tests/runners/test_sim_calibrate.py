@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from runners.errors import CalibrationError
+from runners.sim import replay
 from runners.sim.calibrate import main
 from runners.sim.calibration_file import load_calibration
 from runners.sim.profile import EngineScales
@@ -218,3 +219,53 @@ def test_a_calibration_file_naming_an_unknown_engine_is_refused(
     out.write_text(yaml.safe_dump(document))
     with pytest.raises(CalibrationError, match=r"engines\.tgi: unknown engine"):
         load_calibration(out)
+
+
+def test_replay_predicts_with_a_calibration_file(
+    tmp_path: Path, rows: list[dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = write_csv(tmp_path / "runs.csv", rows)
+    calibration = tmp_path / "calibration.yaml"
+    assert main(["--runs", str(runs), "--out", str(calibration)]) == 0
+    plain, calibrated = tmp_path / "plain.csv", tmp_path / "calibrated.csv"
+    assert replay.main(["--runs", str(runs), "--out", str(plain)]) == 0
+    assert (
+        replay.main(
+            ["--runs", str(runs), "--out", str(calibrated), "--calibration", str(calibration)]
+        )
+        == 0
+    )
+    assert f"with the calibration {calibration}: calibrated on 3 runs" in capsys.readouterr().out
+
+    def errors(path: Path) -> list[float]:
+        with path.open(newline="") as handle:
+            predicted = list(csv.DictReader(handle))
+        return [
+            abs(float(p["total_token_throughput"]) / float(r["total_token_throughput"]) - 1)
+            for p, r in zip(predicted, rows, strict=True)
+        ]
+
+    assert max(errors(calibrated)) < 0.05 < max(errors(plain))
+
+
+def test_replay_refuses_a_poor_or_bad_calibration_and_writes_nothing(
+    tmp_path: Path, rows: list[dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wild = dict(rows[2], total_token_throughput=str(float(rows[2]["total_token_throughput"]) * 10))
+    runs = write_csv(tmp_path / "runs.csv", [*rows[:2], wild])
+    poor = tmp_path / "poor.yaml"
+    assert main(["--runs", str(runs), "--out", str(poor)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "pred.csv"
+    for calibration in (poor, tmp_path / "missing.yaml"):
+        assert (
+            replay.main(
+                ["--runs", str(runs), "--out", str(out), "--calibration", str(calibration)]
+            )
+            == 2
+        )
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(calibration) in err
+        assert not out.exists()
+    args = ["--runs", str(runs), "--out", str(out), "--calibration", str(poor)]
+    assert replay.main([*args, "--accept-poor-fit"]) == 0 and out.exists()
