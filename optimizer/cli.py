@@ -331,7 +331,9 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     from runners.sim.runner import SimRunner
 
     return SimRunner(
-        noise=Noise.typical() if choice.noise else None, artifacts_dir=artifacts_dir.resolve()
+        noise=Noise.typical() if choice.noise else None,
+        artifacts_dir=artifacts_dir.resolve(),
+        calibration=choice.calibration,
     )
 
 

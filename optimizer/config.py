@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from optimizer.errors import UsageError
+from optimizer.errors import SpecError, UsageError
 from optimizer.paths import check_name
 from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.spec.presets import RecommendRule
+from optimizer.spec.simulator import spec_calibration
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
+from runners.errors import CalibrationError
 from runners.settings import RealRunSettings
+from runners.sim.fit import CalibrationFit
 
 RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
@@ -49,12 +52,26 @@ class RunnerChoice:
     emulator_scale: float | None = None
     emulator_profile: Path | None = None
     real_run: RealRunSettings = field(default_factory=RealRunSettings)
+    calibration: CalibrationFit | None = None
+    """The user's calibration (the space file's simulator section) the simulated runner
+    applies; None: the shipped calibration."""
 
     @property
     def real_engine(self) -> bool:
         """Trials start a real engine process (not the simulator, not the emulator)."""
         worker = self.ray_worker if self.name == "ray" else self.name
         return worker == "local" and self.emulator_scale is None
+
+
+def with_calibration(choice: RunnerChoice, spec: StudySpec) -> RunnerChoice:
+    """`choice` with the calibration the space file names (`optimizer.spec.simulator`)."""
+    if choice.calibration is not None or spec.simulator.calibration is None:
+        return choice
+    try:
+        fit = spec_calibration(spec.simulator)
+    except CalibrationError as exc:
+        raise SpecError(f"simulator.calibration: {exc}") from None
+    return replace(choice, calibration=fit)
 
 
 def real_run_settings(
@@ -140,7 +157,7 @@ class StudyConfig:
             n_trials=n_trials or spec.search.n_trials,
             sampler=sampler or spec.search.sampler,
             seed=seed if seed is not None else spec.search.seed,
-            runner=runner or RunnerChoice(),
+            runner=with_calibration(runner or RunnerChoice(), spec),
             heartbeat_s=heartbeat_s,
             grace_s=grace_s,
             warm_start=warm_start,

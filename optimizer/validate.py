@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
-from optimizer.config import RunnerChoice, real_run_settings
+from optimizer.config import RunnerChoice, real_run_settings, with_calibration
 from optimizer.errors import NothingToValidateError, UsageError
 from optimizer.measurements import (
     RATE_LEVELS,
@@ -400,12 +400,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.emulator is not None and ns.runner != "local":
             raise UsageError("--emulator needs --runner local")
         profile = emulator_profile(ns.emulator_profile, ns.emulator)
-        choice = RunnerChoice(
-            ns.runner,
-            noise=not ns.no_noise,
-            emulator_scale=ns.emulator,
-            emulator_profile=profile,
-            real_run=real_run_settings(spec.real_run),
+        choice = with_calibration(
+            RunnerChoice(
+                ns.runner,
+                noise=not ns.no_noise,
+                emulator_scale=ns.emulator,
+                emulator_profile=profile,
+                real_run=real_run_settings(spec.real_run),
+            ),
+            spec,
         )
         runner = make_runner(choice, ref.directory / "validation")
         if isinstance(runner, LocalRunner) and choice.real_engine:

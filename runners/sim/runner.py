@@ -29,6 +29,7 @@ from runners.load_search import measure_workloads
 from runners.phases import report_phase
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
+from runners.sim.fit import CalibrationFit, calibration_for
 from runners.types import (
     Candidate,
     Crash,
@@ -63,11 +64,19 @@ class SimRunner:
     """The default runner: no GPU, no process, deterministic for a workload seed.
 
     `artifacts_dir`: where each trial's simulated files go (None: nothing is written).
+    `calibration`: the user's calibration (`runners.sim.fit`), whose corrections for each
+    trial's engine the simulation applies (None: the shipped calibration).
     """
 
-    def __init__(self, noise: Noise | None = None, artifacts_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        noise: Noise | None = None,
+        artifacts_dir: Path | None = None,
+        calibration: CalibrationFit | None = None,
+    ) -> None:
         self.noise = noise
         self.artifacts_dir = artifacts_dir
+        self.calibration = calibration
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         sim_policy(candidate.engine)  # an engine the simulator cannot run is refused here
@@ -112,7 +121,12 @@ class SimRunner:
     def _once(self, resolved: ServingConfig, workload: Workload) -> tuple[TrialOutcome, float]:
         """One simulated benchmark of one request list, and the launch it would need."""
         started = time.perf_counter()
-        result = simulate(resolved, workload, seed=workload.seed, noise=self.noise)
+        calibration = None
+        if self.calibration is not None:
+            calibration = calibration_for(resolved, self.calibration)
+        result = simulate(
+            resolved, workload, seed=workload.seed, noise=self.noise, calibration=calibration
+        )
         gpus_used = resolved.replicas * resolved.gpus_per_replica
         launch_s = launch_seconds(resolved, result)
         diagnostics = (
