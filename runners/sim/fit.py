@@ -65,11 +65,14 @@ FACTOR_BOUNDS = {
     "usable_memory": USABLE_BOUNDS,
 }
 METRIC_SIGMA = {
-    "total_token_throughput_tok_s": 0.05,
-    "mean_ttft_ms": 0.15,
-    "mean_tpot_ms": 0.08,
+    "total_token_throughput_tok_s": 0.1,
+    "mean_ttft_ms": 0.3,
+    "mean_tpot_ms": 0.2,
 }
-"""Expected log mismatch of each metric after a good fit (run-to-run noise plus model error)."""
+"""Expected log mismatch of each metric after a good fit: run-to-run noise plus the simulator's
+own model error, which varies from one configuration to the next (its median errors on published
+runs are 5-20%). With smaller values one run moves the factors as if its error were systematic:
+on the GPUStack runs, calibrating on one run per group then predicts the others worse."""
 METRICS = tuple(METRIC_SIGMA)
 SENSITIVITY = {
     "compute_efficiency": 0.6,
