@@ -14,16 +14,18 @@ The fit, per engine (engines do not share factors, so each is fitted on its own 
 2. The other three by Levenberg-Marquardt on log residuals of total token throughput, mean TTFT
    and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward 1.0 by a Gaussian prior in
    log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a valid input: what it cannot
-   show stays at the prior. Jacobians are forward differences of the simulator.
+   show stays at the prior.
 3. Uncertainty: the Laplace approximation, i.e. the inverse of the Gauss-Newton Hessian (J'J
    plus the prior's precision) at the optimum, in log space: the reported sigma of each factor.
 
-Speed: a run of more than `MAX_REQUESTS` requests is simulated during the fit on its first
-`MAX_REQUESTS` requests only, and the full run's metrics are reached by the ratio between the
-full and the shortened run at the base calibration (simulated once per run). The final errors
-come from full simulations at the fitted factors. The reported errors are leave-one-out when
-there are at least 3 runs, by the linearised (hat-matrix) correction of each run's residuals,
-not by refitting.
+Speed: during the fit a run is simulated shortened, as one replica (of several filling a node)
+with its share of the load and at most `MAX_REQUESTS` requests, and the full run's metrics are
+reached through the ratio between the full and the shortened simulation. That ratio is taken at
+the base calibration (one full simulation per run), then again where the first fit landed, and
+the fit is refined from there, so the shortening costs no accuracy near the optimum. Jacobians
+are taken once by forward differences, then kept current by Broyden updates. The reported
+errors are leave-one-out when there are at least 3 runs, by the linearised (hat-matrix)
+correction of each run's residuals, not by refitting.
 """
 
 from __future__ import annotations
@@ -137,22 +139,42 @@ def _metric_values(metrics: Metrics) -> dict[str, float]:
     return {m: flat[m] for m in METRICS if math.isfinite(flat[m]) and flat[m] > 0}
 
 
+def _shortened(obs: Observation) -> tuple[ServingConfig, Workload] | None:
+    """The run cut to one replica and at most `MAX_REQUESTS` requests, with its share of the
+    load (None: it is that short already)."""
+    config, workload = obs.config, obs.workload
+    replicas = max(1, config.replicas)
+    if replicas == 1 and workload.num_prompts <= MAX_REQUESTS:
+        return None
+
+    def share(value: int) -> int:
+        return max(1, math.ceil(value / replicas))
+
+    limit = workload.max_concurrency
+    short = replace(
+        workload,
+        num_prompts=min(MAX_REQUESTS, share(workload.num_prompts)),
+        max_concurrency=None if limit is None else share(limit),
+        request_rate=workload.request_rate / replicas,
+    )
+    return replace(config, replicas=1), short
+
+
 def _simulated(
-    obs: Observation, scales: EngineScales, base: Calibration | None, requests: int | None
+    obs: Observation, scales: EngineScales, base: Calibration | None, short: bool
 ) -> dict[str, float] | None:
-    """The simulated metrics of `obs` at `scales` (None: the simulation crashes)."""
-    workload = obs.workload
-    if requests is not None and workload.num_prompts > requests:
-        workload = replace(workload, num_prompts=requests)
-    calib = engine_calibration(obs.config.engine, obs.config.gpu.name, scales, base)
+    """The simulated metrics of `obs` (`short`: of its shortened form) at `scales` (None: the
+    simulation crashes)."""
+    config, workload = (_shortened(obs) if short else None) or (obs.config, obs.workload)
+    calib = engine_calibration(config.engine, config.gpu.name, scales, base)
     try:
-        result = simulate(obs.config, workload, seed=0, calibration=calib)
+        result = simulate(config, workload, seed=0, calibration=calib)
     except ServingOptimizerError as exc:
         raise CalibrationError(f"{obs.label}: the simulator cannot run it: {exc}") from None
     if result.records is None:
         return None
     try:
-        return _metric_values(summarize(result.records, num_gpus=obs.config.gpus_per_replica))
+        return _metric_values(summarize(result.records, num_gpus=config.gpus_per_replica))
     except NoMetricValue:
         return None
 
@@ -177,7 +199,7 @@ def _residuals(
     """Scaled log residuals of every run and metric (None: some run crashes at `theta`)."""
     out: list[float] = []
     for run in runs:
-        sim = _simulated(run.obs, _scales(theta, usable), base, MAX_REQUESTS)
+        sim = _simulated(run.obs, _scales(theta, usable), base, short=True)
         if sim is None:
             return None
         for metric, offset in run.offset.items():
@@ -210,7 +232,7 @@ def _fit_engine(
     theta: np.ndarray,
     jac: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(theta, covariance, jacobian) of the three metric-fitted log factors, from `theta`.
+    """(theta, scaled residuals, jacobian) of the three metric-fitted log factors, from `theta`.
 
     Levenberg-Marquardt; the Jacobian is taken by forward differences once (unless given) and
     then kept current by Broyden's rank-one updates, one simulation per run and iteration."""
@@ -250,23 +272,32 @@ def _fit_engine(
             theta, r, damping = trial, r_trial, damping / 3
         else:
             damping *= 10
-    covariance = np.linalg.inv(jac.T @ jac + precision)
-    return theta, covariance, jac
+    return theta, r, jac
+
+
+def _offsets(
+    obs: Observation, measured: dict[str, float], scales: EngineScales, base: Calibration | None
+) -> dict[str, float] | None:
+    """log full - log short - log measured per metric, at `scales` (None: it crashes)."""
+    full = _simulated(obs, scales, base, short=False)
+    short = full if _shortened(obs) is None else _simulated(obs, scales, base, short=True)
+    if full is None or short is None:
+        return None
+    return {
+        m: math.log(full[m]) - math.log(short[m]) - math.log(measured[m])
+        for m in METRICS
+        if m in measured and m in full and m in short
+    }
 
 
 def _refresh(run: _Run, theta: np.ndarray, usable: float, base: Calibration | None) -> _Run:
     """`run` with its full-vs-short offsets taken at `theta` instead of the base."""
-    scales = _scales(theta, usable)
-    full = _simulated(run.obs, scales, base, None)
-    short = _simulated(run.obs, scales, base, MAX_REQUESTS)
-    if full is None or short is None:
+    if _shortened(run.obs) is None:
         return run
-    offset = {
-        m: math.log(full[m]) - math.log(short[m]) - math.log(run.measured[m])
-        for m in run.offset
-        if m in full and m in short
-    }
-    return _Run(run.obs, run.measured, offset) if len(offset) == len(run.offset) else run
+    offset = _offsets(run.obs, run.measured, _scales(theta, usable), base)
+    if offset is None or set(offset) != set(run.offset):
+        return run
+    return _Run(run.obs, run.measured, offset)
 
 
 def _check_contradictions(observations: Sequence[Observation]) -> None:
@@ -291,16 +322,7 @@ def _prepare(obs: Observation, base: Calibration | None, usable: float) -> _Run 
     """The run with its offsets, or None when the simulator cannot make it work."""
     assert obs.metrics is not None
     measured = _metric_values(obs.metrics)
-    start = EngineScales(usable_memory=usable)
-    full = _simulated(obs, start, base, None)
-    short = _simulated(obs, start, base, MAX_REQUESTS)
-    if full is None or short is None:
-        return None
-    offset = {
-        m: math.log(full[m]) - math.log(short[m]) - math.log(measured[m])
-        for m in METRICS
-        if m in measured and m in full and m in short
-    }
+    offset = _offsets(obs, measured, EngineScales(usable_memory=usable), base)
     return _Run(obs, measured, offset) if offset else None
 
 
@@ -322,20 +344,6 @@ def _errors(
             out[metric].append(abs(math.exp(float(value) * METRIC_SIGMA[metric]) - 1.0))
         row += len(metrics)
     return out
-
-
-def _final_residuals(
-    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
-) -> np.ndarray:
-    """Scaled residuals from full-length simulations at the fitted factors."""
-    out: list[float] = []
-    for run in runs:
-        sim = _simulated(run.obs, _scales(theta, usable), base, None) or {}
-        for metric in run.offset:
-            value = sim.get(metric, 0.0)
-            log_ratio = math.log(value / run.measured[metric]) if value > 0 else 5.0
-            out.append(log_ratio / METRIC_SIGMA[metric])
-    return np.array(out)
 
 
 def fit_calibration(
@@ -367,18 +375,17 @@ def fit_calibration(
             for f in FITTED_BY_METRICS:
                 corrections[f"{engine}.{f}"] = (1.0, PRIOR_SIGMA[f])
             continue
-        theta, _, jac = _fit_engine(runs, usable, base, np.zeros(3))
-        if any(run.obs.workload.num_prompts > MAX_REQUESTS for run in runs):
+        theta, final, jac = _fit_engine(runs, usable, base, np.zeros(3))
+        if any(_shortened(run.obs) is not None for run in runs):
             # the shortened runs' ratio to the full ones, taken again where the fit landed
             runs = [_refresh(run, theta, usable, base) for run in runs]
-            theta, _, jac = _fit_engine(runs, usable, base, theta, jac)
+            theta, final, jac = _fit_engine(runs, usable, base, theta, jac)
         covariance = np.linalg.inv(
             jac.T @ jac + np.diag([PRIOR_SIGMA[f] ** -2 for f in FITTED_BY_METRICS])
         )
         for index, f in enumerate(FITTED_BY_METRICS):
             sigma = math.sqrt(max(float(covariance[index, index]), 0.0))
             corrections[f"{engine}.{f}"] = (float(math.exp(theta[index])), sigma)
-        final = _final_residuals(runs, theta, usable, base)
         for metric, values in _errors(runs, final, jac, covariance).items():
             errors[metric].extend(values)
     error = {m: statistics.median(v) for m, v in errors.items() if v}
