@@ -11,10 +11,10 @@ The fit, per engine (engines do not share factors, so each is fitted on its own 
 
 1. usable_memory from which runs started and which ran out of memory
    (`runners.sim.fit_memory`).
-2. The other three by Levenberg-Marquardt on log residuals of total token throughput, mean TTFT
-   and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward 1.0 by a Gaussian prior in
-   log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a valid input: what it cannot
-   show stays at the prior.
+2. The other three by Levenberg-Marquardt (`runners.sim.fit_solver`) on log residuals of total
+   token throughput, mean TTFT and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward
+   1.0 by a Gaussian prior in log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a
+   valid input: what it cannot show stays at the prior.
 3. Uncertainty: the Laplace approximation, i.e. the inverse of the Gauss-Newton Hessian (J'J
    plus the prior's precision) at the optimum, in log space: the reported sigma of each factor.
 
@@ -32,50 +32,33 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from runners.bench.metrics import NoMetricValue, summarize
-from runners.errors import CalibrationError, ServingOptimizerError
+from runners.errors import CalibrationError
 from runners.sim import simulate
-from runners.sim.fit_memory import (
-    USABLE_BOUNDS,
-    USABLE_PRIOR_SIGMA,
-    engine_calibration,
-    fit_usable,
+from runners.sim.fit_memory import engine_calibration, fit_usable
+from runners.sim.fit_solver import (
+    FACTORS,
+    FITTED_BY_METRICS,
+    MAX_REQUESTS,
+    METRIC_SIGMA,
+    METRICS,
+    PRIOR_SIGMA,
+    Run,
+    fit_engine,
+    prepare,
+    refresh,
+    shortened,
 )
 from runners.sim.params import Calibration, fitted_calibration
 from runners.sim.prediction import Prediction
 from runners.sim.profile import EngineScales
 from runners.types import Metrics, ServingConfig, Workload
 
-FACTORS = ("compute_efficiency", "memory_bandwidth_efficiency", "step_overhead", "usable_memory")
-FITTED_BY_METRICS = FACTORS[:3]
-PRIOR_SIGMA = {
-    "compute_efficiency": 0.3,
-    "memory_bandwidth_efficiency": 0.3,
-    "step_overhead": 0.5,
-    "usable_memory": USABLE_PRIOR_SIGMA,
-}
-"""Prior uncertainty of each factor (natural-log units) around 1.0."""
-FACTOR_BOUNDS = {
-    "compute_efficiency": (0.25, 2.0),
-    "memory_bandwidth_efficiency": (0.25, 2.0),
-    "step_overhead": (0.1, 10.0),
-    "usable_memory": USABLE_BOUNDS,
-}
-METRIC_SIGMA = {
-    "total_token_throughput_tok_s": 0.1,
-    "mean_ttft_ms": 0.3,
-    "mean_tpot_ms": 0.2,
-}
-"""Expected log mismatch of each metric after a good fit: run-to-run noise plus the simulator's
-own model error, which varies from one configuration to the next (its median errors on published
-runs are 5-20%). With smaller values one run moves the factors as if its error were systematic:
-on the GPUStack runs, calibrating on one run per group then predicts the others worse."""
-METRICS = tuple(METRIC_SIGMA)
 SENSITIVITY = {
     "compute_efficiency": 0.6,
     "memory_bandwidth_efficiency": 0.6,
@@ -86,13 +69,10 @@ SENSITIVITY = {
 metric sigma without simulating each candidate several times."""
 NOISE_FLOOR = 0.03
 """Smallest `log_sigma` of a prediction: run-to-run variation of a real engine."""
-MAX_REQUESTS = 200
 CONTRADICTION_RATIO = 1.5
 """Runs of one configuration and workload whose throughputs differ by more: an error."""
 POOR_ERROR = {"total_token_throughput_tok_s": 0.15, "mean_ttft_ms": 0.35, "mean_tpot_ms": 0.3}
 """A median error above these makes the fit poor."""
-FD_STEP = 0.05
-MAX_ITERATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -134,172 +114,6 @@ class CalibrationFit:
         }
 
 
-def _metric_values(metrics: Metrics) -> dict[str, float]:
-    flat = metrics.flat()
-    return {m: flat[m] for m in METRICS if math.isfinite(flat[m]) and flat[m] > 0}
-
-
-def _shortened(obs: Observation) -> tuple[ServingConfig, Workload] | None:
-    """The run cut to one replica and at most `MAX_REQUESTS` requests, with its share of the
-    load (None: it is that short already)."""
-    config, workload = obs.config, obs.workload
-    replicas = max(1, config.replicas)
-    if replicas == 1 and workload.num_prompts <= MAX_REQUESTS:
-        return None
-
-    def share(value: int) -> int:
-        return max(1, math.ceil(value / replicas))
-
-    limit = workload.max_concurrency
-    short = replace(
-        workload,
-        num_prompts=min(MAX_REQUESTS, share(workload.num_prompts)),
-        max_concurrency=None if limit is None else share(limit),
-        request_rate=workload.request_rate / replicas,
-    )
-    return replace(config, replicas=1), short
-
-
-def _simulated(
-    obs: Observation, scales: EngineScales, base: Calibration | None, short: bool
-) -> dict[str, float] | None:
-    """The simulated metrics of `obs` (`short`: of its shortened form) at `scales` (None: the
-    simulation crashes)."""
-    config, workload = (_shortened(obs) if short else None) or (obs.config, obs.workload)
-    calib = engine_calibration(config.engine, config.gpu.name, scales, base)
-    try:
-        result = simulate(config, workload, seed=0, calibration=calib)
-    except ServingOptimizerError as exc:
-        raise CalibrationError(f"{obs.label}: the simulator cannot run it: {exc}") from None
-    if result.records is None:
-        return None
-    try:
-        return _metric_values(summarize(result.records, num_gpus=config.gpus_per_replica))
-    except NoMetricValue:
-        return None
-
-
-@dataclass
-class _Run:
-    """One working run inside the fit: what it measured and the full-vs-short offsets."""
-
-    obs: Observation
-    measured: dict[str, float]
-    offset: dict[str, float]  # log full(base) - log short(base) - log measured
-
-
-def _scales(theta: np.ndarray, usable: float) -> EngineScales:
-    values = dict(zip(FITTED_BY_METRICS, np.exp(theta).tolist(), strict=True))
-    return EngineScales(usable_memory=usable, **values)
-
-
-def _residuals(
-    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
-) -> np.ndarray | None:
-    """Scaled log residuals of every run and metric (None: some run crashes at `theta`)."""
-    out: list[float] = []
-    for run in runs:
-        sim = _simulated(run.obs, _scales(theta, usable), base, short=True)
-        if sim is None:
-            return None
-        for metric, offset in run.offset.items():
-            value = sim.get(metric)
-            if value is None:
-                return None
-            out.append((math.log(value) + offset) / METRIC_SIGMA[metric])
-    return np.array(out)
-
-
-def _jacobian(
-    residual: Callable[[np.ndarray], np.ndarray | None], theta: np.ndarray, r0: np.ndarray
-) -> np.ndarray:
-    columns = []
-    for j in range(theta.size):
-        step = np.zeros_like(theta)
-        step[j] = FD_STEP
-        r1 = residual(theta + step)
-        sign = 1.0
-        if r1 is None:
-            r1, sign = residual(theta - step), -1.0
-        columns.append(np.zeros_like(r0) if r1 is None else sign * (r1 - r0) / FD_STEP)
-    return np.stack(columns, axis=1)
-
-
-def _fit_engine(
-    runs: Sequence[_Run],
-    usable: float,
-    base: Calibration | None,
-    theta: np.ndarray,
-    jac: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(theta, scaled residuals, jacobian) of the three metric-fitted log factors, from `theta`.
-
-    Levenberg-Marquardt; the Jacobian is taken by forward differences once (unless given) and
-    then kept current by Broyden's rank-one updates, one simulation per run and iteration."""
-    precision = np.diag([1.0 / PRIOR_SIGMA[f] ** 2 for f in FITTED_BY_METRICS])
-    low = np.log([FACTOR_BOUNDS[f][0] for f in FITTED_BY_METRICS])
-    high = np.log([FACTOR_BOUNDS[f][1] for f in FITTED_BY_METRICS])
-
-    def residual(point: np.ndarray) -> np.ndarray | None:
-        return _residuals(runs, point, usable, base)
-
-    def cost(point: np.ndarray, r: np.ndarray) -> float:
-        return float(r @ r + point @ precision @ point)
-
-    r = residual(theta)
-    if r is None:
-        raise CalibrationError(
-            f"{runs[0].obs.label}: the simulator cannot reproduce this working run; check "
-            "that its configuration is the one that was measured"
-        )
-    if jac is None:
-        jac = _jacobian(residual, theta, r)
-    damping = 1e-2
-    for _ in range(MAX_ITERATIONS):
-        hessian = jac.T @ jac + precision
-        gradient = jac.T @ r + precision @ theta
-        step = np.linalg.solve(hessian + damping * np.diag(np.diag(hessian)), -gradient)
-        trial = np.clip(theta + step, low, high)
-        moved = trial - theta
-        if float(np.max(np.abs(moved))) < 2e-3:
-            break
-        r_trial = residual(trial)
-        if r_trial is None:
-            damping *= 10
-            continue
-        jac = jac + np.outer(r_trial - r - jac @ moved, moved) / float(moved @ moved)
-        if cost(trial, r_trial) < cost(theta, r):
-            theta, r, damping = trial, r_trial, damping / 3
-        else:
-            damping *= 10
-    return theta, r, jac
-
-
-def _offsets(
-    obs: Observation, measured: dict[str, float], scales: EngineScales, base: Calibration | None
-) -> dict[str, float] | None:
-    """log full - log short - log measured per metric, at `scales` (None: it crashes)."""
-    full = _simulated(obs, scales, base, short=False)
-    short = full if _shortened(obs) is None else _simulated(obs, scales, base, short=True)
-    if full is None or short is None:
-        return None
-    return {
-        m: math.log(full[m]) - math.log(short[m]) - math.log(measured[m])
-        for m in METRICS
-        if m in measured and m in full and m in short
-    }
-
-
-def _refresh(run: _Run, theta: np.ndarray, usable: float, base: Calibration | None) -> _Run:
-    """`run` with its full-vs-short offsets taken at `theta` instead of the base."""
-    if _shortened(run.obs) is None:
-        return run
-    offset = _offsets(run.obs, run.measured, _scales(theta, usable), base)
-    if offset is None or set(offset) != set(run.offset):
-        return run
-    return _Run(run.obs, run.measured, offset)
-
-
 def _check_contradictions(observations: Sequence[Observation]) -> None:
     seen: dict[tuple[ServingConfig, Workload], Observation] = {}
     for obs in observations:
@@ -318,16 +132,8 @@ def _check_contradictions(observations: Sequence[Observation]) -> None:
             )
 
 
-def _prepare(obs: Observation, base: Calibration | None, usable: float) -> _Run | None:
-    """The run with its offsets, or None when the simulator cannot make it work."""
-    assert obs.metrics is not None
-    measured = _metric_values(obs.metrics)
-    offset = _offsets(obs, measured, EngineScales(usable_memory=usable), base)
-    return _Run(obs, measured, offset) if offset else None
-
-
 def _errors(
-    runs: Sequence[_Run], residuals: np.ndarray, jac: np.ndarray, covariance: np.ndarray
+    runs: Sequence[Run], residuals: np.ndarray, jac: np.ndarray, covariance: np.ndarray
 ) -> dict[str, list[float]]:
     """|relative error| per metric of every run; leave-one-out (linearised) with >= 3 runs."""
     out: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -361,11 +167,11 @@ def fit_calibration(
         usable, usable_sigma, problem = fit_usable(own, base)
         if problem:
             problems.append(problem)
-        runs: list[_Run] = []
+        runs: list[Run] = []
         for obs in own:
             if obs.metrics is None:
                 continue
-            run = _prepare(obs, base, usable)
+            run = prepare(obs, base, usable)
             if run is None:
                 problems.append(f"{obs.label}: the simulator cannot reproduce this working run")
             else:
@@ -375,11 +181,11 @@ def fit_calibration(
             for f in FITTED_BY_METRICS:
                 corrections[f"{engine}.{f}"] = (1.0, PRIOR_SIGMA[f])
             continue
-        theta, final, jac = _fit_engine(runs, usable, base, np.zeros(3))
-        if any(_shortened(run.obs) is not None for run in runs):
+        theta, final, jac = fit_engine(runs, usable, base, np.zeros(3))
+        if any(shortened(run.obs) is not None for run in runs):
             # the shortened runs' ratio to the full ones, taken again where the fit landed
-            runs = [_refresh(run, theta, usable, base) for run in runs]
-            theta, final, jac = _fit_engine(runs, usable, base, theta, jac)
+            runs = [refresh(run, theta, usable, base) for run in runs]
+            theta, final, jac = fit_engine(runs, usable, base, theta, jac)
         covariance = np.linalg.inv(
             jac.T @ jac + np.diag([PRIOR_SIGMA[f] ** -2 for f in FITTED_BY_METRICS])
         )
@@ -489,6 +295,9 @@ def predict(
 
 __all__ = [
     "FACTORS",
+    "MAX_REQUESTS",
+    "METRICS",
+    "PRIOR_SIGMA",
     "CalibrationFit",
     "Observation",
     "applied_calibration",
