@@ -34,6 +34,7 @@ class FactorModel(_Strict):
 
 class EngineModel(_Strict):
     gpus: list[str] = Field(min_length=1)
+    prediction_log_sigma: float | None = Field(default=None, ge=0.0)
     compute_efficiency: FactorModel
     memory_bandwidth_efficiency: FactorModel
     step_overhead: FactorModel
@@ -74,6 +75,8 @@ def calibration_document(
     engines: dict[str, object] = {}
     for engine, names in gpus.items():
         entry: dict[str, object] = {"gpus": list(names)}
+        if engine in fit.spread:
+            entry["prediction_log_sigma"] = round(fit.spread[engine], 4)
         for factor in FACTORS:
             value, sigma = fit.corrections[f"{engine}.{factor}"]
             entry[factor] = {"factor": round(value, 4), "log_sigma": round(sigma, 4)}
@@ -156,6 +159,11 @@ def load_calibration(path: str | Path, accept_poor_fit: bool = False) -> Calibra
         max_error={m: e.max for m, e in model.error.items()},
         poor=model.quality == "poor",
         note=model.quality_reason,
+        spread={
+            engine: entry.prediction_log_sigma
+            for engine, entry in model.engines.items()
+            if entry.prediction_log_sigma is not None
+        },
     )
 
 

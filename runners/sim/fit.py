@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -105,6 +105,9 @@ class CalibrationFit:
     note: str
     base: Calibration | None = None
     """The calibration the corrections apply to (None: the shipped one)."""
+    spread: dict[str, float] = field(default_factory=dict)
+    """Per engine: the corrections' uncertainty carried to the metrics (one-sigma, log units),
+    averaged over the runs' configurations (what `predict` adds to its noise floor)."""
 
     def scales(self, engine: str) -> tuple[EngineScales, dict[str, float]]:
         """The engine's factors and their log-sigmas (1.0 and the prior when not measured)."""
@@ -160,6 +163,7 @@ def fit_calibration(
         raise CalibrationError("no runs to calibrate on: give at least one measured run")
     _check_contradictions(observations)
     corrections: dict[str, tuple[float, float]] = {}
+    spread: dict[str, float] = {}
     errors: dict[str, list[float]] = {m: [] for m in METRICS}
     problems: list[str] = []
     for engine in sorted({o.config.engine for o in observations}):
@@ -189,6 +193,10 @@ def fit_calibration(
         covariance = np.linalg.inv(
             jac.T @ jac + np.diag([PRIOR_SIGMA[f] ** -2 for f in FITTED_BY_METRICS])
         )
+        scale = np.array([METRIC_SIGMA[m] for run in runs for m in run.offset])
+        unscaled = jac * scale[:, None]  # d log metric / d log factor
+        variances = np.einsum("ij,jk,ik->i", unscaled, covariance, unscaled)
+        spread[engine] = math.sqrt(max(float(np.mean(variances)), 0.0))
         for index, f in enumerate(FITTED_BY_METRICS):
             sigma = math.sqrt(max(float(covariance[index, index]), 0.0))
             corrections[f"{engine}.{f}"] = (float(math.exp(theta[index])), sigma)
@@ -209,7 +217,7 @@ def fit_calibration(
         summary += f"; median throughput error {100 * error['total_token_throughput_tok_s']:.0f}%"
     note = summary + ("; poor fit: " + "; ".join(problems) if problems else "")
     return CalibrationFit(
-        corrections, calibration, n, error, max_error, bool(problems), note, base
+        corrections, calibration, n, error, max_error, bool(problems), note, base, spread
     )
 
 
@@ -265,8 +273,9 @@ def crash_probability(crashed: bool) -> float:
 def predict(
     config: ServingConfig, workload: Workload, fit: CalibrationFit | None, seed: int = 0
 ) -> Prediction:
-    """Simulate `config` with its engine's corrections; `log_sigma` is the noise floor, the
-    fit's median leave-one-out error and the corrections' sigmas (times `SENSITIVITY`)."""
+    """Simulate `config` with its engine's corrections. `log_sigma` adds in quadrature a floor
+    (the larger of `NOISE_FLOOR` and the fit's median error) and the corrections' uncertainty:
+    the fit's own `spread` for a measured engine, else the prior sigmas times `SENSITIVITY`."""
     engine = config.engine
     if fit is None:
         sigmas, source = dict(PRIOR_SIGMA), "shipped calibration"
@@ -284,7 +293,10 @@ def predict(
     floor = NOISE_FLOOR
     if fit is not None and fit.error:
         floor = max(floor, float(np.median(list(fit.error.values()))))
-    spread = sum((SENSITIVITY[f] * sigmas[f]) ** 2 for f in FACTORS)
+    if fit is not None and engine in fit.spread:
+        spread = fit.spread[engine] ** 2
+    else:
+        spread = sum((SENSITIVITY[f] * sigmas[f]) ** 2 for f in FACTORS)
     return Prediction(
         metrics=metrics,
         log_sigma=math.sqrt(floor**2 + spread),

@@ -14,7 +14,9 @@ import yaml
 from runners.errors import CalibrationError
 from runners.sim import replay
 from runners.sim.calibrate import main
+from runners.sim.calibrate_runs import read_runs
 from runners.sim.calibration_file import load_calibration
+from runners.sim.fit import fit_calibration, predict
 from runners.sim.profile import EngineScales
 from tests.runners.calib_runs import bench_json, bench_rows
 
@@ -269,3 +271,20 @@ def test_replay_refuses_a_poor_or_bad_calibration_and_writes_nothing(
         assert not out.exists()
     args = ["--runs", str(runs), "--out", str(out), "--calibration", str(poor)]
     assert replay.main([*args, "--accept-poor-fit"]) == 0 and out.exists()
+
+
+def test_the_file_keeps_what_predictions_need(tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    runs = write_csv(tmp_path / "runs.csv", rows)
+    out = tmp_path / "calibration.yaml"
+    assert main(["--runs", str(runs), "--out", str(out)]) == 0
+    observations = read_runs(runs, None, None)
+    fitted, loaded = fit_calibration(observations), load_calibration(out)
+    cfg, load = observations[0].config, observations[0].workload
+    direct, from_file = predict(cfg, load, fitted), predict(cfg, load, loaded)
+    assert from_file.log_sigma == pytest.approx(direct.log_sigma, rel=0.01)
+    assert from_file.metrics is not None and direct.metrics is not None
+    assert from_file.metrics.total_token_throughput_tok_s == pytest.approx(
+        direct.metrics.total_token_throughput_tok_s, rel=0.01
+    )
+    # the corrections the runs pin down leave less doubt than the prior alone
+    assert from_file.log_sigma < predict(cfg, load, None).log_sigma
