@@ -23,6 +23,7 @@ import optuna
 
 from optimizer.artifacts import study_dir
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
+from optimizer.convergence import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
@@ -33,6 +34,7 @@ from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
 from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
+from optimizer.screening import DEFAULT_CANDIDATES
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
 from optimizer.storage import (
@@ -155,6 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         "the best throughput, the lowest latency; latency = within noise of the lowest "
         "latency, the highest throughput; balanced = the most throughput per latency",
     )
+    _add_search_arguments(parser)
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
@@ -168,6 +171,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         pass_env=ns.pass_env or [],
     )
     emulator = emulator_choice(ns)
+    stop = stop_rule(ns)
     return StudyConfig.of(
         spec,
         study_name=ns.study_name,
@@ -186,7 +190,47 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         allow_space_change=ns.allow_space_change,
         quiet=ns.quiet,
         recommend=ns.recommend,
+        screening=ns.screening == "on",
+        screening_candidates=ns.screening_candidates,
+        stop=stop,
     )
+
+
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Screening, and when a simulated study without --n-trials stops."""
+    parser.add_argument(
+        "--screening",
+        choices=["on", "off"],
+        default="on",
+        help="each sampled trial is the best of K proposals by the study's predictor (the "
+        "simulator in simulated studies; real runners have none yet); default %(default)s",
+    )
+    parser.add_argument(
+        "--screening-candidates",
+        type=_positive_int,
+        default=DEFAULT_CANDIDATES,
+        metavar="K",
+        help="proposals scored per screened trial (default %(default)s)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="a simulated study without --n-trials runs until its front converges or this "
+        f"many seconds pass (default {DEFAULT_TIME_BUDGET_S:g})",
+    )
+
+
+def stop_rule(ns: argparse.Namespace) -> StopRule | None:
+    """The convergence stop of a simulated study without --n-trials (None: run n_trials)."""
+    if ns.n_trials is not None or ns.runner != "sim":
+        if ns.time_budget is not None:
+            raise UsageError(
+                "--time-budget applies to a simulated study without --n-trials (--runner "
+                "sim); drop --time-budget, or drop --n-trials to stop on convergence"
+            )
+        return None
+    return StopRule(time_budget_s=ns.time_budget or DEFAULT_TIME_BUDGET_S)
 
 
 def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from optimizer.errors import SpecError, UsageError
 from optimizer.paths import check_name
@@ -25,6 +25,9 @@ from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_stor
 from runners.errors import CalibrationError
 from runners.settings import RealRunSettings
 from runners.sim.fit import CalibrationFit
+
+if TYPE_CHECKING:  # optimizer.convergence reads stored trials, which needs this module
+    from optimizer.convergence import StopRule
 
 RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
@@ -61,6 +64,13 @@ class RunnerChoice:
         """Trials start a real engine process (not the simulator, not the emulator)."""
         worker = self.ray_worker if self.name == "ray" else self.name
         return worker == "local" and self.emulator_scale is None
+
+    @property
+    def measures_engine(self) -> bool:
+        """Trials measure an engine over HTTP (a real engine or the emulator), not the
+        embedded simulator: pre-flight then rejects only certain memory failures."""
+        worker = self.ray_worker if self.name == "ray" else self.name
+        return worker in ("local", "emulator")
 
 
 def with_calibration(choice: RunnerChoice, spec: StudySpec) -> RunnerChoice:
@@ -127,6 +137,13 @@ class StudyConfig:
     """The user named the storage (the closing hint then repeats --storage)."""
     recommend: RecommendRule | None = None
     """--recommend: the recommendation rule instead of the space file's."""
+    screening: bool = False
+    """Each sampled trial is the best of `screening_candidates` proposals by the study's
+    predictor (`optimizer.screening`); the command line turns it on by default."""
+    screening_candidates: int = 32
+    stop: StopRule | None = None
+    """Stop when the front converged or the time budget is spent (`n_trials` is then only a
+    cap); None: run exactly `n_trials` runner trials."""
 
     @classmethod
     def of(
@@ -147,6 +164,9 @@ class StudyConfig:
         allow_space_change: bool = False,
         quiet: bool = False,
         recommend: RecommendRule | None = None,
+        screening: bool = False,
+        screening_candidates: int = 32,
+        stop: StopRule | None = None,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
         name = check_name(study_name, "--study-name") if study_name else spec.name
@@ -154,7 +174,7 @@ class StudyConfig:
             spec=spec,
             study_name=name,
             storage_url=storage or default_storage_url(name),
-            n_trials=n_trials or spec.search.n_trials,
+            n_trials=n_trials or (stop.max_trials if stop else spec.search.n_trials),
             sampler=sampler or spec.search.sampler,
             seed=seed if seed is not None else spec.search.seed,
             runner=with_calibration(runner or RunnerChoice(), spec),
@@ -167,4 +187,7 @@ class StudyConfig:
             quiet=quiet,
             storage_given=storage is not None,
             recommend=recommend,
+            screening=screening,
+            screening_candidates=screening_candidates,
+            stop=stop,
         )

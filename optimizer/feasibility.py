@@ -16,6 +16,11 @@ runner call:
    the memory model's uncertainty) the engine decides, so feasible configurations at the edge
    are not thrown away. The GPU memory model is not applied to CPU devices (vLLM's CPU
    backend sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction).
+   With a runner that measures a real engine (local, ray with local workers, the emulator)
+   the memory model only rejects what is certain (`MemoryAssessment.certain`: weights that
+   alone exceed the GPU, or a crash probability of at least 0.99); a configuration near the
+   boundary runs, its crash probability goes with the verdict, and its outcome is recorded
+   for the layers below to learn from. The simulated runner keeps the rules above.
 3. What this study's own crashes already prove: a configuration that failed in a way that
    depends only on its arguments and the model (``invalid:*``, weights or KV memory at start)
    fails again, so it is never launched twice; and a context length the engine refused as
@@ -92,11 +97,20 @@ LAUNCH = Verdict(True)
 class FeasibilityChecker:
     """Pre-flight checks for one study. Stateless between calls: everything comes from history."""
 
-    def __init__(self, spec: StudySpec, learned: bool = True, strict: bool = False) -> None:
-        """`strict`: launch only what the memory model calls safe, margins included (anchors)."""
+    def __init__(
+        self,
+        spec: StudySpec,
+        learned: bool = True,
+        strict: bool = False,
+        real_runner: bool = False,
+    ) -> None:
+        """`strict`: launch only what the memory model calls safe, margins included (anchors).
+        `real_runner`: trials measure a real engine, so the memory model rejects only what is
+        certain and the boundary is learned from runs."""
         self._spec = spec
         self._learned = learned
         self._strict = strict
+        self._real_runner = real_runner and not strict
 
     def check(
         self,
@@ -115,14 +129,29 @@ class FeasibilityChecker:
             rule = broken[0].rule.replace("user:", "user_")
             return Verdict(False, rule, "; ".join(v.message for v in broken), 1.0)
         memory = assess_memory(resolved, self._strict)
-        if not memory.fits:
+        if self._real_runner:
+            if memory.certain:
+                rule = memory.rule or memory.crash_rule
+                message = memory.message or f"{rule}: certain by the memory model"
+                message += f" (p(crash) = {memory.crash_probability:.2f})"
+                return Verdict(False, rule, message, memory.crash_probability)
+        elif not memory.fits:
             return Verdict(False, memory.rule, memory.message, 1.0)
         if self._learned:
             proven = proven_crash_verdict(self._spec, resolved, params, history)
             if not proven.launch:
                 return proven
-            return learned_verdict(params, distributions, history)
-        return LAUNCH
+            learned = learned_verdict(params, distributions, history)
+            return _with_memory_odds(learned, memory.crash_probability)
+        return _with_memory_odds(LAUNCH, memory.crash_probability)
+
+
+def _with_memory_odds(verdict: Verdict, memory_probability: float) -> Verdict:
+    """A launch verdict carries the larger of the learned and the memory crash probability."""
+    if not verdict.launch or memory_probability <= 0.0:
+        return verdict
+    learned = verdict.crash_probability or 0.0
+    return Verdict(True, crash_probability=max(learned, memory_probability))
 
 
 def _reject(crash: Crash) -> Verdict:

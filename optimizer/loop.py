@@ -11,7 +11,10 @@ sends, `optimizer.objectives.trial_workload`) and the record; tell each trial as
 (`optimizer.record`) and print one line (`optimizer.progress`; on a terminal above a live
 display that the runners' phases reach through `runners.phases`). At the end, when no trial meets
 the SLOs, a rate search on the closest (`optimizer.rescue`). `n_trials` is the total the study
-should hold: running again resumes and runs only what is missing. The driver stops early, with
+should hold: running again resumes and runs only what is missing. When the study has a
+predictor, each sampled trial is the best of K proposals (`optimizer.screening`); with a stop
+rule (a simulated study without --n-trials) it stops when its front converged or its time
+budget is spent (`optimizer.convergence`), and says which. The driver stops early, with
 its own exit status, when pre-flight rejects nearly everything, when workers keep getting lost,
 and when a real engine fails to start 3 times in a row for the same reason (the machine or its
 install, not the configurations, is then the problem).
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from optimizer.config import StudyConfig
+from optimizer.convergence import Stopper
 from optimizer.degenerate import store_warnings, workload_warnings
 from optimizer.enqueue import enqueue_grid_point, enqueue_openings
 from optimizer.feasibility import FeasibilityChecker, Verdict
@@ -37,6 +41,7 @@ from optimizer.identity import describe_study
 from optimizer.interrupts import EXIT_TERMINATED, is_sigterm, sigterm_interrupts
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_workload
+from optimizer.predictors import study_predictor
 from optimizer.progress import print_end, print_start, print_trial
 from optimizer.provenance import Provenance, provenance_of, store_provenance
 from optimizer.recommend import remember_settings
@@ -44,6 +49,7 @@ from optimizer.record import (
     DONE_STATES,
     WORKER_FAULT,
     count_trials,
+    note_crash_odds,
     tell_failed,
     tell_lost,
     tell_outcome,
@@ -52,6 +58,7 @@ from optimizer.record import (
 )
 from optimizer.rescue import rescue_empty_front
 from optimizer.samplers import GridPlan, make_sampler
+from optimizer.screening import Screen
 from optimizer.slo_gap import store_slos
 from optimizer.space import suggest
 from optimizer.storage import (
@@ -75,6 +82,7 @@ EXIT_ENGINE_WONT_START = 4
 MAX_REJECTIONS_IN_A_ROW = 200
 MAX_LOST_IN_A_ROW = 10
 MAX_START_FAILURES_IN_A_ROW = 3
+STOP_REASON = "stop_reason"
 _VARYING = re.compile(r"0x[0-9a-fA-F]+|[0-9a-fA-F]*[0-9][0-9a-fA-F]*")
 
 
@@ -142,6 +150,11 @@ def run_study(
     store_provenance(study, provenance)
     with trial_slot(storage, config.study_name):
         enqueue_openings(study, config, storage)
+    checker = (
+        FeasibilityChecker(spec, real_runner=config.runner.measures_engine)
+        if config.preflight
+        else None
+    )
     loop = _Loop(
         config=config,
         study=study,
@@ -150,16 +163,37 @@ def run_study(
         if isinstance(runner, TrialPool)
         else InlinePool(runner, spec.node_group, spec.hardware.fill_node_group),
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
-        checker=FeasibilityChecker(spec) if config.preflight else None,
+        checker=checker,
         provenance=provenance,
+        screen=_screen(config, seed, checker),
+        stopper=Stopper(config.stop) if config.stop is not None else None,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
     with loop.progress.live(), sigterm_interrupts():
         status = loop.run()
+    if loop.stopped is not None:
+        print(loop.stopped, flush=True)
+        study.set_user_attr(STOP_REASON, loop.stopped)
     if status == 0:
         rescue_empty_front(study, config, loop.pool)
         print_end(study, config, provenance)
     return status
+
+
+def _screen(config: StudyConfig, seed: int, checker: FeasibilityChecker | None) -> Screen | None:
+    """The screening of this run (`optimizer.screening`), None when it has no predictor."""
+    predictor = study_predictor(config)
+    if predictor is None:
+        return None
+    return Screen(
+        config.spec,
+        predictor,
+        trial_workload(config.spec),
+        config.sampler,
+        seed,
+        config.screening_candidates,
+        checker,
+    )
 
 
 def _finished_count(storage: optuna.storages.BaseStorage, study_name: str) -> int:
@@ -190,6 +224,9 @@ class _Loop:
     rejected_in_a_row: int = 0
     lost_in_a_row: int = 0
     start_failures: StartFailures = field(default_factory=StartFailures)
+    screen: Screen | None = None
+    stopper: Stopper | None = None
+    stopped: str | None = None  # why the stop rule ended this run
 
     @property
     def workload(self) -> Workload:
@@ -232,10 +269,16 @@ class _Loop:
         with trial_slot(self.storage, name):
             fail_stale_trials(study, self.storage)
             counts = count_trials(study)
+            if self.stopper is not None and self.stopped is None:
+                self.stopped = self.stopper.reason(study.get_trials(deepcopy=False))
+            if self.stopped is not None:
+                return None, True
             if counts.finished + counts.running >= self.config.n_trials:
                 return None, counts.finished >= self.config.n_trials
             if self.grid is not None and counts.waiting == 0:
                 enqueue_grid_point(study, self.grid)
+            if self.screen is not None and counts.waiting == 0:
+                self.screen.enqueue_best(study)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # heartbeats outside optimize()
                 return study.ask(), False
@@ -272,6 +315,8 @@ class _Loop:
             self._print(trial.number, resolved, None, verdict)
             return
         self.rejected_in_a_row = 0
+        if verdict is not None and self.config.runner.measures_engine:
+            note_crash_odds(trial, verdict.crash_probability)
         self.in_flight[trial.number] = _InFlight(trial, beat, resolved)
         self.starting.clear()
         self.pool.submit(trial.number, resolved.candidate, self.workload)

@@ -22,6 +22,7 @@ from optimizer.copy_paste import study_command
 from optimizer.feasibility import Verdict
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_values
+from optimizer.predictors import study_predictor
 from optimizer.provenance import Provenance
 from optimizer.record import Counts, count_trials
 from optimizer.report.build import write_report
@@ -39,10 +40,17 @@ def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> 
     """What the study is about to run, and what its numbers will be (simulated, with the
     calibration; emulated, with the profile; or measured); the progress of this run."""
     total = config.n_trials
+    how = f"sampler {config.sampler}"
+    if study_predictor(config) is not None:
+        how += f", each trial the best of {config.screening_candidates} screened"
+    plan = (
+        f"running until its front converges or {config.stop.time_budget_s:g} s pass ({how})"
+        if config.stop is not None
+        else f"running {max(0, total - counts.finished)} more (target {total}; {how})"
+    )
     print(
         f"Study {config.study_name!r} in {redact(config.storage_url)}: {counts.finished} trials "
-        f"finished, running {max(0, total - counts.finished)} more (target {total}; sampler "
-        f"{config.sampler}).",
+        f"finished, {plan}.",
         flush=True,
     )
     print(textwrap.fill(provenance.sentence, HEADER_WIDTH, subsequent_indent="    "), flush=True)

@@ -448,6 +448,13 @@ def tell_rejected(
     study.tell(trial, state=TrialState.PRUNED)
 
 
+def note_crash_odds(trial: optuna.Trial, probability: float | None) -> None:
+    """The crash probability pre-flight gave a candidate it launched (a real runner near the
+    memory boundary): stored so that the outcome can be set against it."""
+    if probability is not None and probability > 0.0:
+        trial.set_user_attr(CRASH_PROBABILITY, round(probability, 3))
+
+
 def tell_lost(study: optuna.Study, storage: BaseStorage, trial: optuna.Trial, fault: str) -> None:
     """A worker lost mid-trial (actor or node died): FAIL the trial and enqueue its parameters
     again through `storage`'s heartbeat retry callback, as for a trial whose driver died (same

@@ -97,8 +97,15 @@ class SimRunner:
                 wall_s=time.perf_counter() - started,
                 diagnostics=(("trial_seconds", ARGUMENT_ERROR_S),),
             )
-        resolved = shape.config
-        assert resolved is not None
+        assert shape.config is not None
+        outcome = self.simulate_config(shape.config, workload)
+        return dataclasses.replace(outcome, wall_s=time.perf_counter() - started)
+
+    def simulate_config(self, resolved: ServingConfig, workload: Workload) -> TrialOutcome:
+        """The outcome of a resolved configuration on `workload` (load search and further
+        workloads included), without artifacts: what the trial would measure. Screening in
+        simulated studies predicts with it."""
+        started = time.perf_counter()
         launches: list[float] = []
 
         def once(plain: Workload) -> TrialOutcome:

@@ -11,13 +11,19 @@ and, for engines whose start decides the KV capacity near the memory model's unc
 memory model is not applied to CPU devices (vLLM's CPU backend sizes its KV cache from
 VLLM_CPU_KVCACHE_SPACE, not from a memory fraction), nor to an engine without a simulator policy
 (there is no memory model for it; the assessment says so).
+
+Every assessment with a plan also carries each rule's margin and the crash probability
+(`runners.sim.boundary`), so a caller that can afford to learn from a run (a real runner) asks
+`certain` instead of `fits`: only weights that alone exceed the GPU, or a crash probability of
+at least `boundary.CERTAIN`, are certain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runners.engines import get_entry, sim_policy
+from runners.sim.boundary import CERTAIN, crash_probability, rule_margins
 from runners.sim.memory import MemoryPlan, plan_memory
 from runners.types import ServingConfig
 
@@ -32,13 +38,28 @@ class MemoryAssessment:
     """Whether `config` clearly fails for memory: `rule` (empty when it `fits`) names the
     failure (weights_oom, no_kv_memory, no_headroom, runtime_oom, kv_below_max_model_len),
     `message` says why, `margin` is the KV capacity's slack over max-model-len, relative
-    ((kv_tokens - max_model_len) / max_model_len; 0 where no plan was made)."""
+    ((kv_tokens - max_model_len) / max_model_len; 0 where no plan was made).
+
+    `margins` holds every memory rule's margin as a share of usable memory, `crash_probability`
+    the chance the engine fails for memory and `crash_rule` the rule that carries it
+    (`runners.sim.boundary`); both are 0 / empty where no plan was made."""
 
     fits: bool
     rule: str = ""
     message: str = ""
     margin: float = 0.0
     plan: MemoryPlan | None = None
+    crash_probability: float = 0.0
+    crash_rule: str = ""
+    margins: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def certain(self) -> bool:
+        """The configuration certainly fails for memory: its weights alone exceed the GPU's
+        usable memory, or its crash probability is at least `CERTAIN`."""
+        if self.plan is not None and self.plan.weights_gib > self.plan.usable_gib:
+            return True
+        return self.crash_probability >= CERTAIN
 
 
 def assess_memory(config: ServingConfig, strict: bool = False) -> MemoryAssessment:
@@ -50,11 +71,15 @@ def assess_memory(config: ServingConfig, strict: bool = False) -> MemoryAssessme
             True, message=f"engine {config.engine!r} has no simulator policy: memory not screened"
         )
     plan = plan_memory(config)
+    margins = rule_margins(config, plan)
+    odds = crash_probability(margins)
     runtime_margin = -RUNTIME_MARGIN if strict else RUNTIME_MARGIN
     kv_margin = -KV_MARGIN if strict else KV_MARGIN
 
     def fails(rule: str, message: str) -> MemoryAssessment:
-        return MemoryAssessment(False, rule, message, plan.margin, plan)
+        return MemoryAssessment(
+            False, rule, message, plan.margin, plan, odds.probability, odds.rule, margins
+        )
 
     if plan.weights_gib + plan.non_torch_gib > plan.usable_gib:
         return fails(
@@ -89,7 +114,14 @@ def assess_memory(config: ServingConfig, strict: bool = False) -> MemoryAssessme
             f"KV capacity {plan.kv_tokens} tokens per replica is below max-model-len "
             f"{config.max_model_len} beyond the memory model's uncertainty",
         )
-    return MemoryAssessment(True, margin=plan.margin, plan=plan)
+    return MemoryAssessment(
+        True,
+        margin=plan.margin,
+        plan=plan,
+        crash_probability=odds.probability,
+        crash_rule=odds.rule,
+        margins=margins,
+    )
 
 
 __all__ = ["KV_MARGIN", "RUNTIME_MARGIN", "MemoryAssessment", "assess_memory"]

@@ -74,7 +74,8 @@ def copy(name: str, target: Path) -> Path:
 
 
 def run(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    code = study.main(["--space", str(path), "--quiet", *extra])
+    fixed = () if "--n-trials" in extra else ("--n-trials", "3")  # the file's n_trials
+    code = study.main(["--space", str(path), "--quiet", *fixed, *extra])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

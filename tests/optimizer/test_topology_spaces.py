@@ -43,7 +43,8 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(path: Path | str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
-    code = study.main(["--space", str(path), "--quiet", *extra])
+    fixed = () if "--n-trials" in extra else ("--n-trials", "2")  # the file's n_trials
+    code = study.main(["--space", str(path), "--quiet", *fixed, *extra])
     return code, capsys.readouterr().err
 
 

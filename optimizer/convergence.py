@@ -1,0 +1,98 @@
+"""When a simulated study without ``--n-trials`` stops: its front converged, or time ran out.
+
+Place in the data flow: the command line builds a `StopRule` for a simulated study run
+without ``--n-trials`` (`StudyConfig.stop`); the loop keeps a `Stopper` and asks it, before
+every new trial, whether to stop. With ``--n-trials`` there is no stop rule and the study runs
+exactly that many runner trials.
+
+The plateau rule, on the stored runner trials (completed or crashed; pre-flight rejections cost
+nothing and do not count), in trial order: with the reference point (0 throughput, 1.1 x the
+largest latency of a feasible trial), let HV(n) be the hypervolume of the feasible front of the
+first n of them. After at least `min_trials`, the front has converged when the last `window`
+trials raised it by at most `rel_gain` of its value: HV(n) - HV(n - window) <= rel_gain x HV(n).
+A front with no feasible trial never converges (the time budget stops it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from optuna.trial import FrozenTrial, TrialState
+
+from optimizer.record import DONE_STATES, is_rejection
+from optimizer.report.hypervolume import hypervolume_2d
+
+DEFAULT_TIME_BUDGET_S = 60.0
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """The plateau rule's parameters and the time budget (seconds of this run)."""
+
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    min_trials: int = 20
+    window: int = 10
+    rel_gain: float = 0.005
+    max_trials: int = 2_000
+    """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
+
+
+def runner_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that reached the runner, in trial order."""
+    done = [t for t in trials if t.state in DONE_STATES and not is_rejection(t)]
+    return sorted(done, key=lambda t: t.number)
+
+
+def _points(trials: Sequence[FrozenTrial]) -> list[tuple[float, float]]:
+    return [
+        (t.values[0], t.values[1])
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values
+        and all(v <= 0 for v in t.constraints.values())
+    ]
+
+
+def plateau(trials: Sequence[FrozenTrial], rule: StopRule) -> tuple[bool, float]:
+    """(converged, relative gain over the last window) for the stored trials."""
+    ran = runner_trials(trials)
+    points = _points(ran)
+    if len(ran) < max(rule.min_trials, rule.window + 1) or not points:
+        return False, float("inf")
+    ref = (0.0, 1.1 * max(lat for _, lat in points))
+    now = hypervolume_2d(points, ref)
+    before = hypervolume_2d(_points(ran[: len(ran) - rule.window]), ref)
+    if now <= 0.0:
+        return False, float("inf")
+    gain = (now - before) / now
+    return gain <= rule.rel_gain, gain
+
+
+@dataclass
+class Stopper:
+    """One run's stop rule and its clock (started when the run starts)."""
+
+    rule: StopRule
+    started: float = field(default_factory=time.monotonic)
+
+    def reason(self, trials: Sequence[FrozenTrial]) -> str | None:
+        """Why the study stops now (one line for the user), or None to go on."""
+        elapsed = time.monotonic() - self.started
+        converged, gain = plateau(trials, self.rule)
+        if converged:
+            return (
+                f"stopped: the front converged (the last {self.rule.window} trials raised its "
+                f"hypervolume by {gain:.2%}, at most {self.rule.rel_gain:.2%}) after "
+                f"{elapsed:.0f} s"
+            )
+        if elapsed >= self.rule.time_budget_s:
+            return (
+                f"stopped: time budget of {self.rule.time_budget_s:g} s spent before the front "
+                "converged (pass --time-budget for more, or --n-trials for a fixed count)"
+            )
+        return None
+
+
+__all__ = ["DEFAULT_TIME_BUDGET_S", "StopRule", "Stopper", "plateau", "runner_trials"]

@@ -1,0 +1,59 @@
+"""Predictors: what a study expects of a configuration before it runs it.
+
+Place in the data flow: `study_predictor` picks the predictor of a study once per run; the
+screening (`optimizer.screening`) asks it for a `Prediction` of every candidate the sampler
+proposes and runs the one worth most. A simulated study's predictor is the simulator itself,
+with the study's own workload and noise model: its log-sigma is the noise level (0 without
+noise) and a simulated crash is certain (crash probability 1). Real runners have no predictor
+here (no screening) until the shadow simulator provides a calibrated one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from optimizer.config import StudyConfig
+from runners.sim import Noise
+from runners.sim.prediction import Prediction
+from runners.sim.runner import SimRunner
+from runners.types import ServingConfig, Workload
+
+
+class Predictor(Protocol):
+    """Turns a resolved configuration and the trial's workload into a `Prediction`.
+
+    Pure as far as the study is concerned: nothing is stored, nothing is launched, and the same
+    input gives the same prediction within one study run.
+    """
+
+    def predict(self, config: ServingConfig, workload: Workload) -> Prediction: ...
+
+
+class SimPredictor:
+    """The embedded simulator as a predictor: the outcome the simulated trial would have."""
+
+    def __init__(self, noise: Noise | None = None) -> None:
+        self._runner = SimRunner(noise=noise)
+        self._log_sigma = noise.run_sigma if noise is not None else 0.0
+
+    def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
+        outcome = self._runner.simulate_config(config, workload)
+        if outcome.status != "ok" or outcome.metrics is None:
+            return Prediction(None, self._log_sigma, 1.0, "simulator")
+        return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator")
+
+
+def study_predictor(config: StudyConfig) -> Predictor | None:
+    """The predictor that screens this study's candidates; None: no screening.
+
+    Simulated studies (``--runner sim``) screen with the simulator itself. Real runners (local,
+    emulator, Ray) get None here: their calibrated predictor belongs to the shadow simulator.
+    """
+    if not config.screening or config.sampler == "grid":
+        return None
+    if config.runner.name == "sim":
+        return SimPredictor(Noise.typical() if config.runner.noise else None)
+    return None
+
+
+__all__ = ["Predictor", "SimPredictor", "study_predictor"]

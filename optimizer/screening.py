@@ -1,0 +1,223 @@
+"""Screening: the sampler proposes K candidates, a predictor scores them, the best one runs.
+
+Place in the data flow: the loop (`optimizer.loop`) calls `Screen.enqueue_best` when nothing
+else waits, just before it asks the study for the next trial. The sampler proposes on a
+throw-away in-memory copy of the study (every stored trial copied in, the K proposals left
+RUNNING so that TPE's constant liar spreads them), so the stored study only ever holds the
+trials that really ran. Each proposal is resolved once, pre-flight checked against the stored
+history (a rejected one is never chosen) and predicted (`optimizer.predictors`). Its worth:
+
+- two objectives: the expected hypervolume improvement over the current feasible front, by
+  Monte Carlo over the prediction's log-sigma (throughput and latency each drawn lognormal,
+  the same draws for every candidate), times 1 - crash probability;
+- goodput (`objectives.goodput`): the expected gain over the best goodput so far, the same way.
+
+A prediction that breaks an SLO is worth 0. The best candidate is enqueued (marked with how many
+candidates it beat and its expected gain) and the loop's ask takes it. When no candidate is
+worth anything, the sampler's first launchable proposal runs, as it would without screening.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from optimizer.feasibility import FeasibilityChecker
+from optimizer.objectives import constraint_values, objective_values
+from optimizer.predictors import Predictor
+from optimizer.report.hypervolume import hypervolume_2d
+from optimizer.samplers import make_sampler
+from optimizer.space import suggest
+from optimizer.spec.models import SamplerName, StudySpec
+from runners.engines import resolve_candidate
+from runners.sim.prediction import Prediction
+from runners.types import Workload
+
+SCREENED = "screened"
+"""User attribute of a screened trial: {"candidates": K, "expected_gain": score}."""
+DEFAULT_CANDIDATES = 32
+MC_DRAWS = 64
+REF_LATENCY_MARGIN = 1.1
+
+Point = tuple[float, float]  # (throughput or goodput: up, latency: down)
+
+
+def feasible_points(trials: Sequence[FrozenTrial]) -> list[Point]:
+    """The objective values of every completed trial that met its SLOs."""
+    return [
+        (t.values[0], t.values[1])
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values
+        and all(v <= 0 for v in t.constraints.values())
+    ]
+
+
+def predicted_point(prediction: Prediction, spec: StudySpec) -> Point | None:
+    """The objective values the prediction expects, None when it breaks an SLO or crashes."""
+    metrics = prediction.metrics
+    if metrics is None or prediction.crash_probability >= 1.0:
+        return None
+    if any(v > 0 for v in constraint_values(metrics, spec.objectives.slos).values()):
+        return None
+    return objective_values(metrics, spec.objectives)
+
+
+def draws(n: int = MC_DRAWS, seed: int = 0) -> np.ndarray:
+    """Standard normal pairs shared by every candidate (common random numbers)."""
+    return np.random.default_rng(seed).standard_normal((n, 2))
+
+
+def expected_hv_gain(
+    point: Point | None,
+    log_sigma: float,
+    crash_probability: float,
+    front: Sequence[Point],
+    ref: Point,
+    z: np.ndarray,
+) -> float:
+    """E[HV(front + point) - HV(front)] over the prediction's spread, times 1 - P(crash)."""
+    if point is None or crash_probability >= 1.0:
+        return 0.0
+    base = hypervolume_2d(front, ref)
+    samples = [point] if log_sigma == 0.0 else _spread(point, log_sigma, z)
+    gain = sum(hypervolume_2d([*front, s], ref) - base for s in samples) / len(samples)
+    return (1.0 - crash_probability) * max(0.0, gain)
+
+
+def expected_goodput_gain(
+    goodput: float | None,
+    log_sigma: float,
+    crash_probability: float,
+    best: float,
+    z: np.ndarray,
+) -> float:
+    """E[max(0, goodput - best)] over the prediction's spread, times 1 - P(crash)."""
+    if goodput is None or crash_probability >= 1.0:
+        return 0.0
+    samples = (
+        [goodput] if log_sigma == 0.0 else [goodput * math.exp(log_sigma * a) for a in z[:, 0]]
+    )
+    gain = sum(max(0.0, s - best) for s in samples) / len(samples)
+    return (1.0 - crash_probability) * gain
+
+
+def _spread(point: Point, log_sigma: float, z: np.ndarray) -> list[Point]:
+    return [(point[0] * math.exp(log_sigma * a), point[1] * math.exp(log_sigma * b)) for a, b in z]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One proposal: its parameters, what was predicted, and what it is worth."""
+
+    params: dict[str, object]
+    prediction: Prediction | None  # None: rejected by pre-flight (never chosen)
+    point: Point | None
+    score: float = 0.0
+
+
+def score_all(
+    candidates: list[Scored], spec: StudySpec, history: Sequence[FrozenTrial]
+) -> list[Scored]:
+    """Each launchable candidate with its expected gain over the stored study's best."""
+    z = draws()
+    front = feasible_points(history)
+    out: list[Scored] = []
+    if spec.objectives.goodput is not None:
+        best = max((p[0] for p in front), default=0.0)
+        for c in candidates:
+            if c.prediction is None:
+                out.append(c)
+                continue
+            g = c.point[0] if c.point is not None else None
+            p = c.prediction
+            score = expected_goodput_gain(g, p.log_sigma, p.crash_probability, best, z)
+            out.append(Scored(c.params, p, c.point, score))
+        return out
+    latencies = [p[1] for p in front] + [c.point[1] for c in candidates if c.point is not None]
+    ref = (0.0, REF_LATENCY_MARGIN * max(latencies, default=1.0))
+    for c in candidates:
+        if c.prediction is None:
+            out.append(c)
+            continue
+        p = c.prediction
+        score = expected_hv_gain(c.point, p.log_sigma, p.crash_probability, front, ref, z)
+        out.append(Scored(c.params, p, c.point, score))
+    return out
+
+
+def choose(scored: Sequence[Scored]) -> Scored | None:
+    """The launchable candidate worth most; the first launchable when none is worth anything
+    (the sampler's own pick); None when pre-flight rejects them all."""
+    launchable = [c for c in scored if c.prediction is not None]
+    if not launchable:
+        return None
+    best = max(launchable, key=lambda c: c.score)  # max keeps the first of equals
+    return best if best.score > 0 else launchable[0]
+
+
+@dataclass
+class Screen:
+    """Screening of one study run: its predictor, sampler kind, K and pre-flight."""
+
+    spec: StudySpec
+    predictor: Predictor
+    workload: Workload
+    sampler: SamplerName
+    seed: int
+    candidates: int = DEFAULT_CANDIDATES
+    checker: FeasibilityChecker | None = None
+
+    def propose(self, study: optuna.Study) -> tuple[list[Scored], list[FrozenTrial]]:
+        """K proposals of the study's sampler on an in-memory copy, resolved and predicted."""
+        history = study.get_trials(deepcopy=False)
+        copy = optuna.create_study(
+            directions=study.directions,
+            sampler=make_sampler(self.sampler, self.seed + len(history)),
+        )
+        copy.add_trials([t for t in history if t.state != TrialState.WAITING])
+        proposals: list[Scored] = []
+        for _ in range(self.candidates):
+            trial = copy.ask()
+            resolved = resolve_candidate(suggest(trial, self.spec), self.spec.node_group)
+            params = dict(trial.params)
+            if self.checker is not None:
+                verdict = self.checker.check(resolved, params, trial.distributions, history)
+                if not verdict.launch:
+                    proposals.append(Scored(params, None, None))
+                    continue
+            if resolved.config is None:  # the engine refuses it: no pre-flight to say so
+                crashed = Prediction(None, 0.0, 1.0, "engine argument check")
+                proposals.append(Scored(params, crashed, None))
+                continue
+            prediction = self.predictor.predict(resolved.config, self.workload)
+            proposals.append(Scored(params, prediction, predicted_point(prediction, self.spec)))
+        return proposals, history
+
+    def enqueue_best(self, study: optuna.Study) -> Scored | None:
+        """Enqueue the best of K proposals (None, nothing enqueued: all were rejected)."""
+        proposals, history = self.propose(study)
+        best = choose(score_all(proposals, self.spec, history))
+        if best is not None:
+            attrs = {SCREENED: {"candidates": len(proposals), "expected_gain": best.score}}
+            study.enqueue_trial(best.params, user_attrs=attrs, skip_if_exists=False)
+        return best
+
+
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "SCREENED",
+    "Scored",
+    "Screen",
+    "choose",
+    "expected_goodput_gain",
+    "expected_hv_gain",
+    "feasible_points",
+    "predicted_point",
+    "score_all",
+]

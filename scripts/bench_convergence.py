@@ -1,0 +1,189 @@
+"""Convergence of default simulated studies: time to 0.99 of the best-known hypervolume.
+
+For every space (the shipped ones and the benchmark's own under scripts/bench_spaces/, which
+the search was not tuned on), each strategy runs as the command line runs a simulated study
+without --n-trials (SQLite storage in a temporary folder, the convergence stop, the time
+budget), over the seeds:
+
+- ``screened``: the default (each sampled trial the best of K simulated proposals);
+- ``plain``: the same study with --screening off (plain TPE, one proposal per trial).
+
+The best-known hypervolume of a space is that of the union of every point any run below stored
+plus a long plain TPE run (``--long`` trials, same run). The hypervolume reference point is (0
+throughput, 1.1 x the largest latency of any feasible point in that union). Per strategy the
+script prints the median over seeds of: seconds and stored trials until the front first reached
+0.99 of the best known (from the first trial's start; ">" when it never did), the hypervolume
+ratio at the end, the run's seconds, and how many runs stopped by themselves (front converged)
+rather than at the time budget. Ratios are of runs in this process only.
+
+    python scripts/bench_convergence.py [--spaces qwen3-moe.yaml ...] [--seeds 5]
+        [--time-budget 60] [--long 400] [--strategies screened plain] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from optimizer.config import StudyConfig
+from optimizer.convergence import StopRule, runner_trials
+from optimizer.loop import STOP_REASON, run_study
+from optimizer.report.hypervolume import hypervolume_2d
+from optimizer.spec.load import load_spec
+from optimizer.spec.models import StudySpec
+from runners.sim.runner import SimRunner
+
+SHIPPED = [
+    "qwen3-moe.yaml",
+    "qwen3-moe-goodput.yaml",
+    "qwen3-8b-latency.yaml",
+    "qwen3-32b-a100.yaml",
+    "qwen3-32b-awq-l4.yaml",
+    "qwen3-30b-a3b-h200.yaml",
+    "qwen3-30b-a3b-910b.yaml",
+    "deepseek-v3-2x8-h100.yaml",
+    "mixtral-8x7b-l40s.yaml",
+    "phi-4-from-config.yaml",
+    "tiny-qwen3-moe-cpu.yaml",
+]
+BENCH_SPACES = sorted(str(p) for p in (Path(__file__).parent / "bench_spaces").glob("*.yaml"))
+QUICK = ["qwen3-moe.yaml", "qwen3-32b-a100.yaml", *BENCH_SPACES[:1]]
+TARGET = 0.99
+Point = tuple[float, float]
+
+
+@dataclass
+class Run:
+    """One study run: when each stored runner trial finished, and its feasible point."""
+
+    timeline: list[tuple[float, Point | None]]  # (seconds since the first trial started, point)
+    seconds: float
+    converged: bool
+
+
+def feasible_point(trial: FrozenTrial) -> Point | None:
+    if trial.state != TrialState.COMPLETE or not trial.values:
+        return None
+    if any(v > 0 for v in trial.constraints.values()):
+        return None
+    return (trial.values[0], trial.values[1])
+
+
+def run_one(
+    spec: StudySpec, strategy: str, seed: int, budget: float, n_trials: int | None = None
+) -> Run:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        name = f"{strategy}-{seed}"
+        config = StudyConfig.of(
+            spec,
+            study_name=name,
+            storage=url,
+            n_trials=n_trials,
+            seed=seed,
+            quiet=True,
+            screening=strategy == "screened",
+            stop=None if n_trials else StopRule(time_budget_s=budget),
+        )
+        with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
+            run_study(config, SimRunner())
+        study = optuna.load_study(study_name=name, storage=url)
+        trials = runner_trials(study.get_trials(deepcopy=False))
+        every = study.get_trials(deepcopy=False)
+        start = min(t.datetime_start for t in every if t.datetime_start is not None)
+        timeline = [
+            ((t.datetime_complete - start).total_seconds(), feasible_point(t))
+            for t in trials
+            if t.datetime_complete is not None
+        ]
+        seconds = timeline[-1][0] if timeline else 0.0
+        reason = str(study.user_attrs.get(STOP_REASON, ""))
+        return Run(timeline, seconds, reason.startswith("stopped: the front converged"))
+
+
+def reach(run: Run, ref: Point, target_hv: float) -> tuple[float, int] | None:
+    """(seconds, stored trials) when the run's front first reached `target_hv`."""
+    found: list[Point] = []
+    for index, (at, point) in enumerate(run.timeline, start=1):
+        if point is not None:
+            found.append(point)
+            if hypervolume_2d(found, ref) >= target_hv:
+                return at, index
+    return None
+
+
+def final_hv(run: Run, ref: Point) -> float:
+    return hypervolume_2d([p for _, p in run.timeline if p is not None], ref)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--time-budget", type=float, default=60.0)
+    parser.add_argument("--long", type=int, default=400, help="trials of the long plain run")
+    parser.add_argument("--strategies", nargs="+", default=["screened", "plain"])
+    parser.add_argument(
+        "--quick", action="store_true", help="three spaces, two seeds, a 200-trial long run"
+    )
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spaces = args.spaces or (QUICK if args.quick else [*SHIPPED, *BENCH_SPACES])
+    seeds = 2 if args.quick and args.seeds == 5 else args.seeds
+    long_trials = 200 if args.quick and args.long == 400 else args.long
+    print(
+        f"{len(spaces)} spaces, {seeds} seeds, time budget {args.time_budget:g} s, long run "
+        f"{long_trials} plain trials; target {TARGET} of the best-known hypervolume"
+    )
+    for space in spaces:
+        spec = load_spec(space)
+        started = time.perf_counter()
+        runs = {
+            s: [run_one(spec, s, seed, args.time_budget) for seed in range(seeds)]
+            for s in args.strategies
+        }
+        long = run_one(spec, "plain", 1000, args.time_budget, n_trials=long_trials)
+        union = [p for rs in runs.values() for r in rs for _, p in r.timeline if p is not None]
+        union += [p for _, p in long.timeline if p is not None]
+        if not union:
+            print(f"\n{space}: no feasible point in any run")
+            continue
+        ref = (0.0, 1.1 * max(lat for _, lat in union))
+        best = hypervolume_2d(union, ref)
+        print(
+            f"\n{Path(space).name}: best known = union of all runs + a {long_trials}-trial plain "
+            f"run (it alone: {final_hv(long, ref) / best:.3f}); "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+        print(
+            f"{'strategy':<10}{'s to 0.99':>11}{'trials':>8}{'reached':>9}{'HV end':>8}"
+            f"{'run s':>7}{'trials':>8}{'stopped itself':>16}"
+        )
+        for strategy, strategy_runs in runs.items():
+            reached = [reach(r, ref, TARGET * best) for r in strategy_runs]
+            ok = [x for x in reached if x is not None]
+            half = len(ok) * 2 > len(reached)
+            secs = (
+                f"{statistics.median(x[0] for x in ok):.1f}" if half else f">{args.time_budget:g}"
+            )
+            trials = f"{statistics.median(x[1] for x in ok):.0f}" if half else "-"
+            ratio = statistics.median(final_hv(r, ref) / best for r in strategy_runs)
+            print(
+                f"{strategy:<10}{secs:>11}{trials:>8}{len(ok):>6}/{len(reached):<2}{ratio:>8.3f}"
+                f"{statistics.median(r.seconds for r in strategy_runs):>7.0f}"
+                f"{statistics.median(len(r.timeline) for r in strategy_runs):>8.0f}"
+                f"{sum(r.converged for r in strategy_runs):>13}/{len(strategy_runs)}"
+            )
+
+
+if __name__ == "__main__":
+    main()

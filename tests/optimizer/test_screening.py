@@ -1,0 +1,162 @@
+"""Screening: the scoring of predicted candidates, and a screened simulated study."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import InMemoryStorage
+from optuna.trial import TrialState
+
+from optimizer.config import StudyConfig
+from optimizer.loop import run_study
+from optimizer.objectives import trial_workload
+from optimizer.predictors import SimPredictor, study_predictor
+from optimizer.screening import (
+    SCREENED,
+    Scored,
+    Screen,
+    choose,
+    draws,
+    expected_goodput_gain,
+    expected_hv_gain,
+)
+from optimizer.space import candidate_from_params
+from optimizer.spec.models import StudySpec
+from runners.engines import resolve_candidate
+from runners.sim.prediction import Prediction
+from runners.sim.runner import SimRunner
+from runners.types import ServingConfig, SettingValue, Workload
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the study writes its report under studies/
+
+
+FRONT = [(100.0, 10.0), (200.0, 20.0), (300.0, 40.0)]
+REF = (0.0, 50.0)
+
+
+def test_dominated_candidate_never_beats_an_improving_one() -> None:
+    z = draws()
+    dominated = expected_hv_gain((150.0, 30.0), 0.0, 0.0, FRONT, REF, z)
+    improving = expected_hv_gain((250.0, 15.0), 0.0, 0.0, FRONT, REF, z)
+    assert dominated == 0.0
+    assert improving > 0.0
+    for sigma in (0.05, 0.2):  # with spread the dominated one may gain a little, never more
+        assert expected_hv_gain((150.0, 30.0), sigma, 0.0, FRONT, REF, z) < expected_hv_gain(
+            (250.0, 15.0), sigma, 0.0, FRONT, REF, z
+        )
+
+
+def test_certain_crash_scores_zero_and_crash_odds_scale_the_gain() -> None:
+    z = draws()
+    assert expected_hv_gain((400.0, 5.0), 0.1, 1.0, FRONT, REF, z) == 0.0
+    sure = expected_hv_gain((400.0, 5.0), 0.0, 0.0, FRONT, REF, z)
+    half = expected_hv_gain((400.0, 5.0), 0.0, 0.5, FRONT, REF, z)
+    assert half == pytest.approx(sure / 2)
+    assert expected_goodput_gain(500.0, 0.1, 1.0, 100.0, z) == 0.0
+
+
+def test_more_uncertainty_raises_the_worth_of_a_candidate_near_the_front() -> None:
+    z = draws()
+    near = (195.0, 20.5)  # just behind the front point (200, 20)
+    gains = [expected_hv_gain(near, s, 0.0, FRONT, REF, z) for s in (0.0, 0.05, 0.2)]
+    assert gains[0] == 0.0
+    assert 0.0 < gains[1] < gains[2]
+    goodput = [expected_goodput_gain(95.0, s, 0.0, 100.0, z) for s in (0.0, 0.05, 0.2)]
+    assert goodput[0] == 0.0 and 0.0 < goodput[1] < goodput[2]
+
+
+def test_rejected_candidates_are_never_chosen() -> None:
+    ok = Prediction(None, 0.0, 1.0, "test")
+    rejected = Scored({"a": 1}, None, None, score=0.0)
+    worthless = Scored({"a": 2}, ok, None, score=0.0)
+    worth = Scored({"a": 3}, ok, (1.0, 1.0), score=5.0)
+    assert choose([rejected, worthless, worth]) is worth
+    assert choose([rejected, worthless]) is worthless, "the sampler's first launchable pick"
+    assert choose([rejected]) is None
+
+
+class ByBatch:
+    """A predictor that prices a configuration by its batch size alone."""
+
+    def __init__(self, template: Prediction) -> None:
+        self.template = template
+        self.seen: list[int] = []
+
+    def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
+        self.seen.append(config.max_num_seqs)
+        assert self.template.metrics is not None
+        scaled = dataclasses.replace(
+            self.template.metrics, output_throughput_tok_s=1e6 * config.max_num_seqs
+        )
+        return Prediction(scaled, 0.0, 0.0, "by batch")
+
+
+def test_screen_enqueues_the_best_proposal_and_stores_nothing_else(spec: StudySpec) -> None:
+    runner = SimRunner()
+    storage = InMemoryStorage()
+    config = StudyConfig.of(spec, n_trials=2, storage="memory", study_name="s", quiet=True)
+    run_study(config, runner, storage=storage)  # the baseline and one more
+    study = optuna.load_study(study_name="s", storage=storage)
+    before = len(study.trials)
+    baseline = study.trials[0]
+    template = SimPredictor().predict(
+        _config(spec, baseline.params), trial_workload(spec)
+    )  # real metrics, throughput replaced by the batch size
+    predictor = ByBatch(template)
+    screen = Screen(spec, predictor, trial_workload(spec), "tpe", seed=3, candidates=6)
+    best = screen.enqueue_best(study)
+    assert best is not None and len(predictor.seen) >= 1
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == before + 1, "only the chosen one is added"
+    waiting = trials[-1]
+    assert waiting.state == TrialState.WAITING
+    assert waiting.user_attrs[SCREENED]["candidates"] == 6
+    assert best.score > 0 and best.point is not None
+    assert best.point[0] == 1e6 * max(predictor.seen), "same latency: the largest batch wins"
+    assert dict(waiting.system_attrs["fixed_params"]) == best.params
+
+
+def _config(spec: StudySpec, params: dict[str, SettingValue]) -> ServingConfig:
+    resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
+    assert resolved.config is not None
+    return resolved.config
+
+
+def test_screened_simulated_study_holds_only_what_ran(spec: StudySpec) -> None:
+    storage = InMemoryStorage()
+    config = StudyConfig.of(
+        spec,
+        n_trials=6,
+        storage="memory",
+        study_name="screened",
+        quiet=True,
+        anchors=False,
+        screening=True,
+        screening_candidates=4,
+    )
+    assert study_predictor(config) is not None
+    assert run_study(config, SimRunner(), storage=storage) == 0
+    trials = optuna.load_study(study_name="screened", storage=storage).get_trials()
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    screened = [t for t in trials if SCREENED in t.user_attrs]
+    assert len(screened) >= 5, "every sampled trial after the baseline was screened"
+    assert all(t.user_attrs[SCREENED]["candidates"] == 4 for t in screened)
+    ran = [t for t in trials if not str(t.user_attrs.get("crash_class", "")).startswith("rej")]
+    assert len(ran) == 6
+
+
+def test_real_runners_and_grid_are_not_screened(spec: StudySpec) -> None:
+    from optimizer.config import RunnerChoice
+
+    local = StudyConfig.of(spec, runner=RunnerChoice("local"), screening=True)
+    grid = StudyConfig.of(spec, sampler="grid", screening=True)
+    off = StudyConfig.of(spec, screening=False)
+    assert study_predictor(local) is None
+    assert study_predictor(grid) is None
+    assert study_predictor(off) is None
