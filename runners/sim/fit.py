@@ -40,6 +40,8 @@ import numpy as np
 from runners.bench.metrics import NoMetricValue, summarize
 from runners.errors import CalibrationError
 from runners.sim import simulate
+from runners.sim.boundary import crash_probability as boundary_crash_probability
+from runners.sim.boundary import rule_margins
 from runners.sim.fit_memory import engine_calibration, fit_usable
 from runners.sim.fit_solver import (
     FACTORS,
@@ -54,9 +56,11 @@ from runners.sim.fit_solver import (
     refresh,
     shortened,
 )
+from runners.sim.memory import plan_memory
 from runners.sim.params import Calibration, fitted_calibration
 from runners.sim.prediction import Prediction
 from runners.sim.profile import EngineScales
+from runners.sim.rules import check_config
 from runners.types import Metrics, ServingConfig, Workload
 
 SENSITIVITY = {
@@ -264,10 +268,17 @@ def calibration_for(config: ServingConfig, fit: CalibrationFit | None) -> Calibr
     return engine_calibration(config.engine, config.gpu.name, scales, fit.base)
 
 
-def crash_probability(crashed: bool) -> float:
-    """The chance the configuration crashes, from the simulation's verdict (one place to
-    swap in the memory model's own probability)."""
-    return 1.0 if crashed else 0.0
+def crash_probability(config: ServingConfig, calibration: Calibration, crashed: bool) -> float:
+    """The chance `config` crashes: 1.0 when the engine's own rules refuse it, else the memory
+    model's probability (`runners.sim.boundary`) for its memory plan under `calibration` (so a
+    fitted usable-memory factor moves it), at least 0.5 when this simulation crashed."""
+    if check_config(config) is not None:
+        return 1.0
+    odds = 0.0
+    if not config.gpu.is_cpu:
+        plan = plan_memory(config, calibration)
+        odds = boundary_crash_probability(rule_margins(config, plan)).probability
+    return max(odds, 0.5) if crashed else odds
 
 
 def predict(
@@ -300,7 +311,7 @@ def predict(
     return Prediction(
         metrics=metrics,
         log_sigma=math.sqrt(floor**2 + spread),
-        crash_probability=crash_probability(metrics is None),
+        crash_probability=crash_probability(config, calib, metrics is None),
         source=source,
     )
 
