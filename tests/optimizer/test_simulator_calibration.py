@@ -16,6 +16,7 @@ from optimizer import study
 from optimizer.cli import make_runner
 from optimizer.config import RunnerChoice, StudyConfig, with_calibration
 from optimizer.errors import SpecError
+from optimizer.predictors import study_predictor
 from optimizer.provenance import provenance_of
 from optimizer.spec.load import load_spec
 from runners.sim import calibrate
@@ -23,6 +24,8 @@ from runners.sim.profile import EngineScales
 from runners.sim.runner import SimRunner
 from tests.optimizer.test_open_world_spec import space, write
 from tests.runners.calib_runs import bench_rows
+from tests.runners.calib_runs import config as runs_config
+from tests.runners.calib_runs import workload as runs_workload
 
 SLOW = EngineScales(compute_efficiency=0.6, memory_bandwidth_efficiency=0.7)
 
@@ -127,3 +130,18 @@ def test_a_poor_calibration_is_used_when_accepted_and_the_report_says_so(tmp_pat
     choice = with_calibration(RunnerChoice(), spec)
     assert choice.calibration is not None and choice.calibration.poor
     assert "a poor fit, accepted explicitly" in provenance_of(choice, spec).sentence
+
+
+def test_screening_predicts_with_the_calibration_the_trials_run_with(tmp_path: Path) -> None:
+    calibration_file(tmp_path)
+    spec = load_spec(calibrated_space(tmp_path, {"calibration": "calibration.yaml"}, "s"))
+    plain_spec = load_spec(calibrated_space(tmp_path, None, "p"))
+    calibrated, plain = (
+        study_predictor(StudyConfig.of(spec, screening=True)),
+        study_predictor(StudyConfig.of(plain_spec, screening=True)),
+    )
+    assert calibrated is not None and plain is not None
+    cfg, load = runs_config(), runs_workload()
+    slow, shipped = calibrated.predict(cfg, load).metrics, plain.predict(cfg, load).metrics
+    assert slow is not None and shipped is not None
+    assert slow.total_token_throughput_tok_s < 0.85 * shipped.total_token_throughput_tok_s
