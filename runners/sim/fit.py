@@ -81,7 +81,8 @@ POOR_ERROR = {"total_token_throughput_tok_s": 0.15, "mean_ttft_ms": 0.35, "mean_
 
 @dataclass(frozen=True)
 class Observation:
-    """One measured run: what ran, what was sent, what came out (None: it crashed)."""
+    """One measured run: what ran (resolved, replicas included), what was sent (one request
+    list: no load search, no further workloads), what came out (None: it crashed)."""
 
     config: ServingConfig
     workload: Workload
