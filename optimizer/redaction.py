@@ -3,7 +3,9 @@ derived from it (a driver's error quotes the URL or the password) before printin
 
 A password can sit in three places of a database URL: the userinfo (``user:pw@host``), a query
 parameter (``?password=pw``, ``sslpassword=...``; ``passfile`` is a path and stays), or, once
-percent-decoded, anywhere in a message the database driver made from it. Every command prints
+percent-decoded, anywhere in a message the database driver made from it. A PostgreSQL URL can
+also take its password from outside (``PGPASSWORD``, a libpq service or password file;
+`optimizer.libpq_secrets`): those are scrubbed from messages as well. Every command prints
 storage URLs and storage errors only through these two functions.
 """
 
@@ -14,6 +16,8 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from optimizer.libpq_secrets import libpq_secrets
 
 MASK = "***"
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&#]*password|pwd)=)([^&#]*)")
@@ -29,7 +33,8 @@ def _userinfo_end(rest: str) -> int:
 
 
 def secrets_in(url: str) -> set[str]:
-    """Every password `url` carries, as written and percent-decoded."""
+    """Every password `url` carries, as written and percent-decoded, and those libpq would take
+    for it from the environment and its files."""
     found: set[str] = set()
     rest = url.partition("://")[2]
     at = _userinfo_end(rest)
@@ -48,6 +53,7 @@ def secrets_in(url: str) -> set[str]:
             if lowered.endswith("password") or lowered == "pwd":
                 found.update([value] if isinstance(value, str) else value)
     found |= {unquote(secret) for secret in found}
+    found |= libpq_secrets(url)
     found.discard("")
     return found
 
