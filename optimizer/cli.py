@@ -42,9 +42,10 @@ from optimizer.storage import (
     default_storage_url,
     redact,
 )
+from optimizer.storage_faults import CAUGHT as STORAGE_CAUGHT
 from optimizer.storage_faults import (
     EXIT_STORAGE_FAULT,
-    STORAGE_FAULTS,
+    is_storage_fault,
     storage_fault_message,
 )
 from optimizer.version import add_version_argument
@@ -358,7 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = config.storage_url if config is not None else None
         print(f"error: {scrub(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE
-    except STORAGE_FAULTS as exc:
+    except STORAGE_CAUGHT as exc:
+        if not is_storage_fault(exc):
+            raise
         url = config.storage_url if config is not None else None
         print(f"error: {scrub(storage_fault_message(exc), url)}", file=sys.stderr)
         return EXIT_STORAGE_FAULT

@@ -40,6 +40,7 @@ from sqlalchemy import event, text
 from optimizer.errors import StudyError
 from optimizer.redaction import redact as redact  # re-exported: callers import it from here
 from optimizer.redaction import scrub
+from optimizer.storage_faults import STORAGE_FAULTS
 
 STUDIES_DIR = Path("studies")
 DEFAULT_HEARTBEAT_S = 10
@@ -269,7 +270,13 @@ class Heartbeat:
     def _beat(self) -> None:
         assert isinstance(self._store, RDBStorage) and self._interval is not None
         while not self._stop.wait(self._interval):
-            self._store.record_heartbeat(self._id)
+            try:
+                self._store.record_heartbeat(self._id)
+            except STORAGE_FAULTS:
+                # A storage that refuses a heartbeat (read-only, full, locked) refuses the
+                # driver's own next write too, which reports it in one line; beating again at
+                # the next interval keeps the trial alive if the fault passes.
+                continue
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
