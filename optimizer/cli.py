@@ -137,6 +137,12 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         help="continue a study whose space file changed since it was created",
     )
     parser.add_argument(
+        "--adopt",
+        action="store_true",
+        help="accept a study this tool did not make (its trials are kept, described, and "
+        "left out of counts, front and report) or made from another space file",
+    )
+    parser.add_argument(
         "--strict-versions",
         action="store_true",
         help="refuse engine releases outside the catalogue (default: the nearest catalogued "
@@ -187,6 +193,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         allow_space_change=ns.allow_space_change,
         quiet=ns.quiet,
         recommend=ns.recommend,
+        adopt=ns.adopt,
     )
 
 

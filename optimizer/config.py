@@ -110,6 +110,8 @@ class StudyConfig:
     """The user named the storage (the closing hint then repeats --storage)."""
     recommend: RecommendRule | None = None
     """--recommend: the recommendation rule instead of the space file's."""
+    adopt: bool = False
+    """--adopt: accept a study this tool did not make, or made from another space."""
 
     @classmethod
     def of(
@@ -130,6 +132,7 @@ class StudyConfig:
         allow_space_change: bool = False,
         quiet: bool = False,
         recommend: RecommendRule | None = None,
+        adopt: bool = False,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
         name = check_name(study_name, "--study-name") if study_name else spec.name
@@ -150,4 +153,5 @@ class StudyConfig:
             quiet=quiet,
             storage_given=storage is not None,
             recommend=recommend,
+            adopt=adopt,
         )
