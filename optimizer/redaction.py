@@ -35,6 +35,11 @@ def _userinfo_end(rest: str) -> int:
 def secrets_in(url: str) -> set[str]:
     """Every password `url` carries, as written and percent-decoded, and those libpq would take
     for it from the environment and its files."""
+    return written_secrets(url) | libpq_secrets(url)
+
+
+def written_secrets(url: str) -> set[str]:
+    """The passwords written in `url` itself, as written and percent-decoded."""
     found: set[str] = set()
     rest = url.partition("://")[2]
     at = _userinfo_end(rest)
@@ -53,29 +58,33 @@ def secrets_in(url: str) -> set[str]:
             if lowered.endswith("password") or lowered == "pwd":
                 found.update([value] if isinstance(value, str) else value)
     found |= {unquote(secret) for secret in found}
-    found |= libpq_secrets(url)
     found.discard("")
     return found
 
 
 def scrub(text: str, url: str | None) -> str:
-    """`text` with every password of `url` replaced by ***."""
-    if not url:
-        return text
-    for secret in sorted(secrets_in(url), key=len, reverse=True):
+    """`text` with every password of `url` (written in it or taken from outside) replaced by
+    ***."""
+    return _mask(text, secrets_in(url)) if url else text
+
+
+def _mask(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
 
 
 def redact(url: str) -> str:
-    """The URL with every password replaced by ***, for messages, logs and reports."""
+    """The URL with every password written in it replaced by ***, for messages, logs and
+    reports. (A password from outside the URL is not in it: masking it there would only mangle
+    a user name that happens to equal it, e.g. PGPASSWORD=postgres for user postgres.)"""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return scrub(url, url)
+        return _mask(url, written_secrets(url))
     shown = rest
     at = _userinfo_end(rest)
     if at >= 0 and ":" in rest[:at]:
         user = rest[:at].split(":", 1)[0]
         shown = f"{user}:{MASK}{rest[at:]}"
     shown = _SECRET_QUERY.sub(lambda match: match.group(1) + MASK, shown)
-    return scrub(f"{scheme}://{shown}", url)
+    return _mask(f"{scheme}://{shown}", written_secrets(url))
