@@ -35,6 +35,7 @@ from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
+from optimizer.sqlite_url import sqlite_file
 from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
@@ -437,7 +438,8 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 def open_study(ref: StudyRef, any_objectives: bool = False) -> optuna.Study:
     """The stored study `ref` names; unless `any_objectives`, refused when it does not have
     this tool's two objectives (nothing could read its trials)."""
-    if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
+    database = sqlite_file(ref.url)
+    if database is not None and not database.exists():
         raise StudyError(
             f"no study database at {redact(ref.url)}; run "
             f"`{command_line('python', '-m', 'optimizer.study', '--space', ref.name + '.yaml')}` "

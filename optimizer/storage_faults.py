@@ -37,6 +37,17 @@ def is_storage_fault(exc: BaseException) -> bool:
 
 def storage_fault_message(exc: BaseException) -> str:
     """The database's reason for `exc` (the cause Optuna wrapped, if any) and what to do."""
+    return (
+        f"the study's storage failed mid-study ({database_reason(exc)}). Trials in flight were "
+        "marked failed where the storage still accepted it, and the next run retries them. Fix "
+        "the storage (disk space, permissions, the process holding its lock) and run the same "
+        "command again"
+    )
+
+
+def database_reason(exc: BaseException) -> str:
+    """The first line of the database's own words for `exc`, under Optuna's generic wrapper
+    ("... e.g. exceeding max length"), or the file system's for an OSError."""
     cause: BaseException = exc
     while isinstance(cause, optuna.exceptions.StorageInternalError) and cause.__cause__:
         cause = cause.__cause__
@@ -47,8 +58,4 @@ def storage_fault_message(exc: BaseException) -> str:
         first = (
             f"{reason.strerror} writing {reason.filename}" if reason.filename else reason.strerror
         )
-    return (
-        f"the study's storage failed mid-study ({first}). Trials in flight were marked failed "
-        "where the storage still accepted it, and the next run retries them. Fix the storage "
-        "(disk space, permissions, the process holding its lock) and run the same command again"
-    )
+    return first
