@@ -9,8 +9,9 @@ imports the package keeps its own behaviour. The study loop still catches its ow
 caught: during imports, argument parsing, opening the storage, writing a report. SIGTERM's
 marked interrupt (`optimizer.interrupts`) exits 143.
 
-A SIGINT that arrives before Python has run this package (while the interpreter itself starts)
-is Python's own to handle.
+A Ctrl-C while the interpreter shuts down (waiting for threads, running exit callbacks) reaches
+Python's "unraisable" hook instead, which is quieted the same way. A SIGINT that arrives before
+Python has run this package (while the interpreter itself starts) is Python's own to handle.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def _hook(kind: type[BaseException], value: BaseException, trace: TracebackType 
     if not issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, value, trace)
         return
+    _exit_interrupted(value)
+
+
+def _unraisable_hook(unraisable: sys.UnraisableHookArgs) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _exit_interrupted(unraisable.exc_value)
+    sys.__unraisablehook__(unraisable)
+
+
+def _exit_interrupted(value: BaseException) -> None:
     terminated = isinstance(value, KeyboardInterrupt) and is_sigterm(value)
     try:
         sys.stdout.flush()
@@ -58,4 +69,10 @@ def _hook(kind: type[BaseException], value: BaseException, trace: TracebackType 
 def install_for_commands() -> None:
     """Make an uncaught Ctrl-C quiet (exit 130) when this process is one of the commands."""
     if is_command_process(list(getattr(sys, "orig_argv", [])), list(sys.argv)):
-        sys.excepthook = _hook
+        install()
+
+
+def install() -> None:
+    """Make an uncaught Ctrl-C quiet (exit 130, 143 for SIGTERM's), also during shut-down."""
+    sys.excepthook = _hook
+    sys.unraisablehook = _unraisable_hook

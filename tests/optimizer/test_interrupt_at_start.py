@@ -86,3 +86,22 @@ def test_a_program_importing_the_package_keeps_its_own_ctrl_c() -> None:
     assert not is_command_process([python, "my_script.py"], ["my_script.py"])
     assert not is_command_process([python, "-c", "import optimizer"], ["-c"])
     assert not is_command_process([python, "-m", "optimizerx.tool"], ["-m"])
+
+
+def test_ctrl_c_while_the_interpreter_shuts_down_is_quiet_too(tmp_path: Path) -> None:
+    """An exit callback interrupted by Ctrl-C: Python would print "Exception ignored in atexit
+    callback" and a traceback, and exit 0 as if nothing happened."""
+    code = (
+        "import atexit\n"
+        "from optimizer.quiet_interrupt import install\n"
+        "install()\n"
+        "def closing():\n"
+        "    raise KeyboardInterrupt\n"
+        "atexit.register(closing)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 130, done.stderr
