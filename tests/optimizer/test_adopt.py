@@ -13,8 +13,10 @@ import optuna
 import pytest
 
 from optimizer.adoption import adopted_before, best_own_trials, own_trials
+from optimizer.artifacts import note_keys
 from optimizer.cli import main as study_main
 from optimizer.export.cli import main as export_main
+from optimizer.notes import backfill_notes
 from optimizer.record import count_trials, read_all
 from optimizer.report.cli import main as report_main
 from tests.optimizer.test_foreign_studies import plain_study, snapshot
@@ -78,6 +80,11 @@ def test_adopt_accepts_a_plain_optuna_study_and_keeps_its_trials_apart(
     assert code == 0, err
     assert "adopting" not in err
     assert count_trials(optuna.load_study(study_name="qwen3-moe", storage=url)).finished == 4
+
+    study = optuna.load_study(study_name="qwen3-moe", storage=url)
+    backfill_notes(study)  # what the dashboard does on start
+    notes = study._storage.get_study_system_attrs(study._study_id)
+    assert not [t for t in study.trials[:5] if note_keys(t._trial_id)[0] in notes]
 
     code, _, err = run(report_main, ["qwen3-moe", "--storage", url])
     assert code == 0, err
