@@ -67,6 +67,8 @@ def keeper(postgres_server: str) -> Iterator[tuple[str, int]]:
         yield host, port
     finally:
         hba.write_text(original)
+        with psycopg.connect(psycopg_dsn(postgres_server), autocommit=True) as admin:
+            admin.execute("SELECT pg_reload_conf()")
 
 
 def run(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
