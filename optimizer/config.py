@@ -144,6 +144,8 @@ class StudyConfig:
     stop: StopRule | None = None
     """Stop when the front converged or the time budget is spent (`n_trials` is then only a
     cap); None: run exactly `n_trials` runner trials."""
+    adopt: bool = False
+    """--adopt: accept a study this tool did not make, or made from another space."""
 
     @classmethod
     def of(
@@ -167,6 +169,7 @@ class StudyConfig:
         screening: bool = False,
         screening_candidates: int = 32,
         stop: StopRule | None = None,
+        adopt: bool = False,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
         name = check_name(study_name, "--study-name") if study_name else spec.name
@@ -190,4 +193,5 @@ class StudyConfig:
             screening=screening,
             screening_candidates=screening_candidates,
             stop=stop,
+            adopt=adopt,
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import optuna
 
+from optimizer.adoption import best_own_trials
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
 from optimizer.config import RunnerChoice, real_run_settings, with_calibration
 from optimizer.errors import NothingToValidateError, UsageError
@@ -125,7 +126,7 @@ class Validator:
         feasible Pareto points, highest throughput first."""
         found = study_recommendation(self.study, measurements=repeats)
         picked = [found.pick.number] if found is not None else []
-        front = sorted(self.study.best_trials, key=lambda t: -(t.values or [0.0])[0])
+        front = sorted(best_own_trials(self.study), key=lambda t: -(t.values or [0.0])[0])
         numbers = list(dict.fromkeys([*picked, *(t.number for t in front)]))
         params = {t.number: t.params for t in self.study.get_trials(deepcopy=False)}
         return [
