@@ -43,6 +43,7 @@ from runners.workload import BenchRequest
 Endpoint = Literal["completions", "chat"]
 JSON_HEADERS = {"Content-Type": "application/json"}
 GC_IDLE_S = 0.004
+SESSION_LEAD_S = 0.003  # how long before its send time a session task starts
 
 
 @dataclass(frozen=True)
@@ -285,9 +286,13 @@ async def run_benchmark(
             body = encode_request(config, first)
             if origin + times[root] - time.perf_counter() > GC_IDLE_S:
                 gc.collect(1)  # young garbage only, while there is time
-            await _until(origin + times[root])
+            # the session starts a little early and waits for its own send time, so the send
+            # follows the wait in the same step (a task started at the send time would run a
+            # whole event-loop turn later)
+            lead = origin + times[root] - SESSION_LEAD_S - time.perf_counter()
+            await asyncio.sleep(max(lead, 0.0))
             tasks.append(asyncio.create_task(session(root, first, body, origin)))
-            await asyncio.sleep(0)  # let it send now, before the next one is built
+            await asyncio.sleep(0)  # a session already due sends now, before the next is built
         await asyncio.gather(*tasks)
         duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
