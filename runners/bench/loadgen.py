@@ -14,7 +14,9 @@ has ``choices``, ITLs are the gaps between such chunks (SSE events are split fro
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. Send times are kept to well under a
 millisecond (the loop's timers alone round up to one): each request is built and encoded
-before it is due, and no garbage collection pauses the run (`_collections_between_sends`).
+before it is due, its session task starts a few ms early and waits for the send time itself
+(so the POST follows the wait in the same loop step), and no garbage collection pauses the
+run (`_collections_between_sends`; young garbage only while no session is about to send).
 Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
 requests run before the clock starts and are not recorded. The HTTP client is passed in
 (`make_client` builds a suitable one), so tests can use any transport.
@@ -281,11 +283,14 @@ async def run_benchmark(
     tasks: list[asyncio.Task[None]] = []
     with _collections_between_sends():
         origin = time.perf_counter()
+        last_due = origin
         for root in roots:
             first = requests[root]  # built and encoded before its send time, not in it
             body = encode_request(config, first)
-            if origin + times[root] - time.perf_counter() > GC_IDLE_S:
-                gc.collect(1)  # young garbage only, while there is time
+            now = time.perf_counter()
+            if now > last_due and origin + times[root] - now > GC_IDLE_S:
+                gc.collect(1)  # young garbage only, while no session is about to send
+            last_due = origin + times[root]
             # the session starts a little early and waits for its own send time, so the send
             # follows the wait in the same step (a task started at the send time would run a
             # whole event-loop turn later)
