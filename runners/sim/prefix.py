@@ -40,7 +40,7 @@ class PrefixCache:
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
         self.version = 0
-        self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int]] | None = None
+        self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
 
     def has_chain(self, rid: int) -> bool:
         return self.offsets[rid + 1] > self.offsets[rid]
@@ -48,22 +48,30 @@ class PrefixCache:
     def _chain(self, rid: int) -> list[int]:
         return self.segments[self.offsets[rid] : self.offsets[rid + 1]]
 
-    def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int]:
-        """(chain, how many of its leading segments are cached, their tokens), remembered until
-        the cache or the free queue changes (an admission asks up to three times)."""
+    def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int, int, int]:
+        """(chain, how many of its leading segments are cached, their tokens, and the pages
+        `charge` returns), in one pass over the chain, remembered until the cache or the free
+        queue changes (an admission asks up to three times)."""
         key = (rid, q_front, self.version)
         memo = self._memo
         if memo is not None and memo[0] == key:
             return memo[1]
         chain = self._chain(rid)
-        ready, ref, pos = self.ready, self.ref, self.pos
-        count = 0
+        ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
+        count = revived = fresh = 0
+        leading = True
         for seg in chain:
-            if not (ready[seg] and (ref[seg] > 0 or pos[seg] >= q_front)):
-                break
-            count += 1
+            held = ref[seg] > 0
+            if leading and ready[seg] and (held or pos[seg] >= q_front):
+                count += 1
+                if not held:
+                    revived += pages[seg]
+            else:
+                leading = False
+                if not held:
+                    fresh += pages[seg]
         tokens = self.end[chain[count - 1]] if count else 0
-        looked = (chain, count, tokens)
+        looked = (chain, count, tokens, revived, fresh)
         self._memo = (key, looked)
         return looked
 
@@ -74,21 +82,13 @@ class PrefixCache:
     def charge(self, rid: int, q_front: int) -> tuple[int, int]:
         """(revived, fresh) pages admitting `rid` takes from the pool: its cached segments no
         request holds come back from the free queue; its missing ones are allocated anew."""
-        chain, leading, _ = self._look(rid, q_front)
-        ref, pages = self.ref, self.pages
-        revived = fresh = 0
-        for i, seg in enumerate(chain):
-            if ref[seg] == 0:
-                if i < leading:
-                    revived += pages[seg]
-                else:
-                    fresh += pages[seg]
-        return revived, fresh
+        looked = self._look(rid, q_front)
+        return looked[3], looked[4]
 
     def hold(self, rid: int, q_front: int) -> None:
         """`rid` is admitted: it holds every segment of its chain; segments it must compute
         again are no longer ready."""
-        chain, leading, _ = self._look(rid, q_front)
+        chain, leading = self._look(rid, q_front)[:2]
         ref, ready = self.ref, self.ready
         for i, seg in enumerate(chain):
             if i >= leading and ref[seg] == 0:
