@@ -8,4 +8,8 @@ re-measures a finished study and `dashboard` serves it. `spec/` is the space fil
 imports it.
 """
 
+from optimizer.quiet_interrupt import install_for_commands
+
 __version__ = "0.1.0"
+
+install_for_commands()  # before a command's module imports anything heavy

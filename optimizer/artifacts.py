@@ -25,6 +25,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage, RDBStorage
 
 from optimizer.paths import check_name
+from optimizer.sqlite_url import sqlite_file
 from optimizer.storage import STUDIES_DIR
 from runners.types import (
     TrialOutcome,
@@ -43,8 +44,8 @@ def storage_url(storage: BaseStorage) -> str | None:
 def study_dir(study_name: str, url: str | None) -> Path:
     """Where a study's artifacts and report live: beside its SQLite file, else studies/<name>."""
     check_name(study_name, "study name")  # the name is one folder, never a path
-    if url is not None and url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///"))
+    database = sqlite_file(url) if url is not None else None
+    if database is not None:
         return database.parent / study_name
     return STUDIES_DIR / study_name
 

@@ -37,6 +37,7 @@ from optimizer.samplers import SAMPLERS
 from optimizer.screening import DEFAULT_CANDIDATES
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
+from optimizer.sqlite_url import sqlite_file
 from optimizer.storage import (
     DEFAULT_GRACE_S,
     DEFAULT_HEARTBEAT_S,
@@ -44,9 +45,10 @@ from optimizer.storage import (
     default_storage_url,
     redact,
 )
+from optimizer.storage_faults import CAUGHT as STORAGE_CAUGHT
 from optimizer.storage_faults import (
     EXIT_STORAGE_FAULT,
-    STORAGE_FAULTS,
+    is_storage_fault,
     storage_fault_message,
 )
 from optimizer.version import add_version_argument
@@ -138,6 +140,12 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         help="continue a study whose space file changed since it was created",
     )
     parser.add_argument(
+        "--adopt",
+        action="store_true",
+        help="accept a study this tool did not make (its trials are kept, described, and "
+        "left out of counts, front and report) or made from another space file",
+    )
+    parser.add_argument(
         "--strict-versions",
         action="store_true",
         help="refuse engine releases outside the catalogue (default: the nearest catalogued "
@@ -193,6 +201,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         screening=ns.screening == "on",
         screening_candidates=ns.screening_candidates,
         stop=stop,
+        adopt=ns.adopt,
     )
 
 
@@ -376,7 +385,9 @@ def make_runner(choice: RunnerChoice, artifacts_dir: Path) -> Runner:
     from runners.sim.runner import SimRunner
 
     return SimRunner(
-        noise=Noise.typical() if choice.noise else None, artifacts_dir=artifacts_dir.resolve()
+        noise=Noise.typical() if choice.noise else None,
+        artifacts_dir=artifacts_dir.resolve(),
+        calibration=choice.calibration,
     )
 
 
@@ -403,7 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = config.storage_url if config is not None else None
         print(f"error: {scrub(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE
-    except STORAGE_FAULTS as exc:
+    except STORAGE_CAUGHT as exc:
+        if not is_storage_fault(exc):
+            raise
         url = config.storage_url if config is not None else None
         print(f"error: {scrub(storage_fault_message(exc), url)}", file=sys.stderr)
         return EXIT_STORAGE_FAULT
@@ -472,7 +485,8 @@ def locate(target: str, storage: str | None = None, study_name: str | None = Non
 def open_study(ref: StudyRef, any_objectives: bool = False) -> optuna.Study:
     """The stored study `ref` names; unless `any_objectives`, refused when it does not have
     this tool's two objectives (nothing could read its trials)."""
-    if ref.url.startswith("sqlite:///") and not Path(ref.url.removeprefix("sqlite:///")).exists():
+    database = sqlite_file(ref.url)
+    if database is not None and not database.exists():
         raise StudyError(
             f"no study database at {redact(ref.url)}; run "
             f"`{command_line('python', '-m', 'optimizer.study', '--space', ref.name + '.yaml')}` "

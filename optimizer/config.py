@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from optimizer.errors import UsageError
+from optimizer.errors import SpecError, UsageError
 from optimizer.paths import check_name
 from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.spec.presets import RecommendRule
+from optimizer.spec.simulator import spec_calibration
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
+from runners.errors import CalibrationError
 from runners.settings import RealRunSettings
+from runners.sim.fit import CalibrationFit
 
 if TYPE_CHECKING:  # optimizer.convergence reads stored trials, which needs this module
     from optimizer.convergence import StopRule
@@ -52,6 +55,9 @@ class RunnerChoice:
     emulator_scale: float | None = None
     emulator_profile: Path | None = None
     real_run: RealRunSettings = field(default_factory=RealRunSettings)
+    calibration: CalibrationFit | None = None
+    """The user's calibration (the space file's simulator section) the simulated runner
+    applies; None: the shipped calibration."""
 
     @property
     def real_engine(self) -> bool:
@@ -65,6 +71,17 @@ class RunnerChoice:
         embedded simulator: pre-flight then rejects only certain memory failures."""
         worker = self.ray_worker if self.name == "ray" else self.name
         return worker in ("local", "emulator")
+
+
+def with_calibration(choice: RunnerChoice, spec: StudySpec) -> RunnerChoice:
+    """`choice` with the calibration the space file names (`optimizer.spec.simulator`)."""
+    if choice.calibration is not None or spec.simulator.calibration is None:
+        return choice
+    try:
+        fit = spec_calibration(spec.simulator)
+    except CalibrationError as exc:
+        raise SpecError(f"simulator.calibration: {exc}") from None
+    return replace(choice, calibration=fit)
 
 
 def real_run_settings(
@@ -127,6 +144,8 @@ class StudyConfig:
     stop: StopRule | None = None
     """Stop when the front converged or the time budget is spent (`n_trials` is then only a
     cap); None: run exactly `n_trials` runner trials."""
+    adopt: bool = False
+    """--adopt: accept a study this tool did not make, or made from another space."""
 
     @classmethod
     def of(
@@ -150,6 +169,7 @@ class StudyConfig:
         screening: bool = False,
         screening_candidates: int = 32,
         stop: StopRule | None = None,
+        adopt: bool = False,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""
         name = check_name(study_name, "--study-name") if study_name else spec.name
@@ -160,7 +180,7 @@ class StudyConfig:
             n_trials=n_trials or (stop.max_trials if stop else spec.search.n_trials),
             sampler=sampler or spec.search.sampler,
             seed=seed if seed is not None else spec.search.seed,
-            runner=runner or RunnerChoice(),
+            runner=with_calibration(runner or RunnerChoice(), spec),
             heartbeat_s=heartbeat_s,
             grace_s=grace_s,
             warm_start=warm_start,
@@ -173,4 +193,5 @@ class StudyConfig:
             screening=screening,
             screening_candidates=screening_candidates,
             stop=stop,
+            adopt=adopt,
         )

@@ -6,8 +6,9 @@ that changes what a trial means (`space_sections`; `workloads` only when the fil
 several, and fields added later only when set, so older studies keep resuming), and refuses to
 resume a study from a space file that differs in one of them (unless `allow_change`), since the
 old and new trials would not be comparable. A study made by something else is refused
-by the study command (`refuse_foreign`), and one without this tool's two objectives by every
-command that reads a stored study's trials (`refuse_other_objectives`). The
+by the study command (`refuse_foreign`) unless ``--adopt`` (`optimizer.adoption`), and one
+without this tool's two objectives by every command that reads a stored study's trials
+(`refuse_other_objectives`). The
 study's user attributes (model, hardware, workload, and on a GPU the simulator never measured
 whose efficiencies it takes) head the report.
 """
@@ -20,8 +21,10 @@ import warnings
 
 import optuna
 
+from optimizer.adoption import adopt_foreign
 from optimizer.errors import StudyError
 from optimizer.objectives import metric_names
+from optimizer.record import count_trials
 from optimizer.spec.models import StudySpec
 from runners.catalog import get_gpu
 from runners.sim.params import efficiency_note
@@ -57,8 +60,14 @@ def refuse_other_objectives(study: optuna.Study) -> None:
         )
 
 
+def is_foreign(study: optuna.Study) -> bool:
+    """Trials, but no space description: the study was made by something else."""
+    return "space_sections" not in study.user_attrs and bool(study.get_trials(deepcopy=False))
+
+
 def refuse_foreign(study: optuna.Study) -> None:
-    """Refuse to run trials into a study this tool did not make.
+    """Refuse to run trials into a study this tool did not make (``--adopt`` accepts it:
+    `optimizer.adoption`).
 
     A study of this tool has two objectives and, before its first trial, the description
     `describe_study` stores. One with trials but no description was made by something else (a
@@ -66,30 +75,49 @@ def refuse_foreign(study: optuna.Study) -> None:
     them on the front with no serve command.
     """
     refuse_other_objectives(study)
-    if "space_sections" not in study.user_attrs and study.get_trials(deepcopy=False):
+    if is_foreign(study):
         raise StudyError(
             f"study {study.study_name!r} holds trials this tool did not make (it has no space "
             "description): they are not serving configurations. Use another --study-name (or "
-            "--storage) for this tool's study"
+            "--storage) for this tool's study, or pass --adopt to run this tool's trials into "
+            "it and leave those out of counts, front and report"
         )
 
 
-def describe_study(study: optuna.Study, spec: StudySpec, allow_change: bool) -> None:
+def describe_study(
+    study: optuna.Study, spec: StudySpec, allow_change: bool, adopt: bool = False
+) -> list[str]:
     """Name the objectives and describe the study; refuse a study this tool did not make, and
-    refuse to resume one from a space that means something else."""
-    refuse_foreign(study)
+    refuse to resume one from a space that means something else, unless `adopt` (or
+    `allow_change` for the space). What adoption did, as lines for the user."""
+    notes: list[str] = []
+    if adopt and is_foreign(study):
+        refuse_other_objectives(study)
+        notes += adopt_foreign(study)
+    else:
+        refuse_foreign(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names(spec.objectives))
     sections = space_sections(spec)
     stored = study.user_attrs.get("space_sections")
-    if isinstance(stored, dict) and stored != sections and not allow_change:
+    if isinstance(stored, dict) and stored != sections:
         changed = ", ".join(sorted(k for k in sections if stored.get(k) != sections[k]))
-        raise StudyError(
-            f"study {study.study_name!r} was created from a different space file (changed: "
-            f"{changed}); its trials would not be comparable. Use another --study-name, or "
-            "pass --allow-space-change to continue it anyway"
-        )
+        if not (allow_change or adopt):
+            raise StudyError(
+                f"study {study.study_name!r} was created from a different space file (changed: "
+                f"{changed}); its trials would not be comparable. Use another --study-name, or "
+                "pass --allow-space-change (or --adopt) to continue it anyway"
+            )
+        if adopt:
+            count = count_trials(study).finished
+            notes.append(
+                f"note: adopting study {study.study_name!r}, made by this tool from a different "
+                f"space file (changed: {changed}): its {count} finished trial(s) keep their "
+                "serve commands, count toward --n-trials and compete on one front with the new "
+                "ones, although they were measured under the old "
+                f"{changed}; the study now describes the new space file."
+            )
     attrs = {
         "space": spec.name,
         "space_sections": sections,
@@ -106,3 +134,4 @@ def describe_study(study: optuna.Study, spec: StudySpec, allow_change: bool) -> 
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
+    return notes

@@ -145,7 +145,8 @@ def run_study(
         storage = open_storage(config.storage_url, config.heartbeat_s, config.grace_s)
     seed = config.seed + _finished_count(storage, config.study_name)
     study = load_or_create(storage, config.study_name, make_sampler(config.sampler, seed))
-    describe_study(study, spec, config.allow_space_change)
+    for note in describe_study(study, spec, config.allow_space_change, config.adopt):
+        print(note, file=sys.stderr)
     remember_settings(study, spec, config.recommend)
     store_warnings(study, workload_warnings(spec))
     store_slos(study, spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
+from optimizer.adoption import own_trials
 from optimizer.artifacts import NoteFacts, note_body, note_keys, write_note
 from optimizer.provenance import KIND_KEY, sentences
 from optimizer.record import RunnerInfo, read
@@ -21,7 +22,7 @@ def backfill_notes(study: optuna.Study) -> int:
     storage = study._storage
     existing = storage.get_study_system_attrs(study._study_id)
     added = 0
-    for trial in study.get_trials(deepcopy=False):
+    for trial in own_trials(study):  # an adopted trial has nothing this tool could say
         if not trial.state.is_finished() or note_keys(trial._trial_id)[0] in existing:
             continue
         record = read(trial)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from optimizer.config import StudyConfig
 from runners.sim import Noise
+from runners.sim.fit import CalibrationFit
 from runners.sim.prediction import Prediction
 from runners.sim.runner import SimRunner
 from runners.types import ServingConfig, Workload
@@ -32,8 +33,10 @@ class Predictor(Protocol):
 class SimPredictor:
     """The embedded simulator as a predictor: the outcome the simulated trial would have."""
 
-    def __init__(self, noise: Noise | None = None) -> None:
-        self._runner = SimRunner(noise=noise)
+    def __init__(
+        self, noise: Noise | None = None, calibration: CalibrationFit | None = None
+    ) -> None:
+        self._runner = SimRunner(noise=noise, calibration=calibration)
         self._log_sigma = noise.run_sigma if noise is not None else 0.0
 
     def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
@@ -53,7 +56,9 @@ def study_predictor(config: StudyConfig, shadow: Predictor | None = None) -> Pre
     if not config.screening or config.sampler == "grid":
         return None
     if config.runner.name == "sim":
-        return SimPredictor(Noise.typical() if config.runner.noise else None)
+        # the trials' own simulator, with the space file's calibration when it names one
+        noise = Noise.typical() if config.runner.noise else None
+        return SimPredictor(noise, config.runner.calibration)
     return shadow
 
 

@@ -19,6 +19,7 @@ import optuna
 
 from optimizer.config import RunnerChoice
 from optimizer.spec.models import StudySpec
+from optimizer.spec.simulator import calibration_sentence
 from runners.catalog import get_gpu
 from runners.sim.provenance import calibration_text
 
@@ -69,6 +70,8 @@ def provenance_of(choice: RunnerChoice, spec: StudySpec) -> Provenance:
     """The provenance of a study run with `choice` on `spec` (reads the emulator's profile)."""
     kind = kind_of(choice)
     calibration = calibration_text(get_gpu(spec.node_group.gpu), spec.engines)
+    if choice.calibration is not None:
+        calibration += "; " + calibration_sentence(spec.simulator, choice.calibration)
     if kind == "simulated":
         return Provenance(kind, calibration)
     if kind == "emulated":

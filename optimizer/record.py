@@ -24,6 +24,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from optimizer.adoption import own_trials
 from optimizer.artifacts import (
     NoteFacts,
     attach_files,
@@ -244,7 +245,8 @@ def _shape(diagnostics: Mapping[str, float]) -> InstanceShape | None:
 
 
 def read_all(study: optuna.Study, states: Sequence[TrialState] | None = None) -> list[TrialRecord]:
-    return [read(t) for t in study.get_trials(deepcopy=False, states=states)]
+    """This tool's trials (adopted ones left out: `optimizer.adoption`)."""
+    return [read(t) for t in own_trials(study, states)]
 
 
 def baseline_record(study: optuna.Study) -> TrialRecord | None:
@@ -267,7 +269,7 @@ class Counts:
 
 
 def count_trials(study: optuna.Study) -> Counts:
-    trials = study.get_trials(deepcopy=False)
+    trials = own_trials(study)
     done = [t for t in trials if t.state in DONE_STATES]
     rejected = sum(is_rejection(t) for t in done)
     return Counts(

@@ -3,7 +3,9 @@ derived from it (a driver's error quotes the URL or the password) before printin
 
 A password can sit in three places of a database URL: the userinfo (``user:pw@host``), a query
 parameter (``?password=pw``, ``sslpassword=...``; ``passfile`` is a path and stays), or, once
-percent-decoded, anywhere in a message the database driver made from it. Every command prints
+percent-decoded, anywhere in a message the database driver made from it. A PostgreSQL URL can
+also take its password from outside (``PGPASSWORD``, a libpq service or password file;
+`optimizer.libpq_secrets`): those are scrubbed from messages as well. Every command prints
 storage URLs and storage errors only through these two functions.
 """
 
@@ -14,6 +16,8 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from optimizer.libpq_secrets import libpq_secrets
 
 MASK = "***"
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&#]*password|pwd)=)([^&#]*)")
@@ -29,7 +33,13 @@ def _userinfo_end(rest: str) -> int:
 
 
 def secrets_in(url: str) -> set[str]:
-    """Every password `url` carries, as written and percent-decoded."""
+    """Every password `url` carries, as written and percent-decoded, and those libpq would take
+    for it from the environment and its files."""
+    return written_secrets(url) | libpq_secrets(url)
+
+
+def written_secrets(url: str) -> set[str]:
+    """The passwords written in `url` itself, as written and percent-decoded."""
     found: set[str] = set()
     rest = url.partition("://")[2]
     at = _userinfo_end(rest)
@@ -53,23 +63,28 @@ def secrets_in(url: str) -> set[str]:
 
 
 def scrub(text: str, url: str | None) -> str:
-    """`text` with every password of `url` replaced by ***."""
-    if not url:
-        return text
-    for secret in sorted(secrets_in(url), key=len, reverse=True):
+    """`text` with every password of `url` (written in it or taken from outside) replaced by
+    ***."""
+    return _mask(text, secrets_in(url)) if url else text
+
+
+def _mask(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
 
 
 def redact(url: str) -> str:
-    """The URL with every password replaced by ***, for messages, logs and reports."""
+    """The URL with every password written in it replaced by ***, for messages, logs and
+    reports. (A password from outside the URL is not in it: masking it there would only mangle
+    a user name that happens to equal it, e.g. PGPASSWORD=postgres for user postgres.)"""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return scrub(url, url)
+        return _mask(url, written_secrets(url))
     shown = rest
     at = _userinfo_end(rest)
     if at >= 0 and ":" in rest[:at]:
         user = rest[:at].split(":", 1)[0]
         shown = f"{user}:{MASK}{rest[at:]}"
     shown = _SECRET_QUERY.sub(lambda match: match.group(1) + MASK, shown)
-    return scrub(f"{scheme}://{shown}", url)
+    return _mask(f"{scheme}://{shown}", written_secrets(url))

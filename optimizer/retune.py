@@ -31,6 +31,7 @@ from pathlib import Path
 
 import optuna
 
+from optimizer.adoption import best_own_trials
 from optimizer.cli import (
     StudyRef,
     add_emulator_arguments,
@@ -119,7 +120,9 @@ def subjects_of(study: optuna.Study, spec: StudySpec, top: int) -> list[Subject]
             "the study has no completed trial that meets every SLO, so there is no "
             "recommendation to check; run or continue the study first"
         )
-    front = sorted((read(t) for t in study.best_trials), key=lambda r: (-r.throughput, r.number))
+    front = sorted(
+        (read(t) for t in best_own_trials(study)), key=lambda r: (-r.throughput, r.number)
+    )
     chosen = [best, *[r for r in front if r.number != best.number]][:top]
     return [
         Subject(r, candidate_from_params(spec, r.params), r.number == best.number) for r in chosen

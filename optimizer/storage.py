@@ -40,6 +40,8 @@ from sqlalchemy import event, text
 from optimizer.errors import StudyError
 from optimizer.redaction import redact as redact  # re-exported: callers import it from here
 from optimizer.redaction import scrub
+from optimizer.sqlite_url import is_read_only, sqlite_file
+from optimizer.storage_faults import STORAGE_FAULTS, database_reason
 
 STUDIES_DIR = Path("studies")
 DEFAULT_HEARTBEAT_S = 10
@@ -61,13 +63,20 @@ def open_storage(
             f"--storage {redact(url)!r} is not a database URL; use e.g. sqlite:///studies/x.db "
             "or postgresql://user:password@host/db"
         )
+    if is_read_only(url):
+        raise StudyError(
+            f"--storage {redact(url)!r} opens the database read-only, but a study writes its "
+            "trials there; drop mode=ro (or immutable=1) from the URL. The report, export and "
+            "dashboard commands can read a read-only storage"
+        )
     if grace_s <= heartbeat_s:
         raise StudyError(
             f"--grace-period ({grace_s} s) must be longer than --heartbeat-interval "
             f"({heartbeat_s} s), or live trials would be failed"
         )
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).parent
+    database = sqlite_file(url)
+    if database is not None:
+        folder = database.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -75,7 +84,7 @@ def open_storage(
                 f"cannot create the studies folder {str(folder)!r} ({exc.strerror}); choose "
                 "another place with --storage sqlite:///PATH.db"
             ) from None
-        _refuse_damaged_sqlite(Path(url.removeprefix("sqlite:///")))
+        _refuse_damaged_sqlite(database)
     last_error: Exception | None = None
     for attempt in range(SCHEMA_RACE_RETRIES):
         try:
@@ -97,8 +106,7 @@ def open_storage(
             # version table; the loser finds the schema complete a moment later.
             last_error = exc
             time.sleep(0.5 * (attempt + 1))
-    text_ = str(last_error).strip()
-    first_line = text_.splitlines()[0] if text_ else type(last_error).__name__
+    first_line = database_reason(last_error) if last_error else "unknown error"
     raise StudyError(f"cannot open storage {redact(url)!r}: {scrub(first_line, url)}")
 
 
@@ -162,7 +170,7 @@ def load_or_create(
     except ValueError as exc:
         raise StudyError(f"study {study_name!r} cannot be used: {scrub(str(exc), url)}") from None
     except Exception as exc:  # a corrupt or foreign database: say so, touch nothing
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first_line = database_reason(exc)
         raise StudyError(
             f"study {study_name!r} cannot be opened: {scrub(first_line, url)}"
         ) from None
@@ -226,8 +234,9 @@ def trial_slot(storage: BaseStorage, study_name: str) -> Iterator[None]:
         yield
         return
     url = str(storage.url)
-    if url.startswith("sqlite:///"):
-        lock_path = Path(url.removeprefix("sqlite:///") + ".lock")
+    database = sqlite_file(url)
+    if database is not None:
+        lock_path = database.with_name(database.name + ".lock")
         with lock_path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -269,7 +278,13 @@ class Heartbeat:
     def _beat(self) -> None:
         assert isinstance(self._store, RDBStorage) and self._interval is not None
         while not self._stop.wait(self._interval):
-            self._store.record_heartbeat(self._id)
+            try:
+                self._store.record_heartbeat(self._id)
+            except STORAGE_FAULTS:
+                # A storage that refuses a heartbeat (read-only, full, locked) refuses the
+                # driver's own next write too, which reports it in one line; beating again at
+                # the next interval keeps the trial alive if the fault passes.
+                continue
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import optuna
 
+from optimizer.adoption import best_own_trials
 from optimizer.cli import add_study_arguments, locate, make_runner, open_study, spec_for
-from optimizer.config import RunnerChoice, real_run_settings
+from optimizer.config import RunnerChoice, real_run_settings, with_calibration
 from optimizer.errors import NothingToValidateError, UsageError
 from optimizer.measurements import (
     RATE_LEVELS,
@@ -125,7 +126,7 @@ class Validator:
         feasible Pareto points, highest throughput first."""
         found = study_recommendation(self.study, measurements=repeats)
         picked = [found.pick.number] if found is not None else []
-        front = sorted(self.study.best_trials, key=lambda t: -(t.values or [0.0])[0])
+        front = sorted(best_own_trials(self.study), key=lambda t: -(t.values or [0.0])[0])
         numbers = list(dict.fromkeys([*picked, *(t.number for t in front)]))
         params = {t.number: t.params for t in self.study.get_trials(deepcopy=False)}
         return [
@@ -400,12 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.emulator is not None and ns.runner != "local":
             raise UsageError("--emulator needs --runner local")
         profile = emulator_profile(ns.emulator_profile, ns.emulator)
-        choice = RunnerChoice(
-            ns.runner,
-            noise=not ns.no_noise,
-            emulator_scale=ns.emulator,
-            emulator_profile=profile,
-            real_run=real_run_settings(spec.real_run),
+        choice = with_calibration(
+            RunnerChoice(
+                ns.runner,
+                noise=not ns.no_noise,
+                emulator_scale=ns.emulator,
+                emulator_profile=profile,
+                real_run=real_run_settings(spec.real_run),
+            ),
+            spec,
         )
         runner = make_runner(choice, ref.directory / "validation")
         if isinstance(runner, LocalRunner) and choice.real_engine:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import optuna
 from optuna.storages import BaseStorage
 
+from optimizer.adoption import best_own_trials
 from optimizer.errors import WarmStartError
 from optimizer.record import WARM_START, marks_taken
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk
@@ -59,7 +60,7 @@ def enqueue_warm_start(
     source = load_source(reference, storage)
     taken = marks_taken(study.get_trials(deepcopy=False), WARM_START)
     enqueued = 0
-    for trial in source.best_trials:
+    for trial in best_own_trials(source):
         origin = f"{source.study_name}#{trial.number}"
         if origin in taken:
             continue

@@ -27,6 +27,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from optimizer.adoption import adopted_before
 from optimizer.cli import StudyRef, add_study_arguments, locate, open_study, spec_for
 from optimizer.errors import ExportError
 from optimizer.export.front import front_csv, front_json, front_rows
@@ -68,6 +69,11 @@ def chosen_trial(study: optuna.Study, number: int | None) -> TrialRecord:
                 "recommended; name one with --trial N"
             )
         return best
+    if number < adopted_before(study):
+        raise ExportError(
+            f"trial {number} was adopted from a study another program made (--adopt): it has "
+            "no serve command to export; pick one of this tool's trials"
+        )
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise ExportError(

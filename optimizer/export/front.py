@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from optimizer.adoption import best_own_trials
 from optimizer.recommend import recommended
 from optimizer.record import TrialRecord, baseline_record, read
 from optimizer.space import candidate_from_params
@@ -49,7 +50,9 @@ class FrontRow:
 
 def front_rows(study: optuna.Study, spec: StudySpec) -> list[FrontRow]:
     """The front (highest throughput first), then the baseline if it is not on it."""
-    front = sorted((read(t) for t in study.best_trials), key=lambda r: (-r.throughput, r.number))
+    front = sorted(
+        (read(t) for t in best_own_trials(study)), key=lambda r: (-r.throughput, r.number)
+    )
     chosen = recommended(study)
     records = list(front)
     on_front = {r.number for r in front}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from optimizer.adoption import best_own_trials
 from optimizer.objectives import metric_names
 from optimizer.recommend import Recommendation, study_recommendation
 from optimizer.record import InstanceShape, TrialRecord, baseline_record, read, read_all
@@ -96,7 +97,9 @@ def pareto_points(study: optuna.Study, rule: RecommendRule | None = None) -> Par
     """The feasible front (highest throughput first), the baseline, trial counts, and the
     recommendation (`optimizer.recommend`; `rule` instead of the study's)."""
     records = read_all(study)
-    front = sorted((Point.of(read(t)) for t in study.best_trials), key=lambda p: -p.throughput)
+    front = sorted(
+        (Point.of(read(t)) for t in best_own_trials(study)), key=lambda p: -p.throughput
+    )
     base = baseline_record(study)
     complete = [r for r in records if r.state == TrialState.COMPLETE]
     pruned = [r for r in records if r.state == TrialState.PRUNED]

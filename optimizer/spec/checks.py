@@ -31,6 +31,7 @@ from optimizer.spec.models import (
     StudySpec,
 )
 from optimizer.spec.resolve import resolve_space
+from optimizer.spec.simulator import check_simulator
 from optimizer.spec.workload import WorkloadSection
 from runners.catalog import GpuSpec, ModelSpec, Quantization
 from runners.engines import (
@@ -59,7 +60,11 @@ def cross_check(
     relative config paths from `base_dir`, default the working directory). An engine release
     outside the catalogue takes the nearest catalogued release (with one warning);
     `strict_versions` makes it a problem instead."""
-    return _check_engines(spec, strict_versions, base_dir) + check_workloads(spec)
+    return (
+        _check_engines(spec, strict_versions, base_dir)
+        + check_workloads(spec)
+        + check_simulator(spec.simulator)
+    )
 
 
 def check_workloads(spec: StudySpec) -> list[str]:

@@ -50,6 +50,7 @@ from optimizer.spec.presets import (
     expand_preset,
     first_workload,
 )
+from optimizer.spec.simulator import SimulatorSection
 from optimizer.spec.workload import WorkloadSection
 from runners.catalog import QuantFormat
 from runners.types import EngineName, NodeGroup, SloLimit, Workload
@@ -404,6 +405,7 @@ class StudySpec(_Strict):
     search: SearchSection = SearchSection()
     validation: ValidationSection = ValidationSection()
     real_run: RealRunSection = RealRunSection()
+    simulator: SimulatorSection = SimulatorSection()
     recommendation: RecommendationSection = RecommendationSection()
 
     _first_workload = model_validator(mode="before")(first_workload)

@@ -14,7 +14,9 @@ has ``choices``, ITLs are the gaps between such chunks (SSE events are split fro
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. Send times are kept to well under a
 millisecond (the loop's timers alone round up to one): each request is built and encoded
-before it is due, and no garbage collection pauses the run (`_collections_between_sends`).
+before it is due, its session task starts a few ms early and waits for the send time itself
+(so the POST follows the wait in the same loop step), and no garbage collection pauses the
+run (`_collections_between_sends`; young garbage only while no session is about to send).
 Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
 requests run before the clock starts and are not recorded. The HTTP client is passed in
 (`make_client` builds a suitable one), so tests can use any transport.
@@ -28,7 +30,7 @@ import gc
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +45,7 @@ from runners.workload import BenchRequest
 Endpoint = Literal["completions", "chat"]
 JSON_HEADERS = {"Content-Type": "application/json"}
 GC_IDLE_S = 0.004
+SESSION_LEAD_S = 0.003  # how long before its send time a session task starts
 
 
 @dataclass(frozen=True)
@@ -146,10 +149,35 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
     return body
 
 
+@contextlib.asynccontextmanager
+async def _streamed(
+    client: httpx.AsyncClient, post: httpx.Request
+) -> AsyncIterator[httpx.Response]:
+    """`client.stream` for a request built already."""
+    response = await client.send(post, stream=True)
+    try:
+        yield response
+    finally:
+        await response.aclose()
+
+
 def encode_request(config: LoadConfig, request: BenchRequest) -> bytes:
     """The JSON body of one request, encoded ahead of its send time (a long token-id prompt
     takes a millisecond or more to encode)."""
     return json.dumps(_payload(config, request), separators=(",", ":")).encode()
+
+
+def build_post(
+    client: httpx.AsyncClient, config: LoadConfig, request: BenchRequest, body: bytes | None = None
+) -> httpx.Request:
+    """The POST of one request (`body`: its `encode_request`, made now when not given), built
+    ahead of its send time: httpx's URL merging and header handling take a good part of a
+    millisecond, which would otherwise be spent between the wait and the send."""
+    path = "/chat/completions" if config.endpoint == "chat" else "/completions"
+    content = body if body is not None else encode_request(config, request)
+    return client.build_request(
+        "POST", config.base_url + path, content=content, headers=JSON_HEADERS
+    )
 
 
 async def send_one(
@@ -157,12 +185,11 @@ async def send_one(
     config: LoadConfig,
     request: BenchRequest,
     origin_s: float,
-    body: bytes | None = None,
+    body: bytes | httpx.Request | None = None,
 ) -> RequestResult:
-    """Stream one request (`body`: its `encode_request`, made now when not given) and time it
-    like `vllm bench serve`'s OpenAI backends."""
-    path = "/chat/completions" if config.endpoint == "chat" else "/completions"
-    content = body if body is not None else encode_request(config, request)
+    """Stream one request (`body`: its `build_post`, or its `encode_request`, made now when
+    not given) and time it like `vllm bench serve`'s OpenAI backends."""
+    post = body if isinstance(body, httpx.Request) else build_post(client, config, request, body)
     prompt_len = request.prompt_len
     output_len = 0
     chunks = 0
@@ -171,9 +198,7 @@ async def send_one(
     st = time.perf_counter()
     last = st
     try:
-        async with client.stream(
-            "POST", config.base_url + path, content=content, headers=JSON_HEADERS
-        ) as response:
+        async with _streamed(client, post) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status_code}: {text[:500]}"
@@ -254,7 +279,7 @@ async def run_benchmark(
     results: list[RequestResult | None] = [None] * n
     intended = [math.nan] * n
 
-    async def session(root: int, first: BenchRequest, body: bytes, origin: float) -> None:
+    async def session(root: int, first: BenchRequest, body: httpx.Request, origin: float) -> None:
         if semaphore is not None:
             await semaphore.acquire()
         try:
@@ -272,7 +297,7 @@ async def run_benchmark(
                     return
                 free_at = time.perf_counter()
                 rid, request = following, requests[following]
-                body = encode_request(config, request)
+                body = build_post(client, config, request)
         finally:
             if semaphore is not None:
                 semaphore.release()
@@ -280,14 +305,21 @@ async def run_benchmark(
     tasks: list[asyncio.Task[None]] = []
     with _collections_between_sends():
         origin = time.perf_counter()
+        last_due = origin
         for root in roots:
             first = requests[root]  # built and encoded before its send time, not in it
-            body = encode_request(config, first)
-            if origin + times[root] - time.perf_counter() > GC_IDLE_S:
-                gc.collect(1)  # young garbage only, while there is time
-            await _until(origin + times[root])
+            body = build_post(client, config, first)
+            now = time.perf_counter()
+            if now > last_due and origin + times[root] - now > GC_IDLE_S:
+                gc.collect(1)  # young garbage only, while no session is about to send
+            last_due = origin + times[root]
+            # the session starts a little early and waits for its own send time, so the send
+            # follows the wait in the same step (a task started at the send time would run a
+            # whole event-loop turn later)
+            lead = origin + times[root] - SESSION_LEAD_S - time.perf_counter()
+            await asyncio.sleep(max(lead, 0.0))
             tasks.append(asyncio.create_task(session(root, first, body, origin)))
-            await asyncio.sleep(0)  # let it send now, before the next one is built
+            await asyncio.sleep(0)  # a session already due sends now, before the next is built
         await asyncio.gather(*tasks)
         duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)

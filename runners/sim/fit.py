@@ -11,66 +11,58 @@ The fit, per engine (engines do not share factors, so each is fitted on its own 
 
 1. usable_memory from which runs started and which ran out of memory
    (`runners.sim.fit_memory`).
-2. The other three by Levenberg-Marquardt on log residuals of total token throughput, mean TTFT
-   and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward 1.0 by a Gaussian prior in
-   log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a valid input: what it cannot
-   show stays at the prior. Jacobians are forward differences of the simulator.
+2. The other three by Levenberg-Marquardt (`runners.sim.fit_solver`) on log residuals of total
+   token throughput, mean TTFT and mean TPOT (each scaled by `METRIC_SIGMA`), regularised toward
+   1.0 by a Gaussian prior in log space (`PRIOR_SIGMA`), within `FACTOR_BOUNDS`. So one run is a
+   valid input: what it cannot show stays at the prior.
 3. Uncertainty: the Laplace approximation, i.e. the inverse of the Gauss-Newton Hessian (J'J
    plus the prior's precision) at the optimum, in log space: the reported sigma of each factor.
 
-Speed: a run of more than `MAX_REQUESTS` requests is simulated during the fit on its first
-`MAX_REQUESTS` requests only, and the full run's metrics are reached by the ratio between the
-full and the shortened run at the base calibration (simulated once per run). The final errors
-come from full simulations at the fitted factors. The reported errors are leave-one-out when
-there are at least 3 runs, by the linearised (hat-matrix) correction of each run's residuals,
-not by refitting.
+Speed: during the fit a run is simulated shortened, as one replica (of several filling a node)
+with its share of the load and at most `MAX_REQUESTS` requests, and the full run's metrics are
+reached through the ratio between the full and the shortened simulation. That ratio is taken at
+the base calibration (one full simulation per run), then again where the first fit landed, and
+the fit is refined from there, so the shortening costs no accuracy near the optimum. Jacobians
+are taken once by forward differences, then kept current by Broyden updates. The reported
+errors are leave-one-out when there are at least 3 runs, by the linearised (hat-matrix)
+correction of each run's residuals, not by refitting.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from runners.bench.metrics import NoMetricValue, summarize
-from runners.errors import CalibrationError, ServingOptimizerError
+from runners.errors import CalibrationError
 from runners.sim import simulate
-from runners.sim.fit_memory import (
-    USABLE_BOUNDS,
-    USABLE_PRIOR_SIGMA,
-    engine_calibration,
-    fit_usable,
+from runners.sim.boundary import crash_probability as boundary_crash_probability
+from runners.sim.boundary import rule_margins
+from runners.sim.fit_memory import engine_calibration, fit_usable
+from runners.sim.fit_solver import (
+    FACTORS,
+    FITTED_BY_METRICS,
+    MAX_REQUESTS,
+    METRIC_SIGMA,
+    METRICS,
+    PRIOR_SIGMA,
+    Run,
+    fit_engine,
+    prepare,
+    refresh,
+    shortened,
 )
+from runners.sim.memory import plan_memory
 from runners.sim.params import Calibration, fitted_calibration
 from runners.sim.prediction import Prediction
 from runners.sim.profile import EngineScales
+from runners.sim.rules import check_config
 from runners.types import Metrics, ServingConfig, Workload
 
-FACTORS = ("compute_efficiency", "memory_bandwidth_efficiency", "step_overhead", "usable_memory")
-FITTED_BY_METRICS = FACTORS[:3]
-PRIOR_SIGMA = {
-    "compute_efficiency": 0.3,
-    "memory_bandwidth_efficiency": 0.3,
-    "step_overhead": 0.5,
-    "usable_memory": USABLE_PRIOR_SIGMA,
-}
-"""Prior uncertainty of each factor (natural-log units) around 1.0."""
-FACTOR_BOUNDS = {
-    "compute_efficiency": (0.25, 2.0),
-    "memory_bandwidth_efficiency": (0.25, 2.0),
-    "step_overhead": (0.1, 10.0),
-    "usable_memory": USABLE_BOUNDS,
-}
-METRIC_SIGMA = {
-    "total_token_throughput_tok_s": 0.05,
-    "mean_ttft_ms": 0.15,
-    "mean_tpot_ms": 0.08,
-}
-"""Expected log mismatch of each metric after a good fit (run-to-run noise plus model error)."""
-METRICS = tuple(METRIC_SIGMA)
 SENSITIVITY = {
     "compute_efficiency": 0.6,
     "memory_bandwidth_efficiency": 0.6,
@@ -81,18 +73,16 @@ SENSITIVITY = {
 metric sigma without simulating each candidate several times."""
 NOISE_FLOOR = 0.03
 """Smallest `log_sigma` of a prediction: run-to-run variation of a real engine."""
-MAX_REQUESTS = 200
 CONTRADICTION_RATIO = 1.5
 """Runs of one configuration and workload whose throughputs differ by more: an error."""
 POOR_ERROR = {"total_token_throughput_tok_s": 0.15, "mean_ttft_ms": 0.35, "mean_tpot_ms": 0.3}
 """A median error above these makes the fit poor."""
-FD_STEP = 0.05
-MAX_ITERATIONS = 8
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One measured run: what ran, what was sent, what came out (None: it crashed)."""
+    """One measured run: what ran (resolved, replicas included), what was sent (one request
+    list: no load search, no further workloads), what came out (None: it crashed)."""
 
     config: ServingConfig
     workload: Workload
@@ -120,6 +110,9 @@ class CalibrationFit:
     note: str
     base: Calibration | None = None
     """The calibration the corrections apply to (None: the shipped one)."""
+    spread: dict[str, float] = field(default_factory=dict)
+    """Per engine: the corrections' uncertainty carried to the metrics (one-sigma, log units),
+    averaged over the runs' configurations (what `predict` adds to its noise floor)."""
 
     def scales(self, engine: str) -> tuple[EngineScales, dict[str, float]]:
         """The engine's factors and their log-sigmas (1.0 and the prior when not measured)."""
@@ -127,143 +120,6 @@ class CalibrationFit:
         return EngineScales(**{f: v[0] for f, v in values.items()}), {
             f: v[1] for f, v in values.items()
         }
-
-
-def _metric_values(metrics: Metrics) -> dict[str, float]:
-    flat = metrics.flat()
-    return {m: flat[m] for m in METRICS if math.isfinite(flat[m]) and flat[m] > 0}
-
-
-def _simulated(
-    obs: Observation, scales: EngineScales, base: Calibration | None, requests: int | None
-) -> dict[str, float] | None:
-    """The simulated metrics of `obs` at `scales` (None: the simulation crashes)."""
-    workload = obs.workload
-    if requests is not None and workload.num_prompts > requests:
-        workload = replace(workload, num_prompts=requests)
-    calib = engine_calibration(obs.config.engine, obs.config.gpu.name, scales, base)
-    try:
-        result = simulate(obs.config, workload, seed=0, calibration=calib)
-    except ServingOptimizerError as exc:
-        raise CalibrationError(f"{obs.label}: the simulator cannot run it: {exc}") from None
-    if result.records is None:
-        return None
-    try:
-        return _metric_values(summarize(result.records, num_gpus=obs.config.gpus_per_replica))
-    except NoMetricValue:
-        return None
-
-
-@dataclass
-class _Run:
-    """One working run inside the fit: what it measured and the full-vs-short offsets."""
-
-    obs: Observation
-    measured: dict[str, float]
-    offset: dict[str, float]  # log full(base) - log short(base) - log measured
-
-
-def _scales(theta: np.ndarray, usable: float) -> EngineScales:
-    values = dict(zip(FITTED_BY_METRICS, np.exp(theta).tolist(), strict=True))
-    return EngineScales(usable_memory=usable, **values)
-
-
-def _residuals(
-    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
-) -> np.ndarray | None:
-    """Scaled log residuals of every run and metric (None: some run crashes at `theta`)."""
-    out: list[float] = []
-    for run in runs:
-        sim = _simulated(run.obs, _scales(theta, usable), base, MAX_REQUESTS)
-        if sim is None:
-            return None
-        for metric, offset in run.offset.items():
-            value = sim.get(metric)
-            if value is None:
-                return None
-            out.append((math.log(value) + offset) / METRIC_SIGMA[metric])
-    return np.array(out)
-
-
-def _jacobian(
-    residual: Callable[[np.ndarray], np.ndarray | None], theta: np.ndarray, r0: np.ndarray
-) -> np.ndarray:
-    columns = []
-    for j in range(theta.size):
-        step = np.zeros_like(theta)
-        step[j] = FD_STEP
-        r1 = residual(theta + step)
-        sign = 1.0
-        if r1 is None:
-            r1, sign = residual(theta - step), -1.0
-        columns.append(np.zeros_like(r0) if r1 is None else sign * (r1 - r0) / FD_STEP)
-    return np.stack(columns, axis=1)
-
-
-def _fit_engine(
-    runs: Sequence[_Run],
-    usable: float,
-    base: Calibration | None,
-    theta: np.ndarray,
-    jac: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(theta, covariance, jacobian) of the three metric-fitted log factors, from `theta`.
-
-    Levenberg-Marquardt; the Jacobian is taken by forward differences once (unless given) and
-    then kept current by Broyden's rank-one updates, one simulation per run and iteration."""
-    precision = np.diag([1.0 / PRIOR_SIGMA[f] ** 2 for f in FITTED_BY_METRICS])
-    low = np.log([FACTOR_BOUNDS[f][0] for f in FITTED_BY_METRICS])
-    high = np.log([FACTOR_BOUNDS[f][1] for f in FITTED_BY_METRICS])
-
-    def residual(point: np.ndarray) -> np.ndarray | None:
-        return _residuals(runs, point, usable, base)
-
-    def cost(point: np.ndarray, r: np.ndarray) -> float:
-        return float(r @ r + point @ precision @ point)
-
-    r = residual(theta)
-    if r is None:
-        raise CalibrationError(
-            f"{runs[0].obs.label}: the simulator cannot reproduce this working run; check "
-            "that its configuration is the one that was measured"
-        )
-    if jac is None:
-        jac = _jacobian(residual, theta, r)
-    damping = 1e-2
-    for _ in range(MAX_ITERATIONS):
-        hessian = jac.T @ jac + precision
-        gradient = jac.T @ r + precision @ theta
-        step = np.linalg.solve(hessian + damping * np.diag(np.diag(hessian)), -gradient)
-        trial = np.clip(theta + step, low, high)
-        moved = trial - theta
-        if float(np.max(np.abs(moved))) < 2e-3:
-            break
-        r_trial = residual(trial)
-        if r_trial is None:
-            damping *= 10
-            continue
-        jac = jac + np.outer(r_trial - r - jac @ moved, moved) / float(moved @ moved)
-        if cost(trial, r_trial) < cost(theta, r):
-            theta, r, damping = trial, r_trial, damping / 3
-        else:
-            damping *= 10
-    covariance = np.linalg.inv(jac.T @ jac + precision)
-    return theta, covariance, jac
-
-
-def _refresh(run: _Run, theta: np.ndarray, usable: float, base: Calibration | None) -> _Run:
-    """`run` with its full-vs-short offsets taken at `theta` instead of the base."""
-    scales = _scales(theta, usable)
-    full = _simulated(run.obs, scales, base, None)
-    short = _simulated(run.obs, scales, base, MAX_REQUESTS)
-    if full is None or short is None:
-        return run
-    offset = {
-        m: math.log(full[m]) - math.log(short[m]) - math.log(run.measured[m])
-        for m in run.offset
-        if m in full and m in short
-    }
-    return _Run(run.obs, run.measured, offset) if len(offset) == len(run.offset) else run
 
 
 def _check_contradictions(observations: Sequence[Observation]) -> None:
@@ -284,25 +140,8 @@ def _check_contradictions(observations: Sequence[Observation]) -> None:
             )
 
 
-def _prepare(obs: Observation, base: Calibration | None, usable: float) -> _Run | None:
-    """The run with its offsets, or None when the simulator cannot make it work."""
-    assert obs.metrics is not None
-    measured = _metric_values(obs.metrics)
-    start = EngineScales(usable_memory=usable)
-    full = _simulated(obs, start, base, None)
-    short = _simulated(obs, start, base, MAX_REQUESTS)
-    if full is None or short is None:
-        return None
-    offset = {
-        m: math.log(full[m]) - math.log(short[m]) - math.log(measured[m])
-        for m in METRICS
-        if m in measured and m in full and m in short
-    }
-    return _Run(obs, measured, offset) if offset else None
-
-
 def _errors(
-    runs: Sequence[_Run], residuals: np.ndarray, jac: np.ndarray, covariance: np.ndarray
+    runs: Sequence[Run], residuals: np.ndarray, jac: np.ndarray, covariance: np.ndarray
 ) -> dict[str, list[float]]:
     """|relative error| per metric of every run; leave-one-out (linearised) with >= 3 runs."""
     out: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -321,20 +160,6 @@ def _errors(
     return out
 
 
-def _final_residuals(
-    runs: Sequence[_Run], theta: np.ndarray, usable: float, base: Calibration | None
-) -> np.ndarray:
-    """Scaled residuals from full-length simulations at the fitted factors."""
-    out: list[float] = []
-    for run in runs:
-        sim = _simulated(run.obs, _scales(theta, usable), base, None) or {}
-        for metric in run.offset:
-            value = sim.get(metric, 0.0)
-            log_ratio = math.log(value / run.measured[metric]) if value > 0 else 5.0
-            out.append(log_ratio / METRIC_SIGMA[metric])
-    return np.array(out)
-
-
 def fit_calibration(
     observations: Sequence[Observation], base: Calibration | None = None
 ) -> CalibrationFit:
@@ -343,6 +168,7 @@ def fit_calibration(
         raise CalibrationError("no runs to calibrate on: give at least one measured run")
     _check_contradictions(observations)
     corrections: dict[str, tuple[float, float]] = {}
+    spread: dict[str, float] = {}
     errors: dict[str, list[float]] = {m: [] for m in METRICS}
     problems: list[str] = []
     for engine in sorted({o.config.engine for o in observations}):
@@ -350,11 +176,11 @@ def fit_calibration(
         usable, usable_sigma, problem = fit_usable(own, base)
         if problem:
             problems.append(problem)
-        runs: list[_Run] = []
+        runs: list[Run] = []
         for obs in own:
             if obs.metrics is None:
                 continue
-            run = _prepare(obs, base, usable)
+            run = prepare(obs, base, usable)
             if run is None:
                 problems.append(f"{obs.label}: the simulator cannot reproduce this working run")
             else:
@@ -364,18 +190,21 @@ def fit_calibration(
             for f in FITTED_BY_METRICS:
                 corrections[f"{engine}.{f}"] = (1.0, PRIOR_SIGMA[f])
             continue
-        theta, _, jac = _fit_engine(runs, usable, base, np.zeros(3))
-        if any(run.obs.workload.num_prompts > MAX_REQUESTS for run in runs):
+        theta, final, jac = fit_engine(runs, usable, base, np.zeros(3))
+        if any(shortened(run.obs) is not None for run in runs):
             # the shortened runs' ratio to the full ones, taken again where the fit landed
-            runs = [_refresh(run, theta, usable, base) for run in runs]
-            theta, _, jac = _fit_engine(runs, usable, base, theta, jac)
+            runs = [refresh(run, theta, usable, base) for run in runs]
+            theta, final, jac = fit_engine(runs, usable, base, theta, jac)
         covariance = np.linalg.inv(
             jac.T @ jac + np.diag([PRIOR_SIGMA[f] ** -2 for f in FITTED_BY_METRICS])
         )
+        scale = np.array([METRIC_SIGMA[m] for run in runs for m in run.offset])
+        unscaled = jac * scale[:, None]  # d log metric / d log factor
+        variances = np.einsum("ij,jk,ik->i", unscaled, covariance, unscaled)
+        spread[engine] = math.sqrt(max(float(np.mean(variances)), 0.0))
         for index, f in enumerate(FITTED_BY_METRICS):
             sigma = math.sqrt(max(float(covariance[index, index]), 0.0))
             corrections[f"{engine}.{f}"] = (float(math.exp(theta[index])), sigma)
-        final = _final_residuals(runs, theta, usable, base)
         for metric, values in _errors(runs, final, jac, covariance).items():
             errors[metric].extend(values)
     error = {m: statistics.median(v) for m, v in errors.items() if v}
@@ -393,7 +222,7 @@ def fit_calibration(
         summary += f"; median throughput error {100 * error['total_token_throughput_tok_s']:.0f}%"
     note = summary + ("; poor fit: " + "; ".join(problems) if problems else "")
     return CalibrationFit(
-        corrections, calibration, n, error, max_error, bool(problems), note, base
+        corrections, calibration, n, error, max_error, bool(problems), note, base, spread
     )
 
 
@@ -440,17 +269,25 @@ def calibration_for(config: ServingConfig, fit: CalibrationFit | None) -> Calibr
     return engine_calibration(config.engine, config.gpu.name, scales, fit.base)
 
 
-def crash_probability(crashed: bool) -> float:
-    """The chance the configuration crashes, from the simulation's verdict (one place to
-    swap in the memory model's own probability)."""
-    return 1.0 if crashed else 0.0
+def crash_probability(config: ServingConfig, calibration: Calibration, crashed: bool) -> float:
+    """The chance `config` crashes: 1.0 when the engine's own rules refuse it, else the memory
+    model's probability (`runners.sim.boundary`) for its memory plan under `calibration` (so a
+    fitted usable-memory factor moves it), at least 0.5 when this simulation crashed."""
+    if check_config(config) is not None:
+        return 1.0
+    odds = 0.0
+    if not config.gpu.is_cpu:
+        plan = plan_memory(config, calibration)
+        odds = boundary_crash_probability(rule_margins(config, plan)).probability
+    return max(odds, 0.5) if crashed else odds
 
 
 def predict(
     config: ServingConfig, workload: Workload, fit: CalibrationFit | None, seed: int = 0
 ) -> Prediction:
-    """Simulate `config` with its engine's corrections; `log_sigma` is the noise floor, the
-    fit's median leave-one-out error and the corrections' sigmas (times `SENSITIVITY`)."""
+    """Simulate `config` with its engine's corrections. `log_sigma` adds in quadrature a floor
+    (the larger of `NOISE_FLOOR` and the fit's median error) and the corrections' uncertainty:
+    the fit's own `spread` for a measured engine, else the prior sigmas times `SENSITIVITY`."""
     engine = config.engine
     if fit is None:
         sigmas, source = dict(PRIOR_SIGMA), "shipped calibration"
@@ -468,17 +305,23 @@ def predict(
     floor = NOISE_FLOOR
     if fit is not None and fit.error:
         floor = max(floor, float(np.median(list(fit.error.values()))))
-    spread = sum((SENSITIVITY[f] * sigmas[f]) ** 2 for f in FACTORS)
+    if fit is not None and engine in fit.spread:
+        spread = fit.spread[engine] ** 2
+    else:
+        spread = sum((SENSITIVITY[f] * sigmas[f]) ** 2 for f in FACTORS)
     return Prediction(
         metrics=metrics,
         log_sigma=math.sqrt(floor**2 + spread),
-        crash_probability=crash_probability(metrics is None),
+        crash_probability=crash_probability(config, calib, metrics is None),
         source=source,
     )
 
 
 __all__ = [
     "FACTORS",
+    "MAX_REQUESTS",
+    "METRICS",
+    "PRIOR_SIGMA",
     "CalibrationFit",
     "Observation",
     "applied_calibration",

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from runners.errors import CalibrationError, ServingOptimizerError
 from runners.sim import _sim_rng
 from runners.sim.memory import check_memory, plan_memory
 from runners.sim.params import Calibration, fitted_calibration
@@ -63,9 +64,12 @@ def memory_boundary(obs: Observation, base: Calibration | None) -> float:
     low, high = USABLE_BOUNDS
 
     def crashes(u: float) -> bool:
-        return _crashes(obs, EngineScales(usable_memory=u), base)
+        try:
+            return _crashes(obs, EngineScales(usable_memory=u), base)
+        except ServingOptimizerError as exc:  # e.g. an engine without a simulator policy
+            raise CalibrationError(f"{obs.label}: the simulator cannot run it: {exc}") from None
 
-    if check_config(obs.config) is not None or crashes(high):
+    if crashes(high):
         return math.inf
     if not crashes(low):
         return low

@@ -12,11 +12,13 @@ held or, released, still in the pool's LRU free queue: released pages join the q
 the scheduler's allocations evict from the front (`q_front`), so a segment is cached while its
 first page to go is not passed. A request hits its chain's leading cached segments, at most
 all but its prompt's last token, in whole pages.
+
+The state is kept in plain Python lists, not NumPy arrays: a chain has a few dozen segments
+at most and is read several times per admission attempt, where NumPy's per-call overhead
+cost more than the work (all counts are integers, so results are the same either way).
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from runners.workload import IntArray, PrefixChains
 
@@ -27,38 +29,51 @@ class PrefixCache:
     """Holders, readiness and LRU positions of one replica's prefix segments."""
 
     def __init__(self, chains: PrefixChains, page: int) -> None:
-        self.offsets = chains.offsets
-        self.segments = chains.segments
-        self.pages = (chains.end // page - chains.start // page).astype(np.int64)
-        self.end = chains.end
+        self.offsets: list[int] = chains.offsets.tolist()
+        self.segments: list[int] = chains.segments.tolist()
+        self.pages: list[int] = (chains.end // page - chains.start // page).tolist()
+        self.end: list[int] = chains.end.tolist()
         count = chains.segment_count
-        self.ref = np.zeros(count, dtype=np.int64)
-        self.ready = np.zeros(count, dtype=np.bool_)
-        self.pos = np.full(count, NOT_CACHED, dtype=np.int64)
-        self.chain_pages: IntArray = chains.chain_end() // page
-        self.held = np.zeros(chains.size, dtype=np.bool_)
+        self.ref = [0] * count
+        self.ready = [False] * count
+        self.pos = [NOT_CACHED] * count
+        self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
+        self.held = [False] * chains.size
         self.version = 0
-        self._memo: tuple[tuple[int, int, int], tuple[IntArray, np.ndarray, int]] | None = None
+        self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
 
     def has_chain(self, rid: int) -> bool:
-        return bool(self.offsets[rid + 1] > self.offsets[rid])
+        return self.offsets[rid + 1] > self.offsets[rid]
 
-    def _chain(self, rid: int) -> IntArray:
-        return self.segments[int(self.offsets[rid]) : int(self.offsets[rid + 1])]
+    def _chain(self, rid: int) -> list[int]:
+        return self.segments[self.offsets[rid] : self.offsets[rid + 1]]
 
-    def _look(self, rid: int, q_front: int) -> tuple[IntArray, np.ndarray, int]:
-        """(chain, its leading cached segments as a mask, their tokens), remembered until the
-        cache or the free queue changes (an admission asks up to three times)."""
+    def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int, int, int]:
+        """(chain, how many of its leading segments are cached, their tokens, and the pages
+        `charge` returns), in one pass over the chain, remembered until the cache or the free
+        queue changes (an admission asks up to three times)."""
         key = (rid, q_front, self.version)
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
         chain = self._chain(rid)
-        available = self.ready[chain] & ((self.ref[chain] > 0) | (self.pos[chain] >= q_front))
-        leading = np.cumprod(available).astype(np.bool_)
-        count = int(leading.sum())
-        tokens = int(self.end[chain[count - 1]]) if count else 0
-        self._memo = (key, (chain, leading, tokens))
-        return chain, leading, tokens
+        ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
+        count = revived = fresh = 0
+        leading = True
+        for seg in chain:
+            held = ref[seg] > 0
+            if leading and ready[seg] and (held or pos[seg] >= q_front):
+                count += 1
+                if not held:
+                    revived += pages[seg]
+            else:
+                leading = False
+                if not held:
+                    fresh += pages[seg]
+        tokens = self.end[chain[count - 1]] if count else 0
+        looked = (chain, count, tokens, revived, fresh)
+        self._memo = (key, looked)
+        return looked
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
@@ -67,20 +82,18 @@ class PrefixCache:
     def charge(self, rid: int, q_front: int) -> tuple[int, int]:
         """(revived, fresh) pages admitting `rid` takes from the pool: its cached segments no
         request holds come back from the free queue; its missing ones are allocated anew."""
-        chain, leading, _ = self._look(rid, q_front)
-        loose = self.ref[chain] == 0
-        if not loose.any():
-            return 0, 0
-        revived = int(self.pages[chain[loose & leading]].sum())
-        fresh = int(self.pages[chain[loose & ~leading]].sum())
-        return revived, fresh
+        looked = self._look(rid, q_front)
+        return looked[3], looked[4]
 
     def hold(self, rid: int, q_front: int) -> None:
         """`rid` is admitted: it holds every segment of its chain; segments it must compute
         again are no longer ready."""
-        chain, leading, _ = self._look(rid, q_front)
-        self.ready[chain[~leading & (self.ref[chain] == 0)]] = False
-        self.ref[chain] += 1
+        chain, leading = self._look(rid, q_front)[:2]
+        ref, ready = self.ref, self.ready
+        for i, seg in enumerate(chain):
+            if i >= leading and ref[seg] == 0:
+                ready[seg] = False
+            ref[seg] += 1
         self.held[rid] = True
         self.version += 1
 
@@ -89,21 +102,27 @@ class PrefixCache:
         one holds any more, which join the free queue after its `own_pages`."""
         self.held[rid] = False
         self.version += 1
-        chain = self._chain(rid)
-        self.ref[chain] -= 1
-        loose = chain[self.ref[chain] == 0]
-        if loose.size == 0:
-            return 0
-        pages = self.pages[loose]
-        total = int(pages.sum())
-        before = np.cumsum(pages) - pages  # pages of the earlier loose segments
-        self.pos[loose] = np.where(
-            self.ready[loose], q_tail + own_pages + total - before - pages, NOT_CACHED
-        )
+        ref, pages = self.ref, self.pages
+        loose: list[int] = []
+        total = 0
+        for seg in self._chain(rid):
+            ref[seg] -= 1
+            if ref[seg] == 0:
+                loose.append(seg)
+                total += pages[seg]
+        # the chain's first loose segment joins the queue last: it is evicted last
+        ready, pos = self.ready, self.pos
+        after = q_tail + own_pages + total
+        before = 0  # pages of the earlier loose segments
+        for seg in loose:
+            before += pages[seg]
+            pos[seg] = after - before if ready[seg] else NOT_CACHED
         return total
 
     def computed(self, ids: IntArray) -> None:
         """Requests that produced their first token: their whole chain is computed."""
         self.version += 1
+        ready = self.ready
         for rid in ids.tolist():
-            self.ready[self._chain(rid)] = True
+            for seg in self._chain(rid):
+                ready[seg] = True

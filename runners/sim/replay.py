@@ -1,5 +1,9 @@
 """`python -m runners.sim.replay --runs RUNS.csv|DIR --out PRED.csv`: predict published runs.
 
+With ``--calibration FILE`` (written by ``python -m runners.sim.calibrate``) every row is
+predicted with its engine's corrections from that file; a file whose fit is poor is refused
+unless ``--accept-poor-fit`` is given.
+
 Reads benchmark rows (the schema of a calibration CSV, or published headlines carrying their
 serve command; a folder means every CSV in it), turns each into a simulator case
 (`runners.sim.replay_rows.load_case`: the one model resolver, the engine registry with the
@@ -25,6 +29,8 @@ from runners.bench.metrics import NoMetricValue, summarize
 from runners.catalog.resolve import MODELS_DIR_ENV
 from runners.errors import ServingOptimizerError
 from runners.sim import simulate
+from runners.sim.calibration_file import load_calibration
+from runners.sim.fit import calibration_for
 from runners.sim.params import Calibration
 from runners.sim.replay_rows import ReplayCase, load_case
 
@@ -161,6 +167,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"for models outside the catalogue (default: ${MODELS_DIR_ENV})",
     )
     parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="a calibration file (python -m runners.sim.calibrate): predict with its per-engine "
+        "corrections instead of the shipped calibration",
+    )
+    parser.add_argument(
+        "--accept-poor-fit",
+        action="store_true",
+        help="use a calibration file whose fit is marked poor",
+    )
+    parser.add_argument(
         "--strict-versions",
         action="store_true",
         help="rows of uncatalogued engine releases are errors (default: the nearest "
@@ -170,6 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.runs.exists():
         print(f"error: cannot read {args.runs}: no such file or folder", file=sys.stderr)
         return 2
+    fit = None
+    if args.calibration is not None:
+        try:
+            fit = load_calibration(args.calibration, args.accept_poor_fit)
+        except ServingOptimizerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         cases = load_cases(args.runs, args.models_dir, args.strict_versions)
     except OSError as exc:
@@ -180,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer = csv.DictWriter(handle, fieldnames=list(OUT_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for row, case in cases:
-            pred = predict(case, seed=args.seed)
+            calibration = calibration_for(case.config, fit) if case.config and fit else None
+            pred = predict(case, calibration, seed=args.seed)
             for key in ("model", "gpu", "engine", "engine_version"):
                 pred[key] = row.get(key, "")
             writer.writerow({col: _format(pred.get(col)) for col in OUT_COLUMNS})
@@ -188,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts[outcome] = counts.get(outcome, 0) + 1
     summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
     print(f"wrote {len(cases)} predictions to {args.out} ({summary})")
+    if fit is not None:
+        print(f"with the calibration {args.calibration}: {fit.note}")
     predicted = counts.get("ok", 0) + counts.get("crash", 0)
     share = 100.0 * predicted / len(cases) if cases else 100.0
     print(

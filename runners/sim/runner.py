@@ -29,6 +29,7 @@ from runners.load_search import measure_workloads
 from runners.phases import report_phase
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
+from runners.sim.fit import CalibrationFit, calibration_for
 from runners.sim.profile import TruthProfile
 from runners.types import (
     Candidate,
@@ -64,19 +65,25 @@ class SimRunner:
     """The default runner: no GPU, no process, deterministic for a workload seed.
 
     `artifacts_dir`: where each trial's simulated files go (None: nothing is written).
+    `calibration`: the user's calibration (`runners.sim.fit`), whose corrections for each
+    trial's engine the simulation applies (None: the shipped calibration).
     `profile`: a truth profile (`runners.sim.profile`) whose calibration replaces the shipped
     one, so the runner behaves as the engine emulator with that profile does, in process (the
-    profile's noise is not applied: pass `noise` for that).
+    profile's noise is not applied: pass `noise` for that). Not both.
     """
 
     def __init__(
         self,
         noise: Noise | None = None,
         artifacts_dir: Path | None = None,
+        calibration: CalibrationFit | None = None,
         profile: TruthProfile | None = None,
     ) -> None:
+        if calibration is not None and profile is not None:
+            raise ValueError("SimRunner takes a calibration or a truth profile, not both")
         self.noise = noise
         self.artifacts_dir = artifacts_dir
+        self.calibration = calibration
         self.profile = profile
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
@@ -129,11 +136,11 @@ class SimRunner:
     def _once(self, resolved: ServingConfig, workload: Workload) -> tuple[TrialOutcome, float]:
         """One simulated benchmark of one request list, and the launch it would need."""
         started = time.perf_counter()
-        calibration = (
-            self.profile.calibration(resolved.engine, resolved.gpu.name)
-            if self.profile is not None
-            else None
-        )
+        calibration = None
+        if self.profile is not None:
+            calibration = self.profile.calibration(resolved.engine, resolved.gpu.name)
+        elif self.calibration is not None:
+            calibration = calibration_for(resolved, self.calibration)
         result = simulate(
             resolved, workload, seed=workload.seed, noise=self.noise, calibration=calibration
         )

@@ -15,6 +15,7 @@ whole prefix before it, as chained block hashes do in the engines' prefix caches
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -145,10 +146,10 @@ def block_chains(
     partial when the prompt ends inside it), when the ids are chained already: each id always
     follows the same id, at the same place, with the same length. The ids then are the
     segments, numbered densely; otherwise None, and `ChainBuilder` names the segments."""
-    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+    counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     total = int(counts.sum())
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=total)
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=total)
     if total == 0:
         return None
     position = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], counts)

@@ -84,3 +84,34 @@ COMMAND_MODULES = {
     "export": "optimizer.export.cli",
     "dashboard": "optimizer.dashboard",
 }
+
+
+def test_a_password_from_the_environment_is_scrubbed_from_messages_not_from_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", "postgres")
+    url = "postgresql://postgres@db/x"
+    assert redact(url) == url, "the user name that equals the password stays readable"
+    assert scrub("FATAL: password=postgres rejected", url) == "FATAL: password=*** rejected"
+    assert scrub("FATAL: password=postgres", "sqlite:///a.db") == "FATAL: password=postgres"
+
+
+def test_service_and_password_files_give_only_the_entries_that_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = tmp_path / "services"
+    services.write_text("[other]\npassword=NotOurs1\n[mine]\nhost=db\npassword=Ours_svc1\n")
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(
+        "# host:port:db:user:password\n"
+        "db:5432:x:ann:Ours\\:pass1\n"
+        "*:*:*:bob:NotOurs2\n"
+        "other:*:*:*:NotOurs3\n"
+    )
+    for name in ("PGPASSWORD", "PGSERVICE", "PGSYSCONFDIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    assert secrets_in("postgresql://ann@db:5432/x?service=mine") == {"Ours_svc1", "Ours:pass1"}
+    assert secrets_in("postgresql://ann@db:5432/x") == {"Ours:pass1"}
+    assert secrets_in("sqlite:///studies/a.db") == set()

@@ -62,7 +62,7 @@ def test_predictions_after_the_fit_match_an_unseen_run_better_than_the_plain_sim
     plain_error = abs(plain.metrics.total_token_throughput_tok_s / actual - 1)
     assert calibrated_error < 0.05 and calibrated_error < plain_error / 3
     assert calibrated.log_sigma < plain.log_sigma
-    assert calibrated.crash_probability == 0.0
+    assert calibrated.crash_probability < 0.05  # far from every memory boundary
     assert plain.source == "shipped calibration" and "4 runs" in calibrated.source
 
 
@@ -133,11 +133,13 @@ def test_a_crashed_run_lowers_the_usable_memory() -> None:
     crashed = measured(cfg, workload(prompts=20), small, "trial 4")
     assert crashed.metrics is None
     assert simulate(cfg, workload(prompts=20)).records is not None
-    assert predict(cfg, workload(prompts=20), None).crash_probability == 0.0
+    shipped_odds = predict(cfg, workload(prompts=20), None).crash_probability
+    assert shipped_odds < 0.5
     fit = fit_calibration([crashed, *varied_runs(small, count=2)])
     usable, sigma = fit.corrections["vllm.usable_memory"]
     assert usable < 1.0 and sigma <= PRIOR_SIGMA["usable_memory"]
-    assert predict(cfg, workload(prompts=20), fit).crash_probability == 1.0
+    # the memory model's odds under the fitted usable memory: now more likely than not
+    assert predict(cfg, workload(prompts=20), fit).crash_probability > max(0.5, shipped_odds)
 
 
 def test_a_long_run_is_fitted_on_a_shortened_simulation_without_losing_accuracy() -> None:

@@ -53,7 +53,7 @@ def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
     a = builder.extend_all([], ["x", "y"], [32, 40])  # pages of 16: 2 and 3 (the 72nd token
     b = builder.extend_all([], ["x", "z"], [32, 8])  # is in a page that straddles the end)
     cache = PrefixCache(builder.finish([a, b]), page=16)
-    assert cache.pages.tolist() == [2, 2, 0]
+    assert cache.pages == [2, 2, 0]
     assert cache.hit_tokens(0, q_front=0) == 0  # nothing computed yet
     assert cache.charge(0, q_front=0) == (0, 4)  # both segments allocated anew
     cache.hold(0, q_front=0)
@@ -63,7 +63,7 @@ def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
     returned = cache.release(0, own_pages=5, q_tail=100)
     assert returned == 4
     # queue: own pages 100..104, then "y" (105..106), then "x" (107..108): "x" is evicted last
-    assert cache.pos[[0, 1]].tolist() == [107, 105]
+    assert cache.pos[:2] == [107, 105]
     assert cache.hit_tokens(1, q_front=107) == 32
     assert cache.charge(1, q_front=107) == (2, 0)  # revived from the free queue
     assert cache.hit_tokens(1, q_front=108) == 0  # its first page is gone
@@ -102,7 +102,7 @@ def test_the_pool_comes_back_whole_under_pressure(engine: str) -> None:
     engine_run, result = replay(config(engine), make_requests(w), 40_000)
     assert result.records.success.all()
     assert engine_run.free == engine_run.total_blocks
-    assert engine_run.cache is not None and int(engine_run.cache.ref.sum()) == 0
+    assert engine_run.cache is not None and sum(engine_run.cache.ref) == 0
 
 
 def test_today_s_workloads_never_build_a_prefix_cache() -> None:
