@@ -53,7 +53,7 @@ def study_shadow(config: StudyConfig, study: optuna.Study) -> ShadowSimulator | 
         if not config.quiet:
             print(f"note: no predictions stored on the trials: {reason}", file=sys.stderr)
         return None
-    shadow = ShadowSimulator(config.spec)
+    shadow = ShadowSimulator(config.spec, prior=config.runner.calibration)
     shadow.after_trial(study)
     return shadow
 
@@ -72,9 +72,12 @@ def supports(spec: StudySpec) -> str | None:
 class ShadowSimulator:
     """The simulator fitted on one study's runner trials (see the module docstring).
 
-    Not thread-safe: the study's driver alone calls it, between trials."""
+    `prior` is the user's calibration (the space file's ``simulator: {calibration: FILE}``):
+    it predicts until the study has runs of its own, and the refits start from it. Not
+    thread-safe: the study's driver alone calls it, between trials."""
 
     spec: StudySpec
+    prior: CalibrationFit | None = None
     fit: CalibrationFit | None = None
     observations: dict[int, Observation] = field(default_factory=dict)  # by trial number
     set_aside: dict[int, str] = field(default_factory=dict)  # trials it could not learn: why
@@ -103,7 +106,10 @@ class ShadowSimulator:
             return False
         learned = {**self.observations, **new}
         try:
-            fit = fit_calibration([learned[n] for n in sorted(learned)])
+            fit = fit_calibration(
+                [learned[n] for n in sorted(learned)],
+                self.prior.calibration if self.prior is not None else None,
+            )
         except CalibrationError as exc:
             # the simulator cannot explain these runs (it crashes where the engine ran, or two
             # runs of one configuration disagree): they are set aside, said once, and the
@@ -124,7 +130,8 @@ class ShadowSimulator:
     def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
         """The Predictor protocol, for screening: a configuration the study has run already is
         its measurement, with no spread (running it again cannot move the front); any other
-        is the simulator with the current fit (none yet: as shipped)."""
+        is the simulator with the current fit (none yet: the user's calibration, or as
+        shipped)."""
         if workload == self.workload:
             for observation in self.observations.values():
                 if observation.config == config:
@@ -135,7 +142,7 @@ class ShadowSimulator:
         """The simulator's prediction with the current fit (cached until the next refit)."""
         cached = self._cache.get((config, workload))
         if cached is None:
-            cached = predict(config, workload, self.fit, seed=workload.seed)
+            cached = predict(config, workload, self.fit or self.prior, seed=workload.seed)
             self._cache[(config, workload)] = cached
         return cached
 

@@ -28,6 +28,7 @@ from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
 from runners.errors import CalibrationError
 from runners.local import EmulatorLaunch, LocalRunner
+from runners.sim.fit import Observation, fit_calibration
 from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
 from runners.types import ServingConfig
@@ -233,3 +234,24 @@ def test_runs_the_fit_cannot_explain_are_set_aside_and_the_study_goes_on(
     shadow = ShadowSimulator(spec)
     assert not shadow.refresh(study.get_trials())
     assert set(shadow.set_aside) == {0, 1} and shadow.fit is None
+
+
+def test_the_users_calibration_predicts_until_the_study_has_runs_of_its_own(
+    files: tuple[StudySpec, Path],
+) -> None:
+    spec, profile = files
+    truth = SimRunner(profile=load_profile(profile))
+    workload = ShadowSimulator(spec).workload
+    measured = truth.simulate_config(config_of(spec, 64), workload).metrics
+    prior = fit_calibration([Observation(config_of(spec, 64), workload, measured, "run 1")])
+    true = truth.simulate_config(config_of(spec, 16), workload).metrics
+    assert true is not None
+    errors = {}
+    for name, shadow in (
+        ("shipped", ShadowSimulator(spec)),
+        ("user", ShadowSimulator(spec, prior)),
+    ):
+        predicted = shadow.foretell(config_of(spec, 16)).throughput
+        assert predicted is not None and shadow.n_runs == 0
+        errors[name] = abs(predicted / true.output_throughput_tok_s - 1)
+    assert errors["user"] < 0.05 < errors["shipped"], errors
