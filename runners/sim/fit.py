@@ -299,7 +299,7 @@ def predict(
     metrics: Metrics | None = None
     if result.records is not None:
         try:
-            metrics = summarize(result.records, num_gpus=config.gpus_per_replica)
+            metrics = summarize(result.records, num_gpus=config.replicas * config.gpus_per_replica)
         except NoMetricValue:
             metrics = None
     floor = NOISE_FLOOR

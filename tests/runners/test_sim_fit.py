@@ -153,3 +153,10 @@ def test_a_long_run_is_fitted_on_a_shortened_simulation_without_losing_accuracy(
     assert within_sigma(fit.corrections["vllm.memory_bandwidth_efficiency"], 0.8)
     # errors are of full-length simulations at the fitted factors
     assert fit.max_error["total_token_throughput_tok_s"] < 0.05
+
+
+def test_a_prediction_counts_the_gpus_of_every_replica_as_the_simulated_runner_does() -> None:
+    two = replace(config(tensor_parallel_size=4), replicas=2)
+    prediction = predict(two, workload(512, 64), None)
+    assert prediction.metrics is not None
+    assert prediction.metrics.num_gpus == 8
