@@ -10,8 +10,9 @@ stages, each a bounded coordinate search in log space over a few keys of
 
   A/B  GPU physics per GPU and dtype (HBM, dense / MoE / FP8 / 4-bit GEMM and attention
        efficiencies, EP imbalance) on vLLM rows: throughput x2 and TPOT;
-  C    host costs per engine (API-server ingestion, pipeline latency, output streaming, engine
-       CPU per step) on TTFT, TPOT, ITL and throughput;
+  C    host costs per engine (API-server ingestion, output streaming, engine CPU per step) on
+       TTFT, TPOT, ITL and throughput; not the low-load pipeline latency, which all-at-once
+       runs cannot see (it is the engine policy's prior, from closed-loop runs);
   E    kernel-quality factors of SGLang and TensorRT-LLM relative to vLLM (all kernels, and
        MXFP4 MoE kernels) on throughput;
   D    crash boundary: the runtime-transient factor, set between the largest factor every
@@ -262,7 +263,7 @@ def fit(
     calib = fit_stage(vllm, gpu_keys(vllm), PHYSICS, calib, log)
     engines = sorted({t.engine for t in targets})
     log("  stage C: host costs per engine (TTFT, TPOT, ITL, throughput)")
-    host = ("c_in_s", "c_in_per_worker_s", "latency_s", "c_out_s", "cpu_step_s")
+    host = ("c_in_s", "c_in_per_worker_s", "c_out_s", "cpu_step_s")
     for engine in engines:
         rows = [t for t in targets if t.engine == engine]
         keys = [f"engine.{engine}.{k}" for k in host]

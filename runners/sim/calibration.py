@@ -7,31 +7,28 @@ Read by `params.fitted_calibration()`, which overlays these values on the priors
 from __future__ import annotations
 
 SOURCE = (
-    "scripts/calibrate_sim.py on 2026-11-22: gpustack_runs.csv sha256 2f4a9823987d, 69 "
+    "scripts/calibrate_sim.py on 2026-12-06: gpustack_runs.csv sha256 2f4a9823987d, 69 "
     "targets (vLLM v0.11.0, SGLang v0.5.4-0.5.5, TRT-LLM v1.2.0rc1 where expressible); "
     "crash boundary between 2.03 (crash examples) and 4.06 (successful runs)"
 )
 FITTED: dict[str, float] = {
-    "engine.sglang.c_in_per_worker_s": 0.000539944,
+    "engine.sglang.c_in_per_worker_s": 0.00059673,
     "engine.sglang.c_in_s": 0.00466677,
     "engine.sglang.c_out_s": 5.27899e-05,
     "engine.sglang.cpu_step_s": 0.0016,
     "engine.sglang.fp8": 0.740818,
     "engine.sglang.kernel": 1.0,
-    "engine.sglang.latency_s": 0.0710626,
     "engine.sglang.mxfp4": 0.301194,
     "engine.trtllm.c_in_per_worker_s": 0.0004,
     "engine.trtllm.c_in_s": 0.00422266,
     "engine.trtllm.c_out_s": 5.27899e-05,
     "engine.trtllm.cpu_step_s": 0.0016,
     "engine.trtllm.kernel": 1.10517,
-    "engine.trtllm.latency_s": 0.0117466,
     "engine.trtllm.mxfp4": 0.301194,
     "engine.vllm.c_in_per_worker_s": 0.000488561,
     "engine.vllm.c_in_s": 0.00312823,
     "engine.vllm.c_out_s": 5.27899e-05,
-    "engine.vllm.cpu_step_s": 0.00263795,
-    "engine.vllm.latency_s": 0.0710626,
+    "engine.vllm.cpu_step_s": 0.00238692,
     "ep_imbalance": 1.6,
     "gpu.A100-SXM-80GB.attention": 0.553442,
     "gpu.A100-SXM-80GB.dense_bf16": 0.63,
@@ -39,7 +36,7 @@ FITTED: dict[str, float] = {
     "gpu.A100-SXM-80GB.mem_bw": 0.92,
     "gpu.A100-SXM-80GB.usable_scale": 1.001,
     "gpu.A100-SXM-80GB.w4a16": 0.488561,
-    "gpu.H100-SXM-80GB.attention": 0.9,
+    "gpu.H100-SXM-80GB.attention": 0.747069,
     "gpu.H100-SXM-80GB.dense_bf16": 0.3,
     "gpu.H100-SXM-80GB.dense_fp8": 0.313283,
     "gpu.H100-SXM-80GB.mem_bw": 0.92,

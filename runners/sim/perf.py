@@ -139,7 +139,7 @@ class StepModel:
         self.config = config
         calib = calib or params.fitted_calibration()
         self.calib = calib
-        costs = calib.engine(config.engine)
+        costs = calib.host_costs(config.engine, config.gpu)
         m = config.model
         policy = sim_policy(config.engine)
         self.dp = policy.engine_cores(config)

@@ -59,7 +59,7 @@ class ReplicaEngine:
     ) -> None:
         n = requests.size
         self.config = config
-        costs = model.calib.engine(config.engine)
+        costs = model.calib.host_costs(config.engine, config.gpu)
         workers = config.tensor_parallel * config.pipeline_parallel
         self.c_in_s = costs.c_in_s + costs.c_in_per_worker_s * (workers - 1)
         self.latency_s = costs.latency_s
