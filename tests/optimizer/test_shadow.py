@@ -254,4 +254,5 @@ def test_the_users_calibration_predicts_until_the_study_has_runs_of_its_own(
         predicted = shadow.foretell(config_of(spec, 16)).throughput
         assert predicted is not None and shadow.n_runs == 0
         errors[name] = abs(predicted / true.output_throughput_tok_s - 1)
-    assert errors["user"] < 0.05 < errors["shipped"], errors
+    # one run of the user's pins the factor this profile changes: much closer than shipped
+    assert errors["user"] < 0.1 and errors["user"] < errors["shipped"] / 2, errors
