@@ -11,10 +11,9 @@ how well it fits the runs it came from.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from optimizer.spec.file_paths import from_space_file
 from runners.errors import CalibrationError
 from runners.sim.fit import CalibrationFit
 
@@ -30,13 +29,7 @@ class SimulatorSection(BaseModel):
     @field_validator("calibration")
     @classmethod
     def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        base = (info.context or {}).get("space_dir")
-        if not path.is_absolute() and isinstance(base, Path):
-            path = base / path
-        return str(path.absolute())
+        return from_space_file(value, info)
 
 
 def spec_calibration(section: SimulatorSection) -> CalibrationFit | None:

@@ -10,7 +10,6 @@ apply to which source is checked here; docs/space-language.md documents every fi
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from pydantic import (
     BaseModel,
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from optimizer.spec.file_paths import from_space_file
 from runners.types import DatasetName, Workload
 from runners.workload import local_tokenizer
 
@@ -73,13 +73,7 @@ class WorkloadSection(BaseModel):
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        base = (info.context or {}).get("space_dir")
-        if not path.is_absolute() and isinstance(base, Path):
-            path = base / path
-        return str(path.absolute())
+        return from_space_file(value, info)
 
     @model_validator(mode="after")
     def _fields_fit_the_source(self) -> WorkloadSection:
