@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from optimizer.errors import UsageError
 from optimizer.paths import check_name
@@ -22,9 +22,6 @@ from optimizer.spec.models import RealRunSection, SamplerName, StudySpec
 from optimizer.spec.presets import RecommendRule
 from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_storage_url
 from runners.settings import RealRunSettings
-
-if TYPE_CHECKING:  # optimizer.convergence reads stored trials, which needs this module
-    from optimizer.convergence import StopRule
 
 RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
@@ -89,6 +86,22 @@ def real_run_settings(
         offline=section.offline if offline is None else offline,
         env=tuple(sorted(variables.items())),
     )
+
+
+DEFAULT_TIME_BUDGET_S = 60.0
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a simulated study without --n-trials stops (optimizer.convergence has the rule):
+    the plateau rule's parameters and the time budget (seconds of this run)."""
+
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    min_trials: int = 20
+    window: int = 10
+    rel_gain: float = 0.005
+    max_trials: int = 2_000
+    """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,9 @@ from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
+from optimizer.config import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.record import DONE_STATES, is_rejection
 from optimizer.report.hypervolume import hypervolume_2d
-
-DEFAULT_TIME_BUDGET_S = 60.0
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """The plateau rule's parameters and the time budget (seconds of this run)."""
-
-    time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    min_trials: int = 20
-    window: int = 10
-    rel_gain: float = 0.005
-    max_trials: int = 2_000
-    """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
 
 
 def runner_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
