@@ -22,7 +22,13 @@ from pathlib import Path
 import optuna
 
 from optimizer.artifacts import study_dir
-from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
+from optimizer.config import (
+    SCREENING_CANDIDATES,
+    SIM_SCREENING_CANDIDATES,
+    RunnerChoice,
+    StudyConfig,
+    real_run_settings,
+)
 from optimizer.convergence import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
@@ -34,7 +40,6 @@ from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
 from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
-from optimizer.screening import DEFAULT_CANDIDATES
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
 from optimizer.storage import (
@@ -208,9 +213,10 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--screening-candidates",
         type=_positive_int,
-        default=DEFAULT_CANDIDATES,
         metavar="K",
-        help="proposals scored per screened trial (default %(default)s)",
+        help=f"proposals scored per screened trial (default {SIM_SCREENING_CANDIDATES} in a "
+        f"simulated study, where scoring one costs as much as the trial; {SCREENING_CANDIDATES} "
+        "where trials are real)",
     )
     parser.add_argument(
         "--time-budget",

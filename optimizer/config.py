@@ -89,6 +89,11 @@ def real_run_settings(
 
 
 DEFAULT_TIME_BUDGET_S = 60.0
+SCREENING_CANDIDATES = 32
+"""Proposals per screened trial when a trial costs minutes of GPU time (real runners)."""
+SIM_SCREENING_CANDIDATES = 8
+"""Proposals per screened trial in a simulated study, where the prediction costs as much as the
+trial itself (docs/convergence.md has the measurement)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,9 @@ class StopRule:
     the plateau rule's parameters and the time budget (seconds of this run)."""
 
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    min_trials: int = 20
-    window: int = 10
+    min_evaluations: int = 60
+    window_evaluations: int = 40
+    """Both in configurations evaluated: stored trials x the candidates screened per trial."""
     rel_gain: float = 0.005
     max_trials: int = 2_000
     """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
@@ -129,10 +135,20 @@ class StudyConfig:
     screening: bool = False
     """Each sampled trial is the best of `screening_candidates` proposals by the study's
     predictor (`optimizer.screening`); the command line turns it on by default."""
-    screening_candidates: int = 32
+    screening_candidates: int | None = None
+    """None: `SIM_SCREENING_CANDIDATES` for simulated studies, else `SCREENING_CANDIDATES`."""
     stop: StopRule | None = None
     """Stop when the front converged or the time budget is spent (`n_trials` is then only a
     cap); None: run exactly `n_trials` runner trials."""
+
+    @property
+    def candidates_per_trial(self) -> int:
+        """Proposals behind each sampled trial (1 without screening)."""
+        if not self.screening:
+            return 1
+        if self.screening_candidates is not None:
+            return self.screening_candidates
+        return SIM_SCREENING_CANDIDATES if self.runner.name == "sim" else SCREENING_CANDIDATES
 
     @classmethod
     def of(
@@ -154,7 +170,7 @@ class StudyConfig:
         quiet: bool = False,
         recommend: RecommendRule | None = None,
         screening: bool = False,
-        screening_candidates: int = 32,
+        screening_candidates: int | None = None,
         stop: StopRule | None = None,
     ) -> StudyConfig:
         """A configuration for `spec`; None means "what the space file says"."""

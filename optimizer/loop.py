@@ -161,7 +161,7 @@ def run_study(
         checker=checker,
         provenance=provenance,
         screen=_screen(config, seed, checker),
-        stopper=Stopper(config.stop) if config.stop is not None else None,
+        stopper=Stopper(config.stop, config.candidates_per_trial) if config.stop else None,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
     with loop.progress.live(), sigterm_interrupts():
@@ -186,7 +186,7 @@ def _screen(config: StudyConfig, seed: int, checker: FeasibilityChecker | None) 
         trial_workload(config.spec),
         config.sampler,
         seed,
-        config.screening_candidates,
+        config.candidates_per_trial,
         checker,
     )
 
