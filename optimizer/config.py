@@ -102,10 +102,10 @@ class StopRule:
     the plateau rule's parameters and the time budget (seconds of this run)."""
 
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    min_evaluations: int = 60
-    window_evaluations: int = 40
+    min_evaluations: int = 150
+    window_evaluations: int = 100
     """Both in configurations evaluated: stored trials x the candidates screened per trial."""
-    rel_gain: float = 0.005
+    rel_gain: float = 0.002
     max_trials: int = 2_000
     """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
 

@@ -8,10 +8,10 @@ exactly that many runner trials.
 The plateau rule, on the stored runner trials (completed or crashed; pre-flight rejections cost
 nothing and do not count), in trial order: with the reference point (0 throughput, 1.1 x the
 largest latency of a feasible trial), let HV(n) be the hypervolume of the feasible front of the
-first n of them. The window W and the minimum are counted in evaluated configurations (40 and
-60 by default), so in stored trials they shrink with screening: W = max(5, ceil(40 / K)) for K
-candidates per trial, the minimum max(10, W + 1, ceil(60 / K)). After the minimum, the front
-has converged when the last W trials raised it by at most `rel_gain` (0.5%) of its value:
+first n of them. The window W and the minimum are counted in evaluated configurations (100 and
+150 by default), so in stored trials they shrink with screening: W = max(5, ceil(100 / K)) for
+K candidates per trial, the minimum max(10, W + 1, ceil(150 / K)). After the minimum, the front
+has converged when the last W trials raised it by at most `rel_gain` (0.2%) of its value:
 HV(n) - HV(n - W) <= rel_gain x HV(n). A front with no feasible trial never converges (the time
 budget stops it).
 """

@@ -45,10 +45,10 @@ def test_a_front_that_stopped_moving_has_converged() -> None:
 
 
 def test_the_window_is_counted_in_evaluations() -> None:
-    rule = StopRule(min_evaluations=60, window_evaluations=40)
-    assert window_of(rule, 1) == (40, 60), "plain: every trial is one evaluation"
-    assert window_of(rule, 8) == (5, 10), "screened by 8: 5 stored trials are 40 evaluations"
-    assert window_of(rule, 32) == (5, 10), "never fewer than 5 trials, nor 10 in all"
+    rule = StopRule(min_evaluations=150, window_evaluations=100)
+    assert window_of(rule, 1) == (100, 150), "plain: every trial is one evaluation"
+    assert window_of(rule, 8) == (13, 19), "screened by 8: 13 stored trials are 104 evaluations"
+    assert window_of(rule, 64) == (5, 10), "never fewer than 5 trials, nor 10 in all"
 
 
 def test_a_front_still_moving_or_too_young_has_not() -> None:
