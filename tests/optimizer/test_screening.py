@@ -24,7 +24,7 @@ from optimizer.screening import (
     expected_hv_gain,
     score_all,
 )
-from optimizer.space import candidate_from_params
+from optimizer.space import baseline_params, candidate_from_params
 from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
@@ -178,3 +178,14 @@ def test_goodput_studies_score_the_goodput_gain() -> None:
     scored = score_all(candidates, goodput, [])
     assert [c.score for c in scored] == [100.0, 300.0, 200.0, 0.0]
     assert choose(scored) is scored[1]
+
+
+def test_the_simulator_predicts_what_the_simulated_trial_measures(spec: StudySpec) -> None:
+    config = _config(spec, baseline_params(spec))
+    workload = trial_workload(spec)
+    predictor = SimPredictor()
+    prediction = predictor.predict(config, workload)
+    outcome = SimRunner().simulate_config(config, workload)
+    assert prediction.metrics == outcome.metrics
+    assert prediction.crash_probability == 0.0 and prediction.log_sigma == 0.0
+    assert predictor.predict(config, workload) is prediction, "a repeat is not simulated again"
