@@ -22,8 +22,8 @@ from pathlib import Path
 import optuna
 
 from optimizer.artifacts import study_dir
+from optimizer.cli_search import add_search_arguments, positive_int, positive_seconds, stop_rule
 from optimizer.config import RunnerChoice, StudyConfig, real_run_settings
-from optimizer.convergence import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.copy_paste import command_line
 from optimizer.degenerate import workload_warnings
 from optimizer.errors import SpecError, StudyError, UsageError
@@ -34,7 +34,6 @@ from optimizer.readiness import check_local, ensure_ready, readiness_request
 from optimizer.recommend import RULES
 from optimizer.redaction import scrub
 from optimizer.samplers import SAMPLERS
-from optimizer.screening import DEFAULT_CANDIDATES
 from optimizer.spec.load import load_spec, resolve_space_path
 from optimizer.spec.models import ENV_NAME, StudySpec
 from optimizer.sqlite_url import sqlite_file
@@ -75,7 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     )
     parser.add_argument(
         "--n-trials",
-        type=_positive_int,
+        type=positive_int,
         help="total trials that reach the runner (completed or crashed) the study should hold; "
         "candidates rejected by pre-flight checks cost no runner time and come on top "
         "(default: the file's search.n_trials)",
@@ -112,13 +111,13 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     )
     parser.add_argument(
         "--heartbeat-interval",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_HEARTBEAT_S,
         help="seconds between heartbeats of a running trial (default %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_GRACE_S,
         help="seconds without a heartbeat after which a trial is failed and retried "
         "(default %(default)s)",
@@ -165,7 +164,7 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
         "the best throughput, the lowest latency; latency = within noise of the lowest "
         "latency, the highest throughput; balanced = the most throughput per latency",
     )
-    _add_search_arguments(parser)
+    add_search_arguments(parser)
     ns = parser.parse_args(argv)
     if ns.ray_address is not None and ns.runner != "ray":
         raise UsageError("--ray-address needs --runner ray")
@@ -205,44 +204,6 @@ def parse_args(argv: Sequence[str] | None) -> StudyConfig:
     )
 
 
-def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """Screening, and when a simulated study without --n-trials stops."""
-    parser.add_argument(
-        "--screening",
-        choices=["on", "off"],
-        default="on",
-        help="each sampled trial is the best of K proposals by the study's predictor (the "
-        "simulator in simulated studies, the shadow simulator refitted on the study's own "
-        "runs with a real runner); default %(default)s",
-    )
-    parser.add_argument(
-        "--screening-candidates",
-        type=_positive_int,
-        default=DEFAULT_CANDIDATES,
-        metavar="K",
-        help="proposals scored per screened trial (default %(default)s)",
-    )
-    parser.add_argument(
-        "--time-budget",
-        type=_positive_seconds,
-        metavar="SECONDS",
-        help="a simulated study without --n-trials runs until its front converges or this "
-        f"many seconds pass (default {DEFAULT_TIME_BUDGET_S:g})",
-    )
-
-
-def stop_rule(ns: argparse.Namespace) -> StopRule | None:
-    """The convergence stop of a simulated study without --n-trials (None: run n_trials)."""
-    if ns.n_trials is not None or ns.runner != "sim":
-        if ns.time_budget is not None:
-            raise UsageError(
-                "--time-budget applies to a simulated study without --n-trials (--runner "
-                "sim); drop --time-budget, or drop --n-trials to stop on convergence"
-            )
-        return None
-    return StopRule(time_budget_s=ns.time_budget or DEFAULT_TIME_BUDGET_S)
-
-
 def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Overrides of the space file's `real_run` section (real engines only)."""
     real = parser.add_argument_group(
@@ -250,14 +211,14 @@ def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     real.add_argument(
         "--start-deadline",
-        type=_positive_seconds,
+        type=positive_seconds,
         metavar="SECONDS",
         help="from engine start until its health URL answers 200 (default 600); a large "
         "model's weight load and graph capture can take longer",
     )
     real.add_argument(
         "--bench-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         metavar="SECONDS",
         help="for the whole benchmark of one trial, warm-up included (default 1800)",
     )
@@ -284,16 +245,6 @@ def _add_real_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
-    return value
-
-
 def _env_name(text: str) -> str:
     if not re.fullmatch(ENV_NAME, text):
         raise argparse.ArgumentTypeError(
@@ -307,16 +258,6 @@ def _env_assignment(text: str) -> tuple[str, str]:
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
     return _env_name(name), value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:

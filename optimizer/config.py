@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from optimizer.errors import SpecError, UsageError
 from optimizer.paths import check_name
@@ -25,9 +25,6 @@ from optimizer.storage import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, default_stor
 from runners.errors import CalibrationError
 from runners.settings import RealRunSettings
 from runners.sim.fit import CalibrationFit
-
-if TYPE_CHECKING:  # optimizer.convergence reads stored trials, which needs this module
-    from optimizer.convergence import StopRule
 
 RunnerName = Literal["sim", "local", "emulator", "ray"]
 WorkerName = Literal["sim", "local"]
@@ -115,6 +112,28 @@ def real_run_settings(
     )
 
 
+DEFAULT_TIME_BUDGET_S = 60.0
+SCREENING_CANDIDATES = 32
+"""Proposals per screened trial when a trial costs minutes of GPU time (real runners)."""
+SIM_SCREENING_CANDIDATES = 8
+"""Proposals per screened trial in a simulated study, where the prediction costs as much as the
+trial itself (docs/convergence.md has the measurement)."""
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a simulated study without --n-trials stops (optimizer.convergence has the rule):
+    the plateau rule's parameters and the time budget (seconds of this run)."""
+
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    min_evaluations: int = 150
+    window_evaluations: int = 100
+    """Both in configurations evaluated: stored trials x the candidates screened per trial."""
+    rel_gain: float = 0.002
+    max_trials: int = 2_000
+    """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """One study run, fully resolved: every default already taken from the space file."""
@@ -140,12 +159,22 @@ class StudyConfig:
     screening: bool = False
     """Each sampled trial is the best of `screening_candidates` proposals by the study's
     predictor (`optimizer.screening`); the command line turns it on by default."""
-    screening_candidates: int = 32
+    screening_candidates: int | None = None
+    """None: `SIM_SCREENING_CANDIDATES` for simulated studies, else `SCREENING_CANDIDATES`."""
     stop: StopRule | None = None
     """Stop when the front converged or the time budget is spent (`n_trials` is then only a
     cap); None: run exactly `n_trials` runner trials."""
     adopt: bool = False
     """--adopt: accept a study this tool did not make, or made from another space."""
+
+    @property
+    def candidates_per_trial(self) -> int:
+        """Proposals behind each sampled trial (1 without screening)."""
+        if not self.screening:
+            return 1
+        if self.screening_candidates is not None:
+            return self.screening_candidates
+        return SIM_SCREENING_CANDIDATES if self.runner.name == "sim" else SCREENING_CANDIDATES
 
     @classmethod
     def of(
@@ -167,7 +196,7 @@ class StudyConfig:
         quiet: bool = False,
         recommend: RecommendRule | None = None,
         screening: bool = False,
-        screening_candidates: int = 32,
+        screening_candidates: int | None = None,
         stop: StopRule | None = None,
         adopt: bool = False,
     ) -> StudyConfig:

@@ -8,35 +8,29 @@ exactly that many runner trials.
 The plateau rule, on the stored runner trials (completed or crashed; pre-flight rejections cost
 nothing and do not count), in trial order: with the reference point (0 throughput, 1.1 x the
 largest latency of a feasible trial), let HV(n) be the hypervolume of the feasible front of the
-first n of them. After at least `min_trials`, the front has converged when the last `window`
-trials raised it by at most `rel_gain` of its value: HV(n) - HV(n - window) <= rel_gain x HV(n).
-A front with no feasible trial never converges (the time budget stops it).
+first n of them. The window W and the minimum are counted in evaluated configurations (100 and
+150 by default), so in stored trials they shrink with screening: W = max(5, ceil(100 / K)) for
+K candidates per trial, the minimum max(10, W + 1, ceil(150 / K)). After the minimum, the front
+has converged when the last W trials raised it by at most `rel_gain` (0.2%) of its value:
+HV(n) - HV(n - W) <= rel_gain x HV(n). A front with no feasible trial never converges (the time
+budget stops it).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
+from optimizer.config import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.record import DONE_STATES, is_rejection
 from optimizer.report.hypervolume import hypervolume_2d
 
-DEFAULT_TIME_BUDGET_S = 60.0
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """The plateau rule's parameters and the time budget (seconds of this run)."""
-
-    time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    min_trials: int = 20
-    window: int = 10
-    rel_gain: float = 0.005
-    max_trials: int = 2_000
-    """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""
+MIN_WINDOW = 5
+MIN_TRIALS = 10
 
 
 def runner_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -55,15 +49,26 @@ def _points(trials: Sequence[FrozenTrial]) -> list[tuple[float, float]]:
     ]
 
 
-def plateau(trials: Sequence[FrozenTrial], rule: StopRule) -> tuple[bool, float]:
-    """(converged, relative gain over the last window) for the stored trials."""
+def window_of(rule: StopRule, per_trial: int) -> tuple[int, int]:
+    """(window, minimum) in stored trials when each stands for `per_trial` evaluations."""
+    window = max(MIN_WINDOW, math.ceil(rule.window_evaluations / per_trial))
+    least = max(MIN_TRIALS, window + 1, math.ceil(rule.min_evaluations / per_trial))
+    return window, least
+
+
+def plateau(
+    trials: Sequence[FrozenTrial], rule: StopRule, per_trial: int = 1
+) -> tuple[bool, float]:
+    """(converged, relative gain over the last window) for the stored trials, each the best of
+    `per_trial` evaluated configurations."""
     ran = runner_trials(trials)
     points = _points(ran)
-    if len(ran) < max(rule.min_trials, rule.window + 1) or not points:
+    window, least = window_of(rule, per_trial)
+    if len(ran) < least or not points:
         return False, float("inf")
     ref = (0.0, 1.1 * max(lat for _, lat in points))
     now = hypervolume_2d(points, ref)
-    before = hypervolume_2d(_points(ran[: len(ran) - rule.window]), ref)
+    before = hypervolume_2d(_points(ran[: len(ran) - window]), ref)
     if now <= 0.0:
         return False, float("inf")
     gain = (now - before) / now
@@ -75,15 +80,17 @@ class Stopper:
     """One run's stop rule and its clock (started when the run starts)."""
 
     rule: StopRule
+    per_trial: int = 1
     started: float = field(default_factory=time.monotonic)
 
     def reason(self, trials: Sequence[FrozenTrial]) -> str | None:
         """Why the study stops now (one line for the user), or None to go on."""
         elapsed = time.monotonic() - self.started
-        converged, gain = plateau(trials, self.rule)
+        converged, gain = plateau(trials, self.rule, self.per_trial)
         if converged:
+            window, _ = window_of(self.rule, self.per_trial)
             return (
-                f"stopped: the front converged (the last {self.rule.window} trials raised its "
+                f"stopped: the front converged (the last {window} trials raised its "
                 f"hypervolume by {gain:.2%}, at most {self.rule.rel_gain:.2%}) after "
                 f"{elapsed:.0f} s"
             )
@@ -95,4 +102,11 @@ class Stopper:
         return None
 
 
-__all__ = ["DEFAULT_TIME_BUDGET_S", "StopRule", "Stopper", "plateau", "runner_trials"]
+__all__ = [
+    "DEFAULT_TIME_BUDGET_S",
+    "StopRule",
+    "Stopper",
+    "plateau",
+    "runner_trials",
+    "window_of",
+]

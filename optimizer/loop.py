@@ -172,7 +172,7 @@ def run_study(
         provenance=provenance,
         screen=_screen(config, seed, checker, shadow),
         shadow=shadow,
-        stopper=Stopper(config.stop) if config.stop is not None else None,
+        stopper=Stopper(config.stop, config.candidates_per_trial) if config.stop else None,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
     with loop.progress.live(), sigterm_interrupts():
@@ -202,7 +202,7 @@ def _screen(
         trial_workload(config.spec),
         config.sampler,
         seed,
-        config.screening_candidates,
+        config.candidates_per_trial,
         checker,
     )
 

@@ -38,12 +38,19 @@ class SimPredictor:
     ) -> None:
         self._runner = SimRunner(noise=noise, calibration=calibration)
         self._log_sigma = noise.run_sigma if noise is not None else 0.0
+        self._seen: dict[tuple[ServingConfig, Workload], Prediction] = {}
 
     def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
-        outcome = self._runner.simulate_config(config, workload)
-        if outcome.status != "ok" or outcome.metrics is None:
-            return Prediction(None, self._log_sigma, 1.0, "simulator")
-        return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator")
+        """Simulated once per configuration and workload (the simulation is deterministic for
+        the workload's seed, so a proposal the sampler repeats costs nothing)."""
+        key = (config, workload)
+        if key not in self._seen:
+            outcome = self._runner.simulate_config(config, workload)
+            if outcome.status != "ok" or outcome.metrics is None:
+                self._seen[key] = Prediction(None, self._log_sigma, 1.0, "simulator")
+            else:
+                self._seen[key] = Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator")
+        return self._seen[key]
 
 
 def study_predictor(config: StudyConfig, shadow: Predictor | None = None) -> Predictor | None:

@@ -42,7 +42,7 @@ def print_start(config: StudyConfig, counts: Counts, provenance: Provenance) -> 
     total = config.n_trials
     how = f"sampler {config.sampler}"
     if study_predictor(config) is not None:
-        how += f", each trial the best of {config.screening_candidates} screened"
+        how += f", each trial the best of {config.candidates_per_trial} screened"
     plan = (
         f"running until its front converges or {config.stop.time_budget_s:g} s pass ({how})"
         if config.stop is not None

@@ -5,7 +5,8 @@ the search was not tuned on), each strategy runs as the command line runs a simu
 without --n-trials (SQLite storage in a temporary folder, the convergence stop, the time
 budget), over the seeds:
 
-- ``screened``: the default (each sampled trial the best of K simulated proposals);
+- ``screened``: the default (each sampled trial the best of K simulated proposals, K = 8);
+- ``screened-K``: the same with --screening-candidates K;
 - ``plain``: the same study with --screening off (plain TPE, one proposal per trial).
 
 The best-known hypervolume of a space is that of the union of every point any run below stored
@@ -17,7 +18,7 @@ ratio at the end, the run's seconds, and how many runs stopped by themselves (fr
 rather than at the time budget. Ratios are of runs in this process only.
 
     python scripts/bench_convergence.py [--spaces qwen3-moe.yaml ...] [--seeds 5]
-        [--time-budget 60] [--long 400] [--strategies screened plain] [--quick]
+        [--time-budget 60] [--long 400] [--strategies screened screened-32 plain] [--quick]
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def run_one(
             n_trials=n_trials,
             seed=seed,
             quiet=True,
-            screening=strategy == "screened",
+            screening=strategy.startswith("screened"),
+            screening_candidates=int(strategy.split("-")[1]) if "-" in strategy else None,
             stop=None if n_trials else StopRule(time_budget_s=budget),
         )
         with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
@@ -131,7 +133,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--time-budget", type=float, default=60.0)
     parser.add_argument("--long", type=int, default=400, help="trials of the long plain run")
-    parser.add_argument("--strategies", nargs="+", default=["screened", "plain"])
+    parser.add_argument("--strategies", nargs="+", default=["screened", "screened-32", "plain"])
     parser.add_argument(
         "--quick", action="store_true", help="three spaces, two seeds, a 200-trial long run"
     )

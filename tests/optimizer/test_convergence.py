@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, create_trial
 
 from optimizer import cli
 from optimizer.config import StudyConfig
-from optimizer.convergence import StopRule, plateau, runner_trials
+from optimizer.convergence import StopRule, plateau, runner_trials, window_of
 from optimizer.loop import STOP_REASON, run_study
 from optimizer.spec.models import StudySpec
 from runners.sim.runner import SimRunner
@@ -34,7 +34,7 @@ def trials(values: list[tuple[float, float]]) -> list[FrozenTrial]:
     return made
 
 
-RULE = StopRule(min_trials=10, window=5, rel_gain=0.01)
+RULE = StopRule(min_evaluations=10, window_evaluations=5, rel_gain=0.01)
 
 
 def test_a_front_that_stopped_moving_has_converged() -> None:
@@ -42,6 +42,13 @@ def test_a_front_that_stopped_moving_has_converged() -> None:
     flat = [(50.0, 10.0)] * 5  # dominated: the front does not move
     converged, gain = plateau(trials(rising + flat), RULE)
     assert converged and gain == 0.0
+
+
+def test_the_window_is_counted_in_evaluations() -> None:
+    rule = StopRule(min_evaluations=150, window_evaluations=100)
+    assert window_of(rule, 1) == (100, 150), "plain: every trial is one evaluation"
+    assert window_of(rule, 8) == (13, 19), "screened by 8: 13 stored trials are 104 evaluations"
+    assert window_of(rule, 64) == (5, 10), "never fewer than 5 trials, nor 10 in all"
 
 
 def test_a_front_still_moving_or_too_young_has_not() -> None:
@@ -56,14 +63,14 @@ def test_study_stops_on_convergence_and_says_so(
     spec: StudySpec, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = InMemoryStorage()
-    rule = StopRule(min_trials=4, window=2, rel_gain=1.0)  # converged as soon as it may be
+    rule = StopRule(min_evaluations=1, window_evaluations=1, rel_gain=1.0)  # at once
     config = StudyConfig.of(
         spec, storage="memory", study_name="c", quiet=True, stop=rule, anchors=False
     )
     assert config.n_trials == rule.max_trials
     assert run_study(config, SimRunner(), storage=storage) == 0
     study = optuna.load_study(study_name="c", storage=storage)
-    assert len(runner_trials(study.trials)) == 4, "rejections cost nothing and do not count"
+    assert len(runner_trials(study.trials)) == 10, "the least a study runs; rejections aside"
     assert "front converged" in study.user_attrs[STOP_REASON]
     assert "stopped: the front converged" in capsys.readouterr().out
 
@@ -83,7 +90,11 @@ def test_study_stops_at_its_time_budget_and_says_so(
 def test_command_line_stop_rule() -> None:
     default = cli.parse_args(["--space", "qwen3-moe.yaml"])
     assert default.stop is not None and default.stop.time_budget_s == 60.0
-    assert default.screening and default.screening_candidates == 32
+    assert default.screening and default.candidates_per_trial == 8, "simulated: 8"
+    real = cli.parse_args(["--space", "qwen3-moe.yaml", "--runner", "local"])
+    assert real.candidates_per_trial == 32
+    many = cli.parse_args(["--space", "qwen3-moe.yaml", "--screening-candidates", "16"])
+    assert many.candidates_per_trial == 16
     budget = cli.parse_args(["--space", "qwen3-moe.yaml", "--time-budget", "5"])
     assert budget.stop is not None and budget.stop.time_budget_s == 5.0
     fixed = cli.parse_args(["--space", "qwen3-moe.yaml", "--n-trials", "7", "--screening=off"])

@@ -22,8 +22,10 @@ from optimizer.screening import (
     draws,
     expected_goodput_gain,
     expected_hv_gain,
+    score_all,
 )
-from optimizer.space import candidate_from_params
+from optimizer.space import baseline_params, candidate_from_params
+from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
 from runners.sim.prediction import Prediction
@@ -160,3 +162,30 @@ def test_real_runners_and_grid_are_not_screened(spec: StudySpec) -> None:
     assert study_predictor(local) is None
     assert study_predictor(grid) is None
     assert study_predictor(off) is None
+
+
+def test_goodput_studies_score_the_goodput_gain() -> None:
+    goodput = load_spec("qwen3-moe-goodput.yaml")
+    assert goodput.objectives.goodput is not None
+    sure = Prediction(None, 0.0, 0.0, "test")
+    shaky = Prediction(None, 0.0, 0.5, "test")
+    candidates = [
+        Scored({"a": 1}, sure, (100.0, 50.0)),
+        Scored({"a": 2}, sure, (300.0, 900.0)),  # more goodput at any latency: goodput decides
+        Scored({"a": 3}, shaky, (400.0, 10.0)),  # even more, but a coin flip whether it runs
+        Scored({"a": 4}, sure, None),  # breaks an SLO
+    ]
+    scored = score_all(candidates, goodput, [])
+    assert [c.score for c in scored] == [100.0, 300.0, 200.0, 0.0]
+    assert choose(scored) is scored[1]
+
+
+def test_the_simulator_predicts_what_the_simulated_trial_measures(spec: StudySpec) -> None:
+    config = _config(spec, baseline_params(spec))
+    workload = trial_workload(spec)
+    predictor = SimPredictor()
+    prediction = predictor.predict(config, workload)
+    outcome = SimRunner().simulate_config(config, workload)
+    assert prediction.metrics == outcome.metrics
+    assert prediction.crash_probability == 0.0 and prediction.log_sigma == 0.0
+    assert predictor.predict(config, workload) is prediction, "a repeat is not simulated again"
