@@ -29,6 +29,7 @@ from runners.types import ServingConfig
 from runners.workload import RequestSet
 
 MACRO_MAX_STEPS = 4096
+MACRO_FIRST_STEPS = 32  # steps `_macro_len` prices before the whole run
 
 
 @dataclass(frozen=True)
@@ -265,22 +266,25 @@ class ReplicaEngine:
     def _execute(self, ids: IntArray, tok: IntArray) -> None:
         """Run one forward over `ids` computing `tok` new tokens each (blocks already held)."""
         kv0 = self.kv_len[ids]
-        seq = self.seq_len[ids]
         kv1 = kv0 + tok
+        done = kv1 == self.seq_len[ids]  # the prompt is computed: the step samples a token
+        n = len(ids)
         tokens = int(tok.sum())
-        if tokens == len(ids) and bool((kv1 == seq).all()):
+        n_done = int(np.count_nonzero(done))
+        if tokens == n and n_done == n:
             flop_units = kv_toks = 0.0
             ctx_sum = float(kv1.sum())
+            sampled = ids
         else:
-            is_dec = (seq - kv0 == 1) & (tok == 1)
-            pre = ~is_dec
+            is_dec = done & (tok == 1)  # one token that completes the sequence: a decode
+            pre = np.flatnonzero(~is_dec)
             c = tok[pre].astype(np.float64)
             p = kv0[pre].astype(np.float64)
             flop_units = float(np.dot(c, p + (c + 1.0) * 0.5))
             kv_toks = float(c.sum() + p.sum())
             ctx_sum = float(kv1[is_dec].sum())
+            sampled = ids[done] if n_done < n else ids
         self.kv_len[ids] = kv1
-        sampled = ids[kv1 == seq]
         dt = self.model.step_s(tokens, len(ids), len(sampled), ctx_sum, flop_units, kv_toks)
         if self.noise is not None:
             dt = float(self._jitter(np.array([dt]))[0])
@@ -293,11 +297,15 @@ class ReplicaEngine:
     def _emit(self, sampled: IntArray, d: float) -> None:
         gen = self.gen[sampled]
         had = gen > 0
-        if had.any():
-            self.itl.append(d - self.last_s[sampled[had]])
-        firsts = sampled[~had]
-        self.first_s[firsts] = d
-        self._first_tokens(firsts)
+        n_had = int(np.count_nonzero(had))
+        if n_had == len(sampled):
+            self.itl.append(d - self.last_s[sampled])
+        else:
+            if n_had:
+                self.itl.append(d - self.last_s[sampled[had]])
+            firsts = sampled[~had]
+            self.first_s[firsts] = d
+            self._first_tokens(firsts)
         self.last_s[sampled] = d
         gen += 1
         self.gen[sampled] = gen
@@ -340,7 +348,7 @@ class ReplicaEngine:
             self._first_tokens(ids[~had])
         if k > 1:
             gaps = d[1:] - d[:-1]
-            self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
+            self.itl.append(np.repeat(gaps[np.newaxis, :], n, axis=0).ravel())
         self.last_s[ids] = d[-1]
         gen = gen0 + k
         self.gen[ids] = gen
@@ -477,8 +485,13 @@ class ReplicaEngine:
             return k_limit
         ids = self.running
         n = len(ids)
-        times = self._decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
-        ends = self.now + np.cumsum(times)
+        ctx_sum = float(self.kv_len[ids].sum() + n)
+        # price a short run first: step j's time does not depend on the run's length, and the
+        # limit is usually a few steps away
+        first = min(k_limit, MACRO_FIRST_STEPS)
+        ends = self.now + np.cumsum(self._decode_run_s(n, ctx_sum, first))
+        if ends[-1] < t_limit_s and first < k_limit:
+            ends = self.now + np.cumsum(self._decode_run_s(n, ctx_sum, k_limit))
         return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
 
     # --- main loop -------------------------------------------------------------------------

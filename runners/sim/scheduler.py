@@ -47,13 +47,15 @@ class VllmEngine(ReplicaEngine):
         kv = self.kv_len[r]
         need = self.seq_len[r] - kv
         need_sum = int(need.sum())
-        if need_sum <= self.budget:
+        whole = need_sum <= self.budget  # every running request gets all it needs (>= 1)
+        if whole:
             tok = need
+            new_blocks = np.maximum(ceil_div(kv + tok, bs) - self.blocks[r], 0)
         else:
             before = np.cumsum(need) - need
             tok = np.minimum(np.maximum(self.budget - before, 0), need)
-        new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
-        new_blocks = np.maximum(new_blocks, 0)
+            new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
+            new_blocks = np.maximum(new_blocks, 0)
         total = int(new_blocks.sum())
         preempted = False
         if total > self.free:
@@ -68,15 +70,19 @@ class VllmEngine(ReplicaEngine):
             self.running = r
             preempted = True
         self._allocate(total)  # the kept requests' new blocks
-        self.blocks[r] += new_blocks
+        if total:
+            self.blocks[r] += new_blocks
         admitted: list[int] = []
         admitted_tok: list[int] = []
         if not preempted:
             scheduled = min(need_sum, self.budget)  # = tok.sum()
             self._admit(self.budget - scheduled, len(r), admitted, admitted_tok)
-        sched = tok > 0
-        ids = r[sched]
-        toks = tok[sched]
+        if whole and not preempted:
+            ids, toks = r, tok
+        else:
+            sched = tok > 0
+            ids = r[sched]
+            toks = tok[sched]
         if admitted:
             self.running = np.concatenate([r, np.array(admitted, dtype=np.int64)])
             ids = np.concatenate([ids, np.array(admitted, dtype=np.int64)])
