@@ -43,7 +43,8 @@ class ReplicaResult:
 
 
 def ceil_div(a: IntArray, b: int) -> IntArray:
-    return -(-a // b)
+    """ceil(a / b) for b > 0, in two NumPy calls (equal to -(-a // b) for every integer a)."""
+    return (a + (b - 1)) // b
 
 
 class ReplicaEngine:
