@@ -97,6 +97,12 @@ class VllmEngine(ReplicaEngine):
                     self._macro_drain(k)
                     return True
             k = self._decode_k()
+            if k == int((self.out[r] - self.gen[r]).min()) and self._passing():
+                # the stretch would stop at a finish that lets nothing in: run through it
+                k_pass = self._pass_k(self._next_entry_bound_s())
+                if k_pass > k:
+                    self._macro_drain(k_pass)
+                    return True
             if k > 1:
                 self._macro_decode(k)
                 return True
@@ -342,6 +348,9 @@ class TrtllmEngine(VllmEngine):
                 break
             self.reserved += int(self.reserve[rid])
             budget -= toks[-1]
+
+    def _passing(self) -> bool:
+        return not self.no_evict and super()._passing()  # a drain does not return reservations
 
     def _finish_done(self, finished: IntArray, d: float) -> None:
         if self.no_evict and finished.size:
