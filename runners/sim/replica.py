@@ -29,6 +29,7 @@ from runners.types import ServingConfig
 from runners.workload import RequestSet
 
 MACRO_MAX_STEPS = 4096
+MACRO_FIRST_STEPS = 32  # steps `_macro_len` prices before the whole run
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class ReplicaResult:
 
 
 def ceil_div(a: IntArray, b: int) -> IntArray:
-    return -(-a // b)
+    """ceil(a / b) for b > 0, in two NumPy calls (equal to -(-a // b) for every integer a)."""
+    return (a + (b - 1)) // b
 
 
 class ReplicaEngine:
@@ -102,6 +104,7 @@ class ReplicaEngine:
         self.max_running = 0
         self.now = 0.0
         self._run_memo: tuple[int, float, FloatArray] | None = None
+        self._drain_memo: tuple[IntArray, int, IntArray, FloatArray] | None = None
         speedup = float(max(self.dp, config.api_server_count))
         self.ingest = Ingestion(speedup)
         self.stream = OutputStream(speedup, costs.c_out_s)
@@ -265,22 +268,25 @@ class ReplicaEngine:
     def _execute(self, ids: IntArray, tok: IntArray) -> None:
         """Run one forward over `ids` computing `tok` new tokens each (blocks already held)."""
         kv0 = self.kv_len[ids]
-        seq = self.seq_len[ids]
         kv1 = kv0 + tok
+        done = kv1 == self.seq_len[ids]  # the prompt is computed: the step samples a token
+        n = len(ids)
         tokens = int(tok.sum())
-        if tokens == len(ids) and bool((kv1 == seq).all()):
+        n_done = int(np.count_nonzero(done))
+        if tokens == n and n_done == n:
             flop_units = kv_toks = 0.0
             ctx_sum = float(kv1.sum())
+            sampled = ids
         else:
-            is_dec = (seq - kv0 == 1) & (tok == 1)
-            pre = ~is_dec
+            is_dec = done & (tok == 1)  # one token that completes the sequence: a decode
+            pre = np.flatnonzero(~is_dec)
             c = tok[pre].astype(np.float64)
             p = kv0[pre].astype(np.float64)
             flop_units = float(np.dot(c, p + (c + 1.0) * 0.5))
             kv_toks = float(c.sum() + p.sum())
             ctx_sum = float(kv1[is_dec].sum())
+            sampled = ids[done] if n_done < n else ids
         self.kv_len[ids] = kv1
-        sampled = ids[kv1 == seq]
         dt = self.model.step_s(tokens, len(ids), len(sampled), ctx_sum, flop_units, kv_toks)
         if self.noise is not None:
             dt = float(self._jitter(np.array([dt]))[0])
@@ -293,11 +299,15 @@ class ReplicaEngine:
     def _emit(self, sampled: IntArray, d: float) -> None:
         gen = self.gen[sampled]
         had = gen > 0
-        if had.any():
-            self.itl.append(d - self.last_s[sampled[had]])
-        firsts = sampled[~had]
-        self.first_s[firsts] = d
-        self._first_tokens(firsts)
+        n_had = int(np.count_nonzero(had))
+        if n_had == len(sampled):
+            self.itl.append(d - self.last_s[sampled])
+        else:
+            if n_had:
+                self.itl.append(d - self.last_s[sampled[had]])
+            firsts = sampled[~had]
+            self.first_s[firsts] = d
+            self._first_tokens(firsts)
         self.last_s[sampled] = d
         gen += 1
         self.gen[sampled] = gen
@@ -340,7 +350,7 @@ class ReplicaEngine:
             self._first_tokens(ids[~had])
         if k > 1:
             gaps = d[1:] - d[:-1]
-            self.itl.append(np.broadcast_to(gaps, (n, k - 1)).ravel())
+            self.itl.append(np.repeat(gaps[np.newaxis, :], n, axis=0).ravel())
         self.last_s[ids] = d[-1]
         gen = gen0 + k
         self.gen[ids] = gen
@@ -375,6 +385,34 @@ class ReplicaEngine:
             and not self._has_partial()
         )
 
+    def _passing(self) -> bool:
+        """Nothing waits, nothing is half prefilled, and a finish triggers no new send (every
+        conversation has been sent, none has a later turn): a decode stretch may run through
+        finishes up to the next arrival, as a drain does. Noise off only: the jitter's draws
+        follow the stretches, so splitting them differently would change a noisy run."""
+        return (
+            self.noise is None
+            and not self.waiting
+            and not self._has_partial()
+            and self.next_client >= len(self.roots)
+            and not bool((self.child[self.running] >= 0).any())
+        )
+
+    def _pass_k(self, t_limit_s: float) -> int:
+        """`_drain_k` capped, like `_macro_len`, at the first step that reaches `t_limit_s`."""
+        k = self._drain_k()
+        if k <= 1 or not math.isfinite(t_limit_s):
+            return k
+        rem = self.out[self.running] - self.gen[self.running]
+        first = min(k, MACRO_FIRST_STEPS)
+        _, _, n_j, times = self._drain_times(rem, first)
+        ends = self.now + np.cumsum(times)
+        if ends[-1] < t_limit_s and first < k:
+            _, _, n_j, times = self._drain_times(rem, k)
+            ends = self.now + np.cumsum(times)
+        self._drain_memo = (self.running, self.steps, n_j, times)
+        return min(k, int(np.searchsorted(ends, t_limit_s)) + 1)
+
     def _drain_k(self) -> int:
         """Steps until the last running request finishes, capped by free KV blocks."""
         ids = self.running
@@ -398,23 +436,38 @@ class ReplicaEngine:
                 hi = mid - 1
         return lo
 
+    def _drain_times(
+        self, rem: IntArray, k: int
+    ) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+        """(decode steps each running request takes part in, the requests in finishing order,
+        batch size per step, step times) of k decode-only steps through finishes."""
+        steps = np.minimum(rem, k)
+        order = np.sort(steps)
+        j = np.arange(k, dtype=np.int64)
+        first_active = np.searchsorted(order, j, side="right")
+        n_j = len(rem) - first_active  # active at step j
+        kv0 = self.kv_len[self.running].astype(np.float64) + 1.0
+        # sum over requests active at step j of (kv0 + j): prefix sums over sorted finish steps
+        by_steps = np.argsort(steps, kind="stable")
+        kv_sorted = kv0[by_steps]
+        tail = np.concatenate([np.cumsum(kv_sorted[::-1])[::-1], [0.0]])
+        ctx_j = tail[first_active] + j * n_j
+        return steps, by_steps, n_j, self.model.decode_steps_s(n_j, ctx_j)
+
     def _macro_drain(self, k: int) -> None:
         """k decode-only steps in which running requests finish one after another; per step
         the batch is the requests still running, vectorized over steps."""
         ids = self.running
         rem = self.out[ids] - self.gen[ids]
-        steps = np.minimum(rem, k)  # decode steps each request takes part in
-        order = np.sort(steps)
-        j = np.arange(k, dtype=np.int64)
-        n_j = len(ids) - np.searchsorted(order, j, side="right")  # active at step j
-        kv0 = self.kv_len[ids].astype(np.float64) + 1.0
-        # sum over requests active at step j of (kv0 + j): prefix sums over sorted finish steps
-        by_steps = np.argsort(steps, kind="stable")
-        kv_sorted = kv0[by_steps]
-        tail = np.concatenate([np.cumsum(kv_sorted[::-1])[::-1], [0.0]])
-        first_active = np.searchsorted(order, j, side="right")
-        ctx_j = tail[first_active] + j * n_j
-        times = self.model.decode_steps_s(n_j, ctx_j)
+        memo = self._drain_memo
+        if memo is not None and memo[0] is ids and memo[1] == self.steps and len(memo[2]) >= k:
+            # `_pass_k` priced this stretch: per-step batches and times do not depend on k
+            steps = np.minimum(rem, k)
+            by_steps = np.argsort(steps, kind="stable")
+            n_j, times = memo[2][:k], memo[3][:k]
+        else:
+            steps, by_steps, n_j, times = self._drain_times(rem, k)
+        self._drain_memo = None
         if self.noise is not None:
             times = self._jitter(times)
         ends = self.now + np.cumsum(times)
@@ -439,12 +492,13 @@ class ReplicaEngine:
         self.kv_len[ids] = kv1
         self.now = float(ends[-1])
         self.steps += k
-        done = steps == rem
-        for rid, t in zip(ids[done].tolist(), last[done].tolist(), strict=True):
+        # release in the order the requests finish, as step by step (the free queue's order)
+        finishing = by_steps[(steps == rem)[by_steps]]
+        for rid, t in zip(ids[finishing].tolist(), last[finishing].tolist(), strict=True):
             self._release(rid, cache=False)
             self.done_s[rid] = t
             self.success[rid] = True
-        self.running = ids[~done]
+        self.running = ids[steps < rem]
 
     def _decode_blocks_k(self, ids: IntArray, k_hi: int) -> int:
         """Largest k <= k_hi whose decode steps 2..k fit in the free blocks (binary search)."""
@@ -477,8 +531,13 @@ class ReplicaEngine:
             return k_limit
         ids = self.running
         n = len(ids)
-        times = self._decode_run_s(n, float(self.kv_len[ids].sum() + n), k_limit)
-        ends = self.now + np.cumsum(times)
+        ctx_sum = float(self.kv_len[ids].sum() + n)
+        # price a short run first: step j's time does not depend on the run's length, and the
+        # limit is usually a few steps away
+        first = min(k_limit, MACRO_FIRST_STEPS)
+        ends = self.now + np.cumsum(self._decode_run_s(n, ctx_sum, first))
+        if ends[-1] < t_limit_s and first < k_limit:
+            ends = self.now + np.cumsum(self._decode_run_s(n, ctx_sum, k_limit))
         return min(k_limit, int(np.searchsorted(ends, t_limit_s)) + 1)
 
     # --- main loop -------------------------------------------------------------------------

@@ -47,13 +47,15 @@ class VllmEngine(ReplicaEngine):
         kv = self.kv_len[r]
         need = self.seq_len[r] - kv
         need_sum = int(need.sum())
-        if need_sum <= self.budget:
+        whole = need_sum <= self.budget  # every running request gets all it needs (>= 1)
+        if whole:
             tok = need
+            new_blocks = np.maximum(ceil_div(kv + tok, bs) - self.blocks[r], 0)
         else:
             before = np.cumsum(need) - need
             tok = np.minimum(np.maximum(self.budget - before, 0), need)
-        new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
-        new_blocks = np.maximum(new_blocks, 0)
+            new_blocks = np.where(tok > 0, ceil_div(kv + tok, bs) - self.blocks[r], 0)
+            new_blocks = np.maximum(new_blocks, 0)
         total = int(new_blocks.sum())
         preempted = False
         if total > self.free:
@@ -68,15 +70,19 @@ class VllmEngine(ReplicaEngine):
             self.running = r
             preempted = True
         self._allocate(total)  # the kept requests' new blocks
-        self.blocks[r] += new_blocks
+        if total:
+            self.blocks[r] += new_blocks
         admitted: list[int] = []
         admitted_tok: list[int] = []
         if not preempted:
             scheduled = min(need_sum, self.budget)  # = tok.sum()
             self._admit(self.budget - scheduled, len(r), admitted, admitted_tok)
-        sched = tok > 0
-        ids = r[sched]
-        toks = tok[sched]
+        if whole and not preempted:
+            ids, toks = r, tok
+        else:
+            sched = tok > 0
+            ids = r[sched]
+            toks = tok[sched]
         if admitted:
             self.running = np.concatenate([r, np.array(admitted, dtype=np.int64)])
             ids = np.concatenate([ids, np.array(admitted, dtype=np.int64)])
@@ -91,6 +97,12 @@ class VllmEngine(ReplicaEngine):
                     self._macro_drain(k)
                     return True
             k = self._decode_k()
+            if k == int((self.out[r] - self.gen[r]).min()) and self._passing():
+                # the stretch would stop at a finish that lets nothing in: run through it
+                k_pass = self._pass_k(self._next_entry_bound_s())
+                if k_pass > k:
+                    self._macro_drain(k_pass)
+                    return True
             if k > 1:
                 self._macro_decode(k)
                 return True
@@ -336,6 +348,9 @@ class TrtllmEngine(VllmEngine):
                 break
             self.reserved += int(self.reserve[rid])
             budget -= toks[-1]
+
+    def _passing(self) -> bool:
+        return not self.no_evict and super()._passing()  # a drain does not return reservations
 
     def _finish_done(self, finished: IntArray, d: float) -> None:
         if self.no_evict and finished.size:
