@@ -4,8 +4,8 @@ Runs ``python -m optimizer.study --space qwen3-moe.yaml --n-trials 50`` (the REA
 with a fixed trial count, so that it is deterministic for the file's seed, on the embedded
 simulator) in a scratch folder, takes an excerpt of what it prints (the opening lines, the first
 trials, the first runner crash, the head of the Pareto table and the closing lines; long lines
-shortened with ``...``) and writes it into README.md between the two marker lines. tests/test_readme_sample.py fails when the
-committed README differs from what this produces now.
+shortened with ``...``) and writes it into README.md between the two marker lines.
+tests/test_readme_sample.py fails when the committed README differs from what this produces now.
 
     python scripts/readme_sample.py            # rewrite README.md
     python scripts/readme_sample.py --check    # exit 1 and show the difference if stale
