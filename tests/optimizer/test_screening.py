@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.storages import InMemoryStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.config import StudyConfig
 from optimizer.loop import run_study
@@ -22,10 +22,13 @@ from optimizer.screening import (
     draws,
     expected_goodput_gain,
     expected_hv_gain,
+    predicted_point,
+    score_all,
 )
 from optimizer.space import candidate_from_params
 from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
+from runners.sim import Noise
 from runners.sim.prediction import Prediction
 from runners.sim.runner import SimRunner
 from runners.types import ServingConfig, SettingValue, Workload
@@ -160,3 +163,52 @@ def test_real_runners_and_grid_are_not_screened(spec: StudySpec) -> None:
     assert study_predictor(local) is None
     assert study_predictor(grid) is None
     assert study_predictor(off) is None
+
+
+def _done(number: int, params: dict[str, int], values: tuple[float, float]) -> FrozenTrial:
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={"a": optuna.distributions.CategoricalDistribution([1, 2, 3])},
+        values=list(values),
+    )
+    trial.number = number
+    return trial
+
+
+def test_a_completed_configuration_is_worth_nothing_however_wide_its_spread(
+    spec: StudySpec,
+) -> None:
+    history = [_done(n, {"a": n + 1}, point) for n, point in enumerate(FRONT[:2])]
+    spread = Prediction(None, 0.2, 0.0, "noisy")  # a predictor with noise, as in simulated studies
+    again = Scored({"a": 2}, spread, FRONT[1])  # the front point the study measured
+    fresh = Scored({"a": 3}, spread, FRONT[1])  # the same prediction, never run
+    scored = score_all([again, fresh], spec, history)
+    assert scored[0].ran and scored[0].score == 0.0
+    assert not scored[1].ran and scored[1].score > 0.0, "draws around a front point add area"
+    assert choose(scored) is scored[1]
+
+
+def test_when_nothing_is_worth_anything_a_configuration_not_run_yet_is_chosen() -> None:
+    ok = Prediction(None, 0.0, 0.0, "test")
+    ran = Scored({"a": 1}, ok, (1.0, 1.0), ran=True)
+    new = Scored({"a": 2}, ok, (1.0, 1.0))
+    assert choose([ran, new]) is new
+    assert choose([ran]) is ran, "all run before: the sampler's first pick"
+
+
+def test_noisy_simulated_screening_scores_a_measured_configuration_zero(spec: StudySpec) -> None:
+    storage = InMemoryStorage()
+    config = StudyConfig.of(spec, n_trials=2, storage="memory", study_name="n", quiet=True)
+    run_study(config, SimRunner(), storage=storage)
+    history = optuna.load_study(study_name="n", storage=storage).get_trials()
+    done = [t for t in history if t.state == TrialState.COMPLETE]
+    assert done
+    predictor = SimPredictor(Noise.typical())
+    candidates = []
+    for trial in done:
+        prediction = predictor.predict(_config(spec, trial.params), trial_workload(spec))
+        assert prediction.log_sigma > 0
+        candidates.append(
+            Scored(dict(trial.params), prediction, predicted_point(prediction, spec))
+        )
+    assert all(c.ran and c.score == 0.0 for c in score_all(candidates, spec, history))
