@@ -13,13 +13,13 @@ history (a rejected one is never chosen) and predicted (`optimizer.predictors`).
 - goodput (`objectives.goodput`): the expected gain over the best goodput so far, the same way.
 
 A prediction that breaks an SLO is worth 0, and so is a configuration the study has completed
-already, whatever its predictor says: running it again cannot move the front (only its noise
-could, and a noise draw is not an improvement; a predictor with a spread, such as the noisy
-simulator of a simulated study, would otherwise score a front point positive because the draws
-around it add area). The best candidate is enqueued (marked with how many candidates it beat and
-its expected gain) and the loop's ask takes it. When no candidate is worth anything, the
-sampler's first launchable proposal that the study has not run yet runs (its first launchable
-one when it has run them all), as it would without screening.
+already (or runs now, on another worker), whatever its predictor says: running it again cannot
+move the front (only its noise could, and a noise draw is not an improvement; a predictor with
+a spread, such as the noisy simulator of a simulated study, would otherwise score a front point
+positive because the draws around it add area). The best candidate is enqueued (marked with
+how many candidates it beat and its expected gain) and the loop's ask takes it. When no
+candidate is worth anything, the sampler's first launchable proposal that the study has not
+run yet runs (its first launchable one when it has run them all), as without screening.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ def params_key(params: dict[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
-def completed_keys(trials: Sequence[FrozenTrial]) -> set[tuple[tuple[str, str], ...]]:
-    """The parameters of every trial that completed (measured, whatever its SLOs said)."""
+def taken_keys(trials: Sequence[FrozenTrial]) -> set[tuple[tuple[str, str], ...]]:
+    """The parameters of every trial that completed (measured, whatever its SLOs said) or is
+    running now (another worker's trial in flight: a second run of it would measure nothing
+    new)."""
     return {
-        params_key(dict(t.params)) for t in trials if t.state == TrialState.COMPLETE and t.values
+        params_key(dict(t.params))
+        for t in trials
+        if (t.state == TrialState.COMPLETE and t.values) or t.state == TrialState.RUNNING
     }
 
 
@@ -138,7 +142,7 @@ class Scored:
     prediction: Prediction | None  # None: rejected by pre-flight (never chosen)
     point: Point | None
     score: float = 0.0
-    ran: bool = False  # the study has completed this configuration already (worth 0)
+    ran: bool = False  # the study has completed it, or runs it now (worth 0)
 
 
 def score_all(
@@ -147,7 +151,7 @@ def score_all(
     """Each launchable candidate with its expected gain over the stored study's best."""
     z = draws()
     front = feasible_points(history)
-    done = completed_keys(history)
+    done = taken_keys(history)
     candidates = [
         dataclasses.replace(c, ran=True) if params_key(c.params) in done else c for c in candidates
     ]
@@ -242,11 +246,11 @@ __all__ = [
     "Scored",
     "Screen",
     "choose",
-    "completed_keys",
     "expected_goodput_gain",
     "expected_hv_gain",
     "feasible_points",
     "params_key",
     "predicted_point",
     "score_all",
+    "taken_keys",
 ]

@@ -212,3 +212,17 @@ def test_noisy_simulated_screening_scores_a_measured_configuration_zero(spec: St
             Scored(dict(trial.params), prediction, predicted_point(prediction, spec))
         )
     assert all(c.ran and c.score == 0.0 for c in score_all(candidates, spec, history))
+
+
+def test_a_configuration_running_on_another_worker_is_worth_nothing(spec: StudySpec) -> None:
+    running = optuna.trial.create_trial(
+        params={"a": 3},
+        distributions={"a": optuna.distributions.CategoricalDistribution([1, 2, 3])},
+        state=TrialState.RUNNING,
+    )
+    history = [_done(0, {"a": 1}, FRONT[0]), running]
+    beyond = Prediction(None, 0.0, 0.0, "test")
+    scored = score_all([Scored({"a": 3}, beyond, (1000.0, 5.0))], spec, history)
+    assert scored[0].ran and scored[0].score == 0.0
+    fresh = score_all([Scored({"a": 2}, beyond, (1000.0, 5.0))], spec, history)
+    assert fresh[0].score > 0.0, "the same prediction, not in flight, dominates the front"
