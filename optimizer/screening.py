@@ -5,7 +5,8 @@ else waits, just before it asks the study for the next trial. The sampler propos
 throw-away in-memory copy of the study (every stored trial copied in, the K proposals left
 RUNNING so that TPE's constant liar spreads them), so the stored study only ever holds the
 trials that really ran. Each proposal is resolved once, pre-flight checked against the stored
-history (a rejected one is never chosen) and predicted (`optimizer.predictors`). Its worth:
+history (a rejected one is never chosen; a launched one carries pre-flight's crash probability
+when that is larger than the predictor's) and predicted (`optimizer.predictors`). Its worth:
 
 - two objectives: the expected hypervolume improvement over the current feasible front, by
   Monte Carlo over the prediction's log-sigma (throughput and latency each drawn lognormal,
@@ -134,6 +135,15 @@ def _spread(point: Point, log_sigma: float, z: np.ndarray) -> list[Point]:
     return [(point[0] * math.exp(log_sigma * a), point[1] * math.exp(log_sigma * b)) for a, b in z]
 
 
+def with_crash_odds(prediction: Prediction, odds: float) -> Prediction:
+    """The prediction with pre-flight's crash probability when that is the larger: pre-flight
+    knows what the predictor may not (the crash model learned from this study's own crashes,
+    the memory model near its boundary), and a launched proposal carries its odds."""
+    if odds <= prediction.crash_probability:
+        return prediction
+    return dataclasses.replace(prediction, crash_probability=odds)
+
+
 @dataclass(frozen=True)
 class Scored:
     """One proposal: its parameters, what was predicted, and what it is worth."""
@@ -217,16 +227,20 @@ class Screen:
             trial = copy.ask()
             resolved = resolve_candidate(suggest(trial, self.spec), self.spec.node_group)
             params = dict(trial.params)
+            odds = 0.0  # pre-flight's crash probability of a launchable proposal
             if self.checker is not None:
                 verdict = self.checker.check(resolved, params, trial.distributions, history)
                 if not verdict.launch:
                     proposals.append(Scored(params, None, None))
                     continue
+                odds = verdict.crash_probability or 0.0
             if resolved.config is None:  # the engine refuses it: no pre-flight to say so
                 crashed = Prediction(None, 0.0, 1.0, "engine argument check")
                 proposals.append(Scored(params, crashed, None))
                 continue
-            prediction = self.predictor.predict(resolved.config, self.workload)
+            prediction = with_crash_odds(
+                self.predictor.predict(resolved.config, self.workload), odds
+            )
             proposals.append(Scored(params, prediction, predicted_point(prediction, self.spec)))
         return proposals, history
 
@@ -253,4 +267,5 @@ __all__ = [
     "predicted_point",
     "score_all",
     "taken_keys",
+    "with_crash_odds",
 ]

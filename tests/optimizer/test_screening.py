@@ -11,6 +11,7 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.config import StudyConfig
+from optimizer.feasibility import FeasibilityChecker, Verdict
 from optimizer.loop import run_study
 from optimizer.objectives import trial_workload
 from optimizer.predictors import SimPredictor, study_predictor
@@ -24,6 +25,7 @@ from optimizer.screening import (
     expected_hv_gain,
     predicted_point,
     score_all,
+    with_crash_odds,
 )
 from optimizer.space import candidate_from_params
 from optimizer.spec.models import StudySpec
@@ -226,3 +228,45 @@ def test_a_configuration_running_on_another_worker_is_worth_nothing(spec: StudyS
     assert scored[0].ran and scored[0].score == 0.0
     fresh = score_all([Scored({"a": 2}, beyond, (1000.0, 5.0))], spec, history)
     assert fresh[0].score > 0.0, "the same prediction, not in flight, dominates the front"
+
+
+class RiskyLargeBatches(FeasibilityChecker):
+    """Pre-flight that launches everything, giving large batches 90% crash odds."""
+
+    def check(self, resolved, params, distributions, history):  # type: ignore[no-untyped-def]
+        config = resolved.config
+        odds = 0.9 if config is not None and config.max_num_seqs >= 256 else None
+        return Verdict(True, crash_probability=odds)
+
+
+def test_pre_flight_crash_odds_lower_a_proposals_worth(spec: StudySpec) -> None:
+    runner = SimRunner()
+    storage = InMemoryStorage()
+    config = StudyConfig.of(spec, n_trials=2, storage="memory", study_name="r", quiet=True)
+    run_study(config, runner, storage=storage)
+    study = optuna.load_study(study_name="r", storage=storage)
+    template = SimPredictor().predict(_config(spec, study.trials[0].params), trial_workload(spec))
+    screen = Screen(
+        spec,
+        ByBatch(template),
+        trial_workload(spec),
+        "tpe",
+        seed=3,
+        candidates=12,
+        checker=RiskyLargeBatches(spec),
+    )
+    proposals, _ = screen.propose(study)
+    predicted = [c.prediction for c in proposals if c.prediction is not None]
+    launched = [p for p in predicted if p.metrics is not None]  # not refused by the engine
+    assert launched
+    for p in launched:
+        assert p.metrics is not None
+        large = p.metrics.output_throughput_tok_s >= 1e6 * 256
+        assert p.crash_probability == (0.9 if large else 0.0)
+
+
+def test_with_crash_odds_keeps_the_larger_probability() -> None:
+    sure = Prediction(None, 0.1, 0.3, "test")
+    assert with_crash_odds(sure, 0.1) is sure
+    assert with_crash_odds(sure, 0.7).crash_probability == 0.7
+    assert with_crash_odds(sure, 0.7).log_sigma == 0.1
