@@ -5,20 +5,27 @@ else waits, just before it asks the study for the next trial. The sampler propos
 throw-away in-memory copy of the study (every stored trial copied in, the K proposals left
 RUNNING so that TPE's constant liar spreads them), so the stored study only ever holds the
 trials that really ran. Each proposal is resolved once, pre-flight checked against the stored
-history (a rejected one is never chosen) and predicted (`optimizer.predictors`). Its worth:
+history (a rejected one is never chosen; a launched one carries pre-flight's crash probability
+when that is larger than the predictor's) and predicted (`optimizer.predictors`). Its worth:
 
 - two objectives: the expected hypervolume improvement over the current feasible front, by
   Monte Carlo over the prediction's log-sigma (throughput and latency each drawn lognormal,
   the same draws for every candidate), times 1 - crash probability;
 - goodput (`objectives.goodput`): the expected gain over the best goodput so far, the same way.
 
-A prediction that breaks an SLO is worth 0. The best candidate is enqueued (marked with how many
-candidates it beat and its expected gain) and the loop's ask takes it. When no candidate is
-worth anything, the sampler's first launchable proposal runs, as it would without screening.
+A prediction that breaks an SLO is worth 0, and so is a configuration the study has completed
+already (or runs now, on another worker), whatever its predictor says: running it again cannot
+move the front (only its noise could, and a noise draw is not an improvement; a predictor with
+a spread, such as the noisy simulator of a simulated study, would otherwise score a front point
+positive because the draws around it add area). The best candidate is enqueued (marked with
+how many candidates it beat and its expected gain) and the loop's ask takes it. When no
+candidate is worth anything, the sampler's first launchable proposal that the study has not
+run yet runs (its first launchable one when it has run them all), as without screening.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +63,23 @@ def feasible_points(trials: Sequence[FrozenTrial]) -> list[Point]:
         and t.values
         and all(v <= 0 for v in t.constraints.values())
     ]
+
+
+def params_key(params: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """A trial's parameters as a comparable key (values by repr: 1 and 1.0 differ, as in a
+    space file's choices)."""
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+
+
+def taken_keys(trials: Sequence[FrozenTrial]) -> set[tuple[tuple[str, str], ...]]:
+    """The parameters of every trial that completed (measured, whatever its SLOs said) or is
+    running now (another worker's trial in flight: a second run of it would measure nothing
+    new)."""
+    return {
+        params_key(dict(t.params))
+        for t in trials
+        if (t.state == TrialState.COMPLETE and t.values) or t.state == TrialState.RUNNING
+    }
 
 
 def predicted_point(prediction: Prediction, spec: StudySpec) -> Point | None:
@@ -111,6 +135,15 @@ def _spread(point: Point, log_sigma: float, z: np.ndarray) -> list[Point]:
     return [(point[0] * math.exp(log_sigma * a), point[1] * math.exp(log_sigma * b)) for a, b in z]
 
 
+def with_crash_odds(prediction: Prediction, odds: float) -> Prediction:
+    """The prediction with pre-flight's crash probability when that is the larger: pre-flight
+    knows what the predictor may not (the crash model learned from this study's own crashes,
+    the memory model near its boundary), and a launched proposal carries its odds."""
+    if odds <= prediction.crash_probability:
+        return prediction
+    return dataclasses.replace(prediction, crash_probability=odds)
+
+
 @dataclass(frozen=True)
 class Scored:
     """One proposal: its parameters, what was predicted, and what it is worth."""
@@ -119,6 +152,7 @@ class Scored:
     prediction: Prediction | None  # None: rejected by pre-flight (never chosen)
     point: Point | None
     score: float = 0.0
+    ran: bool = False  # the study has completed it, or runs it now (worth 0)
 
 
 def score_all(
@@ -127,38 +161,45 @@ def score_all(
     """Each launchable candidate with its expected gain over the stored study's best."""
     z = draws()
     front = feasible_points(history)
+    done = taken_keys(history)
+    candidates = [
+        dataclasses.replace(c, ran=True) if params_key(c.params) in done else c for c in candidates
+    ]
     out: list[Scored] = []
     if spec.objectives.goodput is not None:
         best = max((p[0] for p in front), default=0.0)
         for c in candidates:
-            if c.prediction is None:
+            if c.prediction is None or c.ran:
                 out.append(c)
                 continue
             g = c.point[0] if c.point is not None else None
             p = c.prediction
             score = expected_goodput_gain(g, p.log_sigma, p.crash_probability, best, z)
-            out.append(Scored(c.params, p, c.point, score))
+            out.append(dataclasses.replace(c, score=score))
         return out
     latencies = [p[1] for p in front] + [c.point[1] for c in candidates if c.point is not None]
     ref = (0.0, REF_LATENCY_MARGIN * max(latencies, default=1.0))
     for c in candidates:
-        if c.prediction is None:
+        if c.prediction is None or c.ran:
             out.append(c)
             continue
         p = c.prediction
         score = expected_hv_gain(c.point, p.log_sigma, p.crash_probability, front, ref, z)
-        out.append(Scored(c.params, p, c.point, score))
+        out.append(dataclasses.replace(c, score=score))
     return out
 
 
 def choose(scored: Sequence[Scored]) -> Scored | None:
-    """The launchable candidate worth most; the first launchable when none is worth anything
-    (the sampler's own pick); None when pre-flight rejects them all."""
+    """The launchable candidate worth most; when none is worth anything, the first launchable
+    one not run yet (the sampler's own pick), else the first launchable; None when pre-flight
+    rejects them all."""
     launchable = [c for c in scored if c.prediction is not None]
     if not launchable:
         return None
     best = max(launchable, key=lambda c: c.score)  # max keeps the first of equals
-    return best if best.score > 0 else launchable[0]
+    if best.score > 0:
+        return best
+    return next((c for c in launchable if not c.ran), launchable[0])
 
 
 @dataclass
@@ -186,16 +227,20 @@ class Screen:
             trial = copy.ask()
             resolved = resolve_candidate(suggest(trial, self.spec), self.spec.node_group)
             params = dict(trial.params)
+            odds = 0.0  # pre-flight's crash probability of a launchable proposal
             if self.checker is not None:
                 verdict = self.checker.check(resolved, params, trial.distributions, history)
                 if not verdict.launch:
                     proposals.append(Scored(params, None, None))
                     continue
+                odds = verdict.crash_probability or 0.0
             if resolved.config is None:  # the engine refuses it: no pre-flight to say so
                 crashed = Prediction(None, 0.0, 1.0, "engine argument check")
                 proposals.append(Scored(params, crashed, None))
                 continue
-            prediction = self.predictor.predict(resolved.config, self.workload)
+            prediction = with_crash_odds(
+                self.predictor.predict(resolved.config, self.workload), odds
+            )
             proposals.append(Scored(params, prediction, predicted_point(prediction, self.spec)))
         return proposals, history
 
@@ -218,6 +263,9 @@ __all__ = [
     "expected_goodput_gain",
     "expected_hv_gain",
     "feasible_points",
+    "params_key",
     "predicted_point",
     "score_all",
+    "taken_keys",
+    "with_crash_odds",
 ]

@@ -1,9 +1,10 @@
 """Sim-to-real: does the shadow simulator make a real study find the true front sooner?
 
 The "real" engine is the engine emulator under a truth profile (scripts/profiles/*.yaml,
-docs/emulator-profile.md) that the study never sees. For each profile, the true front of the
-space (scripts/profiles/space-qwen3-8b-h100.yaml) is found exhaustively: every lattice point
-simulated with the profile's calibration, noise off (scripts/sim_to_real_truth.py). Then, per
+docs/emulator-profile.md) that the study never sees. For each profile, the true front of each
+space (scripts/profiles/space-*.yaml: 54 and 1,080 points, each measured on its own) is found
+exhaustively: every lattice point simulated with the profile's calibration, noise off
+(scripts/sim_to_real_truth.py, cached). Then, per
 seed, two studies of at most ``--budget`` runner trials each run through the study loop with
 ``--runner emulator``: screening (the sampler proposes K candidates, the shadow simulator,
 refitted after every real trial, picks one) and plain TPE (``--screening off``). Measured:
@@ -23,7 +24,7 @@ every profile through the real HTTP emulator (``--runner emulator --emulator-pro
 process per trial, the profile's noise on) and the same study in process, and prints both
 outcomes side by side.
 
-    python scripts/bench_sim_to_real.py [--seeds 5] [--budget 30]
+    python scripts/bench_sim_to_real.py [--seeds 5] [--budget 30] [--spaces NAME ...]
     python scripts/bench_sim_to_real.py --http
 """
 
@@ -46,7 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim_to_real_truth import Point, Truth, key, lattice, true_front
+from sim_to_real_truth import Point, Truth, cached_true_front, key, lattice
 
 from optimizer.config import RunnerChoice, StudyConfig
 from optimizer.loop import run_study
@@ -64,11 +65,13 @@ from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
 
 HERE = Path(__file__).resolve().parent / "profiles"
-SPACE = HERE / "space-qwen3-8b-h100.yaml"
+SPACES = ("space-qwen3-8b-h100", "space-qwen3-32b-h100x4")
 PROFILES = ("slow-kernels", "host-bound", "fast-tight")
 TARGET = 0.95
 MILESTONES = (3, 5, 10)
 TIME_SCALE = 5.0
+ERROR_POINTS = 120
+STEP = 3
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,11 @@ def run_one(
     storage: optuna.storages.BaseStorage | None = None,
 ) -> Run:
     """A study to `budget` runner trials; a screening run stops early (in steps) once it has
-    reached the target and seen the last milestone, since nothing later is measured."""
+    reached the target and seen the last milestone, since nothing later is measured (it
+    checks every STEP trials past the last milestone: each resumption refits the shadow once)."""
     started = time.perf_counter()
-    steps = [max(MILESTONES), budget] if screening else [budget]
+    later = range(max(MILESTONES) + STEP, budget, STEP)
+    steps = [max(MILESTONES), *later, budget] if screening else [budget]
     study: optuna.Study | None = None
     for n in steps:
         config = study_config(spec, profile, seed, n, screening, url or "sqlite://")
@@ -148,7 +153,11 @@ def run_one(
 
 
 def lattice_errors(spec: StudySpec, trials: list[FrozenTrial], truth: Truth) -> dict[int, float]:
-    """After k runner trials: the median |predicted / true - 1| throughput over the lattice."""
+    """After k runner trials: the median |predicted / true - 1| throughput over the lattice
+    (every point up to ERROR_POINTS of them, else an even stride through it, the same points
+    for every run)."""
+    points = list(lattice(spec))
+    points = points[:: -(-len(points) // ERROR_POINTS)]
     out = {}
     for k in MILESTONES:
         if len(trials) < k:
@@ -156,7 +165,7 @@ def lattice_errors(spec: StudySpec, trials: list[FrozenTrial], truth: Truth) -> 
         shadow = ShadowSimulator(spec)
         shadow.refresh(trials[:k])
         errors = []
-        for params in lattice(spec):
+        for params in points:
             true = truth.values[key(params)]
             resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
             if true is None or resolved.config is None:
@@ -178,6 +187,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
     parser.add_argument(
+        "--spaces",
+        nargs="+",
+        default=list(SPACES),
+        help="space files under scripts/profiles/ (without .yaml); each is measured on its own",
+    )
+    parser.add_argument(
         "--http",
         action="store_true",
         help="only the check: seed 0's screening study of each profile over real HTTP, beside "
@@ -192,25 +207,39 @@ def main() -> None:
     )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    spec = load_spec(SPACE)
-    budget = args.budget
-    print(f"space {SPACE.name}: {len(list(lattice(spec)))} lattice points; budget {budget}")
-    if args.http:
-        for name in args.profiles:
-            path = HERE / f"{name}.yaml"
-            print(f"profile {name}:")
-            http_check(spec, path, true_front(spec, load_profile(path)), budget, args.time_scale)
-        return
+    for name in args.spaces:
+        space = HERE / f"{name}.yaml"
+        spec = load_spec(space)
+        print(
+            f"\n=== space {space.name}: {len(list(lattice(spec)))} lattice points; "
+            f"budget {args.budget}"
+        )
+        if args.http:
+            for profile in args.profiles:
+                path = HERE / f"{profile}.yaml"
+                print(f"profile {profile}:")
+                truth, _ = cached_true_front(space, path)
+                http_check(spec, path, truth, args.budget, args.time_scale)
+            continue
+        bench_space(spec, space, args.profiles, args.seeds, args.budget)
+
+
+def bench_space(
+    spec: StudySpec, space: Path, profiles: list[str], seeds: int, budget: int
+) -> None:
+    """Screening against plain TPE on one space, every profile and seed; prints the summary."""
     reached: dict[str, list[int]] = {"screening": [], "plain TPE": []}
     lattice_err: dict[int, list[float]] = {k: [] for k in MILESTONES}
     study_err: dict[int, list[float]] = {k: [] for k in MILESTONES}
-    for name in args.profiles:
+    for name in profiles:
         path = HERE / f"{name}.yaml"
         profile = load_profile(path)
-        truth = true_front(spec, profile)
+        started = time.perf_counter()
+        truth, cached = cached_true_front(space, path)
+        took = "cached" if cached else f"computed in {time.perf_counter() - started:.0f} s"
         runner = SimRunner(profile=profile)
-        print(f"\nprofile {name}: true hypervolume {truth.hypervolume:.4g}")
-        for seed in range(args.seeds):
+        print(f"\nprofile {name}: true hypervolume {truth.hypervolume:.4g} ({took})")
+        for seed in range(seeds):
             line = [f"  seed {seed}:"]
             for label, screening in (("screening", True), ("plain TPE", False)):
                 run = run_one(
@@ -234,7 +263,7 @@ def main() -> None:
                         + " ".join(f"@{k} {100 * e:.1f}%" for k, e in errors.items())
                     )
             print("; ".join(line), flush=True)
-    print("\nsummary over profiles x seeds")
+    print(f"\nsummary over profiles x seeds ({space.name})")
     med = {label: statistics.median(v) for label, v in reached.items()}
     for label, values in reached.items():
         print(

@@ -8,9 +8,10 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.storages import InMemoryStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.config import StudyConfig
+from optimizer.feasibility import FeasibilityChecker, Verdict
 from optimizer.loop import run_study
 from optimizer.objectives import trial_workload
 from optimizer.predictors import SimPredictor, study_predictor
@@ -22,12 +23,15 @@ from optimizer.screening import (
     draws,
     expected_goodput_gain,
     expected_hv_gain,
+    predicted_point,
     score_all,
+    with_crash_odds,
 )
 from optimizer.space import baseline_params, candidate_from_params
 from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from runners.engines import resolve_candidate
+from runners.sim import Noise
 from runners.sim.prediction import Prediction
 from runners.sim.runner import SimRunner
 from runners.types import ServingConfig, SettingValue, Workload
@@ -189,3 +193,108 @@ def test_the_simulator_predicts_what_the_simulated_trial_measures(spec: StudySpe
     assert prediction.metrics == outcome.metrics
     assert prediction.crash_probability == 0.0 and prediction.log_sigma == 0.0
     assert predictor.predict(config, workload) is prediction, "a repeat is not simulated again"
+
+
+def _done(number: int, params: dict[str, int], values: tuple[float, float]) -> FrozenTrial:
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={"a": optuna.distributions.CategoricalDistribution([1, 2, 3])},
+        values=list(values),
+    )
+    trial.number = number
+    return trial
+
+
+def test_a_completed_configuration_is_worth_nothing_however_wide_its_spread(
+    spec: StudySpec,
+) -> None:
+    history = [_done(n, {"a": n + 1}, point) for n, point in enumerate(FRONT[:2])]
+    spread = Prediction(None, 0.2, 0.0, "noisy")  # a predictor with noise, as in simulated studies
+    again = Scored({"a": 2}, spread, FRONT[1])  # the front point the study measured
+    fresh = Scored({"a": 3}, spread, FRONT[1])  # the same prediction, never run
+    scored = score_all([again, fresh], spec, history)
+    assert scored[0].ran and scored[0].score == 0.0
+    assert not scored[1].ran and scored[1].score > 0.0, "draws around a front point add area"
+    assert choose(scored) is scored[1]
+
+
+def test_when_nothing_is_worth_anything_a_configuration_not_run_yet_is_chosen() -> None:
+    ok = Prediction(None, 0.0, 0.0, "test")
+    ran = Scored({"a": 1}, ok, (1.0, 1.0), ran=True)
+    new = Scored({"a": 2}, ok, (1.0, 1.0))
+    assert choose([ran, new]) is new
+    assert choose([ran]) is ran, "all run before: the sampler's first pick"
+
+
+def test_noisy_simulated_screening_scores_a_measured_configuration_zero(spec: StudySpec) -> None:
+    storage = InMemoryStorage()
+    config = StudyConfig.of(spec, n_trials=2, storage="memory", study_name="n", quiet=True)
+    run_study(config, SimRunner(), storage=storage)
+    history = optuna.load_study(study_name="n", storage=storage).get_trials()
+    done = [t for t in history if t.state == TrialState.COMPLETE]
+    assert done
+    predictor = SimPredictor(Noise.typical())
+    candidates = []
+    for trial in done:
+        prediction = predictor.predict(_config(spec, trial.params), trial_workload(spec))
+        assert prediction.log_sigma > 0
+        candidates.append(
+            Scored(dict(trial.params), prediction, predicted_point(prediction, spec))
+        )
+    assert all(c.ran and c.score == 0.0 for c in score_all(candidates, spec, history))
+
+
+def test_a_configuration_running_on_another_worker_is_worth_nothing(spec: StudySpec) -> None:
+    running = optuna.trial.create_trial(
+        params={"a": 3},
+        distributions={"a": optuna.distributions.CategoricalDistribution([1, 2, 3])},
+        state=TrialState.RUNNING,
+    )
+    history = [_done(0, {"a": 1}, FRONT[0]), running]
+    beyond = Prediction(None, 0.0, 0.0, "test")
+    scored = score_all([Scored({"a": 3}, beyond, (1000.0, 5.0))], spec, history)
+    assert scored[0].ran and scored[0].score == 0.0
+    fresh = score_all([Scored({"a": 2}, beyond, (1000.0, 5.0))], spec, history)
+    assert fresh[0].score > 0.0, "the same prediction, not in flight, dominates the front"
+
+
+class RiskyLargeBatches(FeasibilityChecker):
+    """Pre-flight that launches everything, giving large batches 90% crash odds."""
+
+    def check(self, resolved, params, distributions, history):  # type: ignore[no-untyped-def]
+        config = resolved.config
+        odds = 0.9 if config is not None and config.max_num_seqs >= 256 else None
+        return Verdict(True, crash_probability=odds)
+
+
+def test_pre_flight_crash_odds_lower_a_proposals_worth(spec: StudySpec) -> None:
+    runner = SimRunner()
+    storage = InMemoryStorage()
+    config = StudyConfig.of(spec, n_trials=2, storage="memory", study_name="r", quiet=True)
+    run_study(config, runner, storage=storage)
+    study = optuna.load_study(study_name="r", storage=storage)
+    template = SimPredictor().predict(_config(spec, study.trials[0].params), trial_workload(spec))
+    screen = Screen(
+        spec,
+        ByBatch(template),
+        trial_workload(spec),
+        "tpe",
+        seed=3,
+        candidates=12,
+        checker=RiskyLargeBatches(spec),
+    )
+    proposals, _ = screen.propose(study)
+    predicted = [c.prediction for c in proposals if c.prediction is not None]
+    launched = [p for p in predicted if p.metrics is not None]  # not refused by the engine
+    assert launched
+    for p in launched:
+        assert p.metrics is not None
+        large = p.metrics.output_throughput_tok_s >= 1e6 * 256
+        assert p.crash_probability == (0.9 if large else 0.0)
+
+
+def test_with_crash_odds_keeps_the_larger_probability() -> None:
+    sure = Prediction(None, 0.1, 0.3, "test")
+    assert with_crash_odds(sure, 0.1) is sure
+    assert with_crash_odds(sure, 0.7).crash_probability == 0.7
+    assert with_crash_odds(sure, 0.7).log_sigma == 0.1
