@@ -23,11 +23,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from optimizer.config import DEFAULT_TIME_BUDGET_S, StopRule
 from optimizer.record import DONE_STATES, is_rejection
-from optimizer.report.hypervolume import hypervolume_2d
+from optimizer.report.hypervolume import feasible_points, hypervolume_2d
 
 MIN_WINDOW = 5
 MIN_TRIALS = 10
@@ -37,16 +37,6 @@ def runner_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The trials that reached the runner, in trial order."""
     done = [t for t in trials if t.state in DONE_STATES and not is_rejection(t)]
     return sorted(done, key=lambda t: t.number)
-
-
-def _points(trials: Sequence[FrozenTrial]) -> list[tuple[float, float]]:
-    return [
-        (t.values[0], t.values[1])
-        for t in trials
-        if t.state == TrialState.COMPLETE
-        and t.values
-        and all(v <= 0 for v in t.constraints.values())
-    ]
 
 
 def window_of(rule: StopRule, per_trial: int) -> tuple[int, int]:
@@ -62,13 +52,13 @@ def plateau(
     """(converged, relative gain over the last window) for the stored trials, each the best of
     `per_trial` evaluated configurations."""
     ran = runner_trials(trials)
-    points = _points(ran)
+    points = feasible_points(ran)
     window, least = window_of(rule, per_trial)
     if len(ran) < least or not points:
         return False, float("inf")
     ref = (0.0, 1.1 * max(lat for _, lat in points))
     now = hypervolume_2d(points, ref)
-    before = hypervolume_2d(_points(ran[: len(ran) - window]), ref)
+    before = hypervolume_2d(feasible_points(ran[: len(ran) - window]), ref)
     if now <= 0.0:
         return False, float("inf")
     gain = (now - before) / now

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optimizer.feasibility import FeasibilityChecker
 from optimizer.objectives import constraint_values, objective_values
 from optimizer.predictors import Predictor
-from optimizer.report.hypervolume import hypervolume_2d
+from optimizer.report.hypervolume import Point, feasible_points, hypervolume_2d
 from optimizer.samplers import make_sampler
 from optimizer.space import suggest
 from optimizer.spec.models import SamplerName, StudySpec
@@ -50,19 +50,6 @@ SCREENED = "screened"
 DEFAULT_CANDIDATES = 32
 MC_DRAWS = 64
 REF_LATENCY_MARGIN = 1.1
-
-Point = tuple[float, float]  # (throughput or goodput: up, latency: down)
-
-
-def feasible_points(trials: Sequence[FrozenTrial]) -> list[Point]:
-    """The objective values of every completed trial that met its SLOs."""
-    return [
-        (t.values[0], t.values[1])
-        for t in trials
-        if t.state == TrialState.COMPLETE
-        and t.values
-        and all(v <= 0 for v in t.constraints.values())
-    ]
 
 
 def params_key(params: dict[str, object]) -> tuple[tuple[str, str], ...]:

@@ -9,10 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.record import TrialRecord, read_all
 from optimizer.report.document import Block, Heading, Image, Para, Table, labels, num
+
+Point = tuple[float, float]  # (throughput or goodput: up, latency: down)
+
+
+def feasible_points(trials: Sequence[FrozenTrial]) -> list[Point]:
+    """The objective values (throughput, latency) of every completed trial that met its SLOs."""
+    return [
+        (t.values[0], t.values[1])
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values
+        and all(v <= 0 for v in t.constraints.values())
+    ]
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], ref: tuple[float, float]) -> float:
