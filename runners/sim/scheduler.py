@@ -21,6 +21,7 @@ import numpy as np
 
 from runners.bench.records import BoolArray, IntArray
 from runners.engines import SchedulerKind, sim_policy
+from runners.sim.lockstep import Lockstep
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.replica import MACRO_MAX_STEPS, ReplicaEngine, ReplicaResult, ceil_div
@@ -35,6 +36,13 @@ SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 
 class VllmEngine(ReplicaEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
+
+    lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+
+    def run(self) -> ReplicaResult:
+        if self.lockstep and self.noise is None:
+            return Lockstep(self, self.budget, self._admit).run()
+        return super().run()
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
@@ -325,6 +333,8 @@ class TrtllmEngine(VllmEngine):
     request when blocks run out, as vLLM does. Without chunked prefill a context must fit in
     one step's token budget; longer prompts are rejected.
     """
+
+    lockstep = False  # its admission and finishes keep reservations `Lockstep` does not
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)

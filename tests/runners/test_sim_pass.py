@@ -1,5 +1,6 @@
 """Decode stretches that run through request finishes up to the next arrival
-(`ReplicaEngine._passing`) give the same records as stopping at every finish."""
+(`ReplicaEngine._passing`) give the same records as stopping at every finish. The vLLM model
+runs these tests on its step-by-step loop (`VllmEngine.lockstep` off), the one that has them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from runners.bench.records import RequestRecords
 from runners.sim import simulate
 from runners.sim.reference import reference_config
 from runners.sim.replica import ReplicaEngine
+from runners.sim.scheduler import VllmEngine
 from runners.types import ServingConfig, Workload
 
 RATED = Workload("rated", "sharegpt-like", 400, request_rate=12.0, seed=3)
@@ -45,6 +47,7 @@ def assert_close(a: RequestRecords, b: RequestRecords) -> None:
 def test_running_through_finishes_changes_nothing(
     config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(VllmEngine, "lockstep", False)
     calls: list[int] = []
     passing = ReplicaEngine._passing
 
