@@ -12,11 +12,11 @@ requests just admitted) and the admission itself go through the same scalar rule
 scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL values are pooled as
 (gap, count) pairs and expanded once at the end.
 
-Anything else (preemption, a batch over the token budget, a decoding request behind one still
-prefilling) runs through `VllmEngine._iterate` on the materialized arrays, after which the
-lockstep state is rebuilt. The result is the step-by-step simulation's, up to last-bit
-floating-point differences (sums grouped differently); `tests/runners/test_sim_lockstep.py`
-compares the two.
+Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
+decoding requests than the token budget, which vLLM's own limits rule out) runs through
+`VllmEngine._iterate` on the materialized arrays, after which the lockstep state is rebuilt.
+The result is the step-by-step simulation's, up to last-bit floating-point differences (sums
+grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Lockstep:
 
     def step(self) -> bool | None:
         """One `VllmEngine._iterate` (a step, or a decode stretch); None when it needs the
-        arrays (a preemption, or more decoding requests than the token budget)."""
+        arrays (more decoding requests than the token budget)."""
         eng = self.eng
         budget = self.budget
         n_dec = len(self.dec)
@@ -194,21 +194,24 @@ class Lockstep:
             part_tok.append(tok)
             grow.append(g)
             total += g
-        if total > eng.free:
-            return None  # preemption
+        preempted = total > eng.free
+        if preempted:
+            total = self._preempt(total, grow)
+            del part_tok[len(self.part) :]
+            n_dec = len(self.dec)
         eng._allocate(total)
         for rid, g in zip(self.part, grow, strict=True):
             if g:
                 blocks[rid] += g
         admitted: list[int] = []
         admitted_tok: list[int] = []
-        if eng.waiting:
+        if eng.waiting and not preempted:
             scheduled = min(need_sum, budget)
             self.admit(budget - scheduled, n_dec + len(self.part), admitted, admitted_tok)
         for rid in admitted:
             self.order[rid] = self.next_order
             self.next_order += 1
-        if not admitted and not self.part and n_dec:
+        if not admitted and not self.part and n_dec and not preempted:
             self._stretch()
             return True
         ids = [r for r, t in zip(self.part, part_tok, strict=True) if t > 0] + admitted
@@ -217,6 +220,37 @@ class Lockstep:
             return False
         self._mixed(ids, toks, admitted)
         return True
+
+    def _preempt(self, total: int, grow: list[int]) -> int:
+        """`_iterate`'s preemption: the newest running requests go back to the queue until
+        this step's new blocks (`total`; `grow` of the others) fit. Returns what is left."""
+        eng = self.eng
+        avail = eng.free
+        part = self.part
+        while total > avail and part:
+            rid = part.pop()
+            total -= grow.pop()
+            avail += int(eng.blocks[rid])
+            eng._preempt(rid)
+        crossing = -eng.steps % self.page
+        while total > avail and self.dec:
+            rid = next(reversed(self.dec))
+            kv_off = self.kv_off[rid]
+            total -= kv_off % self.page == crossing
+            avail += -(-(kv_off + eng.steps) // self.page)
+            self._leave(rid)
+            eng._preempt(rid)
+        return total
+
+    def _next_finish(self) -> int:
+        """Step count at which the first decoding request finishes (dropping the heap entries
+        of preempted requests)."""
+        finishes = self.finishes
+        while True:
+            _, order, rid = finishes[0]
+            if rid in self.dec and self.order[rid] == order:
+                return finishes[0][0]
+            heapq.heappop(finishes)
 
     # --- one step with requests outside the lockstep --------------------------------------
     def _mixed(self, ids: list[int], toks: list[int], admitted: list[int]) -> None:
@@ -293,7 +327,7 @@ class Lockstep:
         """Release the requests that produced their last token at `d` (the lockstep's due
         now and `ended`), in running order, as `_finish_done` does."""
         eng = self.eng
-        while self.finishes and self.finishes[0][0] == eng.steps:
+        while self.dec and self._next_finish() == eng.steps:
             _, order, rid = heapq.heappop(self.finishes)
             self._leave(rid)
             ended.append((order, rid))
@@ -333,7 +367,7 @@ class Lockstep:
         blocks, or the first step that reaches the next possible entry (`_decode_k`)."""
         eng = self.eng
         n = len(self.dec)
-        k = min(self.finishes[0][0] - eng.steps, MACRO_MAX_STEPS)
+        k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
         k = self._blocks_k(k)
         t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         if k <= 1:

@@ -86,7 +86,10 @@ def test_lockstep_matches_step_by_step(
     monkeypatch.setattr(Lockstep, "step", counted)
     fast = run(config, workload, lockstep=True)
     assert sum(steps) > len(steps) // 2  # most iterations took the lockstep path
-    slow = run(config, workload, lockstep=False)
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
+def assert_same(fast: SimResult, slow: SimResult) -> None:
     a, b = fast.records, slow.records
     assert a is not None and b is not None
     assert (fast.steps, fast.preemptions, fast.max_running) == (
@@ -102,11 +105,28 @@ def test_lockstep_matches_step_by_step(
     np.testing.assert_allclose(np.sort(a.itl_s), np.sort(b.itl_s), rtol=1e-9, atol=1e-15)
 
 
-def test_a_preempting_run_falls_back_to_the_step_by_step_rules() -> None:
-    """The "preempting" case above is one: vLLM preempts, which the lockstep leaves to
-    `_iterate`."""
-    fast = run(dense(), LONG_OUT, lockstep=True)
-    assert fast.preemptions > 0
+def test_the_preempting_case_preempts() -> None:
+    assert run(dense(), LONG_OUT, lockstep=True).preemptions > 0
+
+
+@pytest.mark.parametrize(
+    ("config", "workload"), [CASES[0], CASES[4], CASES[7]], ids=["rated", "turns", "preempting"]
+)
+def test_handing_steps_to_iterate_changes_nothing(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every third iteration goes through `_iterate` on the materialized arrays (as one with
+    more decoding requests than the token budget would), the lockstep state rebuilt after."""
+    calls: list[int] = []
+    original = Lockstep.step
+
+    def sometimes(self: Lockstep) -> bool | None:
+        calls.append(1)
+        return None if len(calls) % 3 == 0 else original(self)
+
+    monkeypatch.setattr(Lockstep, "step", sometimes)
+    assert_same(run(config, workload, lockstep=True), run(config, workload, lockstep=False))
+    assert len(calls) > 30
 
 
 @pytest.mark.parametrize(
