@@ -27,7 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from runners.sim.replica import MACRO_MAX_STEPS, ReplicaEngine, ReplicaResult
+from runners.sim.replica import ReplicaEngine, ReplicaResult
+from runners.sim.stretch import MACRO_MAX_STEPS
 
 # vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
 Admit = Callable[[int, int, list[int], list[int]], None]
