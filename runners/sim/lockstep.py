@@ -10,7 +10,7 @@ and which finishes first (a heap). The few other running requests (a prompt bein
 requests just admitted) and the admission itself go through the same scalar rules as
 `VllmEngine._iterate`, and decode-only stretches between events are priced step by step in
 scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL values are pooled as
-(gap, count) pairs and expanded once at the end.
+(gap, count) pairs (`RequestRecords.itl_count`), never expanded.
 
 Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
 decoding requests than the token budget, which vLLM's own limits rule out) runs through
@@ -135,9 +135,11 @@ class Lockstep:
     def flush_itl(self) -> None:
         eng = self.eng
         if self.gaps:
-            eng.itl.append(np.repeat(np.array(self.gaps), np.array(self.counts)))
+            eng.itl_pooled.append(
+                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+            )
         for gaps, count in self.runs:
-            eng.itl.append(np.repeat(gaps, count))
+            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
         self.gaps, self.counts, self.runs = [], [], []
 
     # --- the loop -----------------------------------------------------------------------

@@ -96,6 +96,7 @@ class ReplicaEngine:
         self.running = np.zeros(0, dtype=np.int64)
         self.waiting: deque[int] = deque()
         self.itl: list[FloatArray] = []
+        self.itl_pooled: list[tuple[FloatArray, IntArray]] = []  # (gaps, count of each)
         self.steps = 0
         self.preemptions = 0
         self.max_running = 0
@@ -367,6 +368,12 @@ class ReplicaEngine:
         end = float(self.done_s.max()) if self.n else 0.0
         start = float(self.send_s.min()) if self.n else 0.0
         itl = np.concatenate(self.itl) if self.itl else np.zeros(0, dtype=np.float64)
+        count = None
+        if self.itl_pooled:
+            count = np.concatenate(
+                [np.ones(len(itl), dtype=np.int64), *(c for _, c in self.itl_pooled)]
+            )
+            itl = np.concatenate([itl, *(g for g, _ in self.itl_pooled)])
         return RequestRecords(
             prompt_len=self.prompt.copy(),
             output_len=np.where(ok, self.out, 0).astype(np.int64),
@@ -376,4 +383,5 @@ class ReplicaEngine:
             e2el_s=e2el,
             itl_s=itl,
             duration_s=max(0.0, end - start),
+            itl_count=count,
         )

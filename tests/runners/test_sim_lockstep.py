@@ -101,8 +101,8 @@ def assert_same(fast: SimResult, slow: SimResult) -> None:
     np.testing.assert_array_equal(a.output_len, b.output_len)
     for name in ("start_s", "ttft_s", "e2el_s"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
-    assert len(a.itl_s) == len(b.itl_s)
-    np.testing.assert_allclose(np.sort(a.itl_s), np.sort(b.itl_s), rtol=1e-9, atol=1e-15)
+    assert len(a.itl_gaps()) == len(b.itl_gaps())
+    np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
 
 
 def test_the_preempting_case_preempts() -> None:

@@ -32,7 +32,7 @@ def assert_close(a: RequestRecords, b: RequestRecords) -> None:
     np.testing.assert_array_equal(a.output_len, b.output_len)
     for name in ("start_s", "ttft_s", "e2el_s"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
-    np.testing.assert_allclose(np.sort(a.itl_s), np.sort(b.itl_s), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize(
