@@ -116,6 +116,7 @@ def take(out_path: Path) -> None:
             assert result.records is not None
             for name in FIELDS:
                 arrays[f"{label}|{name}"] = np.asarray(getattr(result.records, name))
+            arrays[f"{label}|itl_s"] = result.records.itl_gaps()  # counted values expanded
             arrays[f"{label}|duration_s"] = np.array([result.records.duration_s])
             print(f"{label}: steps {counts[0]}, preemptions {counts[1]}, max running {counts[2]}")
     np.savez_compressed(out_path, **arrays)  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ This is the one place metric math happens, for simulated and real runs alike:
 - TTFT: first content chunk minus request send time.
 - TPOT per request: ``(e2el - ttft) / (output_len - 1)``, only for requests with more than one
   output token.
-- ITL: all inter-chunk gaps of successful requests, pooled.
+- ITL: all inter-chunk gaps of successful requests, pooled (given as values with counts by the
+  simulator: `pooled.counted_distribution_ms`).
 - E2EL: last content chunk minus request send time.
 - Throughputs: tokens (or requests) of successful requests divided by the run's duration.
 - Statistics: mean, median, population std, and linearly interpolated percentiles
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from runners.bench.pooled import counted_distribution_ms
 from runners.bench.records import FloatArray, RequestRecords
 from runners.errors import NoMetricValue
 from runners.types import Distribution, Metrics
@@ -75,7 +77,11 @@ def summarize(records: RequestRecords, num_gpus: int) -> Metrics:
         num_gpus=num_gpus,
         ttft_ms=distribution_ms(ttft),
         tpot_ms=distribution_ms(tpot.astype(np.float64)),
-        itl_ms=distribution_ms(records.itl_s),
+        itl_ms=(
+            distribution_ms(records.itl_s)
+            if records.itl_count is None
+            else counted_distribution_ms(records.itl_s, records.itl_count)
+        ),
         e2el_ms=distribution_ms(e2el),
     )
 

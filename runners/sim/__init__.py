@@ -117,6 +117,7 @@ def _merge(parts: list[RequestSet], results: list[ReplicaResult]) -> RequestReco
         e2el_s=merged.e2el_s[order],
         itl_s=merged.itl_s,
         duration_s=merged.duration_s,
+        itl_count=merged.itl_count,
     )
 
 

@@ -220,6 +220,7 @@ class StepModel:
         self.async_sched = config.async_scheduling
         interactive = config.performance_mode == "interactivity"
         self.pad_mult = 1 if interactive else params.GRAPH_PAD_MULTIPLE
+        self._decode_memo: dict[int, tuple[float, bool, float]] = {}
 
     # --- tabulated token-dependent parts ---------------------------------------------------
     def _linear_s(self, t_rank: FloatArray, p_dense: float, w: float) -> FloatArray:
@@ -429,3 +430,33 @@ class StepModel:
         if self.spec_k:
             out = out / self.spec_gain
         return np.asarray(out, dtype=np.float64)
+
+    def decode_step_s(self, n_seqs: int, ctx_sum: float) -> float:
+        """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python:
+        the same float operations in the same order, so the same value, without NumPy's
+        per-call cost (the lockstep loop prices short decode stretches step by step)."""
+        memo = self._decode_memo.get(n_seqs)
+        if memo is None:
+            full_graph = self._full_graph(True, n_seqs)
+            rows = n_seqs * (self.spec_k + 1)
+            padded = graph_pad(rows, self.pad_mult) if full_graph else rows
+            base = self._tokens_s(padded) + self._lm_s(rows)
+            if self.spec_k:
+                base += self.spec_k * self.draft_cost * self._tokens_s(n_seqs)
+            cpu = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
+            memo = (base, full_graph, cpu)
+            self._decode_memo[n_seqs] = memo
+        base, full_graph, cpu = memo
+        gpu = base + ctx_sum * self.decode_s_per_ctx
+        if self.capped:
+            gpu = gpu + min(ctx_sum, float(n_seqs * self.cap)) * self.capped_decode_s_per_ctx
+        if full_graph:
+            gpu += params.GRAPH_REPLAY_S
+        elif self.cuda_graphs:
+            gpu += self.piecewise_s
+        else:
+            gpu = max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
+        out = max(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S if self.async_sched else gpu + cpu
+        if self.spec_k:
+            out = out / self.spec_gain
+        return out

@@ -2,8 +2,9 @@
 
 Third stage of `simulate`: given one replica's `RequestSet`, its KV capacity from
 `memory.plan_memory` and its `perf.StepModel`, `run_replica` builds the scheduler model the
-engine's simulator policy names (on the shared mechanics of `replica.ReplicaEngine`) and returns
-the per-request `RequestRecords`. `VllmEngine` follows the vLLM V1 scheduler (token budget,
+engine's simulator policy names (on the shared mechanics of `replica.ReplicaEngine` and the
+macro-steps of `stretch.StretchEngine`) and returns the per-request `RequestRecords`.
+`VllmEngine` follows the vLLM V1 scheduler (token budget,
 running first, chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix
 blocks); `SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token
 reservation, retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler
@@ -21,9 +22,11 @@ import numpy as np
 
 from runners.bench.records import BoolArray, IntArray
 from runners.engines import SchedulerKind, sim_policy
+from runners.sim.lockstep import Lockstep
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
-from runners.sim.replica import MACRO_MAX_STEPS, ReplicaEngine, ReplicaResult, ceil_div
+from runners.sim.replica import ReplicaEngine, ReplicaResult, ceil_div
+from runners.sim.stretch import MACRO_MAX_STEPS, StretchEngine
 from runners.types import ServingConfig
 from runners.workload import RequestSet
 
@@ -33,8 +36,15 @@ SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
 SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 
 
-class VllmEngine(ReplicaEngine):
+class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
+
+    lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+
+    def run(self) -> ReplicaResult:
+        if self.lockstep and self.noise is None:
+            return Lockstep(self, self.budget, self._admit).run()
+        return super().run()
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
@@ -154,7 +164,7 @@ class VllmEngine(ReplicaEngine):
         toks.append(n)
 
 
-class SglangEngine(ReplicaEngine):
+class SglangEngine(StretchEngine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
@@ -325,6 +335,8 @@ class TrtllmEngine(VllmEngine):
     request when blocks run out, as vLLM does. Without chunked prefill a context must fit in
     one step's token budget; longer prompts are rejected.
     """
+
+    lockstep = False  # its admission and finishes keep reservations `Lockstep` does not
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)

@@ -41,6 +41,7 @@ def output_tok_s(rec: RequestRecords) -> float:
 def assert_identical(a: RequestRecords, b: RequestRecords) -> None:
     for name in ("prompt_len", "output_len", "success", "start_s", "ttft_s", "e2el_s", "itl_s"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.itl_gaps(), b.itl_gaps())
     assert a.duration_s == b.duration_s
 
 
@@ -84,7 +85,7 @@ def test_conservation(overrides: dict[str, object]) -> None:
     # Every successful request produced exactly its requested output tokens.
     requested = make_requests(workload).output_len
     np.testing.assert_array_equal(rec.output_len, requested)
-    assert len(rec.itl_s) == int((requested - 1).sum())
+    assert len(rec.itl_gaps()) == int((requested - 1).sum())
     assert (rec.itl_s >= 0).all()
     assert (rec.ttft_s > 0).all()
     assert (rec.e2el_s >= rec.ttft_s).all()

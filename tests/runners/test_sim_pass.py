@@ -1,5 +1,6 @@
 """Decode stretches that run through request finishes up to the next arrival
-(`ReplicaEngine._passing`) give the same records as stopping at every finish."""
+(`StretchEngine._passing`) give the same records as stopping at every finish. The vLLM model
+runs these tests on its step-by-step loop (`VllmEngine.lockstep` off), the one that has them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from runners.bench.records import RequestRecords
 from runners.sim import simulate
 from runners.sim.reference import reference_config
-from runners.sim.replica import ReplicaEngine
+from runners.sim.scheduler import VllmEngine
+from runners.sim.stretch import StretchEngine
 from runners.types import ServingConfig, Workload
 
 RATED = Workload("rated", "sharegpt-like", 400, request_rate=12.0, seed=3)
@@ -30,7 +32,7 @@ def assert_close(a: RequestRecords, b: RequestRecords) -> None:
     np.testing.assert_array_equal(a.output_len, b.output_len)
     for name in ("start_s", "ttft_s", "e2el_s"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
-    np.testing.assert_allclose(np.sort(a.itl_s), np.sort(b.itl_s), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -45,18 +47,19 @@ def assert_close(a: RequestRecords, b: RequestRecords) -> None:
 def test_running_through_finishes_changes_nothing(
     config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(VllmEngine, "lockstep", False)
     calls: list[int] = []
-    passing = ReplicaEngine._passing
+    passing = StretchEngine._passing
 
-    def counted(self: ReplicaEngine) -> bool:
+    def counted(self: StretchEngine) -> bool:
         ok = passing(self)
         calls.append(int(ok))
         return ok
 
-    monkeypatch.setattr(ReplicaEngine, "_passing", counted)
+    monkeypatch.setattr(StretchEngine, "_passing", counted)
     through, steps = run(config, workload)
     assert sum(calls) > 0  # the path was taken
-    monkeypatch.setattr(ReplicaEngine, "_passing", lambda self: False)
+    monkeypatch.setattr(StretchEngine, "_passing", lambda self: False)
     stepwise, steps_stepwise = run(config, workload)
     assert steps == steps_stepwise
     assert_close(through, stepwise)

@@ -73,7 +73,7 @@ def test_other_engines_conserve_requests_and_tokens(engine: EngineName) -> None:
     requested = make_requests(SHAREGPT).output_len
     assert rec.success.all()
     np.testing.assert_array_equal(rec.output_len, requested)
-    assert len(rec.itl_s) == int((requested - 1).sum())
+    assert len(rec.itl_gaps()) == int((requested - 1).sum())
     assert (rec.ttft_s > 0).all()
 
 

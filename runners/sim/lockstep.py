@@ -1,0 +1,433 @@
+"""The vLLM scheduler's loop with its decoding requests advanced in aggregate ("lockstep").
+
+Place in the data flow: `scheduler.VllmEngine.run` hands its loop to `Lockstep.run` when
+the run has no noise. Each running request that is decoding (one token per step, sampled in
+the previous step) is kept lazily: its KV length and tokens generated are an offset plus the
+replica's step count, its blocks are its KV length's pages and its last token went out with the
+previous step's. Per step, the scheduler then needs only aggregates: their number, their
+context sum, how many of them cross into a new page (a count per page residue of the offset)
+and which finishes first (a heap). The few other running requests (a prompt being prefilled,
+requests just admitted) and the admission itself go through the same scalar rules as
+`VllmEngine._iterate`, and decode-only stretches between events are priced step by step in
+scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL values are pooled as
+(gap, count) pairs (`RequestRecords.itl_count`), never expanded.
+
+Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
+decoding requests than the token budget, which vLLM's own limits rule out) runs through
+`VllmEngine._iterate` on the materialized arrays, after which the lockstep state is rebuilt.
+The result is the step-by-step simulation's, up to last-bit floating-point differences (sums
+grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from runners.sim.replica import ReplicaEngine, ReplicaResult
+from runners.sim.stretch import MACRO_MAX_STEPS
+
+# vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
+Admit = Callable[[int, int, list[int], list[int]], None]
+
+SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
+
+
+class Lockstep:
+    """Lazy state of one `VllmEngine`'s decoding requests and the loop that advances it."""
+
+    def __init__(self, engine: ReplicaEngine, budget: int, admit: Admit) -> None:
+        self.eng = engine
+        self.budget = budget
+        self.admit = admit
+        n = engine.n
+        self.page = engine.page
+        self.out: list[int] = engine.out.tolist()
+        self.child: list[int] = engine.child.tolist()
+        self.kv_off = [0] * n  # decoding: kv_len = kv_off + steps, gen = gen_off + steps
+        self.gen_off = [0] * n
+        self.order = [0] * n  # position in the running order (admission sequence)
+        self.next_order = 0
+        self.dec: dict[int, None] = {}  # decoding requests in running order
+        self.part: list[int] = []  # the other running requests, after them in running order
+        self.kv_sum = 0  # KV tokens of the decoding requests
+        self.residue = [0] * self.page  # decoding requests per kv_off % page
+        self.finishes: list[tuple[int, int, int]] = []  # (step count at finish, order, rid)
+        self.d_last = engine.stream.free_s  # when the last step's tokens went out
+        self.gaps: list[float] = []  # ITL values, each `counts` times
+        self.counts: list[int] = []
+        self.runs: list[tuple[np.ndarray, int]] = []  # vectorized stretches' gaps, count each
+
+    # --- entering and leaving the lazy state ------------------------------------------------
+    def _join(self, rid: int) -> None:
+        eng = self.eng
+        kv = int(eng.kv_len[rid])
+        s = eng.steps
+        self.kv_off[rid] = kv - s
+        self.gen_off[rid] = int(eng.gen[rid]) - s
+        self.dec[rid] = None
+        self.kv_sum += kv
+        self.residue[(kv - s) % self.page] += 1
+        finish = self.out[rid] - self.gen_off[rid]
+        heapq.heappush(self.finishes, (finish, self.order[rid], rid))
+
+    def _decoding(self, rid: int) -> bool:
+        """Whether running request `rid` can be kept lazily from now on."""
+        eng = self.eng
+        kv = int(eng.kv_len[rid])
+        return (
+            int(eng.seq_len[rid]) - kv == 1
+            and int(eng.gen[rid]) > 0
+            and float(eng.last_s[rid]) == self.d_last
+            and int(eng.blocks[rid]) == -(-kv // self.page)
+        )
+
+    def _write(self, rid: int) -> None:
+        """Store decoding request `rid`'s lazy state in the engine's arrays."""
+        eng = self.eng
+        kv = self.kv_off[rid] + eng.steps
+        eng.kv_len[rid] = kv
+        eng.seq_len[rid] = kv + 1
+        eng.gen[rid] = self.gen_off[rid] + eng.steps
+        eng.blocks[rid] = -(-kv // self.page)
+        eng.last_s[rid] = self.d_last
+
+    def _leave(self, rid: int) -> None:
+        self._write(rid)
+        del self.dec[rid]
+        kv_off = self.kv_off[rid]
+        self.kv_sum -= kv_off + self.eng.steps
+        self.residue[kv_off % self.page] -= 1
+
+    def materialize(self) -> None:
+        """Write the lazy state into the engine's arrays and its running order."""
+        eng = self.eng
+        if self.dec:
+            ids = np.fromiter(self.dec, dtype=np.int64, count=len(self.dec))
+            s = eng.steps
+            kv = np.array([self.kv_off[r] for r in self.dec], dtype=np.int64) + s
+            eng.kv_len[ids] = kv
+            eng.seq_len[ids] = kv + 1
+            eng.gen[ids] = np.array([self.gen_off[r] for r in self.dec], dtype=np.int64) + s
+            eng.blocks[ids] = (kv + (self.page - 1)) // self.page
+            eng.last_s[ids] = self.d_last
+        eng.running = np.array(list(self.dec) + self.part, dtype=np.int64)
+
+    def rebuild(self) -> None:
+        """Take the lazy state from the engine's arrays (after a step of `_iterate`)."""
+        self.dec.clear()
+        self.part = []
+        self.kv_sum = 0
+        self.residue = [0] * self.page
+        self.finishes = []
+        self.d_last = self.eng.stream.free_s
+        for rid in self.eng.running.tolist():
+            self.order[rid] = self.next_order
+            self.next_order += 1
+            if not self.part and self._decoding(rid):
+                self._join(rid)
+            else:
+                self.part.append(rid)
+
+    def flush_itl(self) -> None:
+        eng = self.eng
+        if self.gaps:
+            eng.itl_pooled.append(
+                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+            )
+        for gaps, count in self.runs:
+            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
+        self.gaps, self.counts, self.runs = [], [], []
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> ReplicaResult:
+        """`ReplicaEngine.run` with `step` in place of `_iterate`."""
+        eng = self.eng
+        self.rebuild()
+        while True:
+            eng._absorb_arrivals()
+            if not self.dec and not self.part and not eng.waiting:
+                t = eng._next_event_s()
+                if not math.isfinite(t):
+                    break
+                eng.now = max(eng.now, t)
+                continue
+            progressed = self.step()
+            if progressed is None:
+                self.materialize()
+                progressed = eng._iterate()
+                self.rebuild()
+            eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
+            if not progressed:
+                t = eng._next_event_s()
+                if not math.isfinite(t):
+                    for rid in list(eng.waiting):
+                        eng._fail(rid, eng.now)
+                    eng.waiting.clear()
+                    break
+                eng.now = max(eng.now, t)
+        self.materialize()
+        self.flush_itl()
+        return ReplicaResult(eng._records(), eng.steps, eng.preemptions, eng.max_running)
+
+    def step(self) -> bool | None:
+        """One `VllmEngine._iterate` (a step, or a decode stretch); None when it needs the
+        arrays (more decoding requests than the token budget)."""
+        eng = self.eng
+        budget = self.budget
+        n_dec = len(self.dec)
+        if n_dec > budget:
+            return None
+        page = self.page
+        kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
+        before = need_sum = n_dec
+        part_tok: list[int] = []
+        grow: list[int] = []
+        total = self.residue[-eng.steps % page]
+        for rid in self.part:
+            kv = int(kv_len[rid])
+            need = int(seq_len[rid]) - kv
+            tok = min(max(budget - before, 0), need)
+            before += need
+            need_sum += need
+            g = max(-(-(kv + tok) // page) - int(blocks[rid]), 0) if tok > 0 else 0
+            part_tok.append(tok)
+            grow.append(g)
+            total += g
+        preempted = total > eng.free
+        if preempted:
+            total = self._preempt(total, grow)
+            del part_tok[len(self.part) :]
+            n_dec = len(self.dec)
+        eng._allocate(total)
+        for rid, g in zip(self.part, grow, strict=True):
+            if g:
+                blocks[rid] += g
+        admitted: list[int] = []
+        admitted_tok: list[int] = []
+        if eng.waiting and not preempted:
+            scheduled = min(need_sum, budget)
+            self.admit(budget - scheduled, n_dec + len(self.part), admitted, admitted_tok)
+        for rid in admitted:
+            self.order[rid] = self.next_order
+            self.next_order += 1
+        if not admitted and not self.part and n_dec and not preempted:
+            self._stretch()
+            return True
+        ids = [r for r, t in zip(self.part, part_tok, strict=True) if t > 0] + admitted
+        toks = [t for t in part_tok if t > 0] + admitted_tok
+        if not n_dec and not ids:
+            return False
+        self._mixed(ids, toks, admitted)
+        return True
+
+    def _preempt(self, total: int, grow: list[int]) -> int:
+        """`_iterate`'s preemption: the newest running requests go back to the queue until
+        this step's new blocks (`total`; `grow` of the others) fit. Returns what is left."""
+        eng = self.eng
+        avail = eng.free
+        part = self.part
+        while total > avail and part:
+            rid = part.pop()
+            total -= grow.pop()
+            avail += int(eng.blocks[rid])
+            eng._preempt(rid)
+        crossing = -eng.steps % self.page
+        while total > avail and self.dec:
+            rid = next(reversed(self.dec))
+            kv_off = self.kv_off[rid]
+            total -= kv_off % self.page == crossing
+            avail += -(-(kv_off + eng.steps) // self.page)
+            self._leave(rid)
+            eng._preempt(rid)
+        return total
+
+    def _next_finish(self) -> int:
+        """Step count at which the first decoding request finishes (dropping the heap entries
+        of preempted requests)."""
+        finishes = self.finishes
+        while True:
+            _, order, rid = finishes[0]
+            if rid in self.dec and self.order[rid] == order:
+                return finishes[0][0]
+            heapq.heappop(finishes)
+
+    # --- one step with requests outside the lockstep --------------------------------------
+    def _mixed(self, ids: list[int], toks: list[int], admitted: list[int]) -> None:
+        """`_execute` + `_emit` of one step: the decoding requests plus `ids` (running ones,
+        then those just `admitted`) computing `toks` tokens each (their blocks held)."""
+        eng = self.eng
+        kv_len, seq_len = eng.kv_len, eng.seq_len
+        n_dec = len(self.dec)
+        tokens = n_dec + sum(toks)
+        n_ids = n_dec + len(ids)
+        ctx = self.kv_sum + n_dec
+        flop_units = kv_toks = 0.0
+        pre_tok = pre_kv = 0
+        sampled: list[int] = []
+        decode = True
+        for rid, tok in zip(ids, toks, strict=True):
+            kv0 = int(kv_len[rid])
+            kv1 = kv0 + tok
+            kv_len[rid] = kv1
+            done = kv1 == int(seq_len[rid])
+            if done:
+                sampled.append(rid)
+            if done and tok == 1:
+                ctx += kv1
+            else:
+                decode = False
+                c, p = float(tok), float(kv0)
+                flop_units += c * (p + (c + 1.0) * 0.5)
+                pre_tok += tok
+                pre_kv += kv0
+        if decode and tokens == n_ids:
+            flop_units = 0.0
+        else:
+            kv_toks = float(pre_tok) + float(pre_kv)
+        n_sampled = n_dec + len(sampled)
+        dt = eng.model.step_s(tokens, n_ids, n_sampled, float(ctx), flop_units, kv_toks)
+        eng.now += dt
+        eng.steps += 1
+        self.kv_sum += n_dec
+        if not n_sampled:
+            self.part += admitted
+            return
+        d = eng.stream.deliver(eng.now, n_sampled)
+        if n_dec:
+            self.gaps.append(d - self.d_last)
+            self.counts.append(n_dec)
+        self.d_last = d
+        firsts: list[int] = []
+        ended: list[tuple[int, int]] = []
+        gen, last_s = eng.gen, eng.last_s
+        for rid in sampled:
+            g = int(gen[rid])
+            if g > 0:
+                self.gaps.append(d - float(last_s[rid]))
+                self.counts.append(1)
+            else:
+                eng.first_s[rid] = d
+                firsts.append(rid)
+            last_s[rid] = d
+            gen[rid] = g + 1
+            seq_len[rid] += 1
+            if g + 1 >= self.out[rid]:
+                ended.append((self.order[rid], rid))
+        if firsts:
+            eng._first_tokens(np.array(firsts, dtype=np.int64))
+        self._finish(ended, d)
+        # requests that completed their prompt join the lockstep, in running order
+        part = [r for r in self.part + admitted if not eng.success[r]]
+        while part and self._decoding(part[0]):
+            self._join(part.pop(0))
+        self.part = part
+
+    def _finish(self, ended: list[tuple[int, int]], d: float) -> None:
+        """Release the requests that produced their last token at `d` (the lockstep's due
+        now and `ended`), in running order, as `_finish_done` does."""
+        eng = self.eng
+        while self.dec and self._next_finish() == eng.steps:
+            _, order, rid = heapq.heappop(self.finishes)
+            self._leave(rid)
+            ended.append((order, rid))
+        if not ended:
+            return
+        ended.sort()
+        for _, rid in ended:
+            eng._release(rid, cache=self.child[rid] >= 0)
+            eng.done_s[rid] = d
+            eng.success[rid] = True
+            eng._next_turn(rid, d)
+
+    # --- decode-only stretches -------------------------------------------------------------
+    def _blocks_k(self, k_hi: int) -> int:
+        """`_decode_blocks_k`: the largest k <= k_hi whose steps 2..k fit in the free blocks."""
+        eng = self.eng
+        n = len(self.dec)
+        page = self.page
+        free = eng.free
+        if n * (k_hi // page + 1) <= free:
+            return k_hi
+        residue = self.residue
+        s1 = eng.steps + 1  # step count before step 2
+        cycles = min((k_hi - 1) // page, free // n)
+        k = 1 + cycles * page
+        free -= cycles * n
+        while k < k_hi:
+            need = residue[-(s1 + k - 1) % page]
+            if need > free:
+                break
+            free -= need
+            k += 1
+        return k
+
+    def _stretch(self) -> None:
+        """Decode steps of the running set (all decoding) up to its first finish, the free
+        blocks, or the first step that reaches the next possible entry (`_decode_k`)."""
+        eng = self.eng
+        n = len(self.dec)
+        k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
+        k = self._blocks_k(k)
+        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
+        if k <= 1:
+            self._mixed([], [], [])
+            return
+        model = eng.model
+        ctx0 = float(self.kv_sum + n)
+        now0 = eng.now
+        cum = 0.0
+        ends: list[float] = []
+        for j in range(min(k, SCALAR_STEPS)):
+            cum += model.decode_step_s(n, ctx0 + n * float(j))
+            ends.append(now0 + cum)
+            if ends[-1] >= t_limit:
+                break
+        if len(ends) == 1:
+            self._mixed([], [], [])
+            return
+        stream = eng.stream
+        d_prev = self.d_last
+        for e in ends:
+            d = stream.deliver(e, n)
+            self.gaps.append(d - d_prev)
+            self.counts.append(n)
+            d_prev = d
+        m = len(ends)
+        if m == SCALAR_STEPS and m < k and ends[-1] < t_limit:
+            # a long stretch: the rest as `_macro_decode` prices it
+            times = model.decode_run_s(n, ctx0 + n * float(m), k - m)
+            more = ends[-1] + np.cumsum(times)
+            if math.isfinite(t_limit):
+                more = more[: int(np.searchsorted(more, t_limit)) + 1]
+            d_more = stream.deliver_run(more, n)
+            self.gaps.append(float(d_more[0]) - d_prev)
+            self.counts.append(n)
+            if len(d_more) > 1:
+                self.runs.append((d_more[1:] - d_more[:-1], n))
+            m += len(more)
+            d_prev = float(d_more[-1])
+            eng.now = float(more[-1])
+        else:
+            eng.now = ends[-1]
+        self._advance(m)
+        self.d_last = d_prev
+        self._finish([], d_prev)
+
+    def _advance(self, k: int) -> None:
+        """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""
+        eng = self.eng
+        n = len(self.dec)
+        page = self.page
+        m = k - 1
+        need = (m // page) * n
+        s1 = eng.steps + 1
+        residue = self.residue
+        for i in range(m % page):
+            need += residue[-(s1 + i) % page]
+        eng._allocate(need)
+        eng.steps += k
+        self.kv_sum += n * k

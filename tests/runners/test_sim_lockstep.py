@@ -1,0 +1,144 @@
+"""The vLLM model's lockstep loop (`runners.sim.lockstep`) gives the records of its
+step-by-step loop (`VllmEngine._iterate` every iteration), and prices decode steps as
+`StepModel.decode_run_s` does."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from runners.catalog import get_gpu, get_model
+from runners.sim import SimResult, simulate
+from runners.sim.lockstep import Lockstep
+from runners.sim.perf import StepModel
+from runners.sim.reference import reference_config
+from runners.sim.scheduler import VllmEngine
+from runners.types import ServingConfig, Workload
+
+RATED = Workload("rated", "sharegpt-like", 400, request_rate=12.0, seed=3)
+BURST = Workload("burst", "sharegpt-like", 300, seed=5)
+LONG = Workload("long", "random", 40, 20000, 64, request_rate=2.0, seed=2)  # chunked prefill
+PREFIX = Workload("prefix", "random", 300, 2000, 200, request_rate=8.0, seed=1,
+                  prefix_len=1500, prefix_groups=4)  # fmt: skip
+TURNS = Workload("turns", "sharegpt-like", 200, request_rate=6.0, seed=4, turns=3)
+CLOSED = Workload("closed", "sharegpt-like", 300, max_concurrency=24, seed=6)
+LONG_OUT = Workload("long-out", "random", 300, 4000, 1000, request_rate=20.0)
+
+
+def dense(**overrides: object) -> ServingConfig:
+    """Qwen3-14B on one A100: a small pool, so long outputs preempt."""
+    base = dataclasses.replace(
+        reference_config(),
+        model=get_model("Qwen3-14B"),
+        gpu=get_gpu("A100"),
+        tensor_parallel=1,
+        max_model_len=40960,
+        max_num_batched_tokens=8192,
+        max_num_seqs=256,
+        mem_fraction=0.9,
+        cuda_graph_max_batch=256,
+    )
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def run(config: ServingConfig, workload: Workload, lockstep: bool) -> SimResult:
+    previous = VllmEngine.lockstep
+    VllmEngine.lockstep = lockstep
+    try:
+        result = simulate(config, workload, seed=7)
+    finally:
+        VllmEngine.lockstep = previous
+    assert result.records is not None, result.crash
+    return result
+
+
+CASES = [
+    (reference_config(), RATED),
+    (reference_config(), BURST),
+    (reference_config(), LONG),
+    (reference_config(), PREFIX),
+    (reference_config(), TURNS),
+    (reference_config(), CLOSED),
+    (dataclasses.replace(reference_config(), mem_fraction=0.8, max_model_len=32768), RATED),
+    (dense(), LONG_OUT),
+    (dense(cuda_graphs=False), RATED),
+    (dense(spec_method="eagle3", spec_tokens=3), RATED),
+    (dense(async_scheduling=False, max_num_batched_tokens=2048), BURST),
+]
+IDS = ["rated", "burst", "chunked", "prefixes", "turns", "closed", "small-kv",
+       "preempting", "eager", "spec", "small-budget"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("config", "workload"), CASES, ids=IDS)
+def test_lockstep_matches_step_by_step(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[int] = []
+    original = Lockstep.step
+
+    def counted(self: Lockstep) -> bool | None:
+        handled = original(self)
+        steps.append(handled is not None)
+        return handled
+
+    monkeypatch.setattr(Lockstep, "step", counted)
+    fast = run(config, workload, lockstep=True)
+    assert sum(steps) > len(steps) // 2  # most iterations took the lockstep path
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
+def assert_same(fast: SimResult, slow: SimResult) -> None:
+    a, b = fast.records, slow.records
+    assert a is not None and b is not None
+    assert (fast.steps, fast.preemptions, fast.max_running) == (
+        slow.steps,
+        slow.preemptions,
+        slow.max_running,
+    )
+    np.testing.assert_array_equal(a.success, b.success)
+    np.testing.assert_array_equal(a.output_len, b.output_len)
+    for name in ("start_s", "ttft_s", "e2el_s"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
+    assert len(a.itl_gaps()) == len(b.itl_gaps())
+    np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
+
+
+def test_the_preempting_case_preempts() -> None:
+    assert run(dense(), LONG_OUT, lockstep=True).preemptions > 0
+
+
+@pytest.mark.parametrize(
+    ("config", "workload"), [CASES[0], CASES[4], CASES[7]], ids=["rated", "turns", "preempting"]
+)
+def test_handing_steps_to_iterate_changes_nothing(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every third iteration goes through `_iterate` on the materialized arrays (as one with
+    more decoding requests than the token budget would), the lockstep state rebuilt after."""
+    calls: list[int] = []
+    original = Lockstep.step
+
+    def sometimes(self: Lockstep) -> bool | None:
+        calls.append(1)
+        return None if len(calls) % 3 == 0 else original(self)
+
+    monkeypatch.setattr(Lockstep, "step", sometimes)
+    assert_same(run(config, workload, lockstep=True), run(config, workload, lockstep=False))
+    assert len(calls) > 30
+
+
+@pytest.mark.parametrize(
+    "config",
+    [reference_config(), dense(cuda_graphs=False), dense(spec_method="eagle3", spec_tokens=3),
+     dense(async_scheduling=False)],
+    ids=["graphs", "eager", "spec", "sync"],
+)  # fmt: skip
+def test_a_scalar_decode_step_is_the_vectorized_one(config: ServingConfig) -> None:
+    model = StepModel(config, 16384)
+    for n in (1, 3, 40, 300):
+        ctx0 = 1000.0 * n
+        run_s = model.decode_run_s(n, ctx0, 50)
+        steps = [model.decode_step_s(n, ctx0 + n * float(j)) for j in range(50)]
+        assert steps == run_s.tolist()
