@@ -18,11 +18,11 @@ as it does not depend on how busy the machine is. Target: p99 lateness at most 1
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_traces import write_azure  # noqa: E402
 
-from runners.bench.loadgen import LoadConfig, _until, run_benchmark_sync  # noqa: E402
+from runners.bench.loadgen import LoadConfig, run_benchmark_sync  # noqa: E402
+from runners.bench.sendclock import running_clock  # noqa: E402
 from runners.launch import EmulatorLaunch, Launched, Launcher  # noqa: E402
 from runners.settings import RealRunSettings  # noqa: E402
 from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
@@ -61,18 +62,27 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
 
 
 def baseline_lateness(send_s: list[float]) -> list[float]:
-    """Lateness of the load generator's wait alone, on the same schedule, nothing sent."""
+    """Lateness of the load generator's send clock alone, on the same schedule, writing
+    nothing (the jobs write zero bytes to /dev/null)."""
+    late: list[float] = []
+    finished = threading.Event()
 
-    async def main() -> list[float]:
-        origin = time.perf_counter()
-        late: list[float] = []
-        for due in send_s:
-            await _until(origin + due)
-            late.append(time.perf_counter() - origin - due)
-            await asyncio.sleep(0)
-        return late
+    def done(sent: float, written: int, error: OSError | None) -> None:
+        late.append(sent - due[len(late)])
+        if len(late) == len(due):
+            finished.set()
 
-    return asyncio.run(main())
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with running_clock() as clock:
+            origin = time.perf_counter() + 0.05
+            due = [origin + t for t in send_s]
+            for when in due:
+                clock.submit(when, fd, b"", done)
+            finished.wait()
+    finally:
+        os.close(fd)
+    return late
 
 
 def main() -> int:

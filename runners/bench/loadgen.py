@@ -38,6 +38,7 @@ import httpx
 import numpy as np
 
 from runners.bench.records import RequestRecords
+from runners.bench.sendclock import LoopTimed, SendClock, running_clock
 from runners.bench.transport import LeanHTTPTransport
 from runners.phases import report_phase
 from runners.workload import BenchRequest
@@ -45,7 +46,7 @@ from runners.workload import BenchRequest
 Endpoint = Literal["completions", "chat"]
 JSON_HEADERS = {"Content-Type": "application/json"}
 GC_IDLE_S = 0.004
-SESSION_LEAD_S = 0.003  # how long before its send time a session task starts
+HANDOFF_LEAD_S = 0.1  # how long before its send time a request goes to the send clock
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,10 @@ def make_client(timeout_s: float = 600.0) -> httpx.AsyncClient:
         timeout=httpx.Timeout(timeout_s, connect=30.0),
         transport=LeanHTTPTransport(),
         mounts={
-            "https://": httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+            "https://": LoopTimed(
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+                )
             )
         },
         trust_env=False,
@@ -186,19 +189,29 @@ async def send_one(
     request: BenchRequest,
     origin_s: float,
     body: bytes | httpx.Request | None = None,
+    due: tuple[SendClock, float] | None = None,
 ) -> RequestResult:
     """Stream one request (`body`: its `build_post`, or its `encode_request`, made now when
-    not given) and time it like `vllm bench serve`'s OpenAI backends."""
+    not given) and time it like `vllm bench serve`'s OpenAI backends; `due` = (clock, time):
+    the transport sends it at that `time.perf_counter` time (on that clock when it can)."""
     post = body if isinstance(body, httpx.Request) else build_post(client, config, request, body)
+    if due is not None:
+        post.extensions["send_clock"], post.extensions["send_at"] = due
     prompt_len = request.prompt_len
     output_len = 0
     chunks = 0
     ttft = 0.0
     itl: list[float] = []
-    st = time.perf_counter()
+    st = time.perf_counter() if due is None else max(time.perf_counter(), due[1])
     last = st
+    untimed = False
     try:
         async with _streamed(client, post) as response:
+            sent = response.extensions.get("sent_s")
+            if sent is None and due is not None:
+                untimed = True
+                raise httpx.UnsupportedProtocol("no send time")
+            st = last = st if sent is None else float(sent)
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status_code}: {text[:500]}"
@@ -234,6 +247,11 @@ async def send_one(
     except (httpx.HTTPError, ValueError, TypeError, AttributeError, OSError) as exc:
         # ValueError covers JSONDecodeError; TypeError and AttributeError are well-formed JSON
         # of the wrong shape (a list or a string as a chunk, a usage count that is no number)
+        if untimed:  # the client's fault, not the server's: no request can be timed
+            raise TypeError(
+                f"the HTTP transport for {post.url} did not say when it sent the request "
+                "(no 'sent_s' response extension): wrap it in runners.bench.sendclock.LoopTimed"
+            ) from None
         return RequestResult(
             False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), f"{type(exc).__name__}: {exc}"
         )
@@ -279,15 +297,18 @@ async def run_benchmark(
     results: list[RequestResult | None] = [None] * n
     intended = [math.nan] * n
 
-    async def session(root: int, first: BenchRequest, body: httpx.Request, origin: float) -> None:
+    async def session(
+        root: int, first: BenchRequest, body: httpx.Request, origin: float, clock: SendClock
+    ) -> None:
         if semaphore is not None:
             await semaphore.acquire()
         try:
             rid, request, free_at = root, first, origin
             while True:
-                await _until(max(origin + times[rid], free_at))
+                due = max(origin + times[rid], free_at)
+                await asyncio.sleep(max(due - HANDOFF_LEAD_S - time.perf_counter(), 0.0))
                 intended[rid] = max(times[rid], free_at - origin)
-                result = await send_one(client, config, request, origin, body)
+                result = await send_one(client, config, request, origin, body, (clock, due))
                 results[rid] = result
                 following = next_turn[rid]
                 if following < 0:
@@ -303,23 +324,19 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    with _collections_between_sends():
+    with _collections_between_sends(), running_clock() as clock:
         origin = time.perf_counter()
-        last_due = origin
         for root in roots:
             first = requests[root]  # built and encoded before its send time, not in it
             body = build_post(client, config, first)
             now = time.perf_counter()
-            if now > last_due and origin + times[root] - now > GC_IDLE_S:
-                gc.collect(1)  # young garbage only, while no session is about to send
-            last_due = origin + times[root]
-            # the session starts a little early and waits for its own send time, so the send
-            # follows the wait in the same step (a task started at the send time would run a
-            # whole event-loop turn later)
-            lead = origin + times[root] - SESSION_LEAD_S - time.perf_counter()
+            if min(clock.next_due(), origin + times[root]) - now > GC_IDLE_S:
+                gc.collect(1)  # young garbage only, while no send is about to be due
+            # the session hands its request to the send clock a little before it is due (the
+            # clock thread waits for the time itself and writes; the loop reads responses)
+            lead = origin + times[root] - HANDOFF_LEAD_S - time.perf_counter()
             await asyncio.sleep(max(lead, 0.0))
-            tasks.append(asyncio.create_task(session(root, first, body, origin)))
-            await asyncio.sleep(0)  # a session already due sends now, before the next is built
+            tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
         await asyncio.gather(*tasks)
         duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
