@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from make_traces import write_azure  # noqa: E402
 
 from runners.bench.loadgen import LoadConfig, run_benchmark_sync  # noqa: E402
-from runners.bench.sendclock import running_clock  # noqa: E402
+from runners.bench.sendclock import SendClock  # noqa: E402
 from runners.launch import EmulatorLaunch, Launched, Launcher  # noqa: E402
 from runners.settings import RealRunSettings  # noqa: E402
 from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
@@ -62,25 +61,20 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
 
 
 def baseline_lateness(send_s: list[float]) -> list[float]:
-    """Lateness of the load generator's send clock alone, on the same schedule, writing
-    nothing (the jobs write zero bytes to /dev/null)."""
+    """Lateness of the load generator's send clock alone, on the same schedule, sending
+    nothing (each job writes zero bytes to /dev/null)."""
     late: list[float] = []
-    finished = threading.Event()
-
-    def done(sent: float, written: int, error: OSError | None) -> None:
-        late.append(sent - due[len(late)])
-        if len(late) == len(due):
-            finished.set()
-
     fd = os.open(os.devnull, os.O_WRONLY)
+    clock = SendClock()
     try:
-        with running_clock() as clock:
-            origin = time.perf_counter() + 0.05
-            due = [origin + t for t in send_s]
-            for when in due:
-                clock.submit(when, fd, b"", done)
-            finished.wait()
+        origin = time.perf_counter() + 0.05
+        for t in send_s:
+            due = origin + t
+            clock.submit(due, fd, b"", lambda sent, _n, _e, due=due: late.append(sent - due))
+        while clock.outstanding():
+            clock.read_answers()
     finally:
+        clock.close()
         os.close(fd)
     return late
 

@@ -324,21 +324,21 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    with _collections_between_sends(), running_clock() as clock:
-        origin = time.perf_counter()
-        for root in roots:
-            first = requests[root]  # built and encoded before its send time, not in it
-            body = build_post(client, config, first)
-            now = time.perf_counter()
-            if min(clock.next_due(), origin + times[root]) - now > GC_IDLE_S:
-                gc.collect(1)  # young garbage only, while no send is about to be due
-            # the session hands its request to the send clock a little before it is due (the
-            # clock thread waits for the time itself and writes; the loop reads responses)
-            lead = origin + times[root] - HANDOFF_LEAD_S - time.perf_counter()
-            await asyncio.sleep(max(lead, 0.0))
-            tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
-        await asyncio.gather(*tasks)
-        duration = time.perf_counter() - origin
+    async with running_clock() as clock:
+        with _collections_between_sends():
+            origin = time.perf_counter()
+            for root in roots:
+                first = requests[root]  # built and encoded ahead of its send time
+                body = build_post(client, config, first)
+                # each session hands its request to the send clock (a process that waits for
+                # the time and writes) well before it is due; the loop reads the responses
+                handoff = origin + times[root] - HANDOFF_LEAD_S
+                if handoff - time.perf_counter() > GC_IDLE_S:
+                    gc.collect(1)  # young garbage only, while no handoff is due
+                await asyncio.sleep(max(handoff - time.perf_counter(), 0.0))
+                tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
+            await asyncio.gather(*tasks)
+            duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
     assert len(done) == n
     return BenchResult(

@@ -1,175 +1,149 @@
-"""The send clock: one thread that waits for each request's send time and writes its bytes.
+"""The send clock: a process of its own that waits for each request's send time and writes it.
 
 Where it sits: between the load generator (`runners.bench.loadgen.run_benchmark` starts one per
 run and names it, with each request's due time, in the request's extensions) and the transport
 (`runners.bench.transport.LeanHTTPTransport` hands it a connection's socket and the request's
-bytes a few milliseconds before they are due). The event loop also reads every streamed
-response, and one loop step may take milliseconds when many responses arrive at once; a send
-waiting for its turn on the loop would be that late. This thread does nothing but wait and
-write: it sleeps until shortly before a send is due, spins for the last fraction of a
-millisecond, takes the time and writes the bytes to the socket, then tells the loop (which goes
-on to read the response on its own). The time taken right before the write is the request's
-send time. While the clock runs the interpreter switches threads every `SWITCH_INTERVAL_S`
-(instead of every 5 ms), so the loop's thread yields the GIL soon after this one asks for it.
+bytes well before they are due). The event loop reads every streamed response, and one loop
+step may take many milliseconds when hundreds of streams get a token at once; a send waiting
+for its turn on the loop would be that late, and a thread would wait for the interpreter lock
+the loop holds. So the waiting and writing happen in `runners.bench.clock_process`, a small
+process of its own at real-time priority where the system allows it; the load generator only
+learns afterwards when each request went out, and reads the response meanwhile on its own.
 
 A socket that takes only part of the bytes (a server that stopped reading) is not waited for:
-the rest goes back to the loop, which writes it as the socket drains, so one stuck connection
-never delays the sends after it. A job whose request was cancelled before its time is dropped
-unsent. The socket is duplicated for the job, so the loop closing its connection meanwhile never
-makes this thread write to a file descriptor reused for something else.
+the rest comes back to the caller, which writes it as the socket drains, so one stuck
+connection never delays the sends after it. A cancelled job is dropped unsent if its time has
+not come. The clock writes to its own duplicate of the socket, so closing the connection
+meanwhile never makes it write to a file descriptor reused for something else.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import heapq
 import itertools
 import os
+import socket
+import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 
-SPIN_S = 0.0004  # spin (holding the CPU) this long before a send; sleep before that
-SWITCH_INTERVAL_S = 0.0001
+from runners.bench.clock_process import CANCEL, HEADER, JOB, RECORD
 
 Done = Callable[[float, int, OSError | None], None]  # (send time, bytes written, error)
-
-
-@dataclass
-class _Job:
-    due: float
-    fd: int  # a duplicate, closed by the clock once the job is done or dropped
-    data: bytes
-    done: Done
-    cancelled: bool = False
-    taken: bool = field(default=False)
+_SCRIPT = Path(__file__).with_name("clock_process.py")
 
 
 class SendClock:
-    """A thread writing request bytes at their due times (`time.perf_counter` seconds)."""
+    """The load generator's side of the send clock process (times: `time.perf_counter`)."""
 
-    def __init__(self, spin_s: float = SPIN_S) -> None:
-        self.spin_s = spin_s
-        self._heap: list[tuple[float, int, _Job]] = []
-        self._order = itertools.count()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="send-clock", daemon=True)
-        self._started = threading.Event()
-        self.realtime = False  # whether the thread runs at a real-time priority (once started)
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = ours
+        argv = [sys.executable, "-I", "-S", str(_SCRIPT), str(theirs.fileno())]
+        self._process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        hello = ours.recv(1)
+        if hello not in (b"R", b"N"):
+            self.close()
+            raise RuntimeError("the send clock process did not start")
+        self.realtime = hello == b"R"  # whether it runs at a real-time priority
+        self._ids = itertools.count()
+        self._pending: dict[int, Done | None] = {}
+        self._dues: list[tuple[float, int]] = []
+        self._partial = b""
+        self.ended = False
 
-    def start(self) -> None:
-        self._thread.start()
-        self._started.wait()
+    def fileno(self) -> int:
+        """Readable when answers have come (`read_answers` handles them)."""
+        return self._sock.fileno()
 
-    def stop(self) -> None:
-        """Drop what is still queued and end the thread."""
-        with self._cond:
-            self._stopping = True
-            for _, _, job in self._heap:
-                os.close(job.fd)
-            self._heap.clear()
-            self._cond.notify()
-        self._thread.join()
-
-    def submit(self, due: float, fd: int, data: bytes, done: Done) -> _Job:
-        """Write `data` to socket `fd` at `due` (at once when past); `done` is called from this
-        thread with the send time, the bytes written (the rest is the caller's to write) and
-        the error, if any."""
-        job = _Job(due, os.dup(fd), data, done)
-        with self._cond:
-            if self._stopping:
-                os.close(job.fd)
-                raise RuntimeError("the send clock was stopped")
-            heapq.heappush(self._heap, (due, next(self._order), job))
-            self._cond.notify()
+    def submit(self, due: float, fd: int, data: bytes, done: Done) -> int:
+        """Write `data` to socket `fd` at `due` (at once when past); `done` is called by
+        `read_answers` with the send time, the bytes written (the rest is the caller's to
+        write) and the error, if any. Returns the job's id."""
+        job = next(self._ids)
+        header = HEADER.pack(JOB, job, due, len(data))
+        fds = array.array("i", [fd])
+        # one call: the socket travels with the header's first byte
+        sent = self._sock.sendmsg([header, data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        if sent < len(header) + len(data):
+            self._sock.sendall(memoryview(header + data)[sent:])
+        self._pending[job] = done
+        heapq.heappush(self._dues, (due, job))
         return job
 
-    def cancel(self, job: _Job) -> bool:
-        """Drop `job` unless its write has begun; say whether it was dropped."""
-        with self._cond:
-            if job.taken:
-                return False
-            job.cancelled = True
-            return True
+    def cancel(self, job: int) -> None:
+        """Drop `job` unsent unless its time has come; nothing is called back for it."""
+        if self._pending.get(job) is not None:
+            self._pending[job] = None
+            self._sock.sendall(HEADER.pack(CANCEL, job, 0.0, 0))
 
     def next_due(self) -> float:
-        """When the earliest queued send is due (infinity when none is)."""
-        with self._cond:
-            return self._heap[0][0] if self._heap else float("inf")
+        """When the earliest send not yet answered is due (infinity when there is none)."""
+        while self._dues and self._dues[0][1] not in self._pending:
+            heapq.heappop(self._dues)
+        return self._dues[0][0] if self._dues else float("inf")
 
-    def _run(self) -> None:
-        self.realtime = _realtime_priority()
-        self._started.set()
-        while True:
-            with self._cond:
-                if not self._heap:
-                    if self._stopping:
-                        return
-                    self._cond.wait()
-                    continue
-                due, _, job = self._heap[0]
-                if job.cancelled:
-                    heapq.heappop(self._heap)
-                    os.close(job.fd)
-                    continue
-                delay = due - time.perf_counter() - self.spin_s
-                if delay > 0:
-                    self._cond.wait(delay)  # a sooner job may arrive meanwhile
-                    continue
-                heapq.heappop(self._heap)
-                job.taken = True
-            while time.perf_counter() < due:
-                pass
-            self._send(job)
+    def outstanding(self) -> int:
+        return len(self._pending)
 
-    @staticmethod
-    def _send(job: _Job) -> None:
-        sent = time.perf_counter()
-        written, error = 0, None
+    def read_answers(self) -> None:
+        """Handle the answers that have arrived (blocks until at least one byte has). Should
+        the clock process end, every job still waiting fails (`ended` is set)."""
         try:
-            written = os.write(job.fd, job.data)
-        except BlockingIOError:
-            pass  # the socket's buffer is full: the loop writes it all as it drains
-        except OSError as exc:
-            error = exc
-        finally:
-            os.close(job.fd)
-        job.done(sent, written, error)
+            data = self._partial + self._sock.recv(64 * RECORD.size)
+        except OSError:
+            data = self._partial
+        if len(data) == len(self._partial):
+            self.ended = True
+            waiting, self._pending = self._pending, {}
+            for done in waiting.values():
+                if done is not None:
+                    done(time.perf_counter(), 0, OSError("the send clock process ended"))
+            return
+        whole = len(data) - len(data) % RECORD.size
+        self._partial = data[whole:]
+        for job, sent, written, errno in RECORD.iter_unpack(data[:whole]):
+            done = self._pending.pop(job, None)
+            if done is not None and written >= 0:
+                error = OSError(errno, os.strerror(errno)) if errno else None
+                done(sent, written, error)
+
+    def close(self) -> None:
+        """End the clock process (queued jobs are dropped)."""
+        self._sock.close()
+        try:
+            self._process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
 
-def _realtime_priority() -> bool:
-    """Put the calling thread in the lowest real-time class (SCHED_FIFO 1), so it runs as soon
-    as it wakes instead of after whatever else is runnable on its core (the scheduler's wake-up
-    delay on a busy machine is several milliseconds). It only sleeps, spins `SPIN_S` and writes,
-    so it never holds a core for long. Say whether the system allowed it (it needs root or
-    CAP_SYS_NICE on Linux; other systems lack the call)."""
-    if not hasattr(os, "sched_setscheduler"):
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-    except OSError:  # EPERM without the privilege: the clock runs at normal priority
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def running_clock() -> Iterator[SendClock]:
-    """A started clock, and the short thread switch interval it needs, for one run."""
+@contextlib.asynccontextmanager
+async def running_clock() -> AsyncIterator[SendClock]:
+    """A send clock whose answers the running event loop handles, for one run."""
     clock = SendClock()
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    clock.start()
+    loop = asyncio.get_running_loop()
+    fd = clock.fileno()
+
+    def on_answers() -> None:
+        clock.read_answers()
+        if clock.ended:
+            loop.remove_reader(fd)
+
+    loop.add_reader(fd, on_answers)
     try:
         yield clock
     finally:
-        clock.stop()
-        sys.setswitchinterval(interval)
+        loop.remove_reader(fd)
+        clock.close()
 
 
 class LoopTimed(httpx.AsyncBaseTransport):

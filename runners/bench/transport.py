@@ -19,7 +19,6 @@ raw body; httpx still builds requests, decodes content encodings and raises its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -321,13 +320,9 @@ async def _write_on_time(
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[tuple[float, int, OSError | None]] = loop.create_future()
 
-    def resolve(value: tuple[float, int, OSError | None]) -> None:
+    def done(sent: float, written: int, error: OSError | None) -> None:
         if not answer.done():
-            answer.set_result(value)
-
-    def done(sent: float, written: int, error: OSError | None) -> None:  # on the clock thread
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-            loop.call_soon_threadsafe(resolve, (sent, written, error))
+            answer.set_result((sent, written, error))
 
     job = clock.submit(due, conn.fd, data, done)
     try:
