@@ -6,13 +6,15 @@ replayed `time_scale`-compressed to the given rate, through `runners.bench.loadg
 engine emulator (`python -m runners.sim.serve`, a real HTTP server re-simulating the engine, in
 real time) started by the real-run launcher. Outputs are cut to 8 tokens (`output_len`) so the
 run measures sending, not streaming. The emulator runs on core 1 and the load generator on core
-0. Lateness is the load generator's actual send (right before the POST) minus the trace's send
-time, from its send log. The machine baseline, measured in this run on the same core, is the
-lateness of the same wait (`loadgen._until`) with nothing sent: the floor this machine's timers
-and scheduler allow. It is measured right before and right after the replay, because other
-work on a shared machine changes that floor from minute to minute; the ratio is to the larger
-of the two. The load generator's CPU time (its process alone, spinning included) is shown too,
-as it does not depend on how busy the machine is. Target: p99 lateness at most 1 ms.
+0. Lateness is the load generator's actual send (the send clock's time right before it wrote
+the request to the socket) minus the trace's send time, from its send log. The machine
+baseline, measured in this run, is the lateness of the same send clock on the same schedule
+with nothing sent: the floor this machine's timers and scheduler allow. It is measured right
+before and right after the replay, because other work on a shared machine changes that floor
+from minute to minute; the ratio is to the larger of the two. The load generator's CPU time
+(its process alone; the clock's process is not counted) is shown too, as it does not depend on
+how busy the machine is. The send clock asks for a real-time priority; the first line says
+whether it got it. Target: p99 lateness at most 1 ms.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p99), float(ms.max())
 
 
-def baseline_lateness(send_s: list[float]) -> list[float]:
+def baseline_lateness(send_s: list[float]) -> tuple[list[float], bool]:
     """Lateness of the load generator's send clock alone, on the same schedule, sending
-    nothing (each job writes zero bytes to /dev/null)."""
+    nothing (each job writes zero bytes to /dev/null); and whether it ran at real-time
+    priority."""
     late: list[float] = []
     fd = os.open(os.devnull, os.O_WRONLY)
     clock = SendClock()
@@ -76,7 +79,7 @@ def baseline_lateness(send_s: list[float]) -> list[float]:
     finally:
         clock.close()
         os.close(fd)
-    return late
+    return late, clock.realtime
 
 
 def main() -> int:
@@ -105,13 +108,15 @@ def main() -> int:
             if not isinstance(ready, Launched):
                 print(f"emulator did not start: {ready.crash.message}")
                 return 2
-            before = baseline_lateness(requests.send_s.tolist())
+            before, realtime = baseline_lateness(requests.send_s.tolist())
+            priority = "a real-time" if realtime else "normal (no privilege for real-time)"
+            print(f"send clock: {priority} priority")
             config = LoadConfig(ready.endpoint.base_url, ready.endpoint.model, num_warmups=1)
             prompts = bench_requests(requests, 151_936, 0)
             cpu = time.process_time()
             result = run_benchmark_sync(config, prompts, requests.send_s.tolist())
             cpu = time.process_time() - cpu
-            after = baseline_lateness(requests.send_s.tolist())
+            after, _ = baseline_lateness(requests.send_s.tolist())
         finally:
             instance.stop()
     failed = sum(not r.success for r in result.results)

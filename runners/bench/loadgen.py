@@ -9,17 +9,20 @@ the rest of its session unsent (a request without `parents` is a session of one 
 exactly how the simulator's client plays a request list (`runners.sim.replica`). `BenchResult`
 keeps each request's intended send time next to its actual one (the send log). Timing follows
 `vllm bench serve` exactly:
-the clock starts right before the POST (after the semaphore), TTFT is the first SSE chunk that
+the clock starts at the request's send time (after the semaphore), TTFT is the first SSE chunk that
 has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
-last one, output tokens come from the usage chunk. Send times are kept to well under a
-millisecond (the loop's timers alone round up to one): each request is built and encoded
-before it is due, its session task starts a few ms early and waits for the send time itself
-(so the POST follows the wait in the same loop step), and no garbage collection pauses the
-run (`_collections_between_sends`; young garbage only while no session is about to send).
+last one, output tokens come from the usage chunk. The send time is the moment the request's
+bytes are handed to the socket, taken by the send clock (`runners.bench.sendclock`), a process
+of its own that waits for each send time and writes: each session builds its request ahead of
+time and hands it over `HANDOFF_LEAD_S` early (a later turn as soon as its previous one ends),
+so the event loop, busy for many milliseconds when hundreds of streams get a token at once,
+never stands between a request and its time. No garbage collection pauses the reading
+(`_collections_between_sends`; young garbage only while no handoff is due).
 Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
 requests run before the clock starts and are not recorded. The HTTP client is passed in
-(`make_client` builds a suitable one), so tests can use any transport.
+(`make_client` builds a suitable one), so tests can use any transport that says when it sent
+each request (`sendclock.LoopTimed` wraps one that cannot).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ arrive, and idle keep-alive connections are kept per host in a LIFO list, so tak
 It assumes no callback order beyond asyncio's Protocol contract, so it behaves the same on
 asyncio's own loop and on uvloop (which Ray installs in its workers); every wait has the timeout
 httpx asked for, and a connection that closes or fails wakes its waiter.
+A request whose extensions name a ``send_clock`` and a ``send_at`` time is written by that
+clock (`runners.bench.sendclock`) at that time, not by the loop; every response says when its
+request went out (the ``sent_s`` extension).
 It implements httpx's `AsyncBaseTransport` contract (an `httpx.Response` whose stream yields the
 raw body; httpx still builds requests, decodes content encodings and raises its own exceptions:
 `ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`, `ReadError`).
