@@ -62,13 +62,13 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p99), float(ms.max())
 
 
-def baseline_lateness(send_s: list[float]) -> tuple[list[float], bool]:
+def baseline_lateness(send_s: list[float], realtime: bool) -> tuple[list[float], bool]:
     """Lateness of the load generator's send clock alone, on the same schedule, sending
     nothing (each job writes zero bytes to /dev/null); and whether it ran at real-time
     priority."""
     late: list[float] = []
     fd = os.open(os.devnull, os.O_WRONLY)
-    clock = SendClock()
+    clock = SendClock(realtime)
     try:
         origin = time.perf_counter() + 0.05
         for t in send_s:
@@ -86,6 +86,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--normal-priority",
+        action="store_true",
+        help="do not ask for a real-time priority for the send clock (as without the privilege)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         trace = write_azure(Path(tmp) / "azure.csv", TRACE_REQUESTS, TRACE_S, 0, "conversation")
@@ -108,15 +113,21 @@ def main() -> int:
             if not isinstance(ready, Launched):
                 print(f"emulator did not start: {ready.crash.message}")
                 return 2
-            before, realtime = baseline_lateness(requests.send_s.tolist())
-            priority = "a real-time" if realtime else "normal (no privilege for real-time)"
+            ask = not args.normal_priority
+            before, realtime = baseline_lateness(requests.send_s.tolist(), ask)
+            priority = "a real-time" if realtime else "normal"
             print(f"send clock: {priority} priority")
-            config = LoadConfig(ready.endpoint.base_url, ready.endpoint.model, num_warmups=1)
+            config = LoadConfig(
+                ready.endpoint.base_url,
+                ready.endpoint.model,
+                num_warmups=1,
+                realtime_sends=ask,
+            )
             prompts = bench_requests(requests, 151_936, 0)
             cpu = time.process_time()
             result = run_benchmark_sync(config, prompts, requests.send_s.tolist())
             cpu = time.process_time() - cpu
-            after, _ = baseline_lateness(requests.send_s.tolist())
+            after, _ = baseline_lateness(requests.send_s.tolist(), ask)
         finally:
             instance.stop()
     failed = sum(not r.success for r in result.results)

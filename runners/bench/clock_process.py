@@ -10,8 +10,9 @@ a record (job id, send time, bytes written, errno). It shares no interpreter loc
 generator, whose loop may be busy for milliseconds reading streamed responses, and it asks for
 the lowest real-time priority, so on a busy machine it still runs as soon as it wakes. Times are
 `time.perf_counter`, which is the system-wide monotonic clock on Linux, so both processes
-read the same clock. The first byte it writes says whether it got the real-time priority
-(``R``) or not (``N``). It ends when the load generator closes its end.
+read the same clock. Its arguments: the socket's file descriptor, then ``realtime`` to ask for
+that priority (or ``normal``); the first byte it writes says whether it runs at it (``R``) or
+not (``N``). It ends when the load generator closes its end.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def serve(sock: socket.socket) -> None:
 def main() -> None:
     gc.disable()
     sock = socket.socket(fileno=int(sys.argv[1]))
-    sock.sendall(b"R" if realtime_priority() else b"N")
+    wanted = sys.argv[2:] == ["realtime"]
+    sock.sendall(b"R" if wanted and realtime_priority() else b"N")
     try:
         serve(sock)
     except (BrokenPipeError, ConnectionResetError):

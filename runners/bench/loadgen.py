@@ -64,6 +64,7 @@ class LoadConfig:
     max_concurrency: int | None = None
     request_timeout_s: float = 600.0
     extra_body: tuple[tuple[str, object], ...] = ()
+    realtime_sends: bool = True  # ask the system to run the send clock at real-time priority
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,7 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    async with running_clock() as clock:
+    async with running_clock(config.realtime_sends) as clock:
         with _collections_between_sends():
             # the run starts one lead from now, so even the first sends reach the clock early
             origin = time.perf_counter() + HANDOFF_LEAD_S

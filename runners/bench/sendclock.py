@@ -43,10 +43,13 @@ _SCRIPT = Path(__file__).with_name("clock_process.py")
 class SendClock:
     """The load generator's side of the send clock process (times: `time.perf_counter`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, realtime: bool = True) -> None:
+        """Start the clock process; `realtime`: ask for a real-time priority (`realtime` then
+        says whether the system granted it)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
-        argv = [sys.executable, "-I", "-S", str(_SCRIPT), str(theirs.fileno())]
+        priority = "realtime" if realtime else "normal"
+        argv = [sys.executable, "-I", "-S", str(_SCRIPT), str(theirs.fileno()), priority]
         self._process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),))
         theirs.close()
         hello = ours.recv(1)
@@ -127,9 +130,9 @@ class SendClock:
 
 
 @contextlib.asynccontextmanager
-async def running_clock() -> AsyncIterator[SendClock]:
+async def running_clock(realtime: bool = True) -> AsyncIterator[SendClock]:
     """A send clock whose answers the running event loop handles, for one run."""
-    clock = SendClock()
+    clock = SendClock(realtime)
     loop = asyncio.get_running_loop()
     fd = clock.fileno()
 

@@ -167,3 +167,16 @@ def test_requests_go_in_time_order_never_early_and_slow_or_failed_ones_shift_not
     starts = [r.start_s for r in result.results]
     assert starts == sorted(starts)
     assert [n for _, n in log] == lengths  # the server got them in that order too
+
+
+def test_a_clock_asked_for_normal_priority_runs_at_it() -> None:
+    clock = SendClock(realtime=False)
+    try:
+        assert not clock.realtime
+        ours, peer = pair()
+        answers: dict[int, Answer] = {}
+        clock.submit(time.perf_counter(), ours.fileno(), b"ok", collect(clock, answers, 0))
+        wait_for(clock, answers, 1)
+        assert peer.recv(10) == b"ok"
+    finally:
+        clock.close()
