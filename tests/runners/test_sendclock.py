@@ -15,10 +15,11 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from runners.bench.loadgen import LoadConfig, make_client, run_benchmark
-from runners.bench.sendclock import Done, SendClock
+from runners.bench.sendclock import Done, SendClock, running_clock
 from runners.workload import BenchRequest
 
 Answer = tuple[float, int, OSError | None]
@@ -180,3 +181,50 @@ def test_a_clock_asked_for_normal_priority_runs_at_it() -> None:
         assert peer.recv(10) == b"ok"
     finally:
         clock.close()
+
+
+@pytest.mark.usefixtures("event_loop_kind")
+def test_bytes_the_socket_did_not_take_at_its_time_follow_intact() -> None:
+    body = bytes(range(256)) * 32_768  # 8 MiB: more than a loopback socket takes at once
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.2)  # not reading while the clock writes
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received.append(await reader.readexactly(length))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[int, float, float]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, make_client(timeout_s=10.0) as client, running_clock() as clock:
+            due = time.perf_counter() + 0.05
+            post = client.build_request("POST", f"http://127.0.0.1:{port}/", content=body)
+            post.extensions.update(send_clock=clock, send_at=due)
+            response = await client.send(post)
+            return response.status_code, response.extensions["sent_s"], due
+
+    status, sent, due = asyncio.run(asyncio.wait_for(main(), 30.0))
+    assert status == 200 and sent >= due
+    assert received == [body]
+
+
+def test_a_transport_that_cannot_say_when_it_sent_is_an_error() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="data: [DONE]\n\n")
+
+    async def main() -> None:
+        transport = httpx.MockTransport(handle)
+        async with httpx.AsyncClient(transport=transport) as client:
+            config = LoadConfig("http://x/v1", "m")
+            await run_benchmark(client, config, [BenchRequest(1, 1, prompt_ids=(1,))])
+
+    with pytest.raises(TypeError, match="LoopTimed"):
+        asyncio.run(main())
