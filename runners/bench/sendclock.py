@@ -22,7 +22,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import heapq
 import itertools
 import os
 import socket
@@ -59,7 +58,6 @@ class SendClock:
         self.realtime = hello == b"R"  # whether it runs at a real-time priority
         self._ids = itertools.count()
         self._pending: dict[int, Done | None] = {}
-        self._dues: list[tuple[float, int]] = []
         self._partial = b""
         self.ended = False
 
@@ -79,7 +77,6 @@ class SendClock:
         if sent < len(header) + len(data):
             self._sock.sendall(memoryview(header + data)[sent:])
         self._pending[job] = done
-        heapq.heappush(self._dues, (due, job))
         return job
 
     def cancel(self, job: int) -> None:
@@ -87,12 +84,6 @@ class SendClock:
         if self._pending.get(job) is not None:
             self._pending[job] = None
             self._sock.sendall(HEADER.pack(CANCEL, job, 0.0, 0))
-
-    def next_due(self) -> float:
-        """When the earliest send not yet answered is due (infinity when there is none)."""
-        while self._dues and self._dues[0][1] not in self._pending:
-            heapq.heappop(self._dues)
-        return self._dues[0][0] if self._dues else float("inf")
 
     def outstanding(self) -> int:
         return len(self._pending)
