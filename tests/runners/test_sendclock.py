@@ -228,3 +228,29 @@ def test_a_transport_that_cannot_say_when_it_sent_is_an_error() -> None:
 
     with pytest.raises(TypeError, match="LoopTimed"):
         asyncio.run(main())
+
+
+@pytest.mark.usefixtures("event_loop_kind")
+def test_a_later_turn_is_clocked_after_its_previous_one_and_not_before_its_time() -> None:
+    # sessions: 0 -> 1 (1 due at once, so when 0 ends); 2 -> 3 (3 due later than 2 ends);
+    # 4 (a 500) -> 5, which is never sent
+    lengths = [1, 4, 3, 5, 2, 6]
+    requests = [BenchRequest(n, 3, prompt_ids=tuple(range(1, n + 1))) for n in lengths]
+    times = [0.0, 0.0, 0.0, 0.5, 0.0, 0.0]
+    parents = [-1, 0, -1, 2, -1, 4]
+    log: list[tuple[float, int]] = []
+
+    async def main():  # type: ignore[no-untyped-def]
+        server = await serve_sse(log)
+        port = server.sockets[0].getsockname()[1]
+        async with server, make_client(timeout_s=10.0) as client:
+            config = LoadConfig(f"http://127.0.0.1:{port}/v1", "m")
+            return await run_benchmark(client, config, requests, times, parents=parents)
+
+    result = asyncio.run(asyncio.wait_for(main(), 30.0))
+    r = result.results
+    assert [x.success for x in r] == [True, True, True, True, False, False]
+    assert r[1].start_s >= r[0].start_s + r[0].latency_s  # after its previous turn ended
+    assert r[3].start_s >= 0.5 and r[3].start_s >= r[2].start_s + r[2].latency_s
+    assert "earlier turn" in r[5].error and 6 not in [n for _, n in log]
+    assert all(late >= 0.0 for late in result.lateness_s())
