@@ -6,19 +6,20 @@ replayed `time_scale`-compressed to the given rate, through `runners.bench.loadg
 engine emulator (`python -m runners.sim.serve`, a real HTTP server re-simulating the engine, in
 real time) started by the real-run launcher. Outputs are cut to 8 tokens (`output_len`) so the
 run measures sending, not streaming. The emulator runs on core 1 and the load generator on core
-0. Lateness is the load generator's actual send (right before the POST) minus the trace's send
-time, from its send log. The machine baseline, measured in this run on the same core, is the
-lateness of the same wait (`loadgen._until`) with nothing sent: the floor this machine's timers
-and scheduler allow. It is measured right before and right after the replay, because other
-work on a shared machine changes that floor from minute to minute; the ratio is to the larger
-of the two. The load generator's CPU time (its process alone, spinning included) is shown too,
-as it does not depend on how busy the machine is. Target: p99 lateness at most 1 ms.
+0. Lateness is the load generator's actual send (the send clock's time right before it wrote
+the request to the socket) minus the trace's send time, from its send log. The machine
+baseline, measured in this run, is the lateness of the same send clock on the same schedule
+with nothing sent: the floor this machine's timers and scheduler allow. It is measured right
+before and right after the replay, because other work on a shared machine changes that floor
+from minute to minute; the ratio is to the larger of the two. The load generator's CPU time
+(its process alone; the clock's process is not counted) is shown too, as it does not depend on
+how busy the machine is. The send clock asks for a real-time priority; the first line says
+whether it got it. Target: p99 lateness at most 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_traces import write_azure  # noqa: E402
 
-from runners.bench.loadgen import LoadConfig, _until, run_benchmark_sync  # noqa: E402
+from runners.bench.loadgen import LoadConfig, run_benchmark_sync  # noqa: E402
+from runners.bench.sendclock import SendClock  # noqa: E402
 from runners.launch import EmulatorLaunch, Launched, Launcher  # noqa: E402
 from runners.settings import RealRunSettings  # noqa: E402
 from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
@@ -60,25 +62,35 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p99), float(ms.max())
 
 
-def baseline_lateness(send_s: list[float]) -> list[float]:
-    """Lateness of the load generator's wait alone, on the same schedule, nothing sent."""
-
-    async def main() -> list[float]:
-        origin = time.perf_counter()
-        late: list[float] = []
-        for due in send_s:
-            await _until(origin + due)
-            late.append(time.perf_counter() - origin - due)
-            await asyncio.sleep(0)
-        return late
-
-    return asyncio.run(main())
+def baseline_lateness(send_s: list[float], realtime: bool) -> tuple[list[float], bool]:
+    """Lateness of the load generator's send clock alone, on the same schedule, sending
+    nothing (each job writes zero bytes to /dev/null); and whether it ran at real-time
+    priority."""
+    late: list[float] = []
+    fd = os.open(os.devnull, os.O_WRONLY)
+    clock = SendClock(realtime)
+    try:
+        origin = time.perf_counter() + 0.05
+        for t in send_s:
+            due = origin + t
+            clock.submit(due, fd, b"", lambda sent, _n, _e, due=due: late.append(sent - due))
+        while clock.outstanding():
+            clock.read_answers()
+    finally:
+        clock.close()
+        os.close(fd)
+    return late, clock.realtime
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--normal-priority",
+        action="store_true",
+        help="do not ask for a real-time priority for the send clock (as without the privilege)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         trace = write_azure(Path(tmp) / "azure.csv", TRACE_REQUESTS, TRACE_S, 0, "conversation")
@@ -101,13 +113,21 @@ def main() -> int:
             if not isinstance(ready, Launched):
                 print(f"emulator did not start: {ready.crash.message}")
                 return 2
-            before = baseline_lateness(requests.send_s.tolist())
-            config = LoadConfig(ready.endpoint.base_url, ready.endpoint.model, num_warmups=1)
+            ask = not args.normal_priority
+            before, realtime = baseline_lateness(requests.send_s.tolist(), ask)
+            priority = "a real-time" if realtime else "normal"
+            print(f"send clock: {priority} priority")
+            config = LoadConfig(
+                ready.endpoint.base_url,
+                ready.endpoint.model,
+                num_warmups=1,
+                realtime_sends=ask,
+            )
             prompts = bench_requests(requests, 151_936, 0)
             cpu = time.process_time()
             result = run_benchmark_sync(config, prompts, requests.send_s.tolist())
             cpu = time.process_time() - cpu
-            after = baseline_lateness(requests.send_s.tolist())
+            after, _ = baseline_lateness(requests.send_s.tolist(), ask)
         finally:
             instance.stop()
     failed = sum(not r.success for r in result.results)

@@ -9,17 +9,20 @@ the rest of its session unsent (a request without `parents` is a session of one 
 exactly how the simulator's client plays a request list (`runners.sim.replica`). `BenchResult`
 keeps each request's intended send time next to its actual one (the send log). Timing follows
 `vllm bench serve` exactly:
-the clock starts right before the POST (after the semaphore), TTFT is the first SSE chunk that
+the clock starts at the request's send time (after the semaphore), TTFT is the first SSE chunk that
 has ``choices``, ITLs are the gaps between such chunks (SSE events are split from the raw byte
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
-last one, output tokens come from the usage chunk. Send times are kept to well under a
-millisecond (the loop's timers alone round up to one): each request is built and encoded
-before it is due, its session task starts a few ms early and waits for the send time itself
-(so the POST follows the wait in the same loop step), and no garbage collection pauses the
-run (`_collections_between_sends`; young garbage only while no session is about to send).
+last one, output tokens come from the usage chunk. The send time is the moment the request's
+bytes are handed to the socket, taken by the send clock (`runners.bench.sendclock`), a process
+of its own that waits for each send time and writes: each session builds its request ahead of
+time and hands it over `HANDOFF_LEAD_S` early (a later turn as soon as its previous one ends),
+so the event loop, busy for many milliseconds when hundreds of streams get a token at once,
+never stands between a request and its time. No garbage collection pauses the reading
+(`_collections_between_sends`; young garbage only while no handoff is due).
 Failures (HTTP status, exceptions, no content chunk) are counted, never dropped. Warm-up
 requests run before the clock starts and are not recorded. The HTTP client is passed in
-(`make_client` builds a suitable one), so tests can use any transport.
+(`make_client` builds a suitable one), so tests can use any transport that says when it sent
+each request (`sendclock.LoopTimed` wraps one that cannot).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import httpx
 import numpy as np
 
 from runners.bench.records import RequestRecords
+from runners.bench.sendclock import LoopTimed, SendClock, running_clock
 from runners.bench.transport import LeanHTTPTransport
 from runners.phases import report_phase
 from runners.workload import BenchRequest
@@ -45,7 +49,7 @@ from runners.workload import BenchRequest
 Endpoint = Literal["completions", "chat"]
 JSON_HEADERS = {"Content-Type": "application/json"}
 GC_IDLE_S = 0.004
-SESSION_LEAD_S = 0.003  # how long before its send time a session task starts
+HANDOFF_LEAD_S = 0.1  # how long before its send time a request goes to the send clock
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class LoadConfig:
     max_concurrency: int | None = None
     request_timeout_s: float = 600.0
     extra_body: tuple[tuple[str, object], ...] = ()
+    realtime_sends: bool = True  # ask the system to run the send clock at real-time priority
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,10 @@ def make_client(timeout_s: float = 600.0) -> httpx.AsyncClient:
         timeout=httpx.Timeout(timeout_s, connect=30.0),
         transport=LeanHTTPTransport(),
         mounts={
-            "https://": httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+            "https://": LoopTimed(
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+                )
             )
         },
         trust_env=False,
@@ -186,19 +193,29 @@ async def send_one(
     request: BenchRequest,
     origin_s: float,
     body: bytes | httpx.Request | None = None,
+    due: tuple[SendClock, float] | None = None,
 ) -> RequestResult:
     """Stream one request (`body`: its `build_post`, or its `encode_request`, made now when
-    not given) and time it like `vllm bench serve`'s OpenAI backends."""
+    not given) and time it like `vllm bench serve`'s OpenAI backends; `due` = (clock, time):
+    the transport sends it at that `time.perf_counter` time (on that clock when it can)."""
     post = body if isinstance(body, httpx.Request) else build_post(client, config, request, body)
+    if due is not None:
+        post.extensions["send_clock"], post.extensions["send_at"] = due
     prompt_len = request.prompt_len
     output_len = 0
     chunks = 0
     ttft = 0.0
     itl: list[float] = []
-    st = time.perf_counter()
+    st = time.perf_counter() if due is None else max(time.perf_counter(), due[1])
     last = st
+    untimed = False
     try:
         async with _streamed(client, post) as response:
+            sent = response.extensions.get("sent_s")
+            if sent is None and due is not None:
+                untimed = True
+                raise httpx.UnsupportedProtocol("no send time")
+            st = last = st if sent is None else float(sent)
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status_code}: {text[:500]}"
@@ -234,6 +251,11 @@ async def send_one(
     except (httpx.HTTPError, ValueError, TypeError, AttributeError, OSError) as exc:
         # ValueError covers JSONDecodeError; TypeError and AttributeError are well-formed JSON
         # of the wrong shape (a list or a string as a chunk, a usage count that is no number)
+        if untimed:  # the client's fault, not the server's: no request can be timed
+            raise TypeError(
+                f"the HTTP transport for {post.url} did not say when it sent the request "
+                "(no 'sent_s' response extension): wrap it in runners.bench.sendclock.LoopTimed"
+            ) from None
         return RequestResult(
             False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), f"{type(exc).__name__}: {exc}"
         )
@@ -279,15 +301,18 @@ async def run_benchmark(
     results: list[RequestResult | None] = [None] * n
     intended = [math.nan] * n
 
-    async def session(root: int, first: BenchRequest, body: httpx.Request, origin: float) -> None:
+    async def session(
+        root: int, first: BenchRequest, body: httpx.Request, origin: float, clock: SendClock
+    ) -> None:
         if semaphore is not None:
             await semaphore.acquire()
         try:
             rid, request, free_at = root, first, origin
             while True:
-                await _until(max(origin + times[rid], free_at))
+                due = max(origin + times[rid], free_at)
+                await asyncio.sleep(max(due - HANDOFF_LEAD_S - time.perf_counter(), 0.0))
                 intended[rid] = max(times[rid], free_at - origin)
-                result = await send_one(client, config, request, origin, body)
+                result = await send_one(client, config, request, origin, body, (clock, due))
                 results[rid] = result
                 following = next_turn[rid]
                 if following < 0:
@@ -303,25 +328,22 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    with _collections_between_sends():
-        origin = time.perf_counter()
-        last_due = origin
-        for root in roots:
-            first = requests[root]  # built and encoded before its send time, not in it
-            body = build_post(client, config, first)
-            now = time.perf_counter()
-            if now > last_due and origin + times[root] - now > GC_IDLE_S:
-                gc.collect(1)  # young garbage only, while no session is about to send
-            last_due = origin + times[root]
-            # the session starts a little early and waits for its own send time, so the send
-            # follows the wait in the same step (a task started at the send time would run a
-            # whole event-loop turn later)
-            lead = origin + times[root] - SESSION_LEAD_S - time.perf_counter()
-            await asyncio.sleep(max(lead, 0.0))
-            tasks.append(asyncio.create_task(session(root, first, body, origin)))
-            await asyncio.sleep(0)  # a session already due sends now, before the next is built
-        await asyncio.gather(*tasks)
-        duration = time.perf_counter() - origin
+    async with running_clock(config.realtime_sends) as clock:
+        with _collections_between_sends():
+            # the run starts one lead from now, so even the first sends reach the clock early
+            origin = time.perf_counter() + HANDOFF_LEAD_S
+            for root in roots:
+                first = requests[root]  # built and encoded ahead of its send time
+                body = build_post(client, config, first)
+                # each session hands its request to the send clock (a process that waits for
+                # the time and writes) well before it is due; the loop reads the responses
+                handoff = origin + times[root] - HANDOFF_LEAD_S
+                if handoff - time.perf_counter() > GC_IDLE_S:
+                    gc.collect(1)  # young garbage only, while no handoff is due
+                await asyncio.sleep(max(handoff - time.perf_counter(), 0.0))
+                tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
+            await asyncio.gather(*tasks)
+            duration = time.perf_counter() - origin
     done = tuple(r for r in results if r is not None)
     assert len(done) == n
     return BenchResult(

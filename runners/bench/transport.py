@@ -11,6 +11,9 @@ arrive, and idle keep-alive connections are kept per host in a LIFO list, so tak
 It assumes no callback order beyond asyncio's Protocol contract, so it behaves the same on
 asyncio's own loop and on uvloop (which Ray installs in its workers); every wait has the timeout
 httpx asked for, and a connection that closes or fails wakes its waiter.
+A request whose extensions name a ``send_clock`` and a ``send_at`` time is written by that
+clock (`runners.bench.sendclock`) at that time, not by the loop; every response says when its
+request went out (the ``sent_s`` extension).
 It implements httpx's `AsyncBaseTransport` contract (an `httpx.Response` whose stream yields the
 raw body; httpx still builds requests, decodes content encodings and raises its own exceptions:
 `ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`, `ReadError`).
@@ -19,11 +22,14 @@ raw body; httpx still builds requests, decodes content encodings and raises its 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import cast
 
 import httpx
+
+from runners.bench.sendclock import SendClock
 
 _HEAD, _BODY, _DONE = 0, 1, 2
 _MAX_HEAD_BYTES = 64 * 1024
@@ -44,6 +50,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.fd = -1  # the socket's file descriptor, for a `SendClock` to write to
         self.buffer = bytearray()
         self.state = _DONE
         self.status = 0
@@ -303,6 +310,36 @@ class _Body(httpx.AsyncByteStream):
         conn.parts.clear()
 
 
+async def _write_on_time(
+    clock: SendClock,
+    request: httpx.Request,
+    conn: _Connection,
+    transport: asyncio.Transport,
+    data: bytes,
+) -> float:
+    """Have `clock` write `data` at the request's ``send_at``; return the send time. What the
+    socket did not take at once is written by the loop; a cancelled wait drops the write."""
+    due = float(request.extensions["send_at"])
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[tuple[float, int, OSError | None]] = loop.create_future()
+
+    def done(sent: float, written: int, error: OSError | None) -> None:
+        if not answer.done():
+            answer.set_result((sent, written, error))
+
+    job = clock.submit(due, conn.fd, data, done)
+    try:
+        sent, written, error = await answer
+    except asyncio.CancelledError:
+        clock.cancel(job)
+        raise
+    if error is not None:
+        raise httpx.WriteError(f"sending the request: {error}", request=request)
+    if written < len(data):
+        transport.write(data[written:])
+    return sent
+
+
 class LeanHTTPTransport(httpx.AsyncBaseTransport):
     """Plain-HTTP/1.1 transport with an O(1) keep-alive pool per host (no TLS, no proxies)."""
 
@@ -330,6 +367,8 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
         # the Protocol contract does not promise that connection_made ran by now: take the
         # transport from the loop's own answer
         conn.transport = transport
+        sock = transport.get_extra_info("socket")  # None on uvloop once the server closed it
+        conn.fd = sock.fileno() if sock is not None else -1
         self.open.add(conn)
         return conn
 
@@ -351,7 +390,7 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise httpx.ConnectError(f"{where}: {exc}", request=request) from exc
         transport = conn.transport
-        if transport is None or conn.closed or transport.is_closing():
+        if transport is None or conn.closed or transport.is_closing() or conn.fd < 0:
             # the server closed a new connection while the loop handed it over (uvloop raises
             # RuntimeError on writes to a closed transport, asyncio drops them silently)
             self.discard(conn)
@@ -359,9 +398,15 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
                 "server closed the connection before the request was sent", request=request
             )
         conn.begin(bodiless=request.method == "HEAD")
-        transport.write(b"".join(head) + body)
+        data = b"".join(head) + body
+        clock = request.extensions.get("send_clock")
         read_timeout = timeouts.get("read")
         try:
+            if clock is None:
+                sent = time.perf_counter()
+                transport.write(data)
+            else:
+                sent = await _write_on_time(clock, request, conn, transport, data)
             while conn.state == _HEAD:
                 if conn.error is not None:
                     raise conn.error
@@ -378,7 +423,11 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
             conn.status,
             headers=conn.headers,
             stream=_Body(self, key, conn, request, read_timeout),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": conn.reason},
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": conn.reason,
+                "sent_s": sent,
+            },
         )
 
     async def aclose(self) -> None:

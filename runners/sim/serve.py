@@ -349,7 +349,10 @@ async def serve(options: EmulatorOptions, config: ServingConfig, runtime_oom: st
         await asyncio.Event().wait()
     runner = web.AppRunner(build_app(options, engine), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port)
+    # the listen backlog of vLLM's server (uvicorn's default): aiohttp's 128 drops new
+    # connections (the client's SYN is retried after a whole second) when hundreds of
+    # requests are in flight and the re-simulations keep this process from accepting
+    site = web.TCPSite(runner, options.host, options.port, backlog=2048)
     await site.start()
     print(
         f"INFO: Starting vLLM server on http://{options.host}:{options.port} (emulated "

@@ -107,14 +107,16 @@ class RunnerConformance:
 
     @pytest.fixture
     def started_groups(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-        """Process-group leaders of every process started through subprocess.Popen."""
+        """Process-group leaders started through subprocess.Popen (engines start in a session of
+        their own; helpers such as the load generator's send clock stay in the caller's)."""
         seen: list[int] = []
         original = subprocess.Popen
 
         class Spy(original):  # type: ignore[misc, valid-type]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
-                seen.append(self.pid)
+                if kwargs.get("start_new_session"):
+                    seen.append(self.pid)
 
         monkeypatch.setattr(subprocess, "Popen", Spy)
         return seen

@@ -1,4 +1,5 @@
-"""The load generator against an in-process transport: timing keys, failures, concurrency."""
+"""The load generator against an in-process transport (timed on the event loop by `LoopTimed`):
+timing keys, failures, concurrency, sessions."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from runners.bench.loadgen import LoadConfig, run_benchmark
 from runners.bench.metrics import request_goodput, summarize
 from runners.bench.records import RequestRecords
 from runners.bench.results import metrics_from_vllm_json, save_result, to_vllm_json
+from runners.bench.sendclock import LoopTimed
 from runners.types import Workload
 from runners.workload import BenchRequest, TokenPrompts, make_requests
 
 pytestmark = pytest.mark.usefixtures("event_loop_kind")  # asyncio and uvloop
 
 
-def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
+def sse_handler(state: dict[str, int]) -> LoopTimed:
     async def handle(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         if body.get("model") != "m":
@@ -42,7 +44,7 @@ def sse_handler(state: dict[str, int]) -> httpx.MockTransport:
         text = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
         return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
 
-    return httpx.MockTransport(handle)
+    return LoopTimed(httpx.MockTransport(handle))
 
 
 def prompts(workload: Workload, vocab_size: int) -> tuple[BenchRequest, ...]:
@@ -121,7 +123,7 @@ def test_goodput_applies_every_slo() -> None:
     assert math.isfinite(request_goodput(records, {"e2el": 1000.0}))
 
 
-def logging_handler(log: list[tuple[float, int]], fail_len: int = -1) -> httpx.MockTransport:
+def logging_handler(log: list[tuple[float, int]], fail_len: int = -1) -> LoopTimed:
     """Streams 3 chunks after 5 ms; logs (arrival time, prompt length); fails one length."""
 
     async def handle(request: httpx.Request) -> httpx.Response:
@@ -135,7 +137,7 @@ def logging_handler(log: list[tuple[float, int]], fail_len: int = -1) -> httpx.M
         text = f"data: {chunk}\n\n" * 3 + f"data: {usage}\n\ndata: [DONE]\n\n"
         return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
 
-    return httpx.MockTransport(handle)
+    return LoopTimed(httpx.MockTransport(handle))
 
 
 def run_sessions(  # type: ignore[no-untyped-def]
