@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from runners.bench.loadgen import BenchResult, Endpoint, LoadConfig, make_client, run_benchmark
 from runners.bench.metrics import summarize
@@ -73,7 +74,7 @@ def measure(
 
     `vocab_size` bounds the prompts' token ids; `num_gpus` is what served the workload (for
     per-GPU metrics); ``bench.json`` is written to `out_dir`. The outcome's diagnostics hold
-    the time scale and, when it completed, the failed requests.
+    the time scale and, when it completed, the failed requests and how late the sends were.
     """
     requests = make_requests(workload)
     prompts = bench_requests(requests, vocab_size, workload.seed)
@@ -110,12 +111,28 @@ def measure(
         document["emulator_time_scale"] = time_scale
     bench_path = save_result(out_dir / "bench.json", document)
     diagnostics.append(("failed_requests", float(metrics.failed)))
+    diagnostics.extend(send_lateness_diagnostics(result))
     return TrialOutcome(
         "ok",
         metrics=metrics,
         diagnostics=tuple(diagnostics),
         artifacts=(("benchmark_json", str(bench_path)),),
     )
+
+
+def send_lateness_diagnostics(result: BenchResult) -> list[tuple[str, float]]:
+    """How late the load generator sent against the request list's send times, in wall
+    milliseconds of this machine (p50, p99, max over the requests sent): a p99 near the gaps
+    between arrivals means the engine saw a different arrival pattern than the one asked for."""
+    late_ms = np.array(result.lateness_s(), dtype=np.float64) * 1000.0
+    if late_ms.size == 0:
+        return []
+    p50, p99 = np.percentile(late_ms, [50.0, 99.0])
+    return [
+        ("send_lateness_p50_ms", float(p50)),
+        ("send_lateness_p99_ms", float(p99)),
+        ("send_lateness_max_ms", float(late_ms.max())),
+    ]
 
 
 def emulator_time_scale(endpoint: ServingEndpoint) -> float:

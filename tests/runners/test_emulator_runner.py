@@ -50,7 +50,11 @@ def test_success_returns_metrics_and_artifacts(tmp_path: Path) -> None:
     assert outcome.metrics.completed == 40
     assert outcome.metrics.failed == 0
     assert outcome.metrics.total_output_tokens == 40 * 16
-    assert dict(outcome.diagnostics)["time_scale"] == 20.0
+    diagnostics = dict(outcome.diagnostics)
+    assert diagnostics["time_scale"] == 20.0
+    # the send log's lateness travels with the trial: never negative (no send is early)
+    assert 0.0 <= diagnostics["send_lateness_p50_ms"] <= diagnostics["send_lateness_p99_ms"]
+    assert diagnostics["send_lateness_p99_ms"] <= diagnostics["send_lateness_max_ms"]
     bench = json.loads(Path(dict(outcome.artifacts)["benchmark_json"]).read_text())
     assert bench["completed"] == 40
     assert bench["emulator_time_scale"] == 20.0
