@@ -56,6 +56,7 @@ class Lockstep:
         self.kv_sum = 0  # KV tokens of the decoding requests
         self.residue = [0] * self.page  # decoding requests per kv_off % page
         self.finishes: list[tuple[int, int, int]] = []  # (step count at finish, order, rid)
+        self.stale = 0  # heap entries of preempted requests
         self.d_last = engine.stream.free_s  # when the last step's tokens went out
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
@@ -123,6 +124,7 @@ class Lockstep:
         self.kv_sum = 0
         self.residue = [0] * self.page
         self.finishes = []
+        self.stale = 0
         self.d_last = self.eng.stream.free_s
         for rid in self.eng.running.tolist():
             self.order[rid] = self.next_order
@@ -146,9 +148,13 @@ class Lockstep:
     def run(self) -> ReplicaResult:
         """`ReplicaEngine.run` with `step` in place of `_iterate`."""
         eng = self.eng
+        sends, entries, ingest = eng.sends, eng.entries, eng.ingest
         self.rebuild()
         while True:
-            eng._absorb_arrivals()
+            now = eng.now
+            # nothing to absorb: no send or entry due, no ingestion in progress (to advance)
+            if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or ingest.busy:
+                eng._absorb_arrivals()
             if not self.dec and not self.part and not eng.waiting:
                 t = eng._next_event_s()
                 if not math.isfinite(t):
@@ -243,17 +249,20 @@ class Lockstep:
             avail += -(-(kv_off + eng.steps) // self.page)
             self._leave(rid)
             eng._preempt(rid)
+            self.stale += 1
         return total
 
     def _next_finish(self) -> int:
         """Step count at which the first decoding request finishes (dropping the heap entries
         of preempted requests)."""
         finishes = self.finishes
-        while True:
+        while self.stale:
             _, order, rid = finishes[0]
             if rid in self.dec and self.order[rid] == order:
-                return finishes[0][0]
+                break
             heapq.heappop(finishes)
+            self.stale -= 1
+        return finishes[0][0]
 
     # --- one step with requests outside the lockstep --------------------------------------
     def _mixed(self, ids: list[int], toks: list[int], admitted: list[int]) -> None:
@@ -317,7 +326,7 @@ class Lockstep:
             seq_len[rid] += 1
             if g + 1 >= self.out[rid]:
                 ended.append((self.order[rid], rid))
-        if firsts:
+        if firsts and eng.cache is not None:
             eng._first_tokens(np.array(firsts, dtype=np.int64))
         self._finish(ended, d)
         # requests that completed their prompt join the lockstep, in running order
@@ -372,10 +381,10 @@ class Lockstep:
         n = len(self.dec)
         k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
         k = self._blocks_k(k)
-        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         if k <= 1:
-            self._mixed([], [], [])
+            self._decode_one()
             return
+        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         model = eng.model
         ctx0 = float(self.kv_sum + n)
         now0 = eng.now
@@ -387,7 +396,7 @@ class Lockstep:
             if ends[-1] >= t_limit:
                 break
         if len(ends) == 1:
-            self._mixed([], [], [])
+            self._decode_one()
             return
         stream = eng.stream
         d_prev = self.d_last
@@ -416,6 +425,19 @@ class Lockstep:
         self._advance(m)
         self.d_last = d_prev
         self._finish([], d_prev)
+
+    def _decode_one(self) -> None:
+        """One decode step of the running set (all decoding): `_mixed` with no one else."""
+        eng = self.eng
+        n = len(self.dec)
+        eng.now += eng.model.step_s(n, n, n, float(self.kv_sum + n), 0.0, 0.0)
+        eng.steps += 1
+        self.kv_sum += n
+        d = eng.stream.deliver(eng.now, n)
+        self.gaps.append(d - self.d_last)
+        self.counts.append(n)
+        self.d_last = d
+        self._finish([], d)
 
     def _advance(self, k: int) -> None:
         """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""
