@@ -335,22 +335,23 @@ class Lockstep:
             self._join(part.pop(0))
         self.part = part
 
-    def _finish(self, ended: list[tuple[int, int]], d: float) -> None:
+    def _finish(self, ended: list[tuple[int, int]], d: float) -> bool:
         """Release the requests that produced their last token at `d` (the lockstep's due
-        now and `ended`), in running order, as `_finish_done` does."""
+        now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
         while self.dec and self._next_finish() == eng.steps:
             _, order, rid = heapq.heappop(self.finishes)
             self._leave(rid)
             ended.append((order, rid))
         if not ended:
-            return
+            return False
         ended.sort()
         for _, rid in ended:
             eng._release(rid, cache=self.child[rid] >= 0)
             eng.done_s[rid] = d
             eng.success[rid] = True
             eng._next_turn(rid, d)
+        return True
 
     # --- decode-only stretches -------------------------------------------------------------
     def _blocks_k(self, k_hi: int) -> int:
@@ -376,15 +377,32 @@ class Lockstep:
 
     def _stretch(self) -> None:
         """Decode steps of the running set (all decoding) up to its first finish, the free
-        blocks, or the first step that reaches the next possible entry (`_decode_k`)."""
+        blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
+        that lets nothing in (nothing waits, it sends nothing) does not end the stretch: the
+        set decodes on without it, as the step-by-step loop would."""
+        eng = self.eng
+        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
+        while True:
+            sends = len(eng.sends)
+            if not self._segment(t_limit):
+                return
+            if eng.waiting or len(eng.sends) != sends or not self.dec or eng.now >= t_limit:
+                return
+            # the next step's blocks, as `step` takes them (a preemption is left to it)
+            crossing = self.residue[-eng.steps % self.page]
+            if crossing > eng.free:
+                return
+            eng._allocate(crossing)
+
+    def _segment(self, t_limit: float) -> bool:
+        """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
+        at a finish (step 1's blocks are held)."""
         eng = self.eng
         n = len(self.dec)
         k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
         k = self._blocks_k(k)
         if k <= 1:
-            self._decode_one()
-            return
-        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
+            return self._decode_one()
         model = eng.model
         ctx0 = float(self.kv_sum + n)
         now0 = eng.now
@@ -396,8 +414,7 @@ class Lockstep:
             if ends[-1] >= t_limit:
                 break
         if len(ends) == 1:
-            self._decode_one()
-            return
+            return self._decode_one()
         stream = eng.stream
         d_prev = self.d_last
         for e in ends:
@@ -424,10 +441,11 @@ class Lockstep:
             eng.now = ends[-1]
         self._advance(m)
         self.d_last = d_prev
-        self._finish([], d_prev)
+        return self._finish([], d_prev)
 
-    def _decode_one(self) -> None:
-        """One decode step of the running set (all decoding): `_mixed` with no one else."""
+    def _decode_one(self) -> bool:
+        """One decode step of the running set (all decoding): `_mixed` with no one else;
+        whether a request finished."""
         eng = self.eng
         n = len(self.dec)
         eng.now += eng.model.step_s(n, n, n, float(self.kv_sum + n), 0.0, 0.0)
@@ -437,7 +455,7 @@ class Lockstep:
         self.gaps.append(d - self.d_last)
         self.counts.append(n)
         self.d_last = d
-        self._finish([], d)
+        return self._finish([], d)
 
     def _advance(self, k: int) -> None:
         """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""
