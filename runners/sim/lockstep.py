@@ -1,16 +1,16 @@
 """The vLLM scheduler's loop with its decoding requests advanced in aggregate ("lockstep").
 
-Place in the data flow: `scheduler.VllmEngine.run` hands its loop to `Lockstep.run` when
-the run has no noise. Each running request that is decoding (one token per step, sampled in
-the previous step) is kept lazily: its KV length and tokens generated are an offset plus the
-replica's step count, its blocks are its KV length's pages and its last token went out with the
-previous step's. Per step, the scheduler then needs only aggregates: their number, their
-context sum, how many of them cross into a new page (a count per page residue of the offset)
-and which finishes first (a heap). The few other running requests (a prompt being prefilled,
-requests just admitted) and the admission itself go through the same scalar rules as
-`VllmEngine._iterate`, and decode-only stretches between events are priced step by step in
-scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL values are pooled as
-(gap, count) pairs (`RequestRecords.itl_count`), never expanded.
+Place in the data flow: `scheduler.VllmEngine.run` (TensorRT-LLM's model derives from it) hands
+its loop to `Lockstep.run` when the run has no noise. Each running request that is decoding
+(one token per step, sampled in the previous step) is kept lazily: its KV length and tokens
+generated are an offset plus the replica's step count, its blocks are its KV length's pages and
+its last token went out with the previous step's. Per step, the scheduler then needs only
+aggregates: their number, their context sum, how many of them cross into a new page (a count
+per page residue of the offset) and which finishes first (a heap). The few other running
+requests (a prompt being prefilled, requests just admitted) and the admission itself go through
+the same scalar rules as `VllmEngine._iterate`, and decode-only stretches between events are
+priced step by step in scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL
+values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never expanded.
 
 Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
 decoding requests than the token budget, which vLLM's own limits rule out) runs through
@@ -32,6 +32,7 @@ from runners.sim.stretch import MACRO_MAX_STEPS
 
 # vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
 Admit = Callable[[int, int, list[int], list[int]], None]
+Returned = Callable[[int], None]  # a finished request's reservation goes back (TensorRT-LLM)
 
 SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
 
@@ -39,10 +40,13 @@ SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switc
 class Lockstep:
     """Lazy state of one `VllmEngine`'s decoding requests and the loop that advances it."""
 
-    def __init__(self, engine: ReplicaEngine, budget: int, admit: Admit) -> None:
+    def __init__(
+        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned
+    ) -> None:
         self.eng = engine
         self.budget = budget
         self.admit = admit
+        self.returned = returned
         n = engine.n
         self.page = engine.page
         self.out: list[int] = engine.out.tolist()
@@ -346,6 +350,8 @@ class Lockstep:
         if not ended:
             return False
         ended.sort()
+        for _, rid in ended:
+            self.returned(rid)
         for _, rid in ended:
             eng._release(rid, cache=self.child[rid] >= 0)
             eng.done_s[rid] = d
