@@ -1,16 +1,16 @@
 """The vLLM scheduler's loop with its decoding requests advanced in aggregate ("lockstep").
 
-Place in the data flow: `scheduler.VllmEngine.run` hands its loop to `Lockstep.run` when
-the run has no noise. Each running request that is decoding (one token per step, sampled in
-the previous step) is kept lazily: its KV length and tokens generated are an offset plus the
-replica's step count, its blocks are its KV length's pages and its last token went out with the
-previous step's. Per step, the scheduler then needs only aggregates: their number, their
-context sum, how many of them cross into a new page (a count per page residue of the offset)
-and which finishes first (a heap). The few other running requests (a prompt being prefilled,
-requests just admitted) and the admission itself go through the same scalar rules as
-`VllmEngine._iterate`, and decode-only stretches between events are priced step by step in
-scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL values are pooled as
-(gap, count) pairs (`RequestRecords.itl_count`), never expanded.
+Place in the data flow: `scheduler.VllmEngine.run` (TensorRT-LLM's model derives from it) hands
+its loop to `Lockstep.run` when the run has no noise. Each running request that is decoding
+(one token per step, sampled in the previous step) is kept lazily: its KV length and tokens
+generated are an offset plus the replica's step count, its blocks are its KV length's pages and
+its last token went out with the previous step's. Per step, the scheduler then needs only
+aggregates: their number, their context sum, how many of them cross into a new page (a count
+per page residue of the offset) and which finishes first (a heap). The few other running
+requests (a prompt being prefilled, requests just admitted) and the admission itself go through
+the same scalar rules as `VllmEngine._iterate`, and decode-only stretches between events are
+priced step by step in scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL
+values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never expanded.
 
 Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
 decoding requests than the token budget, which vLLM's own limits rule out) runs through
@@ -32,6 +32,7 @@ from runners.sim.stretch import MACRO_MAX_STEPS
 
 # vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
 Admit = Callable[[int, int, list[int], list[int]], None]
+Returned = Callable[[int], None]  # a finished request's reservation goes back (TensorRT-LLM)
 
 SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
 
@@ -39,10 +40,13 @@ SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switc
 class Lockstep:
     """Lazy state of one `VllmEngine`'s decoding requests and the loop that advances it."""
 
-    def __init__(self, engine: ReplicaEngine, budget: int, admit: Admit) -> None:
+    def __init__(
+        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned
+    ) -> None:
         self.eng = engine
         self.budget = budget
         self.admit = admit
+        self.returned = returned
         n = engine.n
         self.page = engine.page
         self.out: list[int] = engine.out.tolist()
@@ -56,6 +60,7 @@ class Lockstep:
         self.kv_sum = 0  # KV tokens of the decoding requests
         self.residue = [0] * self.page  # decoding requests per kv_off % page
         self.finishes: list[tuple[int, int, int]] = []  # (step count at finish, order, rid)
+        self.stale = 0  # heap entries of preempted requests
         self.d_last = engine.stream.free_s  # when the last step's tokens went out
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
@@ -123,6 +128,7 @@ class Lockstep:
         self.kv_sum = 0
         self.residue = [0] * self.page
         self.finishes = []
+        self.stale = 0
         self.d_last = self.eng.stream.free_s
         for rid in self.eng.running.tolist():
             self.order[rid] = self.next_order
@@ -146,9 +152,13 @@ class Lockstep:
     def run(self) -> ReplicaResult:
         """`ReplicaEngine.run` with `step` in place of `_iterate`."""
         eng = self.eng
+        sends, entries, ingest = eng.sends, eng.entries, eng.ingest
         self.rebuild()
         while True:
-            eng._absorb_arrivals()
+            now = eng.now
+            # nothing to absorb: no send or entry due, no ingestion in progress (to advance)
+            if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or ingest.busy:
+                eng._absorb_arrivals()
             if not self.dec and not self.part and not eng.waiting:
                 t = eng._next_event_s()
                 if not math.isfinite(t):
@@ -243,17 +253,20 @@ class Lockstep:
             avail += -(-(kv_off + eng.steps) // self.page)
             self._leave(rid)
             eng._preempt(rid)
+            self.stale += 1
         return total
 
     def _next_finish(self) -> int:
         """Step count at which the first decoding request finishes (dropping the heap entries
         of preempted requests)."""
         finishes = self.finishes
-        while True:
+        while self.stale:
             _, order, rid = finishes[0]
             if rid in self.dec and self.order[rid] == order:
-                return finishes[0][0]
+                break
             heapq.heappop(finishes)
+            self.stale -= 1
+        return finishes[0][0]
 
     # --- one step with requests outside the lockstep --------------------------------------
     def _mixed(self, ids: list[int], toks: list[int], admitted: list[int]) -> None:
@@ -317,7 +330,7 @@ class Lockstep:
             seq_len[rid] += 1
             if g + 1 >= self.out[rid]:
                 ended.append((self.order[rid], rid))
-        if firsts:
+        if firsts and eng.cache is not None:
             eng._first_tokens(np.array(firsts, dtype=np.int64))
         self._finish(ended, d)
         # requests that completed their prompt join the lockstep, in running order
@@ -326,22 +339,25 @@ class Lockstep:
             self._join(part.pop(0))
         self.part = part
 
-    def _finish(self, ended: list[tuple[int, int]], d: float) -> None:
+    def _finish(self, ended: list[tuple[int, int]], d: float) -> bool:
         """Release the requests that produced their last token at `d` (the lockstep's due
-        now and `ended`), in running order, as `_finish_done` does."""
+        now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
         while self.dec and self._next_finish() == eng.steps:
             _, order, rid = heapq.heappop(self.finishes)
             self._leave(rid)
             ended.append((order, rid))
         if not ended:
-            return
+            return False
         ended.sort()
+        for _, rid in ended:
+            self.returned(rid)
         for _, rid in ended:
             eng._release(rid, cache=self.child[rid] >= 0)
             eng.done_s[rid] = d
             eng.success[rid] = True
             eng._next_turn(rid, d)
+        return True
 
     # --- decode-only stretches -------------------------------------------------------------
     def _blocks_k(self, k_hi: int) -> int:
@@ -367,15 +383,32 @@ class Lockstep:
 
     def _stretch(self) -> None:
         """Decode steps of the running set (all decoding) up to its first finish, the free
-        blocks, or the first step that reaches the next possible entry (`_decode_k`)."""
+        blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
+        that lets nothing in (nothing waits, it sends nothing) does not end the stretch: the
+        set decodes on without it, as the step-by-step loop would."""
+        eng = self.eng
+        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
+        while True:
+            sends = len(eng.sends)
+            if not self._segment(t_limit):
+                return
+            if eng.waiting or len(eng.sends) != sends or not self.dec or eng.now >= t_limit:
+                return
+            # the next step's blocks, as `step` takes them (a preemption is left to it)
+            crossing = self.residue[-eng.steps % self.page]
+            if crossing > eng.free:
+                return
+            eng._allocate(crossing)
+
+    def _segment(self, t_limit: float) -> bool:
+        """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
+        at a finish (step 1's blocks are held)."""
         eng = self.eng
         n = len(self.dec)
         k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
         k = self._blocks_k(k)
-        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         if k <= 1:
-            self._mixed([], [], [])
-            return
+            return self._decode_one()
         model = eng.model
         ctx0 = float(self.kv_sum + n)
         now0 = eng.now
@@ -387,8 +420,7 @@ class Lockstep:
             if ends[-1] >= t_limit:
                 break
         if len(ends) == 1:
-            self._mixed([], [], [])
-            return
+            return self._decode_one()
         stream = eng.stream
         d_prev = self.d_last
         for e in ends:
@@ -415,7 +447,21 @@ class Lockstep:
             eng.now = ends[-1]
         self._advance(m)
         self.d_last = d_prev
-        self._finish([], d_prev)
+        return self._finish([], d_prev)
+
+    def _decode_one(self) -> bool:
+        """One decode step of the running set (all decoding): `_mixed` with no one else;
+        whether a request finished."""
+        eng = self.eng
+        n = len(self.dec)
+        eng.now += eng.model.step_s(n, n, n, float(self.kv_sum + n), 0.0, 0.0)
+        eng.steps += 1
+        self.kv_sum += n
+        d = eng.stream.deliver(eng.now, n)
+        self.gaps.append(d - self.d_last)
+        self.counts.append(n)
+        self.d_last = d
+        return self._finish([], d)
 
     def _advance(self, k: int) -> None:
         """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""

@@ -43,8 +43,11 @@ class VllmEngine(StretchEngine):
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
-            return Lockstep(self, self.budget, self._admit).run()
+            return Lockstep(self, self.budget, self._admit, self._returned).run()
         return super().run()
+
+    def _returned(self, rid: int) -> None:
+        """What finished request `rid` held beyond its blocks goes back (nothing in vLLM)."""
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
@@ -336,8 +339,6 @@ class TrtllmEngine(VllmEngine):
     one step's token budget; longer prompts are rejected.
     """
 
-    lockstep = False  # its admission and finishes keep reservations `Lockstep` does not
-
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.no_evict = config.capacity_policy == "guaranteed_no_evict"
@@ -363,6 +364,10 @@ class TrtllmEngine(VllmEngine):
 
     def _passing(self) -> bool:
         return not self.no_evict and super()._passing()  # a drain does not return reservations
+
+    def _returned(self, rid: int) -> None:
+        if self.no_evict:
+            self.reserved -= int(self.reserve[rid])
 
     def _finish_done(self, finished: IntArray, d: float) -> None:
         if self.no_evict and finished.size:

@@ -43,6 +43,11 @@ def dense(**overrides: object) -> ServingConfig:
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
+def trtllm(policy: str, **overrides: object) -> ServingConfig:
+    base = dense(engine="trtllm", engine_version="1.2.0rc1", block_size=32)
+    return dataclasses.replace(base, capacity_policy=policy, **overrides)  # type: ignore[arg-type]
+
+
 def run(config: ServingConfig, workload: Workload, lockstep: bool) -> SimResult:
     previous = VllmEngine.lockstep
     VllmEngine.lockstep = lockstep
@@ -66,9 +71,13 @@ CASES = [
     (dense(cuda_graphs=False), RATED),
     (dense(spec_method="eagle3", spec_tokens=3), RATED),
     (dense(async_scheduling=False, max_num_batched_tokens=2048), BURST),
+    (trtllm("guaranteed_no_evict"), LONG_OUT),
+    (trtllm("guaranteed_no_evict", chunked_prefill=False), RATED),
+    (trtllm("max_utilization"), LONG_OUT),
 ]
 IDS = ["rated", "burst", "chunked", "prefixes", "turns", "closed", "small-kv",
-       "preempting", "eager", "spec", "small-budget"]  # fmt: skip
+       "preempting", "eager", "spec", "small-budget", "trtllm-no-evict", "trtllm-whole-prompts",
+       "trtllm-max-utilization"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("config", "workload"), CASES, ids=IDS)
