@@ -30,8 +30,10 @@ class StoredPrediction:
     """What the simulator expected of a trial before it ran.
 
     `throughput` and `latency` are the predicted objective values (None: it expected no
-    metrics, the configuration cannot run); `n_runs` is the number of the study's own runs the
-    simulator was fitted on (0: the shipped calibration alone)."""
+    metrics, the configuration cannot run): with goodput, the goodput and latency at the
+    predicted knee; with several workloads, combined as the study combines them, and
+    `workloads` holds each one's (name, throughput, latency). `n_runs` is the number of the
+    study's own trials the simulator was fitted on (0: the shipped calibration alone)."""
 
     throughput: float | None
     latency: float | None
@@ -39,9 +41,10 @@ class StoredPrediction:
     crash_probability: float
     n_runs: int
     source: str
+    workloads: tuple[tuple[str, float, float], ...] = ()
 
-    def to_attr(self) -> dict[str, float | int | str | None]:
-        return {
+    def to_attr(self) -> dict[str, object]:
+        attr: dict[str, object] = {
             "throughput": self.throughput,
             "latency": self.latency,
             "log_sigma": round(self.log_sigma, 4),
@@ -49,6 +52,9 @@ class StoredPrediction:
             "n_runs": self.n_runs,
             "source": self.source,
         }
+        if self.workloads:
+            attr["workloads"] = [list(each) for each in self.workloads]
+        return attr
 
 
 def store_prediction(trial: optuna.Trial, prediction: StoredPrediction) -> None:
@@ -69,6 +75,10 @@ def read_prediction(trial: FrozenTrial) -> StoredPrediction | None:
             crash_probability=float(raw["crash_probability"]),
             n_runs=int(raw["n_runs"]),
             source=str(raw.get("source", "")),
+            workloads=tuple(
+                (str(name), float(tput), float(lat))
+                for name, tput, lat in raw.get("workloads", [])
+            ),
         )
     except (KeyError, TypeError, ValueError):
         return None
