@@ -8,7 +8,8 @@ workloads gets each workload's metrics. `expected_values` turns such a predictio
 study's objective values (goodput at the knee, several workloads combined as the study
 combines them), for the stored prediction and for screening. After a trial ran,
 `measured_runs` reads back what it stored (each workload's metrics and every probe of its load
-search) and `observations` makes each request list it measured an `Observation` for the refit.
+search) and `observations` makes each request list it measured an `Observation` for the refit (of a
+load search: the saturated, knee and lightest loads, `learned_probes`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def observations(
     config: ServingConfig, workload: Workload, runs: tuple[WorkloadRun, ...] | None, label: str
 ) -> tuple[Observation, ...]:
     """Every request list a trial measured as an `Observation`: each workload, or each load of
-    its load search; `runs` None (an out-of-memory crash): one crash of the first workload."""
+    its load search that the refit learns from (`learned_probes`); `runs` None (an
+    out-of-memory crash): one crash of the first workload."""
     if runs is None:
         return (Observation(config, workload.alone(), None, label),)
     by_name = {each.name: each.alone() for each in (workload, *workload.also)}
@@ -125,11 +127,24 @@ def observations(
         if run.curve is None:
             out.append(Observation(config, plain, run.metrics, f"{label} ({run.name})"))
             continue
-        for probe in run.curve.probes:
+        for probe in learned_probes(run.curve):
             sent = at_load(plain, run.curve.knob, probe.load)
             where = f"{label} ({run.name} at {_load(probe.load, run.curve.knob)})"
             out.append(Observation(config, sent, probe.metrics, where))
     return tuple(out)
+
+
+def learned_probes(curve: LoadCurve) -> tuple[LoadProbe, ...]:
+    """The probes of a load search the refit learns from: the highest load (the unbounded
+    one: the engine saturated), the knee (or the lowest load when none held) and the lowest
+    load (light load: the per-step overhead shows), each once, in the order measured.
+
+    The search's other probes are bisection steps within a few tolerances of the knee: they
+    repeat what the knee shows, and each costs a simulation at every iteration of every refit
+    (a 10-trial goodput study spent three quarters of its time refitting with all of them)."""
+    keep = {max(curve.probes, key=lambda p: p.load).load, curve.lowest.load}
+    keep.add((curve.knee or curve.lowest).load)
+    return tuple(p for p in curve.probes if p.load in keep)
 
 
 def measured_prediction(runs: tuple[WorkloadRun, ...] | None, label: str) -> Prediction:
@@ -177,6 +192,7 @@ def metrics_from_flat(flat: Mapping[str, float]) -> Metrics:
 
 __all__ = [
     "expected_values",
+    "learned_probes",
     "measured_prediction",
     "measured_runs",
     "metrics_from_flat",

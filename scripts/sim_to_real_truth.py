@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimizer.objectives import trial_values
+from optimizer.objectives import trial_values, trial_workload
 from optimizer.report.hypervolume import hypervolume_2d
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk, candidate_from_params
 from optimizer.spec.load import load_spec
@@ -70,6 +70,12 @@ class Truth:
     def hv(self, points: list[Point]) -> float:
         return hypervolume_2d(points, self.ref)
 
+    @property
+    def best_throughput(self) -> float:
+        """The highest throughput objective of any point (with goodput: the true best
+        goodput)."""
+        return max((v[0] for v in self.values.values() if v is not None), default=0.0)
+
 
 def key(params: dict[str, SettingValue]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
@@ -77,7 +83,7 @@ def key(params: dict[str, SettingValue]) -> tuple[tuple[str, str], ...]:
 
 def true_front(spec: StudySpec, profile: TruthProfile) -> Truth:
     pool = InlinePool(SimRunner(profile=profile), spec.node_group)
-    workload = spec.workload_for(spec.weighted_workloads[0][0])
+    workload = trial_workload(spec)  # with the goodput objective's load search, if any
     values: dict[tuple[tuple[str, str], ...], Point | None] = {}
     for number, params in enumerate(lattice(spec)):
         pool.submit(number, candidate_from_params(spec, params), workload)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from pathlib import Path
 
 import optuna
@@ -148,16 +149,17 @@ def test_a_goodput_study_learns_from_every_load_step_and_screens_by_goodput_gain
     assert all(e is not None and e < first / 3 for e in later), (first, later)
     sampled = [t for t in study.trials if not ({BASELINE, ANCHOR} & set(t.user_attrs))]
     assert sampled and all(SCREENED in t.user_attrs for t in sampled)
-    # every load the search sent is one measurement the refit learned from
+    # the refit learns the saturated (unbounded), knee and lightest loads of each search, each
+    # one measurement at the rate the search sent it
     shadow = ShadowSimulator(spec)
     assert shadow.refresh(study.get_trials()) and shadow.n_runs == 4
     for trial in study.trials:
         (run,) = read_runs(trial.user_attrs[WORKLOAD_RUNS])
         learned = shadow.learned[trial.number].observations
-        assert len(run.probes) > 1 and len(learned) == len(run.probes)
-        assert sorted(o.workload.request_rate for o in learned) == sorted(
-            p.load for p in run.probes
-        )
+        knee = run.knee or min(run.probes, key=lambda p: p.load)
+        loads = {math.inf, knee.load, min(p.load for p in run.probes)}
+        assert len(run.probes) > 3 and {o.workload.request_rate for o in learned} == loads
+        assert len(learned) == len(loads)
     md = write_report(study, tmp_path / "report").markdown.read_text()
     assert "## Simulator against measurement" in md
     assert "goodput" in md.split("## Simulator against measurement")[1]
