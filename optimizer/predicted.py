@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.record import is_rejection
+from optimizer.workload_runs import WORKLOAD_RUNS, read_runs
 
 PREDICTION = "shadow_prediction"
 MILESTONES = (3, 5, 10)
@@ -91,6 +92,8 @@ class PredictionRow:
     number: int
     prediction: StoredPrediction
     measured: tuple[float, float] | None
+    measured_workloads: tuple[tuple[str, float, float], ...] = ()
+    """Each workload's measured (name, throughput, latency) in a study of several."""
 
     @property
     def crashed(self) -> bool:
@@ -121,9 +124,12 @@ def prediction_rows(trials: Iterable[FrozenTrial]) -> list[PredictionRow]:
         if prediction is None:
             continue
         if trial.state == TrialState.COMPLETE and trial.values:
-            rows.append(
-                PredictionRow(trial.number, prediction, (trial.values[0], trial.values[1]))
+            each = tuple(
+                (run.name, run.throughput, run.latency)
+                for run in read_runs(trial.user_attrs.get(WORKLOAD_RUNS))
             )
+            values = (trial.values[0], trial.values[1])
+            rows.append(PredictionRow(trial.number, prediction, values, each))
         elif trial.state == TrialState.PRUNED and not is_rejection(trial):
             rows.append(PredictionRow(trial.number, prediction, None))
     return rows
@@ -142,15 +148,35 @@ class ErrorStats:
 
 
 def error_stats(label: str, rows: Sequence[PredictionRow]) -> ErrorStats:
-    tput = [e for e in (r.throughput_error for r in rows) if e is not None]
-    lat = [e for e in (r.latency_error for r in rows) if e is not None]
+    return _stats(label, [r.throughput_error for r in rows], [r.latency_error for r in rows])
+
+
+def workload_errors(rows: Sequence[PredictionRow]) -> list[ErrorStats]:
+    """In a study of several workloads: the errors of each workload's own prediction, over
+    the trials that stored both (one entry per workload, in the order first seen)."""
+    pairs: dict[str, list[tuple[float | None, float | None]]] = {}
+    for row in rows:
+        measured = {name: (tput, lat) for name, tput, lat in row.measured_workloads}
+        for name, tput, lat in row.prediction.workloads:
+            if name in measured:
+                m_tput, m_lat = measured[name]
+                pairs.setdefault(name, []).append((_error(tput, m_tput), _error(lat, m_lat)))
+    return [
+        _stats(f"workload {name}", [t for t, _ in each], [la for _, la in each])
+        for name, each in pairs.items()
+    ]
+
+
+def _stats(label: str, tput: Sequence[float | None], lat: Sequence[float | None]) -> ErrorStats:
+    t = [e for e in tput if e is not None]
+    la = [e for e in lat if e is not None]
     return ErrorStats(
         label,
-        len(tput),
-        statistics.median(tput) if tput else None,
-        max(tput) if tput else None,
-        statistics.median(lat) if lat else None,
-        max(lat) if lat else None,
+        len(t),
+        statistics.median(t) if t else None,
+        max(t) if t else None,
+        statistics.median(la) if la else None,
+        max(la) if la else None,
     )
 
 
@@ -177,4 +203,5 @@ __all__ = [
     "prediction_rows",
     "read_prediction",
     "store_prediction",
+    "workload_errors",
 ]

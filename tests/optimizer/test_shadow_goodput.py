@@ -162,7 +162,7 @@ def test_a_goodput_study_learns_from_every_load_step_and_screens_by_goodput_gain
         assert len(learned) == len(loads)
     md = write_report(study, tmp_path / "report").markdown.read_text()
     assert "## Simulator against measurement" in md
-    assert "goodput" in md.split("## Simulator against measurement")[1]
+    assert "goodput median error" in md.split("## Simulator against measurement")[1]
 
 
 def test_a_study_of_several_workloads_learns_each_and_predicts_the_combination(
@@ -182,6 +182,9 @@ def test_a_study_of_several_workloads_learns_each_and_predicts_the_combination(
     assert shadow.refresh(study.get_trials())
     for learned in shadow.learned.values():
         assert [o.workload.name for o in learned.observations] == ["chat", "long"]
+    section = write_report(study, tmp_path / "report").markdown.read_text()
+    section = section.split("## Simulator against measurement")[1]
+    assert "| workload chat | 3 |" in section and "| workload long | 3 |" in section
 
 
 def test_the_worst_case_combination_is_predicted_as_the_study_combines(tmp_path: Path) -> None:
