@@ -295,12 +295,17 @@ def bench_space(
         "(target <= 0.50)"
     )
     for k in MILESTONES:
-        lat = statistics.median(lattice_err[k]) if lattice_err[k] else float("nan")
-        inn = statistics.median(study_err[k]) if study_err[k] else float("nan")
+        lat, inn = _median_pct(lattice_err[k]), _median_pct(study_err[k])
         print(
-            f"  median {metric} error after {k:2d} real trials: lattice {100 * lat:.1f}%, "
-            f"next trials in the study {100 * inn:.1f}%" + ("  (target <= 10%)" if k == 5 else "")
+            f"  median {metric} error after {k:2d} real trials: lattice {lat}, "
+            f"next trials in the study {inn}" + ("  (target <= 10%)" if k == 5 else "")
         )
+
+
+def _median_pct(values: list[float]) -> str:
+    """The median as a percentage; "-" when no run got that far (a screening run stops once
+    it has reached the target and the last milestone)."""
+    return f"{100 * statistics.median(values):.1f}%" if values else "-"
 
 
 def http_check(spec: StudySpec, path: Path, truth: Truth, budget: int, time_scale: float) -> None:
