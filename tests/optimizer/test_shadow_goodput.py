@@ -30,6 +30,7 @@ from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from optimizer.workload_runs import WORKLOAD_RUNS, read_runs
 from runners.engines import resolve_candidate
+from runners.local import EmulatorLaunch, LocalRunner
 from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
 from runners.types import ServingConfig
@@ -194,3 +195,47 @@ def test_the_worst_case_combination_is_predicted_as_the_study_combines(tmp_path:
     (_, tput_a, lat_a), (_, tput_b, lat_b) = stored.workloads
     assert tput_a != tput_b
     assert (stored.throughput, stored.latency) == (min(tput_a, tput_b), max(lat_a, lat_b))
+
+
+@pytest.mark.slow
+def test_a_goodput_study_over_the_real_http_emulator_is_predicted_and_reported(
+    tmp_path: Path,
+) -> None:
+    """Real processes over HTTP: each load step a real benchmark, the refit learns them (a
+    short search from a load near the knee, so that the low loads do not take minutes)."""
+    quick = GOODPUT.replace(
+        "{load: request_rate}", "{load: request_rate, start: 2, growth: 4, max_probes: 4}"
+    ).replace("max: 300", "max: 600")  # room for the HTTP overhead the time scale multiplies
+    spec, profile = space(tmp_path, HEAD + ONE + OBJECTIVES + quick + TAIL)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    config = StudyConfig.of(
+        spec,
+        storage=url,
+        n_trials=2,
+        quiet=True,
+        runner=RunnerChoice("emulator", emulator_scale=5.0, emulator_profile=profile),
+        screening=True,
+    )
+    runner = LocalRunner(
+        tmp_path / "trials",
+        emulator=EmulatorLaunch(time_scale=5.0, startup_s=0.2, profile=profile),
+        num_warmups=0,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_study(config, runner) == 0
+    study = optuna.load_study(study_name=spec.name, storage=url)
+    rows = prediction_rows(study.trials)
+    assert [r.prediction.n_runs for r in rows] == [0, 1]
+    assert all(r.throughput_error is not None for r in rows)  # a goodput measured, predicted
+    shadow = ShadowSimulator(spec)
+    assert shadow.refresh(study.get_trials())
+    searched = 0
+    for trial in study.trials:  # each load search's saturated, knee and lightest loads
+        (run,) = read_runs(trial.user_attrs[WORKLOAD_RUNS])
+        knee = run.knee or min(run.probes, key=lambda p: p.load)
+        loads = {max(p.load for p in run.probes), knee.load, min(p.load for p in run.probes)}
+        assert len(shadow.learned[trial.number].observations) == len(loads)
+        searched += len(run.probes) > 1
+    assert searched  # the unbounded burst broke the SLO at least once: a real search ran
+    md = write_report(study, tmp_path / "report").markdown.read_text()
+    assert "goodput median error" in md
