@@ -2,17 +2,18 @@
 
 The "real" engine is the engine emulator under a truth profile (scripts/profiles/*.yaml,
 docs/emulator-profile.md) that the study never sees. For each profile, the true front of each
-space (scripts/profiles/space-*.yaml: 54 and 1,080 points, each measured on its own) is found
-exhaustively: every lattice point simulated with the profile's calibration, noise off
+space (scripts/profiles/space-*.yaml: 54 and 1,080 points, and a 96-point goodput space; each
+measured on its own) is found exhaustively: every lattice point simulated with the profile's
+calibration, noise off, with its load search on the goodput space
 (scripts/sim_to_real_truth.py, cached). Then, per
 seed, two studies of at most ``--budget`` runner trials each run through the study loop with
 ``--runner emulator``: screening (the sampler proposes K candidates, the shadow simulator,
 refitted after every real trial, picks one) and plain TPE (``--screening off``). Measured:
 
 - real trials until the true values of the configurations tried reach 0.95 of the true
-  front's hypervolume (median over seeds and profiles; a run that never does counts as
-  budget + 1, shown with ">");
-- the shadow simulator's median throughput error after 3, 5 and 10 real trials of the
+  front's hypervolume, or on the goodput space 0.95 of the true best goodput (median over
+  seeds and profiles; a run that never does counts as budget + 1, shown with ">");
+- the shadow simulator's median throughput (goodput) error after 3, 5 and 10 real trials of the
   screening run, on the whole lattice: fitted on the first k runner trials, it predicts every
   lattice point, against the profile's truth; and the same for the trials it predicted in the
   study (the stored predictions of trials run after k were fitted);
