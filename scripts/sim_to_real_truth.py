@@ -2,10 +2,11 @@
 
 Every point of the space's lattice (categorical settings only, so the lattice is the space) is
 run once through `SimRunner` with the profile's calibration and no noise, as a trial runs
-(with a goodput objective, its load search): what the emulated engine would measure on average.
-`Truth.best_throughput` is then the true best goodput. The true front and its hypervolume follow, with the
-reference point the report uses (90% of the worst throughput, 110% of the worst latency, here
-over the whole lattice); a study's progress is measured against them with the same point.
+(with a goodput objective, its load search): what the emulated engine would measure on
+average. The true front and its hypervolume follow, with the reference point the report uses
+(90% of the worst throughput, 110% of the worst latency, here over the whole lattice); a
+study's progress is measured against them with the same point. With goodput,
+`Truth.best_throughput` is the true best goodput.
 
 `cached_true_front` keeps each truth in a JSON file (in the system's temporary folder) named by
 a hash of the space file, the profile file and the simulator's source (runners/sim), so a
