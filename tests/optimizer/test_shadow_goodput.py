@@ -16,12 +16,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution
 
 from optimizer.config import RunnerChoice, StudyConfig
 from optimizer.loop import run_study
 from optimizer.objectives import trial_values
 from optimizer.predicted import prediction_rows
-from optimizer.record import ANCHOR, BASELINE
+from optimizer.record import ANCHOR, BASELINE, METRICS
 from optimizer.report.build import write_report
 from optimizer.screening import SCREENED
 from optimizer.shadow import ShadowSimulator
@@ -239,3 +240,28 @@ def test_a_goodput_study_over_the_real_http_emulator_is_predicted_and_reported(
     assert searched  # the unbounded burst broke the SLO at least once: a real search ran
     md = write_report(study, tmp_path / "report").markdown.read_text()
     assert "goodput median error" in md
+
+
+def test_a_trial_whose_stored_measurements_cannot_be_read_is_set_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, _ = space(tmp_path, HEAD + ONE + OBJECTIVES + GOODPUT + TAIL)
+    params = {"engine": "vllm", "model_variant": "bf16", "vllm.max-num-seqs": 16}
+    broken = optuna.trial.create_trial(
+        params=params,
+        distributions={
+            "engine": CategoricalDistribution(["vllm"]),
+            "model_variant": CategoricalDistribution(["bf16"]),
+            "vllm.max-num-seqs": CategoricalDistribution([8, 16, 32, 64]),
+        },
+        values=[100.0, 10.0],
+        user_attrs={METRICS: {"completed": 60}},  # a metrics record cut short
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(broken)
+    shadow = ShadowSimulator(spec)
+    assert not shadow.refresh(study.get_trials())
+    assert list(shadow.set_aside) == [0] and shadow.fit is None and shadow.n_runs == 0
+    assert "trial 0: its stored metrics are incomplete" in capsys.readouterr().err
+    assert not shadow.refresh(study.get_trials())  # said once
+    assert capsys.readouterr().err == ""
