@@ -22,9 +22,10 @@ from optimizer.config import RunnerChoice, StudyConfig
 from optimizer.loop import run_study
 from optimizer.objectives import trial_values
 from optimizer.predicted import prediction_rows
+from optimizer.predictors import SimPredictor
 from optimizer.record import ANCHOR, BASELINE, METRICS
 from optimizer.report.build import write_report
-from optimizer.screening import SCREENED
+from optimizer.screening import SCREENED, predicted_point
 from optimizer.shadow import ShadowSimulator
 from optimizer.space import candidate_from_params
 from optimizer.spec.load import load_spec
@@ -265,3 +266,19 @@ def test_a_trial_whose_stored_measurements_cannot_be_read_is_set_aside(
     assert "trial 0: its stored metrics are incomplete" in capsys.readouterr().err
     assert not shadow.refresh(study.get_trials())  # said once
     assert capsys.readouterr().err == ""
+
+
+def test_screening_scores_the_combination_of_several_workloads(tmp_path: Path) -> None:
+    """The point screening scores is the study's combined value, not the first workload's: in
+    a simulated study (the simulator as predictor) and a real one (the shadow simulator)."""
+    spec, _ = space(tmp_path, HEAD + TWO + OBJECTIVES + TAIL)
+    shadow = ShadowSimulator(spec)
+    config = config_of(spec, 16)
+    measured = trial_values(SimRunner().simulate_config(config, shadow.workload), spec)
+    first_alone = trial_values(
+        SimRunner().simulate_config(config, shadow.workload.alone()), spec
+    ).values
+    assert measured.values != pytest.approx(first_alone)
+    for predictor in (SimPredictor(), shadow):
+        point = predicted_point(predictor.predict(config, shadow.workload), spec)
+        assert point == pytest.approx(measured.values)
