@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.record import is_rejection
+from optimizer.workload_runs import WORKLOAD_RUNS, read_runs
 
 PREDICTION = "shadow_prediction"
 MILESTONES = (3, 5, 10)
@@ -30,8 +31,10 @@ class StoredPrediction:
     """What the simulator expected of a trial before it ran.
 
     `throughput` and `latency` are the predicted objective values (None: it expected no
-    metrics, the configuration cannot run); `n_runs` is the number of the study's own runs the
-    simulator was fitted on (0: the shipped calibration alone)."""
+    metrics, the configuration cannot run): with goodput, the goodput and latency at the
+    predicted knee; with several workloads, combined as the study combines them, and
+    `workloads` holds each one's (name, throughput, latency). `n_runs` is the number of the
+    study's own trials the simulator was fitted on (0: the shipped calibration alone)."""
 
     throughput: float | None
     latency: float | None
@@ -39,9 +42,10 @@ class StoredPrediction:
     crash_probability: float
     n_runs: int
     source: str
+    workloads: tuple[tuple[str, float, float], ...] = ()
 
-    def to_attr(self) -> dict[str, float | int | str | None]:
-        return {
+    def to_attr(self) -> dict[str, object]:
+        attr: dict[str, object] = {
             "throughput": self.throughput,
             "latency": self.latency,
             "log_sigma": round(self.log_sigma, 4),
@@ -49,6 +53,9 @@ class StoredPrediction:
             "n_runs": self.n_runs,
             "source": self.source,
         }
+        if self.workloads:
+            attr["workloads"] = [list(each) for each in self.workloads]
+        return attr
 
 
 def store_prediction(trial: optuna.Trial, prediction: StoredPrediction) -> None:
@@ -69,6 +76,10 @@ def read_prediction(trial: FrozenTrial) -> StoredPrediction | None:
             crash_probability=float(raw["crash_probability"]),
             n_runs=int(raw["n_runs"]),
             source=str(raw.get("source", "")),
+            workloads=tuple(
+                (str(name), float(tput), float(lat))
+                for name, tput, lat in raw.get("workloads", [])
+            ),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -81,6 +92,8 @@ class PredictionRow:
     number: int
     prediction: StoredPrediction
     measured: tuple[float, float] | None
+    measured_workloads: tuple[tuple[str, float, float], ...] = ()
+    """Each workload's measured (name, throughput, latency) in a study of several."""
 
     @property
     def crashed(self) -> bool:
@@ -111,9 +124,12 @@ def prediction_rows(trials: Iterable[FrozenTrial]) -> list[PredictionRow]:
         if prediction is None:
             continue
         if trial.state == TrialState.COMPLETE and trial.values:
-            rows.append(
-                PredictionRow(trial.number, prediction, (trial.values[0], trial.values[1]))
+            each = tuple(
+                (run.name, run.throughput, run.latency)
+                for run in read_runs(trial.user_attrs.get(WORKLOAD_RUNS))
             )
+            values = (trial.values[0], trial.values[1])
+            rows.append(PredictionRow(trial.number, prediction, values, each))
         elif trial.state == TrialState.PRUNED and not is_rejection(trial):
             rows.append(PredictionRow(trial.number, prediction, None))
     return rows
@@ -132,15 +148,35 @@ class ErrorStats:
 
 
 def error_stats(label: str, rows: Sequence[PredictionRow]) -> ErrorStats:
-    tput = [e for e in (r.throughput_error for r in rows) if e is not None]
-    lat = [e for e in (r.latency_error for r in rows) if e is not None]
+    return _stats(label, [r.throughput_error for r in rows], [r.latency_error for r in rows])
+
+
+def workload_errors(rows: Sequence[PredictionRow]) -> list[ErrorStats]:
+    """In a study of several workloads: the errors of each workload's own prediction, over
+    the trials that stored both (one entry per workload, in the order first seen)."""
+    pairs: dict[str, list[tuple[float | None, float | None]]] = {}
+    for row in rows:
+        measured = {name: (tput, lat) for name, tput, lat in row.measured_workloads}
+        for name, tput, lat in row.prediction.workloads:
+            if name in measured:
+                m_tput, m_lat = measured[name]
+                pairs.setdefault(name, []).append((_error(tput, m_tput), _error(lat, m_lat)))
+    return [
+        _stats(f"workload {name}", [t for t, _ in each], [la for _, la in each])
+        for name, each in pairs.items()
+    ]
+
+
+def _stats(label: str, tput: Sequence[float | None], lat: Sequence[float | None]) -> ErrorStats:
+    t = [e for e in tput if e is not None]
+    la = [e for e in lat if e is not None]
     return ErrorStats(
         label,
-        len(tput),
-        statistics.median(tput) if tput else None,
-        max(tput) if tput else None,
-        statistics.median(lat) if lat else None,
-        max(lat) if lat else None,
+        len(t),
+        statistics.median(t) if t else None,
+        max(t) if t else None,
+        statistics.median(la) if la else None,
+        max(la) if la else None,
     )
 
 
@@ -167,4 +203,5 @@ __all__ = [
     "prediction_rows",
     "read_prediction",
     "store_prediction",
+    "workload_errors",
 ]

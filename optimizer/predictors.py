@@ -49,7 +49,9 @@ class SimPredictor:
             if outcome.status != "ok" or outcome.metrics is None:
                 self._seen[key] = Prediction(None, self._log_sigma, 1.0, "simulator")
             else:
-                self._seen[key] = Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator")
+                self._seen[key] = Prediction(
+                    outcome.metrics, self._log_sigma, 0.0, "simulator", outcome.workloads
+                )
         return self._seen[key]
 
 

@@ -35,10 +35,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.feasibility import FeasibilityChecker
-from optimizer.objectives import constraint_values, objective_values
 from optimizer.predictors import Predictor
 from optimizer.report.hypervolume import Point, feasible_points, hypervolume_2d
 from optimizer.samplers import make_sampler
+from optimizer.shadow_trial import expected_values
 from optimizer.space import suggest
 from optimizer.spec.models import SamplerName, StudySpec
 from runners.engines import resolve_candidate
@@ -70,13 +70,14 @@ def taken_keys(trials: Sequence[FrozenTrial]) -> set[tuple[tuple[str, str], ...]
 
 
 def predicted_point(prediction: Prediction, spec: StudySpec) -> Point | None:
-    """The objective values the prediction expects, None when it breaks an SLO or crashes."""
-    metrics = prediction.metrics
-    if metrics is None or prediction.crash_probability >= 1.0:
+    """The objective values the prediction expects (goodput at the knee, several workloads
+    combined: as the study computes them), None when it breaks an SLO or crashes."""
+    worth = expected_values(prediction, spec)
+    if worth is None or prediction.crash_probability >= 1.0:
         return None
-    if any(v > 0 for v in constraint_values(metrics, spec.objectives.slos).values()):
+    if any(v > 0 for v in worth.constraints.values()):
         return None
-    return objective_values(metrics, spec.objectives)
+    return worth.values
 
 
 def draws(n: int = MC_DRAWS, seed: int = 0) -> np.ndarray:

@@ -2,17 +2,18 @@
 
 The "real" engine is the engine emulator under a truth profile (scripts/profiles/*.yaml,
 docs/emulator-profile.md) that the study never sees. For each profile, the true front of each
-space (scripts/profiles/space-*.yaml: 54 and 1,080 points, each measured on its own) is found
-exhaustively: every lattice point simulated with the profile's calibration, noise off
+space (scripts/profiles/space-*.yaml: 54 and 1,080 points, and a 96-point goodput space; each
+measured on its own) is found exhaustively: every lattice point simulated with the profile's
+calibration, noise off, with its load search on the goodput space
 (scripts/sim_to_real_truth.py, cached). Then, per
 seed, two studies of at most ``--budget`` runner trials each run through the study loop with
 ``--runner emulator``: screening (the sampler proposes K candidates, the shadow simulator,
 refitted after every real trial, picks one) and plain TPE (``--screening off``). Measured:
 
 - real trials until the true values of the configurations tried reach 0.95 of the true
-  front's hypervolume (median over seeds and profiles; a run that never does counts as
-  budget + 1, shown with ">");
-- the shadow simulator's median throughput error after 3, 5 and 10 real trials of the
+  front's hypervolume, or on the goodput space 0.95 of the true best goodput (median over
+  seeds and profiles; a run that never does counts as budget + 1, shown with ">");
+- the shadow simulator's median throughput (goodput) error after 3, 5 and 10 real trials of the
   screening run, on the whole lattice: fitted on the first k runner trials, it predicts every
   lattice point, against the profile's truth; and the same for the trials it predicted in the
   study (the stored predictions of trials run after k were fitted);
@@ -65,12 +66,13 @@ from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
 
 HERE = Path(__file__).resolve().parent / "profiles"
-SPACES = ("space-qwen3-8b-h100", "space-qwen3-32b-h100x4")
+SPACES = ("space-qwen3-8b-h100", "space-qwen3-32b-h100x4", "space-goodput-qwen3-32b-h100x2")
 PROFILES = ("slow-kernels", "host-bound", "fast-tight")
 TARGET = 0.95
 MILESTONES = (3, 5, 10)
 TIME_SCALE = 5.0
 ERROR_POINTS = 120
+ERROR_POINTS_GOODPUT = 24
 STEP = 3
 
 
@@ -89,14 +91,18 @@ def runner_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if not is_rejection(t)), key=lambda t: t.number)
 
 
-def trials_to_target(trials: list[FrozenTrial], truth: Truth) -> int | None:
-    """Runner trials until the true values of what was tried reach TARGET of the true front."""
+def trials_to_target(trials: list[FrozenTrial], truth: Truth, goodput: bool) -> int | None:
+    """Runner trials until the true values of what was tried reach TARGET of the true front's
+    hypervolume (with `goodput`: of the true best goodput)."""
     seen: list[Point] = []
     for count, trial in enumerate(trials, 1):
         value = truth.values.get(key(dict(trial.params)))
         if value is not None:
             seen.append(value)
-        if truth.hv(seen) >= TARGET * truth.hypervolume:
+        if goodput:
+            if max((t for t, _ in seen), default=0.0) >= TARGET * truth.best_throughput:
+                return count
+        elif truth.hv(seen) >= TARGET * truth.hypervolume:
             return count
     return None
 
@@ -145,19 +151,27 @@ def run_one(
         if status != 0:
             raise SystemExit(f"{config.study_name}: the study ended with status {status}")
         study = optuna.load_study(study_name=config.study_name, storage=storage or url)
-        if trials_to_target(runner_trials(study), truth) is not None:
+        if trials_to_target(runner_trials(study), truth, is_goodput(spec)) is not None:
             break
     assert study is not None
     trials = runner_trials(study)
-    return Run(trials, trials_to_target(trials, truth), time.perf_counter() - started)
+    reached = trials_to_target(trials, truth, is_goodput(spec))
+    return Run(trials, reached, time.perf_counter() - started)
+
+
+def is_goodput(spec: StudySpec) -> bool:
+    return spec.objectives.goodput is not None
 
 
 def lattice_errors(spec: StudySpec, trials: list[FrozenTrial], truth: Truth) -> dict[int, float]:
-    """After k runner trials: the median |predicted / true - 1| throughput over the lattice
-    (every point up to ERROR_POINTS of them, else an even stride through it, the same points
-    for every run)."""
+    """After k runner trials: the median |predicted / true - 1| throughput (goodput) over the
+    lattice (every point up to ERROR_POINTS of them, ERROR_POINTS_GOODPUT with a goodput
+    objective, whose every prediction runs a load search; else an even stride through it,
+    the same points for every run). Points whose true goodput is 0 (no load held) have no
+    relative error and are left out."""
     points = list(lattice(spec))
-    points = points[:: -(-len(points) // ERROR_POINTS)]
+    most = ERROR_POINTS_GOODPUT if is_goodput(spec) else ERROR_POINTS
+    points = points[:: -(-len(points) // most)]
     out = {}
     for k in MILESTONES:
         if len(trials) < k:
@@ -168,7 +182,7 @@ def lattice_errors(spec: StudySpec, trials: list[FrozenTrial], truth: Truth) -> 
         for params in points:
             true = truth.values[key(params)]
             resolved = resolve_candidate(candidate_from_params(spec, params), spec.node_group)
-            if true is None or resolved.config is None:
+            if true is None or true[0] <= 0.0 or resolved.config is None:
                 continue
             predicted = shadow.foretell(resolved.config).throughput
             if predicted is not None:
@@ -238,7 +252,12 @@ def bench_space(
         truth, cached = cached_true_front(space, path)
         took = "cached" if cached else f"computed in {time.perf_counter() - started:.0f} s"
         runner = SimRunner(profile=profile)
-        print(f"\nprofile {name}: true hypervolume {truth.hypervolume:.4g} ({took})")
+        best = (
+            f"true best goodput {truth.best_throughput:.4g}"
+            if is_goodput(spec)
+            else f"true hypervolume {truth.hypervolume:.4g}"
+        )
+        print(f"\nprofile {name}: {best} ({took})")
         for seed in range(seeds):
             line = [f"  seed {seed}:"]
             for label, screening in (("screening", True), ("plain TPE", False)):
@@ -265,9 +284,11 @@ def bench_space(
             print("; ".join(line), flush=True)
     print(f"\nsummary over profiles x seeds ({space.name})")
     med = {label: statistics.median(v) for label, v in reached.items()}
+    target = "best goodput" if is_goodput(spec) else "hypervolume"
+    metric = "goodput" if is_goodput(spec) else "throughput"
     for label, values in reached.items():
         print(
-            f"  {label:10s} trials to {TARGET} of the true hypervolume: median {med[label]:g} "
+            f"  {label:10s} trials to {TARGET} of the true {target}: median {med[label]:g} "
             f"(each: {values})"
         )
     print(
@@ -275,12 +296,17 @@ def bench_space(
         "(target <= 0.50)"
     )
     for k in MILESTONES:
-        lat = statistics.median(lattice_err[k]) if lattice_err[k] else float("nan")
-        inn = statistics.median(study_err[k]) if study_err[k] else float("nan")
+        lat, inn = _median_pct(lattice_err[k]), _median_pct(study_err[k])
         print(
-            f"  median throughput error after {k:2d} real trials: lattice {100 * lat:.1f}%, "
-            f"next trials in the study {100 * inn:.1f}%" + ("  (target <= 10%)" if k == 5 else "")
+            f"  median {metric} error after {k:2d} real trials: lattice {lat}, "
+            f"next trials in the study {inn}" + ("  (target <= 10%)" if k == 5 else "")
         )
+
+
+def _median_pct(values: list[float]) -> str:
+    """The median as a percentage; "-" when no run got that far (a screening run stops once
+    it has reached the target and the last milestone)."""
+    return f"{100 * statistics.median(values):.1f}%" if values else "-"
 
 
 def http_check(spec: StudySpec, path: Path, truth: Truth, budget: int, time_scale: float) -> None:

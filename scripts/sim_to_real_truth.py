@@ -1,10 +1,12 @@
 """The true front of a space under a truth profile, found exhaustively, for bench_sim_to_real.
 
 Every point of the space's lattice (categorical settings only, so the lattice is the space) is
-run once through `SimRunner` with the profile's calibration and no noise: what the emulated
-engine would measure on average. The true front and its hypervolume follow, with the
-reference point the report uses (90% of the worst throughput, 110% of the worst latency, here
-over the whole lattice); a study's progress is measured against them with the same point.
+run once through `SimRunner` with the profile's calibration and no noise, as a trial runs
+(with a goodput objective, its load search): what the emulated engine would measure on
+average. The true front and its hypervolume follow, with the reference point the report uses
+(90% of the worst throughput, 110% of the worst latency, here over the whole lattice); a
+study's progress is measured against them with the same point. With goodput,
+`Truth.best_throughput` is the true best goodput.
 
 `cached_true_front` keeps each truth in a JSON file (in the system's temporary folder) named by
 a hash of the space file, the profile file and the simulator's source (runners/sim), so a
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimizer.objectives import trial_values
+from optimizer.objectives import trial_values, trial_workload
 from optimizer.report.hypervolume import hypervolume_2d
 from optimizer.space import ENGINE_PARAM, VARIANT_PARAM, Walk, candidate_from_params
 from optimizer.spec.load import load_spec
@@ -70,6 +72,12 @@ class Truth:
     def hv(self, points: list[Point]) -> float:
         return hypervolume_2d(points, self.ref)
 
+    @property
+    def best_throughput(self) -> float:
+        """The highest throughput objective of any point (with goodput: the true best
+        goodput)."""
+        return max((v[0] for v in self.values.values() if v is not None), default=0.0)
+
 
 def key(params: dict[str, SettingValue]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
@@ -77,7 +85,7 @@ def key(params: dict[str, SettingValue]) -> tuple[tuple[str, str], ...]:
 
 def true_front(spec: StudySpec, profile: TruthProfile) -> Truth:
     pool = InlinePool(SimRunner(profile=profile), spec.node_group)
-    workload = spec.workload_for(spec.weighted_workloads[0][0])
+    workload = trial_workload(spec)  # with the goodput objective's load search, if any
     values: dict[tuple[tuple[str, str], ...], Point | None] = {}
     for number, params in enumerate(lattice(spec)):
         pool.submit(number, candidate_from_params(spec, params), workload)

@@ -1,5 +1,6 @@
 """The report's "Simulator against measurement" section: each real trial's prediction, stored
-before it ran, beside what it measured, and the errors over the study.
+before it ran, beside what it measured, and the errors over the study (with goodput, of the
+goodput; with several workloads, of each workload's own prediction too).
 
 Place in the data flow: one section of the report (`optimizer.report.build`), read from the
 predictions the shadow simulator stored (`optimizer.predicted`). Studies without stored
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 import optuna
 
-from optimizer.predicted import ErrorStats, PredictionRow, error_summary, prediction_rows
+from optimizer.predicted import (
+    ErrorStats,
+    PredictionRow,
+    error_summary,
+    prediction_rows,
+    workload_errors,
+)
 from optimizer.report.document import Block, Heading, Para, Table, labels, num
 
 MAX_ROWS = 40
@@ -21,6 +28,7 @@ def shadow_blocks(study: optuna.Study) -> list[Block]:
     if not rows:
         return []
     tput, lat = labels(study)
+    first = tput.split(",")[0] if tput.startswith("goodput") else "throughput"
     blocks: list[Block] = [
         Heading("Simulator against measurement"),
         Para(
@@ -28,9 +36,14 @@ def shadow_blocks(study: optuna.Study) -> list[Block]:
             "trials (measurements and crashes), predicted it; the prediction was stored on the "
             "trial before it ran. Error is |predicted / measured - 1|. 'fitted on' is the "
             "number of the study's runs the simulator had seen (0: the shipped calibration)."
+            + (GOODPUT_NOTE if first == "goodput" else "")
         ),
-        _summary_table(error_summary(rows)),
+        _summary_table(error_summary(rows), first),
     ]
+    each = workload_errors(rows)
+    if each:
+        blocks.append(Para("Each workload's own prediction against its measurement:"))
+        blocks.append(_summary_table(each, first))
     shown = rows[-MAX_ROWS:]
     if len(rows) > len(shown):
         blocks.append(Para(f"The last {len(shown)} of {len(rows)} real trials:"))
@@ -54,12 +67,18 @@ def shadow_blocks(study: optuna.Study) -> list[Block]:
     return blocks
 
 
-def _summary_table(stats: list[ErrorStats]) -> Table:
+GOODPUT_NOTE = (
+    " The predicted goodput is the throughput at the knee of the load search run on the "
+    "calibrated simulator, as the trial runs it on the engine."
+)
+
+
+def _summary_table(stats: list[ErrorStats], first: str) -> Table:
     return Table(
         (
             "trials",
             "compared",
-            "throughput median error",
+            f"{first} median error",
             "max",
             "latency median error",
             "max",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runners.types import Metrics
+from runners.types import Metrics, WorkloadRun
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,17 @@ class Prediction:
     simulator says it cannot run at all); `log_sigma` is the one-sigma uncertainty of every
     throughput and latency in it, in natural-log units (0.1 = about +/-10%);
     `crash_probability` is the chance that the engine fails to start or fails under load;
-    `source` says which simulator made it ("shipped calibration", "calibrated on 4 runs", ...).
+    `source` says which simulator made it ("shipped calibration", "calibrated on 4 runs", ...);
+    `workloads` is each workload expected, with its load search's curve, when the trial has a
+    load search or several workloads (as `TrialOutcome.workloads`; `metrics` is then the
+    first's), empty otherwise.
     """
 
     metrics: Metrics | None
     log_sigma: float
     crash_probability: float
     source: str
+    workloads: tuple[WorkloadRun, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.crash_probability <= 1.0:

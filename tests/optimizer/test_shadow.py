@@ -161,22 +161,6 @@ def test_stored_metrics_read_back_exactly(tmp_path: Path, files: tuple[StudySpec
     assert metrics_from_flat(outcome.metrics.flat()) == outcome.metrics
 
 
-def test_a_goodput_study_says_it_is_not_predicted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    space = SPACE.replace(
-        "objectives:\n",
-        "objectives:\n  goodput: {load: request_rate}\n"
-        "  slos: [{metric: p99_tpot_ms, max: 100}]\n",
-    )
-    (tmp_path / "space.yaml").write_text(space)
-    spec = load_spec(tmp_path / "space.yaml")
-    config = StudyConfig.of(spec, storage="sqlite://", runner=RunnerChoice("local"))
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    assert study_shadow(config, study) is None
-    assert "goodput" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_a_real_emulator_study_reports_prediction_against_measurement(
     tmp_path: Path, files: tuple[StudySpec, Path]
