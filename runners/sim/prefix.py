@@ -40,6 +40,8 @@ class PrefixCache:
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
         self.version = 0
+        self.holds = 0  # admissions so far (`hold` calls)
+        self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
         self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
 
     def has_chain(self, rid: int) -> bool:
@@ -73,7 +75,15 @@ class PrefixCache:
         tokens = self.end[chain[count - 1]] if count else 0
         looked = (chain, count, tokens, revived, fresh)
         self._memo = (key, looked)
+        self._unheld = (rid, self.holds, revived + fresh)
         return looked
+
+    def unheld_floor(self, rid: int) -> int:
+        """A lower bound of the pages of `rid`'s chain segments no request holds (what
+        `charge` sums to, whatever is cached): exact at its last look and, while no request has
+        been admitted since, only growing (releases only drop holders); 0 when unknown."""
+        looked, holds, pages = self._unheld
+        return pages if looked == rid and holds == self.holds else 0
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
@@ -96,6 +106,7 @@ class PrefixCache:
             ref[seg] += 1
         self.held[rid] = True
         self.version += 1
+        self.holds += 1
 
     def release(self, rid: int, own_pages: int, q_tail: int) -> int:
         """`rid` lets go of its segments (finished or preempted); returns the pages of those no

@@ -228,6 +228,21 @@ class ReplicaEngine:
         """Whether `rid`'s admission goes through the prefix cache's segments."""
         return self.cache is not None and self.cache.has_chain(rid)
 
+    def _blocked(self, rid: int, budget: int) -> bool:
+        """Whether chained request `rid` is known not to fit the free pages without walking
+        its chain: a queue head that did not fit is tried again after every finish, and until
+        someone is admitted its chain's unheld pages only grow, while it computes at least
+        min(prompt, budget) tokens (so at least that many own pages beyond its chain)."""
+        cache = self.cache
+        if cache is None:
+            return False
+        floor = cache.unheld_floor(rid)
+        if not floor:
+            return False
+        kv_after = min(int(self.seq_len[rid]), budget)
+        own = max(0, -(-kv_after // self.page) - cache.chain_pages[rid])
+        return floor + own > self.free
+
     def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
         """(pages revived from the free queue, pages allocated) to admit chained request `rid`
         computing up to `kv_after` tokens: its uncached segments and its own pages beyond its

@@ -132,3 +132,29 @@ def test_an_evicted_prefix_is_computed_again() -> None:
     _, near = replay(config(), requests_near, 20_000)
     assert near.records.ttft_s[-1] < 0.7 * near.records.ttft_s[0]  # still cached: a hit
     assert far.records.ttft_s[-1] == pytest.approx(far.records.ttft_s[0], rel=0.1)  # evicted
+
+
+def test_a_head_known_not_to_fit_would_not_have_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_blocked` skips a queue head's chain walk only when the full check rejects it too."""
+    from runners.sim.replica import ReplicaEngine
+
+    skipped: list[int] = []
+    known = ReplicaEngine._blocked
+
+    def checked(engine: ReplicaEngine, rid: int, budget: int) -> bool:
+        blocked = known(engine, rid, budget)
+        if blocked:
+            hit = engine._cached_hit_blocks(rid) * engine.page
+            kv_after = hit + min(int(engine.seq_len[rid]) - hit, budget)
+            assert sum(engine._admission_pages(rid, kv_after)) > engine.free
+            skipped.append(rid)
+        return blocked
+
+    monkeypatch.setattr(ReplicaEngine, "_blocked", checked)
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    engine_run, result = replay(config(), make_requests(w), 40_000)
+    assert result.records.success.all() and engine_run.preemptions > 0
+    assert skipped  # the pool was tight enough for heads to wait
