@@ -198,11 +198,12 @@ class ReplicaEngine:
         self.free -= count
         self.q_front = min(self.q_front + count, self.q_tail)
 
-    def _release(self, rid: int, cache: bool) -> None:
+    def _release(self, rid: int, cache: bool, final: bool = True) -> None:
+        """`rid`'s pages join the free queue: it finished (`final`) or is preempted."""
         b = int(self.blocks[rid])
         if self.cache is not None and self.cache.held[rid]:
             own = b - int(self.cache.chain_pages[rid])
-            b = own + self.cache.release(rid, own, self.q_tail)
+            b = own + self.cache.release(rid, own, self.q_tail, final)
         elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
@@ -270,7 +271,7 @@ class ReplicaEngine:
             self.cache.computed(ids)
 
     def _preempt(self, rid: int) -> None:
-        self._release(rid, cache=True)
+        self._release(rid, cache=True, final=False)
         self.kv_len[rid] = 0
         self.waiting.appendleft(rid)
         self.preemptions += 1
