@@ -93,11 +93,14 @@ class PrefixCache:
         return looked
 
     def unheld_floor(self, rid: int) -> int:
-        """A lower bound of the pages of `rid`'s chain segments no request holds (what
+        """A lower bound of the pages of waiting `rid`'s chain segments no request holds (what
         `charge` sums to, whatever is cached): exact at its last look and, while no request has
-        been admitted since, only growing (releases only drop holders); 0 when unknown."""
+        been admitted since, only growing (releases only drop holders); else its implicit
+        private tail's."""
         looked, holds, pages = self._unheld
-        return pages if looked == rid and holds == self.holds else 0
+        if looked == rid and holds == self.holds:
+            return pages
+        return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
