@@ -121,9 +121,15 @@ class ReplicaEngine:
             self.cache = PrefixCache(requests.chains, self.page)
         self.prompt_limit = min(config.max_model_len, self.capacity_tok)
         self.slots = requests.max_concurrency if requests.max_concurrency else n
-        self.next_client = 0
-        for _ in range(min(self.slots, len(self.roots))):
-            self._client_send(0.0)
+        # the client's first sends, as `_client_send(0.0)` of each slot (in bulk: a trace
+        # sends every request this way)
+        first = self.roots[: min(self.slots, len(self.roots))]
+        intended = self.intended_s[first]
+        at = np.where(intended < 0.0, 0.0, intended)  # max(intended, 0.0)
+        self.send_s[first] = at
+        self.sends = list(zip(at.tolist(), first.tolist(), strict=True))
+        heapq.heapify(self.sends)
+        self.next_client = len(first)
         self._configure(config, kv_tokens)
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
