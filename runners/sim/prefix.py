@@ -13,12 +13,19 @@ the scheduler's allocations evict from the front (`q_front`), so a segment is ca
 first page to go is not passed. A request hits its chain's leading cached segments, at most
 all but its prompt's last token, in whole pages.
 
+A chain's private tail (its segments after the last one another chain shares: in a Mooncake
+trace, most of a prompt) is only ever held or looked at by its own request, so its state stays
+implicit (never computed before admission, held while admitted) and is not walked; a finished
+request's tail just returns its pages, a preempted one's is written out first.
+
 The state is kept in plain Python lists, not NumPy arrays: a chain has a few dozen segments
 at most and is read several times per admission attempt, where NumPy's per-call overhead
 cost more than the work (all counts are integers, so results are the same either way).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from runners.workload import IntArray, PrefixChains
 
@@ -39,41 +46,61 @@ class PrefixCache:
         self.pos = [NOT_CACHED] * count
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
+        self.head_end, self.tail_pages = _private_tails(chains, page)
+        self.lazy = [True] * chains.size  # its private tail's state is implicit
+        self.tail_ready = [False] * chains.size
         self.version = 0
+        self.holds = 0  # admissions so far (`hold` calls)
+        self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
         self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
 
     def has_chain(self, rid: int) -> bool:
         return self.offsets[rid + 1] > self.offsets[rid]
 
-    def _chain(self, rid: int) -> list[int]:
-        return self.segments[self.offsets[rid] : self.offsets[rid + 1]]
+    def _head(self, rid: int) -> list[int]:
+        """`rid`'s chain, without its private tail while that is implicit."""
+        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
+        return self.segments[self.offsets[rid] : end]
 
     def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int, int, int]:
         """(chain, how many of its leading segments are cached, their tokens, and the pages
         `charge` returns), in one pass over the chain, remembered until the cache or the free
-        queue changes (an admission asks up to three times)."""
+        queue changes (an admission asks up to three times). An implicit private tail was
+        never computed: it ends the cached segments and is allocated whole."""
         key = (rid, q_front, self.version)
         memo = self._memo
         if memo is not None and memo[0] == key:
             return memo[1]
-        chain = self._chain(rid)
+        chain = self._head(rid)
         ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
         count = revived = fresh = 0
-        leading = True
         for seg in chain:
-            held = ref[seg] > 0
-            if leading and ready[seg] and (held or pos[seg] >= q_front):
+            if ready[seg] and (ref[seg] or pos[seg] >= q_front):
                 count += 1
-                if not held:
+                if not ref[seg]:
                     revived += pages[seg]
             else:
-                leading = False
-                if not held:
-                    fresh += pages[seg]
+                break
+        for seg in chain[count:]:
+            if not ref[seg]:
+                fresh += pages[seg]
+        if self.lazy[rid]:
+            fresh += self.tail_pages[rid]
         tokens = self.end[chain[count - 1]] if count else 0
         looked = (chain, count, tokens, revived, fresh)
         self._memo = (key, looked)
+        self._unheld = (rid, self.holds, revived + fresh)
         return looked
+
+    def unheld_floor(self, rid: int) -> int:
+        """A lower bound of the pages of waiting `rid`'s chain segments no request holds (what
+        `charge` sums to, whatever is cached): exact at its last look and, while no request has
+        been admitted since, only growing (releases only drop holders); else its implicit
+        private tail's."""
+        looked, holds, pages = self._unheld
+        if looked == rid and holds == self.holds:
+            return pages
+        return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
@@ -90,24 +117,34 @@ class PrefixCache:
         again are no longer ready."""
         chain, leading = self._look(rid, q_front)[:2]
         ref, ready = self.ref, self.ready
-        for i, seg in enumerate(chain):
-            if i >= leading and ref[seg] == 0:
+        for seg in chain[:leading]:
+            ref[seg] += 1
+        for seg in chain[leading:]:
+            if not ref[seg]:
                 ready[seg] = False
             ref[seg] += 1
         self.held[rid] = True
         self.version += 1
+        self.holds += 1
 
-    def release(self, rid: int, own_pages: int, q_tail: int) -> int:
-        """`rid` lets go of its segments (finished or preempted); returns the pages of those no
-        one holds any more, which join the free queue after its `own_pages`."""
+    def release(self, rid: int, own_pages: int, q_tail: int, final: bool = False) -> int:
+        """`rid` lets go of its segments (finished, `final`, or preempted); returns the pages
+        of those no one holds any more, which join the free queue after its `own_pages`. A
+        finished request's private tail joins the queue without its state: no one asks."""
         self.held[rid] = False
         self.version += 1
+        total = 0
+        if self.lazy[rid]:
+            if final:
+                total = self.tail_pages[rid]
+            else:
+                self._expand(rid)
         ref, pages = self.ref, self.pages
         loose: list[int] = []
-        total = 0
-        for seg in self._chain(rid):
-            ref[seg] -= 1
-            if ref[seg] == 0:
+        for seg in self._head(rid):
+            r = ref[seg] - 1
+            ref[seg] = r
+            if not r:
                 loose.append(seg)
                 total += pages[seg]
         # the chain's first loose segment joins the queue last: it is evicted last
@@ -124,5 +161,31 @@ class PrefixCache:
         self.version += 1
         ready = self.ready
         for rid in ids.tolist():
-            for seg in self._chain(rid):
+            for seg in self._head(rid):
                 ready[seg] = True
+            self.tail_ready[rid] = True
+
+    def _expand(self, rid: int) -> None:
+        """Write held `rid`'s implicit private tail into the segments' state (it is being
+        preempted, so it will look at its chain again)."""
+        ref, ready, flag = self.ref, self.ready, self.tail_ready[rid]
+        for seg in self.segments[self.head_end[rid] : self.offsets[rid + 1]]:
+            ref[seg] = 1
+            ready[seg] = flag
+        self.lazy[rid] = False
+
+
+def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int]]:
+    """Per request, where its chain's private tail starts in `segments` and its pages: the
+    segments after its last one that another chain shares (only this request ever holds or
+    looks at them, so their state can stay implicit until it is preempted)."""
+    segments, offsets = chains.segments, chains.offsets
+    counts = np.diff(offsets)
+    owner = np.repeat(np.arange(chains.size, dtype=np.int64), counts)
+    shared = np.bincount(segments, minlength=chains.segment_count)[segments] > 1
+    head_end = offsets[:-1].copy()
+    np.maximum.at(head_end, owner[shared], np.flatnonzero(shared) + 1)
+    seg_pages = (chains.end // page - chains.start // page)[segments]
+    cum = np.concatenate([[0], np.cumsum(seg_pages)])
+    tail_pages = cum[offsets[1:]] - cum[head_end]
+    return head_end.tolist(), tail_pages.tolist()

@@ -121,9 +121,15 @@ class ReplicaEngine:
             self.cache = PrefixCache(requests.chains, self.page)
         self.prompt_limit = min(config.max_model_len, self.capacity_tok)
         self.slots = requests.max_concurrency if requests.max_concurrency else n
-        self.next_client = 0
-        for _ in range(min(self.slots, len(self.roots))):
-            self._client_send(0.0)
+        # the client's first sends, as `_client_send(0.0)` of each slot (in bulk: a trace
+        # sends every request this way)
+        first = self.roots[: min(self.slots, len(self.roots))]
+        intended = self.intended_s[first]
+        at = np.where(intended < 0.0, 0.0, intended)  # max(intended, 0.0)
+        self.send_s[first] = at
+        self.sends = list(zip(at.tolist(), first.tolist(), strict=True))
+        heapq.heapify(self.sends)
+        self.next_client = len(first)
         self._configure(config, kv_tokens)
 
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
@@ -198,11 +204,12 @@ class ReplicaEngine:
         self.free -= count
         self.q_front = min(self.q_front + count, self.q_tail)
 
-    def _release(self, rid: int, cache: bool) -> None:
+    def _release(self, rid: int, cache: bool, final: bool = True) -> None:
+        """`rid`'s pages join the free queue: it finished (`final`) or is preempted."""
         b = int(self.blocks[rid])
         if self.cache is not None and self.cache.held[rid]:
             own = b - int(self.cache.chain_pages[rid])
-            b = own + self.cache.release(rid, own, self.q_tail)
+            b = own + self.cache.release(rid, own, self.q_tail, final)
         elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
@@ -227,6 +234,21 @@ class ReplicaEngine:
     def _chained(self, rid: int) -> bool:
         """Whether `rid`'s admission goes through the prefix cache's segments."""
         return self.cache is not None and self.cache.has_chain(rid)
+
+    def _blocked(self, rid: int, budget: int) -> bool:
+        """Whether chained request `rid` is known not to fit the free pages without walking
+        its chain: a queue head that did not fit is tried again after every finish, and until
+        someone is admitted its chain's unheld pages only grow, while it computes at least
+        min(prompt, budget) tokens (so at least that many own pages beyond its chain)."""
+        cache = self.cache
+        if cache is None:
+            return False
+        floor = cache.unheld_floor(rid)
+        if not floor:
+            return False
+        kv_after = min(int(self.seq_len[rid]), budget)
+        own = max(0, -(-kv_after // self.page) - cache.chain_pages[rid])
+        return floor + own > self.free
 
     def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
         """(pages revived from the free queue, pages allocated) to admit chained request `rid`
@@ -255,7 +277,7 @@ class ReplicaEngine:
             self.cache.computed(ids)
 
     def _preempt(self, rid: int) -> None:
-        self._release(rid, cache=True)
+        self._release(rid, cache=True, final=False)
         self.kv_len[rid] = 0
         self.waiting.appendleft(rid)
         self.preemptions += 1

@@ -142,6 +142,8 @@ class VllmEngine(StretchEngine):
         """Admit the head of the queue (prefix-cache hit in whole blocks) if it fits."""
         bs = self.page
         rid = self.waiting[0]
+        if self._blocked(rid, budget):
+            return
         hit_blocks = self._cached_hit_blocks(rid)
         hit_tok = hit_blocks * bs
         n = int(self.seq_len[rid]) - hit_tok

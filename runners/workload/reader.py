@@ -88,11 +88,18 @@ def read_document(path: Path) -> str:
 
 def json_objects(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, object) of each line of a JSON Lines file."""
+    # `json.loads` without its Python wrappers (the C scanner; typeshed does not list it)
+    scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
     for line, text in read_lines(path):
         try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise problem(path, line, f"not valid JSON ({exc})") from None
+            value, end = scan(text, 0)
+        except (ValueError, StopIteration):  # no JSON value at the line's first character
+            value, end = None, -1
+        if end != len(text) and (end < 0 or text[end:].strip()):
+            try:  # (leading blanks, or not JSON: `json.loads` names the problem)
+                value = json.loads(text)
+            except ValueError as exc:
+                raise problem(path, line, f"not valid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise problem(path, line, f"expected a JSON object, found {type(value).__name__}")
         yield line, value

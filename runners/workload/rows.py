@@ -106,11 +106,17 @@ class RowsBuilder:
             raise problem(path, line, "the workload sets a time window, but the rows have no time")
         if timestamp_s is not None and self.first_s is not None:
             _append(rows, "timestamp_s", timestamp_s - self.first_s)
-        _append(rows, "hash_ids", hash_ids)
-        _append(rows, "prefix", prefix)
-        _append(rows, "session", session)
-        _append(rows, "turn", turn)
-        _append(rows, "texts", text)
+        # (the optional columns a format never gives cost no call)
+        if hash_ids is not None or rows.hash_ids is not None:
+            _append(rows, "hash_ids", hash_ids)
+        if prefix is not None or rows.prefix is not None:
+            _append(rows, "prefix", prefix)
+        if session is not None or rows.session is not None:
+            _append(rows, "session", session)
+        if turn is not None or rows.turn is not None:
+            _append(rows, "turn", turn)
+        if text is not None or rows.texts is not None:
+            _append(rows, "texts", text)
         rows.line.append(line)
         rows.prompt_len.append(prompt_len)
         rows.output_len.append(output_len)

@@ -31,9 +31,10 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 def read_mooncake(path: Path, workload: Workload) -> Rows:
     """The rows `workload` replays from a Mooncake-format trace."""
     builder = RowsBuilder(path, workload, workload.hash_block_size)
+    fields = frozenset(MOONCAKE_FIELDS)
     for line, record in json_objects(path):
-        missing = [name for name in MOONCAKE_FIELDS if name not in record]
-        if missing:
+        if not fields <= record.keys():
+            missing = [name for name in MOONCAKE_FIELDS if name not in record]
             raise problem(
                 path,
                 line,

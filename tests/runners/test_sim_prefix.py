@@ -132,3 +132,62 @@ def test_an_evicted_prefix_is_computed_again() -> None:
     _, near = replay(config(), requests_near, 20_000)
     assert near.records.ttft_s[-1] < 0.7 * near.records.ttft_s[0]  # still cached: a hit
     assert far.records.ttft_s[-1] == pytest.approx(far.records.ttft_s[0], rel=0.1)  # evicted
+
+
+def test_a_head_known_not_to_fit_would_not_have_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_blocked` skips a queue head's chain walk only when the full check rejects it too."""
+    from runners.sim.replica import ReplicaEngine
+
+    skipped: list[int] = []
+    known = ReplicaEngine._blocked
+
+    def checked(engine: ReplicaEngine, rid: int, budget: int) -> bool:
+        blocked = known(engine, rid, budget)
+        if blocked:
+            hit = engine._cached_hit_blocks(rid) * engine.page
+            kv_after = hit + min(int(engine.seq_len[rid]) - hit, budget)
+            assert sum(engine._admission_pages(rid, kv_after)) > engine.free
+            skipped.append(rid)
+        return blocked
+
+    monkeypatch.setattr(ReplicaEngine, "_blocked", checked)
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    engine_run, result = replay(config(), make_requests(w), 40_000)
+    assert result.records.success.all() and engine_run.preemptions > 0
+    assert skipped  # the pool was tight enough for heads to wait
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_private_tails_kept_implicit_change_nothing(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain's private tail (segments no other chain has) is not walked until its request
+    is preempted; the run is the one that walks every segment, preemptions included."""
+    from runners.sim import prefix
+
+    builder = ChainBuilder()
+    chains = []
+    for i in range(300):  # 6 groups' 40 blocks, then 60 blocks of the request's own
+        keys = [(i % 6, b) for b in range(40)] + [(i, b) for b in range(40, 100)]
+        chains.append(builder.extend_all([], keys, [16] * 100))
+    n = len(chains)
+    requests = RequestSet(
+        np.arange(n, dtype=np.int64), np.full(n, 1700, dtype=np.int64),
+        np.full(n, 300, dtype=np.int64), np.arange(n, dtype=np.float64) * 0.01, None,
+        chains=builder.finish(chains),
+    )  # fmt: skip
+    assert requests.chains is not None
+    assert sum(prefix._private_tails(requests.chains, 16)[1]) == n * 60
+    lazy_engine, lazy = replay(config(engine), requests, 40_000)
+    monkeypatch.setattr(
+        prefix, "_private_tails",
+        lambda chains, page: (chains.offsets[1:].tolist(), [0] * chains.size),
+    )  # fmt: skip
+    walked_engine, walked = replay(config(engine), requests, 40_000)
+    assert lazy_engine.preemptions == walked_engine.preemptions > 0
+    for name in ("ttft_s", "e2el_s", "start_s", "success"):
+        assert np.array_equal(getattr(lazy.records, name), getattr(walked.records, name))
+    assert lazy_engine.free == lazy_engine.total_blocks

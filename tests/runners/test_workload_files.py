@@ -358,3 +358,14 @@ def test_chained_hash_ids_are_read_as_the_trie_would_name_them() -> None:
         slow.shared_tokens(a, b) for a, b in pairs
     ]
     assert block_chains([[1, 2], [3, 2]], [32, 32], 16) is None  # 2 follows two ids
+
+
+def test_json_lines_take_blanks_around_an_object_and_nothing_after_it(tmp_path: Path) -> None:
+    from runners.workload.reader import json_objects
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text(' {"a": 1}\n{"b": 2}  \n{"c": 3}\n')
+    assert [value for _, value in json_objects(path)] == [{"a": 1}, {"b": 2}, {"c": 3}]
+    path.write_text('{"a": 1}\n{"b": 2} {"c": 3}\n')
+    with pytest.raises(DatasetError, match=r":2: not valid JSON \(Extra data"):
+        list(json_objects(path))
