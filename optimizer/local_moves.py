@@ -55,7 +55,10 @@ class Neighbour:
         if name in self.moved or name not in self.base:
             return None
         value = self.base[name]
-        return value if dist._contains(dist.to_internal_repr(value)) else None
+        try:  # a stored trial may hold a value the space no longer allows
+            return value if dist._contains(dist.to_internal_repr(value)) else None
+        except (ValueError, TypeError):
+            return None
 
     def _set(self, name: str, dist: BaseDistribution, value: Any) -> Any:
         self.params[name] = value

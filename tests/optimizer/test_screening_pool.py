@@ -166,3 +166,14 @@ def test_a_default_simulated_study_stops_by_itself_on_a_small_space() -> None:
     assert "front converged" in study.user_attrs[STOP_REASON]
     ran = runner_trials(study.trials)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in ran)
+
+
+def test_a_move_from_a_value_the_space_no_longer_allows_draws_a_valid_one(
+    spec: StudySpec,
+) -> None:
+    base = baseline_params(spec)
+    name = next(k for k in sorted(base) if k.endswith("kv-cache-dtype"))
+    stale = {**base, name: "int4-from-an-older-space"}
+    _candidate, move = local_move(spec, [_done(stale, (1.0, 1.0))], random.Random(1))
+    candidate_from_params(spec, move.params)
+    assert move.params[name] != "int4-from-an-older-space"
