@@ -17,7 +17,7 @@ from runners.sim import Noise
 from runners.sim.fit import CalibrationFit
 from runners.sim.prediction import Prediction
 from runners.sim.runner import SimRunner
-from runners.types import ServingConfig, Workload
+from runners.types import ServingConfig, TrialOutcome, Workload
 
 
 class Predictor(Protocol):
@@ -38,21 +38,25 @@ class SimPredictor:
     ) -> None:
         self._runner = SimRunner(noise=noise, calibration=calibration)
         self._log_sigma = noise.run_sigma if noise is not None else 0.0
-        self._seen: dict[tuple[ServingConfig, Workload], Prediction] = {}
+        self._seen: dict[tuple[ServingConfig, Workload], TrialOutcome] = {}
+        self.simulations = 0  # how many configurations were simulated (each once)
 
-    def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
-        """Simulated once per configuration and workload (the simulation is deterministic for
-        the workload's seed, so a proposal the sampler repeats costs nothing)."""
+    def outcome(self, config: ServingConfig, workload: Workload) -> TrialOutcome:
+        """The simulated trial's outcome, simulated once per configuration and workload (the
+        simulation is deterministic for the workload's seed, so a proposal the sampler repeats
+        costs nothing; with noise, the one draw made first is kept)."""
         key = (config, workload)
         if key not in self._seen:
-            outcome = self._runner.simulate_config(config, workload)
-            if outcome.status != "ok" or outcome.metrics is None:
-                self._seen[key] = Prediction(None, self._log_sigma, 1.0, "simulator")
-            else:
-                self._seen[key] = Prediction(
-                    outcome.metrics, self._log_sigma, 0.0, "simulator", outcome.workloads
-                )
+            self._seen[key] = self._runner.simulate_config(config, workload)
+            self.simulations += 1
         return self._seen[key]
+
+    def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
+        """The simulated outcome as a prediction: its metrics, or a certain crash."""
+        outcome = self.outcome(config, workload)
+        if outcome.status != "ok" or outcome.metrics is None:
+            return Prediction(None, self._log_sigma, 1.0, "simulator")
+        return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator", outcome.workloads)
 
 
 def study_predictor(config: StudyConfig, shadow: Predictor | None = None) -> Predictor | None:

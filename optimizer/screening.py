@@ -27,28 +27,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from optimizer.feasibility import FeasibilityChecker
-from optimizer.predictors import Predictor
+from optimizer.local_moves import front_trials, local_move
+from optimizer.predictors import Predictor, SimPredictor
 from optimizer.report.hypervolume import Point, feasible_points, hypervolume_2d
 from optimizer.samplers import make_sampler
+from optimizer.screening_pool import CandidatePool, learned_trial
 from optimizer.shadow_trial import expected_values
 from optimizer.space import suggest
 from optimizer.spec.models import SamplerName, StudySpec
-from runners.engines import resolve_candidate
+from runners.engines import Resolved, resolve_candidate
 from runners.sim.prediction import Prediction
-from runners.types import Workload
+from runners.types import ServingConfig, TrialOutcome, Workload
 
 SCREENED = "screened"
 """User attribute of a screened trial: {"candidates": K, "expected_gain": score}."""
 DEFAULT_CANDIDATES = 32
 MC_DRAWS = 64
+LOCAL_SHARE = 0.5
+"""Share of a pooled (simulated) study's K proposals that are local moves around the front
+(`optimizer.local_moves`) once it has a point; the rest come from the sampler."""
 REF_LATENCY_MARGIN = 1.1
 
 
@@ -192,7 +199,13 @@ def choose(scored: Sequence[Scored]) -> Scored | None:
 
 @dataclass
 class Screen:
-    """Screening of one study run: its predictor, sampler kind, K and pre-flight."""
+    """Screening of one study run: its predictor, sampler kind, K and pre-flight.
+
+    With the simulator as predictor (a simulated study) every simulated proposal is kept in a
+    pool (`optimizer.screening_pool`): later rounds score it again and the sampler learns from
+    it, and no configuration is simulated twice. Other predictors (the shadow simulator of a
+    real study, refitted after every trial) are asked afresh each round.
+    """
 
     spec: StudySpec
     predictor: Predictor
@@ -201,45 +214,116 @@ class Screen:
     seed: int
     candidates: int = DEFAULT_CANDIDATES
     checker: FeasibilityChecker | None = None
+    pool: CandidatePool[Scored] | None = None
+    local_share: float = LOCAL_SHARE
+
+    def __post_init__(self) -> None:
+        if self.pool is None and isinstance(self.predictor, SimPredictor):
+            self.pool = CandidatePool()
 
     def propose(self, study: optuna.Study) -> tuple[list[Scored], list[FrozenTrial]]:
-        """K proposals of the study's sampler on an in-memory copy, resolved and predicted."""
+        """K proposals of the study's sampler on an in-memory copy, resolved and predicted
+        (with a pool: the new ones only; a proposal already pooled is not predicted again)."""
         history = study.get_trials(deepcopy=False)
         copy = optuna.create_study(
             directions=study.directions,
             sampler=make_sampler(self.sampler, self.seed + len(history)),
         )
-        copy.add_trials([t for t in history if t.state != TrialState.WAITING])
+        pool = self.pool
+        known = (
+            pool.trials(history, trial_key)
+            if pool is not None
+            else [t for t in history if t.state != TrialState.WAITING]
+        )
+        copy.add_trials(known)
+        front = front_trials(known) if pool is not None else []
+        local = int(self.candidates * self.local_share) if front else 0
+        rng = random.Random(self.seed + len(history))
         proposals: list[Scored] = []
-        for _ in range(self.candidates):
-            trial = copy.ask()
-            resolved = resolve_candidate(suggest(trial, self.spec), self.spec.node_group)
-            params = dict(trial.params)
-            odds = 0.0  # pre-flight's crash probability of a launchable proposal
-            if self.checker is not None:
-                verdict = self.checker.check(resolved, params, trial.distributions, history)
-                if not verdict.launch:
-                    proposals.append(Scored(params, None, None))
-                    continue
-                odds = verdict.crash_probability or 0.0
-            if resolved.config is None:  # the engine refuses it: no pre-flight to say so
-                crashed = Prediction(None, 0.0, 1.0, "engine argument check")
-                proposals.append(Scored(params, crashed, None))
-                continue
-            prediction = with_crash_odds(
-                self.predictor.predict(resolved.config, self.workload), odds
-            )
-            proposals.append(Scored(params, prediction, predicted_point(prediction, self.spec)))
+        for index in range(self.candidates):
+            if index < self.candidates - local:
+                trial = copy.ask()
+                candidate = suggest(trial, self.spec)
+                params, distributions = dict(trial.params), trial.distributions
+            else:
+                candidate, move = local_move(self.spec, front, rng)
+                params, distributions = move.params, move.distributions
+            resolved = resolve_candidate(candidate, self.spec.node_group)
+            key = params_key(params)
+            if pool is not None and key in pool:
+                continue  # simulated in an earlier round: the pool scores it
+            scored = self._predict(resolved, params, distributions, history)
+            proposals.append(scored)
+            if pool is not None:
+                outcome = None
+                if scored.prediction is not None and resolved.config is not None:
+                    outcome = self._outcome(resolved.config)
+                learned = learned_trial(params, distributions, outcome, self.spec)
+                pool.add(key, scored if scored.prediction is not None else None, learned)
         return proposals, history
 
+    def _predict(
+        self,
+        resolved: Resolved,
+        params: dict[str, object],
+        distributions: dict[str, BaseDistribution],
+        history: list[FrozenTrial],
+    ) -> Scored:
+        """One proposal pre-flight checked and predicted (not yet scored)."""
+        odds = 0.0  # pre-flight's crash probability of a launchable proposal
+        if self.checker is not None:
+            verdict = self.checker.check(resolved, params, distributions, history)
+            if not verdict.launch:
+                return Scored(params, None, None)
+            odds = verdict.crash_probability or 0.0
+        config = resolved.config
+        if config is None:  # the engine refuses it: no pre-flight to say so
+            return Scored(params, Prediction(None, 0.0, 1.0, "engine argument check"), None)
+        prediction = with_crash_odds(self.predictor.predict(config, self.workload), odds)
+        return Scored(params, prediction, predicted_point(prediction, self.spec))
+
+    def _outcome(self, config: ServingConfig) -> TrialOutcome | None:
+        if isinstance(self.predictor, SimPredictor):
+            return self.predictor.outcome(config, self.workload)
+        return None
+
     def enqueue_best(self, study: optuna.Study) -> Scored | None:
-        """Enqueue the best of K proposals (None, nothing enqueued: all were rejected)."""
+        """Enqueue the best of K proposals and the pool (None, nothing enqueued: all were
+        rejected)."""
         proposals, history = self.propose(study)
-        best = choose(score_all(proposals, self.spec, history))
+        fresh = {params_key(c.params) for c in proposals}
+        pooled = (
+            [c for c in self.pool.candidates() if params_key(c.params) not in fresh]
+            if self.pool is not None
+            else []
+        )
+        scored = score_all([*proposals, *pooled], self.spec, history)
+        if self.pool is not None:
+            self.pool.drop(params_key(c.params) for c in scored if worthless_for_good(c))
+        best = choose(scored)
         if best is not None:
-            attrs = {SCREENED: {"candidates": len(proposals), "expected_gain": best.score}}
+            attrs = {
+                SCREENED: {
+                    "candidates": self.candidates,
+                    "pooled": len(pooled),
+                    "expected_gain": best.score,
+                }
+            }
             study.enqueue_trial(best.params, user_attrs=attrs, skip_if_exists=False)
         return best
+
+
+def worthless_for_good(candidate: Scored) -> bool:
+    """Worth nothing now and never again: run already, crashed or breaking an SLO, or (without
+    a spread) dominated by the front, which only grows."""
+    if candidate.ran or candidate.point is None:
+        return True
+    spread = candidate.prediction.log_sigma if candidate.prediction is not None else 0.0
+    return candidate.score <= 0.0 and spread == 0.0
+
+
+def trial_key(trial: FrozenTrial) -> tuple[tuple[str, str], ...]:
+    return params_key(dict(trial.params))
 
 
 __all__ = [

@@ -10,15 +10,19 @@ budget), over the seeds:
 - ``plain``: the same study with --screening off (plain TPE, one proposal per trial).
 
 The best-known hypervolume of a space is that of the union of every point any run below stored
-plus a long plain TPE run (``--long`` trials, same run). The hypervolume reference point is (0
+plus a long plain TPE run (``--long`` trials or ``--long-budget`` seconds, whichever ends it
+first; same process). The hypervolume reference point is (0
 throughput, 1.1 x the largest latency of any feasible point in that union). Per strategy the
 script prints the median over seeds of: seconds and stored trials until the front first reached
 0.99 of the best known (from the first trial's start; ">" when it never did), the hypervolume
 ratio at the end, the run's seconds, and how many runs stopped by themselves (front converged)
-rather than at the time budget. Ratios are of runs in this process only.
+rather than at the time budget. Ratios are of runs in this process only. The load average is
+printed at the start and beside every space: on a shared machine a second of a run is worth
+less. Spaces can be split over several invocations with --spaces.
 
     python scripts/bench_convergence.py [--spaces qwen3-moe.yaml ...] [--seeds 5]
-        [--time-budget 60] [--long 400] [--strategies screened screened-32 plain] [--quick]
+        [--time-budget 60] [--long 400] [--long-budget 240] [--quick]
+        [--strategies screened screened-32 plain]
 """
 
 from __future__ import annotations
@@ -26,22 +30,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout, not another installed copy
 
-from optimizer.config import StudyConfig
-from optimizer.convergence import StopRule, runner_trials
-from optimizer.loop import STOP_REASON, run_study
-from optimizer.report.hypervolume import hypervolume_2d
-from optimizer.spec.load import load_spec
-from optimizer.spec.models import StudySpec
-from runners.sim.runner import SimRunner
+import optuna  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from optimizer.config import StudyConfig  # noqa: E402
+from optimizer.convergence import StopRule, runner_trials  # noqa: E402
+from optimizer.loop import STOP_REASON, run_study  # noqa: E402
+from optimizer.report.hypervolume import hypervolume_2d  # noqa: E402
+from optimizer.spec.load import load_spec  # noqa: E402
+from optimizer.spec.models import StudySpec  # noqa: E402
+from runners.sim.runner import SimRunner  # noqa: E402
 
 SHIPPED = [
     "qwen3-moe.yaml",
@@ -82,19 +91,25 @@ def feasible_point(trial: FrozenTrial) -> Point | None:
 def run_one(
     spec: StudySpec, strategy: str, seed: int, budget: float, n_trials: int | None = None
 ) -> Run:
+    """One study as the command line runs it; with `n_trials`, a run of that many trials or
+    `budget` seconds, whichever comes first (no plateau stop: the long reference run)."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
         name = f"{strategy}-{seed}"
+        stop = (
+            StopRule(time_budget_s=budget, rel_gain=-1.0, max_trials=n_trials)
+            if n_trials
+            else StopRule(time_budget_s=budget)
+        )
         config = StudyConfig.of(
             spec,
             study_name=name,
             storage=url,
-            n_trials=n_trials,
             seed=seed,
             quiet=True,
             screening=strategy.startswith("screened"),
             screening_candidates=int(strategy.split("-")[1]) if "-" in strategy else None,
-            stop=None if n_trials else StopRule(time_budget_s=budget),
+            stop=stop,
         )
         with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
             run_study(config, SimRunner())
@@ -127,13 +142,21 @@ def final_hv(run: Run, ref: Point) -> float:
     return hypervolume_2d([p for _, p in run.timeline if p is not None], ref)
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared: read seconds so)."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="+", default=None)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--time-budget", type=float, default=60.0)
     parser.add_argument("--long", type=int, default=400, help="trials of the long plain run")
-    parser.add_argument("--strategies", nargs="+", default=["screened", "screened-32", "plain"])
+    parser.add_argument(
+        "--long-budget", type=float, default=240.0, help="seconds cap of the long plain run"
+    )
+    parser.add_argument("--strategies", nargs="+", default=["screened", "plain"])
     parser.add_argument(
         "--quick", action="store_true", help="three spaces, two seeds, a 200-trial long run"
     )
@@ -144,7 +167,9 @@ def main() -> None:
     long_trials = 200 if args.quick and args.long == 400 else args.long
     print(
         f"{len(spaces)} spaces, {seeds} seeds, time budget {args.time_budget:g} s, long run "
-        f"{long_trials} plain trials; target {TARGET} of the best-known hypervolume"
+        f"{long_trials} plain trials (at most {args.long_budget:g} s); target {TARGET} of the "
+        f"best-known hypervolume; load average {load()}",
+        flush=True,
     )
     for space in spaces:
         spec = load_spec(space)
@@ -153,7 +178,7 @@ def main() -> None:
             s: [run_one(spec, s, seed, args.time_budget) for seed in range(seeds)]
             for s in args.strategies
         }
-        long = run_one(spec, "plain", 1000, args.time_budget, n_trials=long_trials)
+        long = run_one(spec, "plain", 1000, args.long_budget, n_trials=long_trials)
         union = [p for rs in runs.values() for r in rs for _, p in r.timeline if p is not None]
         union += [p for _, p in long.timeline if p is not None]
         if not union:
@@ -163,8 +188,8 @@ def main() -> None:
         best = hypervolume_2d(union, ref)
         print(
             f"\n{Path(space).name}: best known = union of all runs + a {long_trials}-trial plain "
-            f"run (it alone: {final_hv(long, ref) / best:.3f}); "
-            f"{time.perf_counter() - started:.0f} s"
+            f"run (it alone: {final_hv(long, ref) / best:.3f}, {len(long.timeline)} trials); "
+            f"{time.perf_counter() - started:.0f} s; load average {load()}"
         )
         print(
             f"{'strategy':<10}{'s to 0.99':>11}{'trials':>8}{'reached':>9}{'HV end':>8}"
@@ -183,7 +208,8 @@ def main() -> None:
                 f"{strategy:<10}{secs:>11}{trials:>8}{len(ok):>6}/{len(reached):<2}{ratio:>8.3f}"
                 f"{statistics.median(r.seconds for r in strategy_runs):>7.0f}"
                 f"{statistics.median(len(r.timeline) for r in strategy_runs):>8.0f}"
-                f"{sum(r.converged for r in strategy_runs):>13}/{len(strategy_runs)}"
+                f"{sum(r.converged for r in strategy_runs):>13}/{len(strategy_runs)}",
+                flush=True,
             )
 
 

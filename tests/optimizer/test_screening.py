@@ -192,7 +192,8 @@ def test_the_simulator_predicts_what_the_simulated_trial_measures(spec: StudySpe
     outcome = SimRunner().simulate_config(config, workload)
     assert prediction.metrics == outcome.metrics
     assert prediction.crash_probability == 0.0 and prediction.log_sigma == 0.0
-    assert predictor.predict(config, workload) is prediction, "a repeat is not simulated again"
+    assert predictor.predict(config, workload) == prediction
+    assert predictor.simulations == 1, "a repeat is not simulated again"
 
 
 def _done(number: int, params: dict[str, int], values: tuple[float, float]) -> FrozenTrial:
