@@ -28,37 +28,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_traces import write_azure, write_mooncake  # noqa: E402
 
-from runners.catalog import get_gpu, get_model  # noqa: E402
 from runners.sim import Noise, simulate  # noqa: E402
-from runners.sim.reference import reference_config  # noqa: E402
-from runners.types import EngineName, ServingConfig, Workload  # noqa: E402
+from runners.sim.reference import dense_config, reference_config  # noqa: E402
+from runners.types import ServingConfig, Workload  # noqa: E402
 
 FIELDS = ("prompt_len", "output_len", "success", "start_s", "ttft_s", "e2el_s", "itl_s")
-
-
-def dense(engine: EngineName, **overrides: object) -> ServingConfig:
-    """Qwen3-14B BF16 on one A100 with `engine`'s scheduler (as the variant tests use)."""
-    base = dataclasses.replace(
-        reference_config(),
-        engine=engine,
-        engine_version="1.2.0rc1" if engine == "trtllm" else "0.11.0",
-        model=get_model("Qwen3-14B"),
-        gpu=get_gpu("A100"),
-        tensor_parallel=1,
-        max_model_len=40960,
-        max_num_batched_tokens=8192,
-        max_num_seqs=256,
-        mem_fraction=0.9,
-        cuda_graph_max_batch=256,
-    )
-    if engine == "trtllm":
-        base = dataclasses.replace(base, block_size=32, capacity_policy="guaranteed_no_evict")
-    if engine == "mindie":
-        base = dataclasses.replace(
-            base, block_size=128, chunked_prefill=False, max_prefill_batch=50,
-            max_prefill_tokens=8192, max_num_seqs=200, max_model_len=8192,
-        )  # fmt: skip
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def cases(tmp: Path) -> dict[str, tuple[ServingConfig, Workload, Noise | None]]:
@@ -89,16 +63,16 @@ def cases(tmp: Path) -> dict[str, tuple[ServingConfig, Workload, Noise | None]]:
         "vllm ref mooncake": (ref, mc, None),
         "vllm ref mooncake x10 noise": (ref, mc_fast, Noise.typical()),
         "vllm tp4 dp2 azure": (tp4, az, None),
-        "vllm dense sharegpt": (dense("vllm"), share, None),
-        "vllm dense small-kv": (dense("vllm", mem_fraction=0.45), rated, None),
-        "sglang sharegpt": (dense("sglang"), share, None),
-        "sglang prefix": (dense("sglang"), prefix, None),
-        "sglang turns noise": (dense("sglang"), turns, Noise.typical()),
-        "sglang mooncake": (dense("sglang"), mc_fast, None),
-        "trtllm sharegpt": (dense("trtllm"), share, None),
-        "trtllm maxutil": (dense("trtllm", capacity_policy="max_utilization"), rated, None),
-        "mindie sharegpt": (dense("mindie"), share, None),
-        "mindie azure": (dense("mindie"), az, None),
+        "vllm dense sharegpt": (dense_config("vllm"), share, None),
+        "vllm dense small-kv": (dense_config("vllm", mem_fraction=0.45), rated, None),
+        "sglang sharegpt": (dense_config("sglang"), share, None),
+        "sglang prefix": (dense_config("sglang"), prefix, None),
+        "sglang turns noise": (dense_config("sglang"), turns, Noise.typical()),
+        "sglang mooncake": (dense_config("sglang"), mc_fast, None),
+        "trtllm sharegpt": (dense_config("trtllm"), share, None),
+        "trtllm maxutil": (dense_config("trtllm", capacity_policy="max_utilization"), rated, None),
+        "mindie sharegpt": (dense_config("mindie"), share, None),
+        "mindie azure": (dense_config("mindie"), az, None),
     }
     return out
 

@@ -9,11 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from runners.catalog import get_gpu, get_model
 from runners.sim import SimResult, simulate
 from runners.sim.lockstep import Lockstep
 from runners.sim.perf import StepModel
-from runners.sim.reference import reference_config
+from runners.sim.reference import dense_config, reference_config
 from runners.sim.scheduler import VllmEngine
 from runners.types import ServingConfig, Workload
 
@@ -28,19 +27,11 @@ LONG_OUT = Workload("long-out", "random", 300, 4000, 1000, request_rate=20.0)
 
 
 def dense(**overrides: object) -> ServingConfig:
-    """Qwen3-14B on one A100: a small pool, so long outputs preempt."""
-    base = dataclasses.replace(
-        reference_config(),
-        model=get_model("Qwen3-14B"),
-        gpu=get_gpu("A100"),
-        tensor_parallel=1,
-        max_model_len=40960,
-        max_num_batched_tokens=8192,
-        max_num_seqs=256,
-        mem_fraction=0.9,
-        cuda_graph_max_batch=256,
-    )
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+    """Qwen3-14B on one A100 at the reference's vLLM release: a small pool, so long outputs
+    preempt."""
+    engine = str(overrides.pop("engine", "vllm"))
+    overrides.setdefault("engine_version", reference_config().engine_version)
+    return dense_config(engine, **overrides)
 
 
 def trtllm(policy: str, **overrides: object) -> ServingConfig:

@@ -14,41 +14,11 @@ from runners.catalog import get_gpu, get_model
 from runners.sim import Noise, SimResult, simulate
 from runners.sim.memory import plan_memory
 from runners.sim.perf import accepted_per_step
-from runners.sim.reference import reference_config
-from runners.types import CrashClass, EngineName, ServingConfig, Workload
+from runners.sim.reference import dense_config, reference_config
+from runners.types import CrashClass, EngineName, Workload
 from runners.workload import make_requests, send_times, workload_streams
 
 SHAREGPT = Workload(name="sharegpt", dataset="sharegpt-like", num_prompts=300, seed=3)
-
-
-def dense(engine: EngineName = "vllm", **overrides: object) -> ServingConfig:
-    """Qwen3-14B BF16 on one A100 80GB with the given engine's scheduler semantics."""
-    base = dataclasses.replace(
-        reference_config(),
-        engine=engine,
-        engine_version="1.2.0rc1" if engine == "trtllm" else "0.11.0",
-        model=get_model("Qwen3-14B"),
-        gpu=get_gpu("A100"),
-        tensor_parallel=1,
-        max_model_len=40960,
-        max_num_batched_tokens=8192,
-        max_num_seqs=256,
-        mem_fraction=0.9,
-        cuda_graph_max_batch=256,
-    )
-    if engine == "trtllm":
-        base = dataclasses.replace(base, block_size=32, capacity_policy="guaranteed_no_evict")
-    if engine == "mindie":
-        base = dataclasses.replace(
-            base,
-            block_size=128,
-            chunked_prefill=False,
-            max_prefill_batch=50,
-            max_prefill_tokens=8192,
-            max_num_seqs=200,
-            max_model_len=8192,
-        )
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def records(result: SimResult) -> RequestRecords:
@@ -69,7 +39,7 @@ def mean_tpot_s(rec: RequestRecords) -> float:
 # --- engine variants -------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["trtllm", "mindie"])
 def test_other_engines_conserve_requests_and_tokens(engine: EngineName) -> None:
-    rec = records(simulate(dense(engine), SHAREGPT))
+    rec = records(simulate(dense_config(engine), SHAREGPT))
     requested = make_requests(SHAREGPT).output_len
     assert rec.success.all()
     np.testing.assert_array_equal(rec.output_len, requested)
@@ -79,8 +49,10 @@ def test_other_engines_conserve_requests_and_tokens(engine: EngineName) -> None:
 
 def test_guaranteed_no_evict_never_preempts_and_runs_fewer_requests() -> None:
     work = Workload(name="r", dataset="random", num_prompts=300, input_len=2000, output_len=600)
-    gne = simulate(dense("trtllm", mem_fraction=0.3), work)
-    maxu = simulate(dense("trtllm", capacity_policy="max_utilization", mem_fraction=0.3), work)
+    gne = simulate(dense_config("trtllm", mem_fraction=0.3), work)
+    maxu = simulate(
+        dense_config("trtllm", capacity_policy="max_utilization", mem_fraction=0.3), work
+    )
     assert records(gne).success.all() and records(maxu).success.all()
     assert gne.preemptions == 0
     assert maxu.preemptions > 0
@@ -88,15 +60,15 @@ def test_guaranteed_no_evict_never_preempts_and_runs_fewer_requests() -> None:
 
 
 def test_trtllm_kv_is_a_fraction_of_memory_free_after_weights() -> None:
-    low = plan_memory(dense("trtllm", mem_fraction=0.45))
-    high = plan_memory(dense("trtllm", mem_fraction=0.9))
+    low = plan_memory(dense_config("trtllm", mem_fraction=0.45))
+    high = plan_memory(dense_config("trtllm", mem_fraction=0.9))
     free = high.kv_gib / 0.9
     assert math.isclose(low.kv_gib, 0.45 * free, rel_tol=1e-9)
     assert high.weights_gib + high.kv_gib < high.usable_gib
 
 
 def test_mindie_npu_mem_size_fixes_the_kv_pool() -> None:
-    plan = plan_memory(dense("mindie", kv_cache_gib=8.0))
+    plan = plan_memory(dense_config("mindie", kv_cache_gib=8.0))
     assert math.isclose(plan.kv_gib, 8.0)
     per_token = plan.kv_bytes_per_token
     assert plan.kv_tokens == int(8.0 * 2**30 // (per_token * 128)) * 128
@@ -104,29 +76,29 @@ def test_mindie_npu_mem_size_fixes_the_kv_pool() -> None:
 
 def test_mindie_prefill_batch_limit_delays_first_tokens() -> None:
     work = Workload(name="r", dataset="random", num_prompts=200, input_len=512, output_len=64)
-    wide = records(simulate(dense("mindie"), work))
-    narrow = records(simulate(dense("mindie", max_prefill_batch=2), work))
+    wide = records(simulate(dense_config("mindie"), work))
+    narrow = records(simulate(dense_config("mindie", max_prefill_batch=2), work))
     assert narrow.ttft_s.mean() > wide.ttft_s.mean()
 
 
 def test_trtllm_fp8_on_a100_and_awq_fail_like_the_engine() -> None:
-    fp8 = simulate(dense("trtllm", weight_dtype="fp8"), SHAREGPT).crash
-    awq = simulate(dense("trtllm", weight_quant="awq"), SHAREGPT).crash
+    fp8 = simulate(dense_config("trtllm", weight_dtype="fp8"), SHAREGPT).crash
+    awq = simulate(dense_config("trtllm", weight_quant="awq"), SHAREGPT).crash
     assert fp8 is not None and "Unsupported SM version for FP8 block scaling GEMM" in fp8.message
     assert awq is not None and awq.message == "KeyError: 'weight'"
 
 
 # --- FP8 and quantization --------------------------------------------------------------------
 def test_fp8_kv_cache_doubles_capacity() -> None:
-    bf16 = plan_memory(dense())
-    fp8 = plan_memory(dense(kv_cache_dtype="fp8"))
+    bf16 = plan_memory(dense_config())
+    fp8 = plan_memory(dense_config(kv_cache_dtype="fp8"))
     assert fp8.kv_tokens == pytest.approx(2 * bf16.kv_tokens, rel=0.01)
 
 
 def test_fp8_weights_use_fp8_tensor_cores_only_where_they_exist() -> None:
     work = Workload(name="r", dataset="random", num_prompts=64, input_len=4000, output_len=4)
-    h100 = dense(gpu=get_gpu("H100"))
-    a100 = dense()
+    h100 = dense_config(gpu=get_gpu("H100"))
+    a100 = dense_config()
     # Prefill-bound: FP8 speeds up the H100 (2x peak) more than the A100 (W8A16, BF16 peak).
     gain_h = out_tok_s(records(simulate(dataclasses.replace(h100, weight_dtype="fp8"), work)))
     gain_h /= out_tok_s(records(simulate(h100, work)))
@@ -137,12 +109,16 @@ def test_fp8_weights_use_fp8_tensor_cores_only_where_they_exist() -> None:
 
 def test_four_bit_weights_shrink_weight_memory() -> None:
     # Linear layers at ~0.53 B/weight; embeddings and LM head stay BF16.
-    awq = plan_memory(dense(weight_quant="awq")).weights_gib
-    assert 0.25 * plan_memory(dense()).weights_gib < awq < 0.4 * plan_memory(dense()).weights_gib
+    awq = plan_memory(dense_config(weight_quant="awq")).weights_gib
+    assert (
+        0.25 * plan_memory(dense_config()).weights_gib
+        < awq
+        < 0.4 * plan_memory(dense_config()).weights_gib
+    )
 
 
 def test_gpt_oss_experts_are_mxfp4() -> None:
-    cfg = dense(model=get_model("gpt-oss-20b"), gpu=get_gpu("H100"))
+    cfg = dense_config(model=get_model("gpt-oss-20b"), gpu=get_gpu("H100"))
     # ~21B params with MXFP4 experts and BF16 attention/embeddings: about 13 GiB, not 39.
     assert 10 < plan_memory(cfg).weights_gib < 16
 
@@ -163,22 +139,22 @@ def test_spec_decode_cuts_tpot_at_low_concurrency_not_at_high() -> None:
         max_concurrency=1,
         draft_acceptance_rate=0.7,
     )
-    spec = dense(spec_method="eagle3", spec_tokens=3)
-    plain = mean_tpot_s(records(simulate(dense(), low)))
+    spec = dense_config(spec_method="eagle3", spec_tokens=3)
+    plain = mean_tpot_s(records(simulate(dense_config(), low)))
     fast = mean_tpot_s(records(simulate(spec, low)))
     assert fast < 0.75 * plain
     none_accepted = dataclasses.replace(low, draft_acceptance_rate=0.0)
     assert mean_tpot_s(records(simulate(spec, none_accepted))) > plain
     high = Workload(name="hi", dataset="random", num_prompts=256, input_len=256, output_len=128)
     gain_high = out_tok_s(records(simulate(spec, high))) / out_tok_s(
-        records(simulate(dense(), high))
+        records(simulate(dense_config(), high))
     )
     assert gain_high < plain / fast
 
 
 def test_spec_decode_budget_is_validated() -> None:
     crash = simulate(
-        dense(spec_method="ngram", spec_tokens=8, max_num_batched_tokens=2048), SHAREGPT
+        dense_config(spec_method="ngram", spec_tokens=8, max_num_batched_tokens=2048), SHAREGPT
     ).crash
     assert crash is not None and crash.crash_class is CrashClass.INVALID_CONFIG
 
@@ -213,8 +189,8 @@ def test_shared_prefix_groups_cut_prefill_work() -> None:
         prefix_groups=4,
         request_rate=20.0,
     )
-    cached = records(simulate(dense(), base))
-    uncached = records(simulate(dense(prefix_caching=False), base))
+    cached = records(simulate(dense_config(), base))
+    uncached = records(simulate(dense_config(prefix_caching=False), base))
     assert (cached.prompt_len == 2048 + 64).all()
     assert np.median(cached.ttft_s) < np.median(uncached.ttft_s)
 
@@ -226,12 +202,12 @@ def test_multi_turn_sends_each_turn_after_the_previous_and_carries_history() -> 
     req = make_requests(work)
     assert req.parent is not None
     np.testing.assert_array_equal(req.prompt_len[:3], [100, 220, 340])
-    rec = records(simulate(dense(), work))
+    rec = records(simulate(dense_config(), work))
     ends = rec.start_s + rec.e2el_s
     child = np.nonzero(req.parent >= 0)[0]
     assert (rec.start_s[child] >= ends[req.parent[child]] - 1e-12).all()
-    cached = records(simulate(dense(), work))
-    cold = records(simulate(dense(prefix_caching=False), work))
+    cached = records(simulate(dense_config(), work))
+    cold = records(simulate(dense_config(prefix_caching=False), work))
     assert cached.ttft_s[child].mean() < cold.ttft_s[child].mean()
 
 
@@ -244,20 +220,20 @@ def test_closed_loop_concurrency_one_is_sequential() -> None:
         output_len=16,
         max_concurrency=1,
     )
-    rec = records(simulate(dense(), work))
+    rec = records(simulate(dense_config(), work))
     ends = rec.start_s + rec.e2el_s
     assert (rec.start_s[1:] >= ends[:-1] - 1e-12).all()
 
 
 # --- noise -----------------------------------------------------------------------------------
 def test_noise_is_off_by_default_and_seeded_when_on() -> None:
-    quiet = records(simulate(dense(), SHAREGPT, seed=1))
-    same = records(simulate(dense(), SHAREGPT, seed=1, noise=Noise()))
+    quiet = records(simulate(dense_config(), SHAREGPT, seed=1))
+    same = records(simulate(dense_config(), SHAREGPT, seed=1, noise=Noise()))
     np.testing.assert_array_equal(quiet.ttft_s, same.ttft_s)
-    a = records(simulate(dense(), SHAREGPT, seed=5, noise=Noise.typical()))
-    b = records(simulate(dense(), SHAREGPT, seed=5, noise=Noise.typical()))
+    a = records(simulate(dense_config(), SHAREGPT, seed=5, noise=Noise.typical()))
+    b = records(simulate(dense_config(), SHAREGPT, seed=5, noise=Noise.typical()))
     np.testing.assert_array_equal(a.e2el_s, b.e2el_s)
-    c = records(simulate(dense(), SHAREGPT, seed=6, noise=Noise.typical()))
+    c = records(simulate(dense_config(), SHAREGPT, seed=6, noise=Noise.typical()))
     assert not np.array_equal(a.e2el_s, c.e2el_s)
     np.testing.assert_array_equal(a.prompt_len, c.prompt_len)  # same requests
 
@@ -266,7 +242,7 @@ def test_run_noise_varies_throughput_by_about_the_configured_sigma() -> None:
     work = Workload(name="r", dataset="random", num_prompts=64, input_len=256, output_len=64)
     noise = Noise(run_sigma=0.05)
     values = [
-        summarize(records(simulate(dense(), work, seed=s, noise=noise)), 1).duration_s
+        summarize(records(simulate(dense_config(), work, seed=s, noise=noise)), 1).duration_s
         for s in range(24)
     ]
     spread = float(np.std(np.log(values)))
