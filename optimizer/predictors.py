@@ -4,8 +4,12 @@ Place in the data flow: `study_predictor` picks the predictor of a study once pe
 screening (`optimizer.screening`) asks it for a `Prediction` of every candidate the sampler
 proposes and runs the one worth most. A simulated study's predictor is the simulator itself,
 with the study's own workload and noise model: its log-sigma is the noise level (0 without
-noise) and a simulated crash is certain (crash probability 1). A real study's predictor is its
-shadow simulator (`optimizer.shadow`), built by the loop and handed in.
+noise) and a simulated crash is certain (crash probability 1). A goodput candidate is ranked by
+a coarse load search (`runners.load_search.coarse`), and every benchmark the predictor
+simulates is kept in a `SimCache` that the loop hands to the trial's `SimRunner`
+(`SimPredictor.share_with`), so the chosen candidate's trial simulates only what its full load
+search adds. A real study's predictor is its shadow simulator (`optimizer.shadow`), built by
+the loop and handed in.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from optimizer.config import StudyConfig
+from runners.load_search import coarse
 from runners.sim import Noise
 from runners.sim.fit import CalibrationFit
 from runners.sim.prediction import Prediction
 from runners.sim.runner import SimRunner
+from runners.sim.sim_cache import SimCache
 from runners.types import ServingConfig, TrialOutcome, Workload
 
 
@@ -31,23 +37,27 @@ class Predictor(Protocol):
 
 
 class SimPredictor:
-    """The embedded simulator as a predictor: the outcome the simulated trial would have."""
+    """The embedded simulator as a predictor: the outcome the simulated trial would have, with
+    a load search stopped early (`coarse`: the knee within 25%, which is what ranking needs).
+    `cache` holds every benchmark it simulated (`share_with` hands it to the trials' runner)."""
 
     def __init__(
         self, noise: Noise | None = None, calibration: CalibrationFit | None = None
     ) -> None:
-        self._runner = SimRunner(noise=noise, calibration=calibration)
+        self.cache = SimCache(noise, calibration)
+        self._runner = SimRunner(noise=noise, calibration=calibration, cache=self.cache)
         self._log_sigma = noise.run_sigma if noise is not None else 0.0
         self._seen: dict[tuple[ServingConfig, Workload], TrialOutcome] = {}
         self.simulations = 0  # how many configurations were simulated (each once)
 
     def outcome(self, config: ServingConfig, workload: Workload) -> TrialOutcome:
-        """The simulated trial's outcome, simulated once per configuration and workload (the
-        simulation is deterministic for the workload's seed, so a proposal the sampler repeats
-        costs nothing; with noise, the one draw made first is kept)."""
+        """The simulated trial's outcome with its load searches coarse (without one: exactly
+        the trial's), simulated once per configuration and workload (the simulation is
+        deterministic for the workload's seed, noise draw included, so a proposal the sampler
+        repeats costs nothing)."""
         key = (config, workload)
         if key not in self._seen:
-            self._seen[key] = self._runner.simulate_config(config, workload)
+            self._seen[key] = self._runner.simulate_config(config, coarse(workload))
             self.simulations += 1
         return self._seen[key]
 
@@ -57,6 +67,16 @@ class SimPredictor:
         if outcome.status != "ok" or outcome.metrics is None:
             return Prediction(None, self._log_sigma, 1.0, "simulator")
         return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator", outcome.workloads)
+
+    def share_with(self, runner: SimRunner) -> bool:
+        """Hand the cache to the runner of the study's trials, so a trial reads back the
+        benchmarks its prediction simulated; False (nothing handed) when the runner simulates
+        with another noise model or calibration (its benchmarks would differ) or has a truth
+        profile."""
+        if runner.profile is not None or not self.cache.fits(runner.noise, runner.calibration):
+            return False
+        runner.cache = self.cache
+        return True
 
 
 def study_predictor(config: StudyConfig, shadow: Predictor | None = None) -> Predictor | None:

@@ -163,3 +163,25 @@ class LoadPlan:
         if self.search.knob == "max_concurrency":
             load = float(round(load))
         return None if load in self.tried else load
+
+
+RANKING_TOLERANCE = 0.25
+"""The tolerance of a coarse load search (`coarse`): two bisection steps after the bracket
+instead of five at the default 5%."""
+
+
+def coarse(workload: Workload, tolerance: float = RANKING_TOLERANCE) -> Workload:
+    """`workload` with each load search (its own and its `also` workloads') stopping once the
+    knee is known within `tolerance` (or within its own tolerance when that is wider).
+
+    Its probes are the first probes of the full search, in the same order: the plan's steps
+    depend on the tolerance only through when bisection stops (the tolerance is kept at most
+    `growth` - 1, so the growth factor stays the same). The knee it finds is a load that held
+    in the full search too, at most `tolerance` below the full search's knee. Screening ranks
+    goodput candidates with it; a trial's own measurement is always the full search."""
+    search = workload.load_search
+    if search is not None:
+        wider = max(search.tolerance, min(tolerance, search.growth - 1.0))
+        search = dataclasses.replace(search, tolerance=wider)
+    also = tuple(coarse(each, tolerance) for each in workload.also)
+    return dataclasses.replace(workload, load_search=search, also=also)
