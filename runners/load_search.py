@@ -191,11 +191,11 @@ def coarse(
     growth steps above its start and stopping once the knee is known within `tolerance` (or
     within its own tolerance when that is wider).
 
-    It probes loads of the full search: starting higher, it rises or falls through the same
-    loads (the start is raised by the very steps the full search would take), finds the same
-    bracket between a load that held and the next one up that broke (when the SLOs break at
-    every load above one that breaks, as they do without noise), and bisects it at the same
-    midpoints, stopping earlier (the tolerance is kept at most `growth` - 1, so the growth
+    Its start is the full search's start raised by the very steps the full search would
+    take, so it rises or falls through the full search's loads. When the full search's start
+    held (the usual case) and the SLOs break at every load above one that breaks (as without
+    noise), it probes only loads the full search probes: the same bracket between a load that
+    held and the next one up that broke, bisected at the same midpoints, stopping earlier (the tolerance is kept at most `growth` - 1, so the growth
     factor stays the same). Its knee is then one of the full search's held loads, at most
     `tolerance` below the full search's knee. Screening ranks goodput candidates with it; a
     trial's own measurement is always the full search, which reads the shared loads back
