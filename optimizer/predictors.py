@@ -14,10 +14,11 @@ the loop and handed in.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from optimizer.config import StudyConfig
-from runners.load_search import coarse
+from runners.load_search import RANKING_TOLERANCE, coarse
 from runners.sim import Noise
 from runners.sim.fit import CalibrationFit
 from runners.sim.prediction import Prediction
@@ -62,11 +63,18 @@ class SimPredictor:
         return self._seen[key]
 
     def predict(self, config: ServingConfig, workload: Workload) -> Prediction:
-        """The simulated outcome as a prediction: its metrics, or a certain crash."""
+        """The simulated outcome as a prediction: its metrics, or a certain crash. With a load
+        search, the coarse knee's shortfall (up to `RANKING_TOLERANCE` below the full
+        search's) widens the spread by half that tolerance, in quadrature with the noise: a
+        candidate ranked a little below the best goodput may still beat it, so it keeps some
+        worth (and its place in the pool) instead of scoring 0 for good."""
         outcome = self.outcome(config, workload)
+        log_sigma = self._log_sigma
+        if any(w.load_search is not None for w in (workload, *workload.also)):
+            log_sigma = math.hypot(log_sigma, RANKING_TOLERANCE / 2)
         if outcome.status != "ok" or outcome.metrics is None:
-            return Prediction(None, self._log_sigma, 1.0, "simulator")
-        return Prediction(outcome.metrics, self._log_sigma, 0.0, "simulator", outcome.workloads)
+            return Prediction(None, log_sigma, 1.0, "simulator")
+        return Prediction(outcome.metrics, log_sigma, 0.0, "simulator", outcome.workloads)
 
     def share_with(self, runner: SimRunner) -> bool:
         """Hand the cache to the runner of the study's trials, so a trial reads back the
