@@ -195,11 +195,11 @@ def coarse(
     take, so it rises or falls through the full search's loads. When the full search's start
     held (the usual case) and the SLOs break at every load above one that breaks (as without
     noise), it probes only loads the full search probes: the same bracket between a load that
-    held and the next one up that broke, bisected at the same midpoints, stopping earlier (the tolerance is kept at most `growth` - 1, so the growth
-    factor stays the same). Its knee is then one of the full search's held loads, at most
-    `tolerance` below the full search's knee. Screening ranks goodput candidates with it; a
-    trial's own measurement is always the full search, which reads the shared loads back
-    (`runners.sim.sim_cache`)."""
+    held and the next one up that broke, bisected at the same midpoints, stopping earlier
+    (the tolerance is kept at most `growth` - 1, so the growth factor stays the same). Its
+    knee is then one of the full search's held loads, at most `tolerance` below the full
+    search's knee. Screening can rank goodput candidates with it; a trial's own measurement is
+    always the full search, which reads the shared loads back (`runners.sim.sim_cache`)."""
     search = workload.load_search
     if search is not None:
         wider = max(search.tolerance, min(tolerance, search.growth - 1.0))

@@ -54,7 +54,7 @@ def _candidates(spec: StudySpec, n: int) -> list[ServingConfig]:
 
 def test_the_coarse_search_ranks_goodput_candidates_as_the_full_one(goodput: StudySpec) -> None:
     workload = trial_workload(goodput)
-    predictor = SimPredictor()
+    predictor = SimPredictor(coarse_ranking=True)
     coarse_values: list[float] = []
     full_values: list[float] = []
     for config in _candidates(goodput, 5):
