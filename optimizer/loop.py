@@ -43,7 +43,7 @@ from optimizer.identity import describe_study
 from optimizer.interrupts import EXIT_TERMINATED, is_sigterm, sigterm_interrupts
 from optimizer.live import StudyProgress
 from optimizer.objectives import trial_workload
-from optimizer.predictors import study_predictor
+from optimizer.predictors import SimPredictor, study_predictor
 from optimizer.progress import print_end, print_start, print_trial
 from optimizer.provenance import Provenance, provenance_of, store_provenance
 from optimizer.recommend import remember_settings
@@ -76,6 +76,7 @@ from runners import Runner
 from runners.engines import Resolved, resolve_candidate
 from runners.phases import Phase, phase_listener
 from runners.pool import Finished, InlinePool, TrialPool
+from runners.sim.runner import SimRunner
 from runners.types import Crash, TrialOutcome, Workload
 
 EXIT_INTERRUPTED = 130
@@ -170,7 +171,7 @@ def run_study(
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
         checker=checker,
         provenance=provenance,
-        screen=_screen(config, seed, checker, shadow),
+        screen=_screen(config, seed, checker, shadow, runner),
         shadow=shadow,
         stopper=Stopper(config.stop, config.candidates_per_trial) if config.stop else None,
     )
@@ -191,11 +192,16 @@ def _screen(
     seed: int,
     checker: FeasibilityChecker | None,
     shadow: ShadowSimulator | None,
+    runner: Runner | TrialPool,
 ) -> Screen | None:
-    """The screening of this run (`optimizer.screening`), None when it has no predictor."""
+    """The screening of this run (`optimizer.screening`), None when it has no predictor. The
+    simulator predictor of a simulated study run in this process hands its benchmarks to the
+    trials' runner, so the chosen candidate is not simulated a second time."""
     predictor = study_predictor(config, shadow)
     if predictor is None:
         return None
+    if isinstance(predictor, SimPredictor) and isinstance(runner, SimRunner):
+        predictor.share_with(runner)
     return Screen(
         config.spec,
         predictor,

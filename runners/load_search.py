@@ -123,10 +123,14 @@ class LoadPlan:
         if search.knob == "max_concurrency":
             ceiling = float(max(1, requests))
             start = search.start if search.start is not None else 1.0
-            return LoadPlan(search, min(ceiling, float(max(1, round(start)))), 1.0, ceiling)
-        rate = unbounded.request_throughput_req_s
-        start = search.start if search.start is not None else rate / 8
-        return LoadPlan(search, start, rate * RATE_FLOOR, rate * RATE_CEILING)
+            plan = LoadPlan(search, min(ceiling, float(max(1, round(start)))), 1.0, ceiling)
+        else:
+            rate = unbounded.request_throughput_req_s
+            start = search.start if search.start is not None else rate / 8
+            plan = LoadPlan(search, start, rate * RATE_FLOOR, rate * RATE_CEILING)
+        for _ in range(search.skip):  # the loads the search would rise through, exactly
+            plan.start = plan._clamped(plan.start * plan._growth())
+        return plan
 
     def record(self, probe: LoadProbe) -> None:
         self.last = probe.load
@@ -142,7 +146,7 @@ class LoadPlan:
             return self.start
         if self.held is not None and self.broke is not None:
             return None if self._close(self.held, self.broke) else self._new(self._middle())
-        growth = max(self.search.growth, 1.0 + self.search.tolerance)
+        growth = self._growth()
         if self.broke is None:  # everything held so far: go up
             return None if self.last >= self.ceiling else self._new(self.last * growth)
         return None if self.last <= self.floor else self._new(self.last / growth)
@@ -158,8 +162,47 @@ class LoadPlan:
             return True
         return (broke - held) / held <= self.search.tolerance
 
-    def _new(self, load: float) -> float | None:
+    def _growth(self) -> float:
+        return max(self.search.growth, 1.0 + self.search.tolerance)
+
+    def _clamped(self, load: float) -> float:
         load = min(self.ceiling, max(self.floor, load))
         if self.search.knob == "max_concurrency":
             load = float(round(load))
+        return load
+
+    def _new(self, load: float) -> float | None:
+        load = self._clamped(load)
         return None if load in self.tried else load
+
+
+RANKING_TOLERANCE = 0.25
+"""The tolerance of a coarse load search (`coarse`): two bisection steps after the bracket
+instead of five at the default 5%."""
+RANKING_SKIP = 2
+"""... and it starts two growth steps up (at half the unbounded probe's throughput by default,
+where the knee of a serving engine usually is, instead of an eighth)."""
+
+
+def coarse(
+    workload: Workload, tolerance: float = RANKING_TOLERANCE, skip: int = RANKING_SKIP
+) -> Workload:
+    """`workload` with each load search (its own and its `also` workloads') starting `skip`
+    growth steps above its start and stopping once the knee is known within `tolerance` (or
+    within its own tolerance when that is wider).
+
+    Its start is the full search's start raised by the very steps the full search would
+    take, so it rises or falls through the full search's loads. When the full search's start
+    held (the usual case) and the SLOs break at every load above one that breaks (as without
+    noise), it probes only loads the full search probes: the same bracket between a load that
+    held and the next one up that broke, bisected at the same midpoints, stopping earlier
+    (the tolerance is kept at most `growth` - 1, so the growth factor stays the same). Its
+    knee is then one of the full search's held loads, at most `tolerance` below the full
+    search's knee. Screening can rank goodput candidates with it; a trial's own measurement is
+    always the full search, which reads the shared loads back (`runners.sim.sim_cache`)."""
+    search = workload.load_search
+    if search is not None:
+        wider = max(search.tolerance, min(tolerance, search.growth - 1.0))
+        search = dataclasses.replace(search, tolerance=wider, skip=search.skip + skip)
+    also = tuple(coarse(each, tolerance) for each in workload.also)
+    return dataclasses.replace(workload, load_search=search, also=also)

@@ -172,7 +172,9 @@ class LoadSearch:
     bisects between the highest load that held and the lowest that broke until the two are
     within `tolerance` of each other (relative; concurrency stops 1 apart). `start` None: an
     eighth of the first probe's request throughput (requests/s), or concurrency 1. At most
-    `max_probes` measurements in all (`runners.load_search`).
+    `max_probes` measurements in all (`runners.load_search`). `skip`: growth steps the search
+    skips above `start` (it starts at `start` x `growth` ** `skip`; screening's coarse search,
+    `runners.load_search.coarse`).
     """
 
     slos: tuple[SloLimit, ...]
@@ -181,6 +183,7 @@ class LoadSearch:
     growth: float = 2.0
     tolerance: float = 0.05
     max_probes: int = 10
+    skip: int = 0
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from runners.sim import Noise, SimResult, simulate
 from runners.sim.artifacts import write_trial_artifacts
 from runners.sim.fit import CalibrationFit, calibration_for
 from runners.sim.profile import TruthProfile
+from runners.sim.sim_cache import SimCache
 from runners.types import (
     Candidate,
     Crash,
@@ -70,6 +71,9 @@ class SimRunner:
     `profile`: a truth profile (`runners.sim.profile`) whose calibration replaces the shipped
     one, so the runner behaves as the engine emulator with that profile does, in process (the
     profile's noise is not applied: pass `noise` for that). Not both.
+    `cache`: simulated benchmarks to read back instead of simulating them again
+    (`runners.sim.sim_cache`; None: every benchmark is simulated); it must have been made for
+    this runner's noise model and calibration, and a runner with a truth profile takes none.
     """
 
     def __init__(
@@ -78,13 +82,17 @@ class SimRunner:
         artifacts_dir: Path | None = None,
         calibration: CalibrationFit | None = None,
         profile: TruthProfile | None = None,
+        cache: SimCache | None = None,
     ) -> None:
         if calibration is not None and profile is not None:
             raise ValueError("SimRunner takes a calibration or a truth profile, not both")
+        if cache is not None and (profile is not None or not cache.fits(noise, calibration)):
+            raise ValueError("a SimCache serves only runners with its noise and calibration")
         self.noise = noise
         self.artifacts_dir = artifacts_dir
         self.calibration = calibration
         self.profile = profile
+        self.cache = cache
 
     def run(self, candidate: Candidate, workload: Workload, placement: Placement) -> TrialOutcome:
         sim_policy(candidate.engine)  # an engine the simulator cannot run is refused here
@@ -134,7 +142,20 @@ class SimRunner:
         )
 
     def _once(self, resolved: ServingConfig, workload: Workload) -> tuple[TrialOutcome, float]:
-        """One simulated benchmark of one request list, and the launch it would need."""
+        """One simulated benchmark of one request list, and the launch it would need (read
+        back from the cache when it holds it: the same benchmark, simulated before)."""
+        if self.cache is None:
+            return self._simulate_once(resolved, workload)
+        key = (resolved, workload)
+        found = self.cache.get(key)
+        if found is None:
+            found = self._simulate_once(resolved, workload)
+            self.cache.put(key, found)
+        return found
+
+    def _simulate_once(
+        self, resolved: ServingConfig, workload: Workload
+    ) -> tuple[TrialOutcome, float]:
         started = time.perf_counter()
         calibration = None
         if self.profile is not None:
