@@ -22,8 +22,10 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -73,17 +75,24 @@ class SendClock:
         header = HEADER.pack(JOB, job, due, len(data))
         fds = array.array("i", [fd])
         # one call: the socket travels with the header's first byte
-        sent = self._sock.sendmsg([header, data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-        if sent < len(header) + len(data):
-            self._sock.sendall(memoryview(header + data)[sent:])
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
+        sent = _when_writable(self._sock, lambda: self._sock.sendmsg([header, data], ancillary))
+        self._send_rest(memoryview(header + data)[sent:])
         self._pending[job] = done
         return job
+
+    def _send_rest(self, rest: memoryview) -> None:
+        """Write all of `rest`, waiting for the clock to drain its end: the event loop may have
+        made the socket non-blocking (uvloop does when it watches it for answers), so a large
+        body must not meet a full buffer with `sendall`."""
+        while rest:
+            rest = rest[_when_writable(self._sock, functools.partial(self._sock.send, rest)) :]
 
     def cancel(self, job: int) -> None:
         """Drop `job` unsent unless its time has come; nothing is called back for it."""
         if self._pending.get(job) is not None:
             self._pending[job] = None
-            self._sock.sendall(HEADER.pack(CANCEL, job, 0.0, 0))
+            self._send_rest(memoryview(HEADER.pack(CANCEL, job, 0.0, 0)))
 
     def outstanding(self) -> int:
         return len(self._pending)
@@ -118,6 +127,16 @@ class SendClock:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+def _when_writable(sock: socket.socket, send: Callable[[], int]) -> int:
+    """`send()`'s result, retried whenever the socket's buffer is full (a non-blocking socket
+    raises then instead of waiting)."""
+    while True:
+        try:
+            return send()
+        except BlockingIOError:
+            select.select([], [sock], [])
 
 
 @contextlib.asynccontextmanager
