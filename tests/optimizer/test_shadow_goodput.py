@@ -27,15 +27,12 @@ from optimizer.record import ANCHOR, BASELINE, METRICS
 from optimizer.report.build import write_report
 from optimizer.screening import SCREENED, predicted_point
 from optimizer.shadow import ShadowSimulator
-from optimizer.space import candidate_from_params
 from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 from optimizer.workload_runs import WORKLOAD_RUNS, read_runs
-from runners.engines import resolve_candidate
 from runners.local import EmulatorLaunch, LocalRunner
-from runners.sim.profile import load_profile
 from runners.sim.runner import SimRunner
-from runners.types import ServingConfig
+from tests.optimizer.test_shadow import config_of, emulated
 
 HEAD = """\
 name: shadow-goodput
@@ -83,28 +80,6 @@ def space(tmp_path: Path, text: str) -> tuple[StudySpec, Path]:
     return load_spec(tmp_path / "space.yaml"), tmp_path / "truth.yaml"
 
 
-def emulated(tmp_path: Path, spec: StudySpec, profile: Path, n_trials: int) -> optuna.Study:
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    config = StudyConfig.of(
-        spec,
-        storage=url,
-        n_trials=n_trials,
-        quiet=True,
-        runner=RunnerChoice("emulator", emulator_scale=5.0, emulator_profile=profile),
-        screening=True,
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert run_study(config, SimRunner(profile=load_profile(profile))) == 0
-    return optuna.load_study(study_name=spec.name, storage=url)
-
-
-def config_of(spec: StudySpec, seqs: int) -> ServingConfig:
-    params = {"engine": "vllm", "model_variant": "bf16", "vllm.max-num-seqs": seqs}
-    config = resolve_candidate(candidate_from_params(spec, params), spec.node_group).config
-    assert config is not None
-    return config
-
-
 @pytest.mark.parametrize("workloads", [ONE, TWO])
 def test_a_trial_is_predicted_as_the_simulated_runner_measures_it(
     tmp_path: Path, workloads: str
@@ -142,7 +117,7 @@ def test_a_goodput_study_learns_from_every_load_step_and_screens_by_goodput_gain
     tmp_path: Path,
 ) -> None:
     spec, profile = space(tmp_path, HEAD + ONE + OBJECTIVES + GOODPUT + TAIL)
-    study = emulated(tmp_path, spec, profile, n_trials=4)
+    study = emulated(tmp_path, spec, profile, screening=True, n_trials=4)
     rows = prediction_rows(study.trials)
     assert [r.number for r in rows] == [0, 1, 2, 3]
     assert [r.prediction.n_runs for r in rows] == [0, 1, 2, 3]
@@ -172,7 +147,7 @@ def test_a_study_of_several_workloads_learns_each_and_predicts_the_combination(
     tmp_path: Path,
 ) -> None:
     spec, profile = space(tmp_path, HEAD + TWO + OBJECTIVES + TAIL)
-    study = emulated(tmp_path, spec, profile, n_trials=3)
+    study = emulated(tmp_path, spec, profile, screening=True, n_trials=3)
     rows = prediction_rows(study.trials)
     assert [r.prediction.n_runs for r in rows] == [0, 1, 2]
     first, later = rows[0].throughput_error, [r.throughput_error for r in rows[1:]]
