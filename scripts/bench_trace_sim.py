@@ -1,6 +1,7 @@
 """Time loading and simulating a 100k-request trace, as ratios to a machine baseline of this run.
 
-Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1]``. The budget is 5 s
+Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1] [--load-only]``
+(``--load-only``: loading the trace alone, in the same table). The budget is 5 s
 per simulated trial (load the trace, simulate it, summarize the metrics) on the project's 2-core
 development machine, whose machine baseline (the fixed Python + NumPy loop of
 scripts/bench_sim.py) takes `REFERENCE_BASELINE_MS`; on any machine the budget is that many
@@ -55,7 +56,9 @@ CANDIDATES = {
 }  # fmt: skip
 
 
-def trial(candidate: Candidate, workload: Workload) -> tuple[float, float, float, str]:
+def trial(
+    candidate: Candidate, workload: Workload, load_only: bool = False
+) -> tuple[float, float, float, str]:
     """(CPU seconds to load, CPU seconds to simulate and summarize, wall seconds of both,
     outcome), from a cold cache."""
     from runners.workload.sources import _file_requests
@@ -63,8 +66,10 @@ def trial(candidate: Candidate, workload: Workload) -> tuple[float, float, float
     _file_requests.cache_clear()
     wall = time.perf_counter()
     started = time.process_time()
-    make_requests(workload)
+    requests = make_requests(workload)
     loaded = time.process_time()
+    if load_only:
+        return loaded - started, 0.0, time.perf_counter() - wall, f"loaded {requests.size:,}"
     outcome = SimRunner().run(candidate, workload, Placement(NODE, tuple(range(8))))
     done = time.process_time()
     wall = time.perf_counter() - wall
@@ -93,6 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--load-only", action="store_true", help="time loading the trace alone")
     args = parser.parse_args()
     base_ms = statistics.median(cpu_timed(baseline_unit, 9))
     budget_units = BUDGET_S * 1000.0 / REFERENCE_BASELINE_MS
@@ -118,7 +124,7 @@ def main() -> int:
             for (label, candidate), scale in itertools.product(CANDIDATES.items(), (1.0, 0.1)):
                 scaled = dataclasses.replace(workload, time_scale=scale)
                 label = f"{label}{'' if scale == 1.0 else ', x10 faster'}"
-                runs = [trial(candidate, scaled) for _ in range(args.repeat)]
+                runs = [trial(candidate, scaled, args.load_only) for _ in range(args.repeat)]
                 load_s = statistics.median(r[0] for r in runs)
                 sim_s = statistics.median(r[1] for r in runs)
                 wall_s = statistics.median(r[2] for r in runs)
