@@ -166,14 +166,15 @@ def flat_block_chains(
     prompts = prompt_len[has]
     length[offsets[1:][has] - 1] = np.minimum(block, prompts - block * (counts[has] - 1))
     unique_count, inverse = _dense_ranks(flat)
-    first = np.empty(unique_count, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(total - 1, -1, -1)
-    same = first[inverse]
-    for values in (previous, position, length):
+    one = np.empty(unique_count, dtype=np.int64)  # one place of each id: the chain holds when
+    one[inverse] = np.arange(total, dtype=np.int64)  # every place agrees with it
+    same = one[inverse]
+    # (each id always after the same id puts it at one place: its distance from a row's start)
+    for values in (previous, length):
         if not np.array_equal(values, values[same]):
             return None
-    start = position[first] * block
-    return PrefixChains(offsets, inverse, start, start + length[first])
+    start = position[one] * block
+    return PrefixChains(offsets, inverse, start, start + length[one])
 
 
 def _dense_ranks(values: IntArray) -> tuple[int, IntArray]:
@@ -185,5 +186,7 @@ def _dense_ranks(values: IntArray) -> tuple[int, IntArray]:
         return len(unique), inverse.astype(np.int64)
     present = np.zeros(high + 1, dtype=np.bool_)
     present[values] = True
+    if bool(present.all()):  # the ids are 0, 1, 2, ... already
+        return high + 1, values  # (the ranks share the values' memory)
     rank = np.cumsum(present, dtype=np.int64) - 1
     return int(rank[-1]) + 1, rank[values]

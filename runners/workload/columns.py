@@ -34,10 +34,9 @@ MOONCAKE_LINE = re.compile(
     re.MULTILINE,
 )
 AZURE_HEADER = b"TIMESTAMP,ContextTokens,GeneratedTokens"
-AZURE_LINE = re.compile(
-    rb"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2}(?:\.[0-9]{1,9})?),"
-    rb"([0-9]{1,18}),([0-9]{1,18})$",
-    re.MULTILINE,
+AZURE_LINES = re.compile(  # date and time to the 100 ns (as the published trace), two counts
+    rb"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{7},[0-9]{1,15},"
+    rb"[0-9]{1,15}\n)*"
 )
 _DIGITS_ONLY = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # other bytes -> space
 
@@ -46,10 +45,10 @@ def mooncake_columns(path: Path, workload: Workload) -> Rows | None:
     """The rows of a Mooncake trace in canonical lines, or None (read it line by line)."""
     window = _Window(workload)
     output_min = 0 if workload.output_len is not None else 1
-    for first_line, chunk in _chunks(path):
+    for first_line, lines, chunk in _chunks(path):
         ids_text = MOONCAKE_LINE.findall(chunk)
         n = len(ids_text)
-        if n != _line_count(chunk) or n == 0:
+        if n != lines:
             return None
         counts = np.fromiter((t.count(b",") + 1 if t else 0 for t in ids_text), np.int64, n)
         numbers = np.fromstring(chunk.translate(_DIGITS_ONLY), dtype=np.int64, sep=" ")
@@ -72,36 +71,37 @@ def mooncake_columns(path: Path, workload: Workload) -> Rows | None:
 
 def azure_columns(path: Path, workload: Workload) -> Rows | None:
     """The rows of an Azure trace whose header is exactly its three columns and whose
-    timestamps are dates and times, or None (read it line by line)."""
+    timestamps are dates and times to the 100 ns, or None (read it line by line)."""
     window = _Window(workload)
     output_min = 0 if workload.output_len is not None else 1
-    days: dict[bytes, int] = {}
     first_ordinal: int | None = None
-    for first_line, chunk in _chunks(path):
+    for first_line, lines, chunk in _chunks(path):
         if first_line == 1:
             header, _, chunk = chunk.partition(b"\n")
             if header != AZURE_HEADER:
                 return None
-            first_line = 2
-        rows = AZURE_LINE.findall(chunk)
-        n = len(rows)
-        if n != _line_count(chunk) or n == 0:
+            first_line, lines = 2, lines - 1
+        if AZURE_LINES.fullmatch(chunk) is None or lines == 0:
             return None
-        dates, hours, minutes, seconds, context, generated = zip(*rows, strict=True)
-        for date in set(dates).difference(days):
+        numbers = np.fromstring(chunk.translate(_DIGITS_ONLY), dtype=np.int64, sep=" ")
+        year, month, day, hours, minutes, seconds, ticks, prompt, output = numbers.reshape(-1, 9).T
+        dates = year * 10_000 + month * 100 + day
+        keys = np.unique(dates)
+        ordinals = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys.tolist()):
             try:
-                ordinal = datetime.date.fromisoformat(date.decode("ascii")).toordinal()
+                ordinals[i] = datetime.date(key // 10_000, key // 100 % 100, key % 100).toordinal()
             except ValueError:
                 return None
-            days[date] = ordinal  # (made relative to the first row's day below)
+        ordinal = ordinals[np.searchsorted(keys, dates)]
         if first_ordinal is None:
-            first_ordinal = days[dates[0]]
-        day = np.fromiter((days[d] for d in dates), np.float64, n) - first_ordinal
+            first_ordinal = int(ordinal[0])
+        day_s = (ordinal - first_ordinal) * 86400.0
         # the line-by-line reader's arithmetic, in its order, so the seconds are the same floats
-        stamps_s = day * 86400.0 + _ints(hours) * 3600.0
-        stamps_s = stamps_s + _ints(minutes) * 60.0
-        stamps_s = stamps_s + np.fromiter(map(float, seconds), np.float64, n)
-        prompt, output = _ints(context), _ints(generated)
+        # (digits / 1e7 is the float nearest the decimal, as float() gives it)
+        stamps_s = day_s + hours * 3600.0
+        stamps_s = stamps_s + minutes * 60.0
+        stamps_s = stamps_s + (seconds * 10_000_000 + ticks) / 1e7
         if int(prompt.min()) < 1 or int(output.min()) < output_min:
             return None
         if not window.add(first_line, stamps_s, prompt, output, None):
@@ -111,19 +111,11 @@ def azure_columns(path: Path, workload: Workload) -> Rows | None:
     return window.rows(path, 512)
 
 
-def _ints(texts: tuple[bytes, ...]) -> IntArray:
-    values: IntArray = np.fromstring(b" ".join(texts), dtype=np.int64, sep=" ")
-    return values
-
-
-def _line_count(chunk: bytes) -> int:
-    return chunk.count(b"\n") + (0 if not chunk or chunk.endswith(b"\n") else 1)
-
-
-def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, whole lines) of a file, about `CHUNK_BYTES` at a time; the
-    file is checked as the line-by-line reader checks it. A line over `MAX_LINE_BYTES` ends
-    the chunks early (no line-by-line reader accepts it, so it words the error)."""
+def _chunks(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(number of its first line, its number of lines, whole lines each ending in a line break)
+    of a file, about `CHUNK_BYTES` at a time; the file is checked as the line-by-line reader
+    checks it. A line over `MAX_LINE_BYTES` ends the chunks with one that matches no format
+    (the line-by-line reader words the error)."""
     check_file(path)
     line = 1
     with path.open("rb") as handle:
@@ -134,11 +126,12 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
                 rest = handle.readline(MAX_LINE_BYTES + 1)
                 tail = len(chunk) - chunk.rfind(b"\n") - 1
                 if tail + len(rest) > MAX_LINE_BYTES:
-                    yield line, b"\x00"  # matches no line: the caller gives up
+                    yield line, 1, b"\x00\n"
                     return
-                chunk += rest
-            yield line, chunk
-            line += chunk.count(b"\n")
+                chunk += rest if rest.endswith(b"\n") else rest + b"\n"
+            lines = chunk.count(b"\n")
+            yield line, lines, chunk
+            line += lines
 
 
 class _Window:

@@ -139,6 +139,7 @@ OTHER_SPELLINGS: list[tuple[str, Callable[[str], str]]] = [
     ("mooncake", lambda s: re.sub(r'"timestamp": ([0-9]+)', r'"timestamp": \1.0', s)),
     ("azure", lambda s: s.replace(",", ", ")),
     ("azure", lambda s: s.replace(",", "+00:00,", 1)),  # a UTC offset
+    ("azure", lambda s: s.replace("0,", ",", 1)),  # 6 digits of seconds' fraction, not 7
     ("azure", lambda s: '"' + s.replace(",", '",', 1)),  # a quoted cell
     ("azure", lambda s: s.replace("-", "/")),  # not a date: the error
 ]
