@@ -28,11 +28,20 @@ from runners.workload.rows import BlockIds, Rows
 
 CHUNK_BYTES = 8 * 1024**2
 _INT = rb"(?:0|[1-9][0-9]{0,17})"  # a JSON integer >= 0 that fits int64
-MOONCAKE_LINE = re.compile(
-    rb'^\{"timestamp": ?(?:0|[1-9][0-9]{0,14}), ?"input_length": ?' + _INT + rb', ?"output_length'
-    rb'": ?' + _INT + rb', ?"hash_ids": ?\[((?:' + _INT + rb"(?:, ?" + _INT + rb")*)?)\]\}$",
-    re.MULTILINE,
-)
+
+
+def _mooncake_line(comma: bytes, colon: bytes) -> re.Pattern[bytes]:
+    """One Mooncake row with these separators; its group is the text of the hash ids."""
+    stamp = rb"(?:0|[1-9][0-9]{0,14})"  # milliseconds that are exact as floats
+    fields = ((b"timestamp", stamp), (b"input_length", _INT), (b"output_length", _INT))
+    head = comma.join(b'"' + name + b'"' + colon + value for name, value in fields)
+    ids = rb"((?:" + _INT + rb"(?:" + comma + _INT + rb")*)?)"
+    line = rb"^\{" + head + comma + b'"hash_ids"' + colon + rb"\[" + ids + rb"\]\}$"
+    return re.compile(line, re.MULTILINE)
+
+
+MOONCAKE_LINES = (_mooncake_line(b", ", b": "), _mooncake_line(b",", b":"))
+"""Rows as Python's json.dumps writes them (the published traces), then without blanks."""
 AZURE_HEADER = b"TIMESTAMP,ContextTokens,GeneratedTokens"
 AZURE_LINES = re.compile(  # date and time to the 100 ns (as the published trace), two counts
     rb"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{7},[0-9]{1,15},"
@@ -46,7 +55,9 @@ def mooncake_columns(path: Path, workload: Workload) -> Rows | None:
     window = _Window(workload)
     output_min = 0 if workload.output_len is not None else 1
     for first_line, lines, chunk in _chunks(path):
-        ids_text = MOONCAKE_LINE.findall(chunk)
+        ids_text = MOONCAKE_LINES[0].findall(chunk)
+        if len(ids_text) != lines:
+            ids_text = MOONCAKE_LINES[1].findall(chunk)
         n = len(ids_text)
         if n != lines:
             return None

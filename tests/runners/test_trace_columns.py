@@ -110,6 +110,18 @@ def test_the_columnar_path_gives_the_line_by_line_request_list(
         assert old.chains is not None and old.chains.segment_count > 100  # shared prefixes
 
 
+def test_a_trace_without_blanks_takes_the_columnar_path(
+    traces: dict[str, Path], tmp_path: Path
+) -> None:
+    path = tmp_path / "compact.jsonl"
+    path.write_text(traces["mooncake"].read_text().replace(", ", ",").replace(": ", ":"))
+    workload = trace_workload("mooncake", path, num_prompts=1234)
+    fast = mooncake_columns(path, workload)
+    assert fast is not None
+    old = to_requests(workload, read_mooncake_lines(path, workload))
+    assert_same_requests(to_requests(workload, fast), old)
+
+
 def test_a_window_past_the_end_is_the_same_error_on_both_paths(traces: dict[str, Path]) -> None:
     for dataset, path in traces.items():
         fields = {"window_start_s": 1e9, "num_prompts": 5}
