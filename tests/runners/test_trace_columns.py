@@ -15,6 +15,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runners.errors import DatasetError
 from runners.types import Workload
@@ -23,7 +25,12 @@ from runners.workload import columns as columns_module
 from runners.workload.chains import _dense_ranks
 from runners.workload.columns import azure_columns, mooncake_columns
 from runners.workload.rows import Rows, to_requests
-from runners.workload.traces import read_azure_lines, read_mooncake_lines
+from runners.workload.traces import (
+    read_azure,
+    read_azure_lines,
+    read_mooncake,
+    read_mooncake_lines,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 Reader = Callable[[Path, Workload], Rows]
@@ -154,6 +161,8 @@ OTHER_SPELLINGS: list[tuple[str, Callable[[str], str]]] = [
     ("azure", lambda s: s.replace("0,", ",", 1)),  # 6 digits of seconds' fraction, not 7
     ("azure", lambda s: '"' + s.replace(",", '",', 1)),  # a quoted cell
     ("azure", lambda s: s.replace("-", "/")),  # not a date: the error
+    ("mooncake", lambda s: re.sub(r'"output_length": [0-9]+', '"output_length": 0', s)),
+    ("azure", lambda s: re.sub(r",[0-9]+\n", ",0\n", s)),  # no output tokens: the error
 ]
 
 
@@ -208,3 +217,58 @@ def test_dense_ranks_are_the_ranks_unique_gives() -> None:
         unique, inverse = np.unique(values, return_inverse=True)
         count, ranks = _dense_ranks(values.astype(np.int64))
         assert count == len(unique) and np.array_equal(ranks, inverse)
+
+
+@pytest.fixture(scope="module")
+def small_traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("small")
+    make = make_traces()
+    return {
+        "mooncake": make.write_mooncake(folder / "m.jsonl", 40, 600.0, 5).read_bytes(),
+        "azure": make.write_azure(folder / "a.csv", 40, 600.0, 5, "code").read_bytes(),
+    }
+
+
+def outcome(read: Callable[[], Rows], workload: Workload) -> RequestSet | str:
+    try:
+        return to_requests(workload, read())
+    except DatasetError as exc:
+        return str(exc)
+
+
+EDIT_BYTES = st.sampled_from([*b'0123456789 ,:-."[]{}\n\rTZ+e\x00\xff'])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dataset=st.sampled_from(sorted(FORMATS)),
+    edits=st.lists(st.tuples(st.floats(0, 1), EDIT_BYTES, st.booleans()), min_size=1, max_size=3),
+    num_prompts=st.sampled_from([5, 40]),
+)
+def test_any_edit_of_a_trace_gives_one_result_on_both_paths(
+    small_traces: dict[str, bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+    dataset: str,
+    edits: list[tuple[float, int, bool]],
+    num_prompts: int,
+) -> None:
+    """Whatever a byte edit makes of a trace, the reader gives the line-by-line reader's
+    request list or its error message."""
+    data = bytearray(small_traces[dataset])
+    for where, byte, insert in edits:
+        at = min(len(data) - 1, int(where * len(data)))
+        if insert:
+            data.insert(at, byte)
+        else:
+            data[at] = byte
+    path = tmp_path_factory.mktemp("edit") / "t.data"
+    path.write_bytes(bytes(data))
+    workload = trace_workload(dataset, path, num_prompts=num_prompts)
+    lines = FORMATS[dataset][1]
+    reader = read_mooncake if dataset == "mooncake" else read_azure
+    new = outcome(lambda: reader(path, workload), workload)
+    old = outcome(lambda: lines(path, workload), workload)
+    if isinstance(old, str) or isinstance(new, str):
+        assert new == old
+    else:
+        assert_same_requests(new, old)
