@@ -23,8 +23,8 @@ import numpy as np
 
 from runners.types import Workload
 from runners.workload.arrays import FloatArray, IntArray
-from runners.workload.reader import MAX_LINE_BYTES, MAX_REQUESTS, check_file
-from runners.workload.rows import BlockIds, Rows
+from runners.workload.reader import MAX_LINE_BYTES, check_file
+from runners.workload.rows import BlockIds, Rows, replay_bounds
 
 CHUNK_BYTES = 8 * 1024**2
 _INT = rb"(?:0|[1-9][0-9]{0,17})"  # a JSON integer >= 0 that fits int64
@@ -150,9 +150,7 @@ class _Window:
     window, then the first `num_prompts` of them; `done` once nothing more is wanted."""
 
     def __init__(self, workload: Workload) -> None:
-        self.limit = min(workload.num_prompts, MAX_REQUESTS)
-        self.start = workload.window_start_s
-        self.end = workload.window_start_s + workload.window_s
+        self.limit, self.start, self.end = replay_bounds(workload)
         self.first_s: float | None = None
         self.last_s = -math.inf
         self.kept = 0

@@ -82,9 +82,7 @@ class RowsBuilder:
 
     def __init__(self, path: Path, workload: Workload, block_size: int = 512) -> None:
         self.rows = Rows(path, block_size=block_size)
-        self.limit = min(workload.num_prompts, MAX_REQUESTS)
-        self.window_start = workload.window_start_s
-        self.window_end = workload.window_start_s + workload.window_s
+        self.limit, self.window_start, self.window_end = replay_bounds(workload)
         self.first_s: float | None = None
         self.last_s = -math.inf
         self.last_line = 0
@@ -146,6 +144,12 @@ class RowsBuilder:
         rows.prompt_len.append(prompt_len)
         rows.output_len.append(output_len)
         return rows.size < self.limit
+
+
+def replay_bounds(workload: Workload) -> tuple[int, float, float]:
+    """(most rows kept, start, end of the window of trace time) a workload replays of a file."""
+    start = workload.window_start_s
+    return min(workload.num_prompts, MAX_REQUESTS), start, start + workload.window_s
 
 
 def _append(rows: Rows, name: str, value: object) -> None:
