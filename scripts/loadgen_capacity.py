@@ -16,7 +16,16 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from loadgen_procs import CLIENT_CORE, SCRIPT, SERVER_CORE, group, pinned, run_client, wait_http
+from loadgen_procs import (
+    CLIENT_CORE,
+    SCRIPT,
+    SERVER_CORE,
+    ClientRun,
+    group,
+    pinned,
+    run_client,
+    wait_http,
+)
 
 from runners.process import PortLease, port_is_free
 
@@ -100,8 +109,7 @@ def capacity(args: argparse.Namespace, workdir: Path, tokenizer: Path) -> dict[s
                     count = max(args.min_requests, int(rate * args.seconds))
                     with httpx.Client(trust_env=False) as client:
                         client.get(f"http://127.0.0.1:{port}/stats?reset")
-                    doc = run_client(
-                        tool,
+                    run = ClientRun(
                         port,
                         rate,
                         count,
@@ -110,9 +118,8 @@ def capacity(args: argparse.Namespace, workdir: Path, tokenizer: Path) -> dict[s
                         workdir,
                         tokenizer,
                         "fake",
-                        CLIENT_CORE,
-                        f"cap-{tool}-{rate:g}",
                     )
+                    doc = run_client(tool, run, CLIENT_CORE, f"cap-{tool}-{rate:g}")
                     with httpx.Client(trust_env=False) as client:
                         server = client.get(f"http://127.0.0.1:{port}/stats").json()
                     ttft_err, itl_err, itl_p99, send_late = timing_errors(

@@ -72,40 +72,31 @@ def pinned(core: str, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", core, *argv] if os.cpu_count() and os.cpu_count() != 1 else [*argv]
 
 
+@dataclass(frozen=True)
+class ClientRun:
+    """What one client run sends and where: its server, requests, workdir and tokenizer."""
+
+    port: int
+    rate: float
+    count: int
+    input_len: int
+    output_len: int
+    workdir: Path
+    tokenizer: Path
+    model: str
+
+
 def run_client(
-    tool: str,
-    port: int,
-    rate: float,
-    count: int,
-    input_len: int,
-    output_len: int,
-    workdir: Path,
-    tokenizer: Path,
-    model: str,
-    core: str | None,
-    tag: str,
-    max_concurrency: int | None = None,
+    tool: str, run: ClientRun, core: str | None, tag: str, max_concurrency: int | None = None
 ) -> dict[str, object]:
     """Run one benchmark with `tool` ("ours" or "vllm") and return its result document."""
-    argv = client_argv(
-        tool,
-        port,
-        rate,
-        count,
-        input_len,
-        output_len,
-        workdir,
-        tokenizer,
-        model,
-        tag,
-        max_concurrency,
-    )
+    argv = client_argv(tool, run, tag, max_concurrency)
     if core is not None:
         argv = pinned(core, argv)
-    log = workdir / f"{tag}.log"
+    log = run.workdir / f"{tag}.log"
     with group(argv, log, CLIENT_ENV) as proc, contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=900)
-    return read_result(tool, workdir, tag)
+    return read_result(tool, run.workdir, tag)
 
 
 CLIENT_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
@@ -121,20 +112,12 @@ def read_result(tool: str, workdir: Path, tag: str) -> dict[str, object]:
 
 
 def client_argv(
-    tool: str,
-    port: int,
-    rate: float,
-    count: int,
-    input_len: int,
-    output_len: int,
-    workdir: Path,
-    tokenizer: Path,
-    model: str,
-    tag: str,
-    max_concurrency: int | None = None,
-    go_file: str = "",
+    tool: str, run: ClientRun, tag: str, max_concurrency: int | None = None, go_file: str = ""
 ) -> list[str]:
     """The command of one benchmark run of `tool`, writing ``workdir/<tag>.json``."""
+    port, rate, count, model = run.port, run.rate, run.count, run.model
+    input_len, output_len = run.input_len, run.output_len
+    workdir, tokenizer = run.workdir, run.tokenizer
     out = workdir / f"{tag}.json"
     out.unlink(missing_ok=True)
     base = f"http://127.0.0.1:{port}"
@@ -220,10 +203,10 @@ class RealWorkload:
     model_dir: Path
     max_concurrency: int
 
-    def client_args(self) -> tuple[int, float, int, int, int, Path, Path, str]:
-        """The leading arguments of `client_argv` / `run_client` (all at once: rate inf)."""
+    def client_run(self) -> ClientRun:
+        """One tool's run of it (all at once: rate inf)."""
         model = str(self.model_dir.resolve())
-        return (
+        return ClientRun(
             self.port,
             math.inf,
             self.count,
@@ -245,9 +228,9 @@ def run_together(real: RealWorkload, tag: str) -> dict[str, dict[str, object]]:
     workdir = real.workdir
     go = workdir / f"{tag}.go"
     go.unlink(missing_ok=True)
-    args = real.client_args()
-    ours = client_argv("ours", *args, f"{tag}-ours", real.max_concurrency, str(go))
-    theirs = client_argv("vllm", *args, f"{tag}-vllm", real.max_concurrency)
+    run = real.client_run()
+    ours = client_argv("ours", run, f"{tag}-ours", real.max_concurrency, str(go))
+    theirs = client_argv("vllm", run, f"{tag}-vllm", real.max_concurrency)
     log = workdir / f"{tag}-vllm.log"
     with (
         group(pinned(CLIENT_CORE, ours), workdir / f"{tag}-ours.log", CLIENT_ENV) as first,
@@ -278,7 +261,7 @@ def run_in_turn(real: RealWorkload, tag: str, vllm_first: bool) -> dict[str, dic
     order = ("vllm", "ours") if vllm_first else ("ours", "vllm")
     return {
         tool: run_client(
-            tool, *real.client_args(), CLIENT_CORE, f"{tag}-{tool}", real.max_concurrency
+            tool, real.client_run(), CLIENT_CORE, f"{tag}-{tool}", real.max_concurrency
         )
         for tool in order
     }
