@@ -327,19 +327,66 @@ class SglangLockstep:
         return True
 
     def _prefill(self) -> bool:
-        """`SglangEngine._prefill`: a prefill batch runs alone; whether there was one."""
+        """`SglangEngine._prefill`: a prefill batch runs alone (`_execute` and `_emit` of its
+        requests in scalar Python); whether there was one."""
         eng = self.eng
         pol = self.pol
         ids, toks = pol._prefill_batch(len(self.dec), self._reserved)
         if not ids:
             return False
-        arr = np.array(ids, dtype=np.int64)
-        tok = np.array(toks, dtype=np.int64)
-        done = (eng.kv_len[arr] + tok >= eng.seq_len[arr]).tolist()
-        eng._execute(arr, tok)
+        kv_len, seq_len = eng.kv_len, eng.seq_len
+        ctx = pre_tok = pre_kv = 0
+        flop_units = 0.0
+        sampled: list[int] = []
+        for rid, tok in zip(ids, toks, strict=True):
+            kv0 = int(kv_len[rid])
+            kv1 = kv0 + tok
+            kv_len[rid] = kv1
+            done = kv1 == int(seq_len[rid])
+            if done:
+                sampled.append(rid)
+            if done and tok == 1:  # one token that completes the sequence: a decode
+                ctx += kv1
+            else:
+                c, p = float(tok), float(kv0)
+                flop_units += c * (p + (c + 1.0) * 0.5)
+                pre_tok += tok
+                pre_kv += kv0
+        kv_toks = float(pre_tok) + float(pre_kv)
+        n_sampled = len(sampled)
+        eng.now += eng.model.step_s(
+            sum(toks), len(ids), n_sampled, float(ctx), flop_units, kv_toks
+        )
+        eng.steps += 1
+        if not n_sampled:
+            return True
+        d = eng.stream.deliver(eng.now, n_sampled)
+        gen, last_s, out = eng.gen, eng.last_s, self.out
+        firsts: list[int] = []
+        finished: list[int] = []
+        for rid in sampled:
+            g = int(gen[rid])
+            if g > 0:
+                self.gaps.append(d - float(last_s[rid]))
+                self.counts.append(1)
+            else:
+                eng.first_s[rid] = d
+                firsts.append(rid)
+            last_s[rid] = d
+            gen[rid] = g + 1
+            seq_len[rid] += 1
+            if g + 1 >= out[rid]:
+                finished.append(rid)
+        if firsts and eng.cache is not None:
+            eng._first_tokens(np.array(firsts, dtype=np.int64))
+        for rid in finished:
+            eng._release(rid, cache=self.child[rid] >= 0)
+            eng.done_s[rid] = d
+            eng.success[rid] = True
+            eng._next_turn(rid, d)
         success = eng.success
-        for rid, joins in zip(ids, done, strict=True):
-            if joins and not success[rid]:
+        for rid in sampled:
+            if not success[rid]:
                 self._join(rid)
         return True
 
