@@ -414,20 +414,30 @@ class SglangLockstep:
 
     def _head_k(self, n: int, k: int) -> int:
         """`SglangEngine._head_admissible_after`: the first of steps 1..k after which the
-        waiting head passes the reservation check, else k."""
+        waiting head passes the reservation check, else k (the same float operations, in
+        scalar Python for the first `SCALAR_STEPS`, NumPy after)."""
         eng = self.eng
         pol = self.pol
         rid = eng.waiting[0]
         left = float(self._left())
-        ks = np.arange(1, k + 1, dtype=np.int64)
-        ratio = np.maximum(pol.min_ratio, pol.ratio - pol.decay * ks)
-        free = eng.free - n * ks
-        reserved = (left - n * ks) * ratio
         seq = float(eng.seq_len[rid])
-        head = seq + np.minimum(float(eng.out[rid] - eng.gen[rid]), self.clip) * ratio
-        ok = (free - reserved >= head) & (free >= seq)
+        head_left = min(float(eng.out[rid] - eng.gen[rid]), self.clip)
+        free, ratio, decay, min_ratio = eng.free, pol.ratio, pol.decay, pol.min_ratio
+        first = min(k, SCALAR_STEPS)
+        for j in range(1, first + 1):
+            r = max(min_ratio, ratio - decay * j)
+            free_j = free - n * j
+            if free_j - (left - n * j) * r >= seq + head_left * r and free_j >= seq:
+                return j
+        if first == k:
+            return k
+        ks = np.arange(first + 1, k + 1, dtype=np.int64)
+        ratios = np.maximum(min_ratio, ratio - decay * ks)
+        frees = free - n * ks
+        reserved = (left - n * ks) * ratios
+        ok = (frees - reserved >= seq + head_left * ratios) & (frees >= seq)
         if ok.any():
-            return max(1, int(ks[int(np.argmax(ok))]))
+            return int(ks[int(np.argmax(ok))])
         return k
 
     def _ends(self, n: int, k: int, t_limit: float) -> tuple[list[float], np.ndarray | None]:
