@@ -6,6 +6,7 @@ caught by the same comparison."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ TURNS = Workload("turns", "sharegpt-like", 200, request_rate=6.0, seed=4, turns=
 CLOSED = Workload("closed", "sharegpt-like", 300, max_concurrency=24, seed=6)
 LONG_OUT = Workload("long-out", "random", 300, 4000, 1000, request_rate=20.0)
 SHORT = Workload("short", "random", 300, 200, 300, request_rate=30.0, seed=8)
+# outputs over the reservation's 4096-token clip, at a pace that keeps requests waiting
+CLIPPED = Workload("clipped", "random", 120, 3000, 6000, request_rate=4.0, seed=9)
 
 
 def sglang(**overrides: object) -> ServingConfig:
@@ -61,6 +64,7 @@ CASES = [
     (sglang(max_num_seqs=8), BURST),
     (sglang(cuda_graphs=False, async_scheduling=False), RATED),
     (sglang(spec_method="eagle3", spec_tokens=3), RATED),
+    (sglang(mem_fraction=0.5), CLIPPED),
     (mindie(), RATED),
     (mindie(), BURST),
     (mindie(), TURNS),
@@ -70,8 +74,9 @@ CASES = [
 ]
 IDS = ["rated", "burst", "chunked", "prefixes", "turns", "closed", "retracting",
        "retracting-small-kv", "prefixes-no-cache", "prefill-batch-conservative",
-       "whole-prompts", "few-seqs", "eager-sync", "spec", "mindie-rated", "mindie-burst",
-       "mindie-turns", "mindie-short", "mindie-few-seqs", "mindie-small-kv"]  # fmt: skip
+       "whole-prompts", "few-seqs", "eager-sync", "spec", "clipped", "mindie-rated",
+       "mindie-burst", "mindie-turns", "mindie-short", "mindie-few-seqs",
+       "mindie-small-kv"]  # fmt: skip
 
 
 def assert_same(fast: SimResult, slow: SimResult) -> None:
@@ -183,6 +188,20 @@ def test_a_planted_reservation_error_is_caught(monkeypatch: pytest.MonkeyPatch) 
         assert_same(
             run(sglang(), LONG_OUT, lockstep=True), run(sglang(), LONG_OUT, lockstep=False)
         )
+
+
+def test_a_planted_clip_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remaining outputs not clipped at 4096 in the reservation: admissions change."""
+    original = SglangLockstep.__init__
+
+    def unclipped(self: SglangLockstep, *args: Any) -> None:
+        original(self, *args)
+        self.clip = 1 << 40
+
+    monkeypatch.setattr(SglangLockstep, "__init__", unclipped)
+    config = sglang(mem_fraction=0.5)
+    with pytest.raises(AssertionError):
+        assert_same(run(config, CLIPPED, lockstep=True), run(config, CLIPPED, lockstep=False))
 
 
 def test_a_planted_itl_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
