@@ -1,6 +1,7 @@
 """Time loading and simulating a 100k-request trace, as ratios to a machine baseline of this run.
 
-Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1]``. The budget is 5 s
+Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1] [--load-only]``
+(``--load-only``: loading the trace alone, in the same table). The budget is 5 s
 per simulated trial (load the trace, simulate it, summarize the metrics) on the project's 2-core
 development machine, whose machine baseline (the fixed Python + NumPy loop of
 scripts/bench_sim.py) takes `REFERENCE_BASELINE_MS`; on any machine the budget is that many
@@ -67,7 +68,7 @@ NODES = {"mindie qwen3-32b (8 x 910B)": ASCEND}  # the others run on NODE
 
 
 def trial(
-    candidate: Candidate, node: NodeGroup, workload: Workload
+    candidate: Candidate, node: NodeGroup, workload: Workload, load_only: bool = False
 ) -> tuple[float, float, float, str]:
     """(CPU seconds to load, CPU seconds to simulate and summarize, wall seconds of both,
     outcome), from a cold cache."""
@@ -76,8 +77,10 @@ def trial(
     _file_requests.cache_clear()
     wall = time.perf_counter()
     started = time.process_time()
-    make_requests(workload)
+    requests = make_requests(workload)
     loaded = time.process_time()
+    if load_only:
+        return loaded - started, 0.0, time.perf_counter() - wall, f"loaded {requests.size:,}"
     outcome = SimRunner().run(candidate, workload, Placement(node, tuple(range(8))))
     done = time.process_time()
     wall = time.perf_counter() - wall
@@ -107,6 +110,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="keep the configurations whose label has it")
+    parser.add_argument("--load-only", action="store_true", help="time loading the trace alone")
     args = parser.parse_args()
     base_ms = statistics.median(cpu_timed(baseline_unit, 9))
     budget_units = BUDGET_S * 1000.0 / REFERENCE_BASELINE_MS
@@ -134,7 +138,7 @@ def main() -> int:
                 scaled = dataclasses.replace(workload, time_scale=scale)
                 label = f"{name}{'' if scale == 1.0 else ', x10 faster'}"
                 node = NODES.get(name, NODE)
-                runs = [trial(candidate, node, scaled) for _ in range(args.repeat)]
+                runs = [trial(candidate, node, scaled, args.load_only) for _ in range(args.repeat)]
                 load_s = statistics.median(r[0] for r in runs)
                 sim_s = statistics.median(r[1] for r in runs)
                 wall_s = statistics.median(r[2] for r in runs)
