@@ -70,13 +70,14 @@ CASES = [
     (mindie(), TURNS),
     (mindie(), SHORT),
     (mindie(max_num_seqs=16), CLOSED),
-    (mindie(mem_fraction=0.5), SHORT),
+    (mindie(mem_fraction=0.5), LONG_OUT),
+    (mindie(mem_fraction=0.2), SHORT),  # retraction at page crossings
 ]
 IDS = ["rated", "burst", "chunked", "prefixes", "turns", "closed", "retracting",
        "retracting-small-kv", "prefixes-no-cache", "prefill-batch-conservative",
        "whole-prompts", "few-seqs", "eager-sync", "spec", "clipped", "mindie-rated",
        "mindie-burst", "mindie-turns", "mindie-short", "mindie-few-seqs",
-       "mindie-small-kv"]  # fmt: skip
+       "mindie-small-kv", "mindie-small-kv-short"]  # fmt: skip
 
 
 def assert_same(fast: SimResult, slow: SimResult) -> None:
@@ -122,7 +123,8 @@ def test_lockstep_matches_step_by_step(
 
 def test_the_retracting_cases_retract() -> None:
     assert run(sglang(), LONG_OUT, lockstep=True).preemptions > 0
-    assert run(mindie(mem_fraction=0.5), SHORT, lockstep=True).preemptions > 0
+    assert run(mindie(mem_fraction=0.5), LONG_OUT, lockstep=True).preemptions > 0
+    assert run(mindie(mem_fraction=0.2), SHORT, lockstep=True).preemptions > 0
 
 
 @pytest.mark.parametrize("seed", range(6))
