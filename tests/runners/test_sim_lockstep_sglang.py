@@ -227,3 +227,26 @@ def test_noise_keeps_the_step_by_step_loop(monkeypatch: pytest.MonkeyPatch) -> N
     steps = counting_steps(monkeypatch)
     result = simulate(dataclasses.replace(sglang()), RATED, seed=7, noise=Noise.typical())
     assert result.records is not None and not steps
+
+
+@pytest.mark.parametrize(
+    ("config", "workload"),
+    [(sglang(), LONG), (sglang(), PREFIX), (sglang(mem_fraction=0.5), LONG_OUT),
+     (sglang(mem_fraction=0.5), CLIPPED)],
+    ids=["chunked", "prefixes", "retracting-small-kv", "clipped"],
+)  # fmt: skip
+def test_pages_of_several_tokens_match(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SGLang's model with 16-token pages (its simulator counts single tokens): chunked
+    prompts, shared prefixes, retraction and the clip take pages at page crossings alike in
+    both loops (MindIE's 128-token blocks use the same code, without chunking)."""
+    from runners.engines.sglang.policy import POLICY
+
+    plain = run(config, workload, lockstep=True)
+    monkeypatch.setattr(type(POLICY), "page_tokens", lambda self, config: 16)
+    fast = run(config, workload, lockstep=True)
+    assert_same(fast, run(config, workload, lockstep=False))
+    if config.mem_fraction < 0.9:  # a small pool: the pages change what runs
+        with pytest.raises(AssertionError):
+            assert_same(fast, plain)
