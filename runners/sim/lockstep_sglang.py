@@ -200,12 +200,13 @@ class SglangLockstep(SglangRunning):
         free = self.eng.free + self._blocks_sum()
         if self.page == 1:
             return max(1, min(k_hi, (free - self.kv_sum) // n))
-        if self._pages_after(k_hi) <= free:
+        if self.pages + n * (k_hi // self.page + 1) <= free:  # each crosses at most that
             return k_hi
+        cum = self._crossings()
         lo, hi = 1, k_hi
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self._pages_after(mid) <= free:
+            if self._pages_after(mid, cum) <= free:
                 lo = mid
             else:
                 hi = mid - 1
@@ -226,17 +227,18 @@ class SglangLockstep(SglangRunning):
         ratio, decay, min_ratio = pol.ratio, pol.decay, pol.min_ratio
         page = self.page
         free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
+        cum = self._crossings()
         first = min(k, SCALAR_STEPS)
         for j in range(1, first + 1):
             r = max(min_ratio, ratio - decay * j)
-            free_j = free - self._pages_after(j)
+            free_j = free - self._pages_after(j, cum)
             if free_j * page - (left - n * j) * r >= seq + head_left * r and free_j >= seq_pages:
                 return j
         if first == k:
             return k
         ks = np.arange(first + 1, k + 1, dtype=np.int64)
         ratios = np.maximum(min_ratio, ratio - decay * ks)
-        frees = free - self._pages_after_run(ks)
+        frees = free - self._pages_after_run(ks, cum)
         reserved = (left - n * ks) * ratios
         ok = (frees * page - reserved >= seq + head_left * ratios) & (frees >= seq_pages)
         if ok.any():

@@ -109,26 +109,32 @@ class SglangRunning:
         and every decode step the pages its new token needs)."""
         return self.pages
 
-    def _pages_after(self, k: int) -> int:
-        """`pages.pages_after` of k more decode steps: a request crosses into a new page at
-        each step from a multiple of the page."""
+    def _crossings(self) -> list[int]:
+        """cum[i]: the pages the running requests cross into over the next i decode steps
+        (i <= page): a request does at each step from a multiple of the page."""
         page = self.page
         residue = self.residue
-        pages = self.pages + (k // page) * len(self.dec)
-        for i in range(k % page):
-            pages += residue[-(self.ds + i) % page]
-        return pages
+        ds = self.ds
+        cum = [0] * (page + 1)
+        for i in range(page):
+            cum[i + 1] = cum[i] + residue[-(ds + i) % page]
+        return cum
 
-    def _pages_after_run(self, ks: np.ndarray) -> np.ndarray:
-        """`_pages_after` of each step count in `ks`."""
+    def _pages_after(self, k: int, cum: list[int] | None = None) -> int:
+        """`pages.pages_after` of k more decode steps (`cum`: `_crossings()`, if at hand)."""
         page = self.page
-        base = self.pages + (ks // page) * len(self.dec)
-        if page == 1:
-            return np.asarray(base, dtype=np.int64)
+        base = self.pages + (k // page) * len(self.dec)
+        if cum is not None:
+            return base + cum[k % page]
         residue = self.residue
-        cross = [residue[-(self.ds + i) % page] for i in range(page)]
-        cum = np.concatenate(([0], np.cumsum(cross))).astype(np.int64)
-        return np.asarray(base + cum[ks % page], dtype=np.int64)
+        for i in range(k % page):
+            base += residue[-(self.ds + i) % page]
+        return base
+
+    def _pages_after_run(self, ks: np.ndarray, cum: list[int]) -> np.ndarray:
+        """`_pages_after` of each step count in `ks`."""
+        base = self.pages + (ks // self.page) * len(self.dec)
+        return np.asarray(base + np.array(cum, dtype=np.int64)[ks % self.page], dtype=np.int64)
 
     def _write(self, rid: int) -> None:
         """Store running request `rid`'s lazy state in the engine's arrays."""
