@@ -228,10 +228,11 @@ class SglangLockstep(SglangRunning):
         page = self.page
         free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
         cum = self._crossings()
+        base = free - self.pages  # inlined `_pages_after(j, cum)`: free_j = base - crossed
         first = min(k, SCALAR_STEPS)
         for j in range(1, first + 1):
             r = max(min_ratio, ratio - decay * j)
-            free_j = free - self._pages_after(j, cum)
+            free_j = base - (j // page) * n - cum[j % page]
             if free_j * page - (left - n * j) * r >= seq + head_left * r and free_j >= seq_pages:
                 return j
         if first == k:

@@ -113,6 +113,8 @@ class SglangRunning:
         """cum[i]: the pages the running requests cross into over the next i decode steps
         (i <= page): a request does at each step from a multiple of the page."""
         page = self.page
+        if page == 1:
+            return [0, len(self.dec)]
         residue = self.residue
         ds = self.ds
         cum = [0] * (page + 1)
