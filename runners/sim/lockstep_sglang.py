@@ -2,17 +2,17 @@
 
 Place in the data flow: `scheduler.SglangEngine.run` (MindIE's model derives from it) hands its
 loop to `SglangLockstep.run` when the run has no noise, as `VllmEngine.run` hands its own to
-`lockstep.Lockstep`. In SGLang's model every running request decodes (a prompt joins the
-running set once its prefill batch sampled its first token), and a step is either a prefill
-batch alone or a decode step of the whole set, so the running requests are kept lazily
-(`sglang_running.SglangRunning`) against a count of decode steps. A decode stretch then needs
-their aggregates only, and its KV blocks follow `_iterate`'s two rules exactly: a single decode
-step takes one block per request, a macro-step sets each request's blocks to its KV length's
-pages (MindIE's pages are 128 tokens). Prefill batches are executed and the waiting head's
-reservation check evaluated in scalar Python with `_iterate`'s float operations; admission
-(`SglangEngine._prefill_batch`) and retraction use the engine's own methods. A drain (nothing
-can enter any more) runs `_iterate` on the materialized arrays, after which the lazy state is
-rebuilt. The result is the step-by-step loop's up to last-bit floating-point differences;
+`lockstep.Lockstep`. In SGLang's model every running request decodes (a prompt joins the running
+set once its prefill batch sampled its first token), and a step is either a prefill batch alone or
+a decode step of the whole set, so the running requests are kept lazily
+(`sglang_running.SglangRunning`) against a count of decode steps. A decode stretch then needs their
+aggregates only, and its KV pages follow `_iterate`'s rule: a running request holds its KV length's
+pages, so a decode step takes a page for each request whose KV fills its pages (every request in
+SGLang's 1-token pages, every 128th step in MindIE's blocks). Prefill batches are executed and the
+waiting head's reservation check evaluated in scalar Python with `_iterate`'s float operations;
+admission (`SglangEngine._prefill_batch`) and retraction use the engine's own methods. A drain
+(nothing can enter any more) runs `_iterate` on the materialized arrays, after which the lazy state
+is rebuilt. The result is the step-by-step loop's up to last-bit floating-point differences;
 `tests/runners/test_sim_lockstep_sglang.py` compares the two.
 """
 
@@ -93,9 +93,11 @@ class SglangLockstep(SglangRunning):
         n = len(self.dec)
         if not n:
             return False
-        if eng.free < n:  # retraction: the newest requests go back to the queue
+        # retraction: the newest requests go back to the queue until one decode step's new
+        # pages fit
+        if eng.free < self._pages_after(1) - self._blocks_sum():
             keep = n
-            while eng.free < keep and keep > 1:
+            while eng.free < self._pages_after(1) - self._blocks_sum() and keep > 1:
                 keep -= 1
                 rid = next(reversed(self.dec))
                 self._leave(rid)
@@ -175,7 +177,7 @@ class SglangLockstep(SglangRunning):
         """`_iterate`'s decode part: `_decode_k` steps, as one step or a macro-step."""
         eng = self.eng
         pol = self.pol
-        k = min(self._next_finish() - self.ds, MACRO_MAX_STEPS, eng.free // n)
+        k = self._free_k(n, min(self._next_finish() - self.ds, MACRO_MAX_STEPS))
         ends: tuple[list[float], np.ndarray | None] | None = None
         if k <= 1:
             k = 1
@@ -192,6 +194,24 @@ class SglangLockstep(SglangRunning):
             self._single(n)
         pol.ratio = max(pol.min_ratio, pol.ratio - pol.decay * k)
 
+    def _free_k(self, n: int, k_hi: int) -> int:
+        """`pages.decode_pages_k`: the most decode steps up to `k_hi` whose new pages fit the
+        free ones (at least 1)."""
+        free = self.eng.free + self._blocks_sum()
+        if self.page == 1:
+            return max(1, min(k_hi, (free - self.kv_sum) // n))
+        if self.pages + n * (k_hi // self.page + 1) <= free:  # each crosses at most that
+            return k_hi
+        cum = self._crossings()
+        lo, hi = 1, k_hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._pages_after(mid, cum) <= free:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
     def _head_k(self, n: int, k: int) -> int:
         """`SglangEngine._head_admissible_after`: the first of steps 1..k after which the
         waiting head passes the reservation check, else k (the same float operations, in
@@ -200,22 +220,28 @@ class SglangLockstep(SglangRunning):
         pol = self.pol
         rid = eng.waiting[0]
         left = float(self._left())
-        seq = float(eng.seq_len[rid])
+        seq_len = int(eng.seq_len[rid])
+        seq = float(seq_len)
+        seq_pages = -(-seq_len // self.page)
         head_left = min(float(eng.out[rid] - eng.gen[rid]), self.clip)
-        free, ratio, decay, min_ratio = eng.free, pol.ratio, pol.decay, pol.min_ratio
+        ratio, decay, min_ratio = pol.ratio, pol.decay, pol.min_ratio
+        page = self.page
+        free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
+        cum = self._crossings()
+        base = free - self.pages  # inlined `_pages_after(j, cum)`: free_j = base - crossed
         first = min(k, SCALAR_STEPS)
         for j in range(1, first + 1):
             r = max(min_ratio, ratio - decay * j)
-            free_j = free - n * j
-            if free_j - (left - n * j) * r >= seq + head_left * r and free_j >= seq:
+            free_j = base - (j // page) * n - cum[j % page]
+            if free_j * page - (left - n * j) * r >= seq + head_left * r and free_j >= seq_pages:
                 return j
         if first == k:
             return k
         ks = np.arange(first + 1, k + 1, dtype=np.int64)
         ratios = np.maximum(min_ratio, ratio - decay * ks)
-        frees = free - n * ks
+        frees = free - self._pages_after_run(ks, cum)
         reserved = (left - n * ks) * ratios
-        ok = (frees - reserved >= seq + head_left * ratios) & (frees >= seq)
+        ok = (frees * page - reserved >= seq + head_left * ratios) & (frees >= seq_pages)
         if ok.any():
             return int(ks[int(np.argmax(ok))])
         return k
@@ -245,10 +271,9 @@ class SglangLockstep(SglangRunning):
         return ends, more
 
     def _single(self, n: int) -> None:
-        """A single decode step: `_execute` of the running set, one block each."""
+        """A single decode step: `_execute` of the running set, the pages its tokens need."""
         eng = self.eng
-        eng._allocate(n)
-        self.singles += 1
+        eng._allocate(self._pages_after(1) - self._blocks_sum())
         eng.now += eng.model.step_s(n, n, n, float(self.kv_sum + n), 0.0, 0.0)
         eng.steps += 1
         d = eng.stream.deliver(eng.now, n)
@@ -260,8 +285,8 @@ class SglangLockstep(SglangRunning):
         self._finish(d)
 
     def _macro(self, n: int, k: int, ends: tuple[list[float], np.ndarray | None] | None) -> None:
-        """`StretchEngine._macro_decode`: k decode steps; every request's blocks become its
-        KV length's pages."""
+        """`StretchEngine._macro_decode`: k decode steps; every request holds its KV length's
+        pages."""
         eng = self.eng
         if ends is None:
             ends = self._ends(n, k, math.inf)
@@ -286,20 +311,10 @@ class SglangLockstep(SglangRunning):
             eng.now = scalar[-1]
         # the pages of kv + k: a request crosses into a new page at each step from a
         # multiple of the page
-        page = self.page
-        residue = self.residue
-        pages = self.pages + (k // page) * n
-        for i in range(k % page):
-            pages += residue[-(self.ds + i) % page]
+        pages = self._pages_after(k)
         eng._allocate(pages - self._blocks_sum())
         self.pages = pages
         self.ds += k
-        self.reset_ds = self.ds
-        self.reset_singles = self.singles
-        self.reset_mark = self.next_order
-        self.old_pages = pages
-        self.n_old = n
-        self.new_base = self.n_new = 0
         eng.steps += k
         self.kv_sum += n * k
         self.d_last = d

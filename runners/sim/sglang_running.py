@@ -4,7 +4,7 @@ Place in the data flow: `lockstep_sglang.SglangLockstep` derives from `SglangRun
 keeps the running requests of one `scheduler.SglangEngine` against a count of decode steps
 (their KV length and tokens generated are an offset plus that count), with the aggregates a
 decode stretch needs: count, context sum, first finish, the reservation's clipped remaining
-output, the KV blocks under the model's two rules, and the last-token times of the requests
+output, the KV pages they hold, and the last-token times of the requests
 joined since the last decode step. Requests enter after their prefill batch and leave at a
 finish or a retraction, their state written back into the engine's arrays.
 """
@@ -61,15 +61,6 @@ class SglangRunning:
         self.pending: dict[float, int] = {}  # last token time -> requests joined since a decode
         self.n_pending = 0
         self.d_last = 0.0  # when the last decode step's tokens went out
-        # blocks: a request joined before the last macro-step (`reset_mark`) holds its pages
-        # at `reset_ds` plus one per single step since; a later one its blocks at join plus one
-        # per single step since
-        self.singles = 0  # single decode steps so far
-        self.reset_ds = self.reset_singles = self.reset_mark = 0
-        self.old_pages = self.n_old = 0
-        self.join_blocks = [0] * n
-        self.join_singles = [0] * n
-        self.new_base = self.n_new = 0  # sum of (blocks at join - singles then), their count
         # reservation: left = min(out - gen, clip) = min(finish - ds, clip)
         self.clip_at = [0] * n  # ds from which the request is under the clip
         self.clipped = [False] * n
@@ -98,11 +89,6 @@ class SglangRunning:
         self.pages += -(-kv // self.page)
         finish = self.out[rid] - gen_off
         heapq.heappush(self.finishes, (finish, order, rid))
-        blocks = int(eng.blocks[rid])
-        self.join_blocks[rid] = blocks
-        self.join_singles[rid] = self.singles
-        self.new_base += blocks - self.singles
-        self.n_new += 1
         self.joined_ds[rid] = ds
         last = float(eng.last_s[rid])
         self.pending[last] = self.pending.get(last, 0) + 1
@@ -118,20 +104,39 @@ class SglangRunning:
         if self.child[rid] >= 0:
             self.n_child += 1
 
-    def _blocks(self, rid: int) -> int:
-        if self.order[rid] >= self.reset_mark:
-            return self.join_blocks[rid] + self.singles - self.join_singles[rid]
-        return -(-(self.kv_off[rid] + self.reset_ds) // self.page) + (
-            self.singles - self.reset_singles
-        )
-
     def _blocks_sum(self) -> int:
-        return (
-            self.old_pages
-            + self.n_old * (self.singles - self.reset_singles)
-            + self.new_base
-            + self.n_new * self.singles
-        )
+        """Pages the running requests hold: each its KV length's (a prefill batch takes them,
+        and every decode step the pages its new token needs)."""
+        return self.pages
+
+    def _crossings(self) -> list[int]:
+        """cum[i]: the pages the running requests cross into over the next i decode steps
+        (i <= page): a request does at each step from a multiple of the page."""
+        page = self.page
+        if page == 1:
+            return [0, len(self.dec)]
+        residue = self.residue
+        ds = self.ds
+        cum = [0] * (page + 1)
+        for i in range(page):
+            cum[i + 1] = cum[i] + residue[-(ds + i) % page]
+        return cum
+
+    def _pages_after(self, k: int, cum: list[int] | None = None) -> int:
+        """`pages.pages_after` of k more decode steps (`cum`: `_crossings()`, if at hand)."""
+        page = self.page
+        base = self.pages + (k // page) * len(self.dec)
+        if cum is not None:
+            return base + cum[k % page]
+        residue = self.residue
+        for i in range(k % page):
+            base += residue[-(self.ds + i) % page]
+        return base
+
+    def _pages_after_run(self, ks: np.ndarray, cum: list[int]) -> np.ndarray:
+        """`_pages_after` of each step count in `ks`."""
+        base = self.pages + (ks // self.page) * len(self.dec)
+        return np.asarray(base + np.array(cum, dtype=np.int64)[ks % self.page], dtype=np.int64)
 
     def _write(self, rid: int) -> None:
         """Store running request `rid`'s lazy state in the engine's arrays."""
@@ -140,7 +145,7 @@ class SglangRunning:
         eng.kv_len[rid] = kv
         eng.seq_len[rid] = kv + 1
         eng.gen[rid] = self.gen_off[rid] + self.ds
-        eng.blocks[rid] = self._blocks(rid)
+        eng.blocks[rid] = -(-kv // self.page)
         if self.joined_ds[rid] != self.ds:
             eng.last_s[rid] = self.d_last
 
@@ -152,12 +157,6 @@ class SglangRunning:
         self.kv_sum -= kv
         self.residue[off % self.page] -= 1
         self.pages -= -(-kv // self.page)
-        if self.order[rid] >= self.reset_mark:
-            self.new_base -= self.join_blocks[rid] - self.join_singles[rid]
-            self.n_new -= 1
-        else:
-            self.old_pages -= -(-(off + self.reset_ds) // self.page)
-            self.n_old -= 1
         if self.joined_ds[rid] == self.ds:
             last = float(self.eng.last_s[rid])
             left = self.pending[last] - 1
@@ -190,8 +189,6 @@ class SglangRunning:
         self.finishes = []
         self.pending = {}
         self.n_pending = 0
-        self.reset_mark = self.next_order
-        self.old_pages = self.n_old = self.new_base = self.n_new = 0
         self.unclips = []
         self.n_clip = self.unclipped_finish = self.n_unclipped = self.n_child = 0
         running = self.eng.running.tolist()

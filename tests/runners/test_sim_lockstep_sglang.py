@@ -70,13 +70,14 @@ CASES = [
     (mindie(), TURNS),
     (mindie(), SHORT),
     (mindie(max_num_seqs=16), CLOSED),
-    (mindie(mem_fraction=0.5), SHORT),
+    (mindie(mem_fraction=0.5), LONG_OUT),
+    (mindie(mem_fraction=0.2), SHORT),  # retraction at page crossings
 ]
 IDS = ["rated", "burst", "chunked", "prefixes", "turns", "closed", "retracting",
        "retracting-small-kv", "prefixes-no-cache", "prefill-batch-conservative",
        "whole-prompts", "few-seqs", "eager-sync", "spec", "clipped", "mindie-rated",
        "mindie-burst", "mindie-turns", "mindie-short", "mindie-few-seqs",
-       "mindie-small-kv"]  # fmt: skip
+       "mindie-small-kv", "mindie-small-kv-short"]  # fmt: skip
 
 
 def assert_same(fast: SimResult, slow: SimResult) -> None:
@@ -122,7 +123,8 @@ def test_lockstep_matches_step_by_step(
 
 def test_the_retracting_cases_retract() -> None:
     assert run(sglang(), LONG_OUT, lockstep=True).preemptions > 0
-    assert run(mindie(mem_fraction=0.5), SHORT, lockstep=True).preemptions > 0
+    assert run(mindie(mem_fraction=0.5), LONG_OUT, lockstep=True).preemptions > 0
+    assert run(mindie(mem_fraction=0.2), SHORT, lockstep=True).preemptions > 0
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -225,3 +227,26 @@ def test_noise_keeps_the_step_by_step_loop(monkeypatch: pytest.MonkeyPatch) -> N
     steps = counting_steps(monkeypatch)
     result = simulate(dataclasses.replace(sglang()), RATED, seed=7, noise=Noise.typical())
     assert result.records is not None and not steps
+
+
+@pytest.mark.parametrize(
+    ("config", "workload"),
+    [(sglang(), LONG), (sglang(), PREFIX), (sglang(mem_fraction=0.5), LONG_OUT),
+     (sglang(mem_fraction=0.5), CLIPPED)],
+    ids=["chunked", "prefixes", "retracting-small-kv", "clipped"],
+)  # fmt: skip
+def test_pages_of_several_tokens_match(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SGLang's model with 16-token pages (its simulator counts single tokens): chunked
+    prompts, shared prefixes, retraction and the clip take pages at page crossings alike in
+    both loops (MindIE's 128-token blocks use the same code, without chunking)."""
+    from runners.engines.sglang.policy import POLICY
+
+    plain = run(config, workload, lockstep=True)
+    monkeypatch.setattr(type(POLICY), "page_tokens", lambda self, config: 16)
+    fast = run(config, workload, lockstep=True)
+    assert_same(fast, run(config, workload, lockstep=False))
+    if config.mem_fraction < 0.9:  # a small pool: the pages change what runs
+        with pytest.raises(AssertionError):
+            assert_same(fast, plain)
