@@ -432,9 +432,16 @@ class StepModel:
         return np.asarray(out, dtype=np.float64)
 
     def decode_step_s(self, n_seqs: int, ctx_sum: float) -> float:
-        """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python:
-        the same float operations in the same order, so the same value, without NumPy's
-        per-call cost (the lockstep loop prices short decode stretches step by step)."""
+        """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python."""
+        return self.decode_ends(n_seqs, ctx_sum, 1, 0.0, math.inf)[0]
+
+    def decode_ends(
+        self, n_seqs: int, ctx_sum0: float, steps: int, now: float, t_limit: float
+    ) -> list[float]:
+        """End times of up to `steps` steps of `decode_run_s` from `now`, stopping after the
+        first that reaches `t_limit`, in scalar Python: the same float operations in the same
+        order, so the same values, without NumPy's per-call cost (the lockstep loop prices
+        short decode stretches this way)."""
         memo = self._decode_memo.get(n_seqs)
         if memo is None:
             full_graph = self._full_graph(True, n_seqs)
@@ -447,16 +454,30 @@ class StepModel:
             memo = (base, full_graph, cpu)
             self._decode_memo[n_seqs] = memo
         base, full_graph, cpu = memo
-        gpu = base + ctx_sum * self.decode_s_per_ctx
-        if self.capped:
-            gpu = gpu + min(ctx_sum, float(n_seqs * self.cap)) * self.capped_decode_s_per_ctx
-        if full_graph:
-            gpu += params.GRAPH_REPLAY_S
-        elif self.cuda_graphs:
-            gpu += self.piecewise_s
-        else:
-            gpu = max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
-        out = max(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S if self.async_sched else gpu + cpu
-        if self.spec_k:
-            out = out / self.spec_gain
-        return out
+        per_ctx, capped, cap = self.decode_s_per_ctx, self.capped, float(n_seqs * self.cap)
+        capped_per_ctx, graphs = self.capped_decode_s_per_ctx, self.cuda_graphs
+        piecewise, eager, eager_s = self.piecewise_s, params.EAGER_GPU_FACTOR, self.eager_launch_s
+        spec, gain, overlap = self.spec_k, self.spec_gain, self.async_sched
+        replay, eps = params.GRAPH_REPLAY_S, params.ASYNC_OVERLAP_EPS_S
+        ends: list[float] = []
+        cum = 0.0
+        for j in range(steps):
+            ctx_sum = ctx_sum0 + n_seqs * float(j)
+            gpu = base + ctx_sum * per_ctx
+            if capped:
+                gpu = gpu + min(ctx_sum, cap) * capped_per_ctx
+            if full_graph:
+                gpu += replay
+            elif graphs:
+                gpu += piecewise
+            else:
+                gpu = max(gpu * eager, eager_s)
+            out = max(gpu, cpu) + eps if overlap else gpu + cpu
+            if spec:
+                out = out / gain
+            cum += out
+            end = now + cum
+            ends.append(end)
+            if end >= t_limit:
+                break
+        return ends

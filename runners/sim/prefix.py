@@ -158,9 +158,13 @@ class PrefixCache:
 
     def computed(self, ids: IntArray) -> None:
         """Requests that produced their first token: their whole chain is computed."""
+        self.computed_ids(ids.tolist())
+
+    def computed_ids(self, ids: list[int]) -> None:
+        """`computed` of a list."""
         self.version += 1
         ready = self.ready
-        for rid in ids.tolist():
+        for rid in ids:
             for seg in self._head(rid):
                 ready[seg] = True
             self.tail_ready[rid] = True

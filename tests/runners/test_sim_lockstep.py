@@ -5,6 +5,7 @@ step-by-step loop (`VllmEngine._iterate` every iteration), and prices decode ste
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -142,3 +143,8 @@ def test_a_scalar_decode_step_is_the_vectorized_one(config: ServingConfig) -> No
         run_s = model.decode_run_s(n, ctx0, 50)
         steps = [model.decode_step_s(n, ctx0 + n * float(j)) for j in range(50)]
         assert steps == run_s.tolist()
+        ends = (2.5 + np.cumsum(run_s)).tolist()
+        assert model.decode_ends(n, ctx0, 50, 2.5, math.inf) == ends
+        # a stretch stops after the first step that reaches the limit
+        assert model.decode_ends(n, ctx0, 50, 2.5, ends[20]) == ends[:21]
+        assert model.decode_ends(n, ctx0, 50, 2.5, ends[20] - 1e-9) == ends[:21]
