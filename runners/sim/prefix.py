@@ -106,6 +106,11 @@ class PrefixCache:
         """Prompt tokens of `rid`'s leading cached segments."""
         return self._look(rid, q_front)[2]
 
+    def admission(self, rid: int, q_front: int) -> tuple[int, int, int]:
+        """`hit_tokens` and `charge` in one call: (tokens, revived, fresh)."""
+        looked = self._look(rid, q_front)
+        return looked[2], looked[3], looked[4]
+
     def charge(self, rid: int, q_front: int) -> tuple[int, int]:
         """(revived, fresh) pages admitting `rid` takes from the pool: its cached segments no
         request holds come back from the free queue; its missing ones are allocated anew."""

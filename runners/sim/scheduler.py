@@ -142,7 +142,8 @@ class VllmEngine(StretchEngine):
         """Admit the head of the queue (prefix-cache hit in whole blocks) if it fits."""
         bs = self.page
         rid = self.waiting[0]
-        if self._blocked(rid, budget):
+        if self.cache is not None and self.cache.has_chain(rid):
+            self._admit_chained_head(rid, budget, ids, toks)
             return
         hit_blocks = self._cached_hit_blocks(rid)
         hit_tok = hit_blocks * bs
@@ -150,23 +151,46 @@ class VllmEngine(StretchEngine):
         if not self.config.chunked_prefill and n > budget:
             return
         n = min(n, budget)
-        if self._chained(rid):
-            pages = self._admission_pages(rid, hit_tok + n)
-            if sum(pages) > self.free:
-                return
-            self._admit_chained(rid, hit_tok, hit_tok + n, pages)
-        else:
-            need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
-            if need_blocks + hit_blocks > self.free:
-                return
-            self.free -= hit_blocks
-            self._allocate(need_blocks)
-            self.cache_blocks[rid] = 0
-            self.kv_len[rid] = hit_tok
-            self.blocks[rid] = hit_blocks + need_blocks
+        need_blocks = -(-(hit_tok + n) // bs) - hit_blocks
+        if need_blocks + hit_blocks > self.free:
+            return
+        self.free -= hit_blocks
+        self._allocate(need_blocks)
+        self.cache_blocks[rid] = 0
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = hit_blocks + need_blocks
         self.waiting.popleft()
         ids.append(rid)
         toks.append(n)
+
+    def _admit_chained_head(self, rid: int, budget: int, ids: list[int], toks: list[int]) -> None:
+        """`_admit_one` of a head whose prompt is a chain of prefix segments: its leading
+        cached segments are hit (in whole pages), the rest and its own pages are taken."""
+        if self._blocked(rid, budget):
+            return
+        cache = self.cache
+        assert cache is not None
+        bs = self.page
+        seq = int(self.seq_len[rid])
+        hit_tok, revived, fresh = cache.admission(rid, self.q_front)
+        hit_tok = min(hit_tok // bs, (seq - 1) // bs) * bs
+        n = seq - hit_tok
+        if not self.config.chunked_prefill and n > budget:
+            return
+        kv_after = hit_tok + min(n, budget)
+        chain_pages = cache.chain_pages[rid]
+        pages = -(-kv_after // bs)
+        own = pages - chain_pages if pages > chain_pages else 0
+        if revived + fresh + own > self.free:
+            return
+        cache.hold(rid, self.q_front)
+        self.free -= revived
+        self._allocate(fresh + own)
+        self.kv_len[rid] = hit_tok
+        self.blocks[rid] = pages if pages > chain_pages else chain_pages
+        self.waiting.popleft()
+        ids.append(rid)
+        toks.append(kv_after - hit_tok)
 
 
 class SglangEngine(StretchEngine):
