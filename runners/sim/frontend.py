@@ -78,6 +78,17 @@ class OutputStream:
         self.free_s = max(step_end_s, self.free_s) + n_tokens * self._c_out
         return self.free_s
 
+    def deliver_each(self, step_end_s: list[float], n_tokens: int) -> list[float]:
+        """`deliver` of consecutive steps with the same token count, in one call."""
+        cost = n_tokens * self._c_out
+        free = self.free_s
+        out: list[float] = []
+        for end in step_end_s:
+            free = (end if end > free else free) + cost
+            out.append(free)
+        self.free_s = free
+        return out
+
     def deliver_steps(self, step_end_s: FloatArray, n_tokens: IntArray) -> FloatArray:
         """Delivery times of consecutive steps with per-step token counts (vectorized):
         d_j = C_j + max(free, max_{i<=j}(e_i - C_{i-1})), C_j = cumulative cost."""

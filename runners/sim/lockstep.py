@@ -56,8 +56,8 @@ class Lockstep(LazyDecoding):
         """`ReplicaEngine.run` with `step` in place of `_iterate`."""
         eng = self.eng
         sends, entries, ingest = eng.sends, eng.entries, eng.ingest
-        self.rebuild()
         self._to_lists()
+        self.rebuild()
         while True:
             now = eng.now
             # nothing to absorb: no send or entry due, no ingestion in progress (to advance)
@@ -355,13 +355,12 @@ class Lockstep(LazyDecoding):
         if len(ends) == 1:
             return self._decode_one()
         stream = eng.stream
-        d_prev = self.d_last
-        for e in ends:
-            d = stream.deliver(e, n)
-            self.gaps.append(d - d_prev)
-            self.counts.append(n)
-            d_prev = d
+        delivered = stream.deliver_each(ends, n)
         m = len(ends)
+        before = [self.d_last, *delivered[:-1]]
+        self.gaps += [d - d_prev for d_prev, d in zip(before, delivered, strict=True)]
+        self.counts += [n] * m
+        d_prev = delivered[-1]
         if m == SCALAR_STEPS and m < k and ends[-1] < t_limit:
             # a long stretch: the rest as `_macro_decode` prices it
             times = model.decode_run_s(n, ctx0 + n * float(m), k - m)

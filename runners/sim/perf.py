@@ -344,9 +344,15 @@ class StepModel:
         if decode_only and self.spec_k:
             times = self.decode_run_s(n_seqs, decode_ctx_sum, 1)
             return float(times[0])
-        full_graph = self._full_graph(decode_only, n_seqs)
-        t_tok = self._tokens_s(graph_pad(tokens, self.pad_mult) if full_graph else tokens)
-        gpu = t_tok + self._lm_s(n_samples) + decode_ctx_sum * self.decode_s_per_ctx
+        # `_full_graph`, `_tokens_s`, `_lm_s`, `_launch_s` and `_combine` inlined (the same
+        # operations; a lockstep step makes no other call here)
+        graphs = self.cuda_graphs
+        full_graph = graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
+        padded = graph_pad(tokens, self.pad_mult) if full_graph else tokens
+        size = self.table_size
+        t_tok = float(self.t_tokens_s[padded]) if padded < size else self._tokens_s(padded)
+        t_lm = float(self.t_lm_s[n_samples]) if n_samples < size else self._lm_s(n_samples)
+        gpu = t_tok + t_lm + decode_ctx_sum * self.decode_s_per_ctx
         if not decode_only:
             gpu += max(
                 prefill_flop_units * self.prefill_s_per_flop_unit,
@@ -360,8 +366,16 @@ class StepModel:
                     * self.capped_prefill_s_per_flop_unit,
                     min(prefill_kv_tokens, tokens * self.cap) * self.capped_prefill_s_per_kv_tok,
                 )
-        gpu += self._launch_s(gpu, full_graph)
-        return self._combine(gpu, n_seqs)
+        if full_graph:
+            gpu += params.GRAPH_REPLAY_S
+        elif graphs:
+            gpu += self.piecewise_s
+        else:
+            gpu += max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s) - gpu
+        cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
+        if self.async_sched:
+            return max(gpu, cpu_s) + params.ASYNC_OVERLAP_EPS_S
+        return gpu + cpu_s
 
     def _launch_s(self, gpu_s: float, full_graph: bool) -> float:
         if full_graph:

@@ -36,6 +36,7 @@ class PrefixCache:
     """Holders, readiness and LRU positions of one replica's prefix segments."""
 
     def __init__(self, chains: PrefixChains, page: int) -> None:
+        chains = _compact(chains)
         self.offsets: list[int] = chains.offsets.tolist()
         self.segments: list[int] = chains.segments.tolist()
         self.pages: list[int] = (chains.end // page - chains.start // page).tolist()
@@ -182,6 +183,18 @@ class PrefixCache:
             ref[seg] = 1
             ready[seg] = flag
         self.lazy[rid] = False
+
+
+def _compact(chains: PrefixChains) -> PrefixChains:
+    """The same chains with their segments numbered 0.. in the order of their ids, without
+    those no chain has (a replica's share of a trace uses about half of the trace's)."""
+    used = np.zeros(chains.segment_count, dtype=np.bool_)
+    used[chains.segments] = True
+    ids = np.flatnonzero(used)
+    if len(ids) == chains.segment_count:
+        return chains
+    local = np.cumsum(used) - 1
+    return PrefixChains(chains.offsets, local[chains.segments], chains.start[ids], chains.end[ids])
 
 
 def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int]]:
