@@ -138,9 +138,9 @@ class LazyDecoding:
     def _to_lists(self) -> None:
         """The engine's `AS_LISTS` arrays as Python lists (same values, exact)."""
         eng = self.eng
-        names = AS_LISTS
-        if eng.prefix_caching and eng.cache is None:
-            names += OWN_CACHE_LISTS
+        names = (
+            AS_LISTS + OWN_CACHE_LISTS if eng.prefix_caching and eng.cache is None else AS_LISTS
+        )
         self.dtypes = {name: getattr(eng, name).dtype for name in names}
         for name in names:
             setattr(eng, name, getattr(eng, name).tolist())
