@@ -23,7 +23,6 @@ grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 
@@ -257,12 +256,7 @@ class Lockstep(LazyDecoding):
         # requests that completed their prompt join the lockstep, in running order
         success = eng.success
         part = [r for r in (self.part + admitted if self.part else admitted) if not success[r]]
-        joined = 0
-        for rid in part:
-            if not self._decoding(rid):
-                break
-            self._join(rid)
-            joined += 1
+        joined = self._join_leading(part) if part else 0
         self.part = part[joined:] if joined else part
         self._count_running()
 
@@ -276,14 +270,8 @@ class Lockstep(LazyDecoding):
         """Release the requests that produced their last token at `d` (the lockstep's due
         now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
-        dec = self.dec
-        if dec:
-            steps = eng.steps
-            finishes = self.finishes
-            while dec and (self._next_finish() if self.stale else finishes[0][0]) == steps:
-                _, order, rid = heapq.heappop(finishes)
-                self._leave(rid)
-                ended.append((order, rid))
+        if self.dec and (self._next_finish() if self.stale else self.finishes[0][0]) == eng.steps:
+            self._leave_due(ended)
         if not ended:
             return False
         if len(ended) > 1:
@@ -293,10 +281,12 @@ class Lockstep(LazyDecoding):
             returned(rid)
         child, done_s, success = self.child, eng.done_s, eng.success
         for _, rid in ended:
-            eng._release(rid, cache=child[rid] >= 0)
+            later = child[rid] >= 0
+            eng._release(rid, cache=later)
             done_s[rid] = d
             success[rid] = True
-            eng._next_turn(rid, d)
+            if later or eng.next_client < len(eng.roots):  # else `_next_turn` sends nothing
+                eng._next_turn(rid, d)
         return True
 
     # --- decode-only stretches -------------------------------------------------------------
