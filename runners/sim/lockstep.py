@@ -117,6 +117,8 @@ class Lockstep(LazyDecoding):
                     return False
                 self._stretch()
                 return True
+        elif len(self.part) == 1 and self._chunk(self.part[0], n_dec):
+            return True
         kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
         before = need_sum = n_dec
         part_tok: list[int] = []
@@ -154,6 +156,44 @@ class Lockstep(LazyDecoding):
         if not n_dec and not ids:
             return False
         self._mixed(ids, toks, admitted)
+        return True
+
+    def _chunk(self, rid: int, n_dec: int) -> bool:
+        """`step` when `rid`, the one running request outside the lockstep, computes a chunk
+        of its prompt that takes all the token budget the decoding requests leave and is not
+        its last (so nothing is admitted, nothing preempted, and only the decoding requests
+        sample): the same operations as the general path and `_mixed`, without their lists.
+        False, having changed nothing, when that is not the case."""
+        eng = self.eng
+        page = self.page
+        kv_len = eng.kv_len
+        kv0 = kv_len[rid]
+        tok = self.budget - n_dec
+        if tok <= 0 or eng.seq_len[rid] - kv0 - tok < 2:
+            return False
+        grow = -(-(kv0 + tok) // page) - eng.blocks[rid]
+        if grow < 0:
+            grow = 0
+        total = self.residue[-eng.steps % page] + grow
+        if total > eng.free:
+            return False
+        eng._allocate(total)
+        eng.blocks[rid] += grow
+        kv_len[rid] = kv0 + tok
+        c, p = float(tok), float(kv0)
+        flop_units = 0.0
+        flop_units += c * (p + (c + 1.0) * 0.5)
+        ctx = float(self.kv_sum + n_dec)
+        dt = eng.model.step_s(n_dec + tok, n_dec + 1, n_dec, ctx, flop_units, c + p)
+        eng.now += dt
+        eng.steps += 1
+        self.kv_sum += n_dec
+        if n_dec:
+            d = eng.stream.deliver(eng.now, n_dec)
+            self.gaps.append(d - self.d_last)
+            self.counts.append(n_dec)
+            self.d_last = d
+            self._finish([], d)
         return True
 
     def _preempt(self, total: int, grow: list[int]) -> int:
