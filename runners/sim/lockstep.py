@@ -375,8 +375,12 @@ class Lockstep(LazyDecoding):
         at a finish (step 1's blocks are held)."""
         eng = self.eng
         n = len(self.dec)
-        k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
-        k = self._blocks_k(k)
+        steps = eng.steps
+        k = (self._next_finish() if self.stale else self.finishes[0][0]) - steps
+        if k > MACRO_MAX_STEPS:
+            k = MACRO_MAX_STEPS
+        if n * (k // self.page + 1) > eng.free:  # else all k steps' blocks fit
+            k = self._blocks_k(k)
         if k <= 1:
             return self._decode_one()
         model = eng.model
@@ -407,7 +411,15 @@ class Lockstep(LazyDecoding):
             eng.now = float(more[-1])
         else:
             eng.now = ends[-1]
-        self._advance(m)
+        # the steps' blocks (steps 2..m; step 1's are held) and the lazy state's advance
+        page = self.page
+        residue = self.residue
+        need = ((m - 1) // page) * n
+        for i in range((m - 1) % page):
+            need += residue[-(steps + 1 + i) % page]
+        eng._allocate(need)
+        eng.steps = steps + m
+        self.kv_sum += n * m
         self.d_last = d_prev
         return self._finish([], d_prev)
 
@@ -424,18 +436,3 @@ class Lockstep(LazyDecoding):
         self.counts.append(n)
         self.d_last = d
         return self._finish([], d)
-
-    def _advance(self, k: int) -> None:
-        """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""
-        eng = self.eng
-        n = len(self.dec)
-        page = self.page
-        m = k - 1
-        need = (m // page) * n
-        s1 = eng.steps + 1
-        residue = self.residue
-        for i in range(m % page):
-            need += residue[-(s1 + i) % page]
-        eng._allocate(need)
-        eng.steps += k
-        self.kv_sum += n * k

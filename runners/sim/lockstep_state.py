@@ -226,7 +226,8 @@ class LazyDecoding:
     def _to_arrays(self) -> None:
         eng = self.eng
         for name, dtype in self.dtypes.items():
-            setattr(eng, name, np.array(getattr(eng, name), dtype=dtype))
+            values = getattr(eng, name)
+            setattr(eng, name, np.fromiter(values, dtype=dtype, count=len(values)))
 
     def _next_finish(self) -> int:
         """Step count at which the first decoding request finishes (dropping the heap entries
