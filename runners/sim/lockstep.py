@@ -389,12 +389,10 @@ class Lockstep(LazyDecoding):
         if len(ends) == 1:
             return self._decode_one()
         stream = eng.stream
-        delivered = stream.deliver_each(ends, n)
+        self.gaps += stream.deliver_gaps(ends, n, self.d_last)
         m = len(ends)
-        before = [self.d_last, *delivered[:-1]]
-        self.gaps += [d - d_prev for d_prev, d in zip(before, delivered, strict=True)]
         self.counts += [n] * m
-        d_prev = delivered[-1]
+        d_prev = stream.free_s
         if m == SCALAR_STEPS and m < k and ends[-1] < t_limit:
             # a long stretch: the rest as `_macro_decode` prices it
             times = model.decode_run_s(n, ctx0 + n * float(m), k - m)

@@ -475,6 +475,17 @@ class StepModel:
         replay, eps = params.GRAPH_REPLAY_S, params.ASYNC_OVERLAP_EPS_S
         ends: list[float] = []
         cum = 0.0
+        if graphs and overlap and not capped and not spec:  # the common case, its own loop
+            launch = replay if full_graph else piecewise
+            for j in range(steps):
+                gpu = base + (ctx_sum0 + n_seqs * float(j)) * per_ctx
+                gpu += launch
+                cum += (gpu if gpu >= cpu else cpu) + eps
+                end = now + cum
+                ends.append(end)
+                if end >= t_limit:
+                    break
+            return ends
         for j in range(steps):
             ctx_sum = ctx_sum0 + n_seqs * float(j)
             gpu = base + ctx_sum * per_ctx
