@@ -205,9 +205,13 @@ class LazyDecoding:
 
     def flush_itl(self) -> None:
         eng = self.eng
-        if self.gaps:
+        gaps, counts = self.gaps, self.counts
+        if gaps:
             eng.itl_pooled.append(
-                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+                (
+                    np.fromiter(gaps, dtype=np.float64, count=len(gaps)),
+                    np.fromiter(counts, dtype=np.int64, count=len(counts)),
+                )
             )
         for gaps, count in self.runs:
             eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
