@@ -78,6 +78,19 @@ class OutputStream:
         self.free_s = max(step_end_s, self.free_s) + n_tokens * self._c_out
         return self.free_s
 
+    def deliver_gaps(self, step_end_s: list[float], n_tokens: int, last_s: float) -> list[float]:
+        """`deliver` of consecutive steps with the same token count, in one call: the gaps
+        between their deliveries, the first from `last_s` (the last is `free_s` after)."""
+        cost = n_tokens * self._c_out
+        free = self.free_s
+        gaps: list[float] = []
+        for end in step_end_s:
+            free = (end if end > free else free) + cost
+            gaps.append(free - last_s)
+            last_s = free
+        self.free_s = free
+        return gaps
+
     def deliver_steps(self, step_end_s: FloatArray, n_tokens: IntArray) -> FloatArray:
         """Delivery times of consecutive steps with per-step token counts (vectorized):
         d_j = C_j + max(free, max_{i<=j}(e_i - C_{i-1})), C_j = cumulative cost."""

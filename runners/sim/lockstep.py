@@ -9,8 +9,10 @@ aggregates: their number, their context sum, how many of them cross into a new p
 per page residue of the offset) and which finishes first (a heap). The few other running
 requests (a prompt being prefilled, requests just admitted) and the admission itself go through
 the same scalar rules as `VllmEngine._iterate`, and decode-only stretches between events are
-priced step by step in scalar Python (`StepModel.decode_step_s`), NumPy only for long ones. ITL
-values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never expanded.
+priced step by step in scalar Python (`StepModel.decode_ends`), NumPy only for long ones. ITL
+values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never expanded. The lazy
+state and its entries and exits are `lockstep_state.LazyDecoding`; while the loop runs, the
+engine's per-request arrays are Python lists (`lockstep_state.AS_LISTS`).
 
 Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
 decoding requests than the token budget, which vLLM's own limits rule out) runs through
@@ -21,12 +23,12 @@ grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 
 import numpy as np
 
+from runners.sim.lockstep_state import LazyDecoding
 from runners.sim.replica import ReplicaEngine, ReplicaResult
 from runners.sim.stretch import MACRO_MAX_STEPS
 
@@ -37,122 +39,23 @@ Returned = Callable[[int], None]  # a finished request's reservation goes back (
 SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
 
 
-class Lockstep:
-    """Lazy state of one `VllmEngine`'s decoding requests and the loop that advances it."""
+class Lockstep(LazyDecoding):
+    """The loop that advances one `VllmEngine` with its decoding requests kept lazily."""
 
     def __init__(
         self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned
     ) -> None:
-        self.eng = engine
+        super().__init__(engine)
         self.budget = budget
         self.admit = admit
         self.returned = returned
-        n = engine.n
-        self.page = engine.page
-        self.out: list[int] = engine.out.tolist()
-        self.child: list[int] = engine.child.tolist()
-        self.kv_off = [0] * n  # decoding: kv_len = kv_off + steps, gen = gen_off + steps
-        self.gen_off = [0] * n
-        self.order = [0] * n  # position in the running order (admission sequence)
-        self.next_order = 0
-        self.dec: dict[int, None] = {}  # decoding requests in running order
-        self.part: list[int] = []  # the other running requests, after them in running order
-        self.kv_sum = 0  # KV tokens of the decoding requests
-        self.residue = [0] * self.page  # decoding requests per kv_off % page
-        self.finishes: list[tuple[int, int, int]] = []  # (step count at finish, order, rid)
-        self.stale = 0  # heap entries of preempted requests
-        self.d_last = engine.stream.free_s  # when the last step's tokens went out
-        self.gaps: list[float] = []  # ITL values, each `counts` times
-        self.counts: list[int] = []
-        self.runs: list[tuple[np.ndarray, int]] = []  # vectorized stretches' gaps, count each
-
-    # --- entering and leaving the lazy state ------------------------------------------------
-    def _join(self, rid: int) -> None:
-        eng = self.eng
-        kv = int(eng.kv_len[rid])
-        s = eng.steps
-        self.kv_off[rid] = kv - s
-        self.gen_off[rid] = int(eng.gen[rid]) - s
-        self.dec[rid] = None
-        self.kv_sum += kv
-        self.residue[(kv - s) % self.page] += 1
-        finish = self.out[rid] - self.gen_off[rid]
-        heapq.heappush(self.finishes, (finish, self.order[rid], rid))
-
-    def _decoding(self, rid: int) -> bool:
-        """Whether running request `rid` can be kept lazily from now on."""
-        eng = self.eng
-        kv = int(eng.kv_len[rid])
-        return (
-            int(eng.seq_len[rid]) - kv == 1
-            and int(eng.gen[rid]) > 0
-            and float(eng.last_s[rid]) == self.d_last
-            and int(eng.blocks[rid]) == -(-kv // self.page)
-        )
-
-    def _write(self, rid: int) -> None:
-        """Store decoding request `rid`'s lazy state in the engine's arrays."""
-        eng = self.eng
-        kv = self.kv_off[rid] + eng.steps
-        eng.kv_len[rid] = kv
-        eng.seq_len[rid] = kv + 1
-        eng.gen[rid] = self.gen_off[rid] + eng.steps
-        eng.blocks[rid] = -(-kv // self.page)
-        eng.last_s[rid] = self.d_last
-
-    def _leave(self, rid: int) -> None:
-        self._write(rid)
-        del self.dec[rid]
-        kv_off = self.kv_off[rid]
-        self.kv_sum -= kv_off + self.eng.steps
-        self.residue[kv_off % self.page] -= 1
-
-    def materialize(self) -> None:
-        """Write the lazy state into the engine's arrays and its running order."""
-        eng = self.eng
-        if self.dec:
-            ids = np.fromiter(self.dec, dtype=np.int64, count=len(self.dec))
-            s = eng.steps
-            kv = np.array([self.kv_off[r] for r in self.dec], dtype=np.int64) + s
-            eng.kv_len[ids] = kv
-            eng.seq_len[ids] = kv + 1
-            eng.gen[ids] = np.array([self.gen_off[r] for r in self.dec], dtype=np.int64) + s
-            eng.blocks[ids] = (kv + (self.page - 1)) // self.page
-            eng.last_s[ids] = self.d_last
-        eng.running = np.array(list(self.dec) + self.part, dtype=np.int64)
-
-    def rebuild(self) -> None:
-        """Take the lazy state from the engine's arrays (after a step of `_iterate`)."""
-        self.dec.clear()
-        self.part = []
-        self.kv_sum = 0
-        self.residue = [0] * self.page
-        self.finishes = []
-        self.stale = 0
-        self.d_last = self.eng.stream.free_s
-        for rid in self.eng.running.tolist():
-            self.order[rid] = self.next_order
-            self.next_order += 1
-            if not self.part and self._decoding(rid):
-                self._join(rid)
-            else:
-                self.part.append(rid)
-
-    def flush_itl(self) -> None:
-        eng = self.eng
-        if self.gaps:
-            eng.itl_pooled.append(
-                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
-            )
-        for gaps, count in self.runs:
-            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
-        self.gaps, self.counts, self.runs = [], [], []
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> ReplicaResult:
         """`ReplicaEngine.run` with `step` in place of `_iterate`."""
         eng = self.eng
         sends, entries, ingest = eng.sends, eng.entries, eng.ingest
+        self._to_lists()
         self.rebuild()
         while True:
             now = eng.now
@@ -167,10 +70,12 @@ class Lockstep:
                 continue
             progressed = self.step()
             if progressed is None:
+                self._to_arrays()
                 self.materialize()
                 progressed = eng._iterate()
                 self.rebuild()
-            eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
+                self._to_lists()
+                eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
             if not progressed:
                 t = eng._next_event_s()
                 if not math.isfinite(t):
@@ -179,6 +84,7 @@ class Lockstep:
                     eng.waiting.clear()
                     break
                 eng.now = max(eng.now, t)
+        self._to_arrays()
         self.materialize()
         self.flush_itl()
         return ReplicaResult(eng._records(), eng.steps, eng.preemptions, eng.max_running)
@@ -192,6 +98,29 @@ class Lockstep:
         if n_dec > budget:
             return None
         page = self.page
+        if not self.part:
+            total = self.residue[-eng.steps % page]
+            if total <= eng.free:
+                # only decoding requests run and none is preempted: their blocks (as
+                # `_allocate`), then admission or a decode stretch
+                eng.free -= total
+                front = eng.q_front + total
+                eng.q_front = front if front < eng.q_tail else eng.q_tail
+                # a queue head known not to fit (`_blocked`, no side effects) is not tried
+                left = budget - n_dec
+                if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
+                    admitted: list[int] = []
+                    admitted_tok: list[int] = []
+                    self.admit(left, n_dec, admitted, admitted_tok)
+                    if admitted:
+                        self._mixed(admitted, admitted_tok, admitted)
+                        return True
+                if not n_dec:
+                    return False
+                self._stretch()
+                return True
+        elif len(self.part) == 1 and self._chunk(self.part[0], n_dec):
+            return True
         kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
         before = need_sum = n_dec
         part_tok: list[int] = []
@@ -216,14 +145,11 @@ class Lockstep:
         for rid, g in zip(self.part, grow, strict=True):
             if g:
                 blocks[rid] += g
-        admitted: list[int] = []
-        admitted_tok: list[int] = []
+        admitted = []
+        admitted_tok = []
         if eng.waiting and not preempted:
             scheduled = min(need_sum, budget)
             self.admit(budget - scheduled, n_dec + len(self.part), admitted, admitted_tok)
-        for rid in admitted:
-            self.order[rid] = self.next_order
-            self.next_order += 1
         if not admitted and not self.part and n_dec and not preempted:
             self._stretch()
             return True
@@ -232,6 +158,44 @@ class Lockstep:
         if not n_dec and not ids:
             return False
         self._mixed(ids, toks, admitted)
+        return True
+
+    def _chunk(self, rid: int, n_dec: int) -> bool:
+        """`step` when `rid`, the one running request outside the lockstep, computes a chunk
+        of its prompt that takes all the token budget the decoding requests leave and is not
+        its last (so nothing is admitted, nothing preempted, and only the decoding requests
+        sample): the same operations as the general path and `_mixed`, without their lists.
+        False, having changed nothing, when that is not the case."""
+        eng = self.eng
+        page = self.page
+        kv_len = eng.kv_len
+        kv0 = kv_len[rid]
+        tok = self.budget - n_dec
+        if tok <= 0 or eng.seq_len[rid] - kv0 - tok < 2:
+            return False
+        grow = -(-(kv0 + tok) // page) - eng.blocks[rid]
+        if grow < 0:
+            grow = 0
+        total = self.residue[-eng.steps % page] + grow
+        if total > eng.free:
+            return False
+        eng._allocate(total)
+        eng.blocks[rid] += grow
+        kv_len[rid] = kv0 + tok
+        c, p = float(tok), float(kv0)
+        flop_units = 0.0
+        flop_units += c * (p + (c + 1.0) * 0.5)
+        ctx = float(self.kv_sum + n_dec)
+        dt = eng.model.step_s(n_dec + tok, n_dec + 1, n_dec, ctx, flop_units, c + p)
+        eng.now += dt
+        eng.steps += 1
+        self.kv_sum += n_dec
+        if n_dec:
+            d = eng.stream.deliver(eng.now, n_dec)
+            self.gaps.append(d - self.d_last)
+            self.counts.append(n_dec)
+            self.d_last = d
+            self._finish([], d)
         return True
 
     def _preempt(self, total: int, grow: list[int]) -> int:
@@ -256,23 +220,18 @@ class Lockstep:
             self.stale += 1
         return total
 
-    def _next_finish(self) -> int:
-        """Step count at which the first decoding request finishes (dropping the heap entries
-        of preempted requests)."""
-        finishes = self.finishes
-        while self.stale:
-            _, order, rid = finishes[0]
-            if rid in self.dec and self.order[rid] == order:
-                break
-            heapq.heappop(finishes)
-            self.stale -= 1
-        return finishes[0][0]
-
     # --- one step with requests outside the lockstep --------------------------------------
     def _mixed(self, ids: list[int], toks: list[int], admitted: list[int]) -> None:
         """`_execute` + `_emit` of one step: the decoding requests plus `ids` (running ones,
-        then those just `admitted`) computing `toks` tokens each (their blocks held)."""
+        then those just `admitted`) computing `toks` tokens each (their blocks held). The
+        running count only grows here, so the engine's maximum is taken here."""
         eng = self.eng
+        order, out = self.order, self.out
+        at = self.next_order
+        for rid in admitted:
+            order[rid] = at
+            at += 1
+        self.next_order = at
         kv_len, seq_len = eng.kv_len, eng.seq_len
         n_dec = len(self.dec)
         tokens = n_dec + sum(toks)
@@ -283,10 +242,10 @@ class Lockstep:
         sampled: list[int] = []
         decode = True
         for rid, tok in zip(ids, toks, strict=True):
-            kv0 = int(kv_len[rid])
+            kv0 = kv_len[rid]
             kv1 = kv0 + tok
             kv_len[rid] = kv1
-            done = kv1 == int(seq_len[rid])
+            done = kv1 == seq_len[rid]
             if done:
                 sampled.append(rid)
             if done and tok == 1:
@@ -308,55 +267,68 @@ class Lockstep:
         self.kv_sum += n_dec
         if not n_sampled:
             self.part += admitted
+            self._count_running()
             return
         d = eng.stream.deliver(eng.now, n_sampled)
+        gaps, counts = self.gaps, self.counts
         if n_dec:
-            self.gaps.append(d - self.d_last)
-            self.counts.append(n_dec)
+            gaps.append(d - self.d_last)
+            counts.append(n_dec)
         self.d_last = d
         firsts: list[int] = []
         ended: list[tuple[int, int]] = []
-        gen, last_s = eng.gen, eng.last_s
+        gen, last_s, first_s = eng.gen, eng.last_s, eng.first_s
         for rid in sampled:
-            g = int(gen[rid])
+            g = gen[rid]
             if g > 0:
-                self.gaps.append(d - float(last_s[rid]))
-                self.counts.append(1)
+                gaps.append(d - last_s[rid])
+                counts.append(1)
             else:
-                eng.first_s[rid] = d
+                first_s[rid] = d
                 firsts.append(rid)
             last_s[rid] = d
-            gen[rid] = g + 1
+            g += 1
+            gen[rid] = g
             seq_len[rid] += 1
-            if g + 1 >= self.out[rid]:
-                ended.append((self.order[rid], rid))
+            if g >= out[rid]:
+                ended.append((order[rid], rid))
         if firsts and eng.cache is not None:
-            eng._first_tokens(np.array(firsts, dtype=np.int64))
+            eng.cache.computed_ids(firsts)
         self._finish(ended, d)
         # requests that completed their prompt join the lockstep, in running order
-        part = [r for r in self.part + admitted if not eng.success[r]]
-        while part and self._decoding(part[0]):
-            self._join(part.pop(0))
-        self.part = part
+        success = eng.success
+        part = [r for r in (self.part + admitted if self.part else admitted) if not success[r]]
+        joined = self._join_leading(part) if part else 0
+        self.part = part[joined:] if joined else part
+        self._count_running()
+
+    def _count_running(self) -> None:
+        eng = self.eng
+        running = len(self.dec) + len(self.part)
+        if running > eng.max_running:
+            eng.max_running = running
 
     def _finish(self, ended: list[tuple[int, int]], d: float) -> bool:
         """Release the requests that produced their last token at `d` (the lockstep's due
         now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
-        while self.dec and self._next_finish() == eng.steps:
-            _, order, rid = heapq.heappop(self.finishes)
-            self._leave(rid)
-            ended.append((order, rid))
+        if self.dec and (self._next_finish() if self.stale else self.finishes[0][0]) == eng.steps:
+            self._leave_due(ended)
         if not ended:
             return False
-        ended.sort()
+        if len(ended) > 1:
+            ended.sort()
+        returned = self.returned
         for _, rid in ended:
-            self.returned(rid)
+            returned(rid)
+        child, done_s, success = self.child, eng.done_s, eng.success
         for _, rid in ended:
-            eng._release(rid, cache=self.child[rid] >= 0)
-            eng.done_s[rid] = d
-            eng.success[rid] = True
-            eng._next_turn(rid, d)
+            later = child[rid] >= 0
+            eng._release(rid, cache=later)
+            done_s[rid] = d
+            success[rid] = True
+            if later or eng.next_client < len(eng.roots):  # else `_next_turn` sends nothing
+                eng._next_turn(rid, d)
         return True
 
     # --- decode-only stretches -------------------------------------------------------------
@@ -405,30 +377,24 @@ class Lockstep:
         at a finish (step 1's blocks are held)."""
         eng = self.eng
         n = len(self.dec)
-        k = min(self._next_finish() - eng.steps, MACRO_MAX_STEPS)
-        k = self._blocks_k(k)
+        steps = eng.steps
+        k = (self._next_finish() if self.stale else self.finishes[0][0]) - steps
+        if k > MACRO_MAX_STEPS:
+            k = MACRO_MAX_STEPS
+        if n * (k // self.page + 1) > eng.free:  # else all k steps' blocks fit
+            k = self._blocks_k(k)
         if k <= 1:
             return self._decode_one()
         model = eng.model
         ctx0 = float(self.kv_sum + n)
-        now0 = eng.now
-        cum = 0.0
-        ends: list[float] = []
-        for j in range(min(k, SCALAR_STEPS)):
-            cum += model.decode_step_s(n, ctx0 + n * float(j))
-            ends.append(now0 + cum)
-            if ends[-1] >= t_limit:
-                break
+        ends = model.decode_ends(n, ctx0, min(k, SCALAR_STEPS), eng.now, t_limit)
         if len(ends) == 1:
             return self._decode_one()
         stream = eng.stream
-        d_prev = self.d_last
-        for e in ends:
-            d = stream.deliver(e, n)
-            self.gaps.append(d - d_prev)
-            self.counts.append(n)
-            d_prev = d
+        self.gaps += stream.deliver_gaps(ends, n, self.d_last)
         m = len(ends)
+        self.counts += [n] * m
+        d_prev = stream.free_s
         if m == SCALAR_STEPS and m < k and ends[-1] < t_limit:
             # a long stretch: the rest as `_macro_decode` prices it
             times = model.decode_run_s(n, ctx0 + n * float(m), k - m)
@@ -445,7 +411,15 @@ class Lockstep:
             eng.now = float(more[-1])
         else:
             eng.now = ends[-1]
-        self._advance(m)
+        # the steps' blocks (steps 2..m; step 1's are held) and the lazy state's advance
+        page = self.page
+        residue = self.residue
+        need = ((m - 1) // page) * n
+        for i in range((m - 1) % page):
+            need += residue[-(steps + 1 + i) % page]
+        eng._allocate(need)
+        eng.steps = steps + m
+        self.kv_sum += n * m
         self.d_last = d_prev
         return self._finish([], d_prev)
 
@@ -462,18 +436,3 @@ class Lockstep:
         self.counts.append(n)
         self.d_last = d
         return self._finish([], d)
-
-    def _advance(self, k: int) -> None:
-        """The decoding requests take k steps: their blocks for steps 2..k (step 1's are held)."""
-        eng = self.eng
-        n = len(self.dec)
-        page = self.page
-        m = k - 1
-        need = (m // page) * n
-        s1 = eng.steps + 1
-        residue = self.residue
-        for i in range(m % page):
-            need += residue[-(s1 + i) % page]
-        eng._allocate(need)
-        eng.steps += k
-        self.kv_sum += n * k

@@ -323,12 +323,6 @@ class StepModel:
     def _full_graph(self, decode_only: bool, n_seqs: int) -> bool:
         return self.cuda_graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
 
-    def _combine(self, gpu_s: float, n_seqs: int) -> float:
-        cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
-        if self.async_sched:
-            return max(gpu_s, cpu_s) + params.ASYNC_OVERLAP_EPS_S
-        return gpu_s + cpu_s
-
     def step_s(
         self,
         tokens: int,
@@ -344,9 +338,15 @@ class StepModel:
         if decode_only and self.spec_k:
             times = self.decode_run_s(n_seqs, decode_ctx_sum, 1)
             return float(times[0])
-        full_graph = self._full_graph(decode_only, n_seqs)
-        t_tok = self._tokens_s(graph_pad(tokens, self.pad_mult) if full_graph else tokens)
-        gpu = t_tok + self._lm_s(n_samples) + decode_ctx_sum * self.decode_s_per_ctx
+        # `_full_graph`, `_tokens_s` and `_lm_s` inlined, then the kernel launches and the CPU
+        # overlap (a lockstep step makes no other call here)
+        graphs = self.cuda_graphs
+        full_graph = graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
+        padded = graph_pad(tokens, self.pad_mult) if full_graph else tokens
+        size = self.table_size
+        t_tok = float(self.t_tokens_s[padded]) if padded < size else self._tokens_s(padded)
+        t_lm = float(self.t_lm_s[n_samples]) if n_samples < size else self._lm_s(n_samples)
+        gpu = t_tok + t_lm + decode_ctx_sum * self.decode_s_per_ctx
         if not decode_only:
             gpu += max(
                 prefill_flop_units * self.prefill_s_per_flop_unit,
@@ -360,16 +360,16 @@ class StepModel:
                     * self.capped_prefill_s_per_flop_unit,
                     min(prefill_kv_tokens, tokens * self.cap) * self.capped_prefill_s_per_kv_tok,
                 )
-        gpu += self._launch_s(gpu, full_graph)
-        return self._combine(gpu, n_seqs)
-
-    def _launch_s(self, gpu_s: float, full_graph: bool) -> float:
         if full_graph:
-            return params.GRAPH_REPLAY_S
-        if self.cuda_graphs:
-            return self.piecewise_s
-        slow = gpu_s * params.EAGER_GPU_FACTOR
-        return max(slow, self.eager_launch_s) - gpu_s
+            gpu += params.GRAPH_REPLAY_S
+        elif graphs:
+            gpu += self.piecewise_s
+        else:
+            gpu += max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s) - gpu
+        cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
+        if self.async_sched:
+            return max(gpu, cpu_s) + params.ASYNC_OVERLAP_EPS_S
+        return gpu + cpu_s
 
     def _overlap(self, gpu: FloatArray, cpu: FloatArray | float) -> FloatArray:
         if self.async_sched:
@@ -432,9 +432,16 @@ class StepModel:
         return np.asarray(out, dtype=np.float64)
 
     def decode_step_s(self, n_seqs: int, ctx_sum: float) -> float:
-        """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python:
-        the same float operations in the same order, so the same value, without NumPy's
-        per-call cost (the lockstep loop prices short decode stretches step by step)."""
+        """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python."""
+        return self.decode_ends(n_seqs, ctx_sum, 1, 0.0, math.inf)[0]
+
+    def decode_ends(
+        self, n_seqs: int, ctx_sum0: float, steps: int, now: float, t_limit: float
+    ) -> list[float]:
+        """End times of up to `steps` steps of `decode_run_s` from `now`, stopping after the
+        first that reaches `t_limit`, in scalar Python: the same float operations in the same
+        order, so the same values, without NumPy's per-call cost (the lockstep loop prices
+        short decode stretches this way)."""
         memo = self._decode_memo.get(n_seqs)
         if memo is None:
             full_graph = self._full_graph(True, n_seqs)
@@ -447,16 +454,41 @@ class StepModel:
             memo = (base, full_graph, cpu)
             self._decode_memo[n_seqs] = memo
         base, full_graph, cpu = memo
-        gpu = base + ctx_sum * self.decode_s_per_ctx
-        if self.capped:
-            gpu = gpu + min(ctx_sum, float(n_seqs * self.cap)) * self.capped_decode_s_per_ctx
-        if full_graph:
-            gpu += params.GRAPH_REPLAY_S
-        elif self.cuda_graphs:
-            gpu += self.piecewise_s
-        else:
-            gpu = max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s)
-        out = max(gpu, cpu) + params.ASYNC_OVERLAP_EPS_S if self.async_sched else gpu + cpu
-        if self.spec_k:
-            out = out / self.spec_gain
-        return out
+        per_ctx, capped, cap = self.decode_s_per_ctx, self.capped, float(n_seqs * self.cap)
+        capped_per_ctx, graphs = self.capped_decode_s_per_ctx, self.cuda_graphs
+        piecewise, eager, eager_s = self.piecewise_s, params.EAGER_GPU_FACTOR, self.eager_launch_s
+        spec, gain, overlap = self.spec_k, self.spec_gain, self.async_sched
+        replay, eps = params.GRAPH_REPLAY_S, params.ASYNC_OVERLAP_EPS_S
+        ends: list[float] = []
+        cum = 0.0
+        if graphs and overlap and not capped and not spec:  # the common case, its own loop
+            launch = replay if full_graph else piecewise
+            for j in range(steps):
+                gpu = base + (ctx_sum0 + n_seqs * float(j)) * per_ctx
+                gpu += launch
+                cum += (gpu if gpu >= cpu else cpu) + eps
+                end = now + cum
+                ends.append(end)
+                if end >= t_limit:
+                    break
+            return ends
+        for j in range(steps):
+            ctx_sum = ctx_sum0 + n_seqs * float(j)
+            gpu = base + ctx_sum * per_ctx
+            if capped:
+                gpu = gpu + min(ctx_sum, cap) * capped_per_ctx
+            if full_graph:
+                gpu += replay
+            elif graphs:
+                gpu += piecewise
+            else:
+                gpu = max(gpu * eager, eager_s)
+            out = max(gpu, cpu) + eps if overlap else gpu + cpu
+            if spec:
+                out = out / gain
+            cum += out
+            end = now + cum
+            ends.append(end)
+            if end >= t_limit:
+                break
+        return ends

@@ -127,8 +127,13 @@ class ReplicaEngine:
         intended = self.intended_s[first]
         at = np.where(intended < 0.0, 0.0, intended)  # max(intended, 0.0)
         self.send_s[first] = at
-        self.sends = list(zip(at.tolist(), first.tolist(), strict=True))
-        heapq.heapify(self.sends)
+        # they wait in (time, id) order (a trace's already are) and enter the send heap one at
+        # a time, so its pops stay cheap; the heap always holds the next of them
+        by_time = np.lexsort((first, at))
+        self.bulk = list(zip(at[by_time].tolist(), first[by_time].tolist(), strict=True))
+        self.bulk_next = 0
+        self.bulk_rid = -1  # the one in the heap
+        self._next_bulk()
         self.next_client = len(first)
         self._configure(config, kv_tokens)
 
@@ -156,16 +161,29 @@ class ReplicaEngine:
         else:
             self._client_send(t)
 
+    def _next_bulk(self) -> None:
+        """The next of the client's first sends enters the send heap."""
+        if self.bulk_next < len(self.bulk):
+            item = self.bulk[self.bulk_next]
+            self.bulk_next += 1
+            heapq.heappush(self.sends, item)
+            self.bulk_rid = item[1]
+        else:
+            self.bulk_rid = -1
+
     def _absorb_arrivals(self) -> None:
+        now, sends, ingest, entries = self.now, self.sends, self.ingest, self.entries
         done: list[tuple[float, int]] = []
-        while self.sends and self.sends[0][0] <= self.now:
-            t, rid = heapq.heappop(self.sends)
-            self.ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
-        self.ingest.advance(self.now, done)
+        while sends and sends[0][0] <= now:
+            t, rid = heapq.heappop(sends)
+            if rid == self.bulk_rid:
+                self._next_bulk()
+            ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
+        ingest.advance(now, done)
         for t_done, rid in done:
-            self.entries.append((t_done + self.latency_s, rid))
-        while self.entries and self.entries[0][0] <= self.now:
-            t_entry, rid = self.entries.popleft()
+            entries.append((t_done + self.latency_s, rid))
+        while entries and entries[0][0] <= now:
+            t_entry, rid = entries.popleft()
             if self.prompt[rid] + self.out[rid] > self.prompt_limit:
                 self._fail(rid, t_entry)
             else:
@@ -246,9 +264,11 @@ class ReplicaEngine:
         floor = cache.unheld_floor(rid)
         if not floor:
             return False
-        kv_after = min(int(self.seq_len[rid]), budget)
-        own = max(0, -(-kv_after // self.page) - cache.chain_pages[rid])
-        return floor + own > self.free
+        kv_after = int(self.seq_len[rid])
+        if budget < kv_after:
+            kv_after = budget
+        own = -(-kv_after // self.page) - cache.chain_pages[rid]
+        return floor + (own if own > 0 else 0) > self.free
 
     def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
         """(pages revived from the free queue, pages allocated) to admit chained request `rid`

@@ -5,6 +5,7 @@ step-by-step loop (`VllmEngine._iterate` every iteration), and prices decode ste
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -142,3 +143,32 @@ def test_a_scalar_decode_step_is_the_vectorized_one(config: ServingConfig) -> No
         run_s = model.decode_run_s(n, ctx0, 50)
         steps = [model.decode_step_s(n, ctx0 + n * float(j)) for j in range(50)]
         assert steps == run_s.tolist()
+        ends = (2.5 + np.cumsum(run_s)).tolist()
+        assert model.decode_ends(n, ctx0, 50, 2.5, math.inf) == ends
+        # a stretch stops after the first step that reaches the limit
+        assert model.decode_ends(n, ctx0, 50, 2.5, ends[20]) == ends[:21]
+        assert model.decode_ends(n, ctx0, 50, 2.5, ends[20] - 1e-9) == ends[:21]
+
+
+@pytest.mark.parametrize(
+    ("config", "workload"),
+    [CASES[2], (dataclasses.replace(reference_config(), max_num_batched_tokens=1024), PREFIX)],
+    ids=["chunked", "prefixes-small-budget"],
+)
+def test_chunk_steps_take_the_short_path_and_change_nothing(
+    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt chunked through with the budget the decoding requests leave takes
+    `Lockstep._chunk`, whose steps are the general path's."""
+    taken: list[bool] = []
+    original = Lockstep._chunk
+
+    def counted(self: Lockstep, rid: int, n_dec: int) -> bool:
+        took = original(self, rid, n_dec)
+        taken.append(took)
+        return took
+
+    monkeypatch.setattr(Lockstep, "_chunk", counted)
+    fast = run(config, workload, lockstep=True)
+    assert any(taken)
+    assert_same(fast, run(config, workload, lockstep=False))

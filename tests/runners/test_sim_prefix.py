@@ -70,6 +70,34 @@ def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
     assert cache.charge(1, q_front=108) == (0, 2)
 
 
+def test_a_replica_s_share_keeps_only_its_segments_and_behaves_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica's chains (`PrefixChains.take`) keep the trace's segment ids; its cache
+    renumbers the ones it uses and answers as a cache of every segment does."""
+    from runners.sim import prefix
+
+    builder = ChainBuilder()
+    a = builder.extend_all([], ["x", "y"], [32, 40])
+    b = builder.extend_all([], ["w"], [64])
+    c = builder.extend_all([], ["x", "z"], [32, 48])
+    chains = builder.finish([a, b, c])
+    share = chains.take(np.array([0, 2]))
+    compact = PrefixCache(share, page=16)
+    monkeypatch.setattr(prefix, "_compact", lambda chains: chains)
+    full = PrefixCache(share, page=16)
+    assert (len(compact.ref), len(full.ref)) == (3, 4)
+
+    def history(cache: PrefixCache) -> list[object]:
+        seen: list[object] = [cache.admission(0, 0)]
+        cache.hold(0, 0)
+        cache.computed_ids([0])
+        seen += [cache.admission(1, 0), cache.release(0, 5, 100, final=True)]
+        return seen + [cache.admission(1, q) for q in (104, 105, 106, 107, 108)]
+
+    assert history(compact) == history(full)
+
+
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_a_shared_prefix_is_computed_once_and_cuts_ttft(engine: str) -> None:
     requests = shared_list(40, shared=4096, own=64, output=8, gap_s=0.5)
