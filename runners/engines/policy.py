@@ -101,7 +101,6 @@ class SimPolicy:
     """
 
     budget: MemoryBudget
-    kv_page: Literal["block", "token"]
     data_parallel: DataParallel
     scheduler: SchedulerKind
     min_kv_tokens: int
@@ -113,8 +112,9 @@ class SimPolicy:
 
     # --- shape --------------------------------------------------------------------------------
     def page_tokens(self, config: ServingConfig) -> int:
-        """Tokens per KV page (SGLang's token pool: 1)."""
-        return 1 if self.kv_page == "token" else max(1, config.block_size)
+        """Tokens per KV page: the engine's block (vLLM's block size, SGLang's --page-size,
+        1 unless set, MindIE's cacheBlockSize)."""
+        return max(1, config.block_size)
 
     def engine_cores(self, config: ServingConfig) -> int:
         """Engine cores of one instance that share its scheduler's budget (vLLM DP; the

@@ -51,6 +51,8 @@ def dense_config(engine: EngineName = "vllm", **overrides: object) -> ServingCon
         mem_fraction=0.9,
         cuda_graph_max_batch=256,
     )
+    if engine == "sglang":
+        base = dataclasses.replace(base, block_size=1)  # SGLang's --page-size default
     if engine == "trtllm":
         base = dataclasses.replace(base, block_size=32, capacity_policy="guaranteed_no_evict")
     if engine == "mindie":

@@ -235,18 +235,14 @@ def test_noise_keeps_the_step_by_step_loop(monkeypatch: pytest.MonkeyPatch) -> N
      (sglang(mem_fraction=0.5), CLIPPED)],
     ids=["chunked", "prefixes", "retracting-small-kv", "clipped"],
 )  # fmt: skip
-def test_pages_of_several_tokens_match(
-    config: ServingConfig, workload: Workload, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SGLang's model with 16-token pages (its simulator counts single tokens): chunked
-    prompts, shared prefixes, retraction and the clip take pages at page crossings alike in
-    both loops (MindIE's 128-token blocks use the same code, without chunking)."""
-    from runners.engines.sglang.policy import POLICY
-
+def test_pages_of_several_tokens_match(config: ServingConfig, workload: Workload) -> None:
+    """SGLang with --page-size 16 (its default is 1): chunked prompts, shared prefixes,
+    retraction and the clip take pages at page crossings alike in both loops (MindIE's
+    128-token blocks use the same code, without chunking)."""
     plain = run(config, workload, lockstep=True)
-    monkeypatch.setattr(type(POLICY), "page_tokens", lambda self, config: 16)
-    fast = run(config, workload, lockstep=True)
-    assert_same(fast, run(config, workload, lockstep=False))
+    paged = dataclasses.replace(config, block_size=16)
+    fast = run(paged, workload, lockstep=True)
+    assert_same(fast, run(paged, workload, lockstep=False))
     if config.mem_fraction < 0.9:  # a small pool: the pages change what runs
         with pytest.raises(AssertionError):
             assert_same(fast, plain)

@@ -41,7 +41,6 @@ class MindiePolicy(SimPolicy):
 
 POLICY = MindiePolicy(
     budget="fraction_of_free",
-    kv_page="block",
     data_parallel="none",
     scheduler=SchedulerKind.MINDIE_PD,
     min_kv_tokens=16,

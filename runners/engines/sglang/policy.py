@@ -53,7 +53,6 @@ class SglangPolicy(SimPolicy):
 
 POLICY = SglangPolicy(
     budget="static_weights_and_kv",
-    kv_page="token",
     data_parallel="replicas",
     scheduler=SchedulerKind.SGLANG,
     min_kv_tokens=1,

@@ -42,7 +42,6 @@ class TrtllmPolicy(SimPolicy):
 
 POLICY = TrtllmPolicy(
     budget="fraction_of_free",
-    kv_page="block",
     data_parallel="none",
     scheduler=SchedulerKind.TRTLLM_CAPACITY,
     min_kv_tokens=16,

@@ -75,7 +75,6 @@ class VllmPolicy(SimPolicy):
 
 POLICY = VllmPolicy(
     budget="fraction_of_total",
-    kv_page="block",
     data_parallel="engine_cores",
     scheduler=SchedulerKind.VLLM_V1,
     min_kv_tokens=16,
