@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from runners.bench.records import BoolArray, IntArray
 from runners.engines import SchedulerKind, sim_policy
 from runners.sim.lockstep import Lockstep
+from runners.sim.lockstep_sglang import SglangLockstep
+from runners.sim.pages import decode_pages_k, pages_after
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.replica import ReplicaEngine, ReplicaResult, ceil_div
@@ -200,6 +202,13 @@ class VllmEngine(StretchEngine):
 class SglangEngine(StretchEngine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
+    lockstep = True  # run through `SglangLockstep` when noiseless (its rules are `_iterate`'s)
+
+    def run(self) -> ReplicaResult:
+        if self.lockstep and self.noise is None:
+            return SglangLockstep(self, self, SGLANG_CLIP_MAX_NEW_TOK).run()
+        return super().run()
+
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens
@@ -230,9 +239,11 @@ class SglangEngine(StretchEngine):
         if r.size == 0:
             return False
         n = len(r)
-        if self.free < n:
+        # a decode step takes a page for each request whose KV fills its pages
+        need = ceil_div(self.kv_len[r] + 1, self.page) - self.blocks[r]
+        if self.free < int(need.sum()):
             keep = n
-            while self.free < keep and keep > 1:
+            while self.free < int(need[:keep].sum()) and keep > 1:
                 keep -= 1
                 self._preempt(int(r[keep]))
             self.running = r = r[:keep]
@@ -248,8 +259,8 @@ class SglangEngine(StretchEngine):
         if k > 1:
             self._macro_decode(k)
         else:
-            self._allocate(n)
-            self.blocks[r] += 1
+            self._allocate(int(need[:n].sum()))
+            self.blocks[r] += need[:n]
             self._execute(r, np.ones(n, dtype=np.int64))
         self.ratio = max(self.min_ratio, self.ratio - self.decay * k)
         return True
@@ -262,19 +273,23 @@ class SglangEngine(StretchEngine):
         rid = self.waiting[0]
         left = float(np.minimum(self.out[r] - self.gen[r], SGLANG_CLIP_MAX_NEW_TOK).sum())
         ratio = np.maximum(self.min_ratio, self.ratio - self.decay * ks)
-        free = self.free - n * ks
+        kv0 = self.kv_len[r]
+        free = self.free - (pages_after(kv0, ks, self.page) - int(self.blocks[r].sum()))
         reserved = (left - n * ks) * ratio
+        seq = int(self.seq_len[rid])
         head = (
-            float(self.seq_len[rid])
+            float(seq)
             + np.minimum(float(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK) * ratio
         )
-        ok: BoolArray = (free - reserved >= head) & (free >= float(self.seq_len[rid]))
+        ok: BoolArray = (free * self.page - reserved >= head) & (free >= -(-seq // self.page))
         return ok
 
     def _decode_k(self) -> int:
         r = self.running
         n = len(r)
-        k = min(int((self.out[r] - self.gen[r]).min()), MACRO_MAX_STEPS, self.free // n)
+        k_hi = min(int((self.out[r] - self.gen[r]).min()), MACRO_MAX_STEPS)
+        held = int(self.blocks[r].sum())
+        k = decode_pages_k(self.kv_len[r], held, self.free, k_hi, self.page)
         if k <= 1:
             return 1
         if not self.waiting:
@@ -288,26 +303,7 @@ class SglangEngine(StretchEngine):
         return max(1, k)
 
     def _prefill(self) -> bool:
-        budget = self.budget
-        ids: list[int] = []
-        toks: list[int] = []
-        if self.partial >= 0:
-            rid = self.partial
-            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
-            grow = n
-            if self._chained(rid):  # its chain's pages were taken at admission
-                held = int(self.blocks[rid])
-                grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
-            if grow > self.free:
-                return False
-            self._allocate(grow)
-            self.blocks[rid] += grow
-            ids.append(rid)
-            toks.append(n)
-            budget -= n
-            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
-        if self.partial < 0:
-            self._admit(budget, ids, toks)
+        ids, toks = self._prefill_batch(len(self.running), self._reserved)
         if not ids:
             return False
         arr = np.array(ids, dtype=np.int64)
@@ -319,16 +315,46 @@ class SglangEngine(StretchEngine):
         self._execute(arr, tok)
         return True
 
-    def _admit(self, budget: int, ids: list[int], toks: list[int]) -> None:
-        rem = self.free - self._reserved()
+    def _prefill_batch(
+        self, n_running: int, reserved: Callable[[], float]
+    ) -> tuple[list[int], list[int]]:
+        """The next prefill batch (ids, tokens each), its blocks taken: the chunked request's
+        next chunk, then admissions; `n_running` requests decode, holding `reserved()`."""
+        budget = self.budget
+        ids: list[int] = []
+        toks: list[int] = []
+        if self.partial >= 0:
+            rid = self.partial
+            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
+            # the pages of its KV after the chunk beyond those it holds (a chained request's
+            # chain pages were taken at admission)
+            held = int(self.blocks[rid])
+            grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
+            if grow > self.free:
+                return ids, toks
+            self._allocate(grow)
+            self.blocks[rid] += grow
+            ids.append(rid)
+            toks.append(n)
+            budget -= n
+            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
+        if self.partial < 0 and self.waiting:
+            self._admit(budget, ids, toks, n_running, reserved())
+        return ids, toks
+
+    def _admit(
+        self, budget: int, ids: list[int], toks: list[int], n_running: int, reserved: float
+    ) -> None:
+        rem = self.free * self.page - reserved  # tokens, as SGLang's PrefillAdder counts
         while self.waiting and budget > 0:
-            if len(self.running) + len(ids) >= self.max_running_req:
+            if n_running + len(ids) >= self.max_running_req:
                 break
             if 0 < self.max_prefill_batch <= len(ids):
                 break
             rid = self.waiting[0]
             chained = self._chained(rid)
-            hit = self._cached_hit_blocks(rid) * (self.page if chained else 1)
+            hit_pages = self._cached_hit_blocks(rid)
+            hit = hit_pages * self.page
             extend = int(self.seq_len[rid]) - hit
             if not self.config.chunked_prefill and extend > budget and ids:
                 break
@@ -341,13 +367,15 @@ class SglangEngine(StretchEngine):
                     break
                 self._admit_chained(rid, hit, hit + n, pages)
             else:
-                if cost > rem or n + hit > self.free:
+                # its cached pages come back from the free queue, the rest are allocated
+                held = -(-(hit + n) // self.page)
+                if cost > rem or held > self.free:
                     break
-                self.free -= hit
-                self._allocate(n)
+                self.free -= hit_pages
+                self._allocate(held - hit_pages)
                 self.cache_blocks[rid] = 0
                 self.kv_len[rid] = hit
-                self.blocks[rid] = hit + n
+                self.blocks[rid] = held
             rem -= cost
             budget -= n
             self.waiting.popleft()
