@@ -106,10 +106,12 @@ class Lockstep(LazyDecoding):
                 eng.free -= total
                 front = eng.q_front + total
                 eng.q_front = front if front < eng.q_tail else eng.q_tail
-                if eng.waiting:
+                # a queue head known not to fit (`_blocked`, no side effects) is not tried
+                left = budget - n_dec
+                if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
                     admitted: list[int] = []
                     admitted_tok: list[int] = []
-                    self.admit(budget - n_dec, n_dec, admitted, admitted_tok)
+                    self.admit(left, n_dec, admitted, admitted_tok)
                     if admitted:
                         self._mixed(admitted, admitted_tok, admitted)
                         return True

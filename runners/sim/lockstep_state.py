@@ -213,8 +213,8 @@ class LazyDecoding:
                     np.fromiter(counts, dtype=np.int64, count=len(counts)),
                 )
             )
-        for gaps, count in self.runs:
-            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
+        for run_gaps, count in self.runs:
+            eng.itl_pooled.append((run_gaps, np.full(len(run_gaps), count, dtype=np.int64)))
         self.gaps, self.counts, self.runs = [], [], []
 
     def _to_lists(self) -> None:
