@@ -219,3 +219,36 @@ def test_private_tails_kept_implicit_change_nothing(
     for name in ("ttft_s", "e2el_s", "start_s", "success"):
         assert np.array_equal(getattr(lazy.records, name), getattr(walked.records, name))
     assert lazy_engine.free == lazy_engine.total_blocks
+
+
+def test_an_sglang_head_refused_unwalked_would_have_been_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`SglangEngine._refused_unwalked` refuses a queue head without walking its chain only
+    when the reservation check with its real cached hit refuses it too."""
+    from runners.sim.scheduler import SglangEngine
+
+    refused: list[int] = []
+    admitted: list[int] = []
+    known = SglangEngine._refused_unwalked
+
+    def checked(engine: SglangEngine, rid: int, left: int, rem: float) -> bool:
+        verdict = known(engine, rid, left, rem)
+        assert engine.cache is not None
+        assert engine.cache.hit_ceiling(rid) >= engine.cache.hit_tokens(rid, engine.q_front)
+        extend = int(engine.seq_len[rid]) - engine._cached_hit_blocks(rid) * engine.page
+        if verdict:
+            assert extend + left * engine.ratio > rem
+            refused.append(rid)
+        else:
+            admitted.append(rid)
+        return verdict
+
+    monkeypatch.setattr(SglangEngine, "_refused_unwalked", checked)
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    _, result = replay(config("sglang"), make_requests(w), 40_000)
+    assert result.records.success.all()
+    assert refused and admitted  # the reservation held heads back, and let them in
