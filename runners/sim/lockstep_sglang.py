@@ -159,8 +159,8 @@ class SglangLockstep(SglangRunning):
             seq_len[rid] += 1
             if g + 1 >= out[rid]:
                 finished.append(rid)
-        if firsts and eng.cache is not None:
-            eng._first_tokens(np.array(firsts, dtype=np.int64))
+        if firsts and eng.cache is not None:  # `_first_tokens`, without the array
+            eng.cache.computed_ids(firsts)
         for rid in finished:
             eng._release(rid, cache=self.child[rid] >= 0)
             eng.done_s[rid] = d
