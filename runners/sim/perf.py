@@ -323,12 +323,6 @@ class StepModel:
     def _full_graph(self, decode_only: bool, n_seqs: int) -> bool:
         return self.cuda_graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
 
-    def _combine(self, gpu_s: float, n_seqs: int) -> float:
-        cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
-        if self.async_sched:
-            return max(gpu_s, cpu_s) + params.ASYNC_OVERLAP_EPS_S
-        return gpu_s + cpu_s
-
     def step_s(
         self,
         tokens: int,
@@ -344,8 +338,8 @@ class StepModel:
         if decode_only and self.spec_k:
             times = self.decode_run_s(n_seqs, decode_ctx_sum, 1)
             return float(times[0])
-        # `_full_graph`, `_tokens_s`, `_lm_s`, `_launch_s` and `_combine` inlined (the same
-        # operations; a lockstep step makes no other call here)
+        # `_full_graph`, `_tokens_s` and `_lm_s` inlined, then the kernel launches and the CPU
+        # overlap (a lockstep step makes no other call here)
         graphs = self.cuda_graphs
         full_graph = graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
         padded = graph_pad(tokens, self.pad_mult) if full_graph else tokens
@@ -376,14 +370,6 @@ class StepModel:
         if self.async_sched:
             return max(gpu, cpu_s) + params.ASYNC_OVERLAP_EPS_S
         return gpu + cpu_s
-
-    def _launch_s(self, gpu_s: float, full_graph: bool) -> float:
-        if full_graph:
-            return params.GRAPH_REPLAY_S
-        if self.cuda_graphs:
-            return self.piecewise_s
-        slow = gpu_s * params.EAGER_GPU_FACTOR
-        return max(slow, self.eager_launch_s) - gpu_s
 
     def _overlap(self, gpu: FloatArray, cpu: FloatArray | float) -> FloatArray:
         if self.async_sched:
