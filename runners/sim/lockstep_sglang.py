@@ -159,8 +159,8 @@ class SglangLockstep(SglangRunning):
             seq_len[rid] += 1
             if g + 1 >= out[rid]:
                 finished.append(rid)
-        if firsts and eng.cache is not None:
-            eng._first_tokens(np.array(firsts, dtype=np.int64))
+        if firsts and eng.cache is not None:  # `_first_tokens`, without the array
+            eng.cache.computed_ids(firsts)
         for rid in finished:
             eng._release(rid, cache=self.child[rid] >= 0)
             eng.done_s[rid] = d
@@ -248,22 +248,18 @@ class SglangLockstep(SglangRunning):
 
     def _ends(self, n: int, k: int, t_limit: float) -> tuple[list[float], np.ndarray | None]:
         """End times of up to k decode steps of the n running requests, through the first
-        that reaches `t_limit`: scalar for the first `SCALAR_STEPS`, NumPy after (the same
-        sums as `np.cumsum` over the whole run)."""
-        eng = self.eng
-        model = eng.model
-        now = eng.now
+        that reaches `t_limit`: `StepModel.decode_ends` for the first `SCALAR_STEPS`, NumPy
+        after (the same sums as `np.cumsum` over the whole run)."""
+        model = self.eng.model
+        now = self.eng.now
         ctx0 = float(self.kv_sum + n)
-        cum = 0.0
-        ends: list[float] = []
-        for j in range(min(k, SCALAR_STEPS)):
-            cum += model.decode_step_s(n, ctx0 + n * float(j))
-            ends.append(now + cum)
-            if ends[-1] >= t_limit:
-                return ends, None
+        first = min(k, SCALAR_STEPS)
+        ends = model.decode_ends(n, ctx0, first, now, t_limit)
         m = len(ends)
-        if m == k:
+        if m == k or ends[-1] >= t_limit:
             return ends, None
+        # the NumPy rest continues the scalar steps' running sum, which `ends` holds plus `now`
+        cum = model.decode_ends(n, ctx0, m, 0.0, math.inf)[-1]
         times = model.decode_run_s(n, ctx0 + n * float(m), k - m)
         more = now + np.cumsum(np.concatenate(([cum], times)))[1:]
         if math.isfinite(t_limit):
@@ -294,11 +290,10 @@ class SglangLockstep(SglangRunning):
         stream = eng.stream
         d = stream.deliver(scalar[0], n)
         self._first_gaps(d, n)
-        for e in scalar[1:]:
-            d_next = stream.deliver(e, n)
-            self.gaps.append(d_next - d)
-            self.counts.append(n)
-            d = d_next
+        if len(scalar) > 1:
+            self.gaps += stream.deliver_gaps(scalar[1:], n, d)
+            self.counts += [n] * (len(scalar) - 1)
+            d = stream.free_s
         if more is not None:
             d_more = stream.deliver_run(more, n)
             self.gaps.append(float(d_more[0]) - d)

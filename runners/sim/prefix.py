@@ -103,6 +103,14 @@ class PrefixCache:
             return pages
         return self.tail_pages[rid] if self.lazy[rid] else 0
 
+    def hit_ceiling(self, rid: int) -> int:
+        """An upper bound of `hit_tokens(rid, ...)` without walking the chain: the end of its
+        shared head while its private tail is implicit (never computed, so never hit), else
+        of its whole chain."""
+        start = self.offsets[rid]
+        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
+        return self.end[self.segments[end - 1]] if end > start else 0
+
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
         return self._look(rid, q_front)[2]

@@ -31,6 +31,7 @@ from runners.sim.pages import decode_pages_k, pages_after
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.replica import ReplicaEngine, ReplicaResult, ceil_div
+from runners.sim.sglang_admit import admit_chained_head
 from runners.sim.stretch import MACRO_MAX_STEPS, StretchEngine
 from runners.types import ServingConfig
 from runners.workload import RequestSet
@@ -352,21 +353,20 @@ class SglangEngine(StretchEngine):
             if 0 < self.max_prefill_batch <= len(ids):
                 break
             rid = self.waiting[0]
-            chained = self._chained(rid)
-            hit_pages = self._cached_hit_blocks(rid)
-            hit = hit_pages * self.page
-            extend = int(self.seq_len[rid]) - hit
-            if not self.config.chunked_prefill and extend > budget and ids:
-                break
-            n = min(extend, budget) if self.config.chunked_prefill else extend
             left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
-            cost = extend + left * self.ratio
-            if chained:
-                pages = self._admission_pages(rid, hit + n)
-                if cost > rem or sum(pages) > self.free:
+            if self._chained(rid):
+                taken = admit_chained_head(self, rid, left, self.ratio, budget, rem, bool(ids))
+                if taken is None:
                     break
-                self._admit_chained(rid, hit, hit + n, pages)
+                n, extend, cost = taken
             else:
+                hit_pages = self._cached_hit_blocks(rid)
+                hit = hit_pages * self.page
+                extend = int(self.seq_len[rid]) - hit
+                if not self.config.chunked_prefill and extend > budget and ids:
+                    break
+                n = min(extend, budget) if self.config.chunked_prefill else extend
+                cost = extend + left * self.ratio
                 # its cached pages come back from the free queue, the rest are allocated
                 held = -(-(hit + n) // self.page)
                 if cost > rem or held > self.free:

@@ -219,3 +219,53 @@ def test_private_tails_kept_implicit_change_nothing(
     for name in ("ttft_s", "e2el_s", "start_s", "success"):
         assert np.array_equal(getattr(lazy.records, name), getattr(walked.records, name))
     assert lazy_engine.free == lazy_engine.total_blocks
+
+
+def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SGLang refuses a chained queue head by its hit ceiling (no chain walk) only when the
+    reservation check with its real hit refuses it too: the ceiling bounds every hit, and
+    the run is the one without the shortcut."""
+    ceilings: list[tuple[int, int]] = []
+    known = PrefixCache.hit_ceiling
+
+    def checked(cache: PrefixCache, rid: int) -> int:
+        ceiling = known(cache, rid)
+        ceilings.append((ceiling, rid))
+        return ceiling
+
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    requests = make_requests(w)
+    monkeypatch.setattr(PrefixCache, "hit_ceiling", checked)
+    short_engine, short = replay(config("sglang"), requests, 40_000)
+    # a ceiling no prompt reaches: refused unwalked only if all but its last token would not fit
+    monkeypatch.setattr(PrefixCache, "hit_ceiling", lambda cache, rid: 1 << 40)
+    walked_engine, walked = replay(config("sglang"), requests, 40_000)
+    assert short.records.success.all()
+    assert any(ceiling < requests.prompt_len[rid] for ceiling, rid in ceilings)
+    assert short_engine.preemptions == walked_engine.preemptions
+    assert short_engine.steps == walked_engine.steps
+    for name in ("ttft_s", "e2el_s", "start_s", "success"):
+        assert np.array_equal(getattr(short.records, name), getattr(walked.records, name))
+
+
+def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PrefixCache.hit_ceiling` bounds what the chain walk finds, whenever it is asked."""
+    pairs: list[tuple[int, int]] = []
+    look = PrefixCache.admission
+
+    def checked(cache: PrefixCache, rid: int, q_front: int) -> tuple[int, int, int]:
+        got = look(cache, rid, q_front)
+        pairs.append((got[0], cache.hit_ceiling(rid)))
+        return got
+
+    monkeypatch.setattr(PrefixCache, "admission", checked)
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    engine, _ = replay(config("sglang"), make_requests(w), 40_000)
+    assert any(hit > 0 for hit, _ in pairs) and engine.preemptions > 0
+    assert all(hit <= ceiling for hit, ceiling in pairs)
