@@ -40,9 +40,9 @@ from typing import Literal
 import httpx
 import numpy as np
 
+from runners.bench.leanclient import LeanClient, new_post, open_stream
 from runners.bench.records import RequestRecords
-from runners.bench.sendclock import LoopTimed, SendClock, running_clock
-from runners.bench.transport import LeanHTTPTransport
+from runners.bench.sendclock import SendClock, running_clock
 from runners.phases import report_phase
 from runners.workload import BenchRequest
 
@@ -125,19 +125,9 @@ class BenchResult:
 def make_client(timeout_s: float = 600.0) -> httpx.AsyncClient:
     """An AsyncClient without a connection cap or proxies; plain-HTTP URLs (engines) go through
     `LeanHTTPTransport`, which keeps per-request and per-chunk CPU low enough for one core to
-    time hundreds of streams a second; https keeps httpx's own transport."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s, connect=30.0),
-        transport=LeanHTTPTransport(),
-        mounts={
-            "https://": LoopTimed(
-                httpx.AsyncHTTPTransport(
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
-                )
-            )
-        },
-        trust_env=False,
-    )
+    time hundreds of streams a second, and past httpx's per-request machinery
+    (`runners.bench.leanclient`); https keeps httpx's own transport."""
+    return LeanClient(timeout_s)
 
 
 def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
@@ -161,11 +151,11 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
 @contextlib.asynccontextmanager
 async def _streamed(
     client: httpx.AsyncClient, post: httpx.Request
-) -> AsyncIterator[httpx.Response]:
-    """`client.stream` for a request built already."""
-    response = await client.send(post, stream=True)
+) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[bytes]]]:
+    """`client.stream` for a request built already: the response and its body's pieces."""
+    response, pieces = await open_stream(client, post)
     try:
-        yield response
+        yield response, pieces
     finally:
         await response.aclose()
 
@@ -184,9 +174,7 @@ def build_post(
     millisecond, which would otherwise be spent between the wait and the send."""
     path = "/chat/completions" if config.endpoint == "chat" else "/completions"
     content = body if body is not None else encode_request(config, request)
-    return client.build_request(
-        "POST", config.base_url + path, content=content, headers=JSON_HEADERS
-    )
+    return new_post(client, config.base_url + path, JSON_HEADERS, content)
 
 
 async def send_one(
@@ -212,7 +200,7 @@ async def send_one(
     last = st
     untimed = False
     try:
-        async with _streamed(client, post) as response:
+        async with _streamed(client, post) as (response, pieces):
             sent = response.extensions.get("sent_s")
             if sent is None and due is not None:
                 untimed = True
@@ -224,7 +212,7 @@ async def send_one(
                 return RequestResult(False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), error)
             buffer = b""
             done = False
-            async for piece in response.aiter_bytes():
+            async for piece in pieces:
                 buffer += piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece
                 while not done and (end := buffer.find(b"\n\n")) >= 0:
                     message = buffer[:end].strip()
