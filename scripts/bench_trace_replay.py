@@ -63,13 +63,15 @@ def percentiles_ms(values: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p99), float(ms.max())
 
 
-def baseline_lateness(send_s: list[float], realtime: bool) -> tuple[list[float], bool]:
-    """Lateness of the load generator's send clock alone, on the same schedule, sending
-    nothing (each job writes zero bytes to /dev/null); and whether it ran at real-time
-    priority."""
+def baseline_lateness(
+    send_s: list[float], realtime: bool, cores: tuple[int, ...]
+) -> tuple[list[float], bool]:
+    """Lateness of the load generator's send clock alone (on `cores`, as in the replay), on
+    the same schedule, sending nothing (each job writes zero bytes to /dev/null); and whether
+    it ran at real-time priority."""
     late: list[float] = []
     fd = os.open(os.devnull, os.O_WRONLY)
-    clock = SendClock(realtime)
+    clock = SendClock(realtime, cores)
     try:
         origin = time.perf_counter() + 0.05
         for t in send_s:
@@ -91,7 +93,7 @@ def rates_arg(text: str) -> list[float]:
     return rates
 
 
-def replay(rate: float, count: int, realtime: bool, tmp: Path) -> bool:
+def replay(rate: float, count: int, realtime: bool, cores: tuple[int, ...], tmp: Path) -> bool:
     """Replay `count` requests of the trace at `rate` requests/s and print its lines; say
     whether the p99 lateness met the target."""
     trace = write_azure(tmp / "azure.csv", TRACE_REQUESTS, TRACE_S, 0, "conversation")
@@ -110,17 +112,22 @@ def replay(rate: float, count: int, realtime: bool, tmp: Path) -> bool:
         if not isinstance(ready, Launched):
             print(f"emulator did not start: {ready.crash.message}")
             return False
-        before, granted = baseline_lateness(requests.send_s.tolist(), realtime)
+        before, granted = baseline_lateness(requests.send_s.tolist(), realtime, cores)
         priority = "a real-time" if granted else "normal"
-        print(f"send clock: {priority} priority")
+        where = f", on core {cores[0]}" if cores else ", on the load generator's core"
+        print(f"send clock: {priority} priority{where}")
         config = LoadConfig(
-            ready.endpoint.base_url, ready.endpoint.model, num_warmups=1, realtime_sends=realtime
+            ready.endpoint.base_url,
+            ready.endpoint.model,
+            num_warmups=1,
+            realtime_sends=realtime,
+            send_clock_cores=cores,
         )
         prompts = bench_requests(requests, 151_936, 0)
         cpu = time.process_time()
         result = run_benchmark_sync(config, prompts, requests.send_s.tolist())
         cpu = time.process_time() - cpu
-        after, _ = baseline_lateness(requests.send_s.tolist(), realtime)
+        after, _ = baseline_lateness(requests.send_s.tolist(), realtime, cores)
     finally:
         instance.stop()
     failed = sum(not r.success for r in result.results)
@@ -160,13 +167,22 @@ def main() -> int:
         action="store_true",
         help="do not ask for a real-time priority for the send clock (as without the privilege)",
     )
+    parser.add_argument(
+        "--clock-core",
+        type=int,
+        choices=range(os.cpu_count() or 1),
+        help="run the send clock on this core (1: the emulator's) instead of the load "
+        "generator's core 0, so it never takes the load generator's core to file or send",
+    )
     args = parser.parse_args()
+    cores = () if args.clock_core is None else (args.clock_core,)
     met = []
     for index, rate in enumerate(args.rates or [args.rate]):
         if index:
             print()
         with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
-            met.append(replay(rate, args.requests, not args.normal_priority, Path(tmp)))
+            realtime = not args.normal_priority
+            met.append(replay(rate, args.requests, realtime, cores, Path(tmp)))
     return 0 if all(met) else 1
 
 

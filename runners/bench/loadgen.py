@@ -65,6 +65,7 @@ class LoadConfig:
     request_timeout_s: float = 600.0
     extra_body: tuple[tuple[str, object], ...] = ()
     realtime_sends: bool = True  # ask the system to run the send clock at real-time priority
+    send_clock_cores: tuple[int, ...] = ()  # the send clock's cores; (): the load generator's
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    async with running_clock(config.realtime_sends) as clock:
+    async with running_clock(config.realtime_sends, config.send_clock_cores) as clock:
         with _collections_between_sends():
             # the run starts one lead from now, so even the first sends reach the clock early
             origin = time.perf_counter() + HANDOFF_LEAD_S
