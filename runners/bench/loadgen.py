@@ -14,8 +14,9 @@ has ``choices``, ITLs are the gaps between such chunks (SSE events are split fro
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. The send time is the moment the request's
 bytes are handed to the socket, taken by the send clock (`runners.bench.sendclock`), a process
-of its own that waits for each send time and writes: each session builds its request ahead of
-time and hands it over `HANDOFF_LEAD_S` early (a later turn as soon as its previous one ends),
+of its own that waits for each send time and writes: each session's request is built ahead of
+time (first turns in the dispatcher's idle moments, `runners.bench.ahead`) and handed over
+`HANDOFF_LEAD_S` early (a later turn is built as soon as its previous one ends),
 so the event loop, busy for many milliseconds when hundreds of streams get a token at once,
 never stands between a request and its time. No garbage collection pauses the reading
 (`_collections_between_sends`; young garbage only while no handoff is due).
@@ -40,6 +41,7 @@ from typing import Literal
 import httpx
 import numpy as np
 
+from runners.bench.ahead import Ahead
 from runners.bench.leanclient import LeanClient, new_post, open_stream
 from runners.bench.records import RequestRecords
 from runners.bench.sendclock import SendClock, running_clock
@@ -323,14 +325,17 @@ async def run_benchmark(
         with _collections_between_sends():
             # the run starts one lead from now, so even the first sends reach the clock early
             origin = time.perf_counter() + HANDOFF_LEAD_S
+            # first turns are built and encoded ahead of their send times, in idle moments
+            ahead = Ahead(requests, roots, lambda first: build_post(client, config, first))
             for root in roots:
-                first = requests[root]  # built and encoded ahead of its send time
-                body = build_post(client, config, first)
+                first, body = ahead.take(root)
                 # each session hands its request to the send clock (a process that waits for
                 # the time and writes) well before it is due; the loop reads the responses
                 handoff = origin + times[root] - HANDOFF_LEAD_S
                 if handoff - time.perf_counter() > GC_IDLE_S:
                     gc.collect(1)  # young garbage only, while no handoff is due
+                while ahead.build_one(handoff):
+                    await asyncio.sleep(0)  # one at a time: responses are read in between
                 await asyncio.sleep(max(handoff - time.perf_counter(), 0.0))
                 tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
             await asyncio.gather(*tasks)
