@@ -5,9 +5,10 @@ Where it sits: `runners.bench.loadgen.make_client` builds a `LeanClient` (plain-
 generator builds each request with `post` and sends it with `open_stream`. For a plain-HTTP
 URL of a `LeanClient` these skip what httpx does for every request and a benchmark never uses
 (URL merging, cookie extraction, auth and redirect handling, the bound stream and decoding
-wrappers): about half a millisecond of CPU per request, which at 400 requests/s is a fifth of
-the core. Anything else (another client, https, a client with auth, event hooks or cookies, a
-compressed response) takes httpx's ordinary path, so behaviour is the same either way.
+wrappers): 0.2 to 0.4 ms of CPU per request in scripts/bench_trace_replay.py, a tenth of a
+core or more at 400 requests/s. Anything else (another client, https, a client with auth,
+event hooks or cookies, a compressed response) takes httpx's ordinary path, so behaviour is
+the same either way.
 """
 
 from __future__ import annotations
