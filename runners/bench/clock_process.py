@@ -11,8 +11,9 @@ generator, whose loop may be busy for milliseconds reading streamed responses, a
 the lowest real-time priority, so on a busy machine it still runs as soon as it wakes. Times are
 `time.perf_counter`, which is the system-wide monotonic clock on Linux, so both processes
 read the same clock. Its arguments: the socket's file descriptor, then ``realtime`` to ask for
-that priority (or ``normal``); the first byte it writes says whether it runs at it (``R``) or
-not (``N``). It ends when the load generator closes its end.
+that priority (or ``normal``), then optionally the cores it may run on (``1`` or ``2,3``; by
+default those of the load generator); the first byte it writes says whether it runs at that
+priority (``R``) or not (``N``). It ends when the load generator closes its end.
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def main() -> None:
     # ends when it closes its end (no second traceback from here)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
-    wanted = sys.argv[2:] == ["realtime"]
+    if len(sys.argv) > 3:  # before anything else runs here, so no send is made elsewhere
+        os.sched_setaffinity(0, {int(core) for core in sys.argv[3].split(",")})
+    wanted = sys.argv[2] == "realtime"
     sock.sendall(b"R" if wanted and realtime_priority() else b"N")
     try:
         serve(sock)

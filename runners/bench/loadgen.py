@@ -14,8 +14,9 @@ has ``choices``, ITLs are the gaps between such chunks (SSE events are split fro
 stream as vLLM's client splits them, cheaper per chunk than line iteration), latency ends at the
 last one, output tokens come from the usage chunk. The send time is the moment the request's
 bytes are handed to the socket, taken by the send clock (`runners.bench.sendclock`), a process
-of its own that waits for each send time and writes: each session builds its request ahead of
-time and hands it over `HANDOFF_LEAD_S` early (a later turn as soon as its previous one ends),
+of its own that waits for each send time and writes: each session's request is built ahead of
+time (first turns in the dispatcher's idle moments, `runners.bench.ahead`) and handed over
+`HANDOFF_LEAD_S` early (a later turn is built as soon as its previous one ends),
 so the event loop, busy for many milliseconds when hundreds of streams get a token at once,
 never stands between a request and its time. No garbage collection pauses the reading
 (`_collections_between_sends`; young garbage only while no handoff is due).
@@ -40,9 +41,10 @@ from typing import Literal
 import httpx
 import numpy as np
 
+from runners.bench.ahead import Ahead
+from runners.bench.leanclient import LeanClient, new_post, open_stream
 from runners.bench.records import RequestRecords
-from runners.bench.sendclock import LoopTimed, SendClock, running_clock
-from runners.bench.transport import LeanHTTPTransport
+from runners.bench.sendclock import SendClock, running_clock
 from runners.phases import report_phase
 from runners.workload import BenchRequest
 
@@ -65,6 +67,7 @@ class LoadConfig:
     request_timeout_s: float = 600.0
     extra_body: tuple[tuple[str, object], ...] = ()
     realtime_sends: bool = True  # ask the system to run the send clock at real-time priority
+    send_clock_cores: tuple[int, ...] = ()  # the send clock's cores; (): the load generator's
 
 
 @dataclass(frozen=True)
@@ -125,19 +128,9 @@ class BenchResult:
 def make_client(timeout_s: float = 600.0) -> httpx.AsyncClient:
     """An AsyncClient without a connection cap or proxies; plain-HTTP URLs (engines) go through
     `LeanHTTPTransport`, which keeps per-request and per-chunk CPU low enough for one core to
-    time hundreds of streams a second; https keeps httpx's own transport."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s, connect=30.0),
-        transport=LeanHTTPTransport(),
-        mounts={
-            "https://": LoopTimed(
-                httpx.AsyncHTTPTransport(
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
-                )
-            )
-        },
-        trust_env=False,
-    )
+    time hundreds of streams a second, and past httpx's per-request machinery
+    (`runners.bench.leanclient`); https keeps httpx's own transport."""
+    return LeanClient(timeout_s)
 
 
 def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
@@ -161,11 +154,11 @@ def _payload(config: LoadConfig, request: BenchRequest) -> dict[str, object]:
 @contextlib.asynccontextmanager
 async def _streamed(
     client: httpx.AsyncClient, post: httpx.Request
-) -> AsyncIterator[httpx.Response]:
-    """`client.stream` for a request built already."""
-    response = await client.send(post, stream=True)
+) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[bytes]]]:
+    """`client.stream` for a request built already: the response and its body's pieces."""
+    response, pieces = await open_stream(client, post)
     try:
-        yield response
+        yield response, pieces
     finally:
         await response.aclose()
 
@@ -184,9 +177,7 @@ def build_post(
     millisecond, which would otherwise be spent between the wait and the send."""
     path = "/chat/completions" if config.endpoint == "chat" else "/completions"
     content = body if body is not None else encode_request(config, request)
-    return client.build_request(
-        "POST", config.base_url + path, content=content, headers=JSON_HEADERS
-    )
+    return new_post(client, config.base_url + path, JSON_HEADERS, content)
 
 
 async def send_one(
@@ -212,7 +203,7 @@ async def send_one(
     last = st
     untimed = False
     try:
-        async with _streamed(client, post) as response:
+        async with _streamed(client, post) as (response, pieces):
             sent = response.extensions.get("sent_s")
             if sent is None and due is not None:
                 untimed = True
@@ -224,7 +215,7 @@ async def send_one(
                 return RequestResult(False, prompt_len, 0, st - origin_s, 0.0, 0.0, (), error)
             buffer = b""
             done = False
-            async for piece in response.aiter_bytes():
+            async for piece in pieces:
                 buffer += piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece
                 while not done and (end := buffer.find(b"\n\n")) >= 0:
                     message = buffer[:end].strip()
@@ -330,18 +321,21 @@ async def run_benchmark(
                 semaphore.release()
 
     tasks: list[asyncio.Task[None]] = []
-    async with running_clock(config.realtime_sends) as clock:
+    async with running_clock(config.realtime_sends, config.send_clock_cores) as clock:
         with _collections_between_sends():
             # the run starts one lead from now, so even the first sends reach the clock early
             origin = time.perf_counter() + HANDOFF_LEAD_S
+            # first turns are built and encoded ahead of their send times, in idle moments
+            ahead = Ahead(requests, roots, lambda first: build_post(client, config, first))
             for root in roots:
-                first = requests[root]  # built and encoded ahead of its send time
-                body = build_post(client, config, first)
+                first, body = ahead.take(root)
                 # each session hands its request to the send clock (a process that waits for
                 # the time and writes) well before it is due; the loop reads the responses
                 handoff = origin + times[root] - HANDOFF_LEAD_S
                 if handoff - time.perf_counter() > GC_IDLE_S:
                     gc.collect(1)  # young garbage only, while no handoff is due
+                while ahead.build_one(handoff):
+                    await asyncio.sleep(0)  # one at a time: responses are read in between
                 await asyncio.sleep(max(handoff - time.perf_counter(), 0.0))
                 tasks.append(asyncio.create_task(session(root, first, body, origin, clock)))
             await asyncio.gather(*tasks)

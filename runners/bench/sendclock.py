@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 import httpx
@@ -44,13 +44,23 @@ _SCRIPT = Path(__file__).with_name("clock_process.py")
 class SendClock:
     """The load generator's side of the send clock process (times: `time.perf_counter`)."""
 
-    def __init__(self, realtime: bool = True) -> None:
+    def __init__(self, realtime: bool = True, cores: Collection[int] = ()) -> None:
         """Start the clock process; `realtime`: ask for a real-time priority (`realtime` then
-        says whether the system granted it)."""
+        says whether the system granted it); `cores`: the CPUs it may run on (by default the
+        load generator's). A clock on a core of its own never takes the load generator's core
+        away while it files a job or spins to a send time."""
+        known = set(range(os.cpu_count() or 1))
+        if cores and (not set(cores) <= known or not hasattr(os, "sched_setaffinity")):
+            raise ValueError(
+                f"send clock cores {sorted(cores)}: this machine has cores {sorted(known)}"
+                + ("" if hasattr(os, "sched_setaffinity") else " and cannot pin a process")
+            )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         priority = "realtime" if realtime else "normal"
         argv = [sys.executable, "-I", "-S", str(_SCRIPT), str(theirs.fileno()), priority]
+        if cores:
+            argv.append(",".join(str(core) for core in sorted(cores)))
         self._process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),))
         theirs.close()
         hello = ours.recv(1)
@@ -62,6 +72,11 @@ class SendClock:
         self._pending: dict[int, Done | None] = {}
         self._partial = b""
         self.ended = False
+
+    @property
+    def pid(self) -> int:
+        """The clock process's id."""
+        return self._process.pid
 
     def fileno(self) -> int:
         """Readable when answers have come (`read_answers` handles them)."""
@@ -140,9 +155,12 @@ def _when_writable(sock: socket.socket, send: Callable[[], int]) -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_clock(realtime: bool = True) -> AsyncIterator[SendClock]:
-    """A send clock whose answers the running event loop handles, for one run."""
-    clock = SendClock(realtime)
+async def running_clock(
+    realtime: bool = True, cores: Collection[int] = ()
+) -> AsyncIterator[SendClock]:
+    """A send clock (`SendClock`'s arguments) whose answers the running event loop handles,
+    for one run."""
+    clock = SendClock(realtime, cores)
     loop = asyncio.get_running_loop()
     fd = clock.fileno()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -254,3 +255,24 @@ def test_a_later_turn_is_clocked_after_its_previous_one_and_not_before_its_time(
     assert r[3].start_s >= 0.5 and r[3].start_s >= r[2].start_s + r[2].latency_s
     assert "earlier turn" in r[5].error and 6 not in [n for _, n in log]
     assert all(late >= 0.0 for late in result.lateness_s())
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux CPU affinity")
+def test_a_clock_given_cores_runs_only_there_and_still_sends() -> None:
+    core = max(os.sched_getaffinity(0))
+    clock = SendClock(realtime=False, cores=(core,))
+    try:
+        assert os.sched_getaffinity(clock.pid) == {core}
+        ours, peer = pair()
+        answers: dict[int, Answer] = {}
+        due = time.perf_counter() + 0.01
+        clock.submit(due, ours.fileno(), b"hello", collect(clock, answers, 0))
+        wait_for(clock, answers, 1)
+        assert answers[0][1:] == (5, None) and peer.recv(16) == b"hello"
+    finally:
+        clock.close()
+
+
+def test_unknown_cores_are_refused_before_anything_starts() -> None:
+    with pytest.raises(ValueError, match="send clock cores"):
+        SendClock(realtime=False, cores=((os.cpu_count() or 1) + 7,))
