@@ -210,6 +210,7 @@ class Lockstep(LazyDecoding):
             avail += int(eng.blocks[rid])
             eng._preempt(rid)
         crossing = -eng.steps % self.page
+        left = len(self.dec)
         while total > avail and self.dec:
             rid = next(reversed(self.dec))
             kv_off = self.kv_off[rid]
@@ -217,7 +218,8 @@ class Lockstep(LazyDecoding):
             avail += -(-(kv_off + eng.steps) // self.page)
             self._leave(rid)
             eng._preempt(rid)
-            self.stale += 1
+        if len(self.dec) < left:
+            self._drop_finishes()
         return total
 
     # --- one step with requests outside the lockstep --------------------------------------
@@ -267,7 +269,9 @@ class Lockstep(LazyDecoding):
         self.kv_sum += n_dec
         if not n_sampled:
             self.part += admitted
-            self._count_running()
+            running = n_dec + len(self.part)
+            if running > eng.max_running:
+                eng.max_running = running
             return
         d = eng.stream.deliver(eng.now, n_sampled)
         gaps, counts = self.gaps, self.counts
@@ -300,10 +304,6 @@ class Lockstep(LazyDecoding):
         part = [r for r in (self.part + admitted if self.part else admitted) if not success[r]]
         joined = self._join_leading(part) if part else 0
         self.part = part[joined:] if joined else part
-        self._count_running()
-
-    def _count_running(self) -> None:
-        eng = self.eng
         running = len(self.dec) + len(self.part)
         if running > eng.max_running:
             eng.max_running = running
@@ -312,7 +312,7 @@ class Lockstep(LazyDecoding):
         """Release the requests that produced their last token at `d` (the lockstep's due
         now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
-        if self.dec and (self._next_finish() if self.stale else self.finishes[0][0]) == eng.steps:
+        if self.dec and self.finishes[0][0] == eng.steps:
             self._leave_due(ended)
         if not ended:
             return False
@@ -378,7 +378,7 @@ class Lockstep(LazyDecoding):
         eng = self.eng
         n = len(self.dec)
         steps = eng.steps
-        k = (self._next_finish() if self.stale else self.finishes[0][0]) - steps
+        k = self.finishes[0][0] - steps
         if k > MACRO_MAX_STEPS:
             k = MACRO_MAX_STEPS
         if n * (k // self.page + 1) > eng.free:  # else all k steps' blocks fit

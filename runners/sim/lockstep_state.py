@@ -46,7 +46,6 @@ class LazyDecoding:
         self.kv_sum = 0  # KV tokens of the decoding requests
         self.residue = [0] * self.page  # decoding requests per kv_off % page
         self.finishes: list[tuple[int, int, int]] = []  # (step count at finish, order, rid)
-        self.stale = 0  # heap entries of preempted requests
         self.d_last = engine.stream.free_s  # when the last step's tokens went out
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
@@ -157,7 +156,7 @@ class LazyDecoding:
             self.residue,
         )
         kv_sum = self.kv_sum
-        while dec and (self._next_finish() if self.stale else finishes[0][0]) == steps:
+        while dec and finishes[0][0] == steps:
             _, order, rid = heapq.heappop(finishes)
             kv_off = kv_off_of[rid]
             kv = kv_off + steps
@@ -193,7 +192,6 @@ class LazyDecoding:
         self.kv_sum = 0
         self.residue = [0] * self.page
         self.finishes = []
-        self.stale = 0
         self.d_last = self.eng.stream.free_s
         for rid in self.eng.running.tolist():
             self.order[rid] = self.next_order
@@ -233,14 +231,9 @@ class LazyDecoding:
             values = getattr(eng, name)
             setattr(eng, name, np.fromiter(values, dtype=dtype, count=len(values)))
 
-    def _next_finish(self) -> int:
-        """Step count at which the first decoding request finishes (dropping the heap entries
-        of preempted requests)."""
-        finishes = self.finishes
-        while self.stale:
-            _, order, rid = finishes[0]
-            if rid in self.dec and self.order[rid] == order:
-                break
-            heapq.heappop(finishes)
-            self.stale -= 1
-        return finishes[0][0]
+    def _drop_finishes(self) -> None:
+        """The finish heap without the entries of requests that left the lazy state by
+        preemption (rare; the heap's head is then always a decoding request's finish)."""
+        dec = self.dec
+        self.finishes = [entry for entry in self.finishes if entry[2] in dec]
+        heapq.heapify(self.finishes)

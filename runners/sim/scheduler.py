@@ -137,9 +137,14 @@ class VllmEngine(StretchEngine):
 
     def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
         """Admit waiting requests in FCFS order until budget, sequences or blocks run out."""
-        waiting, max_seqs = self.waiting, self.max_seqs
+        waiting, max_seqs, cache = self.waiting, self.max_seqs, self.cache
         while waiting and budget > 0 and n_running + len(ids) < max_seqs:
-            if not self._admit_one(budget, ids, toks):
+            rid = waiting[0]
+            # `_admit_one`'s dispatch, inline: a long trace's queue head is tried every step
+            if cache is not None and cache.offsets[rid + 1] > cache.offsets[rid]:
+                if not self._admit_chained_head(rid, budget, ids, toks):
+                    break
+            elif not self._admit_one(budget, ids, toks):
                 break
             budget -= toks[-1]
 
