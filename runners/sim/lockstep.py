@@ -63,10 +63,8 @@ class Lockstep(LazyDecoding):
             if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or ingest.busy:
                 eng._absorb_arrivals()
             if not self.dec and not self.part and not eng.waiting:
-                t = eng._next_event_s()
-                if not math.isfinite(t):
+                if not eng._wait_for_event(stuck=False):
                     break
-                eng.now = max(eng.now, t)
                 continue
             progressed = self.step()
             if progressed is None:
@@ -76,14 +74,8 @@ class Lockstep(LazyDecoding):
                 self.rebuild()
                 self._to_lists()
                 eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
-            if not progressed:
-                t = eng._next_event_s()
-                if not math.isfinite(t):
-                    for rid in list(eng.waiting):
-                        eng._fail(rid, eng.now)
-                    eng.waiting.clear()
-                    break
-                eng.now = max(eng.now, t)
+            if not progressed and not eng._wait_for_event(stuck=True):
+                break
         self._to_arrays()
         self.materialize()
         self.flush_itl()

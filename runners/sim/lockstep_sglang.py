@@ -59,10 +59,8 @@ class SglangLockstep(SglangRunning):
             if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or ingest.busy:
                 eng._absorb_arrivals()
             if not self.dec and not eng.waiting and pol.partial < 0:
-                t = eng._next_event_s()
-                if not math.isfinite(t):
+                if not eng._wait_for_event(stuck=False):
                     break
-                eng.now = max(eng.now, t)
                 continue
             progressed = self.step()
             if progressed is None:
@@ -70,14 +68,8 @@ class SglangLockstep(SglangRunning):
                 progressed = eng._iterate()
                 self.rebuild()
             eng.max_running = max(eng.max_running, len(self.dec))
-            if not progressed:
-                t = eng._next_event_s()
-                if not math.isfinite(t):
-                    for rid in list(eng.waiting):
-                        eng._fail(rid, eng.now)
-                    eng.waiting.clear()
-                    break
-                eng.now = max(eng.now, t)
+            if not progressed and not eng._wait_for_event(stuck=True):
+                break
         self.materialize()
         self.flush_itl()
         return ReplicaResult(eng._records(), eng.steps, eng.preemptions, eng.max_running)

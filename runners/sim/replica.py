@@ -380,22 +380,28 @@ class ReplicaEngine:
         while True:
             self._absorb_arrivals()
             if self.running.size == 0 and not self.waiting and not self._has_partial():
-                t = self._next_event_s()
-                if not math.isfinite(t):
+                if not self._wait_for_event(stuck=False):
                     break
-                self.now = max(self.now, t)
                 continue
             progressed = self._iterate()
             self.max_running = max(self.max_running, int(self.running.size))
-            if not progressed:
-                t = self._next_event_s()
-                if not math.isfinite(t):
-                    for rid in list(self.waiting):
-                        self._fail(rid, self.now)
-                    self.waiting.clear()
-                    break
-                self.now = max(self.now, t)
+            if not progressed and not self._wait_for_event(stuck=True):
+                break
         return ReplicaResult(self._records(), self.steps, self.preemptions, self.max_running)
+
+    def _wait_for_event(self, stuck: bool) -> bool:
+        """Nothing can run now: move the clock to the next send, entry or ingestion event.
+        False when none will ever come; then requests still waiting fail if nothing can let
+        them in any more (`stuck`: the loop made no progress with them)."""
+        t = self._next_event_s()
+        if not math.isfinite(t):
+            if stuck:
+                for rid in list(self.waiting):
+                    self._fail(rid, self.now)
+                self.waiting.clear()
+            return False
+        self.now = max(self.now, t)
+        return True
 
     def _has_partial(self) -> bool:
         return False
