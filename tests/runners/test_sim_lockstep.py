@@ -10,21 +10,23 @@ import math
 import numpy as np
 import pytest
 
-from runners.sim import SimResult, simulate
+from runners.sim import SimResult
 from runners.sim.lockstep import Lockstep
 from runners.sim.perf import StepModel
 from runners.sim.reference import dense_config, reference_config
 from runners.sim.scheduler import VllmEngine
 from runners.types import ServingConfig, Workload
-
-RATED = Workload("rated", "sharegpt-like", 400, request_rate=12.0, seed=3)
-BURST = Workload("burst", "sharegpt-like", 300, seed=5)
-LONG = Workload("long", "random", 40, 20000, 64, request_rate=2.0, seed=2)  # chunked prefill
-PREFIX = Workload("prefix", "random", 300, 2000, 200, request_rate=8.0, seed=1,
-                  prefix_len=1500, prefix_groups=4)  # fmt: skip
-TURNS = Workload("turns", "sharegpt-like", 200, request_rate=6.0, seed=4, turns=3)
-CLOSED = Workload("closed", "sharegpt-like", 300, max_concurrency=24, seed=6)
-LONG_OUT = Workload("long-out", "random", 300, 4000, 1000, request_rate=20.0)
+from tests.runners.lockstep_cases import (
+    BURST,
+    CLOSED,
+    LONG,
+    LONG_OUT,
+    PREFIX,
+    RATED,
+    TURNS,
+    assert_same,
+    run_loop,
+)
 
 
 def dense(**overrides: object) -> ServingConfig:
@@ -41,14 +43,7 @@ def trtllm(policy: str, **overrides: object) -> ServingConfig:
 
 
 def run(config: ServingConfig, workload: Workload, lockstep: bool) -> SimResult:
-    previous = VllmEngine.lockstep
-    VllmEngine.lockstep = lockstep
-    try:
-        result = simulate(config, workload, seed=7)
-    finally:
-        VllmEngine.lockstep = previous
-    assert result.records is not None, result.crash
-    return result
+    return run_loop(VllmEngine, config, workload, lockstep)
 
 
 CASES = [
@@ -88,22 +83,6 @@ def test_lockstep_matches_step_by_step(
     fast = run(config, workload, lockstep=True)
     assert sum(steps) > len(steps) // 2  # most iterations took the lockstep path
     assert_same(fast, run(config, workload, lockstep=False))
-
-
-def assert_same(fast: SimResult, slow: SimResult) -> None:
-    a, b = fast.records, slow.records
-    assert a is not None and b is not None
-    assert (fast.steps, fast.preemptions, fast.max_running) == (
-        slow.steps,
-        slow.preemptions,
-        slow.max_running,
-    )
-    np.testing.assert_array_equal(a.success, b.success)
-    np.testing.assert_array_equal(a.output_len, b.output_len)
-    for name in ("start_s", "ttft_s", "e2el_s"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
-    assert len(a.itl_gaps()) == len(b.itl_gaps())
-    np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
 
 
 def test_the_preempting_case_preempts() -> None:
