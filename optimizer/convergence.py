@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
@@ -71,12 +71,15 @@ class Stopper:
 
     rule: StopRule
     per_trial: int = 1
+    unswept: Callable[[], int] | None = None  # untried neighbours of the front's ends
     started: float = field(default_factory=time.monotonic)
 
     def reason(self, trials: Sequence[FrozenTrial]) -> str | None:
         """Why the study stops now (one line for the user), or None to go on."""
         elapsed = time.monotonic() - self.started
         converged, gain = plateau(trials, self.rule, self.per_trial)
+        if converged and self.unswept is not None and self.unswept() > 0:
+            converged = False  # an end of the front may still move: sweep it first
         if converged:
             window, _ = window_of(self.rule, self.per_trial)
             return (
