@@ -12,8 +12,10 @@ first n of them. The window W and the minimum are counted in evaluated configura
 150 by default), so in stored trials they shrink with screening: W = max(5, ceil(100 / K)) for
 K candidates per trial, the minimum max(10, W + 1, ceil(150 / K)). After the minimum, the front
 has converged when the last W trials raised it by at most `rel_gain` (0.2%) of its value:
-HV(n) - HV(n - W) <= rel_gain x HV(n). A front with no feasible trial never converges (the time
-budget stops it).
+HV(n) - HV(n - W) <= rel_gain x HV(n), and (a screened simulated study: `Stopper.unswept`)
+every one-setting neighbour of the front's two ends has been tried (`optimizer.extremes`), so
+the front is judged by its extremes as well as its area. A front with no feasible trial never
+converges (the time budget stops it).
 """
 
 from __future__ import annotations

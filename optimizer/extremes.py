@@ -18,7 +18,9 @@ other choices; an int to its range's two bounds and to x 1/3, 1/1.5, 1.5 and 3 o
 float to its bounds and to x 0.9 and 1.1 of its value (rounded to the step, inside the range).
 Settings the changed point needs and the end lacks (another engine, a newly enabled branch)
 are drawn at random, through the same `optimizer.space.suggest` walk, so every neighbour is a
-valid point of the space. The neighbours of an end are swept in a random order (seeded).
+valid point of the space. The neighbours of an end are swept in a random order (seeded), the
+categorical changes first: they are the jumps random moves rarely make (another quantization,
+TP size, kernel backend or mode), while numeric steps are what the random local moves do well.
 """
 
 from __future__ import annotations
@@ -126,9 +128,17 @@ class EndSweep:
     def _queue(self, end: FrozenTrial) -> list[tuple[str, Any]]:
         key = end_key(end)
         if key not in self._queues:
-            moves = neighbour_moves(end)
-            random.Random(f"{self.seed}:{key}").shuffle(moves)
-            self._queues[key] = moves
+            rng = random.Random(f"{self.seed}:{key}")
+            choices: list[tuple[str, Any]] = []
+            steps: list[tuple[str, Any]] = []
+            for name, value in neighbour_moves(end):
+                kind = end.distributions[name]
+                (choices if isinstance(kind, CategoricalDistribution) else steps).append(
+                    (name, value)
+                )
+            rng.shuffle(choices)
+            rng.shuffle(steps)
+            self._queues[key] = steps + choices  # popped from the end: the choices first
         return self._queues[key]
 
     def next_move(

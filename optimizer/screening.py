@@ -222,6 +222,7 @@ class Screen:
     local_share: float = LOCAL_SHARE
     sweep: EndSweep | None = None
     ends: list[FrozenTrial] = dataclasses.field(default_factory=list)  # as last proposed on
+    front_ends: int = 0  # how many of `ends` are the front's own (the first ones)
 
     def __post_init__(self) -> None:
         if self.pool is None and isinstance(self.predictor, SimPredictor):
@@ -230,11 +231,12 @@ class Screen:
             self.sweep = EndSweep(self.seed)
 
     def unswept(self) -> int:
-        """How many one-setting neighbours of the front's ends are still untried (0 without
-        a pool: real studies do not sweep)."""
+        """How many one-setting neighbours of the front's two ends are still untried (0
+        without a pool: real studies do not sweep). The engines' own best points are swept
+        too but do not hold the stop: the front's ends are what it is judged on."""
         if self.sweep is None:
             return 0
-        return self.sweep.pending(self.ends)
+        return self.sweep.pending(self.ends[: self.front_ends])
 
     def propose(self, study: optuna.Study) -> tuple[list[Scored], list[FrozenTrial]]:
         """K proposals of the study's sampler on an in-memory copy, resolved and predicted
@@ -253,7 +255,9 @@ class Screen:
         copy.add_trials(known)
         front = front_trials(known) if pool is not None else []
         self.ends = ends_of(known) if pool is not None else []
-        share = SWEEP_SHARE if self.unswept() > 0 else self.local_share
+        self.front_ends = min(len(front), 2)
+        swept = self.sweep is None or self.sweep.pending(self.ends) == 0
+        share = self.local_share if swept else SWEEP_SHARE
         local = int(self.candidates * share) if front else 0
         rng = random.Random(self.seed + len(history))
         proposals: list[Scored] = []
