@@ -180,8 +180,18 @@ class ShadowSimulator:
             log_sigma=prediction.log_sigma,
             crash_probability=prediction.crash_probability,
             n_runs=self.n_runs,
-            source=prediction.source + (" (poor fit)" if self.fit and self.fit.poor else ""),
+            source=self._source(prediction),
             workloads=each,
+        )
+
+    def _source(self, prediction: Prediction) -> str:
+        """Which simulator predicted: with a fit, the study's trials it learned from (a trial
+        with a load search or several workloads is one, not each benchmark it ran)."""
+        if self.fit is None:
+            return prediction.source
+        n = self.n_runs
+        return f"calibrated on {n} trial{'s' if n != 1 else ''}" + (
+            " (poor fit)" if self.fit.poor else ""
         )
 
     def before_trial(self, trial: optuna.Trial, resolved: Resolved) -> None:

@@ -123,16 +123,21 @@ def measure(
 def send_lateness_diagnostics(result: BenchResult) -> list[tuple[str, float]]:
     """How late the load generator sent against the request list's send times, in wall
     milliseconds of this machine (p50, p99, max over the requests sent): a p99 near the gaps
-    between arrivals means the engine saw a different arrival pattern than the one asked for."""
+    between arrivals means the engine saw a different arrival pattern than the one asked for.
+    With them `send_clock_realtime` (1 or 0): whether the send clock had a real-time priority,
+    without which a busy machine alone delays sends by milliseconds."""
     late_ms = np.array(result.lateness_s(), dtype=np.float64) * 1000.0
     if late_ms.size == 0:
         return []
     p50, p99 = np.percentile(late_ms, [50.0, 99.0])
-    return [
+    shown = [
         ("send_lateness_p50_ms", float(p50)),
         ("send_lateness_p99_ms", float(p99)),
         ("send_lateness_max_ms", float(late_ms.max())),
     ]
+    if result.realtime_sends is not None:
+        shown.append(("send_clock_realtime", 1.0 if result.realtime_sends else 0.0))
+    return shown
 
 
 def emulator_time_scale(endpoint: ServingEndpoint) -> float:

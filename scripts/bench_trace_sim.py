@@ -1,6 +1,7 @@
 """Time loading and simulating a 100k-request trace, as ratios to a machine baseline of this run.
 
-Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1]``. The budget is 5 s
+Run: ``python scripts/bench_trace_sim.py [--requests 100000] [--repeat 1] [--load-only]``
+(``--load-only``: loading the trace alone, in the same table). The budget is 5 s
 per simulated trial (load the trace, simulate it, summarize the metrics) on the project's 2-core
 development machine, whose machine baseline (the fixed Python + NumPy loop of
 scripts/bench_sim.py) takes `REFERENCE_BASELINE_MS`; on any machine the budget is that many
@@ -8,12 +9,14 @@ baselines, measured in the same run. Two traces in the public formats, written b
 scripts/make_traces.py at the published traces' request rates (about 6.5 requests/s, so 100k
 requests are 4.2 hours of traffic): an Azure-format trace (conversation lengths) and a
 Mooncake-format one (long prompts sharing prefixes as hash-id chains). Each is replayed by the
-simulator runner on the main job's baseline (Qwen3-235B, vLLM, TP8 on 8 x H100) and on FP8
-TP4 (two replicas), at the trace's own pace and ten times faster (`time_scale` 0.1, a node kept
-busy). The Mooncake trace overloads a single node (its queue grows for the whole trace), which
-is what a study on it would simulate. Times are CPU seconds of this process (the baseline's
-too), which a busy shared machine disturbs much less than wall time; wall seconds are shown
-beside them.
+simulator runner on the main job's baseline (Qwen3-235B, vLLM, TP8 on 8 x H100), on FP8
+TP4 (two replicas), on SGLang TP8 (the same model and node) and on MindIE with Qwen3-32B over a
+node of 8 Ascend 910B (Qwen3-235B leaves it no memory), at the trace's own pace and ten times
+faster (`time_scale` 0.1, a node kept busy); `--only TEXT` keeps the configurations whose
+label contains TEXT. The Mooncake trace overloads a single node (its queue grows for the whole
+trace), which is what a study on it would simulate. Times are CPU seconds of this process
+(the baseline's too), which a busy shared machine disturbs much less than wall time; wall
+seconds are shown beside them.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ REFERENCE_BASELINE_MS = 13.0
 BUDGET_S = 5.0
 RATE_REQ_S = 23_600 / 3600.0  # the Mooncake-format default: one hour of 23,600 requests
 NODE = NodeGroup("h100", "H100-SXM-80GB", 8)
+ASCEND = NodeGroup("ascend", "Ascend-910B", 8)
 CANDIDATES = {
     "vllm tp8 (qwen3-moe baseline)": Candidate.make(
         "vllm", "0.33.0", "Qwen3-235B-A22B-Instruct-2507",
@@ -52,10 +56,20 @@ CANDIDATES = {
         "vllm", "0.33.0", "Qwen3-235B-A22B-Instruct-2507",
         "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "fp8", {"tensor-parallel-size": 4},
     ),
+    "sglang tp8": Candidate.make(
+        "sglang", "0.5.23", "Qwen3-235B-A22B-Instruct-2507",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507", "bf16", {"tp-size": 8},
+    ),
+    "mindie qwen3-32b (8 x 910B)": Candidate.make(
+        "mindie", "2.3.0", "Qwen3-32B", "Qwen/Qwen3-32B", "bf16", {"worldSize": 8},
+    ),
 }  # fmt: skip
+NODES = {"mindie qwen3-32b (8 x 910B)": ASCEND}  # the others run on NODE
 
 
-def trial(candidate: Candidate, workload: Workload) -> tuple[float, float, float, str]:
+def trial(
+    candidate: Candidate, node: NodeGroup, workload: Workload, load_only: bool = False
+) -> tuple[float, float, float, str]:
     """(CPU seconds to load, CPU seconds to simulate and summarize, wall seconds of both,
     outcome), from a cold cache."""
     from runners.workload.sources import _file_requests
@@ -63,9 +77,11 @@ def trial(candidate: Candidate, workload: Workload) -> tuple[float, float, float
     _file_requests.cache_clear()
     wall = time.perf_counter()
     started = time.process_time()
-    make_requests(workload)
+    requests = make_requests(workload)
     loaded = time.process_time()
-    outcome = SimRunner().run(candidate, workload, Placement(NODE, tuple(range(8))))
+    if load_only:
+        return loaded - started, 0.0, time.perf_counter() - wall, f"loaded {requests.size:,}"
+    outcome = SimRunner().run(candidate, workload, Placement(node, tuple(range(8))))
     done = time.process_time()
     wall = time.perf_counter() - wall
     if outcome.metrics is None:
@@ -93,6 +109,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="", help="keep the configurations whose label has it")
+    parser.add_argument("--load-only", action="store_true", help="time loading the trace alone")
     args = parser.parse_args()
     base_ms = statistics.median(cpu_timed(baseline_unit, 9))
     budget_units = BUDGET_S * 1000.0 / REFERENCE_BASELINE_MS
@@ -115,10 +133,12 @@ def main() -> int:
             print(f"\n{fmt} trace: {describe_requests(make_requests(workload))}")
             print(f"  {'configuration':40s} {'load s':>7s} {'sim s':>7s} {'total s':>8s} "
                   f"{'wall s':>7s} {'x base':>7s} {'verdict':>8s}  outcome")  # fmt: skip
-            for (label, candidate), scale in itertools.product(CANDIDATES.items(), (1.0, 0.1)):
+            chosen = [(k, c) for k, c in CANDIDATES.items() if args.only in k]
+            for (name, candidate), scale in itertools.product(chosen, (1.0, 0.1)):
                 scaled = dataclasses.replace(workload, time_scale=scale)
-                label = f"{label}{'' if scale == 1.0 else ', x10 faster'}"
-                runs = [trial(candidate, scaled) for _ in range(args.repeat)]
+                label = f"{name}{'' if scale == 1.0 else ', x10 faster'}"
+                node = NODES.get(name, NODE)
+                runs = [trial(candidate, node, scaled, args.load_only) for _ in range(args.repeat)]
                 load_s = statistics.median(r[0] for r in runs)
                 sim_s = statistics.median(r[1] for r in runs)
                 wall_s = statistics.median(r[2] for r in runs)

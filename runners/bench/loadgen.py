@@ -87,7 +87,8 @@ class BenchResult:
 
     `intended_s` is when each request was due (its send time, or later when its previous turn
     finished after it), relative to the run's start like `RequestResult.start_s`; a turn never
-    sent because an earlier one failed has NaN.
+    sent because an earlier one failed has NaN. `realtime_sends` is whether the send clock ran
+    at a real-time priority (None: no send clock, e.g. a result read back from a file).
     """
 
     results: tuple[RequestResult, ...]
@@ -96,6 +97,7 @@ class BenchResult:
     burstiness: float
     max_concurrency: int | None
     intended_s: tuple[float, ...] = ()
+    realtime_sends: bool | None = None
 
     def lateness_s(self) -> list[float]:
         """Actual minus intended send time of every request that was sent."""
@@ -347,7 +349,13 @@ async def run_benchmark(
     done = tuple(r for r in results if r is not None)
     assert len(done) == n
     return BenchResult(
-        done, duration, request_rate, burstiness, config.max_concurrency, tuple(intended)
+        done,
+        duration,
+        request_rate,
+        burstiness,
+        config.max_concurrency,
+        tuple(intended),
+        clock.realtime,
     )
 
 

@@ -17,12 +17,14 @@ on-demand blocks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from runners.bench.records import BoolArray, IntArray
 from runners.engines import SchedulerKind, sim_policy
 from runners.sim.lockstep import Lockstep
+from runners.sim.lockstep_sglang import SglangLockstep
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.replica import ReplicaEngine, ReplicaResult, ceil_div
@@ -172,6 +174,13 @@ class VllmEngine(StretchEngine):
 class SglangEngine(StretchEngine):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
+    lockstep = True  # run through `SglangLockstep` when noiseless (its rules are `_iterate`'s)
+
+    def run(self) -> ReplicaResult:
+        if self.lockstep and self.noise is None:
+            return SglangLockstep(self, self, SGLANG_CLIP_MAX_NEW_TOK).run()
+        return super().run()
+
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens
@@ -260,26 +269,7 @@ class SglangEngine(StretchEngine):
         return max(1, k)
 
     def _prefill(self) -> bool:
-        budget = self.budget
-        ids: list[int] = []
-        toks: list[int] = []
-        if self.partial >= 0:
-            rid = self.partial
-            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
-            grow = n
-            if self._chained(rid):  # its chain's pages were taken at admission
-                held = int(self.blocks[rid])
-                grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
-            if grow > self.free:
-                return False
-            self._allocate(grow)
-            self.blocks[rid] += grow
-            ids.append(rid)
-            toks.append(n)
-            budget -= n
-            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
-        if self.partial < 0:
-            self._admit(budget, ids, toks)
+        ids, toks = self._prefill_batch(len(self.running), self._reserved)
         if not ids:
             return False
         arr = np.array(ids, dtype=np.int64)
@@ -291,10 +281,39 @@ class SglangEngine(StretchEngine):
         self._execute(arr, tok)
         return True
 
-    def _admit(self, budget: int, ids: list[int], toks: list[int]) -> None:
-        rem = self.free - self._reserved()
+    def _prefill_batch(
+        self, n_running: int, reserved: Callable[[], float]
+    ) -> tuple[list[int], list[int]]:
+        """The next prefill batch (ids, tokens each), its blocks taken: the chunked request's
+        next chunk, then admissions; `n_running` requests decode, holding `reserved()`."""
+        budget = self.budget
+        ids: list[int] = []
+        toks: list[int] = []
+        if self.partial >= 0:
+            rid = self.partial
+            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
+            grow = n
+            if self._chained(rid):  # its chain's pages were taken at admission
+                held = int(self.blocks[rid])
+                grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
+            if grow > self.free:
+                return ids, toks
+            self._allocate(grow)
+            self.blocks[rid] += grow
+            ids.append(rid)
+            toks.append(n)
+            budget -= n
+            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
+        if self.partial < 0 and self.waiting:
+            self._admit(budget, ids, toks, n_running, reserved())
+        return ids, toks
+
+    def _admit(
+        self, budget: int, ids: list[int], toks: list[int], n_running: int, reserved: float
+    ) -> None:
+        rem = self.free - reserved
         while self.waiting and budget > 0:
-            if len(self.running) + len(ids) >= self.max_running_req:
+            if n_running + len(ids) >= self.max_running_req:
                 break
             if 0 < self.max_prefill_batch <= len(ids):
                 break

@@ -10,9 +10,9 @@ Modules: `sources` (`make_requests`: synthetic or a file format), `requests` (th
 and the synthetic sources), `lengths` (ShareGPT-like and fixed lengths), `arrivals` (seeded
 streams, open-loop send times), `chains` (shared prefixes), `rows` (a file's rows -> request
 list: window, time scale, sessions, prefixes), the file formats `sharegpt`, `table` (JSONL and
-CSV) and `traces` (Mooncake, Azure) on the bounded reader `reader`, `tokens` (token counts of
-text prompts), `prompts` (what each request sends) and `retime` (the same list at another
-load, for a load search).
+CSV) and `traces` (Mooncake, Azure; `columns` reads them a chunk at a time) on the bounded
+reader `reader`, `tokens` (token counts of text prompts), `prompts` (what each request sends)
+and `retime` (the same list at another load, for a load search).
 """
 
 from runners.workload.arrays import FloatArray, IntArray

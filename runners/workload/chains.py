@@ -147,23 +147,46 @@ def block_chains(
     follows the same id, at the same place, with the same length. The ids then are the
     segments, numbered densely; otherwise None, and `ChainBuilder` names the segments."""
     counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    total = int(counts.sum())
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
+    return flat_block_chains(counts, flat, np.asarray(prompt_len, dtype=np.int64), block)
+
+
+def flat_block_chains(
+    counts: IntArray, flat: IntArray, prompt_len: IntArray, block: int
+) -> PrefixChains | None:
+    """`block_chains` of the ids given flat: row i has the next ``counts[i]`` ids of `flat`."""
+    total = len(flat)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=total)
     if total == 0:
         return None
     position = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], counts)
     previous = np.where(position > 0, np.roll(flat, 1), -1)
     length = np.full(total, block, dtype=np.int64)
     has = counts > 0
-    prompts = np.asarray(prompt_len, dtype=np.int64)[has]
+    prompts = prompt_len[has]
     length[offsets[1:][has] - 1] = np.minimum(block, prompts - block * (counts[has] - 1))
-    unique, inverse = np.unique(flat, return_inverse=True)
-    first = np.empty(len(unique), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(total - 1, -1, -1)
-    same = first[inverse]
-    for values in (previous, position, length):
+    unique_count, inverse = _dense_ranks(flat)
+    one = np.empty(unique_count, dtype=np.int64)  # one place of each id: the chain holds when
+    one[inverse] = np.arange(total, dtype=np.int64)  # every place agrees with it
+    same = one[inverse]
+    # (each id always after the same id puts it at one place: its distance from a row's start)
+    for values in (previous, length):
         if not np.array_equal(values, values[same]):
             return None
-    start = position[first] * block
-    return PrefixChains(offsets, inverse.astype(np.int64), start, start + length[first])
+    start = position[one] * block
+    return PrefixChains(offsets, inverse, start, start + length[one])
+
+
+def _dense_ranks(values: IntArray) -> tuple[int, IntArray]:
+    """(number of distinct values, rank of each value among them), as `np.unique` gives them;
+    without sorting when the values are small non-negative numbers (hash ids numbered from 0)."""
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 4 * len(values):
+        unique, inverse = np.unique(values, return_inverse=True)
+        return len(unique), inverse.astype(np.int64)
+    present = np.zeros(high + 1, dtype=np.bool_)
+    present[values] = True
+    if bool(present.all()):  # the ids are 0, 1, 2, ... already
+        return high + 1, values  # (the ranks share the values' memory)
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return int(rank[-1]) + 1, rank[values]

@@ -13,6 +13,7 @@ ids, or a session's history) as `PrefixChains`. Problems name the file and line.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,33 @@ from pathlib import Path
 import numpy as np
 
 from runners.types import Workload
+from runners.workload.arrays import IntArray
 from runners.workload.arrivals import send_times, workload_streams
-from runners.workload.chains import ChainBuilder, PrefixChains, block_chains
+from runners.workload.chains import ChainBuilder, PrefixChains, flat_block_chains
 from runners.workload.reader import MAX_REQUESTS, problem
 from runners.workload.requests import RequestSet, TextPrompt, session_parents
+
+
+@dataclass(frozen=True)
+class BlockIds:
+    """Hash ids of rows, flat: row i has the next ``counts[i]`` ids of `flat` (the column a
+    columnar reader gives in place of one list per row)."""
+
+    counts: IntArray
+    flat: IntArray
+
+    @classmethod
+    def of(cls, ids: list[list[int]]) -> BlockIds:
+        counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(counts.sum()))
+        return cls(counts, flat)
+
+    def lists(self) -> list[list[int]]:
+        ends = np.cumsum(self.counts).tolist()
+        flat = self.flat.tolist()
+        return [
+            flat[end - count : end] for end, count in zip(ends, self.counts.tolist(), strict=True)
+        ]
 
 
 @dataclass
@@ -36,6 +60,7 @@ class Rows:
     output_len: list[int] = field(default_factory=list)  # -1: not given
     timestamp_s: list[float] | None = None
     hash_ids: list[list[int]] | None = None
+    blocks: BlockIds | None = None  # the hash ids in columns (then `hash_ids` is None)
     prefix: list[tuple[str, int] | None] | None = None  # (prefix id, its tokens)
     session: list[str | None] | None = None
     turn: list[int | None] | None = None
@@ -57,9 +82,7 @@ class RowsBuilder:
 
     def __init__(self, path: Path, workload: Workload, block_size: int = 512) -> None:
         self.rows = Rows(path, block_size=block_size)
-        self.limit = min(workload.num_prompts, MAX_REQUESTS)
-        self.window_start = workload.window_start_s
-        self.window_end = workload.window_start_s + workload.window_s
+        self.limit, self.window_start, self.window_end = replay_bounds(workload)
         self.first_s: float | None = None
         self.last_s = -math.inf
         self.last_line = 0
@@ -121,6 +144,12 @@ class RowsBuilder:
         rows.prompt_len.append(prompt_len)
         rows.output_len.append(output_len)
         return rows.size < self.limit
+
+
+def replay_bounds(workload: Workload) -> tuple[int, float, float]:
+    """(most rows kept, start, end of the window of trace time) a workload replays of a file."""
+    start = workload.window_start_s
+    return min(workload.num_prompts, MAX_REQUESTS), start, start + workload.window_s
 
 
 def _append(rows: Rows, name: str, value: object) -> None:
@@ -222,21 +251,25 @@ def _parents(rows: Rows) -> np.ndarray | None:
 
 
 def _chains(rows: Rows, parent: np.ndarray | None) -> PrefixChains | None:
-    if rows.hash_ids is None and rows.prefix is None and parent is None:
+    blocks = rows.blocks
+    if blocks is None and rows.hash_ids is not None:
+        blocks = BlockIds.of([row or [] for row in rows.hash_ids])
+    if blocks is None and rows.prefix is None and parent is None:
         return None
-    if rows.hash_ids is not None and rows.prefix is None and parent is None:
-        every = [row or [] for row in rows.hash_ids]
-        _check_blocks(rows, every)
-        fast = block_chains(every, rows.prompt_len, rows.block_size)
+    if blocks is not None and rows.prefix is None and parent is None:
+        _check_blocks(rows, blocks.counts)
+        prompts = np.asarray(rows.prompt_len, dtype=np.int64)
+        fast = flat_block_chains(blocks.counts, blocks.flat, prompts, rows.block_size)
         if fast is not None:
             return fast
+    hash_ids = rows.hash_ids if rows.blocks is None else rows.blocks.lists()
     builder = ChainBuilder()
     has_child = session_parents(parent, rows.size)
     chains: list[list[int]] = []
     prefix_tokens: dict[str, tuple[int, int]] = {}
     for i in range(rows.size):
         line, prompt = rows.line[i], rows.prompt_len[i]
-        ids = rows.hash_ids[i] if rows.hash_ids is not None else None
+        ids = hash_ids[i] if hash_ids is not None else None
         prefix = rows.prefix[i] if rows.prefix is not None else None
         p = -1 if parent is None else int(parent[i])
         if ids:
@@ -271,18 +304,17 @@ def _chains(rows: Rows, parent: np.ndarray | None) -> PrefixChains | None:
     return builder.finish(chains)
 
 
-def _check_blocks(rows: Rows, ids: list[list[int]], first: int = 0) -> None:
-    """The hash ids of rows `first`, `first + 1`, ... fit their prompts (the last block of a
-    prompt may be partial)."""
-    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-    prompts = np.asarray(rows.prompt_len[first : first + len(ids)], dtype=np.int64)
+def _check_blocks(rows: Rows, counts: IntArray, first: int = 0) -> None:
+    """The `counts` hash ids of rows `first`, `first + 1`, ... fit their prompts (the last
+    block of a prompt may be partial)."""
+    prompts = np.asarray(rows.prompt_len[first : first + len(counts)], dtype=np.int64)
     over = np.nonzero((counts - 1) * rows.block_size >= prompts)[0]
     if over.size:
         i = int(over[0])
         raise problem(
             rows.path,
             rows.line[first + i],
-            f"{len(ids[i])} hash ids name blocks of {rows.block_size} tokens, more than the "
+            f"{counts[i]} hash ids name blocks of {rows.block_size} tokens, more than the "
             f"{prompts[i]} input tokens hold (the last block may be partial)",
         )
 
@@ -291,7 +323,7 @@ def _block_chain(rows: Rows, i: int, ids: list[int], builder: ChainBuilder) -> l
     """Blocks of `block_size` tokens named by hash ids; the last may be partial."""
     block = rows.block_size
     prompt = rows.prompt_len[i]
-    _check_blocks(rows, [ids], i)
+    _check_blocks(rows, np.array([len(ids)], dtype=np.int64), i)
     lengths = [block] * len(ids)
     lengths[-1] = min(block, prompt - block * (len(ids) - 1))
     return builder.extend_all([], ids, lengths)

@@ -11,8 +11,11 @@ a trace into `Rows` and raises nothing but `DatasetError`.
   ``TIMESTAMP`` is a date and time (``2023-11-16 18:15:46.6805900``, optionally with a UTC
   offset) or a number of seconds.
 
-Both are replayed with the trace's own arrival times (times `time_scale`, inside the
-workload's window) and lengths; prompts are synthetic token ids of exactly those lengths.
+Traces in the published traces' own spelling are read a chunk at a time by
+`runners.workload.columns`; the `*_lines` readers here take every other spelling, one line at
+a time, and word the errors. Both are replayed with the trace's own arrival times (times
+`time_scale`, inside the workload's window) and lengths; prompts are synthetic token ids of
+exactly those lengths.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import datetime
 from pathlib import Path
 
 from runners.types import Workload
+from runners.workload.columns import azure_columns, mooncake_columns
 from runners.workload.reader import CsvTable, json_objects, problem
 from runners.workload.rows import Rows, RowsBuilder
 
@@ -30,6 +34,12 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 def read_mooncake(path: Path, workload: Workload) -> Rows:
     """The rows `workload` replays from a Mooncake-format trace."""
+    fast = mooncake_columns(path, workload)
+    return fast if fast is not None else read_mooncake_lines(path, workload)
+
+
+def read_mooncake_lines(path: Path, workload: Workload) -> Rows:
+    """`read_mooncake` one line at a time: any valid spelling, and the errors."""
     builder = RowsBuilder(path, workload, workload.hash_block_size)
     fields = frozenset(MOONCAKE_FIELDS)
     for line, record in json_objects(path):
@@ -57,6 +67,12 @@ def read_mooncake(path: Path, workload: Workload) -> Rows:
 
 def read_azure(path: Path, workload: Workload) -> Rows:
     """The rows `workload` replays from an Azure LLM-inference trace (CSV)."""
+    fast = azure_columns(path, workload)
+    return fast if fast is not None else read_azure_lines(path, workload)
+
+
+def read_azure_lines(path: Path, workload: Workload) -> Rows:
+    """`read_azure` one line at a time: any valid spelling, and the errors."""
     builder = RowsBuilder(path, workload)
     table = CsvTable(path)
     if [h for h in table.header if h in AZURE_COLUMNS] != list(AZURE_COLUMNS):

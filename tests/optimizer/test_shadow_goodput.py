@@ -121,6 +121,12 @@ def test_a_goodput_study_learns_from_every_load_step_and_screens_by_goodput_gain
     rows = prediction_rows(study.trials)
     assert [r.number for r in rows] == [0, 1, 2, 3]
     assert [r.prediction.n_runs for r in rows] == [0, 1, 2, 3]
+    # the source names the trials learned from, not the three benchmarks each search kept
+    assert [r.prediction.source.removesuffix(" (poor fit)") for r in rows[1:]] == [
+        "calibrated on 1 trial",
+        "calibrated on 2 trials",
+        "calibrated on 3 trials",
+    ]
     # the shipped calibration is 40% too fast; the first goodput trial corrects it
     first, later = rows[0].throughput_error, [r.throughput_error for r in rows[1:]]
     assert first is not None and first > 0.2

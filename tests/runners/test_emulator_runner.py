@@ -8,6 +8,8 @@ leaves no process of the trial's group and frees its port.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,12 @@ def runner(
     return LocalRunner(tmp_path, RealRunSettings(**deadlines), emulator=launch, num_warmups=0)
 
 
+def realtime_allowed() -> bool:
+    """Whether a process started here may take SCHED_FIFO 1 (asked in a child, which exits)."""
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
 def assert_clean(outcome: TrialOutcome) -> None:
     assert outcome.launch is not None
     assert port_is_free(outcome.launch.host, outcome.launch.port)
@@ -55,6 +63,8 @@ def test_success_returns_metrics_and_artifacts(tmp_path: Path) -> None:
     # the send log's lateness travels with the trial: never negative (no send is early)
     assert 0.0 <= diagnostics["send_lateness_p50_ms"] <= diagnostics["send_lateness_p99_ms"]
     assert diagnostics["send_lateness_p99_ms"] <= diagnostics["send_lateness_max_ms"]
+    # and whether the send clock ran at a real-time priority, as this machine allows
+    assert diagnostics["send_clock_realtime"] == (1.0 if realtime_allowed() else 0.0)
     bench = json.loads(Path(dict(outcome.artifacts)["benchmark_json"]).read_text())
     assert bench["completed"] == 40
     assert bench["emulator_time_scale"] == 20.0

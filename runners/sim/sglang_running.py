@@ -1,0 +1,253 @@
+"""The lazy state of a simulated SGLang (or MindIE) engine's running requests.
+
+Place in the data flow: `lockstep_sglang.SglangLockstep` derives from `SglangRunning`, which
+keeps the running requests of one `scheduler.SglangEngine` against a count of decode steps
+(their KV length and tokens generated are an offset plus that count), with the aggregates a
+decode stretch needs: count, context sum, first finish, the reservation's clipped remaining
+output, the KV blocks under the model's two rules, and the last-token times of the requests
+joined since the last decode step. Requests enter after their prefill batch and leave at a
+finish or a retraction, their state written back into the engine's arrays.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from runners.sim.replica import ReplicaEngine
+
+
+class SglangPolicy(Protocol):
+    """What the loop needs of `scheduler.SglangEngine` beyond `ReplicaEngine`."""
+
+    partial: int  # the request whose prefill is being chunked, or -1
+    ratio: float  # the new-token ratio of the reservation, and its bounds and decay per step
+    init_ratio: float
+    min_ratio: float
+    decay: float
+    max_running_req: int
+
+    def _prefill_batch(
+        self, n_running: int, reserved: Callable[[], float]
+    ) -> tuple[list[int], list[int]]: ...
+
+
+class SglangRunning:
+    """Lazy state of one `SglangEngine`'s running requests (`ds` decode steps taken)."""
+
+    def __init__(self, engine: ReplicaEngine, policy: SglangPolicy, clip: int) -> None:
+        self.eng = engine
+        self.pol = policy  # the same engine, seen through its SGLang rules
+        self.clip = clip  # SGLang's cap on a request's remaining output in the reservation
+        n = engine.n
+        page = self.page = engine.page
+        self.out: list[int] = engine.out.tolist()
+        self.child: list[int] = engine.child.tolist()
+        self.ds = 0  # decode steps so far
+        self.kv_off = [0] * n  # kv_len = kv_off + ds, gen = gen_off + ds
+        self.gen_off = [0] * n
+        self.order = [0] * n  # position in the running order (join sequence)
+        self.next_order = 0
+        self.dec: dict[int, None] = {}  # running requests in running order
+        self.kv_sum = 0
+        self.residue = [0] * page  # running requests per kv_off % page
+        self.pages = 0  # sum of ceil(kv_len / page) over the running requests
+        self.finishes: list[tuple[int, int, int]] = []  # (ds at finish, order, rid)
+        self.stale = 0  # heap entries of retracted requests
+        self.joined_ds = [-1] * n  # ds when the request joined: its last token is its own
+        self.pending: dict[float, int] = {}  # last token time -> requests joined since a decode
+        self.n_pending = 0
+        self.d_last = 0.0  # when the last decode step's tokens went out
+        # blocks: a request joined before the last macro-step (`reset_mark`) holds its pages
+        # at `reset_ds` plus one per single step since; a later one its blocks at join plus one
+        # per single step since
+        self.singles = 0  # single decode steps so far
+        self.reset_ds = self.reset_singles = self.reset_mark = 0
+        self.old_pages = self.n_old = 0
+        self.join_blocks = [0] * n
+        self.join_singles = [0] * n
+        self.new_base = self.n_new = 0  # sum of (blocks at join - singles then), their count
+        # reservation: left = min(out - gen, clip) = min(finish - ds, clip)
+        self.clip_at = [0] * n  # ds from which the request is under the clip
+        self.clipped = [False] * n
+        self.unclips: list[tuple[int, int]] = []  # (clip_at, rid)
+        self.n_clip = 0
+        self.unclipped_finish = self.n_unclipped = 0
+        self.n_child = 0  # running requests whose conversation has a next turn
+        self.gaps: list[float] = []  # ITL values, each `counts` times
+        self.counts: list[int] = []
+        self.runs: list[tuple[np.ndarray, int]] = []
+
+    # --- entering and leaving the lazy state ------------------------------------------------
+    def _join(self, rid: int) -> None:
+        eng = self.eng
+        ds = self.ds
+        kv = int(eng.kv_len[rid])
+        off = kv - ds
+        gen_off = int(eng.gen[rid]) - ds
+        self.kv_off[rid] = off
+        self.gen_off[rid] = gen_off
+        order = self.order[rid] = self.next_order
+        self.next_order += 1
+        self.dec[rid] = None
+        self.kv_sum += kv
+        self.residue[off % self.page] += 1
+        self.pages += -(-kv // self.page)
+        finish = self.out[rid] - gen_off
+        heapq.heappush(self.finishes, (finish, order, rid))
+        blocks = int(eng.blocks[rid])
+        self.join_blocks[rid] = blocks
+        self.join_singles[rid] = self.singles
+        self.new_base += blocks - self.singles
+        self.n_new += 1
+        self.joined_ds[rid] = ds
+        last = float(eng.last_s[rid])
+        self.pending[last] = self.pending.get(last, 0) + 1
+        self.n_pending += 1
+        if finish - ds > self.clip:
+            self.clipped[rid] = True
+            self.clip_at[rid] = finish - self.clip
+            heapq.heappush(self.unclips, (finish - self.clip, rid))
+            self.n_clip += 1
+        else:
+            self.unclipped_finish += finish
+            self.n_unclipped += 1
+        if self.child[rid] >= 0:
+            self.n_child += 1
+
+    def _blocks(self, rid: int) -> int:
+        if self.order[rid] >= self.reset_mark:
+            return self.join_blocks[rid] + self.singles - self.join_singles[rid]
+        return -(-(self.kv_off[rid] + self.reset_ds) // self.page) + (
+            self.singles - self.reset_singles
+        )
+
+    def _blocks_sum(self) -> int:
+        return (
+            self.old_pages
+            + self.n_old * (self.singles - self.reset_singles)
+            + self.new_base
+            + self.n_new * self.singles
+        )
+
+    def _write(self, rid: int) -> None:
+        """Store running request `rid`'s lazy state in the engine's arrays."""
+        eng = self.eng
+        kv = self.kv_off[rid] + self.ds
+        eng.kv_len[rid] = kv
+        eng.seq_len[rid] = kv + 1
+        eng.gen[rid] = self.gen_off[rid] + self.ds
+        eng.blocks[rid] = self._blocks(rid)
+        if self.joined_ds[rid] != self.ds:
+            eng.last_s[rid] = self.d_last
+
+    def _leave(self, rid: int) -> None:
+        self._write(rid)
+        del self.dec[rid]
+        off = self.kv_off[rid]
+        kv = off + self.ds
+        self.kv_sum -= kv
+        self.residue[off % self.page] -= 1
+        self.pages -= -(-kv // self.page)
+        if self.order[rid] >= self.reset_mark:
+            self.new_base -= self.join_blocks[rid] - self.join_singles[rid]
+            self.n_new -= 1
+        else:
+            self.old_pages -= -(-(off + self.reset_ds) // self.page)
+            self.n_old -= 1
+        if self.joined_ds[rid] == self.ds:
+            last = float(self.eng.last_s[rid])
+            left = self.pending[last] - 1
+            if left:
+                self.pending[last] = left
+            else:
+                del self.pending[last]
+            self.n_pending -= 1
+        if self.clipped[rid]:
+            self.clipped[rid] = False
+            self.n_clip -= 1
+        else:
+            self.unclipped_finish -= self.out[rid] - self.gen_off[rid]
+            self.n_unclipped -= 1
+        if self.child[rid] >= 0:
+            self.n_child -= 1
+
+    def materialize(self) -> None:
+        """Write the lazy state into the engine's arrays and its running order."""
+        for rid in self.dec:
+            self._write(rid)
+        self.eng.running = np.array(list(self.dec), dtype=np.int64)
+
+    def rebuild(self) -> None:
+        """Take the lazy state from the engine's arrays (after a step of `_iterate`); the
+        engine's running array stays empty while the lazy state holds its requests."""
+        self.dec.clear()
+        self.kv_sum = self.pages = self.stale = 0
+        self.residue = [0] * self.page
+        self.finishes = []
+        self.pending = {}
+        self.n_pending = 0
+        self.reset_mark = self.next_order
+        self.old_pages = self.n_old = self.new_base = self.n_new = 0
+        self.unclips = []
+        self.n_clip = self.unclipped_finish = self.n_unclipped = self.n_child = 0
+        running = self.eng.running.tolist()
+        self.eng.running = np.zeros(0, dtype=np.int64)
+        for rid in running:
+            self._join(rid)
+
+    def flush_itl(self) -> None:
+        eng = self.eng
+        if self.gaps:
+            eng.itl_pooled.append(
+                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+            )
+        for gaps, count in self.runs:
+            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
+        self.gaps, self.counts, self.runs = [], [], []
+
+    # --- aggregates --------------------------------------------------------------------------
+    def _next_finish(self) -> int:
+        """ds at which the first running request finishes (dropping retracted entries)."""
+        finishes = self.finishes
+        while self.stale:
+            _, order, rid = finishes[0]
+            if rid in self.dec and self.order[rid] == order:
+                break
+            heapq.heappop(finishes)
+            self.stale -= 1
+        return finishes[0][0]
+
+    def _left(self) -> int:
+        """Sum over running requests of min(out - gen, clip) (`SglangEngine._reserved`)."""
+        ds = self.ds
+        unclips = self.unclips
+        while unclips and unclips[0][0] <= ds:
+            at, rid = heapq.heappop(unclips)
+            if self.clipped[rid] and self.clip_at[rid] == at:
+                self.clipped[rid] = False
+                self.n_clip -= 1
+                self.unclipped_finish += self.out[rid] - self.gen_off[rid]
+                self.n_unclipped += 1
+        return self.clip * self.n_clip + self.unclipped_finish - self.n_unclipped * ds
+
+    def _reserved(self) -> float:
+        if not self.dec:
+            return 0.0
+        return float(self._left()) * self.pol.ratio
+
+    def _first_gaps(self, d: float, n: int) -> None:
+        """ITL values of a decode step delivered at `d`: from the last decode step, or from
+        their own first (or re-prefilled) token for the requests joined since."""
+        base = n - self.n_pending
+        if base:
+            self.gaps.append(d - self.d_last)
+            self.counts.append(base)
+        for last, count in self.pending.items():
+            self.gaps.append(d - last)
+            self.counts.append(count)
+        self.pending = {}
+        self.n_pending = 0
