@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import optuna
+import pytest
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -16,12 +18,15 @@ from optuna.trial import FrozenTrial
 from optimizer.config import StopRule
 from optimizer.convergence import Stopper
 from optimizer.extremes import EndSweep, ends_of, neighbour_moves, other_values
-from optimizer.screening import params_key
+from optimizer.objectives import trial_workload
+from optimizer.predictors import SimPredictor
+from optimizer.screening import SWEEP_SHARE, Screen, params_key
 from optimizer.space import ENGINE_PARAM, baseline_params, candidate_from_params, suggest
 from optimizer.spec.load import load_spec
 from optimizer.spec.models import StudySpec
 
 from .test_convergence import trials
+from .test_screening_pool import _started
 
 
 def test_one_setting_values_cover_the_bounds_and_steps_and_never_the_value() -> None:
@@ -102,3 +107,21 @@ def test_the_ends_are_the_fronts_and_each_engines_own() -> None:
     ends = ends_of([mid, b_low, top, b_top, low])
     assert ends == [top, low, b_top], "the front's ends, then each engine's top, each once"
     assert ends_of([mid, top, low]) == [top, low], "one engine: the front's two ends"
+
+
+def test_a_simulated_screening_round_sweeps_the_ends_first(
+    spec: StudySpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the started study writes its report under studies/
+    study = _started(spec, "sweep")
+    screen = Screen(spec, SimPredictor(), trial_workload(spec), "tpe", seed=4, candidates=8)
+    screen.enqueue_best(study)
+    assert screen.ends and screen.unswept() > 0, "the front's ends are known and not yet swept"
+    pool = screen.pool
+    assert pool is not None
+
+    def one_away(params: dict[str, object]) -> bool:
+        return any(sum(params.get(k) != v for k, v in e.params.items()) == 1 for e in screen.ends)
+
+    neighbours = [t for t in pool.learned.values() if one_away(dict(t.params))]
+    assert len(neighbours) >= int(8 * SWEEP_SHARE), "most of the round swept an end"
