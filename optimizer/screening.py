@@ -207,7 +207,8 @@ class Screen:
 
     With the simulator as predictor (a simulated study) every simulated proposal is kept in a
     pool (`optimizer.screening_pool`): later rounds score it again and the sampler learns from
-    it, and no configuration is simulated twice. Other predictors (the shadow simulator of a
+    it, and no configuration is simulated twice; its local moves sweep the one-setting
+    neighbours of the front's ends first (`optimizer.extremes`). Other predictors (the shadow simulator of a
     real study, refitted after every trial) are asked afresh each round.
     """
 
