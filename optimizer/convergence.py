@@ -12,15 +12,17 @@ first n of them. The window W and the minimum are counted in evaluated configura
 150 by default), so in stored trials they shrink with screening: W = max(5, ceil(100 / K)) for
 K candidates per trial, the minimum max(10, W + 1, ceil(150 / K)). After the minimum, the front
 has converged when the last W trials raised it by at most `rel_gain` (0.2%) of its value:
-HV(n) - HV(n - W) <= rel_gain x HV(n). A front with no feasible trial never converges (the time
-budget stops it).
+HV(n) - HV(n - W) <= rel_gain x HV(n), and (a screened simulated study: `Stopper.unswept`)
+every one-setting neighbour of the front's two ends has been tried (`optimizer.extremes`), so
+the front is judged by its extremes as well as its area. A front with no feasible trial never
+converges (the time budget stops it).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
@@ -71,12 +73,15 @@ class Stopper:
 
     rule: StopRule
     per_trial: int = 1
+    unswept: Callable[[], int] | None = None  # untried neighbours of the front's ends
     started: float = field(default_factory=time.monotonic)
 
     def reason(self, trials: Sequence[FrozenTrial]) -> str | None:
         """Why the study stops now (one line for the user), or None to go on."""
         elapsed = time.monotonic() - self.started
         converged, gain = plateau(trials, self.rule, self.per_trial)
+        if converged and self.unswept is not None and self.unswept() > 0:
+            converged = False  # an end of the front may still move: sweep it first
         if converged:
             window, _ = window_of(self.rule, self.per_trial)
             return (

@@ -161,6 +161,7 @@ def run_study(
         else None
     )
     shadow = study_shadow(config, study)
+    screen = _screen(config, seed, checker, shadow, runner)
     loop = _Loop(
         config=config,
         study=study,
@@ -171,9 +172,13 @@ def run_study(
         grid=GridPlan(spec, seed) if config.sampler == "grid" else None,
         checker=checker,
         provenance=provenance,
-        screen=_screen(config, seed, checker, shadow, runner),
+        screen=screen,
         shadow=shadow,
-        stopper=Stopper(config.stop, config.candidates_per_trial) if config.stop else None,
+        stopper=Stopper(
+            config.stop, config.candidates_per_trial, screen.unswept if screen else None
+        )
+        if config.stop
+        else None,
     )
     loop.progress = print_start(config, count_trials(study), provenance)
     with loop.progress.live(), sigterm_interrupts():

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import io
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,8 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from optimizer.config import StudyConfig  # noqa: E402
 from optimizer.convergence import StopRule, runner_trials  # noqa: E402
-from optimizer.loop import STOP_REASON, run_study  # noqa: E402
+from optimizer.interrupts import EXIT_TERMINATED  # noqa: E402
+from optimizer.loop import EXIT_INTERRUPTED, STOP_REASON, run_study  # noqa: E402
 from optimizer.report.hypervolume import hypervolume_2d  # noqa: E402
 from optimizer.spec.load import load_spec  # noqa: E402
 from optimizer.spec.models import StudySpec  # noqa: E402
@@ -112,7 +114,9 @@ def run_one(
             stop=stop,
         )
         with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
-            run_study(config, SimRunner())
+            status = run_study(config, SimRunner())
+        if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):  # the study caught the signal
+            raise Interrupted(status)
         study = optuna.load_study(study_name=name, storage=url)
         trials = runner_trials(study.get_trials(deepcopy=False))
         every = study.get_trials(deepcopy=False)
@@ -125,6 +129,20 @@ def run_one(
         seconds = timeline[-1][0] if timeline else 0.0
         reason = str(study.user_attrs.get(STOP_REASON, ""))
         return Run(timeline, seconds, reason.startswith("stopped: the front converged"))
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived (a study caught it and returned its status): stop the
+    benchmark, not just the study it hit."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM outside a study (between studies, while scoring): stop like Ctrl-C."""
+    raise Interrupted(EXIT_TERMINATED)
 
 
 def reach(run: Run, ref: Point, target_hv: float) -> tuple[float, int] | None:
@@ -214,4 +232,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # A study turns SIGTERM/SIGINT into its exit status and returns; without this the
+    # benchmark went on with the next seed. It runs every study in this process (no children
+    # of its own), so stopping here stops all of its work.
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        main()
+    except (Interrupted, KeyboardInterrupt) as stop:
+        status = stop.status if isinstance(stop, Interrupted) else EXIT_INTERRUPTED
+        print(f"\ninterrupted (exit {status}); partial results above", file=sys.stderr)
+        sys.exit(status)
