@@ -36,6 +36,7 @@ EAGER_LAUNCH_S = 5e-6  # §4.4: t_launch ~ 4-6 us
 EAGER_GPU_FACTOR = 1.08
 # vLLM capture sizes: 1, 2, 4, then multiples of 8 (padding waste for graph replays).
 GRAPH_PAD_MULTIPLE = 8
+INTERACTIVE_EXACT_GRAPHS = 32  # vLLM interactivity mode: every capture size up to 32
 
 # --- per-op tails and small-M knee (§4.1) ----------------------------------------------------
 LAYER_TAIL_S = 20e-6  # norms, rope, activation, residual kernels per layer (prior, §4.1 tau)

@@ -115,14 +115,14 @@ def accepted_per_step(spec_tokens: int, acceptance: float) -> float:
     return (1.0 - a ** (spec_tokens + 1)) / (1.0 - a)
 
 
-def graph_pad(tokens: int, multiple: int = params.GRAPH_PAD_MULTIPLE) -> int:
-    """Batch size a CUDA-graph replay runs at (capture sizes 1, 2, 4, then multiples of 8;
-    every size with `multiple` = 1, as vLLM's ``--performance-mode interactivity`` captures)."""
-    if tokens <= 2:
+def graph_pad(tokens: int, exact: int = 2) -> int:
+    """Batch size a CUDA-graph replay runs at: capture sizes 1, 2, 4, then multiples of 8; with
+    `exact` = n every size up to n is captured too (vLLM's ``--performance-mode interactivity``
+    captures 1..min(largest, 32) one by one, then the same grid of 8)."""
+    if tokens <= exact:
         return tokens
-    if tokens <= 4:
-        return 4
-    return -(-tokens // multiple) * multiple
+    mult = params.GRAPH_PAD_MULTIPLE
+    return 4 if tokens <= 4 else -(-tokens // mult) * mult
 
 
 class StepModel:
@@ -222,8 +222,8 @@ class StepModel:
         self.piecewise_s = m.layers * params.PIECEWISE_PER_LAYER_S
         self.eager_launch_s = m.layers * params.EAGER_KERNELS_PER_LAYER * params.EAGER_LAUNCH_S
         self.async_sched = config.async_scheduling
-        interactive = config.performance_mode == "interactivity"
-        self.pad_mult = 1 if interactive else params.GRAPH_PAD_MULTIPLE
+        exact = min(params.INTERACTIVE_EXACT_GRAPHS, self.graph_max)
+        self.graph_exact = exact if config.performance_mode == "interactivity" else 2
         self._decode_memo: dict[int, tuple[float, bool, float]] = {}
 
     # --- tabulated token-dependent parts ---------------------------------------------------
@@ -346,7 +346,7 @@ class StepModel:
         # overlap (a lockstep step makes no other call here)
         graphs = self.cuda_graphs
         full_graph = graphs and decode_only and math.ceil(n_seqs / self.dp) <= self.graph_max
-        padded = graph_pad(tokens, self.pad_mult) if full_graph else tokens
+        padded = graph_pad(tokens, self.graph_exact) if full_graph else tokens
         size = self.table_size
         t_tok = self.t_tokens_list[padded] if padded < size else self._tokens_s(padded)
         t_lm = self.t_lm_list[n_samples] if n_samples < size else self._lm_s(n_samples)
@@ -387,8 +387,8 @@ class StepModel:
         per_rank = -(-n_seqs // self.dp)
         full = (per_rank <= self.graph_max) if self.cuda_graphs else np.zeros_like(n_seqs, bool)
         rows = n_seqs * q
-        mult = self.pad_mult
-        padded = np.where(rows <= 2, rows, np.where(rows <= 4, 4, -(-rows // mult) * mult))
+        m, exact = params.GRAPH_PAD_MULTIPLE, self.graph_exact
+        padded = np.where(rows <= exact, rows, np.where(rows <= 4, 4, -(-rows // m) * m))
         tok_rows = np.where(full, padded, rows)
         tok_rows = np.minimum(tok_rows, self.table_size - 1)
         gpu = self.t_tokens_s[tok_rows] + self.t_lm_s[np.minimum(rows, self.table_size - 1)]
@@ -414,7 +414,7 @@ class StepModel:
         q = self.spec_k + 1
         full_graph = self._full_graph(True, n_seqs)
         rows = n_seqs * q
-        padded = graph_pad(rows, self.pad_mult) if full_graph else rows
+        padded = graph_pad(rows, self.graph_exact) if full_graph else rows
         base = self._tokens_s(padded) + self._lm_s(rows)
         if self.spec_k:
             base += self.spec_k * self.draft_cost * self._tokens_s(n_seqs)
@@ -450,7 +450,7 @@ class StepModel:
         if memo is None:
             full_graph = self._full_graph(True, n_seqs)
             rows = n_seqs * (self.spec_k + 1)
-            padded = graph_pad(rows, self.pad_mult) if full_graph else rows
+            padded = graph_pad(rows, self.graph_exact) if full_graph else rows
             base = self._tokens_s(padded) + self._lm_s(rows)
             if self.spec_k:
                 base += self.spec_k * self.draft_cost * self._tokens_s(n_seqs)
