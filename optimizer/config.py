@@ -129,6 +129,9 @@ class StopRule:
     min_evaluations: int = 150
     window_evaluations: int = 100
     """Both in configurations evaluated: stored trials x the candidates screened per trial."""
+    goodput_window_evaluations: int = 40
+    """A goodput study's window (same units): its plateau is of one number, the best goodput,
+    which settles sooner than a two-objective front's area."""
     rel_gain: float = 0.002
     max_trials: int = 2_000
     """A cap on the runner trials the study holds (StudyConfig.n_trials in this mode)."""

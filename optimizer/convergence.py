@@ -16,6 +16,12 @@ HV(n) - HV(n - W) <= rel_gain x HV(n), and (a screened simulated study: `Stopper
 every one-setting neighbour of the front's two ends has been tried (`optimizer.extremes`), so
 the front is judged by its extremes as well as its area. A front with no feasible trial never
 converges (the time budget stops it).
+
+A goodput study (`Stopper.goodput`) is judged on one number instead, its best goodput (the
+first objective of its feasible trials): it has converged when the last W' trials raised the
+best goodput by at most `rel_gain` of it, W' = max(5, ceil(40 / K)) (`goodput_plateau`). Its
+front's area kept moving at its low-latency end (points of a few requests/s, a few ms apart)
+long after the best goodput had settled, so the area plateau never held within the budget.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ def runner_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return sorted(done, key=lambda t: t.number)
 
 
-def window_of(rule: StopRule, per_trial: int) -> tuple[int, int]:
-    """(window, minimum) in stored trials when each stands for `per_trial` evaluations."""
-    window = max(MIN_WINDOW, math.ceil(rule.window_evaluations / per_trial))
+def window_of(rule: StopRule, per_trial: int, goodput: bool = False) -> tuple[int, int]:
+    """(window, minimum) in stored trials when each stands for `per_trial` evaluations (a
+    goodput study's window is `goodput_window_evaluations`)."""
+    evaluations = rule.goodput_window_evaluations if goodput else rule.window_evaluations
+    window = max(MIN_WINDOW, math.ceil(evaluations / per_trial))
     least = max(MIN_TRIALS, window + 1, math.ceil(rule.min_evaluations / per_trial))
     return window, least
 
@@ -67,6 +75,21 @@ def plateau(
     return gain <= rule.rel_gain, gain
 
 
+def goodput_plateau(
+    trials: Sequence[FrozenTrial], rule: StopRule, per_trial: int = 1
+) -> tuple[bool, float]:
+    """(converged, relative gain of the best goodput over the last window) for the stored
+    trials of a goodput study."""
+    ran = runner_trials(trials)
+    window, least = window_of(rule, per_trial, goodput=True)
+    now = max((g for g, _ in feasible_points(ran)), default=0.0)
+    if len(ran) < least or now <= 0.0:
+        return False, float("inf")
+    before = max((g for g, _ in feasible_points(ran[: len(ran) - window])), default=0.0)
+    gain = (now - before) / now
+    return gain <= rule.rel_gain, gain
+
+
 @dataclass
 class Stopper:
     """One run's stop rule and its clock (started when the run starts)."""
@@ -74,19 +97,22 @@ class Stopper:
     rule: StopRule
     per_trial: int = 1
     unswept: Callable[[], int] | None = None  # untried neighbours of the front's ends
+    goodput: bool = False  # judged on the best goodput alone (`goodput_plateau`)
     started: float = field(default_factory=time.monotonic)
 
     def reason(self, trials: Sequence[FrozenTrial]) -> str | None:
         """Why the study stops now (one line for the user), or None to go on."""
         elapsed = time.monotonic() - self.started
-        converged, gain = plateau(trials, self.rule, self.per_trial)
+        judge = goodput_plateau if self.goodput else plateau
+        converged, gain = judge(trials, self.rule, self.per_trial)
         if converged and self.unswept is not None and self.unswept() > 0:
             converged = False  # an end of the front may still move: sweep it first
         if converged:
-            window, _ = window_of(self.rule, self.per_trial)
+            window, _ = window_of(self.rule, self.per_trial, self.goodput)
+            what = "the best goodput" if self.goodput else "its hypervolume"
             return (
-                f"stopped: the front converged (the last {window} trials raised its "
-                f"hypervolume by {gain:.2%}, at most {self.rule.rel_gain:.2%}) after "
+                f"stopped: the front converged (the last {window} trials raised {what} "
+                f"by {gain:.2%}, at most {self.rule.rel_gain:.2%}) after "
                 f"{elapsed:.0f} s"
             )
         if elapsed >= self.rule.time_budget_s:
@@ -101,6 +127,7 @@ __all__ = [
     "DEFAULT_TIME_BUDGET_S",
     "StopRule",
     "Stopper",
+    "goodput_plateau",
     "plateau",
     "runner_trials",
     "window_of",

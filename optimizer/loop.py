@@ -175,7 +175,10 @@ def run_study(
         screen=screen,
         shadow=shadow,
         stopper=Stopper(
-            config.stop, config.candidates_per_trial, screen.unswept if screen else None
+            config.stop,
+            config.candidates_per_trial,
+            screen.unswept if screen else None,
+            goodput=spec.objectives.goodput is not None,
         )
         if config.stop
         else None,

@@ -22,7 +22,7 @@ less. Spaces can be split over several invocations with --spaces.
 
     python scripts/bench_convergence.py [--spaces qwen3-moe.yaml ...] [--seeds 5]
         [--time-budget 60] [--long 400] [--long-budget 240] [--quick]
-        [--strategies screened screened-32 plain]
+        [--strategies screened screened-32 plain] [--per-seed]
 """
 
 from __future__ import annotations
@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="three spaces, two seeds, a 200-trial long run"
     )
+    parser.add_argument(
+        "--per-seed", action="store_true", help="also one line per run (a median hides a miss)"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spaces = args.spaces or (QUICK if args.quick else [*SHIPPED, *BENCH_SPACES])
@@ -229,6 +232,14 @@ def main() -> None:
                 f"{sum(r.converged for r in strategy_runs):>13}/{len(strategy_runs)}",
                 flush=True,
             )
+            if args.per_seed:
+                for seed, (run, hit) in enumerate(zip(strategy_runs, reached, strict=True)):
+                    at = f"{hit[0]:.1f} s, trial {hit[1]}" if hit else "never"
+                    print(
+                        f"  seed {seed}: 0.99 at {at}; HV end {final_hv(run, ref) / best:.3f}; "
+                        f"{run.seconds:.0f} s, {len(run.timeline)} trials; "
+                        f"{'stopped itself' if run.converged else 'time budget'}"
+                    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,14 @@ from optuna.trial import FrozenTrial, create_trial
 
 from optimizer import cli
 from optimizer.config import StudyConfig
-from optimizer.convergence import StopRule, plateau, runner_trials, window_of
+from optimizer.convergence import (
+    Stopper,
+    StopRule,
+    goodput_plateau,
+    plateau,
+    runner_trials,
+    window_of,
+)
 from optimizer.loop import STOP_REASON, run_study
 from optimizer.spec.models import StudySpec
 from runners.sim.runner import SimRunner
@@ -57,6 +64,36 @@ def test_a_front_still_moving_or_too_young_has_not() -> None:
     assert not plateau(trials([(100.0, 10.0)] * 9), RULE)[0], "fewer than min_trials"
     small_gain = rising[:10] + [(50.0, 10.0)] * 4 + [(1001.0, 10.0)]
     assert plateau(trials(small_gain), RULE)[0], "a 0.1% gain is below 1%"
+
+
+GOODPUT_RULE = StopRule(min_evaluations=10, goodput_window_evaluations=5, rel_gain=0.01)
+
+
+def test_a_goodput_study_is_judged_on_its_best_goodput() -> None:
+    rising = [(10.0 * (i + 1), 500.0) for i in range(10)]
+    # the best goodput (100) stays; the low-latency end of the front keeps moving
+    faster = [(5.0, 90.0 - 10.0 * i) for i in range(5)]
+    assert not plateau(trials(rising + faster), GOODPUT_RULE)[0], "the area still grows"
+    converged, gain = goodput_plateau(trials(rising + faster), GOODPUT_RULE)
+    assert converged and gain == 0.0
+    stopper = Stopper(GOODPUT_RULE, goodput=True)
+    assert "raised the best goodput by 0.00%" in (stopper.reason(trials(rising + faster)) or "")
+
+
+def test_a_goodput_study_still_rising_or_too_young_has_not_converged() -> None:
+    rising = [(10.0 * (i + 1), 500.0) for i in range(15)]
+    assert not goodput_plateau(trials(rising), GOODPUT_RULE)[0], "the best goodput still rises"
+    assert not goodput_plateau(trials([(10.0, 500.0)] * 9), GOODPUT_RULE)[0], "too young"
+    infeasible = [(0.0, 500.0)] * 20  # no load held: goodput 0
+    assert not goodput_plateau(trials(infeasible), GOODPUT_RULE)[0], "nothing held yet"
+    small_gain = rising[:10] + [(50.0, 10.0)] * 4 + [(100.5, 500.0)]
+    assert goodput_plateau(trials(small_gain), GOODPUT_RULE)[0], "a 0.5% gain is below 1%"
+
+
+def test_a_goodput_window_is_shorter() -> None:
+    rule = StopRule()
+    assert window_of(rule, 8, goodput=True) == (5, 19), "40 evaluations, the same minimum"
+    assert window_of(rule, 1, goodput=True) == (40, 150)
 
 
 def test_study_stops_on_convergence_and_says_so(
