@@ -14,10 +14,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optimizer.config import StudyConfig
+from optimizer.config import StopRule, StudyConfig
 from optimizer.errors import SpecError
 from optimizer.identity import space_sections
-from optimizer.loop import run_study
+from optimizer.loop import STOP_REASON, run_study
 from optimizer.objectives import load_search, trial_values, trial_workload
 from optimizer.recommend import study_recommendation
 from optimizer.record import baseline_record
@@ -208,3 +208,20 @@ def test_done_when_a_goodput_study_beats_the_baseline_and_the_rate_sweep_confirm
     # the baseline breaks the SLOs at the recommended trial's knee
     assert any(m.broken for m in sweep if m.subject == "baseline" and m.label == mine[3].label)
     assert dataclasses.is_dataclass(run)
+
+
+@pytest.mark.slow
+def test_a_default_goodput_study_stops_when_its_best_goodput_settles(tmp_path: Path) -> None:
+    """Without --n-trials a simulated goodput study is judged on its best goodput (the front's
+    area keeps creeping at the low-latency end long after): with a time budget it cannot
+    reach here, it stops because that plateaued, and says so."""
+    spec = load_spec("qwen3-moe-goodput.yaml")
+    url = f"sqlite:///{tmp_path / 'goodput.db'}"
+    stop = StopRule(time_budget_s=3600.0, max_trials=80)  # the area rule alone runs to 80
+    config = StudyConfig.of(spec, storage=url, screening=True, stop=stop)
+    with redirect_stdout(io.StringIO()) as out:
+        assert run_study(config, SimRunner()) == 0
+    study = optuna.load_study(study_name=spec.name, storage=url)
+    reason = str(study.user_attrs[STOP_REASON])
+    assert "the best goodput" in reason and reason in out.getvalue()
+    assert len([t for t in study.trials if t.state.is_finished()]) < stop.max_trials
