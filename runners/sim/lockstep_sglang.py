@@ -35,17 +35,7 @@ class SglangLockstep(SglangRunning):
 
     def _draining(self) -> bool:
         """`StretchEngine._draining`: nothing can enter the engine any more."""
-        eng = self.eng
-        pol = self.pol
-        return (
-            not eng.waiting
-            and not eng.sends
-            and not eng.entries
-            and not eng.ingest.busy
-            and eng.next_client >= len(eng.roots)
-            and not self.n_child
-            and pol.partial < 0
-        )
+        return self.eng._no_more_arrivals() and not self.n_child and self.pol.partial < 0
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> ReplicaResult:

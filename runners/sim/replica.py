@@ -279,17 +279,26 @@ class ReplicaEngine:
         own = max(0, -(-kv_after // self.page) - int(self.cache.chain_pages[rid]))
         return revived, fresh + own
 
-    def _admit_chained(
-        self, rid: int, hit_tok: int, kv_after: int, pages: tuple[int, int]
-    ) -> None:
-        """Take the `pages` of `_admission_pages` and hold the chain's segments."""
-        assert self.cache is not None
-        revived, allocated = pages
-        self.cache.hold(rid, self.q_front)
+    def _take_chained(
+        self, rid: int, hit_tok: int, kv_after: int, revived: int, fresh: int
+    ) -> bool:
+        """Admit chained request `rid`, computing up to `kv_after` tokens after its `hit_tok`
+        cached ones, if the pages of its `PrefixCache.admission` (`revived` from the free
+        queue, `fresh` for its uncached segments) and its own pages beyond its chain fit the
+        free pages: hold its segments, take the pages, set its KV and blocks. Whether it did."""
+        cache = self.cache
+        assert cache is not None
+        chain_pages = cache.chain_pages[rid]
+        pages = -(-kv_after // self.page)
+        own = pages - chain_pages if pages > chain_pages else 0
+        if revived + fresh + own > self.free:
+            return False
+        cache.hold(rid, self.q_front)
         self.free -= revived
-        self._allocate(allocated)
+        self._allocate(fresh + own)
         self.kv_len[rid] = hit_tok
-        self.blocks[rid] = max(int(self.cache.chain_pages[rid]), -(-kv_after // self.page))
+        self.blocks[rid] = pages if pages > chain_pages else chain_pages
+        return True
 
     def _first_tokens(self, ids: IntArray) -> None:
         """Requests that produced their first token have computed their prompt's segments."""
@@ -402,6 +411,16 @@ class ReplicaEngine:
             return False
         self.now = max(self.now, t)
         return True
+
+    def _no_more_arrivals(self) -> bool:
+        """Nothing waits, and no send, entry, ingestion or first send of a client is to come."""
+        return (
+            not self.waiting
+            and not self.sends
+            and not self.entries
+            and not self.ingest.busy
+            and self.next_client >= len(self.roots)
+        )
 
     def _has_partial(self) -> bool:
         return False

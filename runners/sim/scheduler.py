@@ -189,16 +189,8 @@ class VllmEngine(StretchEngine):
         if not self.config.chunked_prefill and n > budget:
             return False
         kv_after = hit_tok + min(n, budget)
-        chain_pages = cache.chain_pages[rid]
-        pages = -(-kv_after // bs)
-        own = pages - chain_pages if pages > chain_pages else 0
-        if revived + fresh + own > self.free:
+        if not self._take_chained(rid, hit_tok, kv_after, revived, fresh):
             return False
-        cache.hold(rid, self.q_front)
-        self.free -= revived
-        self._allocate(fresh + own)
-        self.kv_len[rid] = hit_tok
-        self.blocks[rid] = pages if pages > chain_pages else chain_pages
         self.waiting.popleft()
         ids.append(rid)
         toks.append(kv_after - hit_tok)

@@ -4,7 +4,8 @@ Place in the data flow: `scheduler.SglangEngine._admit` (the prefill batch's adm
 both the step-by-step and the lockstep loop) hands a chained queue head to
 `admit_chained_head`, which applies SGLang's checks (the reservation of the running requests'
 remaining output against the free pool, then the pages the head takes) and, if it fits,
-takes its pages and holds its chain's segments in the replica's `prefix.PrefixCache`.
+takes its pages and holds its chain's segments (`ReplicaEngine._take_chained`, as vLLM's
+admission does).
 
 On an overloaded trace the head is tried after every prefill batch and refused by the
 reservation almost every time, so the check first runs with the most the head could hit
@@ -49,14 +50,6 @@ def admit_chained_head(
         return None
     n = min(extend, budget) if chunked else extend
     cost = extend + left * ratio
-    chain_pages = cache.chain_pages[rid]
-    pages = -(-(hit + n) // page)
-    own = pages - chain_pages if pages > chain_pages else 0
-    if cost > rem or revived + fresh + own > eng.free:
+    if cost > rem or not eng._take_chained(rid, hit, hit + n, revived, fresh):
         return None
-    cache.hold(rid, eng.q_front)
-    eng.free -= revived
-    eng._allocate(fresh + own)
-    eng.kv_len[rid] = hit
-    eng.blocks[rid] = pages if pages > chain_pages else chain_pages
     return n, extend, cost

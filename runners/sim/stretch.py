@@ -66,11 +66,7 @@ class StretchEngine(ReplicaEngine):
         """Nothing can enter the engine any more and a finish triggers no new send, so the
         running set only shrinks: decode runs straight through finishes."""
         return (
-            not self.waiting
-            and not self.sends
-            and not self.entries
-            and not self.ingest.busy
-            and self.next_client >= len(self.roots)
+            self._no_more_arrivals()
             and not bool((self.child[self.running] >= 0).any())
             and not self._has_partial()
         )
