@@ -53,7 +53,19 @@ class PrefixCache:
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
         self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
-        self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
+        # the last look: its (rid, q_front, version) key as three ints (no tuple to build and
+        # compare on every call), and what it found
+        self._memo_rid = -1
+        self._memo_front = 0
+        self._memo_version = -1
+        self._memo: tuple[list[int], int, int, int, int] = ([], 0, 0, 0, 0)
+        # `hit_ceiling` of each request, kept current (it changes only when `_expand` makes a
+        # private tail explicit)
+        ends = self.end
+        self.ceiling: list[int] = [
+            ends[self.segments[stop - 1]] if stop > start else 0
+            for start, stop in zip(self.offsets, self.head_end, strict=False)
+        ]
 
     def has_chain(self, rid: int) -> bool:
         return self.offsets[rid + 1] > self.offsets[rid]
@@ -68,11 +80,16 @@ class PrefixCache:
         `charge` returns), in one pass over the chain, remembered until the cache or the free
         queue changes (an admission asks up to three times). An implicit private tail was
         never computed: it ends the cached segments and is allocated whole."""
-        key = (rid, q_front, self.version)
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        chain = self._head(rid)
+        if (
+            rid == self._memo_rid
+            and q_front == self._memo_front
+            and self.version == self._memo_version
+        ):
+            return self._memo
+        lazy = self.lazy[rid]
+        chain = self.segments[
+            self.offsets[rid] : self.head_end[rid] if lazy else self.offsets[rid + 1]
+        ]
         ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
         count = revived = fresh = 0
         for seg in chain:
@@ -82,14 +99,16 @@ class PrefixCache:
                     revived += pages[seg]
             else:
                 break
-        for seg in chain[count:]:
-            if not ref[seg]:
-                fresh += pages[seg]
-        if self.lazy[rid]:
+        if count < len(chain):
+            for seg in chain[count:]:
+                if not ref[seg]:
+                    fresh += pages[seg]
+        if lazy:
             fresh += self.tail_pages[rid]
         tokens = self.end[chain[count - 1]] if count else 0
         looked = (chain, count, tokens, revived, fresh)
-        self._memo = (key, looked)
+        self._memo = looked
+        self._memo_rid, self._memo_front, self._memo_version = rid, q_front, self.version
         self._unheld = (rid, self.holds, revived + fresh)
         return looked
 
@@ -107,9 +126,7 @@ class PrefixCache:
         """An upper bound of `hit_tokens(rid, ...)` without walking the chain: the end of its
         shared head while its private tail is implicit (never computed, so never hit), else
         of its whole chain."""
-        start = self.offsets[rid]
-        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
-        return self.end[self.segments[end - 1]] if end > start else 0
+        return self.ceiling[rid]
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
@@ -129,14 +146,20 @@ class PrefixCache:
     def hold(self, rid: int, q_front: int) -> None:
         """`rid` is admitted: it holds every segment of its chain; segments it must compute
         again are no longer ready."""
-        chain, leading = self._look(rid, q_front)[:2]
-        ref, ready = self.ref, self.ready
-        for seg in chain[:leading]:
-            ref[seg] += 1
-        for seg in chain[leading:]:
-            if not ref[seg]:
-                ready[seg] = False
-            ref[seg] += 1
+        looked = self._look(rid, q_front)
+        chain, leading = looked[0], looked[1]
+        ref = self.ref
+        if leading == len(chain):
+            for seg in chain:
+                ref[seg] += 1
+        else:
+            ready = self.ready
+            for seg in chain[:leading]:
+                ref[seg] += 1
+            for seg in chain[leading:]:
+                if not ref[seg]:
+                    ready[seg] = False
+                ref[seg] += 1
         self.held[rid] = True
         self.version += 1
         self.holds += 1
@@ -154,20 +177,23 @@ class PrefixCache:
             else:
                 self._expand(rid)
         ref, pages = self.ref, self.pages
+        start = self.offsets[rid]
+        stop = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
         loose: list[int] = []
-        for seg in self._head(rid):
+        for seg in self.segments[start:stop]:
             r = ref[seg] - 1
             ref[seg] = r
             if not r:
                 loose.append(seg)
                 total += pages[seg]
-        # the chain's first loose segment joins the queue last: it is evicted last
-        ready, pos = self.ready, self.pos
-        after = q_tail + own_pages + total
-        before = 0  # pages of the earlier loose segments
-        for seg in loose:
-            before += pages[seg]
-            pos[seg] = after - before if ready[seg] else NOT_CACHED
+        if loose:
+            # the chain's first loose segment joins the queue last: it is evicted last (each
+            # takes the place before the end of the queue less the pages of those up to it)
+            ready, pos = self.ready, self.pos
+            after = q_tail + own_pages + total
+            for seg in loose:
+                after -= pages[seg]
+                pos[seg] = after if ready[seg] else NOT_CACHED
         return total
 
     def computed(self, ids: IntArray) -> None:
@@ -177,11 +203,13 @@ class PrefixCache:
     def computed_ids(self, ids: list[int]) -> None:
         """`computed` of a list."""
         self.version += 1
-        ready = self.ready
+        ready, segments, offsets, head_end = self.ready, self.segments, self.offsets, self.head_end
+        lazy, tail_ready = self.lazy, self.tail_ready
         for rid in ids:
-            for seg in self._head(rid):
+            stop = head_end[rid] if lazy[rid] else offsets[rid + 1]
+            for seg in segments[offsets[rid] : stop]:
                 ready[seg] = True
-            self.tail_ready[rid] = True
+            tail_ready[rid] = True
 
     def _expand(self, rid: int) -> None:
         """Write held `rid`'s implicit private tail into the segments' state (it is being
@@ -191,6 +219,8 @@ class PrefixCache:
             ref[seg] = 1
             ready[seg] = flag
         self.lazy[rid] = False
+        start, stop = self.offsets[rid], self.offsets[rid + 1]
+        self.ceiling[rid] = self.end[self.segments[stop - 1]] if stop > start else 0
 
 
 def _compact(chains: PrefixChains) -> PrefixChains:

@@ -21,7 +21,8 @@ import numpy as np
 
 from runners.bench.records import FloatArray, IntArray, RequestRecords
 from runners.engines import sim_policy
-from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
+from runners.sim import params
+from runners.sim.frontend import Ingestion, OutputStream
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.prefix import PrefixCache
@@ -107,6 +108,12 @@ class ReplicaEngine:
         self.entries: deque[tuple[float, int]] = deque()
         self.sends: list[tuple[float, int]] = []
         self.intended_s = requests.send_s.astype(np.float64)
+        # per request, as Python numbers for the arrival path (the same floats as
+        # `ingestion_work_s` of each, NumPy's multiply and add being Python's)
+        self.work_s: list[float] = (
+            self.c_in_s + params.FRONTEND_C_IN_PER_TOK_S * self.prompt.astype(np.float64)
+        ).tolist()
+        self.need_tok: list[int] = (self.prompt + self.out).tolist()
         self.prefix_caching = config.prefix_caching
         # Multi-turn: a child is sent by its parent; roots are sent by the client loop.
         self.child = np.full(n, -1, dtype=np.int64)
@@ -174,20 +181,26 @@ class ReplicaEngine:
     def _absorb_arrivals(self) -> None:
         now, sends, ingest, entries = self.now, self.sends, self.ingest, self.entries
         done: list[tuple[float, int]] = []
-        while sends and sends[0][0] <= now:
-            t, rid = heapq.heappop(sends)
-            if rid == self.bulk_rid:
-                self._next_bulk()
-            ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
+        if sends and sends[0][0] <= now:
+            work_s, heappop = self.work_s, heapq.heappop
+            while sends and sends[0][0] <= now:
+                t, rid = heappop(sends)
+                if rid == self.bulk_rid:
+                    self._next_bulk()
+                ingest.add(t, work_s[rid], rid, done)
         ingest.advance(now, done)
-        for t_done, rid in done:
-            entries.append((t_done + self.latency_s, rid))
-        while entries and entries[0][0] <= now:
-            t_entry, rid = entries.popleft()
-            if self.prompt[rid] + self.out[rid] > self.prompt_limit:
-                self._fail(rid, t_entry)
-            else:
-                self.waiting.append(rid)
+        if done:
+            latency = self.latency_s
+            for t_done, rid in done:
+                entries.append((t_done + latency, rid))
+        if entries and entries[0][0] <= now:
+            need, limit, waiting = self.need_tok, self.prompt_limit, self.waiting
+            while entries and entries[0][0] <= now:
+                t_entry, rid = entries.popleft()
+                if need[rid] > limit:
+                    self._fail(rid, t_entry)
+                else:
+                    waiting.append(rid)
 
     def _fail(self, rid: int, t: float) -> None:
         """A rejected request; later turns of its conversation fail with it."""
@@ -225,9 +238,10 @@ class ReplicaEngine:
     def _release(self, rid: int, cache: bool, final: bool = True) -> None:
         """`rid`'s pages join the free queue: it finished (`final`) or is preempted."""
         b = int(self.blocks[rid])
-        if self.cache is not None and self.cache.held[rid]:
-            own = b - int(self.cache.chain_pages[rid])
-            b = own + self.cache.release(rid, own, self.q_tail, final)
+        prefixes = self.cache
+        if prefixes is not None and prefixes.held[rid]:
+            own = b - prefixes.chain_pages[rid]
+            b = own + prefixes.release(rid, own, self.q_tail, final)
         elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
@@ -291,11 +305,16 @@ class ReplicaEngine:
         chain_pages = cache.chain_pages[rid]
         pages = -(-kv_after // self.page)
         own = pages - chain_pages if pages > chain_pages else 0
-        if revived + fresh + own > self.free:
+        free = self.free
+        if revived + fresh + own > free:
             return False
-        cache.hold(rid, self.q_front)
-        self.free -= revived
-        self._allocate(fresh + own)
+        q_front = self.q_front
+        cache.hold(rid, q_front)
+        # `_allocate(fresh + own)` after the revived pages leave the free count, inlined
+        self.free = free - revived - (fresh + own)
+        q_front += fresh + own
+        q_tail = self.q_tail
+        self.q_front = q_front if q_front < q_tail else q_tail
         self.kv_len[rid] = hit_tok
         self.blocks[rid] = pages if pages > chain_pages else chain_pages
         return True
