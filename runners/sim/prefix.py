@@ -16,7 +16,9 @@ all but its prompt's last token, in whole pages.
 A chain's private tail (its segments after the last one another chain shares: in a Mooncake
 trace, most of a prompt) is only ever held or looked at by its own request, so its state stays
 implicit (never computed before admission, held while admitted) and is not walked; a finished
-request's tail just returns its pages, a preempted one's is written out first.
+request's tail just returns its pages, a preempted one's is written out first. So the state
+lists start with the shared heads' segments only (renumbered 0..; building lists of every
+segment cost more than the rest of the setup), and a tail written out is numbered after them.
 
 The state is kept in plain Python lists, not NumPy arrays: a chain has a few dozen segments
 at most and is read several times per admission attempt, where NumPy's per-call overhead
@@ -36,20 +38,42 @@ class PrefixCache:
     """Holders, readiness and LRU positions of one replica's prefix segments."""
 
     def __init__(self, chains: PrefixChains, page: int) -> None:
-        chains = _compact(chains)
-        self.offsets: list[int] = chains.offsets.tolist()
-        self.segments: list[int] = chains.segments.tolist()
-        self.pages: list[int] = (chains.end // page - chains.start // page).tolist()
-        self.end: list[int] = chains.end.tolist()
-        count = chains.segment_count
-        self.ref = [0] * count
-        self.ready = [False] * count
-        self.pos = [NOT_CACHED] * count
+        self.offsets: list[int] = chains.offsets.tolist()  # of each request's whole chain
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
         self.head_end, self.tail_pages = _private_tails(chains, page)
         self.lazy = [True] * chains.size  # its private tail's state is implicit
         self.tail_ready = [False] * chains.size
+        # The state covers the segments of the shared heads only, numbered 0.. in the order
+        # of their ids (a Mooncake trace's heads hold about a third of its chains' segments);
+        # `_expand` numbers a private tail's segments after them when it is written out.
+        # `segments[first[rid]:stop[rid]]` is `rid`'s chain as walked: its head while its
+        # tail is implicit, then (copied to the end of `segments`) its whole chain.
+        self._chains = chains
+        self._seg_pages = chains.end // page - chains.start // page
+        head_end = np.asarray(self.head_end, dtype=np.int64)
+        heads = head_end - chains.offsets[:-1]  # head lengths
+        owner = np.repeat(np.arange(chains.size, dtype=np.int64), np.diff(chains.offsets))
+        in_head = np.arange(len(chains.segments), dtype=np.int64) < head_end[owner]
+        head_ids = chains.segments[in_head]
+        present = np.zeros(chains.segment_count, dtype=np.bool_)
+        present[head_ids] = True
+        ids = np.flatnonzero(present)
+        local = np.cumsum(present, dtype=np.int64) - 1
+        self.segments: list[int] = local[head_ids].tolist()
+        starts = np.concatenate([[0], np.cumsum(heads)]).astype(np.int64)
+        self.first: list[int] = starts[:-1].tolist()
+        self.stop: list[int] = starts[1:].tolist()
+        self.pages: list[int] = self._seg_pages[ids].tolist()
+        self.end: list[int] = chains.end[ids].tolist()
+        count = len(ids)
+        self.ref = [0] * count
+        self.ready = [False] * count
+        self.pos = [NOT_CACHED] * count
+        # `hit_ceiling` of each request, kept current (`_expand` changes it)
+        last = chains.segments[np.maximum(head_end - 1, 0)] if len(chains.segments) else heads
+        ends = chains.end[last] if len(chains.segments) else heads
+        self.ceiling: list[int] = np.where(heads > 0, ends, 0).tolist()
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
         self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
@@ -59,21 +83,13 @@ class PrefixCache:
         self._memo_front = 0
         self._memo_version = -1
         self._memo: tuple[list[int], int, int, int, int] = ([], 0, 0, 0, 0)
-        # `hit_ceiling` of each request, kept current (it changes only when `_expand` makes a
-        # private tail explicit)
-        ends = self.end
-        self.ceiling: list[int] = [
-            ends[self.segments[stop - 1]] if stop > start else 0
-            for start, stop in zip(self.offsets, self.head_end, strict=False)
-        ]
 
     def has_chain(self, rid: int) -> bool:
         return self.offsets[rid + 1] > self.offsets[rid]
 
     def _head(self, rid: int) -> list[int]:
         """`rid`'s chain, without its private tail while that is implicit."""
-        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
-        return self.segments[self.offsets[rid] : end]
+        return self.segments[self.first[rid] : self.stop[rid]]
 
     def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int, int, int]:
         """(chain, how many of its leading segments are cached, their tokens, and the pages
@@ -87,9 +103,7 @@ class PrefixCache:
         ):
             return self._memo
         lazy = self.lazy[rid]
-        chain = self.segments[
-            self.offsets[rid] : self.head_end[rid] if lazy else self.offsets[rid + 1]
-        ]
+        chain = self.segments[self.first[rid] : self.stop[rid]]
         ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
         count = revived = fresh = 0
         for seg in chain:
@@ -177,10 +191,8 @@ class PrefixCache:
             else:
                 self._expand(rid)
         ref, pages = self.ref, self.pages
-        start = self.offsets[rid]
-        stop = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
         loose: list[int] = []
-        for seg in self.segments[start:stop]:
+        for seg in self.segments[self.first[rid] : self.stop[rid]]:
             r = ref[seg] - 1
             ref[seg] = r
             if not r:
@@ -203,36 +215,31 @@ class PrefixCache:
     def computed_ids(self, ids: list[int]) -> None:
         """`computed` of a list."""
         self.version += 1
-        ready, segments, offsets, head_end = self.ready, self.segments, self.offsets, self.head_end
-        lazy, tail_ready = self.lazy, self.tail_ready
+        ready, segments, first, stop = self.ready, self.segments, self.first, self.stop
+        tail_ready = self.tail_ready
         for rid in ids:
-            stop = head_end[rid] if lazy[rid] else offsets[rid + 1]
-            for seg in segments[offsets[rid] : stop]:
+            for seg in segments[first[rid] : stop[rid]]:
                 ready[seg] = True
             tail_ready[rid] = True
 
     def _expand(self, rid: int) -> None:
         """Write held `rid`'s implicit private tail into the segments' state (it is being
-        preempted, so it will look at its chain again)."""
-        ref, ready, flag = self.ref, self.ready, self.tail_ready[rid]
-        for seg in self.segments[self.head_end[rid] : self.offsets[rid + 1]]:
-            ref[seg] = 1
-            ready[seg] = flag
+        preempted, so it will look at its chain again): its segments (no other chain has
+        them) are numbered after the others, held by it, and computed if its prompt was."""
+        tail = self._chains.segments[self.head_end[rid] : self.offsets[rid + 1]]
+        size = len(tail)
+        known = len(self.ref)
+        self.pages += self._seg_pages[tail].tolist()
+        self.end += self._chains.end[tail].tolist()
+        self.ref += [1] * size
+        self.ready += [self.tail_ready[rid]] * size
+        self.pos += [NOT_CACHED] * size
+        chain = self._head(rid) + list(range(known, known + size))
+        self.first[rid] = len(self.segments)
+        self.segments += chain
+        self.stop[rid] = len(self.segments)
         self.lazy[rid] = False
-        start, stop = self.offsets[rid], self.offsets[rid + 1]
-        self.ceiling[rid] = self.end[self.segments[stop - 1]] if stop > start else 0
-
-
-def _compact(chains: PrefixChains) -> PrefixChains:
-    """The same chains with their segments numbered 0.. in the order of their ids, without
-    those no chain has (a replica's share of a trace uses about half of the trace's)."""
-    used = np.zeros(chains.segment_count, dtype=np.bool_)
-    used[chains.segments] = True
-    ids = np.flatnonzero(used)
-    if len(ids) == chains.segment_count:
-        return chains
-    local = np.cumsum(used) - 1
-    return PrefixChains(chains.offsets, local[chains.segments], chains.start[ids], chains.end[ids])
+        self.ceiling[rid] = self.end[chain[-1]] if chain else 0
 
 
 def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int]]:
