@@ -76,7 +76,8 @@ class PrefixCache:
         self.ceiling: list[int] = np.where(heads > 0, ends, 0).tolist()
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
-        self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
+        # the last look's rid, `holds` then, and pages of its unheld segments
+        self._unheld_rid, self._unheld_holds, self._unheld_pages = -1, -1, 0
         # the last look: its (rid, q_front, version) key as three ints (no tuple to build and
         # compare on every call), and what it found
         self._memo_rid = -1
@@ -106,11 +107,14 @@ class PrefixCache:
         chain = self.segments[self.first[rid] : self.stop[rid]]
         ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
         count = revived = fresh = 0
-        for seg in chain:
-            if ready[seg] and (ref[seg] or pos[seg] >= q_front):
+        for seg in chain:  # cached: computed, and held or still in the free queue
+            if not ready[seg]:
+                break
+            if ref[seg]:
                 count += 1
-                if not ref[seg]:
-                    revived += pages[seg]
+            elif pos[seg] >= q_front:
+                count += 1
+                revived += pages[seg]
             else:
                 break
         if count < len(chain):
@@ -123,7 +127,7 @@ class PrefixCache:
         looked = (chain, count, tokens, revived, fresh)
         self._memo = looked
         self._memo_rid, self._memo_front, self._memo_version = rid, q_front, self.version
-        self._unheld = (rid, self.holds, revived + fresh)
+        self._unheld_rid, self._unheld_holds, self._unheld_pages = rid, self.holds, revived + fresh
         return looked
 
     def unheld_floor(self, rid: int) -> int:
@@ -131,9 +135,8 @@ class PrefixCache:
         `charge` sums to, whatever is cached): exact at its last look and, while no request has
         been admitted since, only growing (releases only drop holders); else its implicit
         private tail's."""
-        looked, holds, pages = self._unheld
-        if looked == rid and holds == self.holds:
-            return pages
+        if rid == self._unheld_rid and self._unheld_holds == self.holds:
+            return self._unheld_pages
         return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_ceiling(self, rid: int) -> int:
