@@ -123,6 +123,8 @@ class ReplicaEngine:
             self.child[requests.parent[has]] = np.nonzero(has)[0]
             self.is_root = ~has
         self.roots = np.nonzero(self.is_root)[0]
+        self.child_list: list[int] = self.child.tolist()  # the same, for the per-request path
+        self.root_list: list[int] = self.roots.tolist()
         self.cache: PrefixCache | None = None
         if self.prefix_caching and requests.chains is not None:
             self.cache = PrefixCache(requests.chains, self.page)
@@ -149,9 +151,9 @@ class ReplicaEngine:
 
     # --- client and frontend ---------------------------------------------------------------
     def _client_send(self, free_at_s: float) -> None:
-        if self.next_client >= len(self.roots):
+        if self.next_client >= len(self.root_list):
             return
-        rid = int(self.roots[self.next_client])
+        rid = self.root_list[self.next_client]
         self.next_client += 1
         self._send(rid, free_at_s)
 
@@ -162,7 +164,7 @@ class ReplicaEngine:
 
     def _next_turn(self, rid: int, t: float) -> None:
         """The client's slot passes to the next turn of the conversation, or to a new one."""
-        child = int(self.child[rid])
+        child = self.child_list[rid]
         if child >= 0:
             self._send(child, t)
         else:
