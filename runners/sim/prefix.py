@@ -255,7 +255,13 @@ def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int
     shared = np.bincount(segments, minlength=chains.segment_count)[segments] > 1
     head_end = offsets[:-1].copy()
     np.maximum.at(head_end, owner[shared], np.flatnonzero(shared) + 1)
-    seg_pages = (chains.end // page - chains.start // page)[segments]
-    cum = np.concatenate([[0], np.cumsum(seg_pages)])
-    tail_pages = cum[offsets[1:]] - cum[head_end]
+    # a chain's segments are contiguous (each starts where the one before ends), so the pages
+    # of its tail's segments telescope: those up to its last one's end less those before its
+    # first one's start
+    has_tail = head_end < offsets[1:]
+    if not len(segments):
+        return head_end.tolist(), [0] * chains.size
+    first = segments[np.where(has_tail, head_end, 0)]
+    last = segments[np.where(has_tail, offsets[1:] - 1, 0)]
+    tail_pages = np.where(has_tail, chains.end[last] // page - chains.start[first] // page, 0)
     return head_end.tolist(), tail_pages.tolist()

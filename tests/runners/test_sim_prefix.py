@@ -13,7 +13,7 @@ from runners.sim.prefix import PrefixCache
 from runners.sim.reference import reference_config
 from runners.sim.scheduler import SCHEDULERS
 from runners.types import ServingConfig, Workload
-from runners.workload import ChainBuilder, RequestSet, make_requests
+from runners.workload import ChainBuilder, PrefixChains, RequestSet, make_requests
 
 ENGINES = {
     "vllm": {"engine_version": "0.33.0"},
@@ -273,3 +273,41 @@ def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) ->
     engine, _ = replay(config("sglang"), make_requests(w), 40_000)
     assert any(hit > 0 for hit, _ in pairs) and engine.preemptions > 0
     assert all(hit <= ceiling for hit, ceiling in pairs)
+
+
+def _tail_cases() -> list[object]:
+    """Chains of sessions and prefix groups (heads only), and Mooncake-like block chains:
+    group blocks then the request's own, some with no group and some with no own blocks."""
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=30, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    builder = ChainBuilder()
+    blocks = []
+    for i in range(60):
+        keys = [(i % 4, b) for b in range(i % 5)] + [(100 + i, b) for b in range(i % 3)]
+        blocks.append(builder.extend_all([], keys, [16] * (len(keys) - 1) + [9] if keys else []))
+    return [make_requests(w).chains, builder.finish(blocks)]
+
+
+@pytest.mark.parametrize("page", [1, 16, 64])
+def test_private_tails_are_the_segments_after_the_last_shared_one(page: int) -> None:
+    """`_private_tails` (which sums a tail's pages from its ends) against a walk over every
+    chain."""
+    from runners.sim import prefix
+
+    for chains in _tail_cases():
+        assert isinstance(chains, PrefixChains)
+        seen = np.bincount(chains.segments, minlength=chains.segment_count)
+        head_end, tail_pages = prefix._private_tails(chains, page)
+        for rid in range(chains.size):
+            chain = chains.chain(rid).tolist()
+            shared = [i for i, seg in enumerate(chain) if seen[seg] > 1]
+            cut = shared[-1] + 1 if shared else 0
+            assert head_end[rid] == int(chains.offsets[rid]) + cut
+            own = chain[cut:]
+            pages = sum(int(chains.end[s]) // page - int(chains.start[s]) // page for s in own)
+            assert tail_pages[rid] == pages
+        heads = [h > o for h, o in zip(head_end, chains.offsets.tolist(), strict=False)]
+        assert any(heads)
+    assert any(tail_pages)  # the block chains have tails
