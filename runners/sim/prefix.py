@@ -50,21 +50,21 @@ class PrefixCache:
         # `segments[first[rid]:stop[rid]]` is `rid`'s chain as walked: its head while its
         # tail is implicit, then (copied to the end of `segments`) its whole chain.
         self._chains = chains
-        self._seg_pages = chains.end // page - chains.start // page
+        self._page = page
         head_end = np.asarray(self.head_end, dtype=np.int64)
         heads = head_end - chains.offsets[:-1]  # head lengths
-        owner = np.repeat(np.arange(chains.size, dtype=np.int64), np.diff(chains.offsets))
-        in_head = np.arange(len(chains.segments), dtype=np.int64) < head_end[owner]
-        head_ids = chains.segments[in_head]
+        starts = np.concatenate([[0], np.cumsum(heads)]).astype(np.int64)
+        # the heads' places in `chains.segments`, one run per request
+        places = np.repeat(chains.offsets[:-1] - starts[:-1], heads)
+        head_ids = chains.segments[places + np.arange(int(starts[-1]), dtype=np.int64)]
         present = np.zeros(chains.segment_count, dtype=np.bool_)
         present[head_ids] = True
         ids = np.flatnonzero(present)
         local = np.cumsum(present, dtype=np.int64) - 1
         self.segments: list[int] = local[head_ids].tolist()
-        starts = np.concatenate([[0], np.cumsum(heads)]).astype(np.int64)
         self.first: list[int] = starts[:-1].tolist()
         self.stop: list[int] = starts[1:].tolist()
-        self.pages: list[int] = self._seg_pages[ids].tolist()
+        self.pages: list[int] = (chains.end[ids] // page - chains.start[ids] // page).tolist()
         self.end: list[int] = chains.end[ids].tolist()
         count = len(ids)
         self.ref = [0] * count
@@ -232,7 +232,8 @@ class PrefixCache:
         tail = self._chains.segments[self.head_end[rid] : self.offsets[rid + 1]]
         size = len(tail)
         known = len(self.ref)
-        self.pages += self._seg_pages[tail].tolist()
+        page = self._page
+        self.pages += (self._chains.end[tail] // page - self._chains.start[tail] // page).tolist()
         self.end += self._chains.end[tail].tolist()
         self.ref += [1] * size
         self.ready += [self.tail_ready[rid]] * size
