@@ -184,11 +184,19 @@ class ReplicaEngine:
         now, sends, ingest, entries = self.now, self.sends, self.ingest, self.entries
         done: list[tuple[float, int]] = []
         if sends and sends[0][0] <= now:
-            work_s, heappop = self.work_s, heapq.heappop
+            work_s, heappop, bulk = self.work_s, heapq.heappop, self.bulk
             while sends and sends[0][0] <= now:
-                t, rid = heappop(sends)
-                if rid == self.bulk_rid:
-                    self._next_bulk()
+                if sends[0][1] == self.bulk_rid and self.bulk_next < len(bulk):
+                    # `_next_bulk` after the pop, as one heap operation (the sends are
+                    # distinct (time, id) pairs, so they leave the heap in the same order)
+                    item = bulk[self.bulk_next]
+                    self.bulk_next += 1
+                    t, rid = heapq.heapreplace(sends, item)
+                    self.bulk_rid = item[1]
+                else:
+                    t, rid = heappop(sends)
+                    if rid == self.bulk_rid:
+                        self.bulk_rid = -1
                 ingest.add(t, work_s[rid], rid, done)
         ingest.advance(now, done)
         if done:
