@@ -46,7 +46,10 @@ class Ingestion:
         self._t = max(self._t, t)
 
     def add(self, t: float, work_s: float, rid: int, done: list[tuple[float, int]]) -> None:
-        self._advance(t, done)
+        if self._heap:
+            self._advance(t, done)
+        elif t > self._t:  # `_advance` of an idle queue only moves its clock
+            self._t = t
         heapq.heappush(self._heap, (self._v + work_s / self._speedup, rid))
 
     def advance(self, t: float, done: list[tuple[float, int]]) -> None:

@@ -16,7 +16,9 @@ all but its prompt's last token, in whole pages.
 A chain's private tail (its segments after the last one another chain shares: in a Mooncake
 trace, most of a prompt) is only ever held or looked at by its own request, so its state stays
 implicit (never computed before admission, held while admitted) and is not walked; a finished
-request's tail just returns its pages, a preempted one's is written out first.
+request's tail just returns its pages, a preempted one's is written out first. So the state
+lists start with the shared heads' segments only (renumbered 0..; building lists of every
+segment cost more than the rest of the setup), and a tail written out is numbered after them.
 
 The state is kept in plain Python lists, not NumPy arrays: a chain has a few dozen segments
 at most and is read several times per admission attempt, where NumPy's per-call overhead
@@ -36,61 +38,96 @@ class PrefixCache:
     """Holders, readiness and LRU positions of one replica's prefix segments."""
 
     def __init__(self, chains: PrefixChains, page: int) -> None:
-        chains = _compact(chains)
-        self.offsets: list[int] = chains.offsets.tolist()
-        self.segments: list[int] = chains.segments.tolist()
-        self.pages: list[int] = (chains.end // page - chains.start // page).tolist()
-        self.end: list[int] = chains.end.tolist()
-        count = chains.segment_count
-        self.ref = [0] * count
-        self.ready = [False] * count
-        self.pos = [NOT_CACHED] * count
+        self.offsets: list[int] = chains.offsets.tolist()  # of each request's whole chain
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
         self.head_end, self.tail_pages = _private_tails(chains, page)
         self.lazy = [True] * chains.size  # its private tail's state is implicit
         self.tail_ready = [False] * chains.size
+        # The state covers the segments of the shared heads only, numbered 0.. in the order
+        # of their ids (a Mooncake trace's heads hold about a third of its chains' segments);
+        # `_expand` numbers a private tail's segments after them when it is written out.
+        # `segments[first[rid]:stop[rid]]` is `rid`'s chain as walked: its head while its
+        # tail is implicit, then (copied to the end of `segments`) its whole chain.
+        self._chains = chains
+        self._page = page
+        head_end = np.asarray(self.head_end, dtype=np.int64)
+        heads = head_end - chains.offsets[:-1]  # head lengths
+        starts = np.concatenate([[0], np.cumsum(heads)]).astype(np.int64)
+        # the heads' places in `chains.segments`, one run per request
+        places = np.repeat(chains.offsets[:-1] - starts[:-1], heads)
+        head_ids = chains.segments[places + np.arange(int(starts[-1]), dtype=np.int64)]
+        present = np.zeros(chains.segment_count, dtype=np.bool_)
+        present[head_ids] = True
+        ids = np.flatnonzero(present)
+        local = np.cumsum(present, dtype=np.int64) - 1
+        self.segments: list[int] = local[head_ids].tolist()
+        self.first: list[int] = starts[:-1].tolist()
+        self.stop: list[int] = starts[1:].tolist()
+        self.pages: list[int] = (chains.end[ids] // page - chains.start[ids] // page).tolist()
+        self.end: list[int] = chains.end[ids].tolist()
+        count = len(ids)
+        self.ref = [0] * count
+        self.ready = [False] * count
+        self.pos = [NOT_CACHED] * count
+        # `hit_ceiling` of each request, kept current (`_expand` changes it)
+        last = chains.segments[np.maximum(head_end - 1, 0)] if len(chains.segments) else heads
+        ends = chains.end[last] if len(chains.segments) else heads
+        self.ceiling: list[int] = np.where(heads > 0, ends, 0).tolist()
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
-        self._unheld = (-1, -1, 0)  # (rid, holds, pages of its unheld segments) at its last look
-        self._memo: tuple[tuple[int, int, int], tuple[list[int], int, int, int, int]] | None = None
+        # the last look's rid, `holds` then, and pages of its unheld segments
+        self._unheld_rid, self._unheld_holds, self._unheld_pages = -1, -1, 0
+        # the last look: its (rid, q_front, version) key as three ints (no tuple to build and
+        # compare on every call), and what it found
+        self._memo_rid = -1
+        self._memo_front = 0
+        self._memo_version = -1
+        self._memo: tuple[list[int], int, int, int, int] = ([], 0, 0, 0, 0)
 
     def has_chain(self, rid: int) -> bool:
         return self.offsets[rid + 1] > self.offsets[rid]
 
     def _head(self, rid: int) -> list[int]:
         """`rid`'s chain, without its private tail while that is implicit."""
-        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
-        return self.segments[self.offsets[rid] : end]
+        return self.segments[self.first[rid] : self.stop[rid]]
 
     def _look(self, rid: int, q_front: int) -> tuple[list[int], int, int, int, int]:
         """(chain, how many of its leading segments are cached, their tokens, and the pages
         `charge` returns), in one pass over the chain, remembered until the cache or the free
         queue changes (an admission asks up to three times). An implicit private tail was
         never computed: it ends the cached segments and is allocated whole."""
-        key = (rid, q_front, self.version)
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        chain = self._head(rid)
+        if (
+            rid == self._memo_rid
+            and q_front == self._memo_front
+            and self.version == self._memo_version
+        ):
+            return self._memo
+        lazy = self.lazy[rid]
+        chain = self.segments[self.first[rid] : self.stop[rid]]
         ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
         count = revived = fresh = 0
-        for seg in chain:
-            if ready[seg] and (ref[seg] or pos[seg] >= q_front):
+        for seg in chain:  # cached: computed, and held or still in the free queue
+            if not ready[seg]:
+                break
+            if ref[seg]:
                 count += 1
-                if not ref[seg]:
-                    revived += pages[seg]
+            elif pos[seg] >= q_front:
+                count += 1
+                revived += pages[seg]
             else:
                 break
-        for seg in chain[count:]:
-            if not ref[seg]:
-                fresh += pages[seg]
-        if self.lazy[rid]:
+        if count < len(chain):
+            for seg in chain[count:]:
+                if not ref[seg]:
+                    fresh += pages[seg]
+        if lazy:
             fresh += self.tail_pages[rid]
         tokens = self.end[chain[count - 1]] if count else 0
         looked = (chain, count, tokens, revived, fresh)
-        self._memo = (key, looked)
-        self._unheld = (rid, self.holds, revived + fresh)
+        self._memo = looked
+        self._memo_rid, self._memo_front, self._memo_version = rid, q_front, self.version
+        self._unheld_rid, self._unheld_holds, self._unheld_pages = rid, self.holds, revived + fresh
         return looked
 
     def unheld_floor(self, rid: int) -> int:
@@ -98,18 +135,15 @@ class PrefixCache:
         `charge` sums to, whatever is cached): exact at its last look and, while no request has
         been admitted since, only growing (releases only drop holders); else its implicit
         private tail's."""
-        looked, holds, pages = self._unheld
-        if looked == rid and holds == self.holds:
-            return pages
+        if rid == self._unheld_rid and self._unheld_holds == self.holds:
+            return self._unheld_pages
         return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_ceiling(self, rid: int) -> int:
         """An upper bound of `hit_tokens(rid, ...)` without walking the chain: the end of its
         shared head while its private tail is implicit (never computed, so never hit), else
         of its whole chain."""
-        start = self.offsets[rid]
-        end = self.head_end[rid] if self.lazy[rid] else self.offsets[rid + 1]
-        return self.end[self.segments[end - 1]] if end > start else 0
+        return self.ceiling[rid]
 
     def hit_tokens(self, rid: int, q_front: int) -> int:
         """Prompt tokens of `rid`'s leading cached segments."""
@@ -129,14 +163,20 @@ class PrefixCache:
     def hold(self, rid: int, q_front: int) -> None:
         """`rid` is admitted: it holds every segment of its chain; segments it must compute
         again are no longer ready."""
-        chain, leading = self._look(rid, q_front)[:2]
-        ref, ready = self.ref, self.ready
-        for seg in chain[:leading]:
-            ref[seg] += 1
-        for seg in chain[leading:]:
-            if not ref[seg]:
-                ready[seg] = False
-            ref[seg] += 1
+        looked = self._look(rid, q_front)
+        chain, leading = looked[0], looked[1]
+        ref = self.ref
+        if leading == len(chain):
+            for seg in chain:
+                ref[seg] += 1
+        else:
+            ready = self.ready
+            for seg in chain[:leading]:
+                ref[seg] += 1
+            for seg in chain[leading:]:
+                if not ref[seg]:
+                    ready[seg] = False
+                ref[seg] += 1
         self.held[rid] = True
         self.version += 1
         self.holds += 1
@@ -155,19 +195,20 @@ class PrefixCache:
                 self._expand(rid)
         ref, pages = self.ref, self.pages
         loose: list[int] = []
-        for seg in self._head(rid):
+        for seg in self.segments[self.first[rid] : self.stop[rid]]:
             r = ref[seg] - 1
             ref[seg] = r
             if not r:
                 loose.append(seg)
                 total += pages[seg]
-        # the chain's first loose segment joins the queue last: it is evicted last
-        ready, pos = self.ready, self.pos
-        after = q_tail + own_pages + total
-        before = 0  # pages of the earlier loose segments
-        for seg in loose:
-            before += pages[seg]
-            pos[seg] = after - before if ready[seg] else NOT_CACHED
+        if loose:
+            # the chain's first loose segment joins the queue last: it is evicted last (each
+            # takes the place before the end of the queue less the pages of those up to it)
+            ready, pos = self.ready, self.pos
+            after = q_tail + own_pages + total
+            for seg in loose:
+                after -= pages[seg]
+                pos[seg] = after if ready[seg] else NOT_CACHED
         return total
 
     def computed(self, ids: IntArray) -> None:
@@ -177,32 +218,32 @@ class PrefixCache:
     def computed_ids(self, ids: list[int]) -> None:
         """`computed` of a list."""
         self.version += 1
-        ready = self.ready
+        ready, segments, first, stop = self.ready, self.segments, self.first, self.stop
+        tail_ready = self.tail_ready
         for rid in ids:
-            for seg in self._head(rid):
+            for seg in segments[first[rid] : stop[rid]]:
                 ready[seg] = True
-            self.tail_ready[rid] = True
+            tail_ready[rid] = True
 
     def _expand(self, rid: int) -> None:
         """Write held `rid`'s implicit private tail into the segments' state (it is being
-        preempted, so it will look at its chain again)."""
-        ref, ready, flag = self.ref, self.ready, self.tail_ready[rid]
-        for seg in self.segments[self.head_end[rid] : self.offsets[rid + 1]]:
-            ref[seg] = 1
-            ready[seg] = flag
+        preempted, so it will look at its chain again): its segments (no other chain has
+        them) are numbered after the others, held by it, and computed if its prompt was."""
+        tail = self._chains.segments[self.head_end[rid] : self.offsets[rid + 1]]
+        size = len(tail)
+        known = len(self.ref)
+        page = self._page
+        self.pages += (self._chains.end[tail] // page - self._chains.start[tail] // page).tolist()
+        self.end += self._chains.end[tail].tolist()
+        self.ref += [1] * size
+        self.ready += [self.tail_ready[rid]] * size
+        self.pos += [NOT_CACHED] * size
+        chain = self._head(rid) + list(range(known, known + size))
+        self.first[rid] = len(self.segments)
+        self.segments += chain
+        self.stop[rid] = len(self.segments)
         self.lazy[rid] = False
-
-
-def _compact(chains: PrefixChains) -> PrefixChains:
-    """The same chains with their segments numbered 0.. in the order of their ids, without
-    those no chain has (a replica's share of a trace uses about half of the trace's)."""
-    used = np.zeros(chains.segment_count, dtype=np.bool_)
-    used[chains.segments] = True
-    ids = np.flatnonzero(used)
-    if len(ids) == chains.segment_count:
-        return chains
-    local = np.cumsum(used) - 1
-    return PrefixChains(chains.offsets, local[chains.segments], chains.start[ids], chains.end[ids])
+        self.ceiling[rid] = self.end[chain[-1]] if chain else 0
 
 
 def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int]]:
@@ -215,7 +256,13 @@ def _private_tails(chains: PrefixChains, page: int) -> tuple[list[int], list[int
     shared = np.bincount(segments, minlength=chains.segment_count)[segments] > 1
     head_end = offsets[:-1].copy()
     np.maximum.at(head_end, owner[shared], np.flatnonzero(shared) + 1)
-    seg_pages = (chains.end // page - chains.start // page)[segments]
-    cum = np.concatenate([[0], np.cumsum(seg_pages)])
-    tail_pages = cum[offsets[1:]] - cum[head_end]
+    # a chain's segments are contiguous (each starts where the one before ends), so the pages
+    # of its tail's segments telescope: those up to its last one's end less those before its
+    # first one's start
+    has_tail = head_end < offsets[1:]
+    if not len(segments):
+        return head_end.tolist(), [0] * chains.size
+    first = segments[np.where(has_tail, head_end, 0)]
+    last = segments[np.where(has_tail, offsets[1:] - 1, 0)]
+    tail_pages = np.where(has_tail, chains.end[last] // page - chains.start[first] // page, 0)
     return head_end.tolist(), tail_pages.tolist()

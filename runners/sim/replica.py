@@ -21,7 +21,8 @@ import numpy as np
 
 from runners.bench.records import FloatArray, IntArray, RequestRecords
 from runners.engines import sim_policy
-from runners.sim.frontend import Ingestion, OutputStream, ingestion_work_s
+from runners.sim import params
+from runners.sim.frontend import Ingestion, OutputStream
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.prefix import PrefixCache
@@ -107,6 +108,12 @@ class ReplicaEngine:
         self.entries: deque[tuple[float, int]] = deque()
         self.sends: list[tuple[float, int]] = []
         self.intended_s = requests.send_s.astype(np.float64)
+        # per request, as Python numbers for the arrival path (the same floats as
+        # `ingestion_work_s` of each, NumPy's multiply and add being Python's)
+        self.work_s: list[float] = (
+            self.c_in_s + params.FRONTEND_C_IN_PER_TOK_S * self.prompt.astype(np.float64)
+        ).tolist()
+        self.need_tok: list[int] = (self.prompt + self.out).tolist()
         self.prefix_caching = config.prefix_caching
         # Multi-turn: a child is sent by its parent; roots are sent by the client loop.
         self.child = np.full(n, -1, dtype=np.int64)
@@ -116,6 +123,8 @@ class ReplicaEngine:
             self.child[requests.parent[has]] = np.nonzero(has)[0]
             self.is_root = ~has
         self.roots = np.nonzero(self.is_root)[0]
+        self.child_list: list[int] = self.child.tolist()  # the same, for the per-request path
+        self.root_list: list[int] = self.roots.tolist()
         self.cache: PrefixCache | None = None
         if self.prefix_caching and requests.chains is not None:
             self.cache = PrefixCache(requests.chains, self.page)
@@ -142,9 +151,9 @@ class ReplicaEngine:
 
     # --- client and frontend ---------------------------------------------------------------
     def _client_send(self, free_at_s: float) -> None:
-        if self.next_client >= len(self.roots):
+        if self.next_client >= len(self.root_list):
             return
-        rid = int(self.roots[self.next_client])
+        rid = self.root_list[self.next_client]
         self.next_client += 1
         self._send(rid, free_at_s)
 
@@ -155,7 +164,7 @@ class ReplicaEngine:
 
     def _next_turn(self, rid: int, t: float) -> None:
         """The client's slot passes to the next turn of the conversation, or to a new one."""
-        child = int(self.child[rid])
+        child = self.child_list[rid]
         if child >= 0:
             self._send(child, t)
         else:
@@ -174,20 +183,34 @@ class ReplicaEngine:
     def _absorb_arrivals(self) -> None:
         now, sends, ingest, entries = self.now, self.sends, self.ingest, self.entries
         done: list[tuple[float, int]] = []
-        while sends and sends[0][0] <= now:
-            t, rid = heapq.heappop(sends)
-            if rid == self.bulk_rid:
-                self._next_bulk()
-            ingest.add(t, ingestion_work_s(int(self.prompt[rid]), self.c_in_s), rid, done)
+        if sends and sends[0][0] <= now:
+            work_s, heappop, bulk = self.work_s, heapq.heappop, self.bulk
+            while sends and sends[0][0] <= now:
+                if sends[0][1] == self.bulk_rid and self.bulk_next < len(bulk):
+                    # `_next_bulk` after the pop, as one heap operation (the sends are
+                    # distinct (time, id) pairs, so they leave the heap in the same order)
+                    item = bulk[self.bulk_next]
+                    self.bulk_next += 1
+                    t, rid = heapq.heapreplace(sends, item)
+                    self.bulk_rid = item[1]
+                else:
+                    t, rid = heappop(sends)
+                    if rid == self.bulk_rid:
+                        self.bulk_rid = -1
+                ingest.add(t, work_s[rid], rid, done)
         ingest.advance(now, done)
-        for t_done, rid in done:
-            entries.append((t_done + self.latency_s, rid))
-        while entries and entries[0][0] <= now:
-            t_entry, rid = entries.popleft()
-            if self.prompt[rid] + self.out[rid] > self.prompt_limit:
-                self._fail(rid, t_entry)
-            else:
-                self.waiting.append(rid)
+        if done:
+            latency = self.latency_s
+            for t_done, rid in done:
+                entries.append((t_done + latency, rid))
+        if entries and entries[0][0] <= now:
+            need, limit, waiting = self.need_tok, self.prompt_limit, self.waiting
+            while entries and entries[0][0] <= now:
+                t_entry, rid = entries.popleft()
+                if need[rid] > limit:
+                    self._fail(rid, t_entry)
+                else:
+                    waiting.append(rid)
 
     def _fail(self, rid: int, t: float) -> None:
         """A rejected request; later turns of its conversation fail with it."""
@@ -225,9 +248,10 @@ class ReplicaEngine:
     def _release(self, rid: int, cache: bool, final: bool = True) -> None:
         """`rid`'s pages join the free queue: it finished (`final`) or is preempted."""
         b = int(self.blocks[rid])
-        if self.cache is not None and self.cache.held[rid]:
-            own = b - int(self.cache.chain_pages[rid])
-            b = own + self.cache.release(rid, own, self.q_tail, final)
+        prefixes = self.cache
+        if prefixes is not None and prefixes.held[rid]:
+            own = b - prefixes.chain_pages[rid]
+            b = own + prefixes.release(rid, own, self.q_tail, final)
         elif cache and self.prefix_caching:
             self.cache_base[rid] = self.q_tail
             self.cache_total[rid] = b
@@ -291,11 +315,16 @@ class ReplicaEngine:
         chain_pages = cache.chain_pages[rid]
         pages = -(-kv_after // self.page)
         own = pages - chain_pages if pages > chain_pages else 0
-        if revived + fresh + own > self.free:
+        free = self.free
+        if revived + fresh + own > free:
             return False
-        cache.hold(rid, self.q_front)
-        self.free -= revived
-        self._allocate(fresh + own)
+        q_front = self.q_front
+        cache.hold(rid, q_front)
+        # `_allocate(fresh + own)` after the revived pages leave the free count, inlined
+        self.free = free - revived - (fresh + own)
+        q_front += fresh + own
+        q_tail = self.q_tail
+        self.q_front = q_front if q_front < q_tail else q_tail
         self.kv_len[rid] = hit_tok
         self.blocks[rid] = pages if pages > chain_pages else chain_pages
         return True

@@ -13,7 +13,7 @@ from runners.sim.prefix import PrefixCache
 from runners.sim.reference import reference_config
 from runners.sim.scheduler import SCHEDULERS
 from runners.types import ServingConfig, Workload
-from runners.workload import ChainBuilder, RequestSet, make_requests
+from runners.workload import ChainBuilder, PrefixChains, RequestSet, make_requests
 
 ENGINES = {
     "vllm": {"engine_version": "0.33.0"},
@@ -53,7 +53,8 @@ def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
     a = builder.extend_all([], ["x", "y"], [32, 40])  # pages of 16: 2 and 3 (the 72nd token
     b = builder.extend_all([], ["x", "z"], [32, 8])  # is in a page that straddles the end)
     cache = PrefixCache(builder.finish([a, b]), page=16)
-    assert cache.pages == [2, 2, 0]
+    # the shared "x" is tracked from the start; "y" and "z" are private tails, by pages
+    assert (cache.pages, cache.tail_pages) == ([2], [2, 0])
     assert cache.hit_tokens(0, q_front=0) == 0  # nothing computed yet
     assert cache.charge(0, q_front=0) == (0, 4)  # both segments allocated anew
     cache.hold(0, q_front=0)
@@ -63,39 +64,42 @@ def test_segments_hit_while_held_or_cached_and_not_once_evicted() -> None:
     returned = cache.release(0, own_pages=5, q_tail=100)
     assert returned == 4
     # queue: own pages 100..104, then "y" (105..106), then "x" (107..108): "x" is evicted last
-    assert cache.pos[:2] == [107, 105]
+    # ("y", written out by the preemption, is numbered after "x")
+    assert cache.pos == [107, 105]
     assert cache.hit_tokens(1, q_front=107) == 32
     assert cache.charge(1, q_front=107) == (2, 0)  # revived from the free queue
     assert cache.hit_tokens(1, q_front=108) == 0  # its first page is gone
     assert cache.charge(1, q_front=108) == (0, 2)
 
 
-def test_a_replica_s_share_keeps_only_its_segments_and_behaves_the_same(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_replica_s_share_keeps_only_its_segments_and_behaves_the_same() -> None:
     """A replica's chains (`PrefixChains.take`) keep the trace's segment ids; its cache
-    renumbers the ones it uses and answers as a cache of every segment does."""
-    from runners.sim import prefix
-
+    tracks only the shared heads' segments, and answers as a cache of the same chains
+    numbered from 0 does."""
     builder = ChainBuilder()
     a = builder.extend_all([], ["x", "y"], [32, 40])
     b = builder.extend_all([], ["w"], [64])
     c = builder.extend_all([], ["x", "z"], [32, 48])
-    chains = builder.finish([a, b, c])
-    share = chains.take(np.array([0, 2]))
-    compact = PrefixCache(share, page=16)
-    monkeypatch.setattr(prefix, "_compact", lambda chains: chains)
-    full = PrefixCache(share, page=16)
-    assert (len(compact.ref), len(full.ref)) == (3, 4)
+    share = builder.finish([a, b, c]).take(np.array([0, 2]))
+    alone = ChainBuilder()
+    same = alone.finish(
+        [alone.extend_all([], ["x", "y"], [32, 40]), alone.extend_all([], ["x", "z"], [32, 48])]
+    )
+    assert share.segment_count == 4 and same.segment_count == 3
+    compact, fresh = PrefixCache(share, page=16), PrefixCache(same, page=16)
+    assert len(compact.ref) == len(fresh.ref) == 1  # "x"
 
     def history(cache: PrefixCache) -> list[object]:
         seen: list[object] = [cache.admission(0, 0)]
         cache.hold(0, 0)
         cache.computed_ids([0])
         seen += [cache.admission(1, 0), cache.release(0, 5, 100, final=True)]
-        return seen + [cache.admission(1, q) for q in (104, 105, 106, 107, 108)]
+        seen += [cache.admission(1, q) for q in (104, 105, 106, 107, 108)]
+        cache.hold(1, 104)
+        seen.append(cache.release(1, 3, 120))  # preempted: its tail is written out
+        return seen + [cache.admission(1, q) for q in (120, 125, 126)] + [cache.pos]
 
-    assert history(compact) == history(full)
+    assert history(compact) == history(fresh)
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
@@ -269,3 +273,41 @@ def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) ->
     engine, _ = replay(config("sglang"), make_requests(w), 40_000)
     assert any(hit > 0 for hit, _ in pairs) and engine.preemptions > 0
     assert all(hit <= ceiling for hit, ceiling in pairs)
+
+
+def _tail_cases() -> list[object]:
+    """Chains of sessions and prefix groups (heads only), and Mooncake-like block chains:
+    group blocks then the request's own, some with no group and some with no own blocks."""
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=30, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    builder = ChainBuilder()
+    blocks = []
+    for i in range(60):
+        keys = [(i % 4, b) for b in range(i % 5)] + [(100 + i, b) for b in range(i % 3)]
+        blocks.append(builder.extend_all([], keys, [16] * (len(keys) - 1) + [9] if keys else []))
+    return [make_requests(w).chains, builder.finish(blocks)]
+
+
+@pytest.mark.parametrize("page", [1, 16, 64])
+def test_private_tails_are_the_segments_after_the_last_shared_one(page: int) -> None:
+    """`_private_tails` (which sums a tail's pages from its ends) against a walk over every
+    chain."""
+    from runners.sim import prefix
+
+    for chains in _tail_cases():
+        assert isinstance(chains, PrefixChains)
+        seen = np.bincount(chains.segments, minlength=chains.segment_count)
+        head_end, tail_pages = prefix._private_tails(chains, page)
+        for rid in range(chains.size):
+            chain = chains.chain(rid).tolist()
+            shared = [i for i, seg in enumerate(chain) if seen[seg] > 1]
+            cut = shared[-1] + 1 if shared else 0
+            assert head_end[rid] == int(chains.offsets[rid]) + cut
+            own = chain[cut:]
+            pages = sum(int(chains.end[s]) // page - int(chains.start[s]) // page for s in own)
+            assert tail_pages[rid] == pages
+        heads = [h > o for h, o in zip(head_end, chains.offsets.tolist(), strict=False)]
+        assert any(heads)
+    assert any(tail_pages)  # the block chains have tails

@@ -59,3 +59,21 @@ def test_output_stream_serializes_tokens() -> None:
     singles = [one.deliver(float(e), 1000) for e in ends]
     np.testing.assert_allclose(runs, singles)
     assert runs[1] > ends[1]
+
+
+def test_delivery_gaps_are_the_gaps_of_single_deliveries() -> None:
+    """`deliver_gaps` gives exactly the floats of one `deliver` per step, whether every step
+    ends after the previous tokens left (its stage-at-a-time path) or tokens queue behind
+    earlier ones (the step-by-step loop), and leaves the stream where the singles do."""
+    rng = np.random.default_rng(5)
+    spread = np.cumsum(rng.uniform(0.02, 0.05, 40)).tolist()  # steps far apart: no queueing
+    crowded = np.cumsum(rng.uniform(0.0, 0.002, 40)).tolist()  # tokens queue: the loop
+    late_start = [0.0005, *spread]  # the first step ends before the stream is free
+    for ends in (spread, crowded, late_start, []):
+        gapped, single = OutputStream(1.0, 15.9e-6), OutputStream(1.0, 15.9e-6)
+        gapped.deliver(0.001, 64)
+        first = single.deliver(0.001, 64)
+        gaps = gapped.deliver_gaps(ends, 64, first)
+        times = [single.deliver(end, 64) for end in ends]
+        assert gaps == [d - prev for d, prev in zip(times, [first, *times], strict=False)]
+        assert gapped.free_s == single.free_s
