@@ -70,7 +70,7 @@ class SglangLockstep(SglangRunning):
         pol = self.pol
         if self.dec and self._draining():
             return None
-        if self._prefill():
+        if not self._refused() and self._prefill():
             return True
         n = len(self.dec)
         if not n:
@@ -89,6 +89,36 @@ class SglangLockstep(SglangRunning):
             n = keep
         self._decode(n)
         return True
+
+    def _refused(self) -> bool:
+        """Whether the prefill batch is known to be empty without building it: no prompt is
+        being chunked and the waiting head is refused, or a chained head's reservation check
+        against its most possible hit refuses it (`admit_chained_head`'s first check, the same
+        float operations), so nothing else is evaluated. False: build the batch."""
+        pol = self.pol
+        if pol.partial >= 0:
+            return False
+        eng = self.eng
+        waiting = eng.waiting
+        if not waiting:
+            return True
+        n = len(self.dec)
+        if n >= pol.max_running_req:
+            return pol.budget > 0  # `_admit`'s first check (a batch needs a budget first)
+        cache = eng.cache
+        rid = waiting[0]
+        if cache is None or not cache.has_chain(rid) or pol.budget <= 0:
+            return False
+        ratio = pol.ratio
+        rem = eng.free * self.page - (float(self._left()) * ratio if n else 0.0)
+        left = int(eng.out[rid] - eng.gen[rid])
+        if left > self.clip:
+            left = self.clip
+        page = self.page
+        seq = int(eng.seq_len[rid])
+        last = (seq - 1) // page
+        most = cache.hit_ceiling(rid) // page
+        return seq - (most if most < last else last) * page + left * ratio > rem
 
     def _prefill(self) -> bool:
         """`SglangEngine._prefill`: a prefill batch runs alone (`_execute` and `_emit` of its
@@ -211,6 +241,15 @@ class SglangLockstep(SglangRunning):
         free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
         cum = self._crossings()
         base = free - self.pages  # inlined `_pages_after(j, cum)`: free_j = base - crossed
+        # step 1 in full, then whether any later step can pass at all (usually none can)
+        free_1 = base - (1 // page) * n - cum[1 % page]
+        if free_1 < seq_pages:  # the free pages only shrink over the stretch
+            return k
+        r = max(min_ratio, ratio - decay * 1)
+        if free_1 * page - (left - n * 1) * r >= seq + head_left * r:
+            return 1
+        if left >= n * k and self._never(n, k, free_1, left, seq, head_left):
+            return k
         first = min(k, SCALAR_STEPS)
         for j in range(1, first + 1):
             r = max(min_ratio, ratio - decay * j)
@@ -227,6 +266,33 @@ class SglangLockstep(SglangRunning):
         if ok.any():
             return int(ks[int(np.argmax(ok))])
         return k
+
+    def _never(self, n: int, k: int, free_1: int, left: float, seq: float, head: float) -> bool:
+        """Whether no step j of 1..k can pass the head's reservation check, proved by an upper
+        bound of its margin M(j) = free_j * page - (left - n * j) * r_j - (seq + head * r_j)
+        (`head`: its clipped remaining output) that misses by more than the float rounding of
+        the terms (within it, the caller scans the steps). `left >= n * k`, so M(j) falls as
+        the ratio r_j rises, and r_j >= max(min_ratio, ratio - decay * j); hence
+        M(j) <= M(j) at `min_ratio`, whose largest value is at j = 1 in 1-token pages (it falls
+        by n * (1 - min_ratio) a step) and at most the bound `wide` below in larger pages (free
+        pages only shrink); and in 1-token pages (free_j = free_1 + n - n * j) M(j) <= Q(j) at
+        ratio - decay * j, a concave quadratic whose largest value on [1, k] is at its vertex
+        or an end."""
+        pol = self.pol
+        page = self.page
+        m, ratio, decay = pol.min_ratio, pol.ratio, pol.decay
+        scale = abs(free_1) * page + left + n * k + seq + head + 1.0
+        if page != 1:
+            wide = free_1 * page - (left - n * k) * m - seq - head * m
+            return wide < -1e-9 * scale
+        bound = free_1 - (left - n) * m - seq - head * m
+        c2 = n * decay
+        c1 = n * ratio - n + (left + head) * decay
+        c0 = free_1 + n - seq - (left + head) * ratio
+        top = c1 / (2.0 * c2) if c2 > 0.0 else (float(k) if c1 > 0.0 else 1.0)
+        top = min(max(top, 1.0), float(k))
+        bound = min(bound, c0 + c1 * top - c2 * top * top)
+        return bound < -1e-9 * scale
 
     def _ends(self, n: int, k: int, t_limit: float) -> tuple[list[float], np.ndarray | None]:
         """End times of up to k decode steps of the n running requests, through the first

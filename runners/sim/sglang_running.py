@@ -29,6 +29,7 @@ class SglangPolicy(Protocol):
     min_ratio: float
     decay: float
     max_running_req: int
+    budget: int  # a prefill batch's token budget
 
     def _prefill_batch(
         self, n_running: int, reserved: Callable[[], float]
