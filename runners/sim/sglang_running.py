@@ -72,14 +72,20 @@ class SglangRunning:
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
         self.runs: list[tuple[np.ndarray, int]] = []
+        self._head_key = (-1, -1)  # (rid, preemptions) of the waiting head `_head_facts` read
+        self._head = (-1, 0, 0, 0)
 
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
         eng = self.eng
+        self._enter(rid, int(eng.kv_len[rid]), int(eng.gen[rid]), float(eng.last_s[rid]))
+
+    def _enter(self, rid: int, kv: int, gen: int, last: float) -> None:
+        """`_join` of `rid`, whose KV length, tokens generated and last token time are known
+        (they are in the engine's arrays)."""
         ds = self.ds
-        kv = int(eng.kv_len[rid])
         off = kv - ds
-        gen_off = int(eng.gen[rid]) - ds
+        gen_off = gen - ds
         self.kv_off[rid] = off
         self.gen_off[rid] = gen_off
         order = self.order[rid] = self.next_order
@@ -91,7 +97,6 @@ class SglangRunning:
         finish = self.out[rid] - gen_off
         heapq.heappush(self.finishes, (finish, order, rid))
         self.joined_ds[rid] = ds
-        last = float(eng.last_s[rid])
         self.pending[last] = self.pending.get(last, 0) + 1
         self.n_pending += 1
         if finish - ds > self.clip:
@@ -231,6 +236,22 @@ class SglangRunning:
                 self.unclipped_finish += self.out[rid] - self.gen_off[rid]
                 self.n_unclipped += 1
         return self.clip * self.n_clip + self.unclipped_finish - self.n_unclipped * ds
+
+    def _head_facts(self) -> tuple[int, int, int, int]:
+        """The waiting head's (id, sequence length, remaining output clipped as the
+        reservation counts it, `PrefixCache.hit_ceiling` or 0), read once per head: they do
+        not change while it waits, and it can only wait again after a preemption."""
+        eng = self.eng
+        rid = eng.waiting[0]
+        key = (rid, eng.preemptions)
+        if key == self._head_key:
+            return self._head
+        left = int(eng.out[rid] - eng.gen[rid])
+        cache = eng.cache
+        ceiling = cache.hit_ceiling(rid) if cache is not None and cache.has_chain(rid) else 0
+        self._head = (rid, int(eng.seq_len[rid]), min(left, self.clip), ceiling)
+        self._head_key = key
+        return self._head
 
     def _reserved(self) -> float:
         if not self.dec:
