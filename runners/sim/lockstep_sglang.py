@@ -35,12 +35,13 @@ class SglangLockstep(SglangDecode):
         eng = self.eng
         pol = self.pol
         sends, entries, ingest = eng.sends, eng.entries, eng.ingest
+        dec = self.dec  # cleared and refilled in place, never replaced
         self.rebuild()
         while True:
             now = eng.now
             if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or ingest.busy:
                 eng._absorb_arrivals()
-            if not self.dec and not eng.waiting and pol.partial < 0:
+            if not dec and not eng.waiting and pol.partial < 0:
                 if not eng._wait_for_event(stuck=False):
                     break
                 continue
@@ -49,7 +50,8 @@ class SglangLockstep(SglangDecode):
                 self.materialize()
                 progressed = eng._iterate()
                 self.rebuild()
-            eng.max_running = max(eng.max_running, len(self.dec))
+            if len(dec) > eng.max_running:
+                eng.max_running = len(dec)
             if not progressed and not eng._wait_for_event(stuck=True):
                 break
         self.materialize()
@@ -60,16 +62,18 @@ class SglangLockstep(SglangDecode):
         """One `SglangEngine._iterate`; None when it needs the arrays (a drain)."""
         eng = self.eng
         pol = self.pol
-        if self.dec and self._draining():
+        dec = self.dec
+        if dec and not eng.waiting and self._draining():
             return None
         if not self._refused() and self._prefill():
             return True
-        n = len(self.dec)
+        n = len(dec)
         if not n:
             return False
         # retraction: the newest requests go back to the queue until one decode step's new
-        # pages fit
-        if eng.free < self._pages_after(1) - self._blocks_sum():
+        # pages fit (in 1-token pages, one each)
+        need = n if self.page == 1 else self._pages_after(1) - self._blocks_sum()
+        if eng.free < need:
             keep = n
             while eng.free < self._pages_after(1) - self._blocks_sum() and keep > 1:
                 keep -= 1
