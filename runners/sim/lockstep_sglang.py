@@ -103,7 +103,8 @@ class SglangLockstep(SglangDecode):
         if not ceiling:  # not chained (or nothing to hit): `_admit` decides
             return False
         page = self.page
-        rem = eng.free * page - self._reserved()
+        # `_reserved`, inlined
+        rem = eng.free * page - (float(self._left()) * pol.ratio if self.dec else 0.0)
         last = (seq - 1) // page
         most = ceiling // page
         return seq - (most if most < last else last) * page + left * pol.ratio > rem

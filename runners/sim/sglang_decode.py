@@ -224,14 +224,15 @@ class SglangDecode(SglangRunning):
         """`_finish_done`: release the requests that produced their last token at `d`, in
         running order."""
         ds = self.ds
-        if not self.dec or self._next_finish() != ds:
+        dec, finishes = self.dec, self.finishes
+        if not dec or (self._next_finish() if self.stale else finishes[0][0]) != ds:
             return
         eng = self.eng
-        _, order, rid = heapq.heappop(self.finishes)
+        _, order, rid = heapq.heappop(finishes)
         self._leave(rid)
         ended = [(order, rid)]
-        while self.dec and self._next_finish() == ds:
-            _, order, rid = heapq.heappop(self.finishes)
+        while dec and (self._next_finish() if self.stale else finishes[0][0]) == ds:
+            _, order, rid = heapq.heappop(finishes)
             self._leave(rid)
             ended.append((order, rid))
         if len(ended) > 1:

@@ -156,15 +156,27 @@ class SglangRunning:
             eng.last_s[rid] = self.d_last
 
     def _leave(self, rid: int) -> None:
-        self._write(rid)
-        del self.dec[rid]
+        """`rid` leaves the running requests (a finish or a retraction), its state written
+        back (`_write`, inlined)."""
+        eng = self.eng
+        ds = self.ds
+        page = self.page
         off = self.kv_off[rid]
-        kv = off + self.ds
+        kv = off + ds
+        pages = -(-kv // page)
+        eng.kv_len[rid] = kv
+        eng.seq_len[rid] = kv + 1
+        eng.gen[rid] = self.gen_off[rid] + ds
+        eng.blocks[rid] = pages
+        joined_now = self.joined_ds[rid] == ds
+        if not joined_now:
+            eng.last_s[rid] = self.d_last
+        del self.dec[rid]
         self.kv_sum -= kv
-        self.residue[off % self.page] -= 1
-        self.pages -= -(-kv // self.page)
-        if self.joined_ds[rid] == self.ds:
-            last = float(self.eng.last_s[rid])
+        self.residue[off % page] -= 1
+        self.pages -= pages
+        if joined_now:
+            last = float(eng.last_s[rid])
             left = self.pending[last] - 1
             if left:
                 self.pending[last] = left
