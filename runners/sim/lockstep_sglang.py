@@ -122,10 +122,10 @@ class SglangLockstep(SglangDecode):
         flop_units = 0.0
         sampled: list[tuple[int, int]] = []  # (rid, its KV length)
         for rid, tok in zip(ids, toks, strict=True):
-            kv0 = int(kv_len[rid])
+            kv0 = kv_len.item(rid)
             kv1 = kv0 + tok
             kv_len[rid] = kv1
-            if kv1 == int(seq_len[rid]):
+            if kv1 == seq_len.item(rid):
                 sampled.append((rid, kv1))
                 if tok == 1:  # one token that completes the sequence: a decode
                     ctx += kv1
@@ -148,7 +148,7 @@ class SglangLockstep(SglangDecode):
         joined: list[tuple[int, int, int]] = []  # (rid, KV length, tokens generated)
         finished: list[int] = []
         for rid, kv in sampled:
-            g = int(gen[rid])
+            g = gen.item(rid)
             if g > 0:
                 self.gaps.append(d - float(last_s[rid]))
                 self.counts.append(1)

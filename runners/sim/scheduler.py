@@ -323,11 +323,11 @@ class SglangEngine(StretchEngine):
         toks: list[int] = []
         if self.partial >= 0:
             rid = self.partial
-            kv, seq = int(self.kv_len[rid]), int(self.seq_len[rid])
+            kv, seq = self.kv_len.item(rid), self.seq_len.item(rid)
             n = seq - kv if seq - kv < budget else budget
             # the pages of its KV after the chunk beyond those it holds (a chained request's
             # chain pages were taken at admission)
-            held = int(self.blocks[rid])
+            held = self.blocks.item(rid)
             grow = -(-(kv + n) // self.page) - held
             if grow < 0:
                 grow = 0
@@ -356,7 +356,7 @@ class SglangEngine(StretchEngine):
             if 0 < cap <= len(ids):
                 break
             rid = waiting[0]
-            left = int(self.out[rid] - self.gen[rid])
+            left = self.out.item(rid) - self.gen.item(rid)
             if left > SGLANG_CLIP_MAX_NEW_TOK:
                 left = SGLANG_CLIP_MAX_NEW_TOK
             if self._chained(rid):
@@ -367,7 +367,7 @@ class SglangEngine(StretchEngine):
             else:
                 hit_pages = self._cached_hit_blocks(rid)
                 hit = hit_pages * self.page
-                extend = int(self.seq_len[rid]) - hit
+                extend = self.seq_len.item(rid) - hit
                 if not self.config.chunked_prefill and extend > budget and ids:
                     break
                 n = min(extend, budget) if self.config.chunked_prefill else extend

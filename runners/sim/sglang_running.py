@@ -78,7 +78,7 @@ class SglangRunning:
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
         eng = self.eng
-        self._enter(rid, int(eng.kv_len[rid]), int(eng.gen[rid]), float(eng.last_s[rid]))
+        self._enter(rid, eng.kv_len.item(rid), eng.gen.item(rid), float(eng.last_s[rid]))
 
     def _enter(self, rid: int, kv: int, gen: int, last: float) -> None:
         """`_join` of `rid`, whose KV length, tokens generated and last token time are known
@@ -258,10 +258,10 @@ class SglangRunning:
         key = (rid, eng.preemptions)
         if key == self._head_key:
             return self._head
-        left = int(eng.out[rid] - eng.gen[rid])
+        left = eng.out.item(rid) - eng.gen.item(rid)
         cache = eng.cache
         ceiling = cache.hit_ceiling(rid) if cache is not None and cache.has_chain(rid) else 0
-        self._head = (rid, int(eng.seq_len[rid]), min(left, self.clip), ceiling)
+        self._head = (rid, eng.seq_len.item(rid), min(left, self.clip), ceiling)
         self._head_key = key
         return self._head
 
