@@ -193,11 +193,16 @@ class SglangDecode(SglangRunning):
         else:
             scalar, more = self._ends(n, k, math.inf) if ends is None else ends
         d = stream.deliver(scalar[0], n)
-        self._first_gaps(d, n)
+        gaps, counts = self.gaps, self.counts
+        if self.n_pending:
+            self._first_gaps(d, n)
+        else:  # `_first_gaps` when no request joined since the last decode step
+            gaps.append(d - self.d_last)
+            counts.append(n)
         steps = len(scalar)
         if steps > 1:
-            self.gaps += stream.deliver_gaps(scalar[1:], n, d)
-            self.counts += [n] * (steps - 1)
+            gaps += stream.deliver_gaps(scalar[1:], n, d)
+            counts += [n] * (steps - 1)
             d = stream.free_s
         if more is not None:
             d_more = stream.deliver_run(more, n)
