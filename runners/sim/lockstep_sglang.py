@@ -88,9 +88,11 @@ class SglangLockstep(SglangDecode):
 
     def _refused(self) -> bool:
         """Whether the prefill batch is known to be empty without building it: no prompt is
-        being chunked and the waiting head is refused, or a chained head's reservation check
-        against its most possible hit refuses it (`admit_chained_head`'s first check, the same
-        float operations), so nothing else is evaluated. False: build the batch."""
+        being chunked and the waiting head is refused, for a chained head by the reservation
+        check against its most possible hit (`admit_chained_head`'s first check, the same
+        float operations) or by a lower bound of the pages it takes (`_blocked`, exact at the
+        chain's last look while no one was admitted since), so nothing else is evaluated.
+        False: build the batch."""
         pol = self.pol
         if pol.partial >= 0:
             return False
@@ -99,7 +101,7 @@ class SglangLockstep(SglangDecode):
             return True
         if len(self.dec) >= pol.max_running_req or pol.budget <= 0:
             return True  # `_admit` takes no one
-        _, seq, left, ceiling = self._head_facts()
+        rid, seq, left, ceiling = self._head_facts()
         if not ceiling:  # not chained (or nothing to hit): `_admit` decides
             return False
         page = self.page
@@ -107,7 +109,11 @@ class SglangLockstep(SglangDecode):
         rem = eng.free * page - (float(self._left()) * pol.ratio if self.dec else 0.0)
         last = (seq - 1) // page
         most = ceiling // page
-        return seq - (most if most < last else last) * page + left * pol.ratio > rem
+        if seq - (most if most < last else last) * page + left * pol.ratio > rem:
+            return True
+        # its pages (`ReplicaEngine._take_chained`: its chain's unheld segments, then its own
+        # beyond the chain for at least min(prompt, budget) tokens) cannot fit
+        return eng._blocked(rid, pol.budget)
 
     def _prefill(self) -> bool:
         """`SglangEngine._prefill`: a prefill batch runs alone (`_execute` and `_emit` of its
