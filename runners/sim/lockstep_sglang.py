@@ -6,11 +6,13 @@ loop to `SglangLockstep.run` when the run has no noise, as `VllmEngine.run` hand
 set once its prefill batch sampled its first token), and a step is either a prefill batch alone or
 a decode step of the whole set, so the running requests are kept lazily
 (`sglang_running.SglangRunning`) against a count of decode steps. A decode stretch then needs their
-aggregates only, and its KV pages follow `_iterate`'s rule: a running request holds its KV length's
-pages, so a decode step takes a page for each request whose KV fills its pages (every request in
-SGLang's 1-token pages, every 128th step in MindIE's blocks). Prefill batches are executed and the
-waiting head's reservation check evaluated in scalar Python with `_iterate`'s float operations;
-admission (`SglangEngine._prefill_batch`) and retraction use the engine's own methods. A drain
+aggregates only (`sglang_decode.SglangDecode`), and its KV pages follow `_iterate`'s rule: a
+running request holds its KV length's pages, so a decode step takes a page for each request whose
+KV fills its pages (every request in SGLang's 1-token pages, every 128th step in MindIE's blocks).
+This module keeps the loop and the prefill batches, executed in scalar Python with `_iterate`'s
+float operations; a batch the waiting head is known to be refused from is not built
+(`_refused`); admission (`SglangEngine._prefill_batch`) and retraction use the engine's own
+methods. A drain
 (nothing can enter any more) runs `_iterate` on the materialized arrays, after which the lazy state
 is rebuilt. The result is the step-by-step loop's up to last-bit floating-point differences;
 `tests/runners/test_sim_lockstep_sglang.py` compares the two.

@@ -58,11 +58,9 @@ class SglangDecode(SglangRunning):
         pol.ratio = ratio if ratio > pol.min_ratio else pol.min_ratio
 
     def _free_k(self, n: int, k_hi: int) -> int:
-        """`pages.decode_pages_k`: the most decode steps up to `k_hi` whose new pages fit the
-        free ones (at least 1)."""
+        """`pages.decode_pages_k` in pages of several tokens (`_decode` has 1-token pages'):
+        the most decode steps up to `k_hi` whose new pages fit the free ones (at least 1)."""
         free = self.eng.free + self._blocks_sum()
-        if self.page == 1:
-            return max(1, min(k_hi, (free - self.kv_sum) // n))
         if self.pages + n * (k_hi // self.page + 1) <= free:  # each crosses at most that
             return k_hi
         cum = self._crossings()
