@@ -6,6 +6,8 @@ caught by the same comparison."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from runners.sim import SimResult, simulate
 from runners.sim.lockstep_sglang import SglangLockstep
 from runners.sim.reference import dense_config
+from runners.sim.replica import ReplicaEngine
 from runners.sim.scheduler import SglangEngine
 from runners.types import ServingConfig, Workload
 from tests.runners.lockstep_cases import (
@@ -292,3 +295,36 @@ def test_a_proved_refusal_is_a_refusal_at_every_step(page: int) -> None:
         refused += not passing
         proved += never
     assert refused > 300 and proved > refused // 2
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.1])
+def test_a_mooncake_trace_with_heads_refused_before_their_batch_matches(
+    time_scale: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Mooncake-format trace (long prompts sharing prefix chains, queued): the lockstep loop
+    skips the batches its head is refused from, by the hit ceiling or by the pages its chain
+    and prompt take (`ReplicaEngine._blocked`), and gives the step-by-step loop's records."""
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_traces", root / "scripts/make_traces.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    path = make.write_mooncake(tmp_path / "m.jsonl", 300, 300 / 6.5, 0)
+    workload = Workload("mooncake", "mooncake", 300, path=str(path), time_scale=time_scale)
+    refusals: list[bool] = []
+    pages: list[bool] = []
+    refused, blocked = SglangLockstep._refused, ReplicaEngine._blocked
+
+    def counted(self: SglangLockstep) -> bool:
+        refusals.append(refused(self))
+        return refusals[-1]
+
+    def bound(self: ReplicaEngine, rid: int, budget: int) -> bool:
+        pages.append(blocked(self, rid, budget))
+        return pages[-1]
+
+    monkeypatch.setattr(SglangLockstep, "_refused", counted)
+    monkeypatch.setattr(ReplicaEngine, "_blocked", bound)
+    fast = run(sglang(), workload, lockstep=True)
+    assert sum(refusals) > 20 and sum(pages) > 10
+    assert_same(fast, run(sglang(), workload, lockstep=False))
