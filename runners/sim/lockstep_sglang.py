@@ -107,11 +107,14 @@ class SglangLockstep(SglangDecode):
         if not ceiling:  # not chained (or nothing to hit): `_admit` decides
             return False
         page = self.page
-        # `_reserved`, inlined
-        rem = eng.free * page - (float(self._left()) * pol.ratio if self.dec else 0.0)
         last = (seq - 1) // page
         most = ceiling // page
-        if seq - (most if most < last else last) * page + left * pol.ratio > rem:
+        extend = seq - (most if most < last else last) * page
+        if extend > eng.free * page:  # refused whatever the reservation (it is >= 0)
+            return True
+        # `_reserved`, inlined
+        rem = eng.free * page - (float(self._left()) * pol.ratio if self.dec else 0.0)
+        if extend + left * pol.ratio > rem:
             return True
         # its pages (`ReplicaEngine._take_chained`: its chain's unheld segments, then its own
         # beyond the chain for at least min(prompt, budget) tokens) cannot fit
