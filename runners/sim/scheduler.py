@@ -323,19 +323,22 @@ class SglangEngine(StretchEngine):
         toks: list[int] = []
         if self.partial >= 0:
             rid = self.partial
-            n = min(int(self.seq_len[rid] - self.kv_len[rid]), budget)
+            kv, seq = self.kv_len.item(rid), self.seq_len.item(rid)
+            n = seq - kv if seq - kv < budget else budget
             # the pages of its KV after the chunk beyond those it holds (a chained request's
             # chain pages were taken at admission)
-            held = int(self.blocks[rid])
-            grow = max(0, -(-(int(self.kv_len[rid]) + n) // self.page) - held)
+            held = self.blocks.item(rid)
+            grow = -(-(kv + n) // self.page) - held
+            if grow < 0:
+                grow = 0
             if grow > self.free:
                 return ids, toks
             self._allocate(grow)
-            self.blocks[rid] += grow
+            self.blocks[rid] = held + grow
             ids.append(rid)
             toks.append(n)
             budget -= n
-            self.partial = -1 if self.kv_len[rid] + n >= self.seq_len[rid] else rid
+            self.partial = -1 if kv + n >= seq else rid
         if self.partial < 0 and self.waiting:
             self._admit(budget, ids, toks, n_running, reserved())
         return ids, toks
@@ -344,13 +347,18 @@ class SglangEngine(StretchEngine):
         self, budget: int, ids: list[int], toks: list[int], n_running: int, reserved: float
     ) -> None:
         rem = self.free * self.page - reserved  # tokens, as SGLang's PrefillAdder counts
-        while self.waiting and budget > 0:
-            if n_running + len(ids) >= self.max_running_req:
+        waiting = self.waiting
+        room = self.max_running_req - n_running  # requests the batch may still take
+        cap = self.max_prefill_batch
+        while waiting and budget > 0:
+            if len(ids) >= room:
                 break
-            if 0 < self.max_prefill_batch <= len(ids):
+            if 0 < cap <= len(ids):
                 break
-            rid = self.waiting[0]
-            left = min(int(self.out[rid] - self.gen[rid]), SGLANG_CLIP_MAX_NEW_TOK)
+            rid = waiting[0]
+            left = self.out.item(rid) - self.gen.item(rid)
+            if left > SGLANG_CLIP_MAX_NEW_TOK:
+                left = SGLANG_CLIP_MAX_NEW_TOK
             if self._chained(rid):
                 taken = admit_chained_head(self, rid, left, self.ratio, budget, rem, bool(ids))
                 if taken is None:
@@ -359,7 +367,7 @@ class SglangEngine(StretchEngine):
             else:
                 hit_pages = self._cached_hit_blocks(rid)
                 hit = hit_pages * self.page
-                extend = int(self.seq_len[rid]) - hit
+                extend = self.seq_len.item(rid) - hit
                 if not self.config.chunked_prefill and extend > budget and ids:
                     break
                 n = min(extend, budget) if self.config.chunked_prefill else extend

@@ -36,7 +36,7 @@ def admit_chained_head(
     cache = eng.cache
     assert cache is not None
     page = eng.page
-    seq = int(eng.seq_len[rid])
+    seq: int = eng.seq_len.item(rid)
     last = (seq - 1) // page  # a hit leaves at least the prompt's last token to compute
     most = cache.hit_ceiling(rid) // page
     if seq - (most if most < last else last) * page + left * ratio > rem:

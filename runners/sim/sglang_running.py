@@ -29,6 +29,7 @@ class SglangPolicy(Protocol):
     min_ratio: float
     decay: float
     max_running_req: int
+    budget: int  # a prefill batch's token budget
 
     def _prefill_batch(
         self, n_running: int, reserved: Callable[[], float]
@@ -71,14 +72,20 @@ class SglangRunning:
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
         self.runs: list[tuple[np.ndarray, int]] = []
+        self._head_key = (-1, -1)  # (rid, preemptions) of the waiting head `_head_facts` read
+        self._head = (-1, 0, 0, 0)
 
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
         eng = self.eng
+        self._enter(rid, eng.kv_len.item(rid), eng.gen.item(rid), float(eng.last_s[rid]))
+
+    def _enter(self, rid: int, kv: int, gen: int, last: float) -> None:
+        """`_join` of `rid`, whose KV length, tokens generated and last token time are known
+        (they are in the engine's arrays)."""
         ds = self.ds
-        kv = int(eng.kv_len[rid])
         off = kv - ds
-        gen_off = int(eng.gen[rid]) - ds
+        gen_off = gen - ds
         self.kv_off[rid] = off
         self.gen_off[rid] = gen_off
         order = self.order[rid] = self.next_order
@@ -90,7 +97,6 @@ class SglangRunning:
         finish = self.out[rid] - gen_off
         heapq.heappush(self.finishes, (finish, order, rid))
         self.joined_ds[rid] = ds
-        last = float(eng.last_s[rid])
         self.pending[last] = self.pending.get(last, 0) + 1
         self.n_pending += 1
         if finish - ds > self.clip:
@@ -150,15 +156,27 @@ class SglangRunning:
             eng.last_s[rid] = self.d_last
 
     def _leave(self, rid: int) -> None:
-        self._write(rid)
-        del self.dec[rid]
+        """`rid` leaves the running requests (a finish or a retraction), its state written
+        back (`_write`, inlined)."""
+        eng = self.eng
+        ds = self.ds
+        page = self.page
         off = self.kv_off[rid]
-        kv = off + self.ds
+        kv = off + ds
+        pages = -(-kv // page)
+        eng.kv_len[rid] = kv
+        eng.seq_len[rid] = kv + 1
+        eng.gen[rid] = self.gen_off[rid] + ds
+        eng.blocks[rid] = pages
+        joined_now = self.joined_ds[rid] == ds
+        if not joined_now:
+            eng.last_s[rid] = self.d_last
+        del self.dec[rid]
         self.kv_sum -= kv
-        self.residue[off % self.page] -= 1
-        self.pages -= -(-kv // self.page)
-        if self.joined_ds[rid] == self.ds:
-            last = float(self.eng.last_s[rid])
+        self.residue[off % page] -= 1
+        self.pages -= pages
+        if joined_now:
+            last = float(eng.last_s[rid])
             left = self.pending[last] - 1
             if left:
                 self.pending[last] = left
@@ -230,6 +248,22 @@ class SglangRunning:
                 self.unclipped_finish += self.out[rid] - self.gen_off[rid]
                 self.n_unclipped += 1
         return self.clip * self.n_clip + self.unclipped_finish - self.n_unclipped * ds
+
+    def _head_facts(self) -> tuple[int, int, int, int]:
+        """The waiting head's (id, sequence length, remaining output clipped as the
+        reservation counts it, `PrefixCache.hit_ceiling` or 0), read once per head: they do
+        not change while it waits, and it can only wait again after a preemption."""
+        eng = self.eng
+        rid = eng.waiting[0]
+        key = (rid, eng.preemptions)
+        if key == self._head_key:
+            return self._head
+        left = eng.out.item(rid) - eng.gen.item(rid)
+        cache = eng.cache
+        ceiling = cache.hit_ceiling(rid) if cache is not None and cache.has_chain(rid) else 0
+        self._head = (rid, eng.seq_len.item(rid), min(left, self.clip), ceiling)
+        self._head_key = key
+        return self._head
 
     def _reserved(self) -> float:
         if not self.dec:

@@ -6,6 +6,9 @@ caught by the same comparison."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ import pytest
 from runners.sim import SimResult, simulate
 from runners.sim.lockstep_sglang import SglangLockstep
 from runners.sim.reference import dense_config
+from runners.sim.replica import ReplicaEngine
 from runners.sim.scheduler import SglangEngine
 from runners.types import ServingConfig, Workload
 from tests.runners.lockstep_cases import (
@@ -226,3 +230,101 @@ def test_pages_of_several_tokens_match(config: ServingConfig, workload: Workload
     if config.mem_fraction < 0.9:  # a small pool: the pages change what runs
         with pytest.raises(AssertionError):
             assert_same(fast, plain)
+
+
+def passing_steps(
+    page: int, n: int, k: int, frees: list[int], left: float, seq: float, head: float,
+    ratio: float, decay: float, min_ratio: float,
+) -> list[int]:  # fmt: skip
+    """The steps j of 1..k whose reservation check the head passes, evaluated one by one as
+    `SglangEngine._head_admissible_after` does (`frees[j - 1]`: free pages after step j)."""
+    seq_pages = -(-int(seq) // page)
+    passing = []
+    for j in range(1, k + 1):
+        r = max(min_ratio, ratio - decay * j)
+        free_j = frees[j - 1]
+        if free_j * page - (left - n * j) * r >= seq + head * r and free_j >= seq_pages:
+            passing.append(j)
+    return passing
+
+
+def prover(page: int, ratio: float, decay: float, min_ratio: float) -> SglangLockstep:
+    """An `SglangLockstep` holding only what `_never` reads."""
+    lock = object.__new__(SglangLockstep)
+    lock.page = page
+    lock.pol = SimpleNamespace(ratio=ratio, decay=decay, min_ratio=min_ratio)  # type: ignore[assignment]
+    return lock
+
+
+@pytest.mark.parametrize("page", [1, 16])
+def test_a_proved_refusal_is_a_refusal_at_every_step(page: int) -> None:
+    """`_never` (a decode stretch's head check without the scan) says no step can pass only
+    when the step-by-step scan finds none, on random states and on states placed at a pass
+    boundary, and it proves most refusals in 1-token pages."""
+    rng = np.random.default_rng(17 + page)
+    proved = refused = 0
+    for case in range(3000):
+        n = int(rng.integers(1, 80))
+        k = int(rng.integers(2, 200))
+        left = float(n * k + int(rng.integers(0, n * 4096 - n * k + 1)))
+        head = float(rng.integers(0, 4097))
+        seq = float(rng.integers(1, 40000))
+        if page == 1:
+            init = float(rng.choice([0.7, 0.21, 1.0]))
+            ratio = float(rng.uniform(init * 0.14, init))
+            decay, min_ratio = (init - init * 0.14) / 600, init * 0.14
+        else:  # MindIE's blocks: no reservation
+            ratio = decay = min_ratio = 0.0
+        free_1 = int(seq // page) + int(rng.integers(0, 3000))
+        if page == 1:
+            frees = [free_1 + n - n * j for j in range(1, k + 1)]
+        else:
+            crossed = np.cumsum(rng.integers(0, 2, size=k) * rng.integers(0, n + 1, size=k))
+            frees = (free_1 - (crossed - crossed[0])).tolist()
+        if case % 3 == 0:  # shift the pool so that the best step passes by a hair or misses
+            margins = [
+                fj * page - (left - n * j) * max(min_ratio, ratio - decay * j)
+                - (seq + head * max(min_ratio, ratio - decay * j))
+                for j, fj in enumerate(frees, 1)
+            ]  # fmt: skip
+            shift = -int(np.floor(max(margins) / page)) + int(rng.integers(-1, 2))
+            frees = [f + shift for f in frees]
+        passing = passing_steps(page, n, k, frees, left, seq, head, ratio, decay, min_ratio)
+        never = prover(page, ratio, decay, min_ratio)._never(n, k, frees[0], left, seq, head)
+        assert not (never and passing), (case, passing)
+        refused += not passing
+        proved += never
+    assert refused > 300 and proved > refused // 2
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.1])
+def test_a_mooncake_trace_with_heads_refused_before_their_batch_matches(
+    time_scale: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Mooncake-format trace (long prompts sharing prefix chains, queued): the lockstep loop
+    skips the batches its head is refused from, by the hit ceiling or by the pages its chain
+    and prompt take (`ReplicaEngine._blocked`), and gives the step-by-step loop's records."""
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_traces", root / "scripts/make_traces.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    path = make.write_mooncake(tmp_path / "m.jsonl", 300, 300 / 6.5, 0)
+    workload = Workload("mooncake", "mooncake", 300, path=str(path), time_scale=time_scale)
+    refusals: list[bool] = []
+    pages: list[bool] = []
+    refused, blocked = SglangLockstep._refused, ReplicaEngine._blocked
+
+    def counted(self: SglangLockstep) -> bool:
+        refusals.append(refused(self))
+        return refusals[-1]
+
+    def bound(self: ReplicaEngine, rid: int, budget: int) -> bool:
+        pages.append(blocked(self, rid, budget))
+        return pages[-1]
+
+    monkeypatch.setattr(SglangLockstep, "_refused", counted)
+    monkeypatch.setattr(ReplicaEngine, "_blocked", bound)
+    fast = run(sglang(), workload, lockstep=True)
+    assert sum(refusals) > 20 and sum(pages) > 10
+    assert_same(fast, run(sglang(), workload, lockstep=False))
