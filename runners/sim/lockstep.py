@@ -43,7 +43,7 @@ class Lockstep(LazyDecoding):
     """The loop that advances one `VllmEngine` with its decoding requests kept lazily."""
 
     def __init__(
-        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned
+        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned | None
     ) -> None:
         super().__init__(engine)
         self.budget = budget
@@ -139,9 +139,8 @@ class Lockstep(LazyDecoding):
                 blocks[rid] += g
         admitted = []
         admitted_tok = []
-        if eng.waiting and not preempted:
-            scheduled = min(need_sum, budget)
-            self.admit(budget - scheduled, n_dec + len(self.part), admitted, admitted_tok)
+        if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
+            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok)
         if not admitted and not self.part and n_dec and not preempted:
             self._stretch()
             return True
@@ -311,8 +310,9 @@ class Lockstep(LazyDecoding):
         if len(ended) > 1:
             ended.sort()
         returned = self.returned
-        for _, rid in ended:
-            returned(rid)
+        if returned is not None:
+            for _, rid in ended:
+                returned(rid)
         child, done_s, success = self.child, eng.done_s, eng.success
         for _, rid in ended:
             later = child[rid] >= 0
@@ -348,21 +348,54 @@ class Lockstep(LazyDecoding):
     def _stretch(self) -> None:
         """Decode steps of the running set (all decoding) up to its first finish, the free
         blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
-        that lets nothing in (nothing waits, it sends nothing) does not end the stretch: the
-        set decodes on without it, as the step-by-step loop would."""
+        that lets nothing in does not end the stretch: the set decodes on without it, as the
+        step-by-step loop would. Nothing lets in when nothing waits and the finish sends
+        nothing, or when the queue head still does not fit (`_blocked_on`)."""
         eng = self.eng
         t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         while True:
             sends = len(eng.sends)
-            if not self._segment(t_limit):
+            if not self._segment(t_limit) or not self.dec:
                 return
-            if eng.waiting or len(eng.sends) != sends or not self.dec or eng.now >= t_limit:
+            if eng.waiting:
+                if self._blocked_on():
+                    continue
+                return
+            if len(eng.sends) != sends or eng.now >= t_limit:
                 return
             # the next step's blocks, as `step` takes them (a preemption is left to it)
             crossing = self.residue[-eng.steps % self.page]
             if crossing > eng.free:
                 return
             eng._allocate(crossing)
+
+    def _blocked_on(self) -> bool:
+        """After a stretch's finish with requests waiting: what `run` and `step` do next, as
+        far as it leads to another stretch (arrivals absorbed, the step's blocks taken, the
+        queue head not admitted), then True; else False, having left `step` its next move (a
+        preemption, or the step that admits, which it runs here)."""
+        eng = self.eng
+        now, sends, entries = eng.now, eng.sends, eng.entries
+        if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or eng.ingest.busy:
+            eng._absorb_arrivals()
+        n_dec = len(self.dec)
+        left = self.budget - n_dec
+        if left < 0:
+            return False
+        total = self.residue[-eng.steps % self.page]
+        if total > eng.free:
+            return False
+        eng.free -= total
+        front = eng.q_front + total
+        eng.q_front = front if front < eng.q_tail else eng.q_tail
+        if left and not eng._blocked(eng.waiting[0], left):
+            admitted: list[int] = []
+            admitted_tok: list[int] = []
+            self.admit(left, n_dec, admitted, admitted_tok)
+            if admitted:
+                self._mixed(admitted, admitted_tok, admitted)
+                return False
+        return True
 
     def _segment(self, t_limit: float) -> bool:
         """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
@@ -407,8 +440,11 @@ class Lockstep(LazyDecoding):
         page = self.page
         residue = self.residue
         need = ((m - 1) // page) * n
-        for i in range((m - 1) % page):
-            need += residue[-(steps + 1 + i) % page]
+        r = (m - 1) % page
+        if r:  # the residues -(steps + 1 + i) % page, i < r: r consecutive ones, descending
+            hi = -(steps + 1) % page + 1
+            lo = hi - r
+            need += sum(residue[lo:hi]) if lo >= 0 else sum(residue[:hi]) + sum(residue[lo:])
         eng._allocate(need)
         eng.steps = steps + m
         self.kv_sum += n * m

@@ -46,10 +46,12 @@ class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
     lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+    reserves_output = False  # whether `_returned` has anything to give back
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
-            return Lockstep(self, self.budget, self._admit, self._returned).run()
+            returned = self._returned if self.reserves_output else None
+            return Lockstep(self, self.budget, self._admit, returned).run()
         return super().run()
 
     def _returned(self, rid: int) -> None:
@@ -397,6 +399,7 @@ class TrtllmEngine(VllmEngine):
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.no_evict = config.capacity_policy == "guaranteed_no_evict"
+        self.reserves_output = self.no_evict
         self.reserve = ceil_div(self.prompt + self.out, self.page)
         self.reserved = 0
         if not config.chunked_prefill:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from tests.runners.lockstep_cases import (
     RATED,
     TURNS,
     assert_same,
+    mooncake_trace,
     run_loop,
 )
 
@@ -150,4 +152,26 @@ def test_chunk_steps_take_the_short_path_and_change_nothing(
     monkeypatch.setattr(Lockstep, "_chunk", counted)
     fast = run(config, workload, lockstep=True)
     assert any(taken)
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
+@pytest.mark.parametrize("config", [reference_config(), dense()], ids=["reference", "small-kv"])
+def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
+    config: ServingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overloaded Mooncake trace: after a finish the queue head's chain often still does
+    not fit, and the stretch goes on (`Lockstep._blocked_on`) as the step-by-step loop's
+    next steps would."""
+    outcomes: list[bool] = []
+    original = Lockstep._blocked_on
+
+    def counted(self: Lockstep) -> bool:
+        went_on = original(self)
+        outcomes.append(went_on)
+        return went_on
+
+    monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    workload = mooncake_trace(tmp_path / "mooncake.jsonl")
+    fast = run(config, workload, lockstep=True)
+    assert any(outcomes) and not all(outcomes)  # went on past some finishes, admitted at others
     assert_same(fast, run(config, workload, lockstep=False))
