@@ -32,8 +32,9 @@ from runners.sim.lockstep_state import LazyDecoding
 from runners.sim.replica import ReplicaEngine, ReplicaResult
 from runners.sim.stretch import MACRO_MAX_STEPS
 
-# vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
-Admit = Callable[[int, int, list[int], list[int]], None]
+# vLLM's admission: (token budget left, requests running, admitted ids, their tokens, whether
+# the queue head is known to pass `_blocked` with that budget) -> None
+Admit = Callable[[int, int, list[int], list[int], bool], None]
 Returned = Callable[[int], None]  # a finished request's reservation goes back (TensorRT-LLM)
 
 SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
@@ -91,22 +92,10 @@ class Lockstep(LazyDecoding):
             return None
         page = self.page
         if not self.part:
-            total = self.residue[-eng.steps % page]
-            if total <= eng.free:
-                # only decoding requests run and none is preempted: their blocks (as
-                # `_allocate`), then admission or a decode stretch
-                eng.free -= total
-                front = eng.q_front + total
-                eng.q_front = front if front < eng.q_tail else eng.q_tail
-                # a queue head known not to fit (`_blocked`, no side effects) is not tried
-                left = budget - n_dec
-                if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
-                    admitted: list[int] = []
-                    admitted_tok: list[int] = []
-                    self.admit(left, n_dec, admitted, admitted_tok)
-                    if admitted:
-                        self._mixed(admitted, admitted_tok, admitted)
-                        return True
+            admitted_step = self._admit_step(n_dec)
+            if admitted_step:
+                return True
+            if admitted_step is not None:  # nobody admitted: a decode stretch
                 if not n_dec:
                     return False
                 self._stretch()
@@ -137,10 +126,10 @@ class Lockstep(LazyDecoding):
         for rid, g in zip(self.part, grow, strict=True):
             if g:
                 blocks[rid] += g
-        admitted = []
-        admitted_tok = []
+        admitted: list[int] = []
+        admitted_tok: list[int] = []
         if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
-            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok)
+            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok, False)
         if not admitted and not self.part and n_dec and not preempted:
             self._stretch()
             return True
@@ -150,6 +139,30 @@ class Lockstep(LazyDecoding):
             return False
         self._mixed(ids, toks, admitted)
         return True
+
+    def _admit_step(self, n_dec: int) -> bool | None:
+        """`step` when only the `n_dec` decoding requests run (at most the budget): None,
+        having changed nothing, when their next step's blocks do not fit (a preemption);
+        else the blocks are taken (as `_allocate`) and the queue is tried: True when some
+        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next)."""
+        eng = self.eng
+        total = self.residue[-eng.steps % self.page]
+        if total > eng.free:
+            return None
+        eng.free -= total
+        front = eng.q_front + total
+        eng.q_front = front if front < eng.q_tail else eng.q_tail
+        # a queue head known not to fit (`_blocked`, no side effects) is not tried, and one
+        # that may is not checked twice
+        left = self.budget - n_dec
+        if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
+            admitted: list[int] = []
+            admitted_tok: list[int] = []
+            self.admit(left, n_dec, admitted, admitted_tok, True)
+            if admitted:
+                self._mixed(admitted, admitted_tok, admitted)
+                return True
+        return False
 
     def _chunk(self, rid: int, n_dec: int) -> bool:
         """`step` when `rid`, the one running request outside the lockstep, computes a chunk
@@ -289,12 +302,19 @@ class Lockstep(LazyDecoding):
                 ended.append((order[rid], rid))
         if firsts and eng.cache is not None:
             eng.cache.computed_ids(firsts)
-        self._finish(ended, d)
-        # requests that completed their prompt join the lockstep, in running order
-        success = eng.success
-        part = [r for r in (self.part + admitted if self.part else admitted) if not success[r]]
-        joined = self._join_leading(part) if part else 0
-        self.part = part[joined:] if joined else part
+        part = self.part + admitted if self.part else admitted
+        if ended:  # some of them are done
+            self._finish(ended, d)
+            success = eng.success
+            part = [r for r in part if not success[r]]
+        elif self.dec and self.finishes[0][0] == eng.steps:  # `_finish`'s own test
+            self._finish(ended, d)
+        # requests that completed their prompt join the lockstep, in running order (only one
+        # sampled now can: its last token went out now)
+        if part and last_s[part[0]] == d:
+            joined = self._join_leading(part)
+            part = part[joined:] if joined else part
+        self.part = part
         running = len(self.dec) + len(self.part)
         if running > eng.max_running:
             eng.max_running = running
@@ -379,23 +399,7 @@ class Lockstep(LazyDecoding):
         if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or eng.ingest.busy:
             eng._absorb_arrivals()
         n_dec = len(self.dec)
-        left = self.budget - n_dec
-        if left < 0:
-            return False
-        total = self.residue[-eng.steps % self.page]
-        if total > eng.free:
-            return False
-        eng.free -= total
-        front = eng.q_front + total
-        eng.q_front = front if front < eng.q_tail else eng.q_tail
-        if left and not eng._blocked(eng.waiting[0], left):
-            admitted: list[int] = []
-            admitted_tok: list[int] = []
-            self.admit(left, n_dec, admitted, admitted_tok)
-            if admitted:
-                self._mixed(admitted, admitted_tok, admitted)
-                return False
-        return True
+        return n_dec <= self.budget and self._admit_step(n_dec) is False
 
     def _segment(self, t_limit: float) -> bool:
         """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
