@@ -140,11 +140,13 @@ class Lockstep(LazyDecoding):
         self._mixed(ids, toks, admitted)
         return True
 
-    def _admit_step(self, n_dec: int) -> bool | None:
+    def _admit_step(self, n_dec: int, absorb: bool = False) -> bool | None:
         """`step` when only the `n_dec` decoding requests run (at most the budget): None,
         having changed nothing, when their next step's blocks do not fit (a preemption);
         else the blocks are taken (as `_allocate`) and the queue is tried: True when some
-        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next)."""
+        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next).
+        `absorb`: arrivals due are absorbed first (as `run` does) unless the queue head
+        does not fit: they would only join the queue behind it."""
         eng = self.eng
         total = self.residue[-eng.steps % self.page]
         if total > eng.free:
@@ -156,6 +158,14 @@ class Lockstep(LazyDecoding):
         # that may is not checked twice
         left = self.budget - n_dec
         if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
+            if absorb:
+                now, sends, entries = eng.now, eng.sends, eng.entries
+                if (
+                    (sends and sends[0][0] <= now)
+                    or (entries and entries[0][0] <= now)
+                    or eng.ingest.busy
+                ):
+                    eng._absorb_arrivals()
             admitted: list[int] = []
             admitted_tok: list[int] = []
             self.admit(left, n_dec, admitted, admitted_tok, True)
@@ -391,15 +401,11 @@ class Lockstep(LazyDecoding):
 
     def _blocked_on(self) -> bool:
         """After a stretch's finish with requests waiting: what `run` and `step` do next, as
-        far as it leads to another stretch (arrivals absorbed, the step's blocks taken, the
-        queue head not admitted), then True; else False, having left `step` its next move (a
-        preemption, or the step that admits, which it runs here)."""
-        eng = self.eng
-        now, sends, entries = eng.now, eng.sends, eng.entries
-        if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or eng.ingest.busy:
-            eng._absorb_arrivals()
+        far as it leads to another stretch (the step's blocks taken, the queue head not
+        admitted; arrivals are absorbed later, behind it), then True; else False, having left
+        `step` its next move (a preemption, or the step that admits, which it runs here)."""
         n_dec = len(self.dec)
-        return n_dec <= self.budget and self._admit_step(n_dec) is False
+        return n_dec <= self.budget and self._admit_step(n_dec, absorb=True) is False
 
     def _segment(self, t_limit: float) -> bool:
         """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
