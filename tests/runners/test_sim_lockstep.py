@@ -175,3 +175,24 @@ def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
     fast = run(config, workload, lockstep=True)
     assert any(outcomes) and not all(outcomes)  # went on past some finishes, admitted at others
     assert_same(fast, run(config, workload, lockstep=False))
+
+
+def test_a_prompt_s_last_chunk_takes_the_one_request_path_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one running request outside the lockstep (its prompt's last chunk, then maybe
+    admissions), the step goes through `Lockstep._one_part`, whose steps are the general
+    path's."""
+    taken: list[bool | None] = []
+    original = Lockstep._one_part
+
+    def counted(self: Lockstep, rid: int, n_dec: int) -> bool | None:
+        took = original(self, rid, n_dec)
+        taken.append(took)
+        return took
+
+    monkeypatch.setattr(Lockstep, "_one_part", counted)
+    workload = mooncake_trace(tmp_path / "mooncake.jsonl")
+    fast = run(reference_config(), workload, lockstep=True)
+    assert taken.count(True) > 50
+    assert_same(fast, run(reference_config(), workload, lockstep=False))
