@@ -49,7 +49,7 @@ class DecodingSteps(LazyDecoding):
         child, done_s, success = self.child, eng.done_s, eng.success
         for _, rid in ended:
             later = child[rid] >= 0
-            eng._release(rid, cache=later)
+            eng._release(rid, later)
             done_s[rid] = d
             success[rid] = True
             if later or eng.next_client < len(eng.roots):  # else `_next_turn` sends nothing
@@ -92,7 +92,9 @@ class DecodingSteps(LazyDecoding):
             return self._decode_one()
         model = eng.model
         ctx0 = float(self.kv_sum + n)
-        ends = model.decode_ends(n, ctx0, min(k, SCALAR_STEPS), eng.now, t_limit)
+        ends = model.decode_ends(
+            n, ctx0, k if k < SCALAR_STEPS else SCALAR_STEPS, eng.now, t_limit
+        )
         if len(ends) == 1:
             return self._decode_one()
         stream = eng.stream
@@ -125,7 +127,9 @@ class DecodingSteps(LazyDecoding):
             hi = -(steps + 1) % page + 1
             lo = hi - r
             need += sum(residue[lo:hi]) if lo >= 0 else sum(residue[:hi]) + sum(residue[lo:])
-        eng._allocate(need)
+        eng.free -= need  # `_allocate`
+        front = eng.q_front + need
+        eng.q_front = front if front < eng.q_tail else eng.q_tail
         eng.steps = steps + m
         self.kv_sum += n * m
         self.d_last = d_prev
