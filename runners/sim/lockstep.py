@@ -145,8 +145,13 @@ class Lockstep(DecodingSteps):
         else the blocks are taken (as `_allocate`) and the queue is tried: True when some
         were admitted (and the step ran, `_mixed`), False when none (a decode stretch next).
         `absorb`: arrivals due are absorbed first (as `run` does) unless the queue head
-        does not fit: they would only join the queue behind it."""
+        does not fit and no client has a request left to send: they would only join the
+        queue behind it (a rejected one's client would send its next request, which must
+        not come after later finishes' sends)."""
         eng = self.eng
+        if absorb and eng.next_client < len(eng.roots):
+            self._absorb_due()
+            absorb = False
         total = self.residue[-eng.steps % self.page]
         if total > eng.free:
             return None
@@ -158,13 +163,7 @@ class Lockstep(DecodingSteps):
         left = self.budget - n_dec
         if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
             if absorb:
-                now, sends, entries = eng.now, eng.sends, eng.entries
-                if (
-                    (sends and sends[0][0] <= now)
-                    or (entries and entries[0][0] <= now)
-                    or eng.ingest.busy
-                ):
-                    eng._absorb_arrivals()
+                self._absorb_due()
             admitted: list[int] = []
             admitted_tok: list[int] = []
             self.admit(left, n_dec, admitted, admitted_tok, True)
@@ -172,6 +171,13 @@ class Lockstep(DecodingSteps):
                 self._mixed(admitted, admitted_tok, admitted)
                 return True
         return False
+
+    def _absorb_due(self) -> None:
+        """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""
+        eng = self.eng
+        now, sends, entries = eng.now, eng.sends, eng.entries
+        if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or eng.ingest.busy:
+            eng._absorb_arrivals()
 
     def _one_part(self, rid: int, n_dec: int) -> bool | None:
         """`step` when `rid` is the one running request outside the lockstep (what is left of

@@ -177,6 +177,31 @@ def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
     assert_same(fast, run(config, workload, lockstep=False))
 
 
+def test_a_stretch_past_a_blocked_head_keeps_a_closed_loop_s_sends_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """128 clients replaying a Mooncake trace whose longest prompts the engine rejects: a
+    rejected request's client sends its next one at once, so the arrivals due at a finish
+    are absorbed there even when the queue head still does not fit (else that send would
+    follow the next finish's, and the clients would send other requests when)."""
+    outcomes: list[bool] = []
+    original = Lockstep._blocked_on
+
+    def counted(self: Lockstep) -> bool:
+        went_on = original(self)
+        outcomes.append(went_on)
+        return went_on
+
+    monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    config = dense(max_model_len=12288, mem_fraction=0.6)
+    trace = mooncake_trace(tmp_path / "mooncake.jsonl")
+    workload = dataclasses.replace(trace, max_concurrency=128)
+    fast = run(config, workload, lockstep=True)
+    assert fast.records is not None and not fast.records.success.all()  # some were rejected
+    assert any(outcomes)
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
 def test_a_prompt_s_last_chunk_takes_the_one_request_path_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
