@@ -9,10 +9,12 @@ aggregates: their number, their context sum, how many of them cross into a new p
 per page residue of the offset) and which finishes first (a heap). The few other running
 requests (a prompt being prefilled, requests just admitted) and the admission itself go through
 the same scalar rules as `VllmEngine._iterate`, and decode-only stretches between events are
-priced step by step in scalar Python (`StepModel.decode_ends`), NumPy only for long ones. ITL
-values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never expanded. The lazy
-state and its entries and exits are `lockstep_state.LazyDecoding`; while the loop runs, the
-engine's per-request arrays are Python lists (`lockstep_state.AS_LISTS`).
+priced step by step in scalar Python (`StepModel.decode_ends`), NumPy only for long ones; a
+stretch goes on past a finish that lets no one in (nothing waits, or the queue head still does
+not fit). ITL values are pooled as (gap, count) pairs (`RequestRecords.itl_count`), never
+expanded. The lazy state and its entries and exits are `lockstep_state.LazyDecoding`; the
+decode-only segments and the finishes are `lockstep_decode.DecodingSteps`; while the loop
+runs, the engine's per-request arrays are Python lists (`lockstep_state.AS_LISTS`).
 
 Preemption takes the newest requests, lazy or not, as `_iterate` does. Anything else (more
 decoding requests than the token budget, which vLLM's own limits rule out) runs through
@@ -26,29 +28,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
-
-from runners.sim.lockstep_state import LazyDecoding
+from runners.sim.lockstep_decode import DecodingSteps, Returned
 from runners.sim.replica import ReplicaEngine, ReplicaResult
-from runners.sim.stretch import MACRO_MAX_STEPS
 
-# vLLM's admission: (token budget left, requests running, admitted ids, their tokens) -> None
-Admit = Callable[[int, int, list[int], list[int]], None]
-Returned = Callable[[int], None]  # a finished request's reservation goes back (TensorRT-LLM)
-
-SCALAR_STEPS = 64  # decode steps priced in scalar Python before a stretch switches to NumPy
+# vLLM's admission: (token budget left, requests running, admitted ids, their tokens, whether
+# the queue head is known to pass `_blocked` with that budget) -> None
+Admit = Callable[[int, int, list[int], list[int], bool], None]
 
 
-class Lockstep(LazyDecoding):
+class Lockstep(DecodingSteps):
     """The loop that advances one `VllmEngine` with its decoding requests kept lazily."""
 
     def __init__(
-        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned
+        self, engine: ReplicaEngine, budget: int, admit: Admit, returned: Returned | None
     ) -> None:
-        super().__init__(engine)
+        super().__init__(engine, returned)
         self.budget = budget
         self.admit = admit
-        self.returned = returned
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> ReplicaResult:
@@ -91,28 +87,20 @@ class Lockstep(LazyDecoding):
             return None
         page = self.page
         if not self.part:
-            total = self.residue[-eng.steps % page]
-            if total <= eng.free:
-                # only decoding requests run and none is preempted: their blocks (as
-                # `_allocate`), then admission or a decode stretch
-                eng.free -= total
-                front = eng.q_front + total
-                eng.q_front = front if front < eng.q_tail else eng.q_tail
-                # a queue head known not to fit (`_blocked`, no side effects) is not tried
-                left = budget - n_dec
-                if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
-                    admitted: list[int] = []
-                    admitted_tok: list[int] = []
-                    self.admit(left, n_dec, admitted, admitted_tok)
-                    if admitted:
-                        self._mixed(admitted, admitted_tok, admitted)
-                        return True
+            admitted_step = self._admit_step(n_dec)
+            if admitted_step:
+                return True
+            if admitted_step is not None:  # nobody admitted: a decode stretch
                 if not n_dec:
                     return False
                 self._stretch()
                 return True
-        elif len(self.part) == 1 and self._chunk(self.part[0], n_dec):
-            return True
+        elif len(self.part) == 1:
+            if self._chunk(self.part[0], n_dec):
+                return True
+            one = self._one_part(self.part[0], n_dec)
+            if one is not None:
+                return one
         kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
         before = need_sum = n_dec
         part_tok: list[int] = []
@@ -137,11 +125,10 @@ class Lockstep(LazyDecoding):
         for rid, g in zip(self.part, grow, strict=True):
             if g:
                 blocks[rid] += g
-        admitted = []
-        admitted_tok = []
-        if eng.waiting and not preempted:
-            scheduled = min(need_sum, budget)
-            self.admit(budget - scheduled, n_dec + len(self.part), admitted, admitted_tok)
+        admitted: list[int] = []
+        admitted_tok: list[int] = []
+        if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
+            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok, False)
         if not admitted and not self.part and n_dec and not preempted:
             self._stretch()
             return True
@@ -150,6 +137,77 @@ class Lockstep(LazyDecoding):
         if not n_dec and not ids:
             return False
         self._mixed(ids, toks, admitted)
+        return True
+
+    def _admit_step(self, n_dec: int, absorb: bool = False) -> bool | None:
+        """`step` when only the `n_dec` decoding requests run (at most the budget): None,
+        having changed nothing, when their next step's blocks do not fit (a preemption);
+        else the blocks are taken (as `_allocate`) and the queue is tried: True when some
+        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next).
+        `absorb`: arrivals due are absorbed first (as `run` does) unless the queue head
+        does not fit and no client has a request left to send: they would only join the
+        queue behind it (a rejected one's client would send its next request, which must
+        not come after later finishes' sends)."""
+        eng = self.eng
+        if absorb and eng.next_client < len(eng.roots):
+            self._absorb_due()
+            absorb = False
+        total = self.residue[-eng.steps % self.page]
+        if total > eng.free:
+            return None
+        eng.free -= total
+        front = eng.q_front + total
+        eng.q_front = front if front < eng.q_tail else eng.q_tail
+        # a queue head known not to fit (`_blocked`, no side effects) is not tried, and one
+        # that may is not checked twice
+        left = self.budget - n_dec
+        if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
+            if absorb:
+                self._absorb_due()
+            admitted: list[int] = []
+            admitted_tok: list[int] = []
+            self.admit(left, n_dec, admitted, admitted_tok, True)
+            if admitted:
+                self._mixed(admitted, admitted_tok, admitted)
+                return True
+        return False
+
+    def _absorb_due(self) -> None:
+        """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""
+        eng = self.eng
+        now, sends, entries = eng.now, eng.sends, eng.entries
+        if (sends and sends[0][0] <= now) or (entries and entries[0][0] <= now) or eng.ingest.busy:
+            eng._absorb_arrivals()
+
+    def _one_part(self, rid: int, n_dec: int) -> bool | None:
+        """`step` when `rid` is the one running request outside the lockstep (what is left of
+        its prompt, or a token) and no one is preempted: the general path without its lists;
+        None, having changed nothing, when this step's blocks do not fit."""
+        eng = self.eng
+        budget = self.budget
+        kv = eng.kv_len[rid]
+        need = eng.seq_len[rid] - kv
+        left = budget - n_dec
+        tok = need if need < left else (left if left > 0 else 0)
+        grow = -(-(kv + tok) // self.page) - eng.blocks[rid] if tok > 0 else 0
+        if grow < 0:
+            grow = 0
+        total = self.residue[-eng.steps % self.page] + grow
+        if total > eng.free:
+            return None
+        eng._allocate(total)
+        if grow:
+            eng.blocks[rid] += grow
+        admitted: list[int] = []
+        admitted_tok: list[int] = []
+        if eng.waiting and n_dec + need < budget:  # else no budget is left
+            self.admit(budget - n_dec - need, n_dec + 1, admitted, admitted_tok, False)
+        if tok > 0:
+            self._mixed([rid, *admitted], [tok, *admitted_tok], admitted)
+        elif n_dec or admitted:
+            self._mixed(admitted, admitted_tok, admitted)
+        else:
+            return False
         return True
 
     def _chunk(self, rid: int, n_dec: int) -> bool:
@@ -290,73 +348,41 @@ class Lockstep(LazyDecoding):
                 ended.append((order[rid], rid))
         if firsts and eng.cache is not None:
             eng.cache.computed_ids(firsts)
-        self._finish(ended, d)
-        # requests that completed their prompt join the lockstep, in running order
-        success = eng.success
-        part = [r for r in (self.part + admitted if self.part else admitted) if not success[r]]
-        joined = self._join_leading(part) if part else 0
-        self.part = part[joined:] if joined else part
+        part = self.part + admitted if self.part else admitted
+        if ended:  # some of them are done
+            self._finish(ended, d)
+            success = eng.success
+            part = [r for r in part if not success[r]]
+        elif self.dec and self.finishes[0][0] == eng.steps:  # `_finish`'s own test
+            self._finish(ended, d)
+        # requests that completed their prompt join the lockstep, in running order (only one
+        # sampled now can: its last token went out now)
+        if part and last_s[part[0]] == d:
+            joined = self._join_leading(part)
+            part = part[joined:] if joined else part
+        self.part = part
         running = len(self.dec) + len(self.part)
         if running > eng.max_running:
             eng.max_running = running
 
-    def _finish(self, ended: list[tuple[int, int]], d: float) -> bool:
-        """Release the requests that produced their last token at `d` (the lockstep's due
-        now and `ended`), in running order, as `_finish_done` does; whether there were any."""
-        eng = self.eng
-        if self.dec and self.finishes[0][0] == eng.steps:
-            self._leave_due(ended)
-        if not ended:
-            return False
-        if len(ended) > 1:
-            ended.sort()
-        returned = self.returned
-        for _, rid in ended:
-            returned(rid)
-        child, done_s, success = self.child, eng.done_s, eng.success
-        for _, rid in ended:
-            later = child[rid] >= 0
-            eng._release(rid, cache=later)
-            done_s[rid] = d
-            success[rid] = True
-            if later or eng.next_client < len(eng.roots):  # else `_next_turn` sends nothing
-                eng._next_turn(rid, d)
-        return True
-
     # --- decode-only stretches -------------------------------------------------------------
-    def _blocks_k(self, k_hi: int) -> int:
-        """`_decode_blocks_k`: the largest k <= k_hi whose steps 2..k fit in the free blocks."""
-        eng = self.eng
-        n = len(self.dec)
-        page = self.page
-        free = eng.free
-        if n * (k_hi // page + 1) <= free:
-            return k_hi
-        residue = self.residue
-        s1 = eng.steps + 1  # step count before step 2
-        cycles = min((k_hi - 1) // page, free // n)
-        k = 1 + cycles * page
-        free -= cycles * n
-        while k < k_hi:
-            need = residue[-(s1 + k - 1) % page]
-            if need > free:
-                break
-            free -= need
-            k += 1
-        return k
-
     def _stretch(self) -> None:
         """Decode steps of the running set (all decoding) up to its first finish, the free
         blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
-        that lets nothing in (nothing waits, it sends nothing) does not end the stretch: the
-        set decodes on without it, as the step-by-step loop would."""
+        that lets nothing in does not end the stretch: the set decodes on without it, as the
+        step-by-step loop would. Nothing lets in when nothing waits and the finish sends
+        nothing, or when the queue head still does not fit (`_blocked_on`)."""
         eng = self.eng
         t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
         while True:
             sends = len(eng.sends)
-            if not self._segment(t_limit):
+            if not self._segment(t_limit) or not self.dec:
                 return
-            if eng.waiting or len(eng.sends) != sends or not self.dec or eng.now >= t_limit:
+            if eng.waiting:
+                if self._blocked_on():
+                    continue
+                return
+            if len(eng.sends) != sends or eng.now >= t_limit:
                 return
             # the next step's blocks, as `step` takes them (a preemption is left to it)
             crossing = self.residue[-eng.steps % self.page]
@@ -364,67 +390,10 @@ class Lockstep(LazyDecoding):
                 return
             eng._allocate(crossing)
 
-    def _segment(self, t_limit: float) -> bool:
-        """Decode steps up to the first finish, the blocks, or `t_limit`; whether it ended
-        at a finish (step 1's blocks are held)."""
-        eng = self.eng
-        n = len(self.dec)
-        steps = eng.steps
-        k = self.finishes[0][0] - steps
-        if k > MACRO_MAX_STEPS:
-            k = MACRO_MAX_STEPS
-        if n * (k // self.page + 1) > eng.free:  # else all k steps' blocks fit
-            k = self._blocks_k(k)
-        if k <= 1:
-            return self._decode_one()
-        model = eng.model
-        ctx0 = float(self.kv_sum + n)
-        ends = model.decode_ends(n, ctx0, min(k, SCALAR_STEPS), eng.now, t_limit)
-        if len(ends) == 1:
-            return self._decode_one()
-        stream = eng.stream
-        self.gaps += stream.deliver_gaps(ends, n, self.d_last)
-        m = len(ends)
-        self.counts += [n] * m
-        d_prev = stream.free_s
-        if m == SCALAR_STEPS and m < k and ends[-1] < t_limit:
-            # a long stretch: the rest as `_macro_decode` prices it
-            times = model.decode_run_s(n, ctx0 + n * float(m), k - m)
-            more = ends[-1] + np.cumsum(times)
-            if math.isfinite(t_limit):
-                more = more[: int(np.searchsorted(more, t_limit)) + 1]
-            d_more = stream.deliver_run(more, n)
-            self.gaps.append(float(d_more[0]) - d_prev)
-            self.counts.append(n)
-            if len(d_more) > 1:
-                self.runs.append((d_more[1:] - d_more[:-1], n))
-            m += len(more)
-            d_prev = float(d_more[-1])
-            eng.now = float(more[-1])
-        else:
-            eng.now = ends[-1]
-        # the steps' blocks (steps 2..m; step 1's are held) and the lazy state's advance
-        page = self.page
-        residue = self.residue
-        need = ((m - 1) // page) * n
-        for i in range((m - 1) % page):
-            need += residue[-(steps + 1 + i) % page]
-        eng._allocate(need)
-        eng.steps = steps + m
-        self.kv_sum += n * m
-        self.d_last = d_prev
-        return self._finish([], d_prev)
-
-    def _decode_one(self) -> bool:
-        """One decode step of the running set (all decoding): `_mixed` with no one else;
-        whether a request finished."""
-        eng = self.eng
-        n = len(self.dec)
-        eng.now += eng.model.step_s(n, n, n, float(self.kv_sum + n), 0.0, 0.0)
-        eng.steps += 1
-        self.kv_sum += n
-        d = eng.stream.deliver(eng.now, n)
-        self.gaps.append(d - self.d_last)
-        self.counts.append(n)
-        self.d_last = d
-        return self._finish([], d)
+    def _blocked_on(self) -> bool:
+        """After a stretch's finish with requests waiting: what `run` and `step` do next, as
+        far as it leads to another stretch (the step's blocks taken, the queue head not
+        admitted; arrivals are absorbed later, behind it), then True; else False, having left
+        `step` its next move (a preemption, or the step that admits, which it runs here)."""
+        n_dec = len(self.dec)
+        return n_dec <= self.budget and self._admit_step(n_dec, absorb=True) is False

@@ -25,6 +25,7 @@ AS_LISTS = (
     "seq_len", "kv_len", "gen", "blocks", "last_s", "first_s", "done_s", "success", "prompt",
     "out", "child",
 )  # fmt: skip
+READ_ONLY = ("prompt", "out", "child")  # of `AS_LISTS`: their arrays come back unconverted
 OWN_CACHE_LISTS = ("cache_blocks", "cache_base", "cache_total")
 
 
@@ -51,6 +52,7 @@ class LazyDecoding:
         self.counts: list[int] = []
         self.runs: list[tuple[np.ndarray, int]] = []  # vectorized stretches' gaps, count each
         self.dtypes: dict[str, np.dtype] = {}  # of the `AS_LISTS` arrays while they are lists
+        self.kept: dict[str, np.ndarray] = {}  # the `READ_ONLY` arrays while they are lists
 
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
@@ -221,7 +223,8 @@ class LazyDecoding:
         names = (
             AS_LISTS + OWN_CACHE_LISTS if eng.prefix_caching and eng.cache is None else AS_LISTS
         )
-        self.dtypes = {name: getattr(eng, name).dtype for name in names}
+        self.kept = {name: getattr(eng, name) for name in READ_ONLY}
+        self.dtypes = {name: getattr(eng, name).dtype for name in names if name not in self.kept}
         for name in names:
             setattr(eng, name, getattr(eng, name).tolist())
 
@@ -230,6 +233,8 @@ class LazyDecoding:
         for name, dtype in self.dtypes.items():
             values = getattr(eng, name)
             setattr(eng, name, np.fromiter(values, dtype=dtype, count=len(values)))
+        for name, array in self.kept.items():
+            setattr(eng, name, array)
 
     def _drop_finishes(self) -> None:
         """The finish heap without the entries of requests that left the lazy state by

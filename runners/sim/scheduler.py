@@ -46,10 +46,12 @@ class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
     lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+    reserves_output = False  # whether `_returned` has anything to give back
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
-            return Lockstep(self, self.budget, self._admit, self._returned).run()
+            returned = self._returned if self.reserves_output else None
+            return Lockstep(self, self.budget, self._admit, returned).run()
         return super().run()
 
     def _returned(self, rid: int) -> None:
@@ -135,17 +137,21 @@ class VllmEngine(StretchEngine):
         t_limit = self._next_entry_bound_s() if not self.waiting else math.inf
         return self._macro_len(k, t_limit)
 
-    def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
-        """Admit waiting requests in FCFS order until budget, sequences or blocks run out."""
+    def _admit(
+        self, budget: int, n_running: int, ids: list[int], toks: list[int], fits: bool = False
+    ) -> None:
+        """Admit waiting requests in FCFS order until budget, sequences or blocks run out
+        (`fits`: the queue head is known not to be `_blocked` with this budget)."""
         waiting, max_seqs, cache = self.waiting, self.max_seqs, self.cache
         while waiting and budget > 0 and n_running + len(ids) < max_seqs:
             rid = waiting[0]
             # `_admit_one`'s dispatch, inline: a long trace's queue head is tried every step
             if cache is not None and cache.offsets[rid + 1] > cache.offsets[rid]:
-                if not self._admit_chained_head(rid, budget, ids, toks):
+                if not self._admit_chained_head(rid, budget, ids, toks, fits):
                     break
             elif not self._admit_one(budget, ids, toks):
                 break
+            fits = False
             budget -= toks[-1]
 
     def _admit_one(self, budget: int, ids: list[int], toks: list[int]) -> bool:
@@ -174,21 +180,25 @@ class VllmEngine(StretchEngine):
         toks.append(n)
         return True
 
-    def _admit_chained_head(self, rid: int, budget: int, ids: list[int], toks: list[int]) -> bool:
+    def _admit_chained_head(
+        self, rid: int, budget: int, ids: list[int], toks: list[int], fits: bool = False
+    ) -> bool:
         """`_admit_one` of a head whose prompt is a chain of prefix segments: its leading
-        cached segments are hit (in whole pages), the rest and its own pages are taken."""
-        if self._blocked(rid, budget):
+        cached segments are hit (in whole pages), the rest and its own pages are taken
+        (`fits`: it is known not to be `_blocked`)."""
+        if not fits and self._blocked(rid, budget):
             return False
         cache = self.cache
         assert cache is not None
         bs = self.page
         seq = int(self.seq_len[rid])
         hit_tok, revived, fresh = cache.admission(rid, self.q_front)
-        hit_tok = min(hit_tok // bs, (seq - 1) // bs) * bs
+        hit_pages, most = hit_tok // bs, (seq - 1) // bs  # a hit leaves one token to compute
+        hit_tok = (hit_pages if hit_pages < most else most) * bs
         n = seq - hit_tok
-        if not self.config.chunked_prefill and n > budget:
+        if n > budget and not self.config.chunked_prefill:
             return False
-        kv_after = hit_tok + min(n, budget)
+        kv_after = hit_tok + (n if n < budget else budget)
         if not self._take_chained(rid, hit_tok, kv_after, revived, fresh):
             return False
         self.waiting.popleft()
@@ -405,14 +415,17 @@ class TrtllmEngine(VllmEngine):
     def _configure(self, config: ServingConfig, kv_tokens: int) -> None:
         super()._configure(config, kv_tokens)
         self.no_evict = config.capacity_policy == "guaranteed_no_evict"
+        self.reserves_output = self.no_evict
         self.reserve = ceil_div(self.prompt + self.out, self.page)
         self.reserved = 0
         if not config.chunked_prefill:
             self.prompt_limit = min(self.prompt_limit, self.budget)
 
-    def _admit(self, budget: int, n_running: int, ids: list[int], toks: list[int]) -> None:
+    def _admit(
+        self, budget: int, n_running: int, ids: list[int], toks: list[int], fits: bool = False
+    ) -> None:
         if not self.no_evict:
-            super()._admit(budget, n_running, ids, toks)
+            super()._admit(budget, n_running, ids, toks, fits)
             return
         while self.waiting and budget > 0 and n_running + len(ids) < self.max_seqs:
             rid = self.waiting[0]

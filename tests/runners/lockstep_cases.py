@@ -4,12 +4,16 @@ lockstep loop on or off, and the comparison of the two results."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from runners.sim import SimResult, simulate
 from runners.sim.scheduler import SglangEngine, VllmEngine
 from runners.types import ServingConfig, Workload
 
+ROOT = Path(__file__).resolve().parents[2]
 RATED = Workload("rated", "sharegpt-like", 400, request_rate=12.0, seed=3)
 BURST = Workload("burst", "sharegpt-like", 300, seed=5)
 LONG = Workload("long", "random", 40, 20000, 64, request_rate=2.0, seed=2)  # chunked prefill
@@ -53,3 +57,14 @@ def assert_same(fast: SimResult, slow: SimResult) -> None:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=0)
     assert len(a.itl_gaps()) == len(b.itl_gaps())
     np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
+
+
+def mooncake_trace(path: Path, n: int = 300, duration_s: float = 30.0) -> Workload:
+    """A Mooncake-format trace written by scripts/make_traces.py: long prompts whose hash-id
+    chains end in private tails, sent faster than one node serves them (its queue grows)."""
+    spec = importlib.util.spec_from_file_location("make_traces", ROOT / "scripts/make_traces.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    make.write_mooncake(path, n, duration_s, 0)
+    return Workload("mooncake", "mooncake", n, path=str(path))

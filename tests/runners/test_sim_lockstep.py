@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from tests.runners.lockstep_cases import (
     RATED,
     TURNS,
     assert_same,
+    mooncake_trace,
     run_loop,
 )
 
@@ -151,3 +153,71 @@ def test_chunk_steps_take_the_short_path_and_change_nothing(
     fast = run(config, workload, lockstep=True)
     assert any(taken)
     assert_same(fast, run(config, workload, lockstep=False))
+
+
+@pytest.mark.parametrize("config", [reference_config(), dense()], ids=["reference", "small-kv"])
+def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
+    config: ServingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overloaded Mooncake trace: after a finish the queue head's chain often still does
+    not fit, and the stretch goes on (`Lockstep._blocked_on`) as the step-by-step loop's
+    next steps would."""
+    outcomes: list[bool] = []
+    original = Lockstep._blocked_on
+
+    def counted(self: Lockstep) -> bool:
+        went_on = original(self)
+        outcomes.append(went_on)
+        return went_on
+
+    monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    workload = mooncake_trace(tmp_path / "mooncake.jsonl")
+    fast = run(config, workload, lockstep=True)
+    assert any(outcomes) and not all(outcomes)  # went on past some finishes, admitted at others
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
+def test_a_stretch_past_a_blocked_head_keeps_a_closed_loop_s_sends_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """128 clients replaying a Mooncake trace whose longest prompts the engine rejects: a
+    rejected request's client sends its next one at once, so the arrivals due at a finish
+    are absorbed there even when the queue head still does not fit (else that send would
+    follow the next finish's, and the clients would send other requests when)."""
+    outcomes: list[bool] = []
+    original = Lockstep._blocked_on
+
+    def counted(self: Lockstep) -> bool:
+        went_on = original(self)
+        outcomes.append(went_on)
+        return went_on
+
+    monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    config = dense(max_model_len=12288, mem_fraction=0.6)
+    trace = mooncake_trace(tmp_path / "mooncake.jsonl")
+    workload = dataclasses.replace(trace, max_concurrency=128)
+    fast = run(config, workload, lockstep=True)
+    assert fast.records is not None and not fast.records.success.all()  # some were rejected
+    assert any(outcomes)
+    assert_same(fast, run(config, workload, lockstep=False))
+
+
+def test_a_prompt_s_last_chunk_takes_the_one_request_path_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one running request outside the lockstep (its prompt's last chunk, then maybe
+    admissions), the step goes through `Lockstep._one_part`, whose steps are the general
+    path's."""
+    taken: list[bool | None] = []
+    original = Lockstep._one_part
+
+    def counted(self: Lockstep, rid: int, n_dec: int) -> bool | None:
+        took = original(self, rid, n_dec)
+        taken.append(took)
+        return took
+
+    monkeypatch.setattr(Lockstep, "_one_part", counted)
+    workload = mooncake_trace(tmp_path / "mooncake.jsonl")
+    fast = run(reference_config(), workload, lockstep=True)
+    assert taken.count(True) > 50
+    assert_same(fast, run(reference_config(), workload, lockstep=False))
