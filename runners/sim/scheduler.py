@@ -4,27 +4,26 @@ Third stage of `simulate`: given one replica's `RequestSet`, its KV capacity fro
 `memory.plan_memory` and its `perf.StepModel`, `run_replica` builds the scheduler model the
 engine's simulator policy names (on the shared mechanics of `replica.ReplicaEngine` and the
 macro-steps of `stretch.StretchEngine`) and returns the per-request `RequestRecords`.
-`VllmEngine` follows the vLLM V1 scheduler (token budget,
-running first, chunked prefill, block allocation, preempt-the-tail with LRU-retained prefix
-blocks); `SglangEngine` follows SGLang (token pool, prefill batches before decode, new-token
-reservation, retraction); `TrtllmEngine` adds TensorRT-LLM's capacity scheduler
-(GUARANTEED_NO_EVICT reserves each request's whole output at admission and never preempts;
-MAX_UTILIZATION behaves like vLLM); `MindieEngine` runs MindIE's separate prefill batches
-(maxPrefillBatchSize, maxPrefillTokens, no chunking) and decode batches up to maxBatchSize with
-on-demand blocks.
+`VllmEngine` follows the vLLM V1 scheduler (token budget, running first, chunked prefill, block
+allocation, preempt-the-tail with LRU-retained prefix blocks); `SglangEngine` follows SGLang
+(token pool, prefill batches before decode, new-token reservation, retraction); `TrtllmEngine`
+adds TensorRT-LLM's capacity scheduler (GUARANTEED_NO_EVICT reserves each request's whole output
+at admission and never preempts; MAX_UTILIZATION behaves like vLLM); `MindieEngine` runs
+MindIE's separate prefill batches (maxPrefillBatchSize, maxPrefillTokens, no chunking) and decode
+batches up to maxBatchSize with on-demand blocks. Noiseless runs go through the lockstep loops
+(`lockstep.Lockstep`, `lockstep_sglang.SglangLockstep`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
 from runners.bench.records import BoolArray, IntArray
 from runners.engines import SchedulerKind, sim_policy
+from runners.sim.acyclic import acyclic
 from runners.sim.lockstep import Lockstep
 from runners.sim.lockstep_sglang import SglangLockstep
 from runners.sim.pages import decode_pages_k, pages_after
@@ -46,7 +45,7 @@ class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
     lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
-    reserves_output = False  # whether `_returned` has anything to give back
+    reserves_output = False  # whether `_returned` gives pages back (TRT-LLM's no-evict)
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
@@ -361,9 +360,7 @@ class SglangEngine(StretchEngine):
         room = self.max_running_req - n_running  # requests the batch may still take
         cap = self.max_prefill_batch
         while waiting and budget > 0:
-            if len(ids) >= room:
-                break
-            if 0 < cap <= len(ids):
+            if len(ids) >= room or 0 < cap <= len(ids):
                 break
             rid = waiting[0]
             left = self.out.item(rid) - self.gen.item(rid)
@@ -479,21 +476,6 @@ def run_replica(
     scheduler = SCHEDULERS[sim_policy(config.engine).scheduler]
     with acyclic():
         return scheduler(config, requests, kv_tokens, model, noise, noise_rng).run()
-
-
-@contextlib.contextmanager
-def acyclic() -> Iterator[None]:
-    """Python's cyclic garbage collector paused (it is resumed after, if it was on). A
-    replica's run creates no reference cycles, but its many short-lived tuples trigger full
-    collections that walk every element of its per-request and per-segment lists (millions
-    on a long trace): about 5-10% of a 100k-request trace's simulation."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 SCHEDULERS: dict[SchedulerKind, type[ReplicaEngine]] = {

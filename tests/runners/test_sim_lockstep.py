@@ -155,13 +155,8 @@ def test_chunk_steps_take_the_short_path_and_change_nothing(
     assert_same(fast, run(config, workload, lockstep=False))
 
 
-@pytest.mark.parametrize("config", [reference_config(), dense()], ids=["reference", "small-kv"])
-def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
-    config: ServingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An overloaded Mooncake trace: after a finish the queue head's chain often still does
-    not fit, and the stretch goes on (`Lockstep._blocked_on`) as the step-by-step loop's
-    next steps would."""
+def spy_on_blocked_on(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each `Lockstep._blocked_on` call let a stretch go on."""
     outcomes: list[bool] = []
     original = Lockstep._blocked_on
 
@@ -171,6 +166,17 @@ def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
         return went_on
 
     monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    return outcomes
+
+
+@pytest.mark.parametrize("config", [reference_config(), dense()], ids=["reference", "small-kv"])
+def test_a_stretch_decodes_on_past_a_queue_head_that_still_does_not_fit(
+    config: ServingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overloaded Mooncake trace: after a finish the queue head's chain often still does
+    not fit, and the stretch goes on (`Lockstep._blocked_on`) as the step-by-step loop's
+    next steps would."""
+    outcomes = spy_on_blocked_on(monkeypatch)
     workload = mooncake_trace(tmp_path / "mooncake.jsonl")
     fast = run(config, workload, lockstep=True)
     assert any(outcomes) and not all(outcomes)  # went on past some finishes, admitted at others
@@ -184,15 +190,7 @@ def test_a_stretch_past_a_blocked_head_keeps_a_closed_loop_s_sends_in_order(
     rejected request's client sends its next one at once, so the arrivals due at a finish
     are absorbed there even when the queue head still does not fit (else that send would
     follow the next finish's, and the clients would send other requests when)."""
-    outcomes: list[bool] = []
-    original = Lockstep._blocked_on
-
-    def counted(self: Lockstep) -> bool:
-        went_on = original(self)
-        outcomes.append(went_on)
-        return went_on
-
-    monkeypatch.setattr(Lockstep, "_blocked_on", counted)
+    outcomes = spy_on_blocked_on(monkeypatch)
     config = dense(max_model_len=12288, mem_fraction=0.6)
     trace = mooncake_trace(tmp_path / "mooncake.jsonl")
     workload = dataclasses.replace(trace, max_concurrency=128)
