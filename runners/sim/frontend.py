@@ -74,17 +74,17 @@ class OutputStream:
     """Serialized token delivery: a step's n tokens leave at max(step_end, free) + n*c_out."""
 
     def __init__(self, speedup: float, c_out_s: float) -> None:
-        self._c_out = c_out_s / speedup
+        self.token_s = c_out_s / speedup  # server time to send one token
         self.free_s = 0.0
 
     def deliver(self, step_end_s: float, n_tokens: int) -> float:
-        self.free_s = max(step_end_s, self.free_s) + n_tokens * self._c_out
+        self.free_s = max(step_end_s, self.free_s) + n_tokens * self.token_s
         return self.free_s
 
     def deliver_gaps(self, step_end_s: list[float], n_tokens: int, last_s: float) -> list[float]:
         """`deliver` of consecutive steps with the same token count, in one call: the gaps
         between their deliveries, the first from `last_s` (the last is `free_s` after)."""
-        cost = n_tokens * self._c_out
+        cost = n_tokens * self.token_s
         free = self.free_s
         gaps: list[float] = []
         for end in step_end_s:
@@ -97,7 +97,7 @@ class OutputStream:
     def deliver_steps(self, step_end_s: FloatArray, n_tokens: IntArray) -> FloatArray:
         """Delivery times of consecutive steps with per-step token counts (vectorized):
         d_j = C_j + max(free, max_{i<=j}(e_i - C_{i-1})), C_j = cumulative cost."""
-        cost = n_tokens.astype(np.float64) * self._c_out
+        cost = n_tokens.astype(np.float64) * self.token_s
         cum = np.cumsum(cost)
         lead = np.maximum.accumulate(step_end_s - (cum - cost))
         out = cum + np.maximum(lead, self.free_s)
@@ -106,7 +106,7 @@ class OutputStream:
 
     def deliver_run(self, step_end_s: FloatArray, n_tokens: int) -> FloatArray:
         """Delivery times of k consecutive steps with the same token count (vectorized)."""
-        cost = n_tokens * self._c_out
+        cost = n_tokens * self.token_s
         j = np.arange(len(step_end_s), dtype=np.float64)
         # d_j = max(e_j, d_{j-1}) + cost, unrolled:
         # d_j = (j+1)*cost + max(free, max_{i<=j}(e_i - i*cost))

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from runners.sim.decode_scalar import Plain, plain_consts
 from runners.sim.sglang_running import SglangRunning
 from runners.sim.stretch import MACRO_MAX_STEPS
 
@@ -184,6 +185,68 @@ class SglangDecode(SglangRunning):
         """`StretchEngine._macro_decode`: k decode steps; every request holds its KV length's
         pages."""
         eng = self.eng
+        plains = self.plains
+        if plains is not None and ends is None and k <= SCALAR_STEPS:
+            d = self._plain(n, k, plains)
+        else:
+            d = self._priced(n, k, ends)
+        # the pages of kv + k: a request crosses into a new page at each step from a
+        # multiple of the page
+        pages = self.pages + k * n if self.page == 1 else self._pages_after(k)
+        eng._allocate(pages - self.pages)
+        self.pages = pages
+        self.ds += k
+        eng.steps += k
+        self.kv_sum += n * k
+        self.d_last = d
+        self._finish(d)
+
+    def _plain(self, n: int, k: int, plains: dict[int, Plain]) -> float:
+        """`_priced` of a short stretch of a `Plain` model in one loop: each step's end as
+        `decode_scalar.decode_ends` sums it, its delivery as `OutputStream.deliver` and
+        `deliver_gaps` take it (the same float operations in the same order). The last
+        delivery."""
+        eng = self.eng
+        stream = eng.stream
+        plain = plains.get(n)
+        if plain is None:
+            plain = plains[n] = plain_consts(eng.model, n)
+        base, per_ctx, launch, cpu, eps = plain
+        now = eng.now
+        cost = n * stream.token_s
+        ctx = float(self.kv_sum + n)  # the context sums are integers: exact as floats
+        gpu = base + ctx * per_ctx
+        gpu += launch
+        cum = (gpu if gpu >= cpu else cpu) + eps
+        end = now + cum
+        free = stream.free_s
+        d = (end if end > free else free) + cost
+        gaps = self.gaps
+        if self.n_pending:
+            self._first_gaps(d, n)
+        else:  # `_first_gaps` when no request joined since the last decode step
+            gaps.append(d - self.d_last)
+            self.counts.append(n)
+        if k > 1:
+            step = float(n)
+            for _ in range(k - 1):
+                ctx += step
+                gpu = base + ctx * per_ctx
+                gpu += launch
+                cum += (gpu if gpu >= cpu else cpu) + eps
+                end = now + cum
+                free = d
+                d = (end if end > free else free) + cost
+                gaps.append(d - free)
+            self.counts += [n] * (k - 1)
+        stream.free_s = d
+        eng.now = end
+        return d
+
+    def _priced(self, n: int, k: int, ends: Ends | None) -> float:
+        """k decode steps priced by `_ends` (or `ends`, at hand) and delivered; the last
+        delivery."""
+        eng = self.eng
         stream = eng.stream
         if ends is None and k <= SCALAR_STEPS:  # `_ends` of a short stretch
             scalar = eng.model.decode_ends(n, float(self.kv_sum + n), k, eng.now, math.inf)
@@ -212,37 +275,31 @@ class SglangDecode(SglangRunning):
             eng.now = float(more[-1])
         else:
             eng.now = scalar[-1]
-        # the pages of kv + k: a request crosses into a new page at each step from a
-        # multiple of the page
-        pages = self.pages + k * n if self.page == 1 else self._pages_after(k)
-        eng._allocate(pages - self._blocks_sum())
-        self.pages = pages
-        self.ds += k
-        eng.steps += k
-        self.kv_sum += n * k
-        self.d_last = d
-        self._finish(d)
+        return d
 
     def _finish(self, d: float) -> None:
         """`_finish_done`: release the requests that produced their last token at `d`, in
-        running order."""
-        ds = self.ds
+        running order (the heap pops a step's finishes by their join order)."""
         dec, finishes = self.dec, self.finishes
-        if not dec or (self._next_finish() if self.stale else finishes[0][0]) != ds:
+        if not dec:
+            return
+        if self.stale:
+            self._next_finish()
+        ds = self.ds
+        if finishes[0][0] != ds:
             return
         eng = self.eng
-        _, order, rid = heapq.heappop(finishes)
-        self._leave(rid)
-        ended = [(order, rid)]
-        while dec and (self._next_finish() if self.stale else finishes[0][0]) == ds:
-            _, order, rid = heapq.heappop(finishes)
-            self._leave(rid)
-            ended.append((order, rid))
-        if len(ended) > 1:
-            ended.sort()
         child, done_s, success = self.child, eng.done_s, eng.success
-        for _, rid in ended:
+        while True:
+            rid = heapq.heappop(finishes)[2]
+            self._end(rid)
             eng._release(rid, cache=child[rid] >= 0)
             done_s[rid] = d
             success[rid] = True
             eng._next_turn(rid, d)
+            if not dec:
+                return
+            if self.stale:
+                self._next_finish()
+            if finishes[0][0] != ds:
+                return

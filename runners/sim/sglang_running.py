@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from runners.sim.decode_scalar import Plain, is_plain
 from runners.sim.replica import ReplicaEngine
 
 
@@ -74,6 +75,8 @@ class SglangRunning:
         self.runs: list[tuple[np.ndarray, int]] = []
         self._head_key = (-1, -1)  # (rid, preemptions) of the waiting head `_head_facts` read
         self._head = (-1, 0, 0, 0)
+        # a `Plain` model's decode step constants per batch size (None: not a `Plain` model)
+        self.plains: dict[int, Plain] | None = {} if is_plain(engine.model) else None
 
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
@@ -156,26 +159,16 @@ class SglangRunning:
             eng.last_s[rid] = self.d_last
 
     def _leave(self, rid: int) -> None:
-        """`rid` leaves the running requests (a finish or a retraction), its state written
-        back (`_write`, inlined)."""
+        """`rid` leaves the running requests (a retraction), its state written back (`_write`,
+        inlined, then `_end`)."""
         eng = self.eng
         ds = self.ds
-        page = self.page
-        off = self.kv_off[rid]
-        kv = off + ds
-        pages = -(-kv // page)
-        eng.kv_len[rid] = kv
+        kv = self.kv_off[rid] + ds
         eng.seq_len[rid] = kv + 1
         eng.gen[rid] = self.gen_off[rid] + ds
-        eng.blocks[rid] = pages
-        joined_now = self.joined_ds[rid] == ds
-        if not joined_now:
+        if self.joined_ds[rid] != ds:
             eng.last_s[rid] = self.d_last
-        del self.dec[rid]
-        self.kv_sum -= kv
-        self.residue[off % page] -= 1
-        self.pages -= pages
-        if joined_now:
+        else:  # its last token is still pending
             last = float(eng.last_s[rid])
             left = self.pending[last] - 1
             if left:
@@ -183,6 +176,26 @@ class SglangRunning:
             else:
                 del self.pending[last]
             self.n_pending -= 1
+        self._end(rid)
+
+    def _end(self, rid: int) -> None:
+        """`rid` leaves the running requests with its KV length and pages written back: all
+        that a request finishing at the last decode step can be read again for (by
+        `ReplicaEngine._release`; a finished request never runs or waits again and its record
+        takes none of the others, so its tokens, sequence length and last token time stay
+        unwritten; it joined before that step, so none of its tokens are pending)."""
+        ds = self.ds
+        page = self.page
+        off = self.kv_off[rid]
+        kv = off + ds
+        pages = -(-kv // page)
+        eng = self.eng
+        eng.kv_len[rid] = kv
+        eng.blocks[rid] = pages
+        del self.dec[rid]
+        self.kv_sum -= kv
+        self.residue[off % page] -= 1
+        self.pages -= pages
         if self.clipped[rid]:
             self.clipped[rid] = False
             self.n_clip -= 1
