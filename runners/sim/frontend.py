@@ -32,18 +32,21 @@ class Ingestion:
         self._heap: list[tuple[float, int]] = []
 
     def _advance(self, t: float, done: list[tuple[float, int]]) -> None:
-        while self._heap:
-            v_done, rid = self._heap[0]
-            t_done = self._t + (v_done - self._v) * len(self._heap)
+        heap = self._heap
+        clock, v = self._t, self._v
+        while heap:
+            v_done, rid = heap[0]
+            t_done = clock + (v_done - v) * len(heap)
             if t_done > t:
                 break
-            heapq.heappop(self._heap)
-            self._t = t_done
-            self._v = v_done
+            heapq.heappop(heap)
+            clock = t_done
+            v = v_done
             done.append((t_done, rid))
-        if self._heap and t > self._t:
-            self._v += (t - self._t) / len(self._heap)
-        self._t = max(self._t, t)
+        if heap and t > clock:
+            v += (t - clock) / len(heap)
+        self._v = v
+        self._t = t if t > clock else clock
 
     def add(self, t: float, work_s: float, rid: int, done: list[tuple[float, int]]) -> None:
         if self._heap:

@@ -351,11 +351,10 @@ class StepModel:
         t_tok = self.t_tokens_list[padded] if padded < size else self._tokens_s(padded)
         t_lm = self.t_lm_list[n_samples] if n_samples < size else self._lm_s(n_samples)
         gpu = t_tok + t_lm + decode_ctx_sum * self.decode_s_per_ctx
-        if not decode_only:
-            gpu += max(
-                prefill_flop_units * self.prefill_s_per_flop_unit,
-                prefill_kv_tokens * self.prefill_s_per_kv_tok,
-            )
+        if not decode_only:  # `max` of the two, as a comparison
+            flop_s = prefill_flop_units * self.prefill_s_per_flop_unit
+            kv_s = prefill_kv_tokens * self.prefill_s_per_kv_tok
+            gpu += kv_s if kv_s > flop_s else flop_s
         if self.capped:
             gpu += min(decode_ctx_sum, n_seqs * self.cap) * self.capped_decode_s_per_ctx
             if not decode_only and self.capped_prefill_s_per_flop_unit:
@@ -372,7 +371,7 @@ class StepModel:
             gpu += max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s) - gpu
         cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
         if self.async_sched:
-            return max(gpu, cpu_s) + params.ASYNC_OVERLAP_EPS_S
+            return (cpu_s if cpu_s > gpu else gpu) + params.ASYNC_OVERLAP_EPS_S
         return gpu + cpu_s
 
     def _overlap(self, gpu: FloatArray, cpu: FloatArray | float) -> FloatArray:

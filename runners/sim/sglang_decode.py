@@ -51,7 +51,7 @@ class SglangDecode(SglangRunning):
                 k = len(ends[0]) + (0 if ends[1] is None else len(ends[1]))
         elif n < pol.max_running_req:
             k = self._head_k(n, k)
-        if k > 1:
+        if k > 1 or self.plains is not None:  # a `Plain` model's single step is `_plain`'s
             self._macro(n, k, ends)
         else:
             self._single(n)
