@@ -36,8 +36,8 @@ class SglangDecode(SglangRunning):
         k_hi = finish - self.ds
         if k_hi > MACRO_MAX_STEPS:
             k_hi = MACRO_MAX_STEPS
-        if self.page == 1:  # `_free_k` in 1-token pages
-            k = (eng.free + self._blocks_sum() - self.kv_sum) // n
+        if self.page == 1:  # `_free_k` in 1-token pages, where the pages held are `kv_sum`
+            k = eng.free // n
             k = 1 if k < 1 else (k_hi if k > k_hi else k)
         else:
             k = self._free_k(n, k_hi)
@@ -82,18 +82,22 @@ class SglangDecode(SglangRunning):
         pol = self.pol
         _, seq_len, head_int, _ = self._head_facts()
         page = self.page
-        seq_pages = -(-seq_len // page)
-        free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
-        base = free - self.pages  # inlined `_pages_after(j, cum)`: free_j = base - crossed
+        # free after j steps: free - _pages_after(j), where free is the free pages plus those
+        # held; inlined `_pages_after(j, cum)`: free_j = base - crossed, base the free pages
+        base = eng.free
         # step 1 in full, then whether any later step can pass at all (usually none can)
         if page == 1:
+            if base - n < seq_len:  # the free pages only shrink over the stretch
+                return k
             cum = [0, n]
             free_1 = base - n
         else:
             cum = self._crossings()
             free_1 = base - cum[1]
+        seq_pages = -(-seq_len // page)
         if free_1 < seq_pages:  # the free pages only shrink over the stretch
             return k
+        free = base + self.pages
         left = float(self._left())
         seq = float(seq_len)
         head_left = float(head_int)
@@ -280,9 +284,7 @@ class SglangDecode(SglangRunning):
     def _finish(self, d: float) -> None:
         """`_finish_done`: release the requests that produced their last token at `d`, in
         running order (the heap pops a step's finishes by their join order)."""
-        dec, finishes = self.dec, self.finishes
-        if not dec:
-            return
+        dec, finishes = self.dec, self.finishes  # a decode step ran: someone is running
         if self.stale:
             self._next_finish()
         ds = self.ds

@@ -73,8 +73,8 @@ class SglangRunning:
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
         self.runs: list[tuple[np.ndarray, int]] = []
-        self._head_key = (-1, -1)  # (rid, preemptions) of the waiting head `_head_facts` read
-        self._head = (-1, 0, 0, 0)
+        self._head = (-1, 0, 0, 0)  # the waiting head `_head_facts` read
+        self._head_preemptions = -1  # the engine's preemptions when it read them
         # a `Plain` model's decode step constants per batch size (None: not a `Plain` model)
         self.plains: dict[int, Plain] | None = {} if is_plain(engine.model) else None
 
@@ -87,25 +87,29 @@ class SglangRunning:
         """`_join` of `rid`, whose KV length, tokens generated and last token time are known
         (they are in the engine's arrays)."""
         ds = self.ds
+        page = self.page
         off = kv - ds
         gen_off = gen - ds
         self.kv_off[rid] = off
         self.gen_off[rid] = gen_off
-        order = self.order[rid] = self.next_order
-        self.next_order += 1
+        order = self.next_order
+        self.order[rid] = order
+        self.next_order = order + 1
         self.dec[rid] = None
         self.kv_sum += kv
-        self.residue[off % self.page] += 1
-        self.pages += -(-kv // self.page)
+        self.residue[off % page] += 1
+        self.pages += -(-kv // page)
         finish = self.out[rid] - gen_off
         heapq.heappush(self.finishes, (finish, order, rid))
         self.joined_ds[rid] = ds
-        self.pending[last] = self.pending.get(last, 0) + 1
+        pending = self.pending
+        pending[last] = pending.get(last, 0) + 1
         self.n_pending += 1
         if finish - ds > self.clip:
+            at = finish - self.clip
             self.clipped[rid] = True
-            self.clip_at[rid] = finish - self.clip
-            heapq.heappush(self.unclips, (finish - self.clip, rid))
+            self.clip_at[rid] = at
+            heapq.heappush(self.unclips, (at, rid))
             self.n_clip += 1
         else:
             self.unclipped_finish += finish
@@ -268,14 +272,13 @@ class SglangRunning:
         not change while it waits, and it can only wait again after a preemption."""
         eng = self.eng
         rid = eng.waiting[0]
-        key = (rid, eng.preemptions)
-        if key == self._head_key:
+        if rid == self._head[0] and eng.preemptions == self._head_preemptions:
             return self._head
         left = eng.out.item(rid) - eng.gen.item(rid)
         cache = eng.cache
         ceiling = cache.hit_ceiling(rid) if cache is not None and cache.has_chain(rid) else 0
         self._head = (rid, eng.seq_len.item(rid), min(left, self.clip), ceiling)
-        self._head_key = key
+        self._head_preemptions = eng.preemptions
         return self._head
 
     def _reserved(self) -> float:
