@@ -22,27 +22,35 @@ class Ingestion:
 
     Attained service per job V(t) grows at 1/n(t); a job with work s arriving when V = v0
     completes when V reaches v0 + s. Arrivals must be added in time order, and never before the
-    time the queue was last advanced to.
+    time the queue was last advanced to. The heap holds the jobs' completion values alone (an
+    overloaded server queues thousands, and floats compare faster than tuples); `_jobs` maps
+    each to its jobs' ids, leaving in id order when several share one.
     """
 
     def __init__(self, speedup: float) -> None:
         self._speedup = speedup
         self._t = 0.0
         self._v = 0.0
-        self._heap: list[tuple[float, int]] = []
+        self._heap: list[float] = []
+        self._jobs: dict[float, list[int]] = {}  # completion value -> a heap of job ids
 
     def _advance(self, t: float, done: list[tuple[float, int]]) -> None:
-        heap = self._heap
+        heap, jobs = self._heap, self._jobs
         clock, v = self._t, self._v
         while heap:
-            v_done, rid = heap[0]
+            v_done = heap[0]
             t_done = clock + (v_done - v) * len(heap)
             if t_done > t:
                 break
             heapq.heappop(heap)
             clock = t_done
             v = v_done
-            done.append((t_done, rid))
+            ids = jobs[v_done]
+            if len(ids) == 1:
+                del jobs[v_done]
+                done.append((t_done, ids[0]))
+            else:
+                done.append((t_done, heapq.heappop(ids)))
         if heap and t > clock:
             v += (t - clock) / len(heap)
         self._v = v
@@ -53,7 +61,13 @@ class Ingestion:
             self._advance(t, done)
         elif t > self._t:  # `_advance` of an idle queue only moves its clock
             self._t = t
-        heapq.heappush(self._heap, (self._v + work_s / self._speedup, rid))
+        v_done = self._v + work_s / self._speedup
+        heapq.heappush(self._heap, v_done)
+        ids = self._jobs.get(v_done)
+        if ids is None:
+            self._jobs[v_done] = [rid]
+        else:
+            heapq.heappush(ids, rid)
 
     def advance(self, t: float, done: list[tuple[float, int]]) -> None:
         self._advance(t, done)
@@ -61,7 +75,7 @@ class Ingestion:
     def next_completion_s(self) -> float:
         if not self._heap:
             return float("inf")
-        return self._t + (self._heap[0][0] - self._v) * len(self._heap)
+        return self._t + (self._heap[0] - self._v) * len(self._heap)
 
     @property
     def busy(self) -> bool:
