@@ -233,12 +233,16 @@ class SglangRunning:
 
     def flush_itl(self) -> None:
         eng = self.eng
-        if self.gaps:
+        gaps, counts = self.gaps, self.counts
+        if gaps:  # `np.fromiter` of a sized list: a quarter cheaper than `np.array` of it
             eng.itl_pooled.append(
-                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+                (
+                    np.fromiter(gaps, dtype=np.float64, count=len(gaps)),
+                    np.fromiter(counts, dtype=np.int64, count=len(counts)),
+                )
             )
-        for gaps, count in self.runs:
-            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
+        for run, count in self.runs:
+            eng.itl_pooled.append((run, np.full(len(run), count, dtype=np.int64)))
         self.gaps, self.counts, self.runs = [], [], []
 
     # --- aggregates --------------------------------------------------------------------------
