@@ -197,7 +197,10 @@ class SglangDecode(SglangRunning):
         # the pages of kv + k: a request crosses into a new page at each step from a
         # multiple of the page
         pages = self.pages + k * n if self.page == 1 else self._pages_after(k)
-        eng._allocate(pages - self.pages)
+        taken = pages - self.pages  # `eng._allocate(taken)`, inlined
+        eng.free -= taken
+        q_front = eng.q_front + taken
+        eng.q_front = q_front if q_front < eng.q_tail else eng.q_tail
         self.pages = pages
         self.ds += k
         eng.steps += k
