@@ -95,8 +95,10 @@ class OutputStream:
         self.free_s = 0.0
 
     def deliver(self, step_end_s: float, n_tokens: int) -> float:
-        self.free_s = max(step_end_s, self.free_s) + n_tokens * self.token_s
-        return self.free_s
+        free = self.free_s  # `max(step_end_s, free)`, as a comparison
+        free = (free if free > step_end_s else step_end_s) + n_tokens * self.token_s
+        self.free_s = free
+        return free
 
     def deliver_gaps(self, step_end_s: list[float], n_tokens: int, last_s: float) -> list[float]:
         """`deliver` of consecutive steps with the same token count, in one call: the gaps
