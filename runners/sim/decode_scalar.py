@@ -1,7 +1,7 @@
 """Decode steps of one batch size priced in scalar Python, the lockstep loops' short stretches.
 
 Place in the data flow: `perf.StepModel.decode_ends` (called by the vLLM and SGLang lockstep
-loops for decode stretches of a few dozen steps) is `decode_ends` here; `SglangDecode._macro`
+loops for decode stretches of a few dozen steps) is `decode_ends` here; `SglangDecode._plain`
 takes a stretch's constants from `plain_consts` and prices and delivers its steps in one loop.
 Both make the float operations of `StepModel.decode_run_s` in the same order, so the same
 values, without NumPy's per-call cost.

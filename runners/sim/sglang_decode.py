@@ -5,8 +5,9 @@ derives from `sglang_running.SglangRunning` (the lazy state of the running reque
 step of `SglangEngine._iterate` runs no prefill batch, `SglangDecode._decode` takes the decode
 steps `_iterate` would take one by one up to the next event that can change the batch (a
 finish, the pages running out, the waiting head passing the reservation check, an arrival
-when nothing waits) as one stretch, priced by `StepModel.decode_ends` with `_iterate`'s float
-operations, and releases the requests that finish at its end.
+when nothing waits) as one stretch, priced with `_iterate`'s float operations (a short stretch
+of a `decode_scalar.Plain` model priced and delivered in one loop, others by
+`StepModel.decode_ends` and NumPy), and releases the requests that finish at its end.
 """
 
 from __future__ import annotations
