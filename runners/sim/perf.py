@@ -38,7 +38,7 @@ from runners.bench.records import FloatArray, IntArray
 from runners.catalog import GpuSpec
 from runners.engines import sim_policy
 from runners.errors import CatalogError
-from runners.sim import params
+from runners.sim import decode_scalar, params
 from runners.sim.comm import Collectives
 from runners.sim.memory import attention_params_per_gpu, weight_bytes_per_param
 from runners.types import ServingConfig
@@ -351,11 +351,10 @@ class StepModel:
         t_tok = self.t_tokens_list[padded] if padded < size else self._tokens_s(padded)
         t_lm = self.t_lm_list[n_samples] if n_samples < size else self._lm_s(n_samples)
         gpu = t_tok + t_lm + decode_ctx_sum * self.decode_s_per_ctx
-        if not decode_only:
-            gpu += max(
-                prefill_flop_units * self.prefill_s_per_flop_unit,
-                prefill_kv_tokens * self.prefill_s_per_kv_tok,
-            )
+        if not decode_only:  # `max` of the two, as a comparison
+            flop_s = prefill_flop_units * self.prefill_s_per_flop_unit
+            kv_s = prefill_kv_tokens * self.prefill_s_per_kv_tok
+            gpu += kv_s if kv_s > flop_s else flop_s
         if self.capped:
             gpu += min(decode_ctx_sum, n_seqs * self.cap) * self.capped_decode_s_per_ctx
             if not decode_only and self.capped_prefill_s_per_flop_unit:
@@ -372,7 +371,7 @@ class StepModel:
             gpu += max(gpu * params.EAGER_GPU_FACTOR, self.eager_launch_s) - gpu
         cpu_s = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
         if self.async_sched:
-            return max(gpu, cpu_s) + params.ASYNC_OVERLAP_EPS_S
+            return (cpu_s if cpu_s > gpu else gpu) + params.ASYNC_OVERLAP_EPS_S
         return gpu + cpu_s
 
     def _overlap(self, gpu: FloatArray, cpu: FloatArray | float) -> FloatArray:
@@ -439,13 +438,9 @@ class StepModel:
         """One step of `decode_run_s` (the one whose context sum is `ctx_sum`) in scalar Python."""
         return self.decode_ends(n_seqs, ctx_sum, 1, 0.0, math.inf)[0]
 
-    def decode_ends(
-        self, n_seqs: int, ctx_sum0: float, steps: int, now: float, t_limit: float
-    ) -> list[float]:
-        """End times of up to `steps` steps of `decode_run_s` from `now`, stopping after the
-        first that reaches `t_limit`, in scalar Python: the same float operations in the same
-        order, so the same values, without NumPy's per-call cost (the lockstep loop prices
-        short decode stretches this way)."""
+    def decode_consts(self, n_seqs: int) -> tuple[float, bool, float]:
+        """(token-dependent GPU time, whether it replays a full graph, CPU time) of a decode
+        step of `n_seqs` sequences, memoized (`decode_scalar` prices steps from them)."""
         memo = self._decode_memo.get(n_seqs)
         if memo is None:
             full_graph = self._full_graph(True, n_seqs)
@@ -457,42 +452,13 @@ class StepModel:
             cpu = self.cpu_step_s + self.cpu_per_seq_s * n_seqs / self.dp
             memo = (base, full_graph, cpu)
             self._decode_memo[n_seqs] = memo
-        base, full_graph, cpu = memo
-        per_ctx, capped, cap = self.decode_s_per_ctx, self.capped, float(n_seqs * self.cap)
-        capped_per_ctx, graphs = self.capped_decode_s_per_ctx, self.cuda_graphs
-        piecewise, eager, eager_s = self.piecewise_s, params.EAGER_GPU_FACTOR, self.eager_launch_s
-        spec, gain, overlap = self.spec_k, self.spec_gain, self.async_sched
-        replay, eps = params.GRAPH_REPLAY_S, params.ASYNC_OVERLAP_EPS_S
-        ends: list[float] = []
-        cum = 0.0
-        if graphs and overlap and not capped and not spec:  # the common case, its own loop
-            launch = replay if full_graph else piecewise
-            for j in range(steps):
-                gpu = base + (ctx_sum0 + n_seqs * float(j)) * per_ctx
-                gpu += launch
-                cum += (gpu if gpu >= cpu else cpu) + eps
-                end = now + cum
-                ends.append(end)
-                if end >= t_limit:
-                    break
-            return ends
-        for j in range(steps):
-            ctx_sum = ctx_sum0 + n_seqs * float(j)
-            gpu = base + ctx_sum * per_ctx
-            if capped:
-                gpu = gpu + min(ctx_sum, cap) * capped_per_ctx
-            if full_graph:
-                gpu += replay
-            elif graphs:
-                gpu += piecewise
-            else:
-                gpu = max(gpu * eager, eager_s)
-            out = max(gpu, cpu) + eps if overlap else gpu + cpu
-            if spec:
-                out = out / gain
-            cum += out
-            end = now + cum
-            ends.append(end)
-            if end >= t_limit:
-                break
-        return ends
+        return memo
+
+    def decode_ends(
+        self, n_seqs: int, ctx_sum0: float, steps: int, now: float, t_limit: float
+    ) -> list[float]:
+        """End times of up to `steps` steps of `decode_run_s` from `now`, stopping after the
+        first that reaches `t_limit`, in scalar Python (`decode_scalar.decode_ends`: the same
+        float operations in the same order, so the same values, without NumPy's per-call cost;
+        the lockstep loops price short decode stretches this way)."""
+        return decode_scalar.decode_ends(self, n_seqs, ctx_sum0, steps, now, t_limit)

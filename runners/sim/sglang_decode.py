@@ -5,8 +5,9 @@ derives from `sglang_running.SglangRunning` (the lazy state of the running reque
 step of `SglangEngine._iterate` runs no prefill batch, `SglangDecode._decode` takes the decode
 steps `_iterate` would take one by one up to the next event that can change the batch (a
 finish, the pages running out, the waiting head passing the reservation check, an arrival
-when nothing waits) as one stretch, priced by `StepModel.decode_ends` with `_iterate`'s float
-operations, and releases the requests that finish at its end.
+when nothing waits) as one stretch, priced with `_iterate`'s float operations (a short stretch
+of a `decode_scalar.Plain` model priced and delivered in one loop, others by
+`StepModel.decode_ends` and NumPy), and releases the requests that finish at its end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 
 import numpy as np
 
+from runners.sim.decode_scalar import Plain, plain_consts
 from runners.sim.sglang_running import SglangRunning
 from runners.sim.stretch import MACRO_MAX_STEPS
 
@@ -35,8 +37,8 @@ class SglangDecode(SglangRunning):
         k_hi = finish - self.ds
         if k_hi > MACRO_MAX_STEPS:
             k_hi = MACRO_MAX_STEPS
-        if self.page == 1:  # `_free_k` in 1-token pages
-            k = (eng.free + self._blocks_sum() - self.kv_sum) // n
+        if self.page == 1:  # `_free_k` in 1-token pages, where the pages held are `kv_sum`
+            k = eng.free // n
             k = 1 if k < 1 else (k_hi if k > k_hi else k)
         else:
             k = self._free_k(n, k_hi)
@@ -50,7 +52,7 @@ class SglangDecode(SglangRunning):
                 k = len(ends[0]) + (0 if ends[1] is None else len(ends[1]))
         elif n < pol.max_running_req:
             k = self._head_k(n, k)
-        if k > 1:
+        if k > 1 or self.plains is not None:  # a `Plain` model's single step is `_plain`'s
             self._macro(n, k, ends)
         else:
             self._single(n)
@@ -81,18 +83,22 @@ class SglangDecode(SglangRunning):
         pol = self.pol
         _, seq_len, head_int, _ = self._head_facts()
         page = self.page
-        seq_pages = -(-seq_len // page)
-        free = eng.free + self._blocks_sum()  # free after j steps: free - _pages_after(j)
-        base = free - self.pages  # inlined `_pages_after(j, cum)`: free_j = base - crossed
+        # free after j steps: free - _pages_after(j), where free is the free pages plus those
+        # held; inlined `_pages_after(j, cum)`: free_j = base - crossed, base the free pages
+        base = eng.free
         # step 1 in full, then whether any later step can pass at all (usually none can)
         if page == 1:
+            if base - n < seq_len:  # the free pages only shrink over the stretch
+                return k
             cum = [0, n]
             free_1 = base - n
         else:
             cum = self._crossings()
             free_1 = base - cum[1]
+        seq_pages = -(-seq_len // page)
         if free_1 < seq_pages:  # the free pages only shrink over the stretch
             return k
+        free = base + self.pages
         left = float(self._left())
         seq = float(seq_len)
         head_left = float(head_int)
@@ -184,6 +190,71 @@ class SglangDecode(SglangRunning):
         """`StretchEngine._macro_decode`: k decode steps; every request holds its KV length's
         pages."""
         eng = self.eng
+        plains = self.plains
+        if plains is not None and ends is None and k <= SCALAR_STEPS:
+            d = self._plain(n, k, plains)
+        else:
+            d = self._priced(n, k, ends)
+        # the pages of kv + k: a request crosses into a new page at each step from a
+        # multiple of the page
+        pages = self.pages + k * n if self.page == 1 else self._pages_after(k)
+        taken = pages - self.pages  # `eng._allocate(taken)`, inlined
+        eng.free -= taken
+        q_front = eng.q_front + taken
+        eng.q_front = q_front if q_front < eng.q_tail else eng.q_tail
+        self.pages = pages
+        self.ds += k
+        eng.steps += k
+        self.kv_sum += n * k
+        self.d_last = d
+        self._finish(d)
+
+    def _plain(self, n: int, k: int, plains: dict[int, Plain]) -> float:
+        """`_priced` of a short stretch of a `Plain` model in one loop: each step's end as
+        `decode_scalar.decode_ends` sums it, its delivery as `OutputStream.deliver` and
+        `deliver_gaps` take it (the same float operations in the same order). The last
+        delivery."""
+        eng = self.eng
+        stream = eng.stream
+        plain = plains.get(n)
+        if plain is None:
+            plain = plains[n] = plain_consts(eng.model, n)
+        base, per_ctx, launch, cpu, eps = plain
+        now = eng.now
+        cost = n * stream.token_s
+        ctx = float(self.kv_sum + n)  # the context sums are integers: exact as floats
+        gpu = base + ctx * per_ctx
+        gpu += launch
+        cum = (gpu if gpu >= cpu else cpu) + eps
+        end = now + cum
+        free = stream.free_s
+        d = (end if end > free else free) + cost
+        gaps = self.gaps
+        if self.n_pending:
+            self._first_gaps(d, n)
+        else:  # `_first_gaps` when no request joined since the last decode step
+            gaps.append(d - self.d_last)
+            self.counts.append(n)
+        if k > 1:
+            step = float(n)
+            for _ in range(k - 1):
+                ctx += step
+                gpu = base + ctx * per_ctx
+                gpu += launch
+                cum += (gpu if gpu >= cpu else cpu) + eps
+                end = now + cum
+                free = d
+                d = (end if end > free else free) + cost
+                gaps.append(d - free)
+            self.counts += [n] * (k - 1)
+        stream.free_s = d
+        eng.now = end
+        return d
+
+    def _priced(self, n: int, k: int, ends: Ends | None) -> float:
+        """k decode steps priced by `_ends` (or `ends`, at hand) and delivered; the last
+        delivery."""
+        eng = self.eng
         stream = eng.stream
         if ends is None and k <= SCALAR_STEPS:  # `_ends` of a short stretch
             scalar = eng.model.decode_ends(n, float(self.kv_sum + n), k, eng.now, math.inf)
@@ -212,37 +283,29 @@ class SglangDecode(SglangRunning):
             eng.now = float(more[-1])
         else:
             eng.now = scalar[-1]
-        # the pages of kv + k: a request crosses into a new page at each step from a
-        # multiple of the page
-        pages = self.pages + k * n if self.page == 1 else self._pages_after(k)
-        eng._allocate(pages - self._blocks_sum())
-        self.pages = pages
-        self.ds += k
-        eng.steps += k
-        self.kv_sum += n * k
-        self.d_last = d
-        self._finish(d)
+        return d
 
     def _finish(self, d: float) -> None:
         """`_finish_done`: release the requests that produced their last token at `d`, in
-        running order."""
+        running order (the heap pops a step's finishes by their join order)."""
+        dec, finishes = self.dec, self.finishes  # a decode step ran: someone is running
+        if self.stale:
+            self._next_finish()
         ds = self.ds
-        dec, finishes = self.dec, self.finishes
-        if not dec or (self._next_finish() if self.stale else finishes[0][0]) != ds:
+        if finishes[0][0] != ds:
             return
         eng = self.eng
-        _, order, rid = heapq.heappop(finishes)
-        self._leave(rid)
-        ended = [(order, rid)]
-        while dec and (self._next_finish() if self.stale else finishes[0][0]) == ds:
-            _, order, rid = heapq.heappop(finishes)
-            self._leave(rid)
-            ended.append((order, rid))
-        if len(ended) > 1:
-            ended.sort()
         child, done_s, success = self.child, eng.done_s, eng.success
-        for _, rid in ended:
+        while True:
+            rid = heapq.heappop(finishes)[2]
+            self._end(rid)
             eng._release(rid, cache=child[rid] >= 0)
             done_s[rid] = d
             success[rid] = True
             eng._next_turn(rid, d)
+            if not dec:
+                return
+            if self.stale:
+                self._next_finish()
+            if finishes[0][0] != ds:
+                return

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from runners.sim.decode_scalar import Plain, is_plain
 from runners.sim.replica import ReplicaEngine
 
 
@@ -72,8 +73,10 @@ class SglangRunning:
         self.gaps: list[float] = []  # ITL values, each `counts` times
         self.counts: list[int] = []
         self.runs: list[tuple[np.ndarray, int]] = []
-        self._head_key = (-1, -1)  # (rid, preemptions) of the waiting head `_head_facts` read
-        self._head = (-1, 0, 0, 0)
+        self._head = (-1, 0, 0, 0)  # the waiting head `_head_facts` read
+        self._head_preemptions = -1  # the engine's preemptions when it read them
+        # a `Plain` model's decode step constants per batch size (None: not a `Plain` model)
+        self.plains: dict[int, Plain] | None = {} if is_plain(engine.model) else None
 
     # --- entering and leaving the lazy state ------------------------------------------------
     def _join(self, rid: int) -> None:
@@ -84,25 +87,29 @@ class SglangRunning:
         """`_join` of `rid`, whose KV length, tokens generated and last token time are known
         (they are in the engine's arrays)."""
         ds = self.ds
+        page = self.page
         off = kv - ds
         gen_off = gen - ds
         self.kv_off[rid] = off
         self.gen_off[rid] = gen_off
-        order = self.order[rid] = self.next_order
-        self.next_order += 1
+        order = self.next_order
+        self.order[rid] = order
+        self.next_order = order + 1
         self.dec[rid] = None
         self.kv_sum += kv
-        self.residue[off % self.page] += 1
-        self.pages += -(-kv // self.page)
+        self.residue[off % page] += 1
+        self.pages += -(-kv // page)
         finish = self.out[rid] - gen_off
         heapq.heappush(self.finishes, (finish, order, rid))
         self.joined_ds[rid] = ds
-        self.pending[last] = self.pending.get(last, 0) + 1
+        pending = self.pending
+        pending[last] = pending.get(last, 0) + 1
         self.n_pending += 1
         if finish - ds > self.clip:
+            at = finish - self.clip
             self.clipped[rid] = True
-            self.clip_at[rid] = finish - self.clip
-            heapq.heappush(self.unclips, (finish - self.clip, rid))
+            self.clip_at[rid] = at
+            heapq.heappush(self.unclips, (at, rid))
             self.n_clip += 1
         else:
             self.unclipped_finish += finish
@@ -156,26 +163,16 @@ class SglangRunning:
             eng.last_s[rid] = self.d_last
 
     def _leave(self, rid: int) -> None:
-        """`rid` leaves the running requests (a finish or a retraction), its state written
-        back (`_write`, inlined)."""
+        """`rid` leaves the running requests (a retraction), its state written back (`_write`,
+        inlined, then `_end`)."""
         eng = self.eng
         ds = self.ds
-        page = self.page
-        off = self.kv_off[rid]
-        kv = off + ds
-        pages = -(-kv // page)
-        eng.kv_len[rid] = kv
+        kv = self.kv_off[rid] + ds
         eng.seq_len[rid] = kv + 1
         eng.gen[rid] = self.gen_off[rid] + ds
-        eng.blocks[rid] = pages
-        joined_now = self.joined_ds[rid] == ds
-        if not joined_now:
+        if self.joined_ds[rid] != ds:
             eng.last_s[rid] = self.d_last
-        del self.dec[rid]
-        self.kv_sum -= kv
-        self.residue[off % page] -= 1
-        self.pages -= pages
-        if joined_now:
+        else:  # its last token is still pending
             last = float(eng.last_s[rid])
             left = self.pending[last] - 1
             if left:
@@ -183,6 +180,26 @@ class SglangRunning:
             else:
                 del self.pending[last]
             self.n_pending -= 1
+        self._end(rid)
+
+    def _end(self, rid: int) -> None:
+        """`rid` leaves the running requests with its KV length and pages written back: all
+        that a request finishing at the last decode step can be read again for (by
+        `ReplicaEngine._release`; a finished request never runs or waits again and its record
+        takes none of the others, so its tokens, sequence length and last token time stay
+        unwritten; it joined before that step, so none of its tokens are pending)."""
+        ds = self.ds
+        page = self.page
+        off = self.kv_off[rid]
+        kv = off + ds
+        pages = -(-kv // page)
+        eng = self.eng
+        eng.kv_len[rid] = kv
+        eng.blocks[rid] = pages
+        del self.dec[rid]
+        self.kv_sum -= kv
+        self.residue[off % page] -= 1
+        self.pages -= pages
         if self.clipped[rid]:
             self.clipped[rid] = False
             self.n_clip -= 1
@@ -216,12 +233,16 @@ class SglangRunning:
 
     def flush_itl(self) -> None:
         eng = self.eng
-        if self.gaps:
+        gaps, counts = self.gaps, self.counts
+        if gaps:  # `np.fromiter` of a sized list: a quarter cheaper than `np.array` of it
             eng.itl_pooled.append(
-                (np.array(self.gaps, dtype=np.float64), np.array(self.counts, dtype=np.int64))
+                (
+                    np.fromiter(gaps, dtype=np.float64, count=len(gaps)),
+                    np.fromiter(counts, dtype=np.int64, count=len(counts)),
+                )
             )
-        for gaps, count in self.runs:
-            eng.itl_pooled.append((gaps, np.full(len(gaps), count, dtype=np.int64)))
+        for run, count in self.runs:
+            eng.itl_pooled.append((run, np.full(len(run), count, dtype=np.int64)))
         self.gaps, self.counts, self.runs = [], [], []
 
     # --- aggregates --------------------------------------------------------------------------
@@ -255,14 +276,13 @@ class SglangRunning:
         not change while it waits, and it can only wait again after a preemption."""
         eng = self.eng
         rid = eng.waiting[0]
-        key = (rid, eng.preemptions)
-        if key == self._head_key:
+        if rid == self._head[0] and eng.preemptions == self._head_preemptions:
             return self._head
         left = eng.out.item(rid) - eng.gen.item(rid)
         cache = eng.cache
         ceiling = cache.hit_ceiling(rid) if cache is not None and cache.has_chain(rid) else 0
         self._head = (rid, eng.seq_len.item(rid), min(left, self.clip), ceiling)
-        self._head_key = key
+        self._head_preemptions = eng.preemptions
         return self._head
 
     def _reserved(self) -> float:
