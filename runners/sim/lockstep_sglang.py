@@ -91,9 +91,10 @@ class SglangLockstep(SglangDecode):
     def _refused(self) -> bool:
         """Whether the prefill batch is known to be empty without building it: no prompt is
         being chunked and the waiting head is refused, for a chained head by the reservation
-        check against its most possible hit (`admit_chained_head`'s first check, the same
-        float operations) or by a lower bound of the pages it takes (`_blocked`, exact at the
-        chain's last look while no one was admitted since), so nothing else is evaluated.
+        check against its most possible hit (`SglangAdmission._prefill_batch`'s first check,
+        the same float operations) or by a lower bound of the pages it takes (`_blocked`,
+        exact at the chain's last look while no one was admitted since), so nothing else is
+        evaluated.
         False: build the batch."""
         pol = self.pol
         if pol.partial >= 0:

@@ -258,14 +258,16 @@ def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.Mon
 def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """`PrefixCache.hit_ceiling` bounds what the chain walk finds, whenever it is asked."""
     pairs: list[tuple[int, int]] = []
-    look = PrefixCache.admission
+    look = PrefixCache._look  # every admission's walk goes through it
 
-    def checked(cache: PrefixCache, rid: int, q_front: int) -> tuple[int, int, int]:
+    def checked(
+        cache: PrefixCache, rid: int, q_front: int
+    ) -> tuple[list[int], int, int, int, int]:
         got = look(cache, rid, q_front)
-        pairs.append((got[0], cache.hit_ceiling(rid)))
+        pairs.append((got[2], cache.hit_ceiling(rid)))
         return got
 
-    monkeypatch.setattr(PrefixCache, "admission", checked)
+    monkeypatch.setattr(PrefixCache, "_look", checked)
     w = Workload(
         "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
         prefix_len=3000, prefix_groups=6, turns=4, seed=1,
