@@ -41,6 +41,9 @@ class PrefixCache:
         self.offsets: list[int] = chains.offsets.tolist()  # of each request's whole chain
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
+        # per held request, the leading segments its admission hit: computed, and held by it
+        # since, so still computed when its first token comes (`computed_ids` skips them)
+        self.lead = [0] * chains.size
         self.head_end, self.tail_pages = _private_tails(chains, page)
         self.lazy = [True] * chains.size  # its private tail's state is implicit
         self.tail_ready = [False] * chains.size
@@ -178,6 +181,7 @@ class PrefixCache:
                     ready[seg] = False
                 ref[seg] += 1
         self.held[rid] = True
+        self.lead[rid] = leading
         self.version += 1
         self.holds += 1
 
@@ -186,6 +190,7 @@ class PrefixCache:
         of those no one holds any more, which join the free queue after its `own_pages`. A
         finished request's private tail joins the queue without its state: no one asks."""
         self.held[rid] = False
+        self.lead[rid] = 0
         self.version += 1
         total = 0
         if self.lazy[rid]:
@@ -216,14 +221,20 @@ class PrefixCache:
         self.computed_ids(ids.tolist())
 
     def computed_ids(self, ids: list[int]) -> None:
-        """`computed` of a list."""
-        self.version += 1
+        """`computed` of a list. The segments a request hit at admission are computed already
+        (`lead`); if no request has others, nothing a look reads changed (no new version)."""
         ready, segments, first, stop = self.ready, self.segments, self.first, self.stop
-        tail_ready = self.tail_ready
+        tail_ready, lead = self.tail_ready, self.lead
+        changed = False
         for rid in ids:
-            for seg in segments[first[rid] : stop[rid]]:
-                ready[seg] = True
+            start, end = first[rid] + lead[rid], stop[rid]
+            if start < end:
+                changed = True
+                for seg in segments[start:end]:
+                    ready[seg] = True
             tail_ready[rid] = True
+        if changed:
+            self.version += 1
 
     def _expand(self, rid: int) -> None:
         """Write held `rid`'s implicit private tail into the segments' state (it is being
