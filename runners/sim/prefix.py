@@ -79,8 +79,7 @@ class PrefixCache:
         self.ceiling: list[int] = np.where(heads > 0, ends, 0).tolist()
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
-        # the last look's rid, `holds` then, and pages of its unheld segments
-        self._unheld_rid, self._unheld_holds, self._unheld_pages = -1, -1, 0
+        self._memo_holds = -1  # `holds` at the last look (`unheld_floor`'s validity)
         # the last look: its (rid, q_front, version) key as three ints (no tuple to build and
         # compare on every call), and what it found
         self._memo_rid = -1
@@ -130,7 +129,7 @@ class PrefixCache:
         looked = (chain, count, tokens, revived, fresh)
         self._memo = looked
         self._memo_rid, self._memo_front, self._memo_version = rid, q_front, self.version
-        self._unheld_rid, self._unheld_holds, self._unheld_pages = rid, self.holds, revived + fresh
+        self._memo_holds = self.holds
         return looked
 
     def unheld_floor(self, rid: int) -> int:
@@ -138,8 +137,9 @@ class PrefixCache:
         `charge` sums to, whatever is cached): exact at its last look and, while no request has
         been admitted since, only growing (releases only drop holders); else its implicit
         private tail's."""
-        if rid == self._unheld_rid and self._unheld_holds == self.holds:
-            return self._unheld_pages
+        if rid == self._memo_rid and self._memo_holds == self.holds:
+            memo = self._memo  # the last look's pages: revived plus fresh
+            return memo[3] + memo[4]
         return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_ceiling(self, rid: int) -> int:
