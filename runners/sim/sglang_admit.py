@@ -87,7 +87,7 @@ class SglangAdmission(StretchEngine):
             seq = seq_len.item(rid)
             if cache is not None and offsets[rid + 1] > offsets[rid]:  # `_chained`
                 last = (seq - 1) // page  # a hit leaves at least the prompt's last token
-                most = cache.ceiling[rid] // page  # `hit_ceiling`
+                most = cache.hit_ceiling(rid) // page
                 if seq - (most if most < last else last) * page + left * ratio > rem:
                     break
                 looked = cache._look(rid, self.q_front)

@@ -255,6 +255,44 @@ def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.Mon
         assert np.array_equal(getattr(short.records, name), getattr(walked.records, name))
 
 
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_segments_hit_at_admission_are_still_computed_at_the_first_token(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`computed_ids` skips the segments a request hit at admission (`lead`): they are
+    computed when its first token comes, and the run is the one that walks every segment."""
+    skipped: list[bool] = []
+    computed = PrefixCache.computed_ids
+
+    def checked(cache: PrefixCache, ids: list[int]) -> None:
+        for rid in ids:
+            chain = cache._head(rid)[: cache.lead[rid]]
+            skipped.append(bool(chain))
+            assert all(cache.ready[seg] for seg in chain)
+        computed(cache, ids)
+
+    def walk_all(cache: PrefixCache, ids: list[int]) -> None:
+        cache.lead = [0] * len(cache.lead)
+        computed(cache, ids)
+
+    w = Workload(
+        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+    )  # fmt: skip
+    requests = make_requests(w)
+    monkeypatch.setattr(PrefixCache, "computed_ids", checked)
+    skip_engine, skip = replay(config(engine), requests, 40_000)
+    monkeypatch.setattr(PrefixCache, "computed_ids", walk_all)
+    walk_engine, walk = replay(config(engine), requests, 40_000)
+    assert any(skipped) and skip_engine.preemptions > 0
+    assert (skip_engine.steps, skip_engine.preemptions) == (
+        walk_engine.steps,
+        walk_engine.preemptions,
+    )
+    for name in ("ttft_s", "e2el_s", "start_s", "success"):
+        assert np.array_equal(getattr(skip.records, name), getattr(walk.records, name))
+
+
 def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """`PrefixCache.hit_ceiling` bounds what the chain walk finds, whenever it is asked."""
     pairs: list[tuple[int, int]] = []
