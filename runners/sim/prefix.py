@@ -198,23 +198,20 @@ class PrefixCache:
                 total = self.tail_pages[rid]
             else:
                 self._expand(rid)
-        ref, pages = self.ref, self.pages
-        loose: list[int] = []
-        for seg in self.segments[self.first[rid] : self.stop[rid]]:
+        # the chain's first loose segment joins the queue last: it is evicted last. So, from
+        # the chain's end, each loose segment takes the queue's place after its own pages, the
+        # private tail's and the loose segments after it (one pass over the chain)
+        ref, pages, ready, pos = self.ref, self.pages, self.ready, self.pos
+        start = q_tail + own_pages
+        place = start + total
+        chain = self.segments[self.first[rid] : self.stop[rid]]
+        for seg in reversed(chain):
             r = ref[seg] - 1
             ref[seg] = r
             if not r:
-                loose.append(seg)
-                total += pages[seg]
-        if loose:
-            # the chain's first loose segment joins the queue last: it is evicted last (each
-            # takes the place before the end of the queue less the pages of those up to it)
-            ready, pos = self.ready, self.pos
-            after = q_tail + own_pages + total
-            for seg in loose:
-                after -= pages[seg]
-                pos[seg] = after if ready[seg] else NOT_CACHED
-        return total
+                pos[seg] = place if ready[seg] else NOT_CACHED
+                place += pages[seg]
+        return place - start
 
     def computed(self, ids: IntArray) -> None:
         """Requests that produced their first token: their whole chain is computed."""
