@@ -91,9 +91,10 @@ class SglangLockstep(SglangDecode):
     def _refused(self) -> bool:
         """Whether the prefill batch is known to be empty without building it: no prompt is
         being chunked and the waiting head is refused, for a chained head by the reservation
-        check against its most possible hit (`admit_chained_head`'s first check, the same
-        float operations) or by a lower bound of the pages it takes (`_blocked`, exact at the
-        chain's last look while no one was admitted since), so nothing else is evaluated.
+        check against its most possible hit (`SglangAdmission._prefill_batch`'s first check,
+        the same float operations) or by a lower bound of the pages it takes (`_blocked`,
+        exact at the chain's last look while no one was admitted since), so nothing else is
+        evaluated.
         False: build the batch."""
         pol = self.pol
         if pol.partial >= 0:
@@ -135,12 +136,13 @@ class SglangLockstep(SglangDecode):
         for rid, tok in zip(ids, toks, strict=True):
             kv0 = kv_len.item(rid)
             kv1 = kv0 + tok
-            kv_len[rid] = kv1
             if kv1 == seq_len.item(rid):
                 sampled.append((rid, kv1))
                 if tok == 1:  # one token that completes the sequence: a decode
                     ctx += kv1
                     continue
+            else:  # still chunked (a request that samples has its KV written below)
+                kv_len[rid] = kv1
             c, p = float(tok), float(kv0)
             flop_units += c * (p + (c + 1.0) * 0.5)
             pre_tok += tok
@@ -167,11 +169,12 @@ class SglangLockstep(SglangDecode):
                 eng.first_s[rid] = d
                 firsts.append(rid)
             last_s[rid] = d
-            gen[rid] = g + 1
-            seq_len[rid] = kv + 1
             if g + 1 >= out[rid]:
+                kv_len[rid] = kv
+                gen[rid] = g + 1
+                seq_len[rid] = kv + 1
                 finished.append(rid)
-            else:
+            else:  # its KV length and tokens live in the lazy state until it leaves
                 joined.append((rid, kv, g + 1))
         if firsts and eng.cache is not None:  # `_first_tokens`, without the array
             eng.cache.computed_ids(firsts)

@@ -41,6 +41,9 @@ class PrefixCache:
         self.offsets: list[int] = chains.offsets.tolist()  # of each request's whole chain
         self.chain_pages: list[int] = (chains.chain_end() // page).tolist()
         self.held = [False] * chains.size
+        # per held request, the leading segments its admission hit: computed, and held by it
+        # since, so still computed when its first token comes (`computed_ids` skips them)
+        self.lead = [0] * chains.size
         self.head_end, self.tail_pages = _private_tails(chains, page)
         self.lazy = [True] * chains.size  # its private tail's state is implicit
         self.tail_ready = [False] * chains.size
@@ -76,8 +79,7 @@ class PrefixCache:
         self.ceiling: list[int] = np.where(heads > 0, ends, 0).tolist()
         self.version = 0
         self.holds = 0  # admissions so far (`hold` calls)
-        # the last look's rid, `holds` then, and pages of its unheld segments
-        self._unheld_rid, self._unheld_holds, self._unheld_pages = -1, -1, 0
+        self._memo_holds = -1  # `holds` at the last look (`unheld_floor`'s validity)
         # the last look: its (rid, q_front, version) key as three ints (no tuple to build and
         # compare on every call), and what it found
         self._memo_rid = -1
@@ -127,7 +129,7 @@ class PrefixCache:
         looked = (chain, count, tokens, revived, fresh)
         self._memo = looked
         self._memo_rid, self._memo_front, self._memo_version = rid, q_front, self.version
-        self._unheld_rid, self._unheld_holds, self._unheld_pages = rid, self.holds, revived + fresh
+        self._memo_holds = self.holds
         return looked
 
     def unheld_floor(self, rid: int) -> int:
@@ -135,8 +137,9 @@ class PrefixCache:
         `charge` sums to, whatever is cached): exact at its last look and, while no request has
         been admitted since, only growing (releases only drop holders); else its implicit
         private tail's."""
-        if rid == self._unheld_rid and self._unheld_holds == self.holds:
-            return self._unheld_pages
+        if rid == self._memo_rid and self._memo_holds == self.holds:
+            memo = self._memo  # the last look's pages: revived plus fresh
+            return memo[3] + memo[4]
         return self.tail_pages[rid] if self.lazy[rid] else 0
 
     def hit_ceiling(self, rid: int) -> int:
@@ -178,6 +181,7 @@ class PrefixCache:
                     ready[seg] = False
                 ref[seg] += 1
         self.held[rid] = True
+        self.lead[rid] = leading
         self.version += 1
         self.holds += 1
 
@@ -186,6 +190,7 @@ class PrefixCache:
         of those no one holds any more, which join the free queue after its `own_pages`. A
         finished request's private tail joins the queue without its state: no one asks."""
         self.held[rid] = False
+        self.lead[rid] = 0
         self.version += 1
         total = 0
         if self.lazy[rid]:
@@ -193,37 +198,40 @@ class PrefixCache:
                 total = self.tail_pages[rid]
             else:
                 self._expand(rid)
-        ref, pages = self.ref, self.pages
-        loose: list[int] = []
-        for seg in self.segments[self.first[rid] : self.stop[rid]]:
+        # the chain's first loose segment joins the queue last: it is evicted last. So, from
+        # the chain's end, each loose segment takes the queue's place after its own pages, the
+        # private tail's and the loose segments after it (one pass over the chain)
+        ref, pages, ready, pos = self.ref, self.pages, self.ready, self.pos
+        start = q_tail + own_pages
+        place = start + total
+        chain = self.segments[self.first[rid] : self.stop[rid]]
+        for seg in reversed(chain):
             r = ref[seg] - 1
             ref[seg] = r
             if not r:
-                loose.append(seg)
-                total += pages[seg]
-        if loose:
-            # the chain's first loose segment joins the queue last: it is evicted last (each
-            # takes the place before the end of the queue less the pages of those up to it)
-            ready, pos = self.ready, self.pos
-            after = q_tail + own_pages + total
-            for seg in loose:
-                after -= pages[seg]
-                pos[seg] = after if ready[seg] else NOT_CACHED
-        return total
+                pos[seg] = place if ready[seg] else NOT_CACHED
+                place += pages[seg]
+        return place - start
 
     def computed(self, ids: IntArray) -> None:
         """Requests that produced their first token: their whole chain is computed."""
         self.computed_ids(ids.tolist())
 
     def computed_ids(self, ids: list[int]) -> None:
-        """`computed` of a list."""
-        self.version += 1
+        """`computed` of a list. The segments a request hit at admission are computed already
+        (`lead`); if no request has others, nothing a look reads changed (no new version)."""
         ready, segments, first, stop = self.ready, self.segments, self.first, self.stop
-        tail_ready = self.tail_ready
+        tail_ready, lead = self.tail_ready, self.lead
+        changed = False
         for rid in ids:
-            for seg in segments[first[rid] : stop[rid]]:
-                ready[seg] = True
+            start, end = first[rid] + lead[rid], stop[rid]
+            if start < end:
+                changed = True
+                for seg in segments[start:end]:
+                    ready[seg] = True
             tail_ready[rid] = True
+        if changed:
+            self.version += 1
 
     def _expand(self, rid: int) -> None:
         """Write held `rid`'s implicit private tail into the segments' state (it is being

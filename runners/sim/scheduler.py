@@ -17,7 +17,6 @@ batches up to maxBatchSize with on-demand blocks. Noiseless runs go through the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -30,12 +29,11 @@ from runners.sim.pages import decode_pages_k, pages_after
 from runners.sim.params import Noise
 from runners.sim.perf import StepModel
 from runners.sim.replica import ReplicaEngine, ReplicaResult, ceil_div
-from runners.sim.sglang_admit import admit_chained_head
+from runners.sim.sglang_admit import SGLANG_CLIP_MAX_NEW_TOK, SglangAdmission
 from runners.sim.stretch import MACRO_MAX_STEPS, StretchEngine
 from runners.types import ServingConfig
 from runners.workload import RequestSet
 
-SGLANG_CLIP_MAX_NEW_TOK = 4096  # SGLang CLIP_MAX_NEW_TOKENS_ESTIMATION
 SGLANG_INIT_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO
 SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
 SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
@@ -206,7 +204,7 @@ class VllmEngine(StretchEngine):
         return True
 
 
-class SglangEngine(StretchEngine):
+class SglangEngine(SglangAdmission):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
     lockstep = True  # run through `SglangLockstep` when noiseless (its rules are `_iterate`'s)
@@ -321,81 +319,6 @@ class SglangEngine(StretchEngine):
             self.running = np.concatenate([self.running, joined])
         self._execute(arr, tok)
         return True
-
-    def _prefill_batch(
-        self, n_running: int, reserved: Callable[[], float]
-    ) -> tuple[list[int], list[int]]:
-        """The next prefill batch (ids, tokens each), its blocks taken: the chunked request's
-        next chunk, then admissions; `n_running` requests decode, holding `reserved()`."""
-        budget = self.budget
-        ids: list[int] = []
-        toks: list[int] = []
-        if self.partial >= 0:
-            rid = self.partial
-            kv, seq = self.kv_len.item(rid), self.seq_len.item(rid)
-            n = seq - kv if seq - kv < budget else budget
-            # the pages of its KV after the chunk beyond those it holds (a chained request's
-            # chain pages were taken at admission)
-            held = self.blocks.item(rid)
-            grow = -(-(kv + n) // self.page) - held
-            if grow < 0:
-                grow = 0
-            if grow > self.free:
-                return ids, toks
-            self._allocate(grow)
-            self.blocks[rid] = held + grow
-            ids.append(rid)
-            toks.append(n)
-            budget -= n
-            self.partial = -1 if kv + n >= seq else rid
-        if self.partial < 0 and self.waiting:
-            self._admit(budget, ids, toks, n_running, reserved())
-        return ids, toks
-
-    def _admit(
-        self, budget: int, ids: list[int], toks: list[int], n_running: int, reserved: float
-    ) -> None:
-        rem = self.free * self.page - reserved  # tokens, as SGLang's PrefillAdder counts
-        waiting = self.waiting
-        room = self.max_running_req - n_running  # requests the batch may still take
-        cap = self.max_prefill_batch
-        while waiting and budget > 0:
-            if len(ids) >= room or 0 < cap <= len(ids):
-                break
-            rid = waiting[0]
-            left = self.out.item(rid) - self.gen.item(rid)
-            if left > SGLANG_CLIP_MAX_NEW_TOK:
-                left = SGLANG_CLIP_MAX_NEW_TOK
-            if self._chained(rid):
-                taken = admit_chained_head(self, rid, left, self.ratio, budget, rem, bool(ids))
-                if taken is None:
-                    break
-                n, extend, cost = taken
-            else:
-                hit_pages = self._cached_hit_blocks(rid)
-                hit = hit_pages * self.page
-                extend = self.seq_len.item(rid) - hit
-                if not self.config.chunked_prefill and extend > budget and ids:
-                    break
-                n = min(extend, budget) if self.config.chunked_prefill else extend
-                cost = extend + left * self.ratio
-                # its cached pages come back from the free queue, the rest are allocated
-                held = -(-(hit + n) // self.page)
-                if cost > rem or held > self.free:
-                    break
-                self.free -= hit_pages
-                self._allocate(held - hit_pages)
-                self.cache_blocks[rid] = 0
-                self.kv_len[rid] = hit
-                self.blocks[rid] = held
-            rem -= cost
-            budget -= n
-            self.waiting.popleft()
-            ids.append(rid)
-            toks.append(n)
-            if n < extend:
-                self.partial = rid
-                break
 
 
 class TrtllmEngine(VllmEngine):

@@ -21,6 +21,12 @@ ENGINES = {
     "trtllm": {"engine_version": "1.2.0", "block_size": 32, "mem_fraction": 0.9},
 }
 
+# sessions and prefix groups in a pool tight enough for preemptions
+SESSIONS = Workload(
+    "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
+    prefix_len=3000, prefix_groups=6, turns=4, seed=1,
+)  # fmt: skip
+
 
 def config(engine: str = "vllm", caching: bool = True) -> ServingConfig:
     fields: dict[str, object] = {"engine": engine, "prefix_caching": caching, **ENGINES[engine]}
@@ -127,11 +133,7 @@ def test_a_held_prefix_counts_once_in_the_pool(engine: str) -> None:
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_the_pool_comes_back_whole_under_pressure(engine: str) -> None:
     """Sessions and prefix groups with preemptions: every page and every hold is returned."""
-    w = Workload(
-        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
-        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
-    )  # fmt: skip
-    engine_run, result = replay(config(engine), make_requests(w), 40_000)
+    engine_run, result = replay(config(engine), make_requests(SESSIONS), 40_000)
     assert result.records.success.all()
     assert engine_run.free == engine_run.total_blocks
     assert engine_run.cache is not None and sum(engine_run.cache.ref) == 0
@@ -183,11 +185,7 @@ def test_a_head_known_not_to_fit_would_not_have_fit(monkeypatch: pytest.MonkeyPa
         return blocked
 
     monkeypatch.setattr(ReplicaEngine, "_blocked", checked)
-    w = Workload(
-        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
-        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
-    )  # fmt: skip
-    engine_run, result = replay(config(), make_requests(w), 40_000)
+    engine_run, result = replay(config(), make_requests(SESSIONS), 40_000)
     assert result.records.success.all() and engine_run.preemptions > 0
     assert skipped  # the pool was tight enough for heads to wait
 
@@ -237,11 +235,7 @@ def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.Mon
         ceilings.append((ceiling, rid))
         return ceiling
 
-    w = Workload(
-        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
-        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
-    )  # fmt: skip
-    requests = make_requests(w)
+    requests = make_requests(SESSIONS)
     monkeypatch.setattr(PrefixCache, "hit_ceiling", checked)
     short_engine, short = replay(config("sglang"), requests, 40_000)
     # a ceiling no prompt reaches: refused unwalked only if all but its last token would not fit
@@ -255,22 +249,54 @@ def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.Mon
         assert np.array_equal(getattr(short.records, name), getattr(walked.records, name))
 
 
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_segments_hit_at_admission_are_still_computed_at_the_first_token(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`computed_ids` skips the segments a request hit at admission (`lead`): they are
+    computed when its first token comes, and the run is the one that walks every segment."""
+    skipped: list[bool] = []
+    computed = PrefixCache.computed_ids
+
+    def checked(cache: PrefixCache, ids: list[int]) -> None:
+        for rid in ids:
+            chain = cache._head(rid)[: cache.lead[rid]]
+            skipped.append(bool(chain))
+            assert all(cache.ready[seg] for seg in chain)
+        computed(cache, ids)
+
+    def walk_all(cache: PrefixCache, ids: list[int]) -> None:
+        cache.lead = [0] * len(cache.lead)
+        computed(cache, ids)
+
+    requests = make_requests(SESSIONS)
+    monkeypatch.setattr(PrefixCache, "computed_ids", checked)
+    skip_engine, skip = replay(config(engine), requests, 40_000)
+    monkeypatch.setattr(PrefixCache, "computed_ids", walk_all)
+    walk_engine, walk = replay(config(engine), requests, 40_000)
+    assert any(skipped) and skip_engine.preemptions > 0
+    assert (skip_engine.steps, skip_engine.preemptions) == (
+        walk_engine.steps,
+        walk_engine.preemptions,
+    )
+    for name in ("ttft_s", "e2el_s", "start_s", "success"):
+        assert np.array_equal(getattr(skip.records, name), getattr(walk.records, name))
+
+
 def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """`PrefixCache.hit_ceiling` bounds what the chain walk finds, whenever it is asked."""
     pairs: list[tuple[int, int]] = []
-    look = PrefixCache.admission
+    look = PrefixCache._look  # every admission's walk goes through it
 
-    def checked(cache: PrefixCache, rid: int, q_front: int) -> tuple[int, int, int]:
+    def checked(
+        cache: PrefixCache, rid: int, q_front: int
+    ) -> tuple[list[int], int, int, int, int]:
         got = look(cache, rid, q_front)
-        pairs.append((got[0], cache.hit_ceiling(rid)))
+        pairs.append((got[2], cache.hit_ceiling(rid)))
         return got
 
-    monkeypatch.setattr(PrefixCache, "admission", checked)
-    w = Workload(
-        "t", "random", 300, input_len=2000, output_len=300, request_rate=100.0,
-        prefix_len=3000, prefix_groups=6, turns=4, seed=1,
-    )  # fmt: skip
-    engine, _ = replay(config("sglang"), make_requests(w), 40_000)
+    monkeypatch.setattr(PrefixCache, "_look", checked)
+    engine, _ = replay(config("sglang"), make_requests(SESSIONS), 40_000)
     assert any(hit > 0 for hit, _ in pairs) and engine.preemptions > 0
     assert all(hit <= ceiling for hit, ceiling in pairs)
 
