@@ -45,6 +45,12 @@ class Lockstep(DecodingSteps):
         super().__init__(engine, returned)
         self.budget = budget
         self.admit = admit
+        # the last queue head `_refused` found not to fit: its id, the admissions then
+        # (`PrefixCache.holds`), its budget and the pages it needed at least
+        self.cert_rid = -1
+        self.cert_holds = -1
+        self.cert_budget = 0
+        self.cert_need = 0
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> ReplicaResult:
@@ -64,6 +70,7 @@ class Lockstep(DecodingSteps):
                 continue
             progressed = self.step()
             if progressed is None:
+                self.cert_rid = -1  # `_iterate` may preempt
                 self._to_arrays()
                 self.materialize()
                 progressed = eng._iterate()
@@ -87,14 +94,9 @@ class Lockstep(DecodingSteps):
             return None
         page = self.page
         if not self.part:
-            admitted_step = self._admit_step(n_dec)
-            if admitted_step:
-                return True
-            if admitted_step is not None:  # nobody admitted: a decode stretch
-                if not n_dec:
-                    return False
-                self._stretch()
-                return True
+            decoded = self._decode_on(n_dec)
+            if decoded is not None:
+                return decoded
         elif len(self.part) == 1:
             if self._chunk(self.part[0], n_dec):
                 return True
@@ -129,9 +131,6 @@ class Lockstep(DecodingSteps):
         admitted_tok: list[int] = []
         if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
             self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok, False)
-        if not admitted and not self.part and n_dec and not preempted:
-            self._stretch()
-            return True
         ids = [r for r, t in zip(self.part, part_tok, strict=True) if t > 0] + admitted
         toks = [t for t in part_tok if t > 0] + admitted_tok
         if not n_dec and not ids:
@@ -139,38 +138,91 @@ class Lockstep(DecodingSteps):
         self._mixed(ids, toks, admitted)
         return True
 
-    def _admit_step(self, n_dec: int, absorb: bool = False) -> bool | None:
-        """`step` when only the `n_dec` decoding requests run (at most the budget): None,
-        having changed nothing, when their next step's blocks do not fit (a preemption);
-        else the blocks are taken (as `_allocate`) and the queue is tried: True when some
-        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next).
-        `absorb`: arrivals due are absorbed first (as `run` does) unless the queue head
-        does not fit and no client has a request left to send: they would only join the
-        queue behind it (a rejected one's client would send its next request, which must
-        not come after later finishes' sends)."""
+    def _decode_on(self, n_dec: int) -> bool | None:
+        """`step` when only the `n_dec` decoding requests run (at most the budget): the
+        step's blocks are taken (as `_allocate`) and the queue is tried; when no one is
+        admitted, a decode stretch (`_segment`s) up to its first finish, the free blocks, or
+        the first step that reaches the next possible entry. A finish that lets no one in
+        does not end the stretch: the set decodes on without it, as the step-by-step loop
+        would; here that is the next step's blocks taken and the queue head refused
+        (`_refused`; arrivals due are absorbed first unless the head is refused and no
+        client has a request left to send: they would only join the queue behind it, and a
+        rejected one's client would send its next request, which must not come after later
+        finishes' sends). Returns None, having changed nothing, when the first step's blocks
+        do not fit (a preemption); False when nothing runs; else True."""
         eng = self.eng
-        if absorb and eng.next_client < len(eng.roots):
-            self._absorb_due()
-            absorb = False
-        total = self.residue[-eng.steps % self.page]
-        if total > eng.free:
-            return None
-        eng.free -= total
-        front = eng.q_front + total
-        eng.q_front = front if front < eng.q_tail else eng.q_tail
-        # a queue head known not to fit (`_blocked`, no side effects) is not tried, and one
-        # that may is not checked twice
-        left = self.budget - n_dec
-        if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
-            if absorb:
+        budget, page, residue, waiting = self.budget, self.page, self.residue, eng.waiting
+        finished = False  # a stretch ran to a finish: this is the step after it
+        t_limit = math.inf
+        while True:
+            if finished and eng.next_client < len(eng.roots):
                 self._absorb_due()
-            admitted: list[int] = []
-            admitted_tok: list[int] = []
-            self.admit(left, n_dec, admitted, admitted_tok, True)
-            if admitted:
-                self._mixed(admitted, admitted_tok, admitted)
+                absorb = False
+            else:
+                absorb = finished
+            total = residue[-eng.steps % page]
+            if total > eng.free:
+                return True if finished else None
+            eng.free -= total  # `_allocate`
+            front = eng.q_front + total
+            eng.q_front = front if front < eng.q_tail else eng.q_tail
+            left = budget - n_dec
+            if waiting and left > 0:
+                head = waiting[0]
+                if not (
+                    head == self.cert_rid
+                    and left >= self.cert_budget
+                    and self.cert_need > eng.free
+                    and eng.cache is not None
+                    and eng.cache.holds == self.cert_holds
+                ) and not self._refused(head, left):
+                    if absorb:
+                        self._absorb_due()
+                    admitted: list[int] = []
+                    admitted_tok: list[int] = []
+                    self.admit(left, n_dec, admitted, admitted_tok, True)
+                    if admitted:
+                        self._mixed(admitted, admitted_tok, admitted)
+                        return True
+            if not finished:
+                if not n_dec:
+                    return False
+                finished = True
+                if not waiting:
+                    t_limit = eng._next_entry_bound_s()
+            while True:
+                sends = len(eng.sends)
+                if not self._segment(t_limit) or not self.dec:
+                    return True
+                if waiting:
+                    break
+                if len(eng.sends) != sends or eng.now >= t_limit:
+                    return True
+                # the next step's blocks, as `step` takes them (a preemption is left to it)
+                crossing = residue[-eng.steps % page]
+                if crossing > eng.free:
+                    return True
+                eng._allocate(crossing)
+            n_dec = len(self.dec)
+            if n_dec > budget:
                 return True
-        return False
+
+    def _refused(self, rid: int, budget: int) -> bool:
+        """`ReplicaEngine._blocked(rid, budget)`: queue head `rid` is known not to fit the
+        free pages. When it is, the pages it needs at least are remembered (`cert_need`):
+        until the next admission (`PrefixCache.holds`) or preemption its chain's unheld
+        pages only grow, and with a larger budget it computes no fewer tokens, so while the
+        free pages stay below them it is refused again (`_decode_on`)."""
+        eng = self.eng
+        if not eng._blocked(rid, budget):
+            return False
+        cache = eng.cache
+        assert cache is not None
+        seq = eng.seq_len[rid]
+        own = -(-(seq if seq < budget else budget) // self.page) - cache.chain_pages[rid]
+        self.cert_rid, self.cert_holds, self.cert_budget = rid, cache.holds, budget
+        self.cert_need = cache.unheld_floor(rid) + (own if own > 0 else 0)
+        return True
 
     def _absorb_due(self) -> None:
         """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""
@@ -252,6 +304,7 @@ class Lockstep(DecodingSteps):
         """`_iterate`'s preemption: the newest running requests go back to the queue until
         this step's new blocks (`total`; `grow` of the others) fit. Returns what is left."""
         eng = self.eng
+        self.cert_rid = -1  # a preempted request goes to the head of the queue
         avail = eng.free
         part = self.part
         while total > avail and part:
@@ -364,36 +417,3 @@ class Lockstep(DecodingSteps):
         running = len(self.dec) + len(self.part)
         if running > eng.max_running:
             eng.max_running = running
-
-    # --- decode-only stretches -------------------------------------------------------------
-    def _stretch(self) -> None:
-        """Decode steps of the running set (all decoding) up to its first finish, the free
-        blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
-        that lets nothing in does not end the stretch: the set decodes on without it, as the
-        step-by-step loop would. Nothing lets in when nothing waits and the finish sends
-        nothing, or when the queue head still does not fit (`_blocked_on`)."""
-        eng = self.eng
-        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
-        while True:
-            sends = len(eng.sends)
-            if not self._segment(t_limit) or not self.dec:
-                return
-            if eng.waiting:
-                if self._blocked_on():
-                    continue
-                return
-            if len(eng.sends) != sends or eng.now >= t_limit:
-                return
-            # the next step's blocks, as `step` takes them (a preemption is left to it)
-            crossing = self.residue[-eng.steps % self.page]
-            if crossing > eng.free:
-                return
-            eng._allocate(crossing)
-
-    def _blocked_on(self) -> bool:
-        """After a stretch's finish with requests waiting: what `run` and `step` do next, as
-        far as it leads to another stretch (the step's blocks taken, the queue head not
-        admitted; arrivals are absorbed later, behind it), then True; else False, having left
-        `step` its next move (a preemption, or the step that admits, which it runs here)."""
-        n_dec = len(self.dec)
-        return n_dec <= self.budget and self._admit_step(n_dec, absorb=True) is False
