@@ -45,10 +45,9 @@ class Lockstep(DecodingSteps):
         super().__init__(engine, returned)
         self.budget = budget
         self.admit = admit
-        # the last queue head `_refused` found not to fit: its id, the admissions then
-        # (`PrefixCache.holds`), its budget and the pages it needed at least
+        # the last queue head `refused` found not to fit: its id, its budget and the pages
+        # it needs at least (while it stays the head, no one has been admitted since)
         self.cert_rid = -1
-        self.cert_holds = -1
         self.cert_budget = 0
         self.cert_need = 0
 
@@ -129,8 +128,9 @@ class Lockstep(DecodingSteps):
                 blocks[rid] += g
         admitted: list[int] = []
         admitted_tok: list[int] = []
-        if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
-            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok, False)
+        left = budget - need_sum  # else no budget is left
+        if eng.waiting and not preempted and left > 0 and not self._known_refused(left):
+            self.admit(left, n_dec + len(self.part), admitted, admitted_tok, False)
         ids = [r for r, t in zip(self.part, part_tok, strict=True) if t > 0] + admitted
         toks = [t for t in part_tok if t > 0] + admitted_tok
         if not n_dec and not ids:
@@ -173,9 +173,7 @@ class Lockstep(DecodingSteps):
                     head == self.cert_rid
                     and left >= self.cert_budget
                     and self.cert_need > eng.free
-                    and eng.cache is not None
-                    and eng.cache.holds == self.cert_holds
-                ) and not self._refused(head, left):
+                ) and not self.refused(head, left):
                     if absorb:
                         self._absorb_due()
                     admitted: list[int] = []
@@ -207,12 +205,21 @@ class Lockstep(DecodingSteps):
             if n_dec > budget:
                 return True
 
-    def _refused(self, rid: int, budget: int) -> bool:
+    def _known_refused(self, budget: int) -> bool:
+        """The queue head is refused with `budget` by its remembered pages (`refused`)."""
+        return (
+            self.eng.waiting[0] == self.cert_rid
+            and budget >= self.cert_budget
+            and self.cert_need > self.eng.free
+        )
+
+    def refused(self, rid: int, budget: int) -> bool:
         """`ReplicaEngine._blocked(rid, budget)`: queue head `rid` is known not to fit the
-        free pages. When it is, the pages it needs at least are remembered (`cert_need`):
-        until the next admission (`PrefixCache.holds`) or preemption its chain's unheld
-        pages only grow, and with a larger budget it computes no fewer tokens, so while the
-        free pages stay below them it is refused again (`_decode_on`)."""
+        free pages (`VllmEngine` asks here while the loop runs). When it is, the pages it
+        needs at least are remembered (`cert_need`): while it stays the head (no one else
+        can be admitted, and a preemption forgets them) its chain's unheld pages only grow,
+        and with a larger budget it computes no fewer tokens, so while the free pages stay
+        below them it is refused again without asking."""
         eng = self.eng
         if not eng._blocked(rid, budget):
             return False
@@ -220,7 +227,7 @@ class Lockstep(DecodingSteps):
         assert cache is not None
         seq = eng.seq_len[rid]
         own = -(-(seq if seq < budget else budget) // self.page) - cache.chain_pages[rid]
-        self.cert_rid, self.cert_holds, self.cert_budget = rid, cache.holds, budget
+        self.cert_rid, self.cert_budget = rid, budget
         self.cert_need = cache.unheld_floor(rid) + (own if own > 0 else 0)
         return True
 
@@ -252,8 +259,9 @@ class Lockstep(DecodingSteps):
             eng.blocks[rid] += grow
         admitted: list[int] = []
         admitted_tok: list[int] = []
-        if eng.waiting and n_dec + need < budget:  # else no budget is left
-            self.admit(budget - n_dec - need, n_dec + 1, admitted, admitted_tok, False)
+        left = budget - n_dec - need  # else no budget is left
+        if eng.waiting and left > 0 and not self._known_refused(left):
+            self.admit(left, n_dec + 1, admitted, admitted_tok, False)
         if tok > 0:
             self._mixed([rid, *admitted], [tok, *admitted_tok], admitted)
         elif n_dec or admitted:
