@@ -138,41 +138,6 @@ class LazyDecoding:
         self.kv_sum = kv_sum
         return joined
 
-    def _leave_due(self, ended: list[tuple[int, int]]) -> None:
-        """The decoding requests that finish at this step count leave (`_leave`), appended to
-        `ended` as (order, rid)."""
-        eng = self.eng
-        steps, page, d_last = eng.steps, self.page, self.d_last
-        kv_len, seq_len, gen, blocks, last_s = (
-            eng.kv_len,
-            eng.seq_len,
-            eng.gen,
-            eng.blocks,
-            eng.last_s,
-        )
-        dec, finishes, kv_off_of, gen_off, residue = (
-            self.dec,
-            self.finishes,
-            self.kv_off,
-            self.gen_off,
-            self.residue,
-        )
-        kv_sum = self.kv_sum
-        while dec and finishes[0][0] == steps:
-            _, order, rid = heapq.heappop(finishes)
-            kv_off = kv_off_of[rid]
-            kv = kv_off + steps
-            kv_len[rid] = kv
-            seq_len[rid] = kv + 1
-            gen[rid] = gen_off[rid] + steps
-            blocks[rid] = -(-kv // page)
-            last_s[rid] = d_last
-            del dec[rid]
-            kv_sum -= kv
-            residue[kv_off % page] -= 1
-            ended.append((order, rid))
-        self.kv_sum = kv_sum
-
     def materialize(self) -> None:
         """Write the lazy state into the engine's arrays and its running order."""
         eng = self.eng
