@@ -97,9 +97,11 @@ class Lockstep(DecodingSteps):
             if decoded is not None:
                 return decoded
         elif len(self.part) == 1:
-            if self._chunk(self.part[0], n_dec):
+            rid = self.part[0]
+            tok = budget - n_dec  # a chunk of all that budget that is not the prompt's last
+            if tok > 0 and eng.seq_len[rid] - eng.kv_len[rid] - tok >= 2 and self._chunk(rid, tok):
                 return True
-            one = self._one_part(self.part[0], n_dec)
+            one = self._one_part(rid, n_dec)
             if one is not None:
                 return one
         kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
@@ -270,19 +272,18 @@ class Lockstep(DecodingSteps):
             return False
         return True
 
-    def _chunk(self, rid: int, n_dec: int) -> bool:
+    def _chunk(self, rid: int, tok: int) -> bool:
         """`step` when `rid`, the one running request outside the lockstep, computes a chunk
-        of its prompt that takes all the token budget the decoding requests leave and is not
-        its last (so nothing is admitted, nothing preempted, and only the decoding requests
-        sample): the same operations as the general path and `_mixed`, without their lists.
-        False, having changed nothing, when that is not the case."""
+        of `tok` tokens of its prompt, all the token budget the decoding requests leave and
+        not its last (`step` checks that, so nothing is admitted and only the decoding
+        requests sample), and no one is preempted: the same operations as the general path
+        and `_mixed`, without their lists. False, having changed nothing, when this step's
+        blocks do not fit."""
         eng = self.eng
         page = self.page
         kv_len = eng.kv_len
         kv0 = kv_len[rid]
-        tok = self.budget - n_dec
-        if tok <= 0 or eng.seq_len[rid] - kv0 - tok < 2:
-            return False
+        n_dec = self.budget - tok
         grow = -(-(kv0 + tok) // page) - eng.blocks[rid]
         if grow < 0:
             grow = 0

@@ -144,8 +144,8 @@ def test_chunk_steps_take_the_short_path_and_change_nothing(
     taken: list[bool] = []
     original = Lockstep._chunk
 
-    def counted(self: Lockstep, rid: int, n_dec: int) -> bool:
-        took = original(self, rid, n_dec)
+    def counted(self: Lockstep, rid: int, tok: int) -> bool:
+        took = original(self, rid, tok)
         taken.append(took)
         return took
 
