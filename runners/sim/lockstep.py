@@ -25,6 +25,7 @@ grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 
@@ -420,7 +421,28 @@ class Lockstep(DecodingSteps):
         # requests that completed their prompt join the lockstep, in running order (only one
         # sampled now can: its last token went out now)
         if part and last_s[part[0]] == d:
-            joined = self._join_leading(part)
+            # the leading ones that are decoding join the lazy state (`_decoding`, `_join`)
+            steps, page, blocks = eng.steps, self.page, eng.blocks
+            dec, kv_off, gen_off, residue = self.dec, self.kv_off, self.gen_off, self.residue
+            joined = 0
+            for rid in part:
+                kv = kv_len[rid]
+                g = gen[rid]
+                if not (
+                    seq_len[rid] - kv == 1
+                    and g > 0
+                    and last_s[rid] == d
+                    and blocks[rid] == -(-kv // page)
+                ):
+                    break
+                off = kv - steps
+                kv_off[rid] = off
+                gen_off[rid] = g - steps
+                dec[rid] = None
+                self.kv_sum += kv
+                residue[off % page] += 1
+                heapq.heappush(self.finishes, (out[rid] - (g - steps), order[rid], rid))
+                joined += 1
             part = part[joined:] if joined else part
         self.part = part
         running = len(self.dec) + len(self.part)

@@ -95,49 +95,6 @@ class LazyDecoding:
         self.kv_sum -= kv_off + self.eng.steps
         self.residue[kv_off % self.page] -= 1
 
-    def _join_leading(self, part: list[int]) -> int:
-        """The leading requests of `part` that are decoding join the lazy state (`_decoding`,
-        `_join`); returns how many."""
-        eng = self.eng
-        steps, page, d_last = eng.steps, self.page, self.d_last
-        kv_len, seq_len, gen, last_s, blocks = (
-            eng.kv_len,
-            eng.seq_len,
-            eng.gen,
-            eng.last_s,
-            eng.blocks,
-        )
-        dec, finishes, kv_off, gen_off, residue = (
-            self.dec,
-            self.finishes,
-            self.kv_off,
-            self.gen_off,
-            self.residue,
-        )
-        out, order = self.out, self.order
-        kv_sum = self.kv_sum
-        joined = 0
-        for rid in part:
-            kv = kv_len[rid]
-            g = gen[rid]
-            if not (
-                seq_len[rid] - kv == 1
-                and g > 0
-                and last_s[rid] == d_last
-                and blocks[rid] == -(-kv // page)
-            ):
-                break
-            off = kv - steps
-            kv_off[rid] = off
-            gen_off[rid] = g - steps
-            dec[rid] = None
-            kv_sum += kv
-            residue[off % page] += 1
-            heapq.heappush(finishes, (out[rid] - (g - steps), order[rid], rid))
-            joined += 1
-        self.kv_sum = kv_sum
-        return joined
-
     def materialize(self) -> None:
         """Write the lazy state into the engine's arrays and its running order."""
         eng = self.eng
