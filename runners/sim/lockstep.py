@@ -46,7 +46,7 @@ class Lockstep(DecodingSteps):
         super().__init__(engine, returned)
         self.budget = budget
         self.admit = admit
-        # the last queue head `refused` found not to fit: its id, its budget and the pages
+        # the last queue head `_blocked` refused (`remember`): its id, its budget and the pages
         # it needs at least (while it stays the head, no one has been admitted since)
         self.cert_rid = -1
         self.cert_budget = 0
@@ -148,7 +148,7 @@ class Lockstep(DecodingSteps):
         the first step that reaches the next possible entry. A finish that lets no one in
         does not end the stretch: the set decodes on without it, as the step-by-step loop
         would; here that is the next step's blocks taken and the queue head refused
-        (`_refused`; arrivals due are absorbed first unless the head is refused and no
+        (`remember`; arrivals due are absorbed first unless the head is refused and no
         client has a request left to send: they would only join the queue behind it, and a
         rejected one's client would send its next request, which must not come after later
         finishes' sends). Returns None, having changed nothing, when the first step's blocks
@@ -172,11 +172,15 @@ class Lockstep(DecodingSteps):
             left = budget - n_dec
             if waiting and left > 0:
                 head = waiting[0]
-                if not (
+                if (
                     head == self.cert_rid
                     and left >= self.cert_budget
                     and self.cert_need > eng.free
-                ) and not self.refused(head, left):
+                ):
+                    pass  # refused again
+                elif eng._blocked(head, left):
+                    self.remember(head, left)
+                else:
                     if absorb:
                         self._absorb_due()
                     admitted: list[int] = []
@@ -209,30 +213,27 @@ class Lockstep(DecodingSteps):
                 return True
 
     def _known_refused(self, budget: int) -> bool:
-        """The queue head is refused with `budget` by its remembered pages (`refused`)."""
+        """The queue head is refused with `budget` by its remembered pages (`remember`)."""
         return (
             self.eng.waiting[0] == self.cert_rid
             and budget >= self.cert_budget
             and self.cert_need > self.eng.free
         )
 
-    def refused(self, rid: int, budget: int) -> bool:
-        """`ReplicaEngine._blocked(rid, budget)`: queue head `rid` is known not to fit the
-        free pages (`VllmEngine` asks here while the loop runs). When it is, the pages it
-        needs at least are remembered (`cert_need`): while it stays the head (no one else
-        can be admitted, and a preemption forgets them) its chain's unheld pages only grow,
-        and with a larger budget it computes no fewer tokens, so while the free pages stay
-        below them it is refused again without asking."""
+    def remember(self, rid: int, budget: int) -> None:
+        """Queue head `rid` was refused with `budget` (`ReplicaEngine._blocked`; `VllmEngine`
+        tells here while the loop runs): the pages it needs at least are remembered
+        (`cert_need`). While it stays the head (no one else can be admitted, and a
+        preemption forgets them) its chain's unheld pages only grow, and with a larger budget
+        it computes no fewer tokens, so while the free pages stay below them it is refused
+        again without asking."""
         eng = self.eng
-        if not eng._blocked(rid, budget):
-            return False
         cache = eng.cache
-        assert cache is not None
+        assert cache is not None  # `_blocked` refuses only with prefix segments
         seq = eng.seq_len[rid]
         own = -(-(seq if seq < budget else budget) // self.page) - cache.chain_pages[rid]
         self.cert_rid, self.cert_budget = rid, budget
         self.cert_need = cache.unheld_floor(rid) + (own if own > 0 else 0)
-        return True
 
     def _absorb_due(self) -> None:
         """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""

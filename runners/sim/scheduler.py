@@ -41,18 +41,22 @@ SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
 SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 
 
+def _forget(rid: int, budget: int) -> None:
+    """`VllmEngine.refusal` outside the lockstep loop: nothing remembers a refusal."""
+
+
 class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
     lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
-    refused: Callable[[int, int], bool]  # admission's queue head check (`_blocked`)
+    refusal: Callable[[int, int], None]  # told of a queue head `_blocked` refuses (and budget)
     reserves_output = False  # whether `_returned` gives pages back (TRT-LLM's no-evict)
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
             returned = self._returned if self.reserves_output else None
             lockstep = Lockstep(self, self.budget, self._admit, returned)
-            self.refused = lockstep.refused  # it remembers a head's refusal
+            self.refusal = lockstep.remember
             return lockstep.run()
         return super().run()
 
@@ -63,7 +67,7 @@ class VllmEngine(StretchEngine):
         super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens * self.dp
         self.max_seqs = max(1, config.max_num_seqs) * self.dp
-        self.refused = self._blocked  # `Lockstep.refused` remembers what it refuses
+        self.refusal = _forget
 
     def _iterate(self) -> bool:
         r = self.running
@@ -189,7 +193,8 @@ class VllmEngine(StretchEngine):
         """`_admit_one` of a head whose prompt is a chain of prefix segments: its leading
         cached segments are hit (in whole pages), the rest and its own pages are taken
         (`fits`: it is known not to be `_blocked`)."""
-        if not fits and self.refused(rid, budget):
+        if not fits and self._blocked(rid, budget):
+            self.refusal(rid, budget)
             return False
         cache = self.cache
         assert cache is not None
