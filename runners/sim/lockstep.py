@@ -70,10 +70,10 @@ class Lockstep(DecodingSteps):
                 continue
             progressed = self.step()
             if progressed is None:
-                self.cert_rid = -1  # `_iterate` may preempt
                 self._to_arrays()
                 self.materialize()
                 progressed = eng._iterate()
+                self.cert_rid = -1  # it may have preempted (and remembered on arrays)
                 self.rebuild()
                 self._to_lists()
                 eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
