@@ -186,6 +186,19 @@ class Lockstep(DecodingSteps):
                     admitted: list[int] = []
                     admitted_tok: list[int] = []
                     self.admit(left, n_dec, admitted, admitted_tok, True)
+                    if len(admitted) == 1 and admitted_tok[0] == left:
+                        # one admitted, its prompt's chunk takes all the budget left: unless
+                        # that completes it, only the decoding requests sample
+                        rid = admitted[0]
+                        kv0 = eng.kv_len[rid]
+                        if kv0 + left < eng.seq_len[rid]:
+                            self.order[rid] = self.next_order
+                            self.next_order += 1
+                            self._chunk_step(rid, kv0, left)
+                            self.part = admitted
+                            if len(self.dec) + 1 > eng.max_running:
+                                eng.max_running = len(self.dec) + 1
+                            return True
                     if admitted:
                         self._mixed(admitted, admitted_tok, admitted)
                         return True
@@ -283,9 +296,7 @@ class Lockstep(DecodingSteps):
         blocks do not fit."""
         eng = self.eng
         page = self.page
-        kv_len = eng.kv_len
-        kv0 = kv_len[rid]
-        n_dec = self.budget - tok
+        kv0 = eng.kv_len[rid]
         grow = -(-(kv0 + tok) // page) - eng.blocks[rid]
         if grow < 0:
             grow = 0
@@ -294,7 +305,16 @@ class Lockstep(DecodingSteps):
             return False
         eng._allocate(total)
         eng.blocks[rid] += grow
-        kv_len[rid] = kv0 + tok
+        self._chunk_step(rid, kv0, tok)
+        return True
+
+    def _chunk_step(self, rid: int, kv0: int, tok: int) -> None:
+        """`_mixed` of a step in which `rid` computes `tok` tokens of its prompt after its
+        `kv0`, all the budget the decoding requests leave and not its last, and only the
+        decoding requests sample: the same operations without its lists."""
+        eng = self.eng
+        n_dec = self.budget - tok
+        eng.kv_len[rid] = kv0 + tok
         c, p = float(tok), float(kv0)
         flop_units = 0.0
         flop_units += c * (p + (c + 1.0) * 0.5)
@@ -309,7 +329,6 @@ class Lockstep(DecodingSteps):
             self.counts.append(n_dec)
             self.d_last = d
             self._finish([], d)
-        return True
 
     def _preempt(self, total: int, grow: list[int]) -> int:
         """`_iterate`'s preemption: the newest running requests go back to the queue until
