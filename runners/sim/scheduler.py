@@ -57,7 +57,10 @@ class VllmEngine(StretchEngine):
             returned = self._returned if self.reserves_output else None
             lockstep = Lockstep(self, self.budget, self._admit, returned)
             self.refusal = lockstep.remember
-            return lockstep.run()
+            try:
+                return lockstep.run()
+            finally:
+                self.refusal = _forget  # no cycle left: refcounting frees the run's objects
         return super().run()
 
     def _returned(self, rid: int) -> None:

@@ -5,7 +5,9 @@ step-by-step loop (`VllmEngine._iterate` every iteration), and prices decode ste
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +234,29 @@ def test_a_prompt_s_last_chunk_takes_the_one_request_path_and_changes_nothing(
     fast = run(reference_config(), workload, lockstep=True)
     assert taken.count(True) > 50
     assert_same(fast, run(reference_config(), workload, lockstep=False))
+
+
+def test_a_run_leaves_its_engine_to_reference_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the loop runs, `VllmEngine.refusal` points into it (`Lockstep.remember`); after
+    the run nothing holds the engine in a cycle, so it is freed at once, without the cyclic
+    collector (which, on a 100k Mooncake trace, spent 60 ms walking the engine's tuples)."""
+    engines: list[weakref.ref[VllmEngine]] = []
+    original = VllmEngine.run
+
+    def tracked(self: VllmEngine) -> object:
+        engines.append(weakref.ref(self))
+        return original(self)
+
+    monkeypatch.setattr(VllmEngine, "run", tracked)
+    workload = mooncake_trace(tmp_path / "mooncake.jsonl")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        run(reference_config(), workload, lockstep=True)
+        freed = [ref() is None for ref in engines]
+    finally:
+        if enabled:
+            gc.enable()
+    assert freed and all(freed)
