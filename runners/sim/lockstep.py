@@ -25,6 +25,7 @@ grouped differently); `tests/runners/test_sim_lockstep.py` compares the two.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 
@@ -45,6 +46,11 @@ class Lockstep(DecodingSteps):
         super().__init__(engine, returned)
         self.budget = budget
         self.admit = admit
+        # the last queue head `_blocked` refused (`remember`): its id, its budget and the pages
+        # it needs at least (while it stays the head, no one has been admitted since)
+        self.cert_rid = -1
+        self.cert_budget = 0
+        self.cert_need = 0
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> ReplicaResult:
@@ -67,6 +73,7 @@ class Lockstep(DecodingSteps):
                 self._to_arrays()
                 self.materialize()
                 progressed = eng._iterate()
+                self.cert_rid = -1  # it may have preempted (and remembered on arrays)
                 self.rebuild()
                 self._to_lists()
                 eng.max_running = max(eng.max_running, len(self.dec) + len(self.part))
@@ -87,18 +94,15 @@ class Lockstep(DecodingSteps):
             return None
         page = self.page
         if not self.part:
-            admitted_step = self._admit_step(n_dec)
-            if admitted_step:
-                return True
-            if admitted_step is not None:  # nobody admitted: a decode stretch
-                if not n_dec:
-                    return False
-                self._stretch()
-                return True
+            decoded = self._decode_on(n_dec)
+            if decoded is not None:
+                return decoded
         elif len(self.part) == 1:
-            if self._chunk(self.part[0], n_dec):
+            rid = self.part[0]
+            tok = budget - n_dec  # a chunk of all that budget that is not the prompt's last
+            if tok > 0 and eng.seq_len[rid] - eng.kv_len[rid] - tok >= 2 and self._chunk(rid, tok):
                 return True
-            one = self._one_part(self.part[0], n_dec)
+            one = self._one_part(rid, n_dec)
             if one is not None:
                 return one
         kv_len, seq_len, blocks = eng.kv_len, eng.seq_len, eng.blocks
@@ -127,11 +131,9 @@ class Lockstep(DecodingSteps):
                 blocks[rid] += g
         admitted: list[int] = []
         admitted_tok: list[int] = []
-        if eng.waiting and not preempted and need_sum < budget:  # else no budget is left
-            self.admit(budget - need_sum, n_dec + len(self.part), admitted, admitted_tok, False)
-        if not admitted and not self.part and n_dec and not preempted:
-            self._stretch()
-            return True
+        left = budget - need_sum  # else no budget is left
+        if eng.waiting and not preempted and left > 0 and not self._known_refused(left):
+            self.admit(left, n_dec + len(self.part), admitted, admitted_tok, False)
         ids = [r for r, t in zip(self.part, part_tok, strict=True) if t > 0] + admitted
         toks = [t for t in part_tok if t > 0] + admitted_tok
         if not n_dec and not ids:
@@ -139,38 +141,112 @@ class Lockstep(DecodingSteps):
         self._mixed(ids, toks, admitted)
         return True
 
-    def _admit_step(self, n_dec: int, absorb: bool = False) -> bool | None:
-        """`step` when only the `n_dec` decoding requests run (at most the budget): None,
-        having changed nothing, when their next step's blocks do not fit (a preemption);
-        else the blocks are taken (as `_allocate`) and the queue is tried: True when some
-        were admitted (and the step ran, `_mixed`), False when none (a decode stretch next).
-        `absorb`: arrivals due are absorbed first (as `run` does) unless the queue head
-        does not fit and no client has a request left to send: they would only join the
-        queue behind it (a rejected one's client would send its next request, which must
-        not come after later finishes' sends)."""
+    def _decode_on(self, n_dec: int) -> bool | None:
+        """`step` when only the `n_dec` decoding requests run (at most the budget): the
+        step's blocks are taken (as `_allocate`) and the queue is tried; when no one is
+        admitted, a decode stretch (`_segment`s) up to its first finish, the free blocks, or
+        the first step that reaches the next possible entry. A finish that lets no one in
+        does not end the stretch: the set decodes on without it, as the step-by-step loop
+        would; here that is the next step's blocks taken and the queue head refused
+        (`remember`; arrivals due are absorbed first unless the head is refused and no
+        client has a request left to send: they would only join the queue behind it, and a
+        rejected one's client would send its next request, which must not come after later
+        finishes' sends). Returns None, having changed nothing, when the first step's blocks
+        do not fit (a preemption); False when nothing runs; else True."""
         eng = self.eng
-        if absorb and eng.next_client < len(eng.roots):
-            self._absorb_due()
-            absorb = False
-        total = self.residue[-eng.steps % self.page]
-        if total > eng.free:
-            return None
-        eng.free -= total
-        front = eng.q_front + total
-        eng.q_front = front if front < eng.q_tail else eng.q_tail
-        # a queue head known not to fit (`_blocked`, no side effects) is not tried, and one
-        # that may is not checked twice
-        left = self.budget - n_dec
-        if eng.waiting and left > 0 and not eng._blocked(eng.waiting[0], left):
-            if absorb:
+        budget, page, residue, waiting = self.budget, self.page, self.residue, eng.waiting
+        finished = False  # a stretch ran to a finish: this is the step after it
+        t_limit = math.inf
+        while True:
+            if finished and eng.next_client < len(eng.roots):
                 self._absorb_due()
-            admitted: list[int] = []
-            admitted_tok: list[int] = []
-            self.admit(left, n_dec, admitted, admitted_tok, True)
-            if admitted:
-                self._mixed(admitted, admitted_tok, admitted)
+                absorb = False
+            else:
+                absorb = finished
+            total = residue[-eng.steps % page]
+            if total > eng.free:
+                return True if finished else None
+            eng.free -= total  # `_allocate`
+            front = eng.q_front + total
+            eng.q_front = front if front < eng.q_tail else eng.q_tail
+            left = budget - n_dec
+            if waiting and left > 0:
+                head = waiting[0]
+                if (
+                    head == self.cert_rid
+                    and left >= self.cert_budget
+                    and self.cert_need > eng.free
+                ):
+                    pass  # refused again
+                elif eng._blocked(head, left):
+                    self.remember(head, left)
+                else:
+                    if absorb:
+                        self._absorb_due()
+                    admitted: list[int] = []
+                    admitted_tok: list[int] = []
+                    self.admit(left, n_dec, admitted, admitted_tok, True)
+                    if len(admitted) == 1 and admitted_tok[0] == left:
+                        # one admitted, its prompt's chunk takes all the budget left: unless
+                        # that completes it, only the decoding requests sample
+                        rid = admitted[0]
+                        kv0 = eng.kv_len[rid]
+                        if kv0 + left < eng.seq_len[rid]:
+                            self.order[rid] = self.next_order
+                            self.next_order += 1
+                            self._chunk_step(rid, kv0, left)
+                            self.part = admitted
+                            if len(self.dec) + 1 > eng.max_running:
+                                eng.max_running = len(self.dec) + 1
+                            return True
+                    if admitted:
+                        self._mixed(admitted, admitted_tok, admitted)
+                        return True
+            if not finished:
+                if not n_dec:
+                    return False
+                finished = True
+                if not waiting:
+                    t_limit = eng._next_entry_bound_s()
+            while True:
+                sends = len(eng.sends)
+                if not self._segment(t_limit) or not self.dec:
+                    return True
+                if waiting:
+                    break
+                if len(eng.sends) != sends or eng.now >= t_limit:
+                    return True
+                # the next step's blocks, as `step` takes them (a preemption is left to it)
+                crossing = residue[-eng.steps % page]
+                if crossing > eng.free:
+                    return True
+                eng._allocate(crossing)
+            n_dec = len(self.dec)
+            if n_dec > budget:
                 return True
-        return False
+
+    def _known_refused(self, budget: int) -> bool:
+        """The queue head is refused with `budget` by its remembered pages (`remember`)."""
+        return (
+            self.eng.waiting[0] == self.cert_rid
+            and budget >= self.cert_budget
+            and self.cert_need > self.eng.free
+        )
+
+    def remember(self, rid: int, budget: int) -> None:
+        """Queue head `rid` was refused with `budget` (`ReplicaEngine._blocked`; `VllmEngine`
+        tells here while the loop runs): the pages it needs at least are remembered
+        (`cert_need`). While it stays the head (no one else can be admitted, and a
+        preemption forgets them) its chain's unheld pages only grow, and with a larger budget
+        it computes no fewer tokens, so while the free pages stay below them it is refused
+        again without asking."""
+        eng = self.eng
+        cache = eng.cache
+        assert cache is not None  # `_blocked` refuses only with prefix segments
+        seq = eng.seq_len[rid]
+        own = -(-(seq if seq < budget else budget) // self.page) - cache.chain_pages[rid]
+        self.cert_rid, self.cert_budget = rid, budget
+        self.cert_need = cache.unheld_floor(rid) + (own if own > 0 else 0)
 
     def _absorb_due(self) -> None:
         """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""
@@ -200,8 +276,9 @@ class Lockstep(DecodingSteps):
             eng.blocks[rid] += grow
         admitted: list[int] = []
         admitted_tok: list[int] = []
-        if eng.waiting and n_dec + need < budget:  # else no budget is left
-            self.admit(budget - n_dec - need, n_dec + 1, admitted, admitted_tok, False)
+        left = budget - n_dec - need  # else no budget is left
+        if eng.waiting and left > 0 and not self._known_refused(left):
+            self.admit(left, n_dec + 1, admitted, admitted_tok, False)
         if tok > 0:
             self._mixed([rid, *admitted], [tok, *admitted_tok], admitted)
         elif n_dec or admitted:
@@ -210,19 +287,16 @@ class Lockstep(DecodingSteps):
             return False
         return True
 
-    def _chunk(self, rid: int, n_dec: int) -> bool:
+    def _chunk(self, rid: int, tok: int) -> bool:
         """`step` when `rid`, the one running request outside the lockstep, computes a chunk
-        of its prompt that takes all the token budget the decoding requests leave and is not
-        its last (so nothing is admitted, nothing preempted, and only the decoding requests
-        sample): the same operations as the general path and `_mixed`, without their lists.
-        False, having changed nothing, when that is not the case."""
+        of `tok` tokens of its prompt, all the token budget the decoding requests leave and
+        not its last (`step` checks that, so nothing is admitted and only the decoding
+        requests sample), and no one is preempted: the same operations as the general path
+        and `_mixed`, without their lists. False, having changed nothing, when this step's
+        blocks do not fit."""
         eng = self.eng
         page = self.page
-        kv_len = eng.kv_len
-        kv0 = kv_len[rid]
-        tok = self.budget - n_dec
-        if tok <= 0 or eng.seq_len[rid] - kv0 - tok < 2:
-            return False
+        kv0 = eng.kv_len[rid]
         grow = -(-(kv0 + tok) // page) - eng.blocks[rid]
         if grow < 0:
             grow = 0
@@ -231,7 +305,16 @@ class Lockstep(DecodingSteps):
             return False
         eng._allocate(total)
         eng.blocks[rid] += grow
-        kv_len[rid] = kv0 + tok
+        self._chunk_step(rid, kv0, tok)
+        return True
+
+    def _chunk_step(self, rid: int, kv0: int, tok: int) -> None:
+        """`_mixed` of a step in which `rid` computes `tok` tokens of its prompt after its
+        `kv0`, all the budget the decoding requests leave and not its last, and only the
+        decoding requests sample: the same operations without its lists."""
+        eng = self.eng
+        n_dec = self.budget - tok
+        eng.kv_len[rid] = kv0 + tok
         c, p = float(tok), float(kv0)
         flop_units = 0.0
         flop_units += c * (p + (c + 1.0) * 0.5)
@@ -246,12 +329,12 @@ class Lockstep(DecodingSteps):
             self.counts.append(n_dec)
             self.d_last = d
             self._finish([], d)
-        return True
 
     def _preempt(self, total: int, grow: list[int]) -> int:
         """`_iterate`'s preemption: the newest running requests go back to the queue until
         this step's new blocks (`total`; `grow` of the others) fit. Returns what is left."""
         eng = self.eng
+        self.cert_rid = -1  # a preempted request goes to the head of the queue
         avail = eng.free
         part = self.part
         while total > avail and part:
@@ -358,42 +441,30 @@ class Lockstep(DecodingSteps):
         # requests that completed their prompt join the lockstep, in running order (only one
         # sampled now can: its last token went out now)
         if part and last_s[part[0]] == d:
-            joined = self._join_leading(part)
+            # the leading ones that are decoding join the lazy state (`_decoding`, `_join`)
+            steps, page, blocks = eng.steps, self.page, eng.blocks
+            dec, kv_off, gen_off, residue = self.dec, self.kv_off, self.gen_off, self.residue
+            joined = 0
+            for rid in part:
+                kv = kv_len[rid]
+                g = gen[rid]
+                if not (
+                    seq_len[rid] - kv == 1
+                    and g > 0
+                    and last_s[rid] == d
+                    and blocks[rid] == -(-kv // page)
+                ):
+                    break
+                off = kv - steps
+                kv_off[rid] = off
+                gen_off[rid] = g - steps
+                dec[rid] = None
+                self.kv_sum += kv
+                residue[off % page] += 1
+                heapq.heappush(self.finishes, (out[rid] - (g - steps), order[rid], rid))
+                joined += 1
             part = part[joined:] if joined else part
         self.part = part
         running = len(self.dec) + len(self.part)
         if running > eng.max_running:
             eng.max_running = running
-
-    # --- decode-only stretches -------------------------------------------------------------
-    def _stretch(self) -> None:
-        """Decode steps of the running set (all decoding) up to its first finish, the free
-        blocks, or the first step that reaches the next possible entry (`_decode_k`). A finish
-        that lets nothing in does not end the stretch: the set decodes on without it, as the
-        step-by-step loop would. Nothing lets in when nothing waits and the finish sends
-        nothing, or when the queue head still does not fit (`_blocked_on`)."""
-        eng = self.eng
-        t_limit = eng._next_entry_bound_s() if not eng.waiting else math.inf
-        while True:
-            sends = len(eng.sends)
-            if not self._segment(t_limit) or not self.dec:
-                return
-            if eng.waiting:
-                if self._blocked_on():
-                    continue
-                return
-            if len(eng.sends) != sends or eng.now >= t_limit:
-                return
-            # the next step's blocks, as `step` takes them (a preemption is left to it)
-            crossing = self.residue[-eng.steps % self.page]
-            if crossing > eng.free:
-                return
-            eng._allocate(crossing)
-
-    def _blocked_on(self) -> bool:
-        """After a stretch's finish with requests waiting: what `run` and `step` do next, as
-        far as it leads to another stretch (the step's blocks taken, the queue head not
-        admitted; arrivals are absorbed later, behind it), then True; else False, having left
-        `step` its next move (a preemption, or the step that admits, which it runs here)."""
-        n_dec = len(self.dec)
-        return n_dec <= self.budget and self._admit_step(n_dec, absorb=True) is False

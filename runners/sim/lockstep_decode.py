@@ -11,6 +11,7 @@ delivered as pooled ITL gaps. Each finish is released here (`_finish`), in runni
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 
@@ -36,8 +37,28 @@ class DecodingSteps(LazyDecoding):
         """Release the requests that produced their last token at `d` (the lockstep's due
         now and `ended`), in running order, as `_finish_done` does; whether there were any."""
         eng = self.eng
-        if self.dec and self.finishes[0][0] == eng.steps:
-            self._leave_due(ended)
+        steps, finishes = eng.steps, self.finishes
+        if self.dec and finishes[0][0] == steps:
+            # the decoding requests that finish now leave the lazy state (`_leave`)
+            page, d_last, dec, kv_off_of = self.page, self.d_last, self.dec, self.kv_off
+            kv_len, seq_len, gen, blocks, last_s = (
+                eng.kv_len, eng.seq_len, eng.gen, eng.blocks, eng.last_s,
+            )  # fmt: skip
+            kv_sum = self.kv_sum
+            while dec and finishes[0][0] == steps:
+                _, order, rid = heapq.heappop(finishes)
+                kv_off = kv_off_of[rid]
+                kv = kv_off + steps
+                kv_len[rid] = kv
+                seq_len[rid] = kv + 1
+                gen[rid] = self.gen_off[rid] + steps
+                blocks[rid] = -(-kv // page)
+                last_s[rid] = d_last
+                del dec[rid]
+                kv_sum -= kv
+                self.residue[kv_off % page] -= 1
+                ended.append((order, rid))
+            self.kv_sum = kv_sum
         if not ended:
             return False
         if len(ended) > 1:

@@ -39,16 +39,26 @@ SGLANG_MIN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
 SGLANG_RATIO_DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 
 
+def _forget(rid: int, budget: int) -> None:
+    """`VllmEngine.refusal` outside the lockstep loop: nothing remembers a refusal."""
+
+
 class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
     lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+    refusal: Callable[[int, int], None]  # told of a queue head `_blocked` refuses (and budget)
     reserves_output = False  # whether `_returned` gives pages back (TRT-LLM's no-evict)
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:
             returned = self._returned if self.reserves_output else None
-            return Lockstep(self, self.budget, self._admit, returned).run()
+            lockstep = Lockstep(self, self.budget, self._admit, returned)
+            self.refusal = lockstep.remember
+            try:
+                return lockstep.run()
+            finally:
+                self.refusal = _forget  # no cycle left: refcounting frees the run's objects
         return super().run()
 
     def _returned(self, rid: int) -> None:
@@ -58,6 +68,7 @@ class VllmEngine(StretchEngine):
         super()._configure(config, kv_tokens)
         self.budget = config.max_num_batched_tokens * self.dp
         self.max_seqs = max(1, config.max_num_seqs) * self.dp
+        self.refusal = _forget
 
     def _iterate(self) -> bool:
         r = self.running
@@ -184,6 +195,7 @@ class VllmEngine(StretchEngine):
         cached segments are hit (in whole pages), the rest and its own pages are taken
         (`fits`: it is known not to be `_blocked`)."""
         if not fits and self._blocked(rid, budget):
+            self.refusal(rid, budget)
             return False
         cache = self.cache
         assert cache is not None
