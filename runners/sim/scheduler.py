@@ -17,6 +17,7 @@ batches up to maxBatchSize with on-demand blocks. Noiseless runs go through the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
