@@ -272,3 +272,69 @@ def test_any_edit_of_a_trace_gives_one_result_on_both_paths(
         assert new == old
     else:
         assert_same_requests(new, old)
+
+
+CANONICAL_IDS = {  # the hash-id lists the columnar path must read itself: json.dumps' spelling
+    ", ": re.compile(r"(?:(?:0|[1-9][0-9]{0,17})(?:, (?:0|[1-9][0-9]{0,17}))*)?"),
+    ",": re.compile(r"(?:(?:0|[1-9][0-9]{0,17})(?:,(?:0|[1-9][0-9]{0,17}))*)?"),
+}
+
+
+def with_hash_ids(data: bytes, separator: str, line: int, ids: str) -> bytes:
+    """`data` (a Mooncake trace) spelled with `separator` after commas and colons, its line
+    `line` listing `ids` as its hash ids."""
+    lines = data.decode().replace(", ", separator).replace(": ", ":" + separator[1:])
+    rows = lines.splitlines(keepends=True)
+    head = rows[line - 1].split("[", 1)[0]
+    rows[line - 1] = head + "[" + ids + "]}\n"
+    return "".join(rows).encode()
+
+
+def assert_one_result(path: Path, workload: Workload, separator: str, ids: str) -> None:
+    fast = mooncake_columns(path, workload)
+    assert (fast is not None) == bool(CANONICAL_IDS[separator].fullmatch(ids)), ids
+    new = outcome(lambda: read_mooncake(path, workload), workload)
+    old = outcome(lambda: read_mooncake_lines(path, workload), workload)
+    if isinstance(old, str) or isinstance(new, str):
+        assert new == old
+    else:
+        assert_same_requests(new, old)
+
+
+ID_LISTS = [
+    "", "0", "7", "0, 0", "12, 0, 345", "999999999999999999", "1, 2, 3",  # canonical (spaced)
+    "1,2", "1, 2,3", ", 1", "1, ", "1,, 2", "1, , 2", "1,  2", " 1", "1 ", "1 , 2", "1 2",
+    "01", "1, 02", "00", "1000000000000000000", "99999999999999999999999", ",", " ", ", ",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("separator", [", ", ","])
+@pytest.mark.parametrize("ids", ID_LISTS)
+def test_only_canonical_hash_id_lists_take_the_columnar_path(
+    small_traces: dict[str, bytes], tmp_path: Path, separator: str, ids: str
+) -> None:
+    """Every other spelling of a list (blanks, separators, leading zeros, ids past 64 bits)
+    steps aside, and both paths give one result."""
+    ids = ids if separator == ", " else ids.replace(", ", ",")
+    for line in (1, 20, 40):  # the first, a middle and the last line
+        path = tmp_path / f"t{line}.jsonl"
+        path.write_bytes(with_hash_ids(small_traces["mooncake"], separator, line, ids))
+        assert_one_result(path, trace_workload("mooncake", path, num_prompts=40), separator, ids)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    separator=st.sampled_from([", ", ","]),
+    ids=st.text(st.sampled_from("0123456789, "), max_size=14),
+    line=st.integers(1, 40),
+)
+def test_any_hash_id_list_gives_one_result_on_both_paths(
+    small_traces: dict[str, bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+    separator: str,
+    ids: str,
+    line: int,
+) -> None:
+    path = tmp_path_factory.mktemp("ids") / "t.jsonl"
+    path.write_bytes(with_hash_ids(small_traces["mooncake"], separator, line, ids))
+    assert_one_result(path, trace_workload("mooncake", path, num_prompts=40), separator, ids)
