@@ -22,7 +22,7 @@ from runners.errors import DatasetError
 from runners.types import Workload
 from runners.workload import RequestSet, make_requests
 from runners.workload import columns as columns_module
-from runners.workload.chains import _dense_ranks
+from runners.workload.chains import _dense_ranks, block_chains
 from runners.workload.columns import azure_columns, mooncake_columns
 from runners.workload.rows import Rows, to_requests
 from runners.workload.traces import (
@@ -338,3 +338,59 @@ def test_any_hash_id_list_gives_one_result_on_both_paths(
     path = tmp_path_factory.mktemp("ids") / "t.jsonl"
     path.write_bytes(with_hash_ids(small_traces["mooncake"], separator, line, ids))
     assert_one_result(path, trace_workload("mooncake", path, num_prompts=40), separator, ids)
+
+
+def chained_blocks(
+    rows: list[list[int]], prompts: list[int], block: int
+) -> dict[int, tuple[int, int]] | None:
+    """The tokens (start, end) each id covers when the ids are chained (each id always after
+    the same id, at the same place, with the same length), else None: one row at a time."""
+    seen: dict[int, tuple[int | None, int, int]] = {}
+    for ids, prompt in zip(rows, prompts, strict=True):
+        for place, key in enumerate(ids):
+            length = min(block, prompt - block * place) if place == len(ids) - 1 else block
+            found = (ids[place - 1] if place else None, place * block, length)
+            if seen.setdefault(key, found) != found:
+                return None
+    return {key: (start, start + length) for key, (_, start, length) in seen.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 6), max_size=4), min_size=1, max_size=6),
+    rests=st.lists(st.integers(1, 4), min_size=6, max_size=6),
+)
+def test_chained_ids_are_told_from_other_ids_as_row_by_row(
+    rows: list[list[int]], rests: list[int]
+) -> None:
+    """Ids after other ids, at other places or with other lengths (short last blocks) leave
+    the ids to `ChainBuilder`; chained ones are numbered densely with their token ranges."""
+    block = 4
+    pairs = zip(rows, rests[: len(rows)], strict=True)
+    prompts = [block * max(len(ids) - 1, 0) + rest for ids, rest in pairs]
+    expected = chained_blocks(rows, prompts, block)
+    chains = block_chains(rows, prompts, block)
+    if expected is None or not any(rows):
+        assert chains is None
+        return
+    assert chains is not None
+    keys = sorted(expected)
+    assert chains.segments.tolist() == [keys.index(key) for ids in rows for key in ids]
+    ranges = zip(chains.start.tolist(), chains.end.tolist(), strict=True)
+    assert list(ranges) == [expected[k] for k in keys]
+    assert np.diff(chains.offsets).tolist() == [len(ids) for ids in rows]
+
+
+@pytest.mark.parametrize(
+    ("rows", "prompts"),
+    [
+        ([[1, 2], [3, 2]], [8, 8]),  # 2 after two ids
+        ([[1, 2], [2]], [8, 4]),  # 2 at two places
+        ([[1, 2], [1, 2]], [8, 7]),  # 2 with two lengths (a short block once)
+        ([[1, 2], [1, 2, 3]], [7, 12]),  # 2 short, then inside a row
+        ([[1, 2, 3], [1, 2]], [12, 7]),  # 2 inside a row, then short
+    ],
+)
+def test_ids_that_are_not_chained_are_told(rows: list[list[int]], prompts: list[int]) -> None:
+    assert chained_blocks(rows, prompts, 4) is None
+    assert block_chains(rows, prompts, 4) is None
