@@ -51,7 +51,7 @@ AZURE_LINES = re.compile(  # date and time to the 100 ns (as the published trace
 )
 _DIGITS_ONLY = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # other bytes -> space
 _ID_LIMIT = 10**18  # hash ids below it have at most 18 digits and fit int64
-_BREAK, _SPACE, _QUOTE, _COMMA, _ZERO, _OPEN = (ord(c) for c in '\n ",0[')
+_SPACE, _QUOTE, _COMMA, _ZERO, _CLOSE = (ord(c) for c in ' ",0]')
 
 
 def mooncake_columns(path: Path, workload: Workload) -> Rows | None:
@@ -89,33 +89,34 @@ def _hash_id_counts(chunk: bytes, lines: int, spaced: bool) -> IntArray | None:
     None when some line's ids are not integers without leading zeros, one separator apart.
 
     Whole-chunk checks stand in for the order of the ids' bytes: every comma follows a digit
-    and is followed by the separator's blank (spaced: and the file has no other blanks than
-    those and the four after the colons of each line) or by a digit or a quote; every list
-    ends with a digit or is empty; no zero starts a number of several digits (numbers start after
-    the list's "[" and after separators). A line's ids are then its commas less the head's
-    three, plus one (none when its list is empty)."""
+    and is followed by the separator (spaced: the file has no other blanks than those and the
+    four after the colons of each line) and then by a quote or a digit; no zero starts a
+    number of several digits (numbers start after a list's "[" and after separators). A
+    line's ids are then its commas less the head's three (those before a quote), plus one,
+    or none when its list is "[]"."""
     data = np.frombuffer(chunk, dtype=np.uint8)
-    breaks = np.flatnonzero(data == _BREAK)
     commas = np.flatnonzero(data == _COMMA)  # never at either end: lines start with "{"
-    after = data[commas + 1]
     if not bool(_is_digit(data[commas - 1]).all()):
         return None
+    separator = 2 if spaced else 1
+    after = data[commas + separator]  # a quote after the head's commas, a digit after ids'
     if spaced:
-        if not bool((after == _SPACE).all()) or chunk.count(b" ") != len(commas) + 4 * lines:
+        if not bool((data[commas + 1] == _SPACE).all()) or bool((after == _CLOSE).any()):
+            return None
+        if np.count_nonzero(data == _SPACE) != len(commas) + 4 * lines:
             return None
     elif not bool((_is_digit(after) | (after == _QUOTE)).all()):
         return None
-    last = data[breaks - 3]  # each line ends with "]}\n": the list's last byte or its "["
-    has_ids = _is_digit(last)
-    if not bool((has_ids | (last == _OPEN)).all()):
+    heads = np.flatnonzero(after == _QUOTE)  # (indices in `commas`) three per line
+    if len(heads) != 3 * lines:
         return None
-    ends = np.searchsorted(commas, breaks)  # (index of each line's first comma after it)
-    separator = 2 if spaced else 1
-    lists = commas[np.concatenate([[0], ends[:-1]]) + 2] + 10 + 2 * separator  # their "["
-    id_starts = np.concatenate([lists + 1, commas + separator])  # (or a quote, or "]")
-    if bool(((data[id_starts] == _ZERO) & _is_digit(data[id_starts + 1])).any()):
+    firsts = heads[::3]
+    lists = commas[heads[2::3]] + 11 + 2 * separator  # each list's first byte: "]" if empty
+    zeros = np.concatenate([lists, commas[after == _ZERO] + separator])
+    if bool(((data[zeros] == _ZERO) & _is_digit(data[zeros + 1])).any()):
         return None
-    counts: IntArray = np.where(has_ids, np.diff(ends, prepend=0) - 2, 0)
+    ids_and_one: IntArray = np.diff(firsts, append=len(commas)) - 2
+    counts: IntArray = np.where(data[lists] == _CLOSE, 0, ids_and_one)
     return counts
 
 
