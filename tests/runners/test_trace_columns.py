@@ -236,6 +236,14 @@ def outcome(read: Callable[[], Rows], workload: Workload) -> RequestSet | str:
         return str(exc)
 
 
+def assert_same_outcome(new: RequestSet | str, old: RequestSet | str) -> None:
+    """The same request list, or the same error message."""
+    if isinstance(old, str) or isinstance(new, str):
+        assert new == old
+    else:
+        assert_same_requests(new, old)
+
+
 EDIT_BYTES = st.sampled_from([*b'0123456789 ,:-."[]{}\n\rTZ+e\x00\xff'])
 
 
@@ -267,11 +275,7 @@ def test_any_edit_of_a_trace_gives_one_result_on_both_paths(
     lines = FORMATS[dataset][1]
     reader = read_mooncake if dataset == "mooncake" else read_azure
     new = outcome(lambda: reader(path, workload), workload)
-    old = outcome(lambda: lines(path, workload), workload)
-    if isinstance(old, str) or isinstance(new, str):
-        assert new == old
-    else:
-        assert_same_requests(new, old)
+    assert_same_outcome(new, outcome(lambda: lines(path, workload), workload))
 
 
 CANONICAL_IDS = {  # the hash-id lists the columnar path must read itself: json.dumps' spelling
@@ -294,11 +298,7 @@ def assert_one_result(path: Path, workload: Workload, separator: str, ids: str) 
     fast = mooncake_columns(path, workload)
     assert (fast is not None) == bool(CANONICAL_IDS[separator].fullmatch(ids)), ids
     new = outcome(lambda: read_mooncake(path, workload), workload)
-    old = outcome(lambda: read_mooncake_lines(path, workload), workload)
-    if isinstance(old, str) or isinstance(new, str):
-        assert new == old
-    else:
-        assert_same_requests(new, old)
+    assert_same_outcome(new, outcome(lambda: read_mooncake_lines(path, workload), workload))
 
 
 ID_LISTS = [
