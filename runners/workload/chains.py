@@ -154,27 +154,43 @@ def block_chains(
 def flat_block_chains(
     counts: IntArray, flat: IntArray, prompt_len: IntArray, block: int
 ) -> PrefixChains | None:
-    """`block_chains` of the ids given flat: row i has the next ``counts[i]`` ids of `flat`."""
+    """`block_chains` of the ids given flat: row i has the next ``counts[i]`` ids of `flat`.
+
+    Each id's place in a row follows from the ids before it (the first place has none), so
+    the checks are: every place of an id has the same id before it (or none), and the same
+    length: `block`, except where a prompt ends inside a row's last block. A few whole-array
+    passes, each of them on arrays made once (large fresh arrays cost page faults)."""
     total = len(flat)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     if total == 0:
         return None
-    position = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], counts)
-    previous = np.where(position > 0, np.roll(flat, 1), -1)
-    length = np.full(total, block, dtype=np.int64)
-    has = counts > 0
-    prompts = prompt_len[has]
-    length[offsets[1:][has] - 1] = np.minimum(block, prompts - block * (counts[has] - 1))
     unique_count, inverse = _dense_ranks(flat)
-    one = np.empty(unique_count, dtype=np.int64)  # one place of each id: the chain holds when
-    one[inverse] = np.arange(total, dtype=np.int64)  # every place agrees with it
-    same = one[inverse]
-    # (each id always after the same id puts it at one place: its distance from a row's start)
-    for values in (previous, length):
-        if not np.array_equal(values, values[same]):
-            return None
-    start = position[one] * block
-    return PrefixChains(offsets, inverse, start, start + length[one])
+    has = counts > 0
+    firsts, lasts, row_counts = offsets[:-1][has], offsets[1:][has] - 1, counts[has]
+    before = np.empty(total, dtype=np.int64)  # rank of the id before each place + 1, or 0
+    np.add(inverse[:-1], 1, out=before[1:])
+    before[firsts] = 0
+    id_before = np.empty(unique_count, dtype=np.int64)
+    id_before[inverse] = before
+    if not np.array_equal(id_before[inverse], before):
+        return None
+    last_length = np.minimum(block, prompt_len[has] - block * (row_counts - 1))
+    length = np.full(unique_count, block, dtype=np.int64)
+    length[inverse[lasts]] = last_length
+    if not np.array_equal(length[inverse[lasts]], last_length):
+        return None
+    partial = length != block  # ids of a short block: only ever at a row's end
+    if np.count_nonzero(partial[inverse]) != np.count_nonzero(partial[inverse[lasts]]):
+        return None
+    position = before  # (reused) each place's distance from its row's first place
+    position.fill(1)
+    position[firsts[1:]] = 1 - row_counts[:-1]
+    position[0] = 0
+    np.cumsum(position, out=position)
+    start = np.empty(unique_count, dtype=np.int64)
+    start[inverse] = position
+    start *= block
+    return PrefixChains(offsets, inverse, start, start + length)
 
 
 def _dense_ranks(values: IntArray) -> tuple[int, IntArray]:

@@ -194,6 +194,8 @@ def _int_list(path: Path, line: int, value: object) -> list[int]:
             item = int(item)
         if isinstance(item, bool) or not isinstance(item, int):
             raise problem(path, line, f"hash_ids must be integers, found {item!r}"[:300])
+        if not -(2**63) <= item < 2**63:
+            raise problem(path, line, "hash_ids must fit 64 bits (-2**63 up to 2**63 - 1)")
         out.append(item)
     return out
 

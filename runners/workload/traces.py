@@ -57,6 +57,8 @@ def read_mooncake_lines(path: Path, workload: Workload) -> Rows:
         ids = record["hash_ids"]
         if not isinstance(ids, list) or not set(map(type, ids)) <= {int}:  # (bool is no int)
             raise problem(path, line, "hash_ids must be a list of integers")
+        if ids and (min(ids) < -(2**63) or max(ids) >= 2**63):
+            raise problem(path, line, "hash_ids must fit 64 bits (-2**63 up to 2**63 - 1)")
         prompt = _tokens(path, line, "input_length", record["input_length"], 1)
         output = _output(path, line, "output_length", record["output_length"], workload)
         more = builder.add(line, prompt, output, timestamp_s=timestamp / 1000.0, hash_ids=ids)

@@ -22,7 +22,7 @@ from runners.errors import DatasetError
 from runners.types import Workload
 from runners.workload import RequestSet, make_requests
 from runners.workload import columns as columns_module
-from runners.workload.chains import _dense_ranks
+from runners.workload.chains import _dense_ranks, block_chains
 from runners.workload.columns import azure_columns, mooncake_columns
 from runners.workload.rows import Rows, to_requests
 from runners.workload.traces import (
@@ -236,6 +236,14 @@ def outcome(read: Callable[[], Rows], workload: Workload) -> RequestSet | str:
         return str(exc)
 
 
+def assert_same_outcome(new: RequestSet | str, old: RequestSet | str) -> None:
+    """The same request list, or the same error message."""
+    if isinstance(old, str) or isinstance(new, str):
+        assert new == old
+    else:
+        assert_same_requests(new, old)
+
+
 EDIT_BYTES = st.sampled_from([*b'0123456789 ,:-."[]{}\n\rTZ+e\x00\xff'])
 
 
@@ -267,8 +275,122 @@ def test_any_edit_of_a_trace_gives_one_result_on_both_paths(
     lines = FORMATS[dataset][1]
     reader = read_mooncake if dataset == "mooncake" else read_azure
     new = outcome(lambda: reader(path, workload), workload)
-    old = outcome(lambda: lines(path, workload), workload)
-    if isinstance(old, str) or isinstance(new, str):
-        assert new == old
-    else:
-        assert_same_requests(new, old)
+    assert_same_outcome(new, outcome(lambda: lines(path, workload), workload))
+
+
+CANONICAL_IDS = {  # the hash-id lists the columnar path must read itself: json.dumps' spelling
+    ", ": re.compile(r"(?:(?:0|[1-9][0-9]{0,17})(?:, (?:0|[1-9][0-9]{0,17}))*)?"),
+    ",": re.compile(r"(?:(?:0|[1-9][0-9]{0,17})(?:,(?:0|[1-9][0-9]{0,17}))*)?"),
+}
+
+
+def with_hash_ids(data: bytes, separator: str, line: int, ids: str) -> bytes:
+    """`data` (a Mooncake trace) spelled with `separator` after commas and colons, its line
+    `line` listing `ids` as its hash ids."""
+    lines = data.decode().replace(", ", separator).replace(": ", ":" + separator[1:])
+    rows = lines.splitlines(keepends=True)
+    head = rows[line - 1].split("[", 1)[0]
+    rows[line - 1] = head + "[" + ids + "]}\n"
+    return "".join(rows).encode()
+
+
+def assert_one_result(path: Path, workload: Workload, separator: str, ids: str) -> None:
+    fast = mooncake_columns(path, workload)
+    assert (fast is not None) == bool(CANONICAL_IDS[separator].fullmatch(ids)), ids
+    new = outcome(lambda: read_mooncake(path, workload), workload)
+    assert_same_outcome(new, outcome(lambda: read_mooncake_lines(path, workload), workload))
+
+
+ID_LISTS = [
+    "", "0", "7", "0, 0", "12, 0, 345", "999999999999999999", "1, 2, 3",  # canonical (spaced)
+    "1,2", "1, 2,3", ", 1", "1, ", "1,, 2", "1, , 2", "1,  2", " 1", "1 ", "1 , 2", "1 2",
+    "01", "1, 02", "00", "1000000000000000000", "99999999999999999999999", ",", " ", ", ",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("separator", [", ", ","])
+@pytest.mark.parametrize("ids", ID_LISTS)
+def test_only_canonical_hash_id_lists_take_the_columnar_path(
+    small_traces: dict[str, bytes], tmp_path: Path, separator: str, ids: str
+) -> None:
+    """Every other spelling of a list (blanks, separators, leading zeros, ids past 64 bits)
+    steps aside, and both paths give one result."""
+    ids = ids if separator == ", " else ids.replace(", ", ",")
+    for line in (1, 20, 40):  # the first, a middle and the last line
+        path = tmp_path / f"t{line}.jsonl"
+        path.write_bytes(with_hash_ids(small_traces["mooncake"], separator, line, ids))
+        assert_one_result(path, trace_workload("mooncake", path, num_prompts=40), separator, ids)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    separator=st.sampled_from([", ", ","]),
+    ids=st.text(st.sampled_from("0123456789, "), max_size=14),
+    line=st.integers(1, 40),
+)
+def test_any_hash_id_list_gives_one_result_on_both_paths(
+    small_traces: dict[str, bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+    separator: str,
+    ids: str,
+    line: int,
+) -> None:
+    path = tmp_path_factory.mktemp("ids") / "t.jsonl"
+    path.write_bytes(with_hash_ids(small_traces["mooncake"], separator, line, ids))
+    assert_one_result(path, trace_workload("mooncake", path, num_prompts=40), separator, ids)
+
+
+def chained_blocks(
+    rows: list[list[int]], prompts: list[int], block: int
+) -> dict[int, tuple[int, int]] | None:
+    """The tokens (start, end) each id covers when the ids are chained (each id always after
+    the same id, at the same place, with the same length), else None: one row at a time."""
+    seen: dict[int, tuple[int | None, int, int]] = {}
+    for ids, prompt in zip(rows, prompts, strict=True):
+        for place, key in enumerate(ids):
+            length = min(block, prompt - block * place) if place == len(ids) - 1 else block
+            found = (ids[place - 1] if place else None, place * block, length)
+            if seen.setdefault(key, found) != found:
+                return None
+    return {key: (start, start + length) for key, (_, start, length) in seen.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 6), max_size=4), min_size=1, max_size=6),
+    rests=st.lists(st.integers(1, 4), min_size=6, max_size=6),
+)
+def test_chained_ids_are_told_from_other_ids_as_row_by_row(
+    rows: list[list[int]], rests: list[int]
+) -> None:
+    """Ids after other ids, at other places or with other lengths (short last blocks) leave
+    the ids to `ChainBuilder`; chained ones are numbered densely with their token ranges."""
+    block = 4
+    pairs = zip(rows, rests[: len(rows)], strict=True)
+    prompts = [block * max(len(ids) - 1, 0) + rest for ids, rest in pairs]
+    expected = chained_blocks(rows, prompts, block)
+    chains = block_chains(rows, prompts, block)
+    if expected is None or not any(rows):
+        assert chains is None
+        return
+    assert chains is not None
+    keys = sorted(expected)
+    assert chains.segments.tolist() == [keys.index(key) for ids in rows for key in ids]
+    ranges = zip(chains.start.tolist(), chains.end.tolist(), strict=True)
+    assert list(ranges) == [expected[k] for k in keys]
+    assert np.diff(chains.offsets).tolist() == [len(ids) for ids in rows]
+
+
+@pytest.mark.parametrize(
+    ("rows", "prompts"),
+    [
+        ([[1, 2], [3, 2]], [8, 8]),  # 2 after two ids
+        ([[1, 2], [2]], [8, 4]),  # 2 at two places
+        ([[1, 2], [1, 2]], [8, 7]),  # 2 with two lengths (a short block once)
+        ([[1, 2], [1, 2, 3]], [7, 12]),  # 2 short, then inside a row
+        ([[1, 2, 3], [1, 2]], [12, 7]),  # 2 inside a row, then short
+    ],
+)
+def test_ids_that_are_not_chained_are_told(rows: list[list[int]], prompts: list[int]) -> None:
+    assert chained_blocks(rows, prompts, 4) is None
+    assert block_chains(rows, prompts, 4) is None
