@@ -104,7 +104,10 @@ class SglangLockstep(SglangDecode):
             return True
         if len(self.dec) >= pol.max_running_req or pol.budget <= 0:
             return True  # `_admit` takes no one
-        rid, seq, left, ceiling = self._head_facts()
+        head = self._head  # `_head_facts`, its check inlined (it runs about twice a request)
+        if eng.waiting[0] != head[0] or eng.preemptions != self._head_preemptions:
+            head = self._head_facts()
+        rid, seq, left, ceiling = head
         if not ceiling:  # not chained (or nothing to hit): `_admit` decides
             return False
         page = self.page
