@@ -161,7 +161,6 @@ class SglangLockstep(SglangDecode):
         d = eng.stream.deliver(eng.now, n_sampled)
         gen, last_s, out = eng.gen, eng.last_s, self.out
         firsts: list[int] = []
-        joined: list[tuple[int, int, int]] = []  # (rid, KV length, tokens generated)
         finished: list[int] = []
         for rid, kv in sampled:
             g = gen.item(rid)
@@ -177,8 +176,9 @@ class SglangLockstep(SglangDecode):
                 gen[rid] = g + 1
                 seq_len[rid] = kv + 1
                 finished.append(rid)
-            else:  # its KV length and tokens live in the lazy state until it leaves
-                joined.append((rid, kv, g + 1))
+            else:  # its KV length and tokens live in the lazy state until it leaves (its
+                # joining reads nothing the prefix cache or the releases below change)
+                self._enter(rid, kv, g + 1, d)
         if firsts and eng.cache is not None:  # `_first_tokens`, without the array
             eng.cache.computed_ids(firsts)
         for rid in finished:
@@ -186,6 +186,4 @@ class SglangLockstep(SglangDecode):
             eng.done_s[rid] = d
             eng.success[rid] = True
             eng._next_turn(rid, d)
-        for rid, kv, g in joined:
-            self._enter(rid, kv, g, d)
         return True
