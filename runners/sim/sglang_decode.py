@@ -81,7 +81,10 @@ class SglangDecode(SglangRunning):
         scalar Python for the first `SCALAR_STEPS`, NumPy after)."""
         eng = self.eng
         pol = self.pol
-        _, seq_len, head_int, _ = self._head_facts()
+        head = self._head  # `_head_facts`, its check inlined
+        if eng.waiting[0] != head[0] or eng.preemptions != self._head_preemptions:
+            head = self._head_facts()
+        seq_len, head_int = head[1], head[2]
         page = self.page
         # free after j steps: free - _pages_after(j), where free is the free pages plus those
         # held; inlined `_pages_after(j, cum)`: free_j = base - crossed, base the free pages
