@@ -104,7 +104,10 @@ class SglangLockstep(SglangDecode):
             return True
         if len(self.dec) >= pol.max_running_req or pol.budget <= 0:
             return True  # `_admit` takes no one
-        rid, seq, left, ceiling = self._head_facts()
+        head = self._head  # `_head_facts`, its check inlined (it runs about twice a request)
+        if eng.waiting[0] != head[0] or eng.preemptions != self._head_preemptions:
+            head = self._head_facts()
+        rid, seq, left, ceiling = head
         if not ceiling:  # not chained (or nothing to hit): `_admit` decides
             return False
         page = self.page
@@ -158,7 +161,6 @@ class SglangLockstep(SglangDecode):
         d = eng.stream.deliver(eng.now, n_sampled)
         gen, last_s, out = eng.gen, eng.last_s, self.out
         firsts: list[int] = []
-        joined: list[tuple[int, int, int]] = []  # (rid, KV length, tokens generated)
         finished: list[int] = []
         for rid, kv in sampled:
             g = gen.item(rid)
@@ -174,8 +176,9 @@ class SglangLockstep(SglangDecode):
                 gen[rid] = g + 1
                 seq_len[rid] = kv + 1
                 finished.append(rid)
-            else:  # its KV length and tokens live in the lazy state until it leaves
-                joined.append((rid, kv, g + 1))
+            else:  # its KV length and tokens live in the lazy state until it leaves (its
+                # joining reads nothing the prefix cache or the releases below change)
+                self._enter(rid, kv, g + 1, d)
         if firsts and eng.cache is not None:  # `_first_tokens`, without the array
             eng.cache.computed_ids(firsts)
         for rid in finished:
@@ -183,6 +186,4 @@ class SglangLockstep(SglangDecode):
             eng.done_s[rid] = d
             eng.success[rid] = True
             eng._next_turn(rid, d)
-        for rid, kv, g in joined:
-            self._enter(rid, kv, g, d)
         return True

@@ -11,7 +11,10 @@ held or, released, still in the pool's LRU free queue: released pages join the q
 (`q_tail`) with a request's own pages first and its chain's last segment before its first, and
 the scheduler's allocations evict from the front (`q_front`), so a segment is cached while its
 first page to go is not passed. A request hits its chain's leading cached segments, at most
-all but its prompt's last token, in whole pages.
+all but its prompt's last token, in whole pages. Every holder of a segment holds the segments
+before it (a segment fixes its prefix), so a chain's held segments lead it: a look walks those,
+then the unheld ones only while they are cached, and takes the pages of the rest from the
+chain's suffix sums.
 
 A chain's private tail (its segments after the last one another chain shares: in a Mooncake
 trace, most of a prompt) is only ever held or looked at by its own request, so its state stays
@@ -26,6 +29,8 @@ cost more than the work (all counts are integers, so results are the same either
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -67,8 +72,12 @@ class PrefixCache:
         self.segments: list[int] = local[head_ids].tolist()
         self.first: list[int] = starts[:-1].tolist()
         self.stop: list[int] = starts[1:].tolist()
-        self.pages: list[int] = (chains.end[ids] // page - chains.start[ids] // page).tolist()
+        seg_pages = chains.end[ids] // page - chains.start[ids] // page
+        self.pages: list[int] = seg_pages.tolist()
         self.end: list[int] = chains.end[ids].tolist()
+        # per place in `segments`, the pages of its chain's segments from there to its end
+        walked = np.concatenate([[0], np.cumsum(seg_pages[local[head_ids]])]).astype(np.int64)
+        self.suffix: list[int] = (np.repeat(walked[starts[1:]], heads) - walked[:-1]).tolist()
         count = len(ids)
         self.ref = [0] * count
         self.ready = [False] * count
@@ -106,23 +115,37 @@ class PrefixCache:
         ):
             return self._memo
         lazy = self.lazy[rid]
-        chain = self.segments[self.first[rid] : self.stop[rid]]
-        ready, ref, pos, pages = self.ready, self.ref, self.pos, self.pages
-        count = revived = fresh = 0
-        for seg in chain:  # cached: computed, and held or still in the free queue
-            if not ready[seg]:
+        first = self.first[rid]
+        chain = self.segments[first : self.stop[rid]]
+        ready, ref, suffix = self.ready, self.ref, self.suffix
+        size = len(chain)
+        # Every holder of a segment holds the segments before it (a segment fixes its
+        # prefix), so a chain's held segments lead it: its cached ones are the held ones
+        # computed, then, if all of those are, the unheld ones computed and still in the free
+        # queue; the pages of the unheld ones are its suffix sums.
+        held = 0
+        for seg in chain:
+            if not ref[seg] or not ready[seg]:
                 break
-            if ref[seg]:
-                count += 1
-            elif pos[seg] >= q_front:
-                count += 1
-                revived += pages[seg]
-            else:
-                break
-        if count < len(chain):
-            for seg in chain[count:]:
-                if not ref[seg]:
-                    fresh += pages[seg]
+            held += 1
+        count = held
+        revived = fresh = 0
+        if held < size:
+            if not ref[chain[held]]:  # the rest is unheld
+                pos = self.pos
+                for seg in chain[held:]:
+                    if not ready[seg] or pos[seg] < q_front:
+                        break
+                    count += 1
+                if count < size:
+                    fresh = suffix[first + count]
+                revived = suffix[first + held] - fresh
+            else:  # a held segment not computed yet ends the cached ones
+                unheld = held + 1
+                while unheld < size and ref[chain[unheld]]:
+                    unheld += 1
+                if unheld < size:
+                    fresh = suffix[first + unheld]
         if lazy:
             fresh += self.tail_pages[rid]
         tokens = self.end[chain[count - 1]] if count else 0
@@ -249,6 +272,8 @@ class PrefixCache:
         chain = self._head(rid) + list(range(known, known + size))
         self.first[rid] = len(self.segments)
         self.segments += chain
+        pages = self.pages
+        self.suffix += list(itertools.accumulate(pages[seg] for seg in reversed(chain)))[::-1]
         self.stop[rid] = len(self.segments)
         self.lazy[rid] = False
         self.ceiling[rid] = self.end[chain[-1]] if chain else 0

@@ -81,7 +81,10 @@ class SglangDecode(SglangRunning):
         scalar Python for the first `SCALAR_STEPS`, NumPy after)."""
         eng = self.eng
         pol = self.pol
-        _, seq_len, head_int, _ = self._head_facts()
+        head = self._head  # `_head_facts`, its check inlined
+        if eng.waiting[0] != head[0] or eng.preemptions != self._head_preemptions:
+            head = self._head_facts()
+        seq_len, head_int = head[1], head[2]
         page = self.page
         # free after j steps: free - _pages_after(j), where free is the free pages plus those
         # held; inlined `_pages_after(j, cum)`: free_j = base - crossed, base the free pages
@@ -237,15 +240,28 @@ class SglangDecode(SglangRunning):
             self.counts.append(n)
         if k > 1:
             step = float(n)
-            for _ in range(k - 1):
-                ctx += step
-                gpu = base + ctx * per_ctx
-                gpu += launch
-                cum += (gpu if gpu >= cpu else cpu) + eps
-                end = now + cum
-                free = d
-                d = (end if end > free else free) + cost
-                gaps.append(d - free)
+            append = gaps.append
+            if gpu >= cpu and per_ctx >= 0.0:
+                # the GPU time only grows with the context (each rounded operation is
+                # monotone), so every later step is GPU-bound too: `max(gpu, cpu)` is `gpu`,
+                # summed in the same order
+                for _ in range(k - 1):
+                    ctx += step
+                    cum += base + ctx * per_ctx + launch + eps
+                    end = now + cum
+                    free = d
+                    d = (end if end > free else free) + cost
+                    append(d - free)
+            else:
+                for _ in range(k - 1):
+                    ctx += step
+                    gpu = base + ctx * per_ctx
+                    gpu += launch
+                    cum += (gpu if gpu >= cpu else cpu) + eps
+                    end = now + cum
+                    free = d
+                    d = (end if end > free else free) + cost
+                    append(d - free)
             self.counts += [n] * (k - 1)
         stream.free_s = d
         eng.now = end
@@ -296,10 +312,23 @@ class SglangDecode(SglangRunning):
             return
         eng = self.eng
         child, done_s, success = self.child, eng.done_s, eng.success
+        prefixes = eng.cache
+        held = prefixes.held if prefixes is not None else None
         while True:
             rid = heapq.heappop(finishes)[2]
-            self._end(rid)
-            eng._release(rid, cache=child[rid] >= 0)
+            pages = self._end(rid)
+            if held is not None and held[rid]:
+                # `ReplicaEngine._release` of a request holding its chain, inlined: its pages
+                # are at hand, and its own beyond its chain join the free queue first
+                assert prefixes is not None
+                own = pages - prefixes.chain_pages[rid]
+                freed = own + prefixes.release(rid, own, eng.q_tail, True)
+                eng.q_tail += freed
+                eng.free += freed
+                eng.blocks[rid] = 0
+            else:
+                eng.blocks[rid] = pages
+                eng._release(rid, cache=child[rid] >= 0)
             done_s[rid] = d
             success[rid] = True
             eng._next_turn(rid, d)

@@ -180,11 +180,12 @@ class SglangRunning:
             else:
                 del self.pending[last]
             self.n_pending -= 1
-        self._end(rid)
+        eng.blocks[rid] = self._end(rid)
 
-    def _end(self, rid: int) -> None:
-        """`rid` leaves the running requests with its KV length and pages written back: all
-        that a request finishing at the last decode step can be read again for (by
+    def _end(self, rid: int) -> int:
+        """`rid` leaves the running requests with its KV length written back; returns the
+        pages it holds (the caller writes them or releases them). Its KV length and pages are
+        all that a request finishing at the last decode step can be read again for (by
         `ReplicaEngine._release`; a finished request never runs or waits again and its record
         takes none of the others, so its tokens, sequence length and last token time stay
         unwritten; it joined before that step, so none of its tokens are pending)."""
@@ -193,9 +194,7 @@ class SglangRunning:
         off = self.kv_off[rid]
         kv = off + ds
         pages = -(-kv // page)
-        eng = self.eng
-        eng.kv_len[rid] = kv
-        eng.blocks[rid] = pages
+        self.eng.kv_len[rid] = kv
         del self.dec[rid]
         self.kv_sum -= kv
         self.residue[off % page] -= 1
@@ -208,6 +207,7 @@ class SglangRunning:
             self.n_unclipped -= 1
         if self.child[rid] >= 0:
             self.n_child -= 1
+        return pages
 
     def materialize(self) -> None:
         """Write the lazy state into the engine's arrays and its running order."""

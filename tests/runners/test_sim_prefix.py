@@ -301,6 +301,47 @@ def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) ->
     assert all(hit <= ceiling for hit, ceiling in pairs)
 
 
+def _walked(cache: PrefixCache, rid: int, q_front: int) -> tuple[int, int, int, int]:
+    """(cached segments, their tokens, revived pages, fresh pages) of `rid`'s chain by a walk
+    over every segment: cached while computed and held or still in the free queue."""
+    chain = cache._head(rid)
+    count = revived = 0
+    for seg in chain:
+        if not cache.ready[seg] or not (cache.ref[seg] or cache.pos[seg] >= q_front):
+            break
+        count += 1
+        revived += 0 if cache.ref[seg] else cache.pages[seg]
+    fresh = sum(cache.pages[seg] for seg in chain[count:] if not cache.ref[seg])
+    fresh += cache.tail_pages[rid] if cache.lazy[rid] else 0
+    return count, cache.end[chain[count - 1]] if count else 0, revived, fresh
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_a_look_finds_what_a_walk_over_every_segment_finds(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PrefixCache._look` walks a chain's held segments, then its unheld ones only while
+    they are cached, and sums the rest's pages from the chain's suffix sums (a chain's held
+    segments lead it): at every look of a run with preemptions it finds the cached segments,
+    hit tokens and pages of a walk over every segment."""
+    looks: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = []
+    look = PrefixCache._look
+
+    def checked(
+        cache: PrefixCache, rid: int, q_front: int
+    ) -> tuple[list[int], int, int, int, int]:
+        got = look(cache, rid, q_front)
+        looks.append((got[1:], _walked(cache, rid, q_front)))
+        return got
+
+    monkeypatch.setattr(PrefixCache, "_look", checked)
+    engine_run, _ = replay(config(engine), make_requests(SESSIONS), 40_000)
+    assert engine_run.preemptions > 0
+    assert any(found[2] > 0 for found, _ in looks)  # revived pages
+    assert any(found[0] > 0 and found[3] > 0 for found, _ in looks)  # a hit, then fresh pages
+    assert all(found == walked for found, walked in looks)
+
+
 def _tail_cases() -> list[object]:
     """Chains of sessions and prefix groups (heads only), and Mooncake-like block chains:
     group blocks then the request's own, some with no group and some with no own blocks."""

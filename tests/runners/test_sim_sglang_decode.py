@@ -76,13 +76,12 @@ def run(config: ServingConfig, workload: Workload, lockstep: bool) -> Any:
 
 
 def test_a_planted_finish_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A finished request's pages (which its release frees) written one short: the small
+    """A finished request's pages (which its release frees) counted one short: the small
     pool then admits and retracts differently."""
     original = SglangLockstep._end
 
-    def short(self: SglangLockstep, rid: int) -> None:
-        original(self, rid)
-        self.eng.blocks[rid] -= 1
+    def short(self: SglangLockstep, rid: int) -> int:
+        return original(self, rid) - 1
 
     monkeypatch.setattr(SglangLockstep, "_end", short)
     config = sglang(mem_fraction=0.5)
