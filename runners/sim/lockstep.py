@@ -240,13 +240,8 @@ class Lockstep(DecodingSteps):
         preemption forgets them) its chain's unheld pages only grow, and with a larger budget
         it computes no fewer tokens, so while the free pages stay below them it is refused
         again without asking."""
-        eng = self.eng
-        cache = eng.cache
-        assert cache is not None  # `_blocked` refuses only with prefix segments
-        seq = eng.seq_len[rid]
-        own = -(-(seq if seq < budget else budget) // self.page) - cache.chain_pages[rid]
         self.cert_rid, self.cert_budget = rid, budget
-        self.cert_need = cache.unheld_floor(rid) + (own if own > 0 else 0)
+        self.cert_need = self.eng._least_pages(rid, budget)
 
     def _absorb_due(self) -> None:
         """`run`'s absorption of the sends and entries due (and of ingestion in progress)."""

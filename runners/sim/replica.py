@@ -279,20 +279,26 @@ class ReplicaEngine:
 
     def _blocked(self, rid: int, budget: int) -> bool:
         """Whether chained request `rid` is known not to fit the free pages without walking
-        its chain: a queue head that did not fit is tried again after every finish, and until
-        someone is admitted its chain's unheld pages only grow, while it computes at least
-        min(prompt, budget) tokens (so at least that many own pages beyond its chain)."""
+        its chain (`_least_pages`)."""
+        return self._least_pages(rid, budget) > self.free
+
+    def _least_pages(self, rid: int, budget: int) -> int:
+        """The fewest pages chained request `rid` can take when admitted with `budget`, 0 when
+        unknown: a queue head that did not fit is tried again after every finish, and until
+        someone is admitted its chain's unheld pages (exact at its last look) only grow, while
+        it computes at least min(prompt, budget) tokens (so at least that many own pages beyond
+        its chain)."""
         cache = self.cache
         if cache is None:
-            return False
+            return 0
         floor = cache.unheld_floor(rid)
         if not floor:
-            return False
+            return 0
         kv_after = int(self.seq_len[rid])
         if budget < kv_after:
             kv_after = budget
         own = -(-kv_after // self.page) - cache.chain_pages[rid]
-        return floor + (own if own > 0 else 0) > self.free
+        return floor + (own if own > 0 else 0)
 
     def _admission_pages(self, rid: int, kv_after: int) -> tuple[int, int]:
         """(pages revived from the free queue, pages allocated) to admit chained request `rid`
