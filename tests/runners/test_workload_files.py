@@ -241,6 +241,20 @@ BAD: list[tuple[str, str, str, str]] = [
     ),
     ("csv-ragged", "csv", "input_tokens,output_tokens\n5,2\n5\n", ":3: 1 cells, but the header"),
     ("sharegpt-not-json", "sharegpt", "[{\n", ":2: not valid JSON"),
+    (
+        "mooncake-id-past-64-bits",
+        "mooncake",
+        '{"timestamp": 0, "input_length": 5, "output_length": 2, "hash_ids": [1]}\n'
+        '{"timestamp": 1, "input_length": 5, "output_length": 2, '
+        '"hash_ids": [18446744073709551616]}\n',
+        ":2: hash_ids must fit 64 bits",
+    ),
+    (
+        "jsonl-id-past-64-bits",
+        "jsonl",
+        '{"input_tokens": 5, "output_tokens": 2, "hash_ids": [-9223372036854775809]}\n',
+        ":1: hash_ids must fit 64 bits",
+    ),
     ("not-utf8", "jsonl", "\udcff", ":1: not UTF-8"),
 ]
 
