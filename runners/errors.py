@@ -9,6 +9,7 @@
      +-- ProcessError       an engine process could not be started or cleaned up (infrastructure)
      +-- RayPoolError       the Ray cluster cannot host the study's node groups
      +-- ProfileError       an emulator truth profile cannot be used (names file, field, fix)
+     +-- BuildError         the compiled simulator loops do not match their sources
  +-- CalibrationError   measured runs cannot calibrate the simulator (contradictory, unusable)
 
 The optimizer's errors derive from `ServingOptimizerError` too, in its own errors module.
@@ -59,3 +60,7 @@ class ProfileError(ServingOptimizerError):
 
 class CalibrationError(ServingOptimizerError):
     """Measured runs that cannot calibrate the simulator (names the run and what to fix)."""
+
+
+class BuildError(ServingOptimizerError):
+    """Compiled simulator loops that do not match their sources (names the file and the fix)."""

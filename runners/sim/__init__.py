@@ -14,6 +14,9 @@ calibration script does that).
 
 from __future__ import annotations
 
+# before any loop module: refuses compiled loops that do not match their sources
+from runners.sim.loop_guard import BUILD  # isort: split
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,7 +33,7 @@ from runners.sim.scheduler import run_replica
 from runners.types import Crash, ServingConfig, Workload
 from runners.workload import RequestSet, make_requests
 
-__all__ = ["Calibration", "MemoryPlan", "Noise", "SimResult", "simulate"]
+__all__ = ["BUILD", "Calibration", "MemoryPlan", "Noise", "SimResult", "simulate"]
 
 
 @dataclass(frozen=True)
