@@ -33,7 +33,7 @@ def main() -> None:
     from vllm.entrypoints.cli.main import main as vllm_main
 
     sys.argv = ["vllm", *sys.argv[1:]]
-    vllm_main()  # type: ignore[no-untyped-call]
+    vllm_main()
 
 
 if __name__ == "__main__":
