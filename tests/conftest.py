@@ -1,12 +1,22 @@
 """Shared fixtures: the shipped space file as text, a writer for edited copies of it, and a
 catalogue that forgets what a test registered (models read from config.json, inline GPUs), and
-a short run of the real study command against a given storage."""
+a short run of the real study command against a given storage.
+
+Tests that patch a class or function of the simulator's loop modules are marked `python_loops`:
+a compiled module's callers call each other directly, so such a patch would have no effect. When
+the loops are compiled, those tests are deselected here and
+tests/runners/test_sim_python_loops.py runs them in a subprocess on the sources
+(SERVING_OPTIMIZER_PURE_PYTHON=1); the `monkeypatch` fixture refuses to patch a compiled loop
+module's objects in any other test."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -14,8 +24,53 @@ import yaml
 from optimizer.cli import main
 from optimizer.spec.load import SEARCH_SPACES_DIR
 from runners.catalog import registry
+from runners.sim import BUILD
 
 SHIPPED = SEARCH_SPACES_DIR / "qwen3-moe.yaml"
+PYTHON_LOOPS = "python_loops"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With compiled loops, `python_loops` tests run in test_sim_python_loops.py instead."""
+    if BUILD != "compiled":
+        return
+    moved = [item for item in items if item.get_closest_marker(PYTHON_LOOPS)]
+    if moved:
+        config.hook.pytest_deselected(items=moved)
+        items[:] = [item for item in items if not item.get_closest_marker(PYTHON_LOOPS)]
+
+
+def _compiled_module(target: object) -> ModuleType | None:
+    """The compiled (extension) module `target` is or belongs to, if any."""
+    module = target if isinstance(target, ModuleType) else None
+    if module is None:
+        module = sys.modules.get(getattr(target, "__module__", "") or "")
+    path = str(getattr(module, "__file__", "") or "")
+    return module if path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) else None
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    """pytest's own fixture, failing a test that patches what compiled loop modules would
+    ignore (their callers do not look the patched name up)."""
+    patch = pytest.MonkeyPatch()
+    setattr_ = patch.setattr
+
+    def checked(target: object, *args: object, **kwargs: object) -> None:
+        compiled = _compiled_module(target)
+        name = args[0] if args and isinstance(args[0], str) else ""
+        # a class variable (such as an engine's `lockstep` switch) is read from the class,
+        # compiled or not; a method or function is called directly by compiled callers
+        if compiled is not None and callable(getattr(target, name, None)):
+            pytest.fail(
+                f"patching {target!r} has no effect on compiled callers in {compiled.__name__}; "
+                f"mark the test @pytest.mark.{PYTHON_LOOPS} so it runs on the sources"
+            )
+        setattr_(target, *args, **kwargs)  # type: ignore[call-overload]
+
+    patch.setattr = checked  # type: ignore[method-assign]
+    yield patch
+    patch.undo()
 
 
 @pytest.fixture

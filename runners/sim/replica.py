@@ -400,7 +400,7 @@ class ReplicaEngine:
         if finished.size == 0:
             return
         for rid in finished.tolist():
-            self._release(rid, cache=self.child[rid] >= 0)
+            self._release(rid, cache=self.child_list[rid] >= 0)
             self.done_s[rid] = d
             self.success[rid] = True
             self._next_turn(rid, d)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def _forget(rid: int, budget: int) -> None:
 class VllmEngine(StretchEngine):
     """vLLM V1 `Scheduler.schedule` semantics."""
 
-    lockstep = True  # run through `Lockstep` when noiseless (its rules are `_iterate`'s)
+    # run through `Lockstep` when noiseless (its rules are `_iterate`'s); a class variable,
+    # which tests can switch off to compare with the step-by-step loop, also when compiled
+    lockstep: ClassVar[bool] = True
     refusal: Callable[[int, int], None]  # told of a queue head `_blocked` refuses (and budget)
     reserves_output = False  # whether `_returned` gives pages back (TRT-LLM's no-evict)
 
@@ -220,7 +223,8 @@ class VllmEngine(StretchEngine):
 class SglangEngine(SglangAdmission):
     """SGLang scheduler: prefill batches first, token pool, reservation, retraction."""
 
-    lockstep = True  # run through `SglangLockstep` when noiseless (its rules are `_iterate`'s)
+    # run through `SglangLockstep` when noiseless (its rules are `_iterate`'s)
+    lockstep: ClassVar[bool] = True
 
     def run(self) -> ReplicaResult:
         if self.lockstep and self.noise is None:

@@ -35,6 +35,7 @@ def assert_close(a: RequestRecords, b: RequestRecords) -> None:
     np.testing.assert_allclose(np.sort(a.itl_gaps()), np.sort(b.itl_gaps()), rtol=1e-9, atol=1e-15)
 
 
+@pytest.mark.python_loops
 @pytest.mark.parametrize(
     ("config", "workload"),
     [

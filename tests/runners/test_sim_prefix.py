@@ -168,6 +168,7 @@ def test_an_evicted_prefix_is_computed_again() -> None:
     assert far.records.ttft_s[-1] == pytest.approx(far.records.ttft_s[0], rel=0.1)  # evicted
 
 
+@pytest.mark.python_loops
 def test_a_head_known_not_to_fit_would_not_have_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """`_blocked` skips a queue head's chain walk only when the full check rejects it too."""
     from runners.sim.replica import ReplicaEngine
@@ -190,6 +191,7 @@ def test_a_head_known_not_to_fit_would_not_have_fit(monkeypatch: pytest.MonkeyPa
     assert skipped  # the pool was tight enough for heads to wait
 
 
+@pytest.mark.python_loops
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_private_tails_kept_implicit_change_nothing(
     engine: str, monkeypatch: pytest.MonkeyPatch
@@ -223,6 +225,7 @@ def test_private_tails_kept_implicit_change_nothing(
     assert lazy_engine.free == lazy_engine.total_blocks
 
 
+@pytest.mark.python_loops
 def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """SGLang refuses a chained queue head by its hit ceiling (no chain walk) only when the
     reservation check with its real hit refuses it too: the ceiling bounds every hit, and
@@ -249,6 +252,7 @@ def test_an_sglang_head_refused_unwalked_changes_nothing(monkeypatch: pytest.Mon
         assert np.array_equal(getattr(short.records, name), getattr(walked.records, name))
 
 
+@pytest.mark.python_loops
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
 def test_segments_hit_at_admission_are_still_computed_at_the_first_token(
     engine: str, monkeypatch: pytest.MonkeyPatch
@@ -283,6 +287,7 @@ def test_segments_hit_at_admission_are_still_computed_at_the_first_token(
         assert np.array_equal(getattr(skip.records, name), getattr(walk.records, name))
 
 
+@pytest.mark.python_loops
 def test_a_hit_never_exceeds_the_hit_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """`PrefixCache.hit_ceiling` bounds what the chain walk finds, whenever it is asked."""
     pairs: list[tuple[int, int]] = []
@@ -316,6 +321,7 @@ def _walked(cache: PrefixCache, rid: int, q_front: int) -> tuple[int, int, int, 
     return count, cache.end[chain[count - 1]] if count else 0, revived, fresh
 
 
+@pytest.mark.python_loops
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
 def test_a_look_finds_what_a_walk_over_every_segment_finds(
     engine: str, monkeypatch: pytest.MonkeyPatch

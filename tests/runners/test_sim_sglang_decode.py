@@ -39,6 +39,7 @@ def stretch_state(model: StepModel, token_s: float, free_s: float, pending: int)
 
 
 @pytest.mark.parametrize("k", [1, 2, 17, 64])
+@pytest.mark.python_loops
 @pytest.mark.parametrize(
     ("token_s", "free_s", "pending"),
     [(1e-5, 0.0, 0), (1e-5, 0.0, 2), (5e-3, 10.5, 0)],  # the last: the server is the bottleneck
@@ -75,6 +76,7 @@ def run(config: ServingConfig, workload: Workload, lockstep: bool) -> Any:
     return run_loop(SglangEngine, config, workload, lockstep)
 
 
+@pytest.mark.python_loops
 def test_a_planted_finish_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A finished request's pages (which its release frees) counted one short: the small
     pool then admits and retracts differently."""
