@@ -16,7 +16,8 @@ faster (`time_scale` 0.1, a node kept busy); `--only TEXT` keeps the configurati
 label contains TEXT. The Mooncake trace overloads a single node (its queue grows for the whole
 trace), which is what a study on it would simulate. Times are CPU seconds of this process
 (the baseline's too), which a busy shared machine disturbs much less than wall time; wall
-seconds are shown beside them.
+seconds are shown beside them. The simulator's loops run as `pip install` compiled them; the
+header says so, and ``SERVING_OPTIMIZER_PURE_PYTHON=1`` measures their Python sources instead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_sim import baseline_unit  # noqa: E402
 from make_traces import write_azure, write_mooncake  # noqa: E402
 
+from runners.sim import BUILD  # noqa: E402
 from runners.sim.runner import SimRunner  # noqa: E402
 from runners.types import Candidate, NodeGroup, Placement, Workload  # noqa: E402
 from runners.workload import describe_requests, make_requests  # noqa: E402
@@ -119,6 +121,7 @@ def main() -> int:
         f"{REFERENCE_BASELINE_MS:.1f} ms); budget {BUDGET_S:g} s there = {budget_units:.0f} "
         f"baselines = {budget_units * base_ms / 1000:.1f} s here"
     )
+    print(f"simulator loops: {BUILD}")
     duration = args.requests / RATE_REQ_S
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:

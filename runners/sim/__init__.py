@@ -9,7 +9,9 @@ gives a bit-identical result. Request lengths and send times come from `workload
 trials of a study see the same requests); `seed` drives the simulator's own randomness (the
 crash-boundary ramp and, when enabled, the `params.Noise` model) from independent streams.
 Fitted constants come from `params.fitted_calibration()` unless a `Calibration` is passed (the
-calibration script does that).
+calibration script does that). The per-event loop modules are compiled by `pip install`;
+`loop_guard` (imported first) refuses a compiled build that no longer matches its sources, and
+`BUILD` says whether the loops run compiled or as Python.
 """
 
 from __future__ import annotations
