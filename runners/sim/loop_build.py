@@ -13,7 +13,7 @@ again (well under a millisecond) and any difference is an error naming the file 
 Three states, reported by `BUILD`:
 - "compiled": every loop module is compiled and matches its source;
 - "python (no compiled build)": no compiled module at all, e.g. a source checkout put on
-  PYTHONPATH without `pip install`; the same code runs, 2-3x slower;
+  PYTHONPATH without `pip install`; the same code runs, 1.6-2.7x slower;
 - "python (SERVING_OPTIMIZER_PURE_PYTHON=1)": the sources are imported even though a build is
   there (profilers and tests that patch a loop class need them; compiled classes cannot be
   patched).

@@ -57,7 +57,7 @@ def compile_all(directory: Path) -> None:
 )
 def test_an_installed_package_runs_the_compiled_loops() -> None:
     """`pip install -e .` compiled them: a failed or skipped build is caught here, not by a
-    simulator that is 2-3x slower than it should be."""
+    simulator that is 1.6-2.7x slower than it should be."""
     assert BUILD == "compiled"
     assert not runners.sim.replica.__file__.endswith(".py")
 
