@@ -1,8 +1,9 @@
 """Build hook: compile the simulator's event loops with mypyc when the package is installed.
 
 `pip install -e .` (and `pip install .`) run this. The modules to compile and the record of
-their source digests come from runners/sim/loop_build.py, which also refuses, at import, a
-compiled module that no longer matches its source. Needs a C compiler and the Python headers.
+their source digests come from runners/sim/loop_build.py; the record is written only after the
+modules are built, and `runners.sim` refuses, at import, a compiled module that no longer
+matches its source. Needs a C compiler and the Python headers.
 All other metadata is in pyproject.toml.
 """
 
@@ -14,6 +15,7 @@ from types import ModuleType
 
 from mypyc.build import mypycify
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 SIM = HERE / "runners" / "sim"
@@ -29,10 +31,23 @@ def _loop_build() -> ModuleType:
 
 
 loops = _loop_build()
-loops.write_record(SIM)
+compiled_digests = loops.digests(SIM)  # the sources mypycify reads, just below
+
+
+class BuildLoops(build_ext):
+    """setuptools' build_ext, then the record of what it compiled, beside the compiled modules
+    (the source tree for an editable install, the build folder for a wheel)."""
+
+    def run(self) -> None:
+        super().run()
+        first = f"{loops.PACKAGE}.{loops.LOOP_MODULES[0]}"
+        loops.write_record(Path(self.get_ext_fullpath(first)).parent, compiled_digests)
+
+
 setup(
     ext_modules=mypycify(
         [f"runners/sim/{name}.py" for name in loops.LOOP_MODULES],
         group_name="runners_sim_loops",
-    )
+    ),
+    cmdclass={"build_ext": BuildLoops},
 )

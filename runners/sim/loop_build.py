@@ -1,7 +1,8 @@
 """The compiled build of the simulator's event loops: which modules, and the check on it.
 
 Place in the data flow: `setup.py` loads this file alone (no package imports, no side effects)
-for `LOOP_MODULES` and calls `write_record` when `pip install` compiles them with mypyc;
+for `LOOP_MODULES`, takes their `digests` when `pip install` compiles them with mypyc and
+calls `write_record` once they are built;
 `runners.sim.loop_guard` calls `choose_build` before any loop module is imported, so that a
 compiled module never runs against sources it was not built from.
 
@@ -62,9 +63,15 @@ def source_digest(source: Path) -> str:
     return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
-def write_record(directory: Path) -> Path:
-    """Record the digest of every loop module's source in `directory` (setup.py, at build)."""
-    record = {name: source_digest(directory / f"{name}.py") for name in LOOP_MODULES}
+def digests(directory: Path) -> dict[str, str]:
+    """The digest of every loop module's source in `directory`."""
+    return {name: source_digest(directory / f"{name}.py") for name in LOOP_MODULES}
+
+
+def write_record(directory: Path, record: dict[str, str]) -> Path:
+    """Write `record` (the digests the build compiled) next to the compiled modules; setup.py
+    does this only once they are built, so a failed build leaves the old record, which still
+    describes the old compiled modules."""
     path = directory / RECORD_NAME
     path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return path

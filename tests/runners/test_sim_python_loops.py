@@ -4,6 +4,7 @@ and the tests that patch loop classes pass on the sources."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import subprocess
 import sys
@@ -20,12 +21,13 @@ from runners.sim.loop_build import (
     RECORD_NAME,
     build_problems,
     choose_build,
+    digests,
     write_record,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "runners" / "sim"
-SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 compiled_only = pytest.mark.skipif(BUILD != "compiled", reason=f"loops not compiled ({BUILD})")
 
 
@@ -43,7 +45,7 @@ def sources(tmp_path: Path) -> Path:
     """A copy of the loop modules' sources, with a record of them."""
     for name in LOOP_MODULES:
         (tmp_path / f"{name}.py").write_bytes((SIM / f"{name}.py").read_bytes())
-    write_record(tmp_path)
+    write_record(tmp_path, digests(tmp_path))
     return tmp_path
 
 
