@@ -12,6 +12,10 @@ marked interrupt (`optimizer.interrupts`) exits 143.
 A Ctrl-C while the interpreter shuts down (waiting for threads, running exit callbacks) reaches
 Python's "unraisable" hook instead, which is quieted the same way. A SIGINT that arrives before
 Python has run this package (while the interpreter itself starts) is Python's own to handle.
+
+The same hook gives one `error:` line and exit 2, as the commands' own handlers do, for one of
+the tool's errors raised before a command's handler runs: `runners.sim` refuses at import a
+compiled build that no longer matches its sources (after a `git pull` without reinstalling).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from types import TracebackType
 from optimizer.interrupts import EXIT_TERMINATED, is_sigterm
 
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
 CONSOLE_SCRIPT = "serving-optimizer"
 
 
@@ -43,10 +48,24 @@ def is_command_process(orig_argv: list[str], argv: list[str]) -> bool:
 
 
 def _hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
-    if not issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, value, trace)
+    if issubclass(kind, KeyboardInterrupt):
+        _exit_interrupted(value)
         return
-    _exit_interrupted(value)
+    errors = sys.modules.get("runners.errors")  # loaded if one of its errors was raised
+    if errors is not None and issubclass(kind, errors.ServingOptimizerError):
+        _exit_with_error(value)
+    sys.__excepthook__(kind, value, trace)
+
+
+def _exit_with_error(value: BaseException) -> None:
+    """What the commands' own handlers do with the tool's errors, for one raised before a
+    command's handler runs (while its modules import)."""
+    try:
+        sys.stdout.flush()
+        print(f"error: {value}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    os._exit(EXIT_USAGE)
 
 
 def _unraisable_hook(unraisable: sys.UnraisableHookArgs) -> None:

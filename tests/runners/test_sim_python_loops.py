@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,36 @@ def test_a_module_edited_after_the_build_is_refused_with_the_fix(tmp_path: Path)
     message = str(caught.value)
     assert f"{edited} changed since it was compiled" in message
     assert "pip install -e ." in message and PURE_ENV in message
+
+
+@compiled_only
+def test_a_command_meets_a_stale_build_with_one_error_line_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """As after a `git pull` that changed a loop module without reinstalling: the study command
+    ends with exit 2 and one line naming the file and the fix, before anything is stored."""
+    tree = tmp_path / "tree"
+    skip = shutil.ignore_patterns("__pycache__")
+    for package in ("optimizer", "runners"):
+        shutil.copytree(ROOT / package, tree / package, symlinks=True, ignore=skip)
+    for shared in ROOT.glob("runners_sim_loops__mypyc*"):  # the group's compiled library
+        shutil.copy2(shared, tree / shared.name)
+    edited = tree / "runners" / "sim" / "pages.py"
+    edited.write_text(edited.read_text() + "\n# pulled\n")
+    storage = tmp_path / "study.db"
+    env = {key: value for key, value in os.environ.items() if key != PURE_ENV}
+    env["PYTHONPATH"] = str(tree)
+    done = subprocess.run(
+        [sys.executable, "-m", "optimizer.study", "--space", "qwen3-moe.yaml",
+         "--storage", f"sqlite:///{storage}"],
+        cwd=tree, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the compiled simulator loops"), lines
+    assert f"{edited} changed since it was compiled" in lines[0]
+    assert "pip install -e ." in lines[0]
+    assert not storage.exists() and not (tree / "studies").exists()
 
 
 def test_a_partial_build_or_one_without_its_record_is_refused(tmp_path: Path) -> None:
